@@ -1,0 +1,639 @@
+package payment
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // pure-Go SQLite driver: no cgo, cross-builds everywhere
+)
+
+// MaxRaw is the most bytes of a raw message the journal keeps per event.
+// Inbound frames are capped at 64 KiB by the rails; anything longer (a
+// hostile frame being rejected) is kept truncated, as evidence.
+const MaxRaw = 64 << 10
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("journal closed")
+
+// ErrNotFound is returned when a transaction id is not in the journal.
+var ErrNotFound = errors.New("not found")
+
+// JournalOptions tunes a journal. The zero value is the production setting.
+type JournalOptions struct {
+	// MaxBatch is the most events committed in one SQLite transaction
+	// (group commit). The default is 512.
+	MaxBatch int
+	// Now is the clock used for recovery events. The default is time.Now.
+	Now func() time.Time
+}
+
+// Journal is the durable record of every event and the transactions they
+// build. It is an SQLite database in WAL mode with synchronous=FULL: an
+// Append returns only once its event is on disk. Concurrent Appends are
+// committed together (group commit), so many transitions per second cost
+// one fsync per batch rather than one each.
+//
+// The journal enforces the transaction lifecycle: an illegal transition is
+// refused with a *TransitionError and never written.
+type Journal struct {
+	db   *sql.DB
+	path string
+	opts JournalOptions
+	reqs chan *appendReq
+
+	// notify, when set (by NewBus), is called from the writer goroutine
+	// with each committed batch, in commit order.
+	notify func([]Event)
+
+	closeOnce sync.Once
+	done      chan struct{}
+	mu        sync.RWMutex // guards closed against Append racing Close
+	closed    bool
+
+	// open holds the status of transactions that are not final, so most
+	// transitions are checked without a read.
+	open map[string]Status
+}
+
+type appendReq struct {
+	ev   Event
+	err  error
+	done chan struct{}
+}
+
+// Recovery is what OpenJournal found left over from an earlier run.
+type Recovery struct {
+	// Recovered are the transactions that were in flight when paydesk
+	// last stopped and have just been marked unknown.
+	Recovered []Txn
+	// Unresolved are all transactions in the unknown state (including
+	// Recovered), waiting for the operator.
+	Unresolved []Txn
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS txns (
+	id           TEXT PRIMARY KEY,
+	rail         TEXT NOT NULL,
+	mode         TEXT NOT NULL DEFAULT '',
+	amount_minor INTEGER NOT NULL DEFAULT 0,
+	currency     TEXT NOT NULL DEFAULT '',
+	status       TEXT NOT NULL,
+	peer         TEXT NOT NULL DEFAULT '',
+	created_at   INTEGER NOT NULL,
+	updated_at   INTEGER NOT NULL,
+	auth_code    TEXT NOT NULL DEFAULT '',
+	card         TEXT NOT NULL DEFAULT '',
+	remote_id    TEXT NOT NULL DEFAULT '',
+	plan_id      TEXT NOT NULL DEFAULT '',
+	reason       TEXT NOT NULL DEFAULT '',
+	flags        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS txns_created ON txns(created_at);
+CREATE INDEX IF NOT EXISTS txns_status ON txns(status);
+CREATE TABLE IF NOT EXISTS events (
+	seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+	at           INTEGER NOT NULL,
+	kind         TEXT NOT NULL,
+	rail         TEXT NOT NULL,
+	txn_id       TEXT NOT NULL DEFAULT '',
+	status       TEXT NOT NULL DEFAULT '',
+	peer         TEXT NOT NULL DEFAULT '',
+	mode         TEXT NOT NULL DEFAULT '',
+	amount_minor INTEGER NOT NULL DEFAULT 0,
+	currency     TEXT NOT NULL DEFAULT '',
+	detail       TEXT NOT NULL DEFAULT '',
+	flag         TEXT NOT NULL DEFAULT '',
+	result       TEXT NOT NULL DEFAULT '',
+	plans        TEXT NOT NULL DEFAULT '',
+	raw          BLOB
+);
+CREATE INDEX IF NOT EXISTS events_txn ON events(txn_id, seq);
+`
+
+// DefaultJournalPath is where the journal lives when none is given: the
+// user's data directory (XDG_DATA_HOME, else ~/.local/share on Unix,
+// %AppData% on Windows).
+func DefaultJournalPath() string {
+	dir := os.Getenv("XDG_DATA_HOME")
+	if dir == "" {
+		if cfg, err := os.UserConfigDir(); err == nil && filepath.Base(cfg) != ".config" {
+			dir = cfg // Windows %AppData%, macOS Application Support
+		} else if home, err := os.UserHomeDir(); err == nil {
+			dir = filepath.Join(home, ".local", "share")
+		} else {
+			dir = os.TempDir()
+		}
+	}
+	return filepath.Join(dir, "paydesk", "journal.db")
+}
+
+// OpenJournal opens (creating if needed) the journal at path, marks every
+// transaction that was in flight when paydesk last stopped as unknown, and
+// reports them. It never drops a transaction.
+func OpenJournal(path string, opts JournalOptions) (*Journal, Recovery, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, Recovery{}, fmt.Errorf("create journal directory %s: %w", dir, err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(path)+"?"+q.Encode())
+	if err != nil {
+		return nil, Recovery{}, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, Recovery{}, fmt.Errorf("open journal %s: create schema: %w", path, err)
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		db.Close()
+		return nil, Recovery{}, fmt.Errorf("open journal %s: WAL mode not available (got %q): %v", path, mode, err)
+	}
+	j := &Journal{
+		db:   db,
+		path: path,
+		opts: opts,
+		reqs: make(chan *appendReq, 1024),
+		done: make(chan struct{}),
+		open: make(map[string]Status),
+	}
+	rec, err := j.recover(ctx)
+	if err != nil {
+		db.Close()
+		return nil, Recovery{}, fmt.Errorf("open journal %s: recover: %w", path, err)
+	}
+	go j.writer()
+	return j, rec, nil
+}
+
+// Path is the journal's file name.
+func (j *Journal) Path() string { return j.path }
+
+// recover marks every transaction that is not final and not already unknown
+// as unknown, in one durable transaction, before the writer starts.
+func (j *Journal) recover(ctx context.Context) (Recovery, error) {
+	var rec Recovery
+	inflight, err := j.queryTxns(ctx, `WHERE status NOT IN (?,?,?,?,?,?) ORDER BY created_at`,
+		StatusApproved, StatusDeclined, StatusCancelled, StatusTimedOut, StatusFailed, StatusUnknown)
+	if err != nil {
+		return rec, err
+	}
+	if len(inflight) > 0 {
+		now := j.opts.Now()
+		tx, err := j.db.BeginTx(ctx, nil)
+		if err != nil {
+			return rec, err
+		}
+		for _, t := range inflight {
+			ev := Event{
+				Time:   now,
+				Kind:   KindTransition,
+				Rail:   t.Rail,
+				TxnID:  t.ID,
+				Status: StatusUnknown,
+				Peer:   t.Peer,
+				Flag:   FlagRecovered,
+				Detail: fmt.Sprintf("was %s when paydesk stopped: check the %s and resolve", t.Status, peerNoun(t.Rail)),
+			}
+			if err := j.apply(ctx, tx, &ev, map[string]Status{t.ID: t.Status}); err != nil {
+				tx.Rollback()
+				return rec, err
+			}
+			t.Status = StatusUnknown
+			t.Flags = addFlag(t.Flags, FlagRecovered)
+			rec.Recovered = append(rec.Recovered, t)
+		}
+		if err := tx.Commit(); err != nil {
+			return rec, err
+		}
+	}
+	rec.Unresolved, err = j.queryTxns(ctx, `WHERE status = ? ORDER BY created_at`, StatusUnknown)
+	if err != nil {
+		return rec, err
+	}
+	for _, t := range rec.Unresolved {
+		j.open[t.ID] = t.Status
+	}
+	return rec, nil
+}
+
+func peerNoun(r Rail) string {
+	switch r {
+	case RailPOS:
+		return "POS"
+	case RailTerminal:
+		return "card terminal"
+	case RailMPesa:
+		return "M-Pesa statement"
+	}
+	return "peer"
+}
+
+// Append writes ev durably and returns it with Seq (and Time, if it was
+// zero) filled in. Concurrent calls share one commit. A transition the
+// lifecycle forbids returns a *TransitionError and writes nothing.
+func (j *Journal) Append(ctx context.Context, ev Event) (Event, error) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	r := &appendReq{ev: ev, done: make(chan struct{})}
+	j.mu.RLock()
+	if j.closed {
+		j.mu.RUnlock()
+		return ev, ErrClosed
+	}
+	select {
+	case j.reqs <- r:
+		j.mu.RUnlock()
+	case <-ctx.Done():
+		j.mu.RUnlock()
+		return ev, fmt.Errorf("journal append: %w", ctx.Err())
+	}
+	// Once queued the event will be committed or fail; wait for that even
+	// if ctx ends, so the caller never shows something that is not on disk.
+	<-r.done
+	return r.ev, r.err
+}
+
+// writer is the single goroutine that writes: it takes every request
+// waiting, commits them in one transaction, then answers them all.
+func (j *Journal) writer() {
+	defer close(j.done)
+	batch := make([]*appendReq, 0, j.opts.MaxBatch)
+	for first := range j.reqs {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < j.opts.MaxBatch {
+			select {
+			case r, ok := <-j.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		j.commit(batch)
+	}
+}
+
+func (j *Journal) commit(batch []*appendReq) {
+	ctx := context.Background()
+	fail := func(err error) {
+		for _, r := range batch {
+			if r.err == nil {
+				r.err = fmt.Errorf("journal commit: %w", err)
+			}
+			close(r.done)
+		}
+	}
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		fail(err)
+		return
+	}
+	overlay := make(map[string]Status)
+	for _, r := range batch {
+		if err := j.apply(ctx, tx, &r.ev, overlay); err != nil {
+			var te *TransitionError
+			if !errors.As(err, &te) {
+				tx.Rollback()
+				fail(err)
+				return
+			}
+			r.err = err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(err)
+		return
+	}
+	committed := make([]Event, 0, len(batch))
+	for _, r := range batch {
+		if r.err == nil {
+			committed = append(committed, r.ev)
+		}
+	}
+	for id, st := range overlay {
+		if st.Final() {
+			delete(j.open, id)
+		} else {
+			j.open[id] = st
+		}
+	}
+	if j.notify != nil && len(committed) > 0 {
+		j.notify(committed)
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+// status returns the current status of a transaction as this batch sees it.
+func (j *Journal) status(ctx context.Context, tx *sql.Tx, id string, overlay map[string]Status) (Status, error) {
+	if st, ok := overlay[id]; ok {
+		return st, nil
+	}
+	if st, ok := j.open[id]; ok {
+		return st, nil
+	}
+	var st string
+	err := tx.QueryRowContext(ctx, `SELECT status FROM txns WHERE id = ?`, id).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return Status(st), err
+}
+
+// apply writes one event inside tx, checking and applying a transition.
+func (j *Journal) apply(ctx context.Context, tx *sql.Tx, ev *Event, overlay map[string]Status) error {
+	at := ev.Time.UnixMilli()
+	if ev.TxnID != "" {
+		cur, err := j.status(ctx, tx, ev.TxnID, overlay)
+		if err != nil {
+			return err
+		}
+		if ev.Kind == KindTransition {
+			if !CanTransition(cur, ev.Status) {
+				return &TransitionError{TxnID: ev.TxnID, From: cur, To: ev.Status}
+			}
+			if ev.Status == StatusCreated {
+				_, err = tx.ExecContext(ctx, `INSERT INTO txns
+					(id, rail, mode, amount_minor, currency, status, peer, created_at, updated_at)
+					VALUES (?,?,?,?,?,?,?,?,?)`,
+					ev.TxnID, ev.Rail, ev.Mode, ev.Amount.Minor, ev.Amount.Currency, ev.Status, ev.Peer, at, at)
+			} else {
+				var r Result
+				if ev.Result != nil {
+					r = *ev.Result
+				}
+				_, err = tx.ExecContext(ctx, `UPDATE txns SET status = ?, updated_at = ?,
+					peer = CASE WHEN ? <> '' THEN ? ELSE peer END,
+					auth_code = CASE WHEN ? <> '' THEN ? ELSE auth_code END,
+					card = CASE WHEN ? <> '' THEN ? ELSE card END,
+					remote_id = CASE WHEN ? <> '' THEN ? ELSE remote_id END,
+					plan_id = CASE WHEN ? <> '' THEN ? ELSE plan_id END,
+					reason = CASE WHEN ? <> '' THEN ? ELSE reason END
+					WHERE id = ?`,
+					ev.Status, at, ev.Peer, ev.Peer, r.AuthCode, r.AuthCode, r.Card, r.Card,
+					r.RemoteID, r.RemoteID, r.PlanID, r.PlanID, r.Reason, r.Reason, ev.TxnID)
+			}
+			if err != nil {
+				return err
+			}
+			overlay[ev.TxnID] = ev.Status
+		} else if ev.Status == "" {
+			ev.Status = cur
+		}
+		flag := ev.Flag
+		if ev.Kind == KindLate && flag == "" {
+			flag = FlagLateResult
+		}
+		if flag != "" {
+			_, err = tx.ExecContext(ctx, `UPDATE txns SET
+				flags = CASE WHEN instr(','||flags||',', ','||?||',') > 0 THEN flags
+				             WHEN flags = '' THEN ? ELSE flags||','||? END
+				WHERE id = ?`, flag, flag, flag, ev.TxnID)
+			if err != nil {
+				return err
+			}
+			ev.Flag = flag
+		}
+	}
+	var result, plans string
+	if ev.Result != nil {
+		b, _ := json.Marshal(ev.Result)
+		result = string(b)
+	}
+	if len(ev.Plans) > 0 {
+		b, _ := json.Marshal(ev.Plans)
+		plans = string(b)
+	}
+	raw := ev.Raw
+	if len(raw) > MaxRaw {
+		raw = raw[:MaxRaw]
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO events
+		(at, kind, rail, txn_id, status, peer, mode, amount_minor, currency, detail, flag, result, plans, raw)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		at, ev.Kind, ev.Rail, ev.TxnID, ev.Status, ev.Peer, ev.Mode, ev.Amount.Minor, ev.Amount.Currency,
+		ev.Detail, ev.Flag, result, plans, raw)
+	if err != nil {
+		return err
+	}
+	ev.Seq, err = res.LastInsertId()
+	return err
+}
+
+// Close stops the writer after the requests already queued are committed
+// and closes the database.
+func (j *Journal) Close() error {
+	var err error
+	j.closeOnce.Do(func() {
+		j.mu.Lock()
+		j.closed = true
+		close(j.reqs)
+		j.mu.Unlock()
+		<-j.done
+		err = j.db.Close()
+	})
+	return err
+}
+
+const txnCols = `id, rail, mode, amount_minor, currency, status, peer, created_at, updated_at,
+	auth_code, card, remote_id, plan_id, reason, flags`
+
+func (j *Journal) queryTxns(ctx context.Context, where string, args ...any) ([]Txn, error) {
+	rows, err := j.db.QueryContext(ctx, `SELECT `+txnCols+` FROM txns `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query transactions: %w", err)
+	}
+	defer rows.Close()
+	var out []Txn
+	for rows.Next() {
+		var t Txn
+		var created, updated int64
+		var flags string
+		if err := rows.Scan(&t.ID, &t.Rail, &t.Mode, &t.Amount.Minor, &t.Amount.Currency, &t.Status, &t.Peer,
+			&created, &updated, &t.Result.AuthCode, &t.Result.Card, &t.Result.RemoteID, &t.Result.PlanID,
+			&t.Result.Reason, &flags); err != nil {
+			return nil, fmt.Errorf("read transaction: %w", err)
+		}
+		t.CreatedAt = time.UnixMilli(created)
+		t.UpdatedAt = time.UnixMilli(updated)
+		if flags != "" {
+			t.Flags = strings.Split(flags, ",")
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Recent returns the latest transactions, newest first.
+func (j *Journal) Recent(ctx context.Context, limit int) ([]Txn, error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	return j.queryTxns(ctx, `ORDER BY created_at DESC, rowid DESC LIMIT ?`, limit)
+}
+
+// Txn returns one transaction, or an error wrapping ErrNotFound.
+func (j *Journal) Txn(ctx context.Context, id string) (Txn, error) {
+	ts, err := j.queryTxns(ctx, `WHERE id = ?`, id)
+	if err != nil {
+		return Txn{}, err
+	}
+	if len(ts) == 0 {
+		return Txn{}, fmt.Errorf("transaction %q: %w", id, ErrNotFound)
+	}
+	return ts[0], nil
+}
+
+// Unresolved returns the transactions in the unknown state, oldest first.
+func (j *Journal) Unresolved(ctx context.Context) ([]Txn, error) {
+	return j.queryTxns(ctx, `WHERE status = ? ORDER BY created_at`, StatusUnknown)
+}
+
+const eventCols = `seq, at, kind, rail, txn_id, status, peer, mode, amount_minor, currency, detail, flag, result, plans, raw`
+
+func (j *Journal) queryEvents(ctx context.Context, where string, args ...any) ([]Event, error) {
+	rows, err := j.db.QueryContext(ctx, `SELECT `+eventCols+` FROM events `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var ev Event
+		var at int64
+		var result, plans string
+		if err := rows.Scan(&ev.Seq, &at, &ev.Kind, &ev.Rail, &ev.TxnID, &ev.Status, &ev.Peer, &ev.Mode,
+			&ev.Amount.Minor, &ev.Amount.Currency, &ev.Detail, &ev.Flag, &result, &plans, &ev.Raw); err != nil {
+			return nil, fmt.Errorf("read event: %w", err)
+		}
+		ev.Time = time.UnixMilli(at)
+		if result != "" {
+			ev.Result = new(Result)
+			if err := json.Unmarshal([]byte(result), ev.Result); err != nil {
+				return nil, fmt.Errorf("read event %d result: %w", ev.Seq, err)
+			}
+		}
+		if plans != "" {
+			if err := json.Unmarshal([]byte(plans), &ev.Plans); err != nil {
+				return nil, fmt.Errorf("read event %d plans: %w", ev.Seq, err)
+			}
+		}
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// History returns every event of one transaction in order.
+func (j *Journal) History(ctx context.Context, id string) ([]Event, error) {
+	return j.queryEvents(ctx, `WHERE txn_id = ? ORDER BY seq`, id)
+}
+
+// EventsSince returns up to limit events with Seq > seq, in order: how a
+// subscriber that fell behind catches up.
+func (j *Journal) EventsSince(ctx context.Context, seq int64, limit int) ([]Event, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	return j.queryEvents(ctx, `WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
+}
+
+// Total is the count and sum of transactions of one rail in one status.
+type Total struct {
+	Rail   Rail
+	Status Status
+	Count  int
+	Amount Money
+}
+
+// Totals sums the transactions created in [from, to) per rail, status and
+// currency, in a stable order.
+func (j *Journal) Totals(ctx context.Context, from, to time.Time) ([]Total, error) {
+	rows, err := j.db.QueryContext(ctx, `SELECT rail, status, currency, count(*), sum(amount_minor)
+		FROM txns WHERE created_at >= ? AND created_at < ?
+		GROUP BY rail, status, currency`, from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("query totals: %w", err)
+	}
+	defer rows.Close()
+	var out []Total
+	for rows.Next() {
+		var t Total
+		if err := rows.Scan(&t.Rail, &t.Status, &t.Amount.Currency, &t.Count, &t.Amount.Minor); err != nil {
+			return nil, fmt.Errorf("read totals: %w", err)
+		}
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b Total) int {
+		if c := strings.Compare(string(a.Rail), string(b.Rail)); c != 0 {
+			return c
+		}
+		return slices.Index(Statuses, a.Status) - slices.Index(Statuses, b.Status)
+	})
+	return out, rows.Err()
+}
+
+// Counts returns how many transactions the journal holds in each status.
+func (j *Journal) Counts(ctx context.Context) (map[Status]int, error) {
+	rows, err := j.db.QueryContext(ctx, `SELECT status, count(*) FROM txns GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("query counts: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[Status]int)
+	for rows.Next() {
+		var s Status
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("read counts: %w", err)
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
+
+// Day returns the local calendar day containing t, as [start, end).
+func Day(t time.Time) (time.Time, time.Time) {
+	y, m, d := t.Date()
+	start := time.Date(y, m, d, 0, 0, 0, 0, t.Location())
+	return start, start.AddDate(0, 0, 1)
+}
+
+func addFlag(flags []string, f string) []string {
+	if slices.Contains(flags, f) {
+		return flags
+	}
+	return append(flags, f)
+}
+
+// HasFlag reports whether the transaction carries flag f.
+func (t Txn) HasFlag(f string) bool { return slices.Contains(t.Flags, f) }
