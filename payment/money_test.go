@@ -91,3 +91,13 @@ func FuzzParseAmount(f *testing.F) {
 		}
 	})
 }
+
+func TestMaskCard(t *testing.T) {
+	for in, want := range map[string]string{
+		"4242": "4242", "4111111111111111": "1111", "4111 1111 1111 1234": "1234", "": "", "ab": "", "12": "12",
+	} {
+		if got := MaskCard(in); got != want {
+			t.Errorf("MaskCard(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

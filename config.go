@@ -1,0 +1,144 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"paydesk/payment"
+	"paydesk/protocol"
+)
+
+// config is everything the console needs, from flags, PAYDESK_* variables
+// and defaults (flags win over the environment).
+type config struct {
+	listen        string
+	journal       string
+	logPath       string
+	kioskID       string
+	secretFile    string
+	tlsCert       string
+	tlsKey        string
+	maxAmount     string
+	ackTimeout    time.Duration
+	resultTimeout time.Duration
+	window        time.Duration
+	idleTimeout   time.Duration
+	plain         bool
+
+	// filled by load
+	secret   []byte
+	devSec   bool
+	maxMinor int64
+}
+
+// env returns PAYDESK_<name> or def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("PAYDESK_" + name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v := env(name, ""); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		fmt.Fprintf(os.Stderr, "paydesk: ignoring PAYDESK_%s=%q: not a duration like 10s\n", name, v)
+	}
+	return def
+}
+
+// register adds the console's flags to fs, with defaults from the
+// environment.
+func (c *config) register(fs *flag.FlagSet, listenDefault string) {
+	fs.StringVar(&c.listen, "listen", env("LISTEN", listenDefault), "address POS terminals connect to (PAYDESK_LISTEN)")
+	fs.StringVar(&c.journal, "journal", env("JOURNAL", payment.DefaultJournalPath()), "journal database file (PAYDESK_JOURNAL)")
+	fs.StringVar(&c.logPath, "log", env("LOG", ""), "log file, JSON lines (PAYDESK_LOG; default: paydesk.log next to the journal)")
+	fs.StringVar(&c.kioskID, "kiosk-id", env("KIOSK_ID", protocol.DefaultKioskID), "kiosk_id sent to the POS (PAYDESK_KIOSK_ID)")
+	fs.StringVar(&c.secretFile, "secret-file", env("SECRET_FILE", ""), "file holding the shared POS secret (PAYDESK_SECRET_FILE; or PAYDESK_SECRET)")
+	fs.StringVar(&c.tlsCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file for the POS link (PAYDESK_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", env("TLS_KEY", ""), "TLS key file for the POS link (PAYDESK_TLS_KEY)")
+	fs.StringVar(&c.maxAmount, "max-amount", env("MAX_AMOUNT", payment.FormatMinor(payment.DefaultMaxMinor)), "largest amount accepted (PAYDESK_MAX_AMOUNT)")
+	fs.DurationVar(&c.ackTimeout, "ack-timeout", envDuration("ACK_TIMEOUT", protocol.DefaultAckTimeout), "wait for the POS's ack (PAYDESK_ACK_TIMEOUT)")
+	fs.DurationVar(&c.resultTimeout, "result-timeout", envDuration("RESULT_TIMEOUT", protocol.DefaultResultTimeout), "wait for the result (PAYDESK_RESULT_TIMEOUT)")
+	fs.DurationVar(&c.window, "window", envDuration("WINDOW", protocol.DefaultWindow), "timestamp window for POS messages (PAYDESK_WINDOW)")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", envDuration("IDLE_TIMEOUT", 0), "close a POS connection silent this long, 0 = never (PAYDESK_IDLE_TIMEOUT)")
+	fs.BoolVar(&c.plain, "plain", env("PLAIN", "") != "", "line-oriented console (automatic when stdin is not a terminal)")
+}
+
+// load validates the settings and reads the secret.
+func (c *config) load() error {
+	max, err := payment.ParseAmount(c.maxAmount, payment.DefaultCurrency, 1<<62)
+	if err != nil {
+		return fmt.Errorf("--max-amount: %w", err)
+	}
+	c.maxMinor = max.Minor
+	for name, d := range map[string]time.Duration{"--ack-timeout": c.ackTimeout, "--result-timeout": c.resultTimeout, "--window": c.window} {
+		if d <= 0 {
+			return fmt.Errorf("%s must be positive, got %s", name, d)
+		}
+	}
+	if c.logPath == "" {
+		c.logPath = filepath.Join(filepath.Dir(c.journal), "paydesk.log")
+	}
+	c.secret, c.devSec, err = readSecret(c.secretFile)
+	return err
+}
+
+// readSecret takes the shared secret from a file, else PAYDESK_SECRET, else
+// the public development secret (reported so the console can warn).
+func readSecret(file string) (secret []byte, dev bool, err error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, false, fmt.Errorf("read secret file: %w", err)
+		}
+		s := strings.TrimRight(string(b), "\r\n")
+		if s == "" {
+			return nil, false, fmt.Errorf("secret file %s is empty", file)
+		}
+		return []byte(s), false, nil
+	}
+	if s := os.Getenv("PAYDESK_SECRET"); s != "" {
+		return []byte(s), false, nil
+	}
+	return []byte(protocol.DevSecret), true, nil
+}
+
+func (c *config) tlsConfig() (*tls.Config, error) {
+	if c.tlsCert == "" && c.tlsKey == "" {
+		return nil, nil
+	}
+	if c.tlsCert == "" || c.tlsKey == "" {
+		return nil, errors.New("TLS needs both --tls-cert and --tls-key")
+	}
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// openLog sends slog (and the standard log package) to a JSON file, so
+// nothing is written to the terminal the console owns.
+func openLog(path string) (*slog.Logger, io.Closer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create log directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open log %s: %w", path, err)
+	}
+	log := slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	slog.SetDefault(log)
+	return log, f, nil
+}

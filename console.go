@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"paydesk/payment"
+	"paydesk/plain"
+	"paydesk/protocol"
+	"paydesk/protocol/possim"
+)
+
+// runConsole opens the journal, starts the POS link (and, in demo, the
+// simulators) and runs the console until exit.
+func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, stdout, stderr io.Writer) error {
+	name := "paydesk"
+	listen := protocol.DefaultAddr
+	if demo {
+		name, listen = "paydesk demo", "127.0.0.1:0"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	cfg.register(fs, listen)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nFlags:\n", name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see '%s -h')", fs.Arg(0), name)
+	}
+	var banner []string
+	if demo {
+		dir, err := os.MkdirTemp("", "paydesk-demo-")
+		if err != nil {
+			return fmt.Errorf("demo: temporary directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		if !flagSet(fs, "journal") {
+			cfg.journal = filepath.Join(dir, "journal.db")
+		}
+		if !flagSet(fs, "log") {
+			cfg.logPath = filepath.Join(dir, "paydesk.log")
+		}
+		banner = append(banner, "DEMO: peers are simulated; the journal is temporary ("+cfg.journal+")")
+	}
+	if err := cfg.load(); err != nil {
+		return err
+	}
+	log, logf, err := openLog(cfg.logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	if cfg.devSec && !demo {
+		banner = append(banner, "WARNING: using the public development secret; set PAYDESK_SECRET or --secret-file for production")
+		log.Warn("using the public development secret")
+	}
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return err
+	}
+
+	journal, rec, err := payment.OpenJournal(cfg.journal, payment.JournalOptions{})
+	if err != nil {
+		return err
+	}
+	defer journal.Close()
+	for _, t := range rec.Recovered {
+		log.Warn("transaction was in flight at shutdown; now unknown", "txn", t.ID, "rail", t.Rail, "amount", t.Amount.Decimal())
+	}
+	bus := payment.NewBus(journal, log)
+	defer bus.Close()
+
+	srv, err := protocol.NewServer(bus, protocol.Options{
+		Addr: cfg.listen, TLS: tlsCfg, Secret: cfg.secret, KioskID: cfg.kioskID, Window: cfg.window,
+		AckTimeout: cfg.ackTimeout, ResultTimeout: cfg.resultTimeout, IdleTimeout: cfg.idleTimeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(ctx, ln)
+	}()
+	defer func() { cancel(); srv.Close(); <-served }()
+	addr := ln.Addr().String()
+	log.Info("paydesk started", "kiosk_id", cfg.kioskID, "listen", addr, "journal", cfg.journal, "demo", demo)
+
+	if demo {
+		sim := possim.New(possim.Options{Addr: addr, Secret: cfg.secret, PosID: "POS001", Reconnect: true, Logger: log})
+		go sim.Run(ctx)
+		banner = append(banner, "Simulated POS001 answers by the amount's cents:")
+		for _, l := range strings.Split(possim.Outcomes, "\n") {
+			banner = append(banner, "  "+l)
+		}
+	}
+	con := plain.New(plain.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor,
+		Banner: banner, Unresolved: rec.Unresolved}, srv, bus, stdout)
+	err = con.Run(ctx, stdin)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

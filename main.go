@@ -1,0 +1,60 @@
+// Command paydesk is a cashier console for self-service kiosks: it takes
+// payments over every rail the kiosk is wired to and shows each payment's
+// whole life on one screen.
+//
+//	paydesk [flags]            run the console
+//	paydesk demo [flags]       run the console with every peer simulated
+//	paydesk journal [...]      print the journal
+//	paydesk sim pos [flags]    run a simulated MobyPay POS terminal
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `paydesk: a cashier console for self-service kiosks.
+
+Usage:
+  paydesk [flags]              run the console (MobyPay POS terminals connect to --listen)
+  paydesk demo [flags]         the console with a simulated POS connected and a temporary journal
+  paydesk journal [flags]      recent transactions; 'journal show TXN', 'journal totals'
+  paydesk sim pos [flags]      a simulated POS terminal that connects to a kiosk
+  paydesk help                 this text; 'paydesk <command> -h' for a command's flags
+
+Run 'paydesk -h' for the console's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(os.Stderr, "paydesk: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run is main without the process: tests call it.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "demo":
+			return runConsole(ctx, args[1:], true, stdin, stdout, stderr)
+		case "journal":
+			return runJournal(ctx, args[1:], stdout, stderr)
+		case "sim":
+			return runSim(ctx, args[1:], stdout, stderr)
+		case "help", "--help", "-help":
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+	}
+	return runConsole(ctx, args, false, stdin, stdout, stderr)
+}

@@ -1,0 +1,626 @@
+// Package plain is paydesk's line-oriented console: the kiosk.py menu,
+// read one line at a time from any reader, so QA scripts written for
+// kiosk.py keep working and anything can drive paydesk through a pipe.
+//
+// Each finished transaction prints exactly one machine-readable line:
+//
+//	RESULT <txn_id> <status> <amount> [key=value ...]
+package plain
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"paydesk/payment"
+	"paydesk/protocol"
+)
+
+// Rail is what the console needs of the POS link.
+type Rail interface {
+	Start(ctx context.Context, req payment.Request) (string, error)
+	Cancel(id string) error
+	SelectPlan(id, planID string) error
+	Peers() []protocol.Peer
+	DefaultTarget() string
+	InFlight() []protocol.Flight
+}
+
+// Config is what the console shows and how it reads amounts.
+type Config struct {
+	KioskID  string
+	Listen   string
+	Currency string
+	MaxMinor int64
+	// Banner lines printed before the menu (warnings, demo outcomes).
+	Banner []string
+	// Unresolved are transactions left unknown by an earlier run.
+	Unresolved []payment.Txn
+	Now        func() time.Time
+}
+
+// Console runs the menu. Build it with New and call Run.
+type Console struct {
+	cfg  Config
+	rail Rail
+	bus  *payment.Bus
+	out  *bufio.Writer
+
+	target   string // operator's choice; "" means the rail's default
+	current  string // txn in flight started here
+	plansFor string // txn whose plan choice is being asked
+	plans    []payment.Plan
+	pending  []string // lines held while a payment is in flight
+	state    state
+	mode     payment.Mode
+	finished map[string]bool
+}
+
+type state int
+
+const (
+	stMenu state = iota
+	stAmount
+	stPlan
+	stTarget
+	stResolve
+)
+
+// New returns a console writing to out.
+func New(cfg Config, rail Rail, bus *payment.Bus, out io.Writer) *Console {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Currency == "" {
+		cfg.Currency = payment.DefaultCurrency
+	}
+	return &Console{cfg: cfg, rail: rail, bus: bus, out: bufio.NewWriter(out), finished: make(map[string]bool)}
+}
+
+var menuItems = []struct {
+	key, label string
+	mode       payment.Mode
+}{
+	{"1", "Card Payment", payment.ModeCard},
+	{"2", "Buy Now Pay Later (BNPL)", payment.ModeBNPL},
+	{"3", "DuitNow QR", payment.ModeDuitNowQR},
+	{"4", "Installment Payment (IPP)", payment.ModeIPP},
+	{"5", "Cancel Transaction", ""},
+	{"6", "Show Status", ""},
+	{"7", "Exit", ""},
+}
+
+func (c *Console) printf(format string, args ...any) { fmt.Fprintf(c.out, format, args...) }
+
+func (c *Console) menu() {
+	c.printf("\nAvailable Commands:\n")
+	for _, it := range menuItems {
+		c.printf("%s. %s\n", it.key, it.label)
+	}
+	c.printf("t. Choose target POS   r. Resolve an unknown transaction   h. Help\n")
+	c.printf("Select option (1-7): ")
+}
+
+// Run reads lines from in until "7", end of input or ctx ends. On exit it
+// first waits for the payment in flight to finish (it is journaled either
+// way), so a piped script sees every RESULT line.
+func (c *Console) Run(ctx context.Context, in io.Reader) error {
+	defer c.out.Flush()
+	sub := c.bus.Subscribe(0)
+	defer sub.Close()
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 4096), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	c.printf("paydesk %s listening for POS terminals on %s\n", c.cfg.KioskID, c.cfg.Listen)
+	for _, b := range c.cfg.Banner {
+		c.printf("%s\n", b)
+	}
+	for _, t := range c.cfg.Unresolved {
+		c.printf("UNKNOWN %s %s %s %s: in flight when paydesk stopped; check the POS, then 'r' to resolve\n",
+			t.ID, t.Mode, t.Amount.Decimal(), t.Peer)
+	}
+	c.menu()
+	c.out.Flush()
+
+	exiting := false
+	input := lines
+	for {
+		if exiting && c.current == "" {
+			c.printf("Bye.\n")
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case line, ok := <-input:
+			if !ok {
+				input = nil
+				if !exiting {
+					exiting = true
+					if c.current != "" {
+						c.printf("\nend of input: waiting for %s to finish\n", c.current)
+					}
+				}
+				break
+			}
+			if c.hold(line) {
+				c.pending = append(c.pending, line)
+				break
+			}
+			if c.handle(ctx, line) {
+				exiting = true
+				if c.current != "" {
+					c.printf("waiting for %s to finish before exit (it is journaled either way)\n", c.current)
+				}
+			}
+			exiting = c.drain(ctx) || exiting
+		case ev, ok := <-sub.C():
+			if !ok {
+				return errors.New("event bus closed")
+			}
+			c.event(ev)
+			exiting = c.drain(ctx) || exiting
+		}
+		c.out.Flush()
+	}
+}
+
+// hold reports whether a line must wait: while a payment is in flight,
+// any line that would start something new waits until it finishes, and
+// once one line waits every later one queues behind it, so a script's
+// lines act in the order written. Cancel, status and help act at once;
+// a prompt (amount, plan choice) takes its line.
+func (c *Console) hold(line string) bool {
+	return len(c.pending) > 0 || c.blocked(line)
+}
+
+func (c *Console) blocked(line string) bool {
+	return c.current != "" && c.state == stMenu && !immediate(line)
+}
+
+func immediate(line string) bool {
+	switch strings.TrimSpace(line) {
+	case "5", "6", "h", "?", "help":
+		return true
+	}
+	return false
+}
+
+// drain replays held lines in order until one must wait again. It reports
+// whether one of them asked to exit.
+func (c *Console) drain(ctx context.Context) bool {
+	exit := false
+	for len(c.pending) > 0 && !c.blocked(c.pending[0]) {
+		line := c.pending[0]
+		c.pending = c.pending[1:]
+		if c.handle(ctx, line) {
+			exit = true
+		}
+	}
+	return exit
+}
+
+// handle acts on one line in the current state; it reports exit.
+func (c *Console) handle(ctx context.Context, line string) bool {
+	line = strings.TrimSpace(line)
+	switch c.state {
+	case stAmount:
+		c.state = stMenu
+		c.startPayment(ctx, line)
+		c.prompt()
+		return false
+	case stPlan:
+		c.choosePlan(line)
+		return false
+	case stTarget:
+		c.state = stMenu
+		c.chooseTarget(line)
+		c.menu()
+		return false
+	case stResolve:
+		c.state = stMenu
+		c.resolve(ctx, line)
+		c.menu()
+		return false
+	}
+	switch line {
+	case "1", "2", "3", "4":
+		i, _ := strconv.Atoi(line)
+		c.mode = menuItems[i-1].mode
+		c.state = stAmount
+		c.printf("Enter amount (%s): ", currencyLabel(c.cfg.Currency))
+	case "5":
+		c.cancel()
+		c.prompt()
+	case "6":
+		c.status(ctx)
+		c.menu()
+	case "7", "q", "exit", "quit":
+		return true
+	case "t":
+		c.listTargets()
+	case "r":
+		c.listUnknown(ctx)
+	case "h", "?", "help":
+		c.help()
+		c.menu()
+	case "":
+		c.menu()
+	default:
+		c.printf("ERROR unknown option %q: choose 1-7, t, r or h\n", line)
+		c.menu()
+	}
+	return false
+}
+
+func (c *Console) prompt() {
+	if c.current != "" && c.state == stMenu {
+		c.printf("Select option (5 cancels %s): ", c.current)
+		return
+	}
+	if c.state == stMenu {
+		c.menu()
+	}
+}
+
+func currencyLabel(cur string) string {
+	if cur == "MYR" {
+		return "RM"
+	}
+	return cur
+}
+
+func (c *Console) startPayment(ctx context.Context, line string) {
+	amt, err := payment.ParseAmount(line, c.cfg.Currency, c.cfg.MaxMinor)
+	if err != nil {
+		c.printf("ERROR %v\n", err)
+		return
+	}
+	id, err := c.rail.Start(ctx, payment.Request{Mode: c.mode, Amount: amt, Target: c.target})
+	if err != nil {
+		c.printf("ERROR %v\n", err)
+		return
+	}
+	c.current = id
+	c.printf("Sending %s payment request for %s\nTransaction ID: %s\n", c.mode, amt, id)
+}
+
+func (c *Console) cancel() {
+	if c.current == "" {
+		c.printf("ERROR no transaction in flight to cancel\n")
+		return
+	}
+	if err := c.rail.Cancel(c.current); err != nil {
+		c.printf("ERROR cancel %s: %v\n", c.current, err)
+		return
+	}
+	c.printf("Cancel requested for %s: waiting for the POS to confirm\n", c.current)
+}
+
+func (c *Console) choosePlan(line string) {
+	id := c.plansFor
+	if line == "q" || line == "Q" {
+		c.state = stMenu
+		c.plansFor = ""
+		if err := c.rail.Cancel(id); err != nil {
+			c.printf("ERROR cancel %s: %v\n", id, err)
+		} else {
+			c.printf("Plan choice abandoned: cancel sent for %s\n", id)
+		}
+		c.prompt()
+		return
+	}
+	var plan string
+	if n, err := strconv.Atoi(line); err == nil && n >= 1 && n <= len(c.plans) {
+		plan = c.plans[n-1].ID
+	} else if i := slices.IndexFunc(c.plans, func(p payment.Plan) bool { return p.ID == line }); i >= 0 {
+		plan = c.plans[i].ID
+	} else {
+		c.printf("ERROR %q is not a plan: enter 1-%d or q\nSelect plan (1-%d) or 'q' to quit: ", line, len(c.plans), len(c.plans))
+		return
+	}
+	c.state = stMenu
+	c.plansFor = ""
+	if err := c.rail.SelectPlan(id, plan); err != nil {
+		c.printf("ERROR %v\n", err)
+	} else {
+		c.printf("Plan %s selected\n", plan)
+	}
+	c.prompt()
+}
+
+func (c *Console) listTargets() {
+	peers := c.rail.Peers()
+	if len(peers) == 0 {
+		c.printf("No POS terminals connected.\n")
+		c.menu()
+		return
+	}
+	def := c.rail.DefaultTarget()
+	c.printf("Connected POS terminals:\n")
+	for i, p := range peers {
+		mark := ""
+		if (c.target == "" && p.Label() == def) || c.target == p.Label() {
+			mark = "  <- target"
+		}
+		c.printf("  %d. %-10s %-22s since %s%s\n", i+1, orDash(p.ID), p.Addr, p.Since.Format("15:04:05"), mark)
+	}
+	c.printf("Target (number or id, empty for the default): ")
+	c.state = stTarget
+}
+
+func (c *Console) chooseTarget(line string) {
+	peers := c.rail.Peers()
+	if line == "" {
+		c.target = ""
+		c.printf("Target: default (%s)\n", orDash(c.rail.DefaultTarget()))
+		return
+	}
+	if n, err := strconv.Atoi(line); err == nil && n >= 1 && n <= len(peers) {
+		c.target = peers[n-1].Label()
+	} else if slices.ContainsFunc(peers, func(p protocol.Peer) bool { return p.ID == line || p.Addr == line }) {
+		c.target = line
+	} else {
+		c.printf("ERROR no connected POS %q\n", line)
+		return
+	}
+	c.printf("Target: %s\n", c.target)
+}
+
+func (c *Console) listUnknown(ctx context.Context) {
+	ts, err := c.bus.Journal().Unresolved(ctx)
+	if err != nil {
+		c.printf("ERROR %v\n", err)
+		c.menu()
+		return
+	}
+	if len(ts) == 0 {
+		c.printf("No unknown transactions.\n")
+		c.menu()
+		return
+	}
+	for _, t := range ts {
+		c.printf("  %s %s %s %s %s\n", t.ID, t.Mode, t.Amount.Decimal(), orDash(t.Peer), t.CreatedAt.Format("2006-01-02 15:04:05"))
+	}
+	c.printf("Resolve as '<txn_id> approved' or '<txn_id> declined' (after checking the POS), empty to go back: ")
+	c.state = stResolve
+}
+
+func (c *Console) resolve(ctx context.Context, line string) {
+	if line == "" {
+		return
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 || (f[1] != "approved" && f[1] != "declined") {
+		c.printf("ERROR expected '<txn_id> approved' or '<txn_id> declined'\n")
+		return
+	}
+	t, err := c.bus.Journal().Txn(ctx, f[0])
+	if err != nil {
+		c.printf("ERROR %v\n", err)
+		return
+	}
+	_, err = c.bus.Publish(ctx, payment.Event{Kind: payment.KindTransition, Rail: t.Rail, TxnID: t.ID,
+		Status: payment.Status(f[1]), Flag: payment.FlagResolved, Detail: "resolved by operator as " + f[1],
+		Result: &payment.Result{Reason: "resolved by operator"}})
+	if err != nil {
+		c.printf("ERROR %v\n", err)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (c *Console) status(ctx context.Context) {
+	now := c.cfg.Now()
+	peers := c.rail.Peers()
+	c.printf("\nKiosk %s, listening on %s\n", c.cfg.KioskID, c.cfg.Listen)
+	c.printf("Connected POS terminals: %d\n", len(peers))
+	def := c.rail.DefaultTarget()
+	for _, p := range peers {
+		last := "never"
+		if !p.LastMsg.IsZero() {
+			last = p.LastMsg.Format("15:04:05")
+		}
+		mark := ""
+		if (c.target == "" && p.Label() == def) || c.target == p.Label() {
+			mark = " (target)"
+		}
+		c.printf("  %-10s %-22s connected since %s, last message %s%s\n", orDash(p.ID), p.Addr, p.Since.Format("15:04:05"), last, mark)
+	}
+	flights := c.rail.InFlight()
+	if len(flights) == 0 {
+		c.printf("Current transaction: none\n")
+	}
+	for _, f := range flights {
+		wait := ""
+		if !f.Deadline.IsZero() {
+			wait = fmt.Sprintf(", waiting for %s (%ds left)", f.Waiting, max(0, int(f.Deadline.Sub(now).Seconds()+0.5)))
+		}
+		c.printf("Current transaction: %s %s %s on %s: %s%s\n", f.ID, f.Mode, f.Amount, f.Peer, f.Status, wait)
+	}
+	counts, err := c.bus.Journal().Counts(ctx)
+	if err != nil {
+		c.printf("ERROR journal: %v\n", err)
+		return
+	}
+	var parts []string
+	total := 0
+	for _, s := range payment.Statuses {
+		if n := counts[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", s, n))
+			total += n
+		}
+	}
+	c.printf("Journal: %d transactions", total)
+	if len(parts) > 0 {
+		c.printf(" (%s)", strings.Join(parts, ", "))
+	}
+	c.printf("\n")
+}
+
+func (c *Console) help() {
+	c.printf(`
+1-4  start a payment: the next line is the amount (e.g. 25.50)
+4    IPP: when the POS offers plans, the next line picks one (number or id; q cancels)
+5    cancel the payment in flight (the POS must confirm)
+6    status: connected POS, current transaction, journal counts
+7    exit (waits for the payment in flight to finish)
+t    list connected POS and choose the target
+r    resolve a transaction left unknown by a crash
+While a payment is in flight, lines other than 5, 6 and h wait until it finishes.
+Each finished payment prints: RESULT <txn_id> <status> <amount> [key=value ...]
+`)
+}
+
+// event prints what happened and, for a final transition of a payment
+// started here, the RESULT line.
+func (c *Console) event(ev payment.Event) {
+	switch ev.Kind {
+	case payment.KindConnection:
+		c.printf("\n[%s] %s %s\n", ev.Time.Format("15:04:05"), orDash(ev.Peer), ev.Detail)
+		return
+	case payment.KindRejected:
+		c.printf("\n[%s] REJECTED from %s: %s\n", ev.Time.Format("15:04:05"), orDash(ev.Peer), ev.Detail)
+		return
+	case payment.KindLate:
+		c.printf("\nLATE %s %s%s\n", ev.TxnID, ev.Detail, resultFields(ev.Result))
+		return
+	case payment.KindStep:
+		if ev.TxnID == c.current {
+			c.printf("  %s: %s\n", ev.TxnID, ev.Detail)
+		}
+		return
+	case payment.KindTransition:
+	default:
+		return
+	}
+	if ev.Missed > 0 {
+		c.printf("\n(%d events not shown; see `paydesk journal`)\n", ev.Missed)
+	}
+	switch {
+	case ev.Status == payment.StatusPlansOffered && ev.TxnID == c.current:
+		c.showPlans(ev)
+	case ev.Status.Final() || (ev.Status == payment.StatusUnknown && ev.Flag != payment.FlagRecovered):
+		if c.finished[ev.TxnID] {
+			return
+		}
+		c.finished[ev.TxnID] = true
+		t, err := c.bus.Journal().Txn(context.Background(), ev.TxnID)
+		amount := ev.Amount
+		if err == nil {
+			amount = t.Amount
+		}
+		if ev.TxnID == c.current {
+			c.printf("\n%s %s\n", statusLine(ev.Status), ev.Detail)
+		}
+		c.printf("RESULT %s %s %s%s\n", ev.TxnID, ev.Status, amount.Decimal(), resultFields(ev.Result))
+		if ev.TxnID == c.current {
+			c.current = ""
+			if c.plansFor == ev.TxnID {
+				c.plansFor = ""
+				c.state = stMenu
+			}
+			if len(c.pending) == 0 {
+				c.menu()
+			}
+		}
+	case ev.TxnID == c.current && ev.Status != payment.StatusCreated:
+		c.printf("  %s: %s\n", ev.TxnID, ev.Detail)
+	}
+}
+
+func statusLine(s payment.Status) string {
+	switch s {
+	case payment.StatusApproved:
+		return "Payment Successful!"
+	case payment.StatusDeclined:
+		return "Payment Declined:"
+	case payment.StatusCancelled:
+		return "Payment Cancelled:"
+	case payment.StatusTimedOut:
+		return "Payment Timed Out:"
+	case payment.StatusUnknown:
+		return "Payment Needs Checking:"
+	}
+	return "Payment Failed:"
+}
+
+// resultFields formats the key=value part of a RESULT line.
+func resultFields(r *payment.Result) string {
+	if r == nil {
+		return ""
+	}
+	var b strings.Builder
+	kv := func(k, v string) {
+		if v == "" {
+			return
+		}
+		if strings.ContainsAny(v, " \t\"=") {
+			v = strconv.Quote(v)
+		}
+		fmt.Fprintf(&b, " %s=%s", k, v)
+	}
+	kv("auth", r.AuthCode)
+	if r.Card != "" {
+		kv("card", "****"+r.Card)
+	}
+	kv("pos_txn", r.RemoteID)
+	kv("plan", r.PlanID)
+	kv("reason", r.Reason)
+	return b.String()
+}
+
+func (c *Console) showPlans(ev payment.Event) {
+	c.plans = ev.Plans
+	c.plansFor = ev.TxnID
+	c.state = stPlan
+	c.printf("\nAmount: %s\nAvailable Installment Plans:\n%s\n", c.amountOf(ev.TxnID), strings.Repeat("-", 50))
+	for i, p := range ev.Plans {
+		c.printf("%d. Plan ID: %s\n", i+1, p.ID)
+		if p.Frequency != "" {
+			c.printf("   Frequency: %s\n", p.Frequency)
+		}
+		c.printf("   Total Installments: %d\n", p.TotalInstallments)
+		if len(p.Installments) > 0 {
+			c.printf("   Installment Details:\n")
+		}
+		for _, in := range p.Installments {
+			c.printf("     #%d: %s on %s\n", in.Number, in.Amount, in.Date)
+			if in.Fee.Minor > 0 {
+				c.printf("       Fee: %s (%s%%)\n", in.Fee, in.FeePercent)
+			}
+		}
+	}
+	c.printf("Select plan (1-%d) or 'q' to quit: ", len(ev.Plans))
+}
+
+func (c *Console) amountOf(id string) payment.Money {
+	for _, f := range c.rail.InFlight() {
+		if f.ID == id {
+			return f.Amount
+		}
+	}
+	return payment.Money{}
+}

@@ -1,0 +1,223 @@
+package plain_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"paydesk/payment"
+	"paydesk/plain"
+	"paydesk/protocol"
+	"paydesk/protocol/possim"
+)
+
+var secret = []byte(protocol.DevSecret)
+
+// kiosk is a journal, bus and POS server on loopback with simulated POS
+// terminals connected.
+type kiosk struct {
+	bus *payment.Bus
+	srv *protocol.Server
+	ctx context.Context
+}
+
+func newKiosk(t *testing.T, opts protocol.Options, posIDs ...string) *kiosk {
+	t.Helper()
+	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "j.db"), payment.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := payment.NewBus(j, nil)
+	opts.Addr, opts.Secret = "127.0.0.1:0", secret
+	opts.Logger = slog.New(slog.DiscardHandler)
+	srv, err := protocol.NewServer(bus, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); srv.Close(); <-done; bus.Close(); j.Close() })
+	for i, id := range posIDs {
+		sim := possim.New(possim.Options{Addr: ln.Addr().String(), Secret: secret, PosID: id})
+		go sim.Run(ctx)
+		deadline := time.Now().Add(5 * time.Second)
+		for len(srv.Peers()) < i+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("simulator %s did not connect", id)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return &kiosk{bus: bus, srv: srv, ctx: ctx}
+}
+
+// run feeds script to a console on stdin and returns everything it printed.
+func (k *kiosk) run(t *testing.T, script string) string {
+	t.Helper()
+	var out bytes.Buffer
+	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080"}, k.srv, k.bus, &out)
+	ctx, cancel := context.WithTimeout(k.ctx, 20*time.Second)
+	defer cancel()
+	if err := con.Run(ctx, strings.NewReader(script)); err != nil {
+		t.Fatalf("console: %v\noutput:\n%s", err, out.String())
+	}
+	return out.String()
+}
+
+var resultLine = regexp.MustCompile(`(?m)^RESULT (TXN\d+) (\w+) (\d+\.\d\d)(.*)$`)
+
+func results(out string) [][]string { return resultLine.FindAllStringSubmatch(out, -1) }
+
+func TestMenu(t *testing.T) {
+	t.Run("items 1 to 4 take the amount from the next line and print one RESULT each", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001")
+		out := k.run(t, "1\n25.50\n2\n10\n3\n5.5\n4\n100\n1\n7\n")
+		r := results(out)
+		if len(r) != 4 {
+			t.Fatalf("%d RESULT lines, want 4:\n%s", len(r), out)
+		}
+		want := []string{"25.50", "10.00", "5.50", "100.00"}
+		for i, m := range r {
+			if m[2] != "approved" || m[3] != want[i] {
+				t.Errorf("RESULT %d = %q", i, m[0])
+			}
+		}
+		if !strings.Contains(r[0][4], "auth=") || !strings.Contains(r[0][4], "card=****4242") {
+			t.Errorf("RESULT lacks auth code or masked card: %q", r[0][0])
+		}
+		if !strings.Contains(r[3][4], "plan=IPP_3M") {
+			t.Errorf("IPP RESULT lacks the plan: %q", r[3][0])
+		}
+		for _, s := range []string{"Available Installment Plans:", "1. Plan ID: IPP_3M", "Frequency: Monthly", "#1: RM33.33 on", "Fee: RM0.50 (1.5%)", "3. Plan ID: pay-in-full"} {
+			if !strings.Contains(out, s) {
+				t.Errorf("plan list lacks %q:\n%s", s, out)
+			}
+		}
+	})
+
+	t.Run("bad amounts print an error and the menu again", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001")
+		out := k.run(t, "1\nabc\n1\n25.505\n2\n-5\n3\n0\n4\nnan\n1\ninf\n1\n\n1\n99999999\n9\nhello\n7\n")
+		for _, s := range []string{
+			`ERROR "abc" is not a number`, "ERROR 25.505 has more than two decimals", "ERROR amount must be positive, not -5",
+			"ERROR amount must be more than zero", `ERROR "nan" is not a number`, `ERROR "inf" is not a number`,
+			"ERROR enter an amount", "ERROR 99999999.00 is over the maximum of 50000.00",
+			`ERROR unknown option "9"`, `ERROR unknown option "hello"`,
+		} {
+			if !strings.Contains(out, s) {
+				t.Errorf("output lacks %q", s)
+			}
+		}
+		if len(results(out)) != 0 {
+			t.Errorf("a bad amount started a payment:\n%s", out)
+		}
+		if n := strings.Count(out, "Select option (1-7):"); n < 11 {
+			t.Errorf("menu shown %d times, want after every error", n)
+		}
+	})
+
+	t.Run("5 cancels the payment in flight", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001")
+		out := k.run(t, "1\n10.62\n5\n7\n")
+		r := results(out)
+		if len(r) != 1 || r[0][2] != "cancelled" {
+			t.Fatalf("results = %v\n%s", r, out)
+		}
+		if !strings.Contains(out, "Cancel requested for "+r[0][1]) {
+			t.Errorf("no cancel message:\n%s", out)
+		}
+	})
+
+	t.Run("5 with nothing in flight says so", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001")
+		out := k.run(t, "5\n7\n")
+		if !strings.Contains(out, "ERROR no transaction in flight to cancel") {
+			t.Errorf("output:\n%s", out)
+		}
+	})
+
+	t.Run("declines and POS errors carry their reason", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001")
+		out := k.run(t, "1\n80.51\n1\n10.81\n7\n")
+		r := results(out)
+		if len(r) != 2 || r[0][2] != "declined" || r[0][4] != " reason=USER_ABORT" || r[1][2] != "failed" ||
+			r[1][4] != ` reason="card reader not responding"` {
+			t.Fatalf("results = %q\n%s", r, out)
+		}
+	})
+
+	t.Run("q at the plan choice cancels the IPP payment", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001")
+		out := k.run(t, "4\n100\nx\nq\n7\n")
+		if !strings.Contains(out, `ERROR "x" is not a plan`) {
+			t.Errorf("bad plan choice not refused:\n%s", out)
+		}
+		r := results(out)
+		if len(r) != 1 || r[0][2] != "cancelled" {
+			t.Fatalf("results = %v\n%s", r, out)
+		}
+	})
+
+	t.Run("a payment without an answer times out", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{AckTimeout: 300 * time.Millisecond}, "POS001")
+		out := k.run(t, "1\n10.61\n7\n")
+		r := results(out)
+		if len(r) != 1 || r[0][2] != "timed_out" || !strings.Contains(r[0][4], "no ack") {
+			t.Fatalf("results = %v\n%s", r, out)
+		}
+	})
+
+	t.Run("6 shows POS, current transaction and journal counts", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001")
+		out := k.run(t, "1\n1.00\n1\n10.62\n6\n5\n7\n")
+		for _, s := range []string{"Connected POS terminals: 1", "POS001", "connected since", "last message"} {
+			if !strings.Contains(out, s) {
+				t.Errorf("status lacks %q:\n%s", s, out)
+			}
+		}
+		// The status is asked while the second payment waits for its ack
+		// or its result, whichever comes first.
+		for _, re := range []string{
+			`Current transaction: TXN\d+ card RM10\.62 on POS001: (sent, waiting for ack|acknowledged, waiting for result) \(\d+s left\)`,
+			`Journal: 2 transactions \((sent|acknowledged) 1, approved 1\)`,
+		} {
+			if !regexp.MustCompile(re).MatchString(out) {
+				t.Errorf("status does not match %s:\n%s", re, out)
+			}
+		}
+	})
+
+	t.Run("t lists the POS and sets the target", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001", "POS002")
+		out := k.run(t, "t\n2\n1\n10\nt\nPOS009\n7\n")
+		if !strings.Contains(out, "Target: ") || !strings.Contains(out, "ERROR no connected POS \"POS009\"") {
+			t.Errorf("output:\n%s", out)
+		}
+		r := results(out)
+		if len(r) != 1 || r[0][2] != "approved" {
+			t.Fatalf("results = %v\n%s", r, out)
+		}
+		tx, _ := k.bus.Journal().Txn(context.Background(), r[0][1])
+		if tx.Peer != k.srv.Peers()[1].Label() {
+			t.Errorf("payment went to %s, want the second POS", tx.Peer)
+		}
+	})
+
+	t.Run("end of input waits for the payment in flight", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001")
+		out := k.run(t, "1\n3.00")
+		if len(results(out)) != 1 {
+			t.Fatalf("output:\n%s", out)
+		}
+	})
+}

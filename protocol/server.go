@@ -1,0 +1,501 @@
+package protocol
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"paydesk/payment"
+)
+
+// Defaults of the POS link. Each is documented on its Options field.
+const (
+	DefaultAddr          = "0.0.0.0:8080"
+	DefaultKioskID       = "KIOSK001"
+	DefaultAckTimeout    = 10 * time.Second
+	DefaultResultTimeout = 120 * time.Second
+	DefaultMaxConns      = 4096
+)
+
+// DevSecret is the shared secret published in the MobyPay documents. It is
+// the default only for development: paydesk warns when it is in use.
+const DevSecret = "POS-KIOSK-SECRET-KEY-2024"
+
+// Options configures a Server. The zero value of each field means its
+// default.
+type Options struct {
+	// Addr is the TCP address to listen on. The default is 0.0.0.0:8080.
+	Addr string
+	// TLS, when set, makes the listener speak TLS.
+	TLS *tls.Config
+	// Secret is the HMAC key shared with the POS terminals. Required.
+	Secret []byte
+	// KioskID is sent as kiosk_id in every message. The default is KIOSK001.
+	KioskID string
+	// Window is how far a message's timestamp may be from now, either way.
+	// The default is 60 seconds.
+	Window time.Duration
+	// AckTimeout is how long to wait for the POS to acknowledge a request
+	// or a cancel. The default is 10 seconds.
+	AckTimeout time.Duration
+	// ResultTimeout is how long to wait for the result once acknowledged
+	// (and for the operator to choose an IPP plan). The default is 120
+	// seconds.
+	ResultTimeout time.Duration
+	// IdleTimeout, when positive, closes a connection that sends nothing
+	// for that long while no transaction is in flight on it. Dead peers are
+	// found by TCP keep-alive (15 s) whatever this is, so the default is 0:
+	// a quiet POS waiting for the next payment stays connected.
+	IdleTimeout time.Duration
+	// MaxConns caps open connections. When full, the oldest connection
+	// that never sent a valid message is closed to make room. The default
+	// is 4096.
+	MaxConns int
+	// Now is the clock. The default is time.Now.
+	Now func() time.Time
+	// Logger receives connection events, rejections and transitions. The
+	// default is slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+	}
+	if o.KioskID == "" {
+		o.KioskID = DefaultKioskID
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.AckTimeout <= 0 {
+		o.AckTimeout = DefaultAckTimeout
+	}
+	if o.ResultTimeout <= 0 {
+		o.ResultTimeout = DefaultResultTimeout
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Server is the kiosk side of the MobyPay POS link: it listens for POS
+// terminals, sends them payment requests, and turns their answers into
+// journaled transitions on the bus. It is a payment rail.
+type Server struct {
+	opts   Options
+	bus    *payment.Bus
+	log    *slog.Logger
+	nonces *NonceStore
+
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    []*conn // in accept order
+	txns     map[string]*txn
+	lastDone string // peer label of the POS that last completed a payment
+	lastTxn  int64  // last txn id's milliseconds, for uniqueness
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// NewServer returns a server that reports on bus. Call Serve or
+// ListenAndServe to accept POS terminals.
+func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
+	opts.setDefaults()
+	if len(opts.Secret) == 0 {
+		return nil, errors.New("pos link: no shared secret")
+	}
+	return &Server{
+		opts:   opts,
+		bus:    bus,
+		log:    opts.Logger.With("rail", payment.RailPOS),
+		nonces: NewNonceStore(opts.Window, 0),
+		txns:   make(map[string]*txn),
+	}, nil
+}
+
+// Listen opens the listening socket (TLS when configured) without serving,
+// so a caller can report a busy port before starting anything else.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for POS terminals on %s: %w", s.opts.Addr, err)
+	}
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
+	return ln, nil
+}
+
+// Serve accepts POS connections on ln until ctx ends or Close is called.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	s.log.Info("listening for POS terminals", "addr", ln.Addr().String(), "tls", s.opts.TLS != nil)
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return nil
+			}
+			// Temporary failures (EMFILE): back off, keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Error("accept failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.accept(c)
+	}
+}
+
+// Addr is the listening address, once serving.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close stops listening and closes every connection. Transactions in
+// flight stay in the journal and become unknown at the next start if they
+// never finish.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	ln := s.ln
+	conns := slices.Clone(s.conns)
+	txns := make([]*txn, 0, len(s.txns))
+	for _, t := range s.txns {
+		txns = append(txns, t)
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	for _, c := range conns {
+		c.nc.Close()
+	}
+	for _, t := range txns {
+		t.stopTimer()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// conn is one POS connection.
+type conn struct {
+	nc    net.Conn
+	addr  string
+	since time.Time
+
+	mu      sync.Mutex // guards the fields below
+	posID   string
+	lastMsg time.Time
+	trusted bool // sent at least one valid message
+	gone    bool
+
+	wmu sync.Mutex // serialises writes
+}
+
+func (c *conn) label() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.posID != "" {
+		return c.posID
+	}
+	return c.addr
+}
+
+// Peer describes a connected POS for the console.
+type Peer struct {
+	// ID is the pos_id the POS sent, empty until it sent one.
+	ID      string
+	Addr    string
+	Since   time.Time
+	LastMsg time.Time
+	// Busy is the id of the transaction in flight on this POS, if any.
+	Busy string
+}
+
+// Label is how the console names the POS: its id, else its address.
+func (p Peer) Label() string {
+	if p.ID != "" {
+		return p.ID
+	}
+	return p.Addr
+}
+
+// Peers lists the open connections in the order they connected.
+func (s *Server) Peers() []Peer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Peer, 0, len(s.conns))
+	for _, c := range s.conns {
+		c.mu.Lock()
+		p := Peer{ID: c.posID, Addr: c.addr, Since: c.since, LastMsg: c.lastMsg}
+		c.mu.Unlock()
+		for _, t := range s.txns {
+			if t.conn == c || (p.ID != "" && t.posID == p.ID) {
+				p.Busy = t.id
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// DefaultTarget is where a request goes when the operator names none: the
+// POS that last completed a payment if it is still connected, else the
+// earliest connection still open (kiosk.py's choice). Empty when none.
+func (s *Server) DefaultTarget() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.defaultConnLocked()
+	if c == nil {
+		return ""
+	}
+	return c.label()
+}
+
+func (s *Server) defaultConnLocked() *conn {
+	if s.lastDone != "" {
+		if c := s.findLocked(s.lastDone); c != nil {
+			return c
+		}
+	}
+	if len(s.conns) > 0 {
+		return s.conns[0]
+	}
+	return nil
+}
+
+// findLocked returns the newest open connection whose pos_id or address
+// is label.
+func (s *Server) findLocked(label string) *conn {
+	for i := len(s.conns) - 1; i >= 0; i-- {
+		c := s.conns[i]
+		c.mu.Lock()
+		match := c.posID == label || c.addr == label
+		c.mu.Unlock()
+		if match {
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *Server) accept(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3})
+	}
+	c := &conn{nc: nc, addr: nc.RemoteAddr().String(), since: s.opts.Now()}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	var evict *conn
+	if len(s.conns) >= s.opts.MaxConns {
+		for _, old := range s.conns {
+			old.mu.Lock()
+			t := old.trusted
+			old.mu.Unlock()
+			if !t {
+				evict = old
+				break
+			}
+		}
+		if evict == nil {
+			s.mu.Unlock()
+			s.log.Warn("connection refused: too many connections", "peer", c.addr, "max", s.opts.MaxConns)
+			s.publish(payment.Event{Kind: payment.KindRejected, Peer: c.addr,
+				Detail: fmt.Sprintf("connection refused: %d connections open", s.opts.MaxConns)})
+			nc.Close()
+			return
+		}
+	}
+	s.conns = append(s.conns, c)
+	n := len(s.conns)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	if evict != nil {
+		s.log.Warn("closing oldest silent connection to make room", "peer", evict.addr)
+		evict.nc.Close()
+	}
+	s.log.Info("POS connected", "peer", c.addr, "connections", n)
+	go s.serveConn(c)
+}
+
+func (s *Server) serveConn(c *conn) {
+	defer s.wg.Done()
+	// Journaled here, not in the accept loop, which must never wait on disk.
+	s.publish(payment.Event{Kind: payment.KindConnection, Peer: c.addr, Detail: "connected from " + c.addr})
+	reason := "disconnected"
+	defer func() {
+		c.nc.Close()
+		s.mu.Lock()
+		c.mu.Lock()
+		c.gone = true
+		c.mu.Unlock()
+		if i := slices.Index(s.conns, c); i >= 0 {
+			s.conns = slices.Delete(s.conns, i, i+1)
+		}
+		n := len(s.conns)
+		s.mu.Unlock()
+		s.log.Info("POS disconnected", "peer", c.addr, "pos_id", c.label(), "reason", reason, "connections", n)
+		s.publish(payment.Event{Kind: payment.KindConnection, Peer: c.label(), Detail: "disconnected: " + reason})
+	}()
+	v := NewVerifier(s.opts.Secret, s.nonces, VerifierOptions{Window: s.opts.Window, Now: s.opts.Now})
+	fr := NewFrameReader(&deadlineReader{s: s, c: c}, MaxFrame)
+	for {
+		frame, err := fr.Next()
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				reason = "closed by POS"
+			case errors.Is(err, ErrFrameTooLarge):
+				reason = fmt.Sprintf("frame larger than %d bytes", MaxFrame)
+				s.reject(c, nil, &RejectError{Reason: reason + ": closing connection", Err: ErrFrameTooLarge})
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				reason = fmt.Sprintf("idle for %s", s.opts.IdleTimeout)
+			default:
+				reason = err.Error()
+			}
+			return
+		}
+		msg, err := v.Check(frame)
+		if err != nil {
+			s.reject(c, frame, err)
+			continue
+		}
+		now := s.opts.Now()
+		c.mu.Lock()
+		c.trusted, c.lastMsg = true, now
+		if msg.PosID != "" && c.posID != msg.PosID {
+			c.posID = msg.PosID
+			c.mu.Unlock()
+			s.log.Info("POS identified", "peer", c.addr, "pos_id", msg.PosID)
+		} else {
+			c.mu.Unlock()
+		}
+		s.dispatch(c, msg, frame)
+	}
+}
+
+// reject logs and journals an inbound frame refused by the guard or by
+// the session rules; the connection keeps serving.
+func (s *Server) reject(c *conn, frame []byte, err error) {
+	reason := err.Error()
+	var re *RejectError
+	if errors.As(err, &re) {
+		reason = re.Reason
+	}
+	s.log.Warn("message rejected", "peer", c.addr, "pos_id", c.label(), "reason", reason)
+	raw := frame
+	if len(raw) > 1024 {
+		raw = raw[:1024]
+	}
+	s.publish(payment.Event{Kind: payment.KindRejected, Peer: c.label(), Detail: reason, Raw: slices.Clone(raw)})
+}
+
+// publish journals an event of this rail. Errors are logged by the bus.
+func (s *Server) publish(ev payment.Event) (payment.Event, error) {
+	ev.Rail = payment.RailPOS
+	if ev.Time.IsZero() {
+		ev.Time = s.opts.Now()
+	}
+	return s.bus.Publish(context.Background(), ev)
+}
+
+// deadlineReader applies the idle timeout to each read, except while a
+// transaction is in flight on the connection.
+type deadlineReader struct {
+	s *Server
+	c *conn
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	if d.s.opts.IdleTimeout > 0 {
+		if d.s.busy(d.c) {
+			d.c.nc.SetReadDeadline(time.Time{})
+		} else {
+			d.c.nc.SetReadDeadline(time.Now().Add(d.s.opts.IdleTimeout))
+		}
+	}
+	return d.c.nc.Read(p)
+}
+
+func (s *Server) busy(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.txns {
+		if t.conn == c {
+			return true
+		}
+	}
+	return false
+}
+
+// send signs payload and writes it as one line to c.
+func (s *Server) send(c *conn, p Payload) ([]byte, error) {
+	p["kiosk_id"] = s.opts.KioskID
+	p["timestamp"] = strconv.FormatInt(s.opts.Now().UnixMilli(), 10)
+	p["nonce"] = uuid.NewString()
+	env, err := Sign(p, s.opts.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("sign %v: %w", p["type"], err)
+	}
+	line := env.Line()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.nc.Write(line); err != nil {
+		return line, fmt.Errorf("send %v to %s: %w", p["type"], c.label(), err)
+	}
+	return line, nil
+}
+
+// newTxnID returns "TXN" + milliseconds, as POS apps expect, never the same
+// twice: within one millisecond the next id takes the next millisecond.
+func (s *Server) newTxnIDLocked() string {
+	ms := s.opts.Now().UnixMilli()
+	if ms <= s.lastTxn {
+		ms = s.lastTxn + 1
+	}
+	s.lastTxn = ms
+	return "TXN" + strconv.FormatInt(ms, 10)
+}

@@ -1,0 +1,518 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"paydesk/payment"
+)
+
+// ErrUnknownTxn is returned for an operation on a transaction that is not
+// in flight on this server.
+var ErrUnknownTxn = errors.New("no such transaction in flight")
+
+// ErrUnknownPlan is returned when the chosen plan was not offered.
+var ErrUnknownPlan = errors.New("plan not offered")
+
+// txn is a transaction in flight on the POS link. Its mutex serialises
+// everything that can move it: the POS's messages, the timers and the
+// operator.
+type txn struct {
+	s      *Server
+	id     string
+	mode   payment.Mode
+	amount payment.Money
+
+	mu        sync.Mutex
+	status    payment.Status
+	conn      *conn  // where the request went (or the POS's newest connection)
+	posID     string // the POS's id, once known: answers must carry it
+	plans     []payment.Plan
+	cancelReq bool
+	timer     *time.Timer
+	deadline  time.Time
+	waiting   string // what the timer waits for, for its message
+	done      bool
+}
+
+// Flight describes a transaction in flight, for the console's status.
+type Flight struct {
+	ID       string
+	Mode     payment.Mode
+	Amount   payment.Money
+	Status   payment.Status
+	Peer     string
+	Deadline time.Time
+	// Waiting says what the transaction waits for ("ack", "result",
+	// "plan choice", "cancel confirmation").
+	Waiting         string
+	CancelRequested bool
+	Plans           []payment.Plan
+}
+
+// InFlight lists the transactions in flight, oldest first.
+func (s *Server) InFlight() []Flight {
+	s.mu.Lock()
+	ts := make([]*txn, 0, len(s.txns))
+	for _, t := range s.txns {
+		ts = append(ts, t)
+	}
+	s.mu.Unlock()
+	out := make([]Flight, 0, len(ts))
+	for _, t := range ts {
+		t.mu.Lock()
+		out = append(out, Flight{ID: t.id, Mode: t.mode, Amount: t.amount, Status: t.status, Peer: t.peerLabel(),
+			Deadline: t.deadline, Waiting: t.waiting, CancelRequested: t.cancelReq, Plans: t.plans})
+		t.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b Flight) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Start sends a payment request to the target POS (req.Target, else the
+// default target) and returns the new transaction's id. Progress and the
+// outcome arrive as events on the bus.
+func (s *Server) Start(ctx context.Context, req payment.Request) (string, error) {
+	switch req.Mode {
+	case payment.ModeCard, payment.ModeBNPL, payment.ModeDuitNowQR, payment.ModeIPP:
+	default:
+		return "", fmt.Errorf("start payment: unknown payment mode %q", req.Mode)
+	}
+	if req.Amount.Minor <= 0 {
+		return "", fmt.Errorf("start payment: amount must be positive")
+	}
+	if req.Amount.Currency == "" {
+		req.Amount.Currency = payment.DefaultCurrency
+	}
+	s.mu.Lock()
+	var c *conn
+	if req.Target != "" {
+		c = s.findLocked(req.Target)
+		if c == nil {
+			s.mu.Unlock()
+			return "", fmt.Errorf("start payment: POS %s is not connected: %w", req.Target, payment.ErrNoPeer)
+		}
+	} else if c = s.defaultConnLocked(); c == nil {
+		s.mu.Unlock()
+		return "", fmt.Errorf("start payment: no POS terminal connected: %w", payment.ErrNoPeer)
+	}
+	c.mu.Lock()
+	posID := c.posID
+	c.mu.Unlock()
+	for _, t := range s.txns {
+		if t.conn == c || (posID != "" && t.posID == posID) {
+			s.mu.Unlock()
+			return "", fmt.Errorf("start payment: POS %s is busy with %s: %w", c.label(), t.id, payment.ErrBusy)
+		}
+	}
+	t := &txn{s: s, id: s.newTxnIDLocked(), mode: req.Mode, amount: req.Amount, conn: c, posID: posID, status: payment.StatusCreated}
+	s.txns[t.id] = t
+	s.mu.Unlock()
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, err := s.publish(payment.Event{Kind: payment.KindTransition, TxnID: t.id, Status: payment.StatusCreated,
+		Mode: t.mode, Amount: t.amount, Peer: c.label(), Detail: fmt.Sprintf("%s %s to %s", t.mode, t.amount, c.label())})
+	if err != nil {
+		s.forget(t)
+		return "", fmt.Errorf("start payment: journal: %w", err)
+	}
+	raw, err := s.send(c, Payload{"type": "transaction_request", "txn_id": t.id,
+		"amount": amountFloat(t.amount.Minor), "payment_mode": string(t.mode)})
+	if err != nil {
+		t.finish(payment.StatusFailed, &payment.Result{Reason: err.Error()}, nil, "")
+		return t.id, nil
+	}
+	t.move(payment.StatusSent, raw, fmt.Sprintf("request sent to %s", c.label()))
+	t.arm(s.opts.AckTimeout, "ack")
+	s.log.Info("payment request sent", "txn", t.id, "mode", t.mode, "amount", t.amount.Decimal(), "pos", c.label())
+	return t.id, nil
+}
+
+// amountFloat is the amount as the JSON float the POS expects (10.0).
+func amountFloat(minor int64) float64 { return float64(minor) / 100 }
+
+// Cancel asks the POS to cancel a transaction. The transaction stays in
+// flight until the POS confirms (ack or failed result) or the cancel times
+// out; a result that arrives later is journaled and flagged.
+func (s *Server) Cancel(id string) error {
+	t := s.lookup(id)
+	if t == nil {
+		return fmt.Errorf("cancel %s: %w", id, ErrUnknownTxn)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return fmt.Errorf("cancel %s: %w", id, ErrUnknownTxn)
+	}
+	if t.cancelReq {
+		return nil
+	}
+	raw, err := s.send(t.conn, Payload{"type": "cancel_transaction", "txn_id": t.id})
+	if err != nil {
+		t.finishFlag(payment.StatusCancelled, &payment.Result{Reason: "POS unreachable, cancel not delivered: " + err.Error()},
+			nil, payment.FlagCancelUnconf)
+		return nil
+	}
+	t.cancelReq = true
+	t.step(raw, "cancel requested", "")
+	t.arm(s.opts.AckTimeout, "cancel confirmation")
+	return nil
+}
+
+// SelectPlan sends the operator's choice of IPP plan.
+func (s *Server) SelectPlan(id, planID string) error {
+	t := s.lookup(id)
+	if t == nil {
+		return fmt.Errorf("select plan for %s: %w", id, ErrUnknownTxn)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done || t.status != payment.StatusPlansOffered {
+		return fmt.Errorf("select plan for %s: no plans on offer (status %s)", id, t.status)
+	}
+	if !slices.ContainsFunc(t.plans, func(p payment.Plan) bool { return p.ID == planID }) {
+		return fmt.Errorf("select plan %q for %s: %w", planID, id, ErrUnknownPlan)
+	}
+	raw, err := s.send(t.conn, Payload{"type": "ipp_plan_selection", "txn_id": t.id, "plan_id": planID})
+	if err != nil {
+		t.finish(payment.StatusFailed, &payment.Result{Reason: err.Error(), PlanID: planID}, nil, "")
+		return nil
+	}
+	t.moveResult(payment.StatusPlanSelected, raw, &payment.Result{PlanID: planID}, "plan "+planID+" selected")
+	t.arm(s.opts.ResultTimeout, "result")
+	return nil
+}
+
+func (s *Server) lookup(id string) *txn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.txns[id]
+}
+
+func (s *Server) forget(t *txn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.txns, t.id)
+}
+
+func (t *txn) peerLabel() string {
+	if t.posID != "" {
+		return t.posID
+	}
+	return t.conn.label()
+}
+
+// move journals a transition; called with t.mu held.
+func (t *txn) move(st payment.Status, raw []byte, detail string) bool {
+	return t.moveResult(st, raw, nil, detail)
+}
+
+func (t *txn) moveResult(st payment.Status, raw []byte, r *payment.Result, detail string) bool {
+	_, err := t.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: t.id, Status: st, Peer: t.peerLabel(),
+		Raw: raw, Result: r, Detail: detail, Plans: plansIf(st, t.plans)})
+	if err != nil {
+		return false
+	}
+	t.status = st
+	return true
+}
+
+func plansIf(st payment.Status, plans []payment.Plan) []payment.Plan {
+	if st == payment.StatusPlansOffered {
+		return plans
+	}
+	return nil
+}
+
+// step journals progress that does not change the status.
+func (t *txn) step(raw []byte, detail, flag string) {
+	t.s.publish(payment.Event{Kind: payment.KindStep, TxnID: t.id, Peer: t.peerLabel(), Raw: raw, Detail: detail, Flag: flag})
+}
+
+func (t *txn) finish(st payment.Status, r *payment.Result, raw []byte, detail string) {
+	t.finishFlag(st, r, raw, "", detail)
+}
+
+// finishFlag ends the transaction: journals the final transition and takes
+// it out of flight. Called with t.mu held.
+func (t *txn) finishFlag(st payment.Status, r *payment.Result, raw []byte, flag string, detail ...string) {
+	d := string(st)
+	if len(detail) > 0 && detail[0] != "" {
+		d = detail[0]
+	} else if r != nil && r.Reason != "" {
+		d = r.Reason
+	}
+	t.stopTimerLocked()
+	ev := payment.Event{Kind: payment.KindTransition, TxnID: t.id, Status: st, Peer: t.peerLabel(), Raw: raw, Result: r, Detail: d, Flag: flag}
+	if _, err := t.s.publish(ev); err == nil {
+		t.status = st
+	}
+	t.done = true
+	t.s.forget(t)
+	if st == payment.StatusApproved {
+		t.s.mu.Lock()
+		t.s.lastDone = t.peerLabel()
+		t.s.mu.Unlock()
+	}
+	t.s.log.Info("payment finished", "txn", t.id, "status", st, "detail", d)
+}
+
+// arm (re)starts the transaction's timer; called with t.mu held.
+func (t *txn) arm(d time.Duration, waiting string) {
+	t.stopTimerLocked()
+	t.waiting = waiting
+	t.deadline = t.s.opts.Now().Add(d)
+	t.timer = time.AfterFunc(d, func() { t.expire(waiting, d) })
+}
+
+func (t *txn) stopTimerLocked() {
+	if t.timer != nil {
+		t.timer.Stop()
+		t.timer = nil
+	}
+	t.deadline = time.Time{}
+	t.waiting = ""
+}
+
+func (t *txn) stopTimer() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopTimerLocked()
+}
+
+func (t *txn) expire(waiting string, d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done || t.waiting != waiting {
+		return
+	}
+	if t.cancelReq {
+		t.finishFlag(payment.StatusCancelled, &payment.Result{Reason: fmt.Sprintf("POS did not confirm the cancel within %s", d)},
+			nil, payment.FlagCancelUnconf)
+		return
+	}
+	reason := fmt.Sprintf("no %s from POS within %s", waiting, d)
+	if waiting == "plan choice" {
+		reason = fmt.Sprintf("no plan chosen within %s", d)
+	}
+	// Tell the POS to stop too, so it does not take money later.
+	raw, _ := t.s.send(t.conn, Payload{"type": "cancel_transaction", "txn_id": t.id})
+	if raw != nil {
+		t.step(raw, "cancel sent to POS after timeout", "")
+	}
+	t.finish(payment.StatusTimedOut, &payment.Result{Reason: reason}, nil, "")
+}
+
+// dispatch routes a verified message from c.
+func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
+	raw := slices.Clone(frame)
+	switch m.Type {
+	case "ack", "transaction_result", "error":
+	default:
+		s.log.Warn("unknown message type", "peer", c.addr, "type", m.Type)
+		s.publish(payment.Event{Kind: payment.KindMessage, TxnID: "", Peer: c.label(), Raw: raw,
+			Detail: fmt.Sprintf("unknown message type %q ignored", m.Type)})
+		return
+	}
+	if m.TxnID == "" {
+		s.reject(c, frame, &RejectError{Reason: fmt.Sprintf("%s without txn_id", m.Type), Err: ErrMissingField})
+		return
+	}
+	t := s.lookup(m.TxnID)
+	if t == nil {
+		s.notInFlight(c, m, raw)
+		return
+	}
+	t.mu.Lock()
+	if t.done {
+		t.mu.Unlock()
+		s.notInFlight(c, m, raw)
+		return
+	}
+	defer t.mu.Unlock()
+	if !t.acceptsFrom(c, m) {
+		s.reject(c, frame, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
+			m.Type, t.id, c.label(), t.peerLabel()), Err: ErrWrongPOS})
+		return
+	}
+	t.handle(m, raw)
+}
+
+// ErrWrongPOS is the reason an answer from a POS other than the one the
+// request went to is refused.
+var ErrWrongPOS = errors.New("answer from another POS")
+
+// acceptsFrom reports whether an answer from c is from the POS the request
+// went to: the same connection, or a new connection of the same pos_id
+// (a POS that reconnected).
+func (t *txn) acceptsFrom(c *conn, m *Message) bool {
+	if c == t.conn {
+		if t.posID == "" {
+			t.posID = m.PosID
+		}
+		return m.PosID == "" || t.posID == "" || m.PosID == t.posID
+	}
+	if t.posID != "" && m.PosID == t.posID {
+		t.conn = c // the POS reconnected: further messages go here
+		return true
+	}
+	return false
+}
+
+// handle applies one message to the transaction; called with t.mu held.
+func (t *txn) handle(m *Message, raw []byte) {
+	switch m.Type {
+	case "ack":
+		if t.cancelReq && m.Status == "received" {
+			t.finish(payment.StatusCancelled, &payment.Result{Reason: "cancelled: POS confirmed"}, raw, "")
+			return
+		}
+		switch t.status {
+		case payment.StatusSent:
+			t.move(payment.StatusAcknowledged, raw, "ack "+m.Status)
+			if !t.cancelReq {
+				t.arm(t.s.opts.ResultTimeout, "result")
+			}
+		default:
+			t.step(raw, "ack "+m.Status, "")
+			if t.status == payment.StatusPlanSelected && !t.cancelReq {
+				t.arm(t.s.opts.ResultTimeout, "result")
+			}
+		}
+	case "error":
+		msg := m.Message
+		if msg == "" {
+			msg = m.ErrorMessage
+		}
+		if msg == "" {
+			msg = "POS reported an error"
+		}
+		if t.cancelReq {
+			t.finish(payment.StatusCancelled, &payment.Result{Reason: "cancelled: " + msg}, raw, "")
+			return
+		}
+		t.finish(payment.StatusFailed, &payment.Result{Reason: msg}, raw, "POS error: "+msg)
+	case "transaction_result":
+		t.result(m, raw)
+	}
+}
+
+func (t *txn) result(m *Message, raw []byte) {
+	status := strings.ToLower(m.Status)
+	r := &payment.Result{AuthCode: m.AuthCode, Card: payment.MaskCard(m.CardLast4), RemoteID: m.TransactionID, PlanID: m.PlanID}
+	mismatch := ""
+	if m.Amount != "" {
+		minor, err := AmountMinor(m.Amount)
+		if err != nil {
+			mismatch = fmt.Sprintf("POS reported an unreadable amount %q", m.Amount)
+		} else if minor != t.amount.Minor {
+			mismatch = fmt.Sprintf("POS reported %s but %s was requested", payment.Money{Minor: minor, Currency: t.amount.Currency}, t.amount)
+		}
+	}
+	switch status {
+	case "ipp_plans":
+		if t.mode != payment.ModeIPP || (t.status != payment.StatusSent && t.status != payment.StatusAcknowledged) {
+			t.step(raw, fmt.Sprintf("ipp_plans ignored: transaction is %s (%s)", t.status, t.mode), "")
+			return
+		}
+		if len(m.Plans) == 0 {
+			t.finish(payment.StatusFailed, &payment.Result{Reason: "POS offered no instalment plans"}, raw, "")
+			return
+		}
+		t.plans = m.Plans
+		t.move(payment.StatusPlansOffered, raw, fmt.Sprintf("%d plan(s) offered", len(m.Plans)))
+		if t.cancelReq {
+			return
+		}
+		t.arm(t.s.opts.ResultTimeout, "plan choice")
+	case "success", "approved":
+		if mismatch != "" {
+			r.Reason = mismatch + ": check the POS, then resolve"
+			t.finishFlag(payment.StatusUnknown, r, raw, payment.FlagAmountMismatch, "approved with wrong amount: "+mismatch)
+			return
+		}
+		detail := "approved"
+		if t.cancelReq {
+			detail = "approved by POS despite the cancel request"
+		}
+		t.finishFlag(payment.StatusApproved, r, raw, "", detail)
+	case "failed", "declined":
+		reason := m.ErrorMessage
+		if reason == "" {
+			reason = m.Message
+		}
+		if reason == "" {
+			reason = "declined by POS"
+		}
+		r.Reason = reason
+		flag := ""
+		if mismatch != "" {
+			flag = payment.FlagAmountMismatch
+		}
+		if t.cancelReq {
+			t.finishFlag(payment.StatusCancelled, r, raw, flag, "cancelled: "+reason)
+			return
+		}
+		t.finishFlag(payment.StatusDeclined, r, raw, flag, "declined: "+reason)
+	default:
+		r.Reason = fmt.Sprintf("unexpected result status %q", m.Status)
+		t.finish(payment.StatusFailed, r, raw, "")
+	}
+}
+
+// notInFlight handles an answer for a transaction that is not in flight:
+// a late result (after cancel or timeout) is journaled and flagged; a
+// result for a transaction left unknown by a crash resolves it; anything
+// else is rejected as an unknown id.
+func (s *Server) notInFlight(c *conn, m *Message, raw []byte) {
+	tx, err := s.bus.Journal().Txn(context.Background(), m.TxnID)
+	if err != nil || tx.Rail != payment.RailPOS {
+		s.reject(c, raw, &RejectError{Reason: fmt.Sprintf("%s for unknown txn_id %q", m.Type, m.TxnID), Err: ErrUnknownTxn})
+		return
+	}
+	if tx.Peer != "" && m.PosID != "" && tx.Peer != m.PosID && tx.Peer != c.addr {
+		s.reject(c, raw, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
+			m.Type, tx.ID, c.label(), tx.Peer), Err: ErrWrongPOS})
+		return
+	}
+	r := &payment.Result{AuthCode: m.AuthCode, Card: payment.MaskCard(m.CardLast4), RemoteID: m.TransactionID,
+		Reason: firstNonEmpty(m.ErrorMessage, m.Message)}
+	detail := fmt.Sprintf("late %s %s after the transaction was %s", m.Type, m.Status, tx.Status)
+	if tx.Status == payment.StatusUnknown && m.Type == "transaction_result" {
+		var st payment.Status
+		switch strings.ToLower(m.Status) {
+		case "success", "approved":
+			st = payment.StatusApproved
+		case "failed", "declined":
+			st = payment.StatusDeclined
+		}
+		if st != "" {
+			s.log.Warn("late result resolves an unknown transaction", "txn", tx.ID, "status", st)
+			s.publish(payment.Event{Kind: payment.KindTransition, TxnID: tx.ID, Status: st, Peer: c.label(), Raw: raw,
+				Result: r, Flag: payment.FlagLateResult, Detail: "late result resolves unknown: " + m.Status})
+			return
+		}
+	}
+	if m.Type == "ack" {
+		s.log.Info("late ack", "txn", tx.ID, "status", m.Status)
+		s.publish(payment.Event{Kind: payment.KindStep, TxnID: tx.ID, Peer: c.label(), Raw: raw, Detail: detail})
+		return
+	}
+	s.log.Warn("late result kept for the operator", "txn", tx.ID, "status", m.Status, "was", tx.Status)
+	s.publish(payment.Event{Kind: payment.KindLate, TxnID: tx.ID, Peer: c.label(), Raw: raw, Result: r, Detail: detail})
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
