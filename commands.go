@@ -316,5 +316,3 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}()
 	return sim.Run(ctx)
 }
-
-

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"paydesk/payment"
 	"paydesk/plain"
@@ -106,6 +107,12 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	if demo {
 		sim := possim.New(possim.Options{Addr: addr, Secret: cfg.secret, PosID: "POS001", Reconnect: true, Logger: log})
 		go sim.Run(ctx)
+		// Show the menu once the simulated POS is there, so the first
+		// payment (or a piped script) does not find the kiosk empty.
+		deadline := time.Now().Add(5 * time.Second)
+		for len(srv.Peers()) == 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 		banner = append(banner, "Simulated POS001 answers by the amount's cents:")
 		for _, l := range strings.Split(possim.Outcomes, "\n") {
 			banner = append(banner, "  "+l)

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -50,18 +51,24 @@ type canonState struct {
 	members []member
 	// keys holds decoded keys that had escapes, also as a stack.
 	keys []byte
-	// tmp is scratch space for reordering an object's members.
-	tmp []byte
+	// tmp and order are scratch space for reordering an object's members.
+	tmp   []byte
+	order []sortEntry
 	// spare is an output buffer for callers that only validate.
 	spare []byte
 	depth int
 	// fields, when set, receives the members of the depth-1 object: the
 	// payload whose fields the guard needs.
 	fields *payloadFields
+	// lastEsc reports whether the last string value had escapes.
+	lastEsc bool
 }
 
 // member is one object member already written to out.
 type member struct {
+	// prefix is the key's first 8 bytes, big-endian and zero-padded: it
+	// orders almost every pair of keys without touching the bytes.
+	prefix uint64
 	// key is src[k0:k1], or keys[k0:k1] when inKeys (the key had escapes).
 	k0, k1 int
 	inKeys bool
@@ -123,7 +130,8 @@ func (c *canonState) value(i int) (int, error) {
 	case '[':
 		return c.array(i)
 	case '"':
-		j, _, err := c.str(i)
+		j, esc, err := c.str(i)
+		c.lastEsc = esc
 		return j, err
 	case 't':
 		return c.literal(i, "true")
@@ -378,8 +386,10 @@ func (c *canonState) object(i int) (int, error) {
 			m.k0 = len(c.keys)
 			c.keys = decodeString(c.keys, c.src[kStart:end-1], true)
 			m.k1 = len(c.keys)
+			m.prefix = keyPrefix(c.keys[m.k0:m.k1])
 		} else {
 			m.k0, m.k1 = kStart, end-1
+			m.prefix = srcKeyPrefix(c.src, m.k0, m.k1)
 		}
 		i = skipWS(c.src, end)
 		if i >= len(c.src) || c.src[i] != ':' {
@@ -394,7 +404,7 @@ func (c *canonState) object(i int) (int, error) {
 		m.o1 = len(c.out)
 		c.members = append(c.members, m)
 		if extract {
-			c.fields.note(c.key(m), c.src, vStart, i)
+			c.fields.note(c.key(m), c.src, vStart, i, c.lastEsc)
 		}
 		i = skipWS(c.src, i)
 		if i >= len(c.src) {
@@ -427,6 +437,49 @@ func (c *canonState) key(m member) []byte {
 	return c.src[m.k0:m.k1]
 }
 
+// compare orders two members by key, in code point order.
+func (c *canonState) compare(a, b *member) int {
+	if a.prefix != b.prefix {
+		if a.prefix < b.prefix {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare(c.key(*a), c.key(*b))
+}
+
+// keyPrefix packs the first 8 bytes of k big-endian, zero-padded. Equal
+// prefixes say nothing (a short key padded with zeros may equal a longer
+// key with NUL bytes), different ones order the keys.
+func keyPrefix(k []byte) uint64 {
+	if len(k) >= 8 {
+		return binary.BigEndian.Uint64(k)
+	}
+	var p uint64
+	for i, b := range k {
+		p |= uint64(b) << (56 - 8*i)
+	}
+	return p
+}
+
+// srcKeyPrefix is keyPrefix(src[k0:k1]) with one load when the source has
+// eight bytes there (it does for any key followed by its quote and colon
+// and a value).
+func srcKeyPrefix(src []byte, k0, k1 int) uint64 {
+	n := k1 - k0
+	if n == 0 {
+		return 0
+	}
+	if k0+8 > len(src) {
+		return keyPrefix(src[k0:k1])
+	}
+	p := binary.BigEndian.Uint64(src[k0:])
+	if n < 8 {
+		p &= ^uint64(0) << (64 - 8*n)
+	}
+	return p
+}
+
 // sortMembers finishes the object that starts at out[objStart] and whose
 // members are members[base:]: it sorts them by key, keeps the last of equal
 // keys (as a Python dict does) and closes the brace.
@@ -434,7 +487,7 @@ func (c *canonState) sortMembers(objStart, base int) {
 	ms := c.members[base:]
 	sorted := true
 	for j := 1; j < len(ms); j++ {
-		if bytes.Compare(c.key(ms[j-1]), c.key(ms[j])) >= 0 {
+		if c.compare(&ms[j-1], &ms[j]) >= 0 {
 			sorted = false
 			break
 		}
@@ -443,28 +496,53 @@ func (c *canonState) sortMembers(objStart, base int) {
 		c.out = append(c.out, '}')
 		return
 	}
-	if len(ms) <= 12 {
+	// Sort small (prefix, index) pairs rather than the members.
+	order := c.order[:0]
+	for j := range ms {
+		order = append(order, sortEntry{ms[j].prefix, int32(j)})
+	}
+	cmp := func(a, b sortEntry) int {
+		switch {
+		case a.prefix < b.prefix:
+			return -1
+		case a.prefix > b.prefix:
+			return 1
+		}
+		return c.compare(&ms[a.i], &ms[b.i])
+	}
+	if len(order) <= 16 {
 		// Insertion sort: stable, no allocation, fastest for payload sizes.
-		for j := 1; j < len(ms); j++ {
-			for k := j; k > 0 && bytes.Compare(c.key(ms[k-1]), c.key(ms[k])) > 0; k-- {
-				ms[k-1], ms[k] = ms[k], ms[k-1]
+		for j := 1; j < len(order); j++ {
+			e := order[j]
+			k := j
+			for ; k > 0 && cmp(order[k-1], e) > 0; k-- {
+				order[k] = order[k-1]
 			}
+			order[k] = e
 		}
 	} else {
-		slices.SortStableFunc(ms, func(a, b member) int { return bytes.Compare(c.key(a), c.key(b)) })
+		slices.SortStableFunc(order, cmp)
 	}
+	c.order = order
 	c.tmp = c.tmp[:0]
-	for j, m := range ms {
-		if j+1 < len(ms) && bytes.Equal(c.key(m), c.key(ms[j+1])) {
+	for j, e := range order {
+		if j+1 < len(order) && cmp(e, order[j+1]) == 0 {
 			continue // a later duplicate wins
 		}
 		if len(c.tmp) > 0 {
 			c.tmp = append(c.tmp, ',')
 		}
+		m := &ms[e.i]
 		c.tmp = append(c.tmp, c.out[m.o0:m.o1]...)
 	}
 	c.out = append(c.out[:objStart+1], c.tmp...)
 	c.out = append(c.out, '}')
+}
+
+// sortEntry is a member's place in the sort: its key prefix and index.
+type sortEntry struct {
+	prefix uint64
+	i      int32
 }
 
 // strSafe marks the bytes copied unchanged inside a canonical string:
@@ -476,45 +554,74 @@ var strSafe = func() (t [256]bool) {
 	return t
 }()
 
+// Byte-lane constants for scanning eight bytes at a time.
+const (
+	lanes1 = 0x0101010101010101
+	lanes8 = 0x8080808080808080
+)
+
+// laneIs reports whether some byte of x equals b (exact as a yes/no).
+func laneIs(x uint64, b byte) uint64 {
+	y := x ^ (lanes1 * uint64(b))
+	return (y - lanes1) &^ y
+}
+
+// wordHasStringStop reports whether any of eight bytes is one that ends a
+// run of strSafe bytes: a quote, a backslash, a control character, DEL or
+// a non-ASCII byte.
+func wordHasStringStop(x uint64) bool {
+	z := laneIs(x, '"') | laneIs(x, '\\') | laneIs(x, 0x7f) | (x-lanes1*0x20)&^x | x
+	return z&lanes8 != 0
+}
+
 // str canonicalises the string starting at src[i] (a quote) and returns the
 // index after its closing quote and whether it contained escapes.
 func (c *canonState) str(i int) (int, bool, error) {
-	src := c.src
-	c.out = append(c.out, '"')
+	// Work on locals: storing c.out on every append would cost a GC write
+	// barrier each time while a collection runs.
+	src, out := c.src, c.out
+	out = append(out, '"')
 	i++
 	esc := false
 	for {
 		start := i
+		for i+8 <= len(src) && !wordHasStringStop(binary.LittleEndian.Uint64(src[i:])) {
+			i += 8
+		}
 		for i < len(src) && strSafe[src[i]] {
 			i++
 		}
-		c.out = append(c.out, src[start:i]...)
+		out = append(out, src[start:i]...)
 		if i >= len(src) {
+			c.out = out
 			return i, esc, c.syntax(i, "unterminated string")
 		}
 		switch b := src[i]; {
 		case b == '"':
-			c.out = append(c.out, '"')
+			c.out = append(out, '"')
 			return i + 1, esc, nil
 		case b == '\\':
 			esc = true
 			r, n, ok := readEscape(src[i:])
 			if !ok {
+				c.out = out
 				return i, esc, c.syntax(i, "invalid escape")
 			}
-			c.out = appendEscapedRune(c.out, r)
+			out = appendEscapedRune(out, r)
 			i += n
 		case b < 0x20:
+			c.out = out
 			return i, esc, c.syntax(i, "invalid control character in string")
 		case b < utf8.RuneSelf: // 0x7f
-			c.out = appendEscapedRune(c.out, rune(b))
+			out = appendEscapedRune(out, rune(b))
 			i++
 		default:
 			r, n := utf8.DecodeRune(src[i:])
 			if r == utf8.RuneError && n == 1 {
+				c.out = out
 				return i, esc, c.syntax(i, "invalid UTF-8")
 			}
-			c.out = appendEscapedRune(c.out, r)
+			out = appendEscapedRune(out, r)
 			i += n
 		}
 	}

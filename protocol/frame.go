@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -84,6 +85,12 @@ var (
 	stopOutString = byteSet("{}\"\n")
 )
 
+// wordHasFrameStop reports whether any of eight bytes matters inside a
+// string: a quote, a backslash or a newline.
+func wordHasFrameStop(x uint64) bool {
+	return (laneIs(x, '"')|laneIs(x, '\\')|laneIs(x, '\n'))&lanes8 != 0
+}
+
 func byteSet(s string) (t [256]bool) {
 	for i := 0; i < len(s); i++ {
 		t[s[i]] = true
@@ -106,6 +113,9 @@ func (f *FrameReader) object() ([]byte, error) {
 					}
 					esc = false
 					continue
+				}
+				for pos+8 <= len(buf) && !wordHasFrameStop(binary.LittleEndian.Uint64(buf[pos:])) {
+					pos += 8
 				}
 				for pos < len(buf) && !stopInString[buf[pos]] {
 					pos++

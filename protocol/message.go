@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -59,58 +58,87 @@ const (
 	numFields
 )
 
-// fieldOf maps a payload key to its field. The switch on string(key) does
-// not allocate.
+// fieldOf maps a payload key to its field. It switches on the length
+// first, so each key costs one or two short comparisons.
 func fieldOf(key []byte) (field, bool) {
-	switch string(key) {
-	case "type":
-		return fType, true
-	case "txn_id":
-		return fTxnID, true
-	case "status":
-		return fStatus, true
-	case "pos_id":
-		return fPosID, true
-	case "kiosk_id":
-		return fKioskID, true
-	case "nonce":
-		return fNonce, true
-	case "timestamp":
-		return fTimestamp, true
-	case "amount":
-		return fAmount, true
-	case "payment_mode":
-		return fPaymentMode, true
-	case "transaction_id":
-		return fTransactionID, true
-	case "authorization_code":
-		return fAuthCode, true
-	case "card_last4":
-		return fCardLast4, true
-	case "error_message":
-		return fErrorMessage, true
-	case "message":
-		return fMessage, true
-	case "plan_id":
-		return fPlanID, true
-	case "plans":
-		return fPlans, true
+	switch len(key) {
+	case 4:
+		if string(key) == "type" {
+			return fType, true
+		}
+	case 5:
+		switch string(key) {
+		case "nonce":
+			return fNonce, true
+		case "plans":
+			return fPlans, true
+		}
+	case 6:
+		switch string(key) {
+		case "txn_id":
+			return fTxnID, true
+		case "status":
+			return fStatus, true
+		case "pos_id":
+			return fPosID, true
+		case "amount":
+			return fAmount, true
+		}
+	case 7:
+		switch string(key) {
+		case "message":
+			return fMessage, true
+		case "plan_id":
+			return fPlanID, true
+		}
+	case 8:
+		if string(key) == "kiosk_id" {
+			return fKioskID, true
+		}
+	case 9:
+		if string(key) == "timestamp" {
+			return fTimestamp, true
+		}
+	case 10:
+		if string(key) == "card_last4" {
+			return fCardLast4, true
+		}
+	case 12:
+		if string(key) == "payment_mode" {
+			return fPaymentMode, true
+		}
+	case 13:
+		if string(key) == "error_message" {
+			return fErrorMessage, true
+		}
+	case 14:
+		if string(key) == "transaction_id" {
+			return fTransactionID, true
+		}
+	case 18:
+		if string(key) == "authorization_code" {
+			return fAuthCode, true
+		}
 	}
 	return 0, false
 }
 
 // fieldRef locates a member's value in the source bytes, recorded during the
-// canonical pass so nothing is parsed twice.
+// canonical pass so nothing is parsed twice. It is kept small: the guard
+// notes one per payload member.
 type fieldRef struct {
 	// src[v0:v1] is the raw value; for a string, the part between quotes.
-	v0, v1 int
-	// kind is the value's first byte class: '"' string, '0' number, '{',
-	// '[', or 'l' for true/false/null and the like.
+	v0, v1 int32
+	// kind is the value's class: '"' string, '0' number, '{', '[', or 'l'
+	// for true, false, null and Python's NaN and infinities; 0 when the
+	// member is absent.
 	kind byte
 	// esc reports a string with escapes (it needs decoding).
 	esc bool
-	set bool
 }
+
+// set reports whether the payload had the member.
+func (r fieldRef) set() bool { return r.kind != 0 }
 
 // payloadFields collects the known members of one payload object.
 type payloadFields struct {
@@ -119,30 +147,27 @@ type payloadFields struct {
 
 func (p *payloadFields) reset() { *p = payloadFields{} }
 
-// note records the value src[v0:v1] of member key; a later duplicate key
-// replaces an earlier one, as in a Python dict.
-func (p *payloadFields) note(key, src []byte, v0, v1 int) {
+// note records the value src[v0:v1] of member key (esc: a string value
+// with escapes); a later duplicate key replaces an earlier one, as in a
+// Python dict.
+func (p *payloadFields) note(key, src []byte, v0, v1 int, esc bool) {
 	id, ok := fieldOf(key)
 	if !ok {
 		return
 	}
-	r := fieldRef{v0: v0, v1: v1, set: true}
+	var kind byte
 	switch b := src[v0]; {
 	case b == '"':
-		r.kind = '"'
-		r.v0, r.v1 = v0+1, v1-1
-		r.esc = bytes.IndexByte(src[r.v0:r.v1], '\\') >= 0
-	case b == '-' || isDigit(b):
-		r.kind = '0'
-		if v1-v0 > 1 && src[v0+1] == 'I' {
-			r.kind = 'l' // -Infinity
-		}
+		p.f[id] = fieldRef{v0: int32(v0 + 1), v1: int32(v1 - 1), kind: '"', esc: esc}
+		return
 	case b == '{' || b == '[':
-		r.kind = b
+		kind = b
+	case (b == '-' || isDigit(b)) && !(v1-v0 > 1 && src[v0+1] == 'I'):
+		kind = '0'
 	default:
-		r.kind = 'l'
+		kind = 'l' // literals, -Infinity
 	}
-	p.f[id] = r
+	p.f[id] = fieldRef{v0: int32(v0), v1: int32(v1), kind: kind}
 }
 
 // stringFields are the fields decoded into Message strings, with where they go.
@@ -195,15 +220,15 @@ func (p *payloadFields) checkRequired(src []byte, require bool) (ms int64, err *
 		}
 		r := p.f[id]
 		switch {
-		case !r.set && !require:
-		case !r.set:
+		case !r.set() && !require:
+		case !r.set():
 			return 0, reject(fmt.Errorf("payload has no %q: %w", name, ErrMissingField), "missing "+name)
 		case r.kind != '"' || r.v1 == r.v0:
 			return 0, reject(fmt.Errorf("payload %q is not a non-empty string: %w", name, ErrMissingField), name+" is not a non-empty string")
 		}
 	}
 	r := p.f[fTimestamp]
-	if !r.set {
+	if !r.set() {
 		if require {
 			return 0, reject(fmt.Errorf(`payload has no "timestamp": %w`, ErrMissingField), "missing timestamp")
 		}
@@ -240,27 +265,32 @@ func parseMillis(src []byte, r fieldRef) (int64, bool) {
 	return v, true
 }
 
-// buildMessage copies the payload and the decoded fields into one new
-// allocation, so the Message owns its memory and keeping it costs the
-// connection nothing. payload is src[p0:p1].
+// buildMessage copies the payload and the decoded fields into memory the
+// Message owns, so keeping it costs the connection nothing. payload is
+// src[p0:p1].
 func buildMessage(src []byte, p0, p1 int, f *payloadFields, ms int64) (*Message, error) {
 	size := p1 - p0
 	for _, id := range stringFields {
-		if r := f.f[id]; r.set && (r.kind == '"' || (id == fAmount && r.kind == '0')) {
+		if r := f.f[id]; r.set() && (r.kind == '"' || (id == fAmount && r.kind == '0')) {
 			size += r.v1 - r.v0 // decoding never makes a string longer
 		}
 	}
-	store := make([]byte, p1-p0, size)
-	copy(store, src[p0:p1])
-	m := &Message{Payload: store[: p1-p0 : p1-p0]}
-	if f.f[fTimestamp].set {
+	// One allocation holds the Message and, for frames of usual size, the
+	// payload copy and every string.
+	box := new(messageBox)
+	m := &box.m
+	store := box.buf[:0:len(box.buf)]
+	if size > len(box.buf) {
+		store = make([]byte, 0, size)
+	}
+	store = append(store, src[p0:p1]...)
+	m.Payload = store[: p1-p0 : p1-p0]
+	if f.f[fTimestamp].set() {
 		m.Timestamp = time.UnixMilli(ms)
 	}
-	type span struct{ at, n int }
-	var spans [len(stringFields)]span
-	for k, id := range stringFields {
+	for _, id := range stringFields {
 		r := f.f[id]
-		if !r.set || !(r.kind == '"' || (id == fAmount && r.kind == '0')) {
+		if !r.set() || !(r.kind == '"' || (id == fAmount && r.kind == '0')) {
 			continue
 		}
 		at := len(store)
@@ -269,17 +299,14 @@ func buildMessage(src []byte, p0, p1 int, f *payloadFields, ms int64) (*Message,
 		} else {
 			store = append(store, src[r.v0:r.v1]...)
 		}
-		spans[k] = span{at, len(store) - at}
-	}
-	// The strings share store's tail, which nothing writes to after this
-	// point: Payload's capacity stops before it. One allocation serves the
-	// payload copy and every field.
-	for k, id := range stringFields {
-		if s := spans[k]; s.n > 0 {
-			*m.stringField(id) = unsafe.String(&store[s.at], s.n)
+		// The strings live in store's tail, which nothing writes to
+		// after this append (store never reallocates: its capacity was
+		// sized above) and which Payload's capacity stops before.
+		if n := len(store) - at; n > 0 {
+			*m.stringField(id) = unsafe.String(&store[at], n)
 		}
 	}
-	if r := f.f[fPlans]; r.set && r.kind != 'l' {
+	if r := f.f[fPlans]; r.set() && r.kind != 'l' {
 		plans, err := decodePlans(src[r.v0:r.v1])
 		if err != nil {
 			return nil, err
@@ -287,6 +314,14 @@ func buildMessage(src []byte, p0, p1 int, f *payloadFields, ms int64) (*Message,
 		m.Plans = plans
 	}
 	return m, nil
+}
+
+// messageBox is a Message with room for its bytes: 760 bytes, which with
+// the 8-byte malloc header fill one 768-byte size class, enough for a
+// typical 250-byte payload and its fields.
+type messageBox struct {
+	m   Message
+	buf [760 - unsafe.Sizeof(Message{})]byte
 }
 
 // wirePlan is a plan as the POS writes it; numbers stay text until

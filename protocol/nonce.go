@@ -38,8 +38,9 @@ type NonceStore struct {
 	// width is the time span of one bucket, in nanoseconds.
 	width int64
 	seeds [2]maphash.Seed
-	// seen maps a nonce's hash to the index of the bucket that expires it.
-	seen map[nonceKey]int64
+	// seen holds the hashes of the live nonces. Each is listed in exactly
+	// one bucket, which deletes it when it expires.
+	seen map[nonceKey]struct{}
 	// ring holds the live buckets: index i lives in ring[i mod len(ring)].
 	// Live indices span at most 2 windows, so the ring never wraps onto a
 	// live bucket.
@@ -84,7 +85,7 @@ func NewNonceStore(window time.Duration, maxEntries int) *NonceStore {
 		max:    maxEntries,
 		width:  width,
 		seeds:  [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		seen:   make(map[nonceKey]int64),
+		seen:   make(map[nonceKey]struct{}),
 		ring:   make([]nonceBucket, n),
 	}
 }
@@ -110,11 +111,16 @@ func (s *NonceStore) use(key nonceKey, ts, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.evict(floorDiv(nowNs, s.width))
-	if _, ok := s.seen[key]; ok {
+	if n := len(s.seen); n < s.max {
+		// Insert and look up in one map operation: a key already present
+		// leaves the length unchanged.
+		if s.seen[key] = struct{}{}; len(s.seen) == n {
+			return fmt.Errorf("nonce seen within the last %s: %w", s.window, ErrReplay)
+		}
+	} else if _, ok := s.seen[key]; ok {
 		return fmt.Errorf("nonce seen within the last %s: %w", s.window, ErrReplay)
-	}
-	if len(s.seen) >= s.max {
-		return fmt.Errorf("%d live nonces: %w", len(s.seen), ErrNonceStoreFull)
+	} else {
+		return fmt.Errorf("%d live nonces: %w", n, ErrNonceStoreFull)
 	}
 	if idx <= s.swept {
 		// The clock stepped back: keep it in the next bucket to be swept,
@@ -127,7 +133,6 @@ func (s *NonceStore) use(key nonceKey, ts, now time.Time) error {
 		b.idx = idx
 	}
 	b.keys = append(b.keys, key)
-	s.seen[key] = idx
 	return nil
 }
 
@@ -155,13 +160,11 @@ func (s *NonceStore) evict(cur int64) {
 	}
 }
 
-// drop forgets the bucket's nonces that it still owns (a nonce re-recorded
-// later belongs to its newer bucket) and keeps the slice for reuse.
+// drop forgets the bucket's nonces and keeps the slice for reuse. A nonce
+// is only recorded while absent from seen, so no other bucket lists it.
 func (s *NonceStore) drop(b *nonceBucket) {
 	for _, k := range b.keys {
-		if s.seen[k] == b.idx {
-			delete(s.seen, k)
-		}
+		delete(s.seen, k)
 	}
 	clear(b.keys)
 	b.keys = b.keys[:0]

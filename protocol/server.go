@@ -268,7 +268,7 @@ func (s *Server) Peers() []Peer {
 		p := Peer{ID: c.posID, Addr: c.addr, Since: c.since, LastMsg: c.lastMsg}
 		c.mu.Unlock()
 		for _, t := range s.txns {
-			if t.conn == c || (p.ID != "" && t.posID == p.ID) {
+			if t.active() && (t.conn == c || (p.ID != "" && t.posID == p.ID)) {
 				p.Busy = t.id
 			}
 		}
@@ -463,7 +463,7 @@ func (s *Server) busy(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.txns {
-		if t.conn == c {
+		if t.active() && t.conn == c {
 			return true
 		}
 	}
@@ -480,6 +480,11 @@ func (s *Server) send(c *conn, p Payload) ([]byte, error) {
 		return nil, fmt.Errorf("sign %v: %w", p["type"], err)
 	}
 	line := env.Line()
+	if s.opts.IdleTimeout > 0 {
+		// An answer is now expected: lift the idle deadline of the read
+		// already pending (the next read sets its own).
+		c.nc.SetReadDeadline(time.Time{})
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))

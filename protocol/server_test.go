@@ -557,7 +557,7 @@ func TestIdleConnections(t *testing.T) {
 	// A POS is known by its address until its first message names it.
 	peers := h.srv.Peers()
 	id := h.start(payment.ModeCard, 2550, peers[len(peers)-1].Addr)
-	h.waitStatus(id, payment.StatusApproved)
+	h.waitStatusFor(20*time.Second, id, payment.StatusApproved)
 
 	closed := 0
 	h.wait(15*time.Second, "the idle connections to be closed", func(ev payment.Event) bool {

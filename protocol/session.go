@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"paydesk/payment"
@@ -38,7 +39,15 @@ type txn struct {
 	deadline  time.Time
 	waiting   string // what the timer waits for, for its message
 	done      bool
+
+	// ended is set before the final event is published, so that anyone
+	// who reacts to that event (a console starting the next payment) finds
+	// the POS free. Read without t.mu by the server's busy checks.
+	ended atomic.Bool
 }
+
+// active reports whether t still occupies its POS.
+func (t *txn) active() bool { return !t.ended.Load() }
 
 // Flight describes a transaction in flight, for the console's status.
 type Flight struct {
@@ -65,6 +74,9 @@ func (s *Server) InFlight() []Flight {
 	s.mu.Unlock()
 	out := make([]Flight, 0, len(ts))
 	for _, t := range ts {
+		if !t.active() {
+			continue
+		}
 		t.mu.Lock()
 		out = append(out, Flight{ID: t.id, Mode: t.mode, Amount: t.amount, Status: t.status, Peer: t.peerLabel(),
 			Deadline: t.deadline, Waiting: t.waiting, CancelRequested: t.cancelReq, Plans: t.plans})
@@ -105,7 +117,7 @@ func (s *Server) Start(ctx context.Context, req payment.Request) (string, error)
 	posID := c.posID
 	c.mu.Unlock()
 	for _, t := range s.txns {
-		if t.conn == c || (posID != "" && t.posID == posID) {
+		if t.active() && (t.conn == c || (posID != "" && t.posID == posID)) {
 			s.mu.Unlock()
 			return "", fmt.Errorf("start payment: POS %s is busy with %s: %w", c.label(), t.id, payment.ErrBusy)
 		}
@@ -249,6 +261,7 @@ func (t *txn) finishFlag(st payment.Status, r *payment.Result, raw []byte, flag 
 		d = r.Reason
 	}
 	t.stopTimerLocked()
+	t.ended.Store(true)
 	ev := payment.Event{Kind: payment.KindTransition, TxnID: t.id, Status: st, Peer: t.peerLabel(), Raw: raw, Result: r, Detail: d, Flag: flag}
 	if _, err := t.s.publish(ev); err == nil {
 		t.status = st
@@ -352,14 +365,21 @@ var ErrWrongPOS = errors.New("answer from another POS")
 // went to: the same connection, or a new connection of the same pos_id
 // (a POS that reconnected).
 func (t *txn) acceptsFrom(c *conn, m *Message) bool {
+	// conn and posID are read by the server under s.mu (busy checks), so
+	// they are written holding both t.mu and s.mu.
+	set := func(c *conn, posID string) {
+		t.s.mu.Lock()
+		t.conn, t.posID = c, posID
+		t.s.mu.Unlock()
+	}
 	if c == t.conn {
-		if t.posID == "" {
-			t.posID = m.PosID
+		if t.posID == "" && m.PosID != "" {
+			set(c, m.PosID)
 		}
-		return m.PosID == "" || t.posID == "" || m.PosID == t.posID
+		return m.PosID == "" || m.PosID == t.posID
 	}
 	if t.posID != "" && m.PosID == t.posID {
-		t.conn = c // the POS reconnected: further messages go here
+		set(c, t.posID) // the POS reconnected: further messages go here
 		return true
 	}
 	return false

@@ -86,26 +86,26 @@ func decodeSignature(dst *[sha256.Size]byte, s []byte) bool {
 	if len(s) != 2*sha256.Size {
 		return false
 	}
+	bad := byte(0)
 	for i := range dst {
-		hi, ok1 := lowerHex(s[2*i])
-		lo, ok2 := lowerHex(s[2*i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
-		dst[i] = hi<<4 | lo
+		hi, lo := lowerHexVal[s[2*i]], lowerHexVal[s[2*i+1]]
+		bad |= hi | lo
+		dst[i] = hi<<4 | lo&0x0f
 	}
-	return true
+	return bad&0xf0 == 0
 }
 
-func lowerHex(b byte) (byte, bool) {
-	switch {
-	case '0' <= b && b <= '9':
-		return b - '0', true
-	case 'a' <= b && b <= 'f':
-		return b - 'a' + 10, true
+// lowerHexVal maps '0'-'9' and 'a'-'f' to their value and every other byte
+// to 0xff, so one OR over the signature tells whether all digits were valid.
+var lowerHexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0, false
-}
+	for i := 0; i < 16; i++ {
+		t[hexDigits[i]] = byte(i)
+	}
+	return t
+}()
 
 // VerifierOptions tune a Verifier; the zero value is the MobyPay default.
 type VerifierOptions struct {
