@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -279,6 +282,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ackDelay := fs.Duration("ack-delay", 0, "wait before each ack")
 	resultDelay := fs.Duration("result-delay", 0, "wait before each result")
 	drop := fs.Bool("disconnect-after-ack", false, "drop the connection after every ack, reconnect, then send the result")
+	tlsCA := fs.String("tls-ca", "", "connect with TLS, trusting the CA certificate(s) in this PEM file")
+	tlsInsecure := fs.Bool("tls-insecure", false, "connect with TLS without checking the kiosk's certificate (testing only)")
 	reconnect := fs.Bool("reconnect", true, "reconnect with backoff 1, 2, 4 … 30 s when the connection is lost")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: paydesk sim pos --connect HOST:PORT [flags]\n\nA simulated MobyPay POS terminal.\n\n%s\n\nFlags:\n", possim.Outcomes)
@@ -291,6 +296,20 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case possim.WriteLines, possim.WriteBytes, possim.WriteCoalesced:
 	default:
 		return fmt.Errorf("sim pos: --write must be lines, bytes or coalesced, not %q", *mode)
+	}
+	var tlsCfg *tls.Config
+	if *tlsCA != "" || *tlsInsecure {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: *tlsInsecure}
+		if *tlsCA != "" {
+			pem, err := os.ReadFile(*tlsCA)
+			if err != nil {
+				return fmt.Errorf("sim pos: read --tls-ca: %w", err)
+			}
+			tlsCfg.RootCAs = x509.NewCertPool()
+			if !tlsCfg.RootCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("sim pos: --tls-ca %s holds no PEM certificate", *tlsCA)
+			}
+		}
 	}
 	secret, dev, err := readSecret(*secretFile)
 	if err != nil {
@@ -305,7 +324,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer logf.Close()
 	sim := possim.New(possim.Options{Addr: *addr, Secret: secret, PosID: *posID, Mode: possim.WriteMode(*mode),
-		AckDelay: *ackDelay, ResultDelay: *resultDelay, DisconnectAfterAck: *drop, Reconnect: *reconnect, Logger: log})
+		AckDelay: *ackDelay, ResultDelay: *resultDelay, DisconnectAfterAck: *drop, Reconnect: *reconnect, TLS: tlsCfg, Logger: log})
 	fmt.Fprintf(stdout, "simulated POS %s connecting to %s (log: %s); Ctrl-C stops\n", *posID, *addr, env("LOG", "paydesk-sim.log"))
 	go func() {
 		select {

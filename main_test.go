@@ -21,12 +21,24 @@ import (
 	"paydesk/protocol"
 )
 
+// binDir holds the binary built for this test run; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // buildBinary compiles paydesk once per test run.
 var buildBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "paydesk-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "paydesk")
 	if runtime.GOOS == "windows" {
 		bin += ".exe"

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"sync"
@@ -26,16 +27,30 @@ const maxIntDigits = 4300
 // MobyPay peers sign. Errors wrap ErrMalformedJSON; on error dst is returned
 // unchanged in length.
 func Canonical(dst, src []byte) ([]byte, error) {
-	c := canonPool.Get().(*canonState)
-	defer canonPool.Put(c)
+	if len(src) > maxCanonInput || len(dst) > maxCanonInput {
+		return dst, fmt.Errorf("%w: %w: %d bytes after %d, limit %d", ErrMalformedJSON, ErrFrameTooLarge, len(src), len(dst), maxCanonInput)
+	}
+	pooled := canonPool.Get().(*canonState)
+	// Work on a copy on the stack: stores into it need no GC write
+	// barriers, which the canonicaliser would otherwise pay on every
+	// append while a collection runs.
+	c := *pooled
 	n := len(dst)
 	c.reset(src, dst)
 	out, err := c.document()
+	c.release()
+	*pooled = c
+	canonPool.Put(pooled)
 	if err != nil {
 		return dst[:n], err
 	}
 	return out, nil
 }
+
+// maxCanonInput bounds Canonical's input and dst so that offsets, kept as
+// int32 to keep the member table small, cannot overflow even when every
+// byte is escaped six-fold. Frames are capped far lower anyway.
+const maxCanonInput = 1 << 27
 
 // canonPool recycles canonicaliser scratch space so Canonical, Sign and
 // Verify do not allocate it on every call.
@@ -52,8 +67,9 @@ type canonState struct {
 	// keys holds decoded keys that had escapes, also as a stack.
 	keys []byte
 	// tmp and order are scratch space for reordering an object's members.
-	tmp   []byte
-	order []sortEntry
+	tmp     []byte
+	order   []sortEntry
+	sortBuf []sortEntry
 	// spare is an output buffer for callers that only validate.
 	spare []byte
 	depth int
@@ -70,10 +86,16 @@ type member struct {
 	// orders almost every pair of keys without touching the bytes.
 	prefix uint64
 	// key is src[k0:k1], or keys[k0:k1] when inKeys (the key had escapes).
-	k0, k1 int
-	inKeys bool
+	k0, k1 int32
 	// out[o0:o1] is the member's canonical "key":value.
-	o0, o1 int
+	o0, o1 int32
+	inKeys bool
+}
+
+// release drops the references to the caller's buffers so a pooled state
+// does not keep them alive.
+func (c *canonState) release() {
+	c.src, c.out, c.fields = nil, nil, nil
 }
 
 func (c *canonState) reset(src, out []byte) {
@@ -257,8 +279,16 @@ func appendDecimalFast(dst, num []byte) ([]byte, bool) {
 	if neg {
 		body = num[1:]
 	}
-	dot := bytes.IndexByte(body, '.')
-	if dot < 0 || bytes.ContainsAny(body, "eE") {
+	dot := -1
+	for k, b := range body {
+		switch b {
+		case '.':
+			dot = k
+		case 'e', 'E':
+			return dst, false
+		}
+	}
+	if dot < 0 {
 		return dst, false
 	}
 	intPart, frac := body[:dot], body[dot+1:]
@@ -375,21 +405,25 @@ func (c *canonState) object(i int) (int, error) {
 		if i >= len(c.src) || c.src[i] != '"' {
 			return i, c.syntax(i, "expecting a property name in double quotes")
 		}
-		m := member{o0: len(c.out)}
+		// The member is kept in scalars and written to its slot field by
+		// field: building it on the stack and copying it whole stalls on
+		// store forwarding.
+		o0 := len(c.out)
 		kStart := i + 1
 		end, esc, err := c.str(i)
 		if err != nil {
 			return end, err
 		}
+		var k0, k1 int
+		var prefix uint64
 		if esc {
-			m.inKeys = true
-			m.k0 = len(c.keys)
+			k0 = len(c.keys)
 			c.keys = decodeString(c.keys, c.src[kStart:end-1], true)
-			m.k1 = len(c.keys)
-			m.prefix = keyPrefix(c.keys[m.k0:m.k1])
+			k1 = len(c.keys)
+			prefix = keyPrefix(c.keys[k0:k1])
 		} else {
-			m.k0, m.k1 = kStart, end-1
-			m.prefix = srcKeyPrefix(c.src, m.k0, m.k1)
+			k0, k1 = kStart, end-1
+			prefix = srcKeyPrefix(c.src, kStart, end-1)
 		}
 		i = skipWS(c.src, end)
 		if i >= len(c.src) || c.src[i] != ':' {
@@ -398,13 +432,27 @@ func (c *canonState) object(i int) (int, error) {
 		c.out = append(c.out, ':')
 		i = skipWS(c.src, i+1)
 		vStart := i
-		if i, err = c.value(i); err != nil {
+		if i < len(c.src) && c.src[i] == '"' {
+			// Most values are strings: skip the dispatch in value.
+			i, c.lastEsc, err = c.str(i)
+		} else {
+			i, err = c.value(i)
+		}
+		if err != nil {
 			return i, err
 		}
-		m.o1 = len(c.out)
-		c.members = append(c.members, m)
+		n := len(c.members)
+		c.members = append(c.members, member{})
+		m := &c.members[n]
+		m.prefix = prefix
+		m.k0, m.k1, m.inKeys = int32(k0), int32(k1), esc
+		m.o0, m.o1 = int32(o0), int32(len(c.out))
 		if extract {
-			c.fields.note(c.key(m), c.src, vStart, i, c.lastEsc)
+			key := c.src[k0:k1]
+			if esc {
+				key = c.keys[k0:k1]
+			}
+			c.fields.note(key, c.src, vStart, i, c.lastEsc)
 		}
 		i = skipWS(c.src, i)
 		if i >= len(c.src) {
@@ -496,47 +544,84 @@ func (c *canonState) sortMembers(objStart, base int) {
 		c.out = append(c.out, '}')
 		return
 	}
-	// Sort small (prefix, index) pairs rather than the members.
 	order := c.order[:0]
-	for j := range ms {
-		order = append(order, sortEntry{ms[j].prefix, int32(j)})
-	}
-	cmp := func(a, b sortEntry) int {
-		switch {
-		case a.prefix < b.prefix:
-			return -1
-		case a.prefix > b.prefix:
-			return 1
-		}
-		return c.compare(&ms[a.i], &ms[b.i])
-	}
-	if len(order) <= 16 {
-		// Insertion sort: stable, no allocation, fastest for payload sizes.
-		for j := 1; j < len(order); j++ {
-			e := order[j]
-			k := j
-			for ; k > 0 && cmp(order[k-1], e) > 0; k-- {
-				order[k] = order[k-1]
+	if len(ms) <= 16 {
+		// Rank each member by counting the members that sort before it
+		// (equal keys by position, so the sort is stable). The prefix
+		// comparisons compile without branches, which matters more for a
+		// payload's ten keys than the quadratic count.
+		order = slices.Grow(order, len(ms))[:len(ms)]
+		for i := range ms {
+			pi, rank := ms[i].prefix, 0
+			for j := range ms {
+				pj := ms[j].prefix
+				rank += b2i(pj < pi)
+				if pj == pi && j != i {
+					if d := c.compare(&ms[j], &ms[i]); d < 0 || (d == 0 && j < i) {
+						rank++
+					}
+				}
 			}
-			order[k] = e
+			order[rank] = sortEntry{pi, int32(i)}
 		}
 	} else {
-		slices.SortStableFunc(order, cmp)
+		for j := range ms {
+			order = append(order, sortEntry{ms[j].prefix, int32(j)})
+		}
+		c.mergeSort(ms, order)
 	}
 	c.order = order
-	c.tmp = c.tmp[:0]
+	tmp := c.tmp[:0]
 	for j, e := range order {
-		if j+1 < len(order) && cmp(e, order[j+1]) == 0 {
+		m := &ms[e.i]
+		if j+1 < len(order) && order[j+1].prefix == e.prefix && c.compare(m, &ms[order[j+1].i]) == 0 {
 			continue // a later duplicate wins
 		}
-		if len(c.tmp) > 0 {
-			c.tmp = append(c.tmp, ',')
+		if len(tmp) > 0 {
+			tmp = append(tmp, ',')
 		}
-		m := &ms[e.i]
-		c.tmp = append(c.tmp, c.out[m.o0:m.o1]...)
+		tmp = append(tmp, c.out[m.o0:m.o1]...)
 	}
-	c.out = append(c.out[:objStart+1], c.tmp...)
+	c.tmp = tmp
+	c.out = append(c.out[:objStart+1], tmp...)
 	c.out = append(c.out, '}')
+}
+
+// mergeSort sorts order stably by the keys of ms: a bottom-up merge sort
+// that needs no closure, so the canonicaliser can stay on the stack.
+func (c *canonState) mergeSort(ms []member, order []sortEntry) {
+	buf := slices.Grow(c.sortBuf[:0], len(order))[:len(order)]
+	src, dst := order, buf
+	for width := 1; width < len(order); width *= 2 {
+		for lo := 0; lo < len(order); lo += 2 * width {
+			mid, hi := min(lo+width, len(order)), min(lo+2*width, len(order))
+			i, j, k := lo, mid, lo
+			for i < mid && j < hi {
+				if c.compare(&ms[src[j].i], &ms[src[i].i]) < 0 {
+					dst[k], j = src[j], j+1
+				} else {
+					dst[k], i = src[i], i+1
+				}
+				k++
+			}
+			k += copy(dst[k:], src[i:mid])
+			copy(dst[k:], src[j:hi])
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &order[0] {
+		copy(order, src)
+	}
+	c.sortBuf = buf
+}
+
+// b2i is 1 for true, 0 for false, without a branch.
+func b2i(b bool) int {
+	var i int
+	if b {
+		i = 1
+	}
+	return i
 }
 
 // sortEntry is a member's place in the sort: its key prefix and index.
@@ -560,18 +645,18 @@ const (
 	lanes8 = 0x8080808080808080
 )
 
-// laneIs reports whether some byte of x equals b (exact as a yes/no).
+// laneIs flags (high bit) the bytes of x equal to b. The lowest flag is
+// exact; flags above a true one may be false, which is all the scanners
+// need: they jump to the lowest.
 func laneIs(x uint64, b byte) uint64 {
 	y := x ^ (lanes1 * uint64(b))
-	return (y - lanes1) &^ y
+	return (y - lanes1) &^ y & lanes8
 }
 
-// wordHasStringStop reports whether any of eight bytes is one that ends a
-// run of strSafe bytes: a quote, a backslash, a control character, DEL or
-// a non-ASCII byte.
-func wordHasStringStop(x uint64) bool {
-	z := laneIs(x, '"') | laneIs(x, '\\') | laneIs(x, 0x7f) | (x-lanes1*0x20)&^x | x
-	return z&lanes8 != 0
+// stringStops flags the bytes of x that end a run of strSafe bytes: a
+// quote, a backslash, a control character, DEL or a non-ASCII byte.
+func stringStops(x uint64) uint64 {
+	return laneIs(x, '"') | laneIs(x, '\\') | laneIs(x, 0x7f) | (x-lanes1*0x20)&^x&lanes8 | x&lanes8
 }
 
 // str canonicalises the string starting at src[i] (a quote) and returns the
@@ -585,12 +670,17 @@ func (c *canonState) str(i int) (int, bool, error) {
 	esc := false
 	for {
 		start := i
-		for i+8 <= len(src) && !wordHasStringStop(binary.LittleEndian.Uint64(src[i:])) {
+		for i+8 <= len(src) {
+			if stop := stringStops(binary.LittleEndian.Uint64(src[i:])); stop != 0 {
+				i += bits.TrailingZeros64(stop) >> 3
+				goto found
+			}
 			i += 8
 		}
 		for i < len(src) && strSafe[src[i]] {
 			i++
 		}
+	found:
 		out = append(out, src[start:i]...)
 		if i >= len(src) {
 			c.out = out

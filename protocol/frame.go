@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 )
 
 // frameReadSize is the first buffer size and the usual read size: a few
@@ -85,10 +86,26 @@ var (
 	stopOutString = byteSet("{}\"\n")
 )
 
-// wordHasFrameStop reports whether any of eight bytes matters inside a
-// string: a quote, a backslash or a newline.
-func wordHasFrameStop(x uint64) bool {
-	return (laneIs(x, '"')|laneIs(x, '\\')|laneIs(x, '\n'))&lanes8 != 0
+// stringFrameStops flags the bytes of x that matter inside a string: a
+// quote, a backslash or a newline.
+func stringFrameStops(x uint64) uint64 {
+	return laneIs(x, '"') | laneIs(x, '\\') | laneIs(x, '\n')
+}
+
+// scanInString returns the index of the first byte at or after pos that
+// matters inside a string, or len(buf): eight bytes at a time, then one by
+// one for the tail.
+func scanInString(buf []byte, pos int) int {
+	for pos+8 <= len(buf) {
+		if m := stringFrameStops(binary.LittleEndian.Uint64(buf[pos:])); m != 0 {
+			return pos + bits.TrailingZeros64(m)>>3
+		}
+		pos += 8
+	}
+	for pos < len(buf) && !stopInString[buf[pos]] {
+		pos++
+	}
+	return pos
 }
 
 func byteSet(s string) (t [256]bool) {
@@ -114,22 +131,16 @@ func (f *FrameReader) object() ([]byte, error) {
 					esc = false
 					continue
 				}
-				for pos+8 <= len(buf) && !wordHasFrameStop(binary.LittleEndian.Uint64(buf[pos:])) {
-					pos += 8
-				}
-				for pos < len(buf) && !stopInString[buf[pos]] {
-					pos++
-				}
-				if pos == len(buf) {
-					break
-				}
+				pos = scanInString(buf, pos)
 			} else {
+				// Between strings there are only a few bytes (":", ","):
+				// a table lookup per byte beats setting up a word scan.
 				for pos < len(buf) && !stopOutString[buf[pos]] {
 					pos++
 				}
-				if pos == len(buf) {
-					break
-				}
+			}
+			if pos == len(buf) {
+				break
 			}
 			switch buf[pos] {
 			case '\n':

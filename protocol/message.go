@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 	"unsafe"
@@ -155,19 +156,19 @@ func (p *payloadFields) note(key, src []byte, v0, v1 int, esc bool) {
 	if !ok {
 		return
 	}
-	var kind byte
+	r := &p.f[id]
 	switch b := src[v0]; {
 	case b == '"':
-		p.f[id] = fieldRef{v0: int32(v0 + 1), v1: int32(v1 - 1), kind: '"', esc: esc}
+		r.v0, r.v1, r.kind, r.esc = int32(v0+1), int32(v1-1), '"', esc
 		return
 	case b == '{' || b == '[':
-		kind = b
+		r.kind = b
 	case (b == '-' || isDigit(b)) && !(v1-v0 > 1 && src[v0+1] == 'I'):
-		kind = '0'
+		r.kind = '0'
 	default:
-		kind = 'l' // literals, -Infinity
+		r.kind = 'l' // literals, -Infinity
 	}
-	p.f[id] = fieldRef{v0: int32(v0), v1: int32(v1), kind: kind}
+	r.v0, r.v1, r.esc = int32(v0), int32(v1), false
 }
 
 // stringFields are the fields decoded into Message strings, with where they go.
@@ -272,15 +273,17 @@ func buildMessage(src []byte, p0, p1 int, f *payloadFields, ms int64) (*Message,
 	size := p1 - p0
 	for _, id := range stringFields {
 		if r := f.f[id]; r.set() && (r.kind == '"' || (id == fAmount && r.kind == '0')) {
-			size += r.v1 - r.v0 // decoding never makes a string longer
+			size += int(r.v1 - r.v0) // decoding never makes a string longer
 		}
 	}
 	// One allocation holds the Message and, for frames of usual size, the
 	// payload copy and every string.
 	box := new(messageBox)
 	m := &box.m
-	store := box.buf[:0:len(box.buf)]
-	if size > len(box.buf) {
+	var store []byte
+	if size <= len(box.buf) {
+		store = box.buf[:0:size]
+	} else {
 		store = make([]byte, 0, size)
 	}
 	store = append(store, src[p0:p1]...)
@@ -317,8 +320,8 @@ func buildMessage(src []byte, p0, p1 int, f *payloadFields, ms int64) (*Message,
 }
 
 // messageBox is a Message with room for its bytes: 760 bytes, which with
-// the 8-byte malloc header fill one 768-byte size class, enough for a
-// typical 250-byte payload and its fields.
+// the 8-byte malloc header fill the 768-byte size class, enough for a
+// result's payload and its fields.
 type messageBox struct {
 	m   Message
 	buf [760 - unsafe.Sizeof(Message{})]byte
@@ -397,20 +400,24 @@ func planMoney(n json.Number) (payment.Money, error) {
 // build expectations with it. Fields that are present must have the right
 // shape ("type" a string, "timestamp" milliseconds), but none is required.
 func DecodePayload(payload []byte) (*Message, error) {
-	c := canonPool.Get().(*canonState)
-	defer canonPool.Put(c)
+	if len(payload) > math.MaxInt32 {
+		return nil, reject(fmt.Errorf("payload of %d bytes: %w", len(payload), ErrFrameTooLarge), "payload too large")
+	}
 	var f payloadFields
+	pooled := canonPool.Get().(*canonState)
+	c := *pooled
 	c.reset(payload, c.spare[:0])
 	c.fields = &f
 	i := skipWS(payload, 0)
-	if i < len(payload) && payload[i] != '{' {
-		if _, err := c.document(); err != nil {
-			return nil, reject(err, "malformed JSON")
-		}
-		return nil, reject(fmt.Errorf("payload is not a JSON object: %w", ErrBadEnvelope), "payload is not an object")
-	}
+	isObject := i >= len(payload) || payload[i] == '{'
 	out, err := c.document()
 	c.spare = out[:0]
+	c.release()
+	*pooled = c
+	canonPool.Put(pooled)
+	if err == nil && !isObject {
+		return nil, reject(fmt.Errorf("payload is not a JSON object: %w", ErrBadEnvelope), "payload is not an object")
+	}
 	if err != nil {
 		return nil, reject(err, "malformed JSON")
 	}

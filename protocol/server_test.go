@@ -567,3 +567,36 @@ func TestIdleConnections(t *testing.T) {
 		return closed >= n
 	})
 }
+
+func TestConnectionCap(t *testing.T) {
+	h := newHarness(t, protocol.Options{MaxConns: 3})
+	h.sim(possim.Options{PosID: "POS001"})
+	id := h.start(payment.ModeCard, 100, "")
+	h.waitStatus(id, payment.StatusApproved) // POS001 has now sent valid messages
+
+	silent1 := dialRaw(t, h.addr)
+	h.wait(5*time.Second, "first silent connection", func(ev payment.Event) bool { return ev.Kind == payment.KindConnection })
+	dialRaw(t, h.addr)
+	h.wait(5*time.Second, "second silent connection", func(ev payment.Event) bool { return ev.Kind == payment.KindConnection })
+
+	t.Run("a new connection at the cap closes the oldest silent one", func(t *testing.T) {
+		// At the cap the count cannot grow, so h.sim cannot be used here.
+		go possim.New(possim.Options{Addr: h.addr, Secret: secret, PosID: "POS002"}).Run(h.ctx)
+		silent1.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := silent1.Read(make([]byte, 1)); err == nil {
+			t.Error("the oldest silent connection is still open")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for n := len(h.srv.Peers()); n != 3; n = len(h.srv.Peers()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections open, want the cap of 3", n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+
+	t.Run("the POS that spoke keeps its connection and takes payments", func(t *testing.T) {
+		id := h.start(payment.ModeCard, 200, "POS001")
+		h.waitStatus(id, payment.StatusApproved)
+	})
+}

@@ -20,17 +20,22 @@ func Verify(env Envelope, secret []byte, now time.Time, window time.Duration) er
 	if window <= 0 {
 		window = DefaultWindow
 	}
-	c := canonPool.Get().(*canonState)
-	defer canonPool.Put(c)
 	var f payloadFields
-	c.reset(env.Payload, c.spare[:0])
 	i := skipWS(env.Payload, 0)
 	isObject := i < len(env.Payload) && env.Payload[i] == '{'
+	pooled := canonPool.Get().(*canonState)
+	c := *pooled
+	c.reset(env.Payload, c.spare[:0])
 	if isObject {
 		c.fields = &f
 	}
 	canon, err := c.document()
-	c.spare = canon[:0]
+	defer func() {
+		c.spare = canon[:0]
+		c.release()
+		*pooled = c
+		canonPool.Put(pooled)
+	}()
 	if err != nil {
 		return reject(err, "malformed JSON")
 	}
@@ -246,10 +251,20 @@ func (v *Verifier) Check(frame []byte) (*Message, error) {
 // fields, and locates the signature. Shape problems are reported by the
 // caller only after the whole frame proved well-formed.
 func (v *Verifier) parse(frame []byte) (envelopeParts, error) {
-	var parts envelopeParts
-	c := &v.st
+	// Work on a copy on the stack: stores into it need no GC write
+	// barriers, which every append would otherwise pay while a collection
+	// runs.
+	c := v.st
 	c.reset(frame, c.spare[:0])
-	defer func() { c.spare = c.out[:0] }()
+	parts, err := v.parseEnvelope(&c, frame)
+	c.spare = c.out[:0]
+	c.release()
+	v.st = c
+	return parts, err
+}
+
+func (v *Verifier) parseEnvelope(c *canonState, frame []byte) (envelopeParts, error) {
+	var parts envelopeParts
 	i := skipWS(frame, 0)
 	if i >= len(frame) || frame[i] != '{' {
 		_, err := c.document() // malformed, or JSON that is not an object

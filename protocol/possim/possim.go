@@ -6,6 +6,7 @@ package possim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,8 @@ type Options struct {
 	// Window is the timestamp window for the kiosk's messages. The
 	// default is 60 s.
 	Window time.Duration
+	// TLS, when set, makes the simulator connect with TLS.
+	TLS *tls.Config
 	// Logger receives what the simulator does. The default discards.
 	Logger *slog.Logger
 }
@@ -131,8 +134,15 @@ func (s *Sim) Handled() int64 { return s.handled.Load() }
 func (s *Sim) Run(ctx context.Context) error {
 	backoff := s.opts.BackoffBase
 	for {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", s.opts.Addr)
+		var c net.Conn
+		var err error
+		if s.opts.TLS != nil {
+			d := tls.Dialer{Config: s.opts.TLS}
+			c, err = d.DialContext(ctx, "tcp", s.opts.Addr)
+		} else {
+			var d net.Dialer
+			c, err = d.DialContext(ctx, "tcp", s.opts.Addr)
+		}
 		if err == nil {
 			backoff = s.opts.BackoffBase
 			err = s.serve(ctx, c)
