@@ -405,9 +405,8 @@ func (c *canonState) object(i int) (int, error) {
 		if i >= len(c.src) || c.src[i] != '"' {
 			return i, c.syntax(i, "expecting a property name in double quotes")
 		}
-		// The member is kept in scalars and written to its slot field by
-		// field: building it on the stack and copying it whole stalls on
-		// store forwarding.
+		// The member is recorded once its value is done: a nested value
+		// pushes its own members first and pops them when it closes.
 		o0 := len(c.out)
 		kStart := i + 1
 		end, esc, err := c.str(i)
@@ -547,9 +546,8 @@ func (c *canonState) sortMembers(objStart, base int) {
 	order := c.order[:0]
 	if len(ms) <= 16 {
 		// Rank each member by counting the members that sort before it
-		// (equal keys by position, so the sort is stable). The prefix
-		// comparisons compile without branches, which matters more for a
-		// payload's ten keys than the quadratic count.
+		// (equal keys by position, so the sort is stable): for a payload's
+		// ten keys, mostly one integer comparison per pair.
 		order = slices.Grow(order, len(ms))[:len(ms)]
 		for i := range ms {
 			pi, rank := ms[i].prefix, 0
@@ -615,7 +613,7 @@ func (c *canonState) mergeSort(ms []member, order []sortEntry) {
 	c.sortBuf = buf
 }
 
-// b2i is 1 for true, 0 for false, without a branch.
+// b2i is 1 for true, 0 for false (the compiler makes it a SETcc).
 func b2i(b bool) int {
 	var i int
 	if b {

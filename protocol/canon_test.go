@@ -63,6 +63,23 @@ func TestCanonicalMatchesPython(t *testing.T) {
 	}
 }
 
+func TestCanonicalMatchesPythonOnRandomInput(t *testing.T) {
+	var cases []wireCanonCase
+	wireLoadJSON(t, "random.json", &cases)
+	if len(cases) < 1000 {
+		t.Fatalf("only %d cases in random.json", len(cases))
+	}
+	for n, tc := range cases {
+		got, err := Canonical(nil, []byte(tc.Input))
+		switch {
+		case tc.Error && !errors.Is(err, ErrMalformedJSON):
+			t.Errorf("case %d: Canonical(%q) = %q, %v; Python refuses it", n, tc.Input, got, err)
+		case !tc.Error && (err != nil || string(got) != tc.Output):
+			t.Errorf("case %d: Canonical(%q)\n got %q, %v\nwant %q", n, tc.Input, got, err, tc.Output)
+		}
+	}
+}
+
 func TestCanonicalRefusesWhatPythonCannotDecode(t *testing.T) {
 	for _, tc := range []struct{ name, in string }{
 		{"a lone continuation byte", "\"a\x80b\""},

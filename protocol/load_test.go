@@ -73,17 +73,28 @@ func TestThousandPOS(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for len(h.srv.InFlight()) > 0 {
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("%d payments still in flight after 60 s", len(h.srv.InFlight()))
+	// The journal is the record: wait until it holds every outcome.
+	var counts map[payment.Status]int
+	for {
+		var err error
+		if counts, err = h.j.Counts(context.Background()); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		final := 0
+		for st, c := range counts {
+			if st.Final() {
+				final += c
+			}
+		}
+		if final == n {
+			break
+		}
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("after 60 s only %d of %d payments are final: %v", final, n, counts)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
-	counts, err := h.j.Counts(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	if counts[payment.StatusApproved] != n || len(ids) != n {
 		t.Fatalf("approved %d of %d (%v)", counts[payment.StatusApproved], n, counts)
 	}

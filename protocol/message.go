@@ -3,7 +3,6 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 	"unsafe"
@@ -17,6 +16,9 @@ import (
 // are allowed and ignored, as the real POS adds some (pos_id, kiosk_id).
 // A Message owns its memory: it stays valid after the next Check.
 type Message struct {
+	// Type is "type" ("ack", "transaction_result", "error"), TxnID
+	// txn_id, Status status ("processing", "success", "ipp_plans"...),
+	// PosID pos_id, KioskID kiosk_id, Nonce nonce (an opaque string).
 	Type, TxnID, Status, PosID, KioskID, Nonce string
 	// Timestamp is the sender's clock, from milliseconds since the epoch.
 	Timestamp time.Time
@@ -399,9 +401,10 @@ func planMoney(n json.Number) (payment.Money, error) {
 // anything: the POS simulator reads the kiosk's messages with it, and tests
 // build expectations with it. Fields that are present must have the right
 // shape ("type" a string, "timestamp" milliseconds), but none is required.
+// Like a frame, a payload may not exceed MaxFrame.
 func DecodePayload(payload []byte) (*Message, error) {
-	if len(payload) > math.MaxInt32 {
-		return nil, reject(fmt.Errorf("payload of %d bytes: %w", len(payload), ErrFrameTooLarge), "payload too large")
+	if len(payload) > MaxFrame {
+		return nil, reject(fmt.Errorf("payload of %d bytes, limit %d: %w", len(payload), MaxFrame, ErrFrameTooLarge), "payload too large")
 	}
 	var f payloadFields
 	pooled := canonPool.Get().(*canonState)

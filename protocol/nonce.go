@@ -127,7 +127,7 @@ func (s *NonceStore) use(key nonceKey, ts, now time.Time) error {
 		// which ends after its expiry anyway.
 		idx = s.swept + 1
 	}
-	b := &s.ring[idx%int64(len(s.ring))]
+	b := s.slot(idx)
 	if b.idx != idx {
 		s.drop(b)
 		b.idx = idx
@@ -154,10 +154,17 @@ func (s *NonceStore) evict(cur int64) {
 	}
 	for s.swept < cur {
 		s.swept++
-		if b := &s.ring[s.swept%int64(len(s.ring))]; b.idx == s.swept {
+		if b := s.slot(s.swept); b.idx == s.swept {
 			s.drop(b)
 		}
 	}
+}
+
+// slot returns the ring slot of bucket index idx (which may be negative
+// for clocks before 1970).
+func (s *NonceStore) slot(idx int64) *nonceBucket {
+	n := int64(len(s.ring))
+	return &s.ring[(idx%n+n)%n]
 }
 
 // drop forgets the bucket's nonces and keeps the slice for reuse. A nonce

@@ -127,6 +127,16 @@ func TestNonceStore(t *testing.T) {
 			t.Fatalf("Use of b: %v, want ErrReplay", err)
 		}
 	})
+	t.Run("clocks before 1970 work too", func(t *testing.T) {
+		s := NewNonceStore(w, 0)
+		old := time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
+		if err := s.Use("a", old, old); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Use("a", old, old.Add(time.Second)); !errors.Is(err, ErrReplay) {
+			t.Fatalf("Use: %v, want ErrReplay", err)
+		}
+	})
 	t.Run("a tiny window still works", func(t *testing.T) {
 		s := NewNonceStore(10*time.Nanosecond, 0)
 		if err := s.Use("a", t0, t0); err != nil {

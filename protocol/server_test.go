@@ -553,6 +553,14 @@ func TestIdleConnections(t *testing.T) {
 			c.Close()
 		}
 	}()
+	// Every idle connection is accepted before the honest POS arrives, so
+	// the newest connection is the simulator.
+	for deadline := time.Now().Add(20 * time.Second); len(h.srv.Peers()) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d connections accepted", len(h.srv.Peers()), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	h.sim(possim.Options{PosID: "POS001"})
 	// A POS is known by its address until its first message names it.
 	peers := h.srv.Peers()

@@ -15,10 +15,14 @@ import (
 // signature, the payload must carry "type", "nonce" and "timestamp", and the
 // timestamp must be within window of now (window <= 0 means DefaultWindow).
 // It does not check nonces: that needs memory, which the Verifier and its
-// NonceStore have. Errors are *RejectError, in the guard's order.
+// NonceStore have. Errors are *RejectError, in the guard's order; a payload
+// over MaxFrame is ErrFrameTooLarge.
 func Verify(env Envelope, secret []byte, now time.Time, window time.Duration) error {
 	if window <= 0 {
 		window = DefaultWindow
+	}
+	if len(env.Payload) > MaxFrame {
+		return reject(fmt.Errorf("payload of %d bytes, limit %d: %w", len(env.Payload), MaxFrame, ErrFrameTooLarge), "payload too large")
 	}
 	var f payloadFields
 	i := skipWS(env.Payload, 0)
@@ -123,22 +127,23 @@ type VerifierOptions struct {
 }
 
 // Verifier runs the inbound guard for one connection. It reuses its buffers
-// and its HMAC state, so the steady state costs two allocations per message
-// (the Message and one block holding its payload and strings). It is not
-// safe for concurrent use: give each connection its own and share the
+// and its HMAC state, so the steady state costs one allocation per message:
+// the Message, with its payload copy and strings in the same block. It is
+// not safe for concurrent use: give each connection its own and share the
 // NonceStore.
 type Verifier struct {
-	mac    hash.Hash
-	nonces *NonceStore
-	window time.Duration
-	now    func() time.Time
-	st     canonState
-	canon  []byte
-	keyBuf []byte
-	sigBuf []byte
-	fields payloadFields
-	sig    [sha256.Size]byte
-	sum    [sha256.Size]byte
+	mac      hash.Hash
+	nonces   *NonceStore
+	window   time.Duration
+	now      func() time.Time
+	st       canonState
+	canon    []byte
+	keyBuf   []byte
+	sigBuf   []byte
+	nonceBuf []byte
+	fields   payloadFields
+	sig      [sha256.Size]byte
+	sum      [sha256.Size]byte
 	// replayReason is built once: "nonce already seen within 60s".
 	replayReason string
 }
@@ -233,6 +238,12 @@ func (v *Verifier) Check(frame []byte) (*Message, error) {
 	}
 	s := v.nonces
 	key := nonceKey{maphash.String(s.seeds[0], msg.Nonce), maphash.String(s.seeds[1], msg.Nonce)}
+	if r := v.fields.f[fNonce]; r.esc {
+		// Message.Nonce shows lone surrogates as U+FFFD; the store must
+		// tell apart the nonces Python tells apart.
+		v.nonceBuf = decodeString(v.nonceBuf[:0], frame[r.v0:r.v1], true)
+		key = nonceKey{maphash.Bytes(s.seeds[0], v.nonceBuf), maphash.Bytes(s.seeds[1], v.nonceBuf)}
+	}
 	if err := s.use(key, ts, now); err != nil {
 		switch {
 		case errors.Is(err, ErrReplay):

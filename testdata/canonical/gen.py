@@ -7,8 +7,9 @@ with Python 3.11 (int_max_str_digits = 4300):
 
     python3 gen.py
 
-It writes cases.json (tricky payloads), floats.json (float reprs) and
-amounts.json (minor units -> repr(minor / 100)). The Go tests read these
+It writes cases.json (tricky payloads), floats.json (float reprs),
+amounts.json (minor units -> repr(minor / 100)) and random.json (random
+payloads and mutated copies, valid or not). The Go tests read these
 files and never need Python.
 """
 import json
@@ -147,6 +148,89 @@ def amounts():
     return [{"minor": v, "output": json.dumps(v / 100)} for v in sorted(vals)]
 
 
+RND = random.Random(42)
+
+
+def rstr():
+    pool = ['a','Z','0',' ','"','\\','/','<','>','&','\n','\t','\x01','\x1f','\x7f','\x80','é','中','😀','\u2028','\ufeff','\uffff']
+    s = ''.join(RND.choice(pool) for _ in range(RND.randint(0,8)))
+    return s
+def rnum():
+    c = RND.randint(0,7)
+    if c == 0: return str(RND.randint(-10**30, 10**30))
+    if c == 1: return repr(RND.uniform(-1e6,1e6))
+    if c == 2: return '%de%d' % (RND.randint(-999,999), RND.randint(-330,330))
+    if c == 3: return '%d.%0*d' % (RND.randint(0,99999), RND.randint(1,6), RND.randint(0,999999))
+    if c == 4: return RND.choice(['-0','-0.0','0.0','1E5','1e16','1e-5','1.0','2.50','5e-324','1e400','-1e400'])
+    if c == 5: return '%d.%de%+d' % (RND.randint(0,9), RND.randint(0,10**17), RND.randint(-30,30))
+    return str(RND.randint(-1000,1000))
+def rescape(s):
+    # encode a python str into JSON text with random escaping choices
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        r = RND.random()
+        if ch == '"' : out.append(RND.choice(['\\"','\\u0022']))
+        elif ch == '\\': out.append(RND.choice(['\\\\','\\u005C']))
+        elif o < 0x20: out.append(RND.choice(['\\u%04x' % o, '\\u%04X' % o]) if ch not in '\n\t' or r<0.5 else ('\\n' if ch=='\n' else '\\t'))
+        elif ch == '/' and r < 0.5: out.append('\\/')
+        elif o > 0xffff and r < 0.5:
+            v = o - 0x10000; out.append('\\u%04x\\u%04x' % (0xd800+(v>>10), 0xdc00+(v&0x3ff)))
+        elif r < 0.2: 
+            if o > 0xffff:
+                v = o - 0x10000; out.append('\\u%04X\\u%04X' % (0xd800+(v>>10), 0xdc00+(v&0x3ff)))
+            else: out.append('\\u%04x' % o)
+        else: out.append(ch)
+    if RND.random() < 0.05: out.append(RND.choice(['\\ud800','\\udc00','\\udbff\\udfff','\\ud83dx']))
+    out.append('"')
+    return ''.join(out)
+def ws():
+    return RND.choice(['','',' ','\n','\t ',' \r\n'])
+def rval(d):
+    c = RND.randint(0, 9 if d < 4 else 5)
+    if c <= 2: return rescape(rstr())
+    if c <= 4: return rnum()
+    if c == 5: return RND.choice(['true','false','null','NaN','Infinity','-Infinity'])
+    if c <= 7:
+        n = RND.randint(0,6)
+        keys = [rstr() for _ in range(n)]
+        if n > 1 and RND.random() < 0.3: keys.append(keys[0])
+        return '{' + ws() + (','+ws()).join(rescape(k)+ws()+':'+ws()+rval(d+1) for k in keys) + ws() + '}'
+    n = RND.randint(0,5)
+    return '[' + ws() + (','+ws()).join(rval(d+1) for _ in range(n)) + ws() + ']'
+
+def random_cases(n=1000):
+    """Random payloads, with random escaping, and mutated copies of them:
+    Python decides which are valid and what their canonical form is."""
+    out = []
+    for _ in range(n):
+        text = ws() + rval(0) + ws()
+        out.append(text)
+        mutated = text
+        for _ in range(RND.randint(1, 3)):
+            if not mutated:
+                break
+            k = RND.randrange(len(mutated))
+            ch = RND.choice(['"', '\\', ',', ':', '{', '}', '[', ']', '0', '-', '.', 'e', 'u', 'x', ' ', '\x00', '\n', '\u00e9'])
+            op = RND.randint(0, 2)
+            if op == 0:
+                mutated = mutated[:k] + mutated[k + 1:]
+            elif op == 1:
+                mutated = mutated[:k] + ch + mutated[k:]
+            else:
+                mutated = mutated[:k] + ch + mutated[k + 1:]
+        out.append(mutated)
+    rows = []
+    for text in out:
+        try:
+            rows.append({"input": text, "output": canon(text)})
+        except RecursionError:
+            continue
+        except ValueError:
+            rows.append({"input": text, "error": True})
+    return rows
+
+
 def write(name, obj):
     with open(name, "w", encoding="utf-8") as f:
         json.dump(obj, f, ensure_ascii=False, indent=1)
@@ -157,3 +241,4 @@ if __name__ == "__main__":
     write("cases.json", cases())
     write("floats.json", floats())
     write("amounts.json", amounts())
+    write("random.json", random_cases())
