@@ -3,8 +3,6 @@ package plain_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,12 +12,10 @@ import (
 	"paydesk/plain"
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
+	"paydesk/protocol/postest"
 )
 
-var secret = []byte(protocol.DevSecret)
-
-// kiosk is a journal, bus and POS server on loopback with simulated POS
-// terminals connected.
+// kiosk is a kiosk on loopback with simulated POS terminals connected.
 type kiosk struct {
 	bus *payment.Bus
 	srv *protocol.Server
@@ -28,37 +24,11 @@ type kiosk struct {
 
 func newKiosk(t *testing.T, opts protocol.Options, posIDs ...string) *kiosk {
 	t.Helper()
-	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "j.db"), payment.JournalOptions{})
-	if err != nil {
-		t.Fatal(err)
+	k := postest.New(t, opts)
+	for _, id := range posIDs {
+		k.AddSim(t, possim.Options{PosID: id})
 	}
-	bus := payment.NewBus(j, nil)
-	opts.Addr, opts.Secret = "127.0.0.1:0", secret
-	opts.Logger = slog.New(slog.DiscardHandler)
-	srv, err := protocol.NewServer(bus, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); srv.Close(); <-done; bus.Close(); j.Close() })
-	for i, id := range posIDs {
-		sim := possim.New(possim.Options{Addr: ln.Addr().String(), Secret: secret, PosID: id})
-		go sim.Run(ctx)
-		deadline := time.Now().Add(5 * time.Second)
-		for len(srv.Peers()) < i+1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("simulator %s did not connect", id)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	return &kiosk{bus: bus, srv: srv, ctx: ctx}
+	return &kiosk{bus: k.Bus, srv: k.Server, ctx: k.Ctx}
 }
 
 // run feeds script to a console on stdin and returns everything it printed.

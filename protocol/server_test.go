@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,11 +14,12 @@ import (
 	"paydesk/payment"
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
+	"paydesk/protocol/postest"
 )
 
-var secret = []byte(protocol.DevSecret)
+var secret = postest.Secret
 
-// harness is a kiosk (journal, bus, POS server) on loopback.
+// harness is a kiosk on loopback with a subscription to its events.
 type harness struct {
 	t    *testing.T
 	j    *payment.Journal
@@ -29,40 +28,13 @@ type harness struct {
 	addr string
 	sub  *payment.Subscription
 	ctx  context.Context
+	k    *postest.Kiosk
 }
 
 func newHarness(t *testing.T, opts protocol.Options) *harness {
 	t.Helper()
-	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "j.db"), payment.JournalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus := payment.NewBus(j, nil)
-	opts.Addr = "127.0.0.1:0"
-	opts.Secret = secret
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	srv, err := protocol.NewServer(bus, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(ctx, ln) }()
-	h := &harness{t: t, j: j, bus: bus, srv: srv, addr: ln.Addr().String(), sub: bus.Subscribe(100_000), ctx: ctx}
-	t.Cleanup(func() {
-		cancel()
-		srv.Close()
-		<-done
-		bus.Close()
-		j.Close()
-	})
-	return h
+	k := postest.New(t, opts)
+	return &harness{t: t, j: k.Journal, bus: k.Bus, srv: k.Server, addr: k.Addr, sub: k.Bus.Subscribe(100_000), ctx: k.Ctx, k: k}
 }
 
 // wait reads events until one matches, failing after d.
@@ -119,18 +91,7 @@ func (h *harness) waitStatusFor(d time.Duration, id string, st payment.Status) p
 // sim starts a simulated POS and waits until the kiosk has it.
 func (h *harness) sim(o possim.Options) *possim.Sim {
 	h.t.Helper()
-	o.Addr = h.addr
-	o.Secret = secret
-	if o.PosID == "" {
-		o.PosID = "POS001"
-	}
-	before := len(h.srv.Peers())
-	s := possim.New(o)
-	go s.Run(h.ctx)
-	h.wait(5*time.Second, "the simulator to connect", func(ev payment.Event) bool {
-		return ev.Kind == payment.KindConnection && len(h.srv.Peers()) > before
-	})
-	return s
+	return h.k.AddSim(h.t, o)
 }
 
 func (h *harness) start(mode payment.Mode, minor int64, target string) string {
