@@ -176,6 +176,18 @@ func TestKillMidPaymentLeavesUnknown(t *testing.T) {
 		t.Errorf("status after restart:\n%s", b)
 	}
 
+	// The log recorded the payment, and never the secret.
+	logged, err := os.ReadFile(filepath.Join(dir, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(logged, []byte(req.TxnID)) || !bytes.Contains(logged, []byte(`"msg":"payment request sent"`)) {
+		t.Errorf("log lacks the payment:\n%s", logged)
+	}
+	if bytes.Contains(logged, []byte(protocol.DevSecret)) {
+		t.Errorf("the shared secret is in the log")
+	}
+
 	// The journal command shows it too, with its whole history.
 	var show bytes.Buffer
 	if err := run(context.Background(), []string{"journal", "--journal", journal, "show", req.TxnID}, nil, &show, io.Discard); err != nil {
