@@ -422,7 +422,9 @@ func (c *Console) resolve(ctx context.Context, line string) {
 		Result: &payment.Result{Reason: "resolved by operator"}})
 	if err != nil {
 		c.printf("ERROR %v\n", err)
+		return
 	}
+	c.printf("Resolved %s as %s (journaled)\n", t.ID, f[1])
 }
 
 func orDash(s string) string {

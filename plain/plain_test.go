@@ -190,4 +190,25 @@ func TestMenu(t *testing.T) {
 			t.Fatalf("output:\n%s", out)
 		}
 	})
+
+	t.Run("r resolves a transaction left unknown, and the journal keeps who did it", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001")
+		out := k.run(t, "1\n10.91\n7\n") // the POS approves another amount
+		r := results(out)
+		if len(r) != 1 || r[0][2] != "unknown" || !strings.Contains(r[0][4], "POS reported RM11.91 but RM10.91 was requested") {
+			t.Fatalf("results = %q\n%s", r, out)
+		}
+		id := r[0][1]
+		out = k.run(t, "r\n"+id+" maybe\nr\nTXN0 approved\nr\n"+id+" declined\nr\n7\n")
+		for _, s := range []string{id + " card 10.91 POS001", "ERROR expected '<txn_id> approved' or '<txn_id> declined'",
+			`ERROR transaction "TXN0": not found`, "Resolved " + id + " as declined (journaled)", "No unknown transactions."} {
+			if !strings.Contains(out, s) {
+				t.Errorf("output lacks %q:\n%s", s, out)
+			}
+		}
+		tx, err := k.bus.Journal().Txn(context.Background(), id)
+		if err != nil || tx.Status != payment.StatusDeclined || !tx.HasFlag(payment.FlagResolved) || !tx.HasFlag(payment.FlagAmountMismatch) {
+			t.Errorf("journal has %+v, %v", tx, err)
+		}
+	})
 }
