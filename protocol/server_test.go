@@ -201,6 +201,25 @@ func TestPaymentFlows(t *testing.T) {
 		}
 	})
 
+	for _, status := range []string{"cancelled", "canceled", "RECEIVED"} {
+		t.Run("an ack "+status+" after a cancel confirms it", func(t *testing.T) {
+			h := newHarness(t, protocol.Options{})
+			pos := dialRaw(t, h.addr)
+			h.wait(5*time.Second, "connection", func(ev payment.Event) bool { return ev.Kind == payment.KindConnection })
+			id := h.start(payment.ModeCard, 100, "")
+			if err := h.srv.Cancel(id); err != nil {
+				t.Fatal(err)
+			}
+			// An ack processing may be the request's own: it confirms nothing.
+			pos.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing"})
+			h.waitStatus(id, payment.StatusAcknowledged)
+			pos.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": status})
+			if ev := h.waitStatus(id, payment.StatusCancelled); ev.Flag != "" {
+				t.Errorf("confirmed cancel flagged %q", ev.Flag)
+			}
+		})
+	}
+
 	t.Run("a cancel the POS never confirms ends as cancelled, flagged", func(t *testing.T) {
 		h := newHarness(t, protocol.Options{AckTimeout: 300 * time.Millisecond})
 		c := dialRaw(t, h.addr) // a POS that never answers anything

@@ -389,7 +389,7 @@ func (t *txn) acceptsFrom(c *conn, m *Message) bool {
 func (t *txn) handle(m *Message, raw []byte) {
 	switch m.Type {
 	case "ack":
-		if t.cancelReq && m.Status == "received" {
+		if t.cancelReq && cancelConfirmed(m.Status) {
 			t.finish(payment.StatusCancelled, &payment.Result{Reason: "cancelled: POS confirmed"}, raw, "")
 			return
 		}
@@ -421,6 +421,18 @@ func (t *txn) handle(m *Message, raw []byte) {
 	case "transaction_result":
 		t.result(m, raw)
 	}
+}
+
+// cancelConfirmed reports whether an ack that arrives after a cancel
+// confirms it. The documents say the POS answers a cancel with ack
+// "received"; peers written from them also say "cancelled". An ack
+// "processing" may be the original request's, so it confirms nothing.
+func cancelConfirmed(status string) bool {
+	switch strings.ToLower(status) {
+	case "received", "cancelled", "canceled":
+		return true
+	}
+	return false
 }
 
 func (t *txn) result(m *Message, raw []byte) {
