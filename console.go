@@ -11,10 +11,14 @@ import (
 	"strings"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
+	"golang.org/x/term"
+
 	"paydesk/payment"
 	"paydesk/plain"
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
+	"paydesk/tui"
 )
 
 // runConsole opens the journal, starts the POS link (and, in demo, the
@@ -118,6 +122,19 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 			banner = append(banner, "  "+l)
 		}
 	}
+	if !cfg.plain && isTerminal(stdin) && isTerminal(stdout) {
+		notes := ""
+		if demo {
+			notes = "Simulated POS001 answers by the amount's cents:\n" + possim.Outcomes
+		}
+		m := tui.New(tui.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor, Demo: demo,
+			DemoNotes: notes, Unresolved: rec.Unresolved}, srv, bus)
+		_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx)).Run()
+		if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
 	con := plain.New(plain.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor,
 		Banner: banner, Unresolved: rec.Unresolved}, srv, bus, stdout)
 	err = con.Run(ctx, stdin)
@@ -125,6 +142,12 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		return nil
 	}
 	return err
+}
+
+// isTerminal reports whether f is an interactive terminal.
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

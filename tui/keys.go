@@ -1,0 +1,30 @@
+package tui
+
+import "github.com/charmbracelet/bubbles/key"
+
+// KeyMap is the console's one set of key bindings; screens enable the ones
+// that do something there, so help never lists a dead key.
+type KeyMap struct {
+	Card, BNPL, QR, IPP, Cancel, Status, Quit key.Binding
+	Up, Down, Enter, Back, Help, Yes, No      key.Binding
+}
+
+// DefaultKeyMap keeps kiosk.py's menu numbers as hot keys.
+func DefaultKeyMap() *KeyMap {
+	return &KeyMap{
+		Card:   key.NewBinding(key.WithKeys("1"), key.WithHelp("1", "card")),
+		BNPL:   key.NewBinding(key.WithKeys("2"), key.WithHelp("2", "BNPL")),
+		QR:     key.NewBinding(key.WithKeys("3"), key.WithHelp("3", "DuitNow QR")),
+		IPP:    key.NewBinding(key.WithKeys("4"), key.WithHelp("4", "IPP")),
+		Cancel: key.NewBinding(key.WithKeys("5", "c"), key.WithHelp("5/c", "cancel payment")),
+		Status: key.NewBinding(key.WithKeys("6", "s"), key.WithHelp("6/s", "status")),
+		Quit:   key.NewBinding(key.WithKeys("7", "q", "ctrl+c"), key.WithHelp("7/q", "quit")),
+		Up:     key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+		Down:   key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		Enter:  key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "choose")),
+		Back:   key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+		Help:   key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Yes:    key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
+		No:     key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n", "no")),
+	}
+}

@@ -1,0 +1,417 @@
+// Package tui is paydesk's full-screen console, built with Bubble Tea. It
+// holds no payment logic: it asks a rail for payments and shows the
+// journaled events the bus delivers.
+package tui
+
+import (
+	"context"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/spinner"
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"paydesk/payment"
+	"paydesk/protocol"
+)
+
+// Rail is what the console needs of the POS link (*protocol.Server).
+type Rail interface {
+	Start(ctx context.Context, req payment.Request) (string, error)
+	Cancel(id string) error
+	SelectPlan(id, planID string) error
+	Peers() []protocol.Peer
+	InFlight() []protocol.Flight
+}
+
+// Config is what the console shows and how it reads amounts.
+type Config struct {
+	KioskID  string
+	Listen   string
+	Currency string
+	MaxMinor int64
+	// Demo marks simulated peers; DemoNotes explains their behaviour.
+	Demo      bool
+	DemoNotes string
+	// Unresolved are transactions an earlier run left unknown.
+	Unresolved []payment.Txn
+	// Now is the clock; View never reads the time any other way.
+	Now func() time.Time
+	// StillSpinner draws a fixed spinner frame (for golden tests).
+	StillSpinner bool
+}
+
+type screen int
+
+const (
+	scrMenu screen = iota
+	scrAmount
+	scrWaiting
+	scrPlans
+	scrResult
+	scrStatus
+)
+
+// Model is the root model; it owns the screen state and delegates drawing
+// to one view function per screen.
+type Model struct {
+	cfg    Config
+	rail   Rail
+	bus    *payment.Bus
+	sub    *payment.Subscription
+	keys   *KeyMap
+	styles *Styles
+	help   help.Model
+
+	width, height int
+	screen        screen
+	cursor        int
+	mode          payment.Mode
+	amount        textinput.Model
+	amountErr     string
+	spin          spinner.Model
+
+	txn        string // the payment shown in waiting/plans/result
+	txnAmount  payment.Money
+	started    time.Time
+	steps      []string
+	plans      []payment.Plan
+	planCursor int
+	result     payment.Event
+	errLine    string
+
+	peers       []protocol.Peer
+	flights     []protocol.Flight
+	counts      map[payment.Status]int
+	totals      []payment.Total
+	confirmQuit bool
+	confirmCanc bool
+	connState   string
+}
+
+// New returns the console. Run it with tea.NewProgram(m, tea.WithAltScreen()).
+func New(cfg Config, rail Rail, bus *payment.Bus) Model {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Currency == "" {
+		cfg.Currency = payment.DefaultCurrency
+	}
+	ti := textinput.New()
+	ti.Placeholder = "25.50"
+	ti.CharLimit = 16
+	ti.Width = 16
+	sp := spinner.New()
+	sp.Spinner = spinner.Line
+	m := Model{cfg: cfg, rail: rail, bus: bus, sub: bus.Subscribe(0), keys: DefaultKeyMap(), styles: DefaultStyles(),
+		help: help.New(), amount: ti, spin: sp, width: 80, height: 24}
+	m.refresh()
+	return m
+}
+
+// eventMsg carries one journaled event from the bus.
+type eventMsg payment.Event
+
+// tickMsg refreshes countdowns and the POS list once a second.
+type tickMsg time.Time
+
+// startedMsg reports the outcome of asking the rail for a payment.
+type startedMsg struct {
+	id     string
+	amount payment.Money
+	err    error
+}
+
+// errMsg reports a failed operation in the error line.
+type errMsg struct{ err error }
+
+// waitForEvent reads one event from the subscription; Update re-arms it
+// after each one, so rails never call Program.Send.
+func waitForEvent(ch <-chan payment.Event) tea.Cmd {
+	return func() tea.Msg {
+		ev, ok := <-ch
+		if !ok {
+			return nil
+		}
+		return eventMsg(ev)
+	}
+}
+
+func tick() tea.Cmd {
+	return tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
+
+// Init starts listening to the bus and the clock.
+func (m Model) Init() tea.Cmd {
+	cmds := []tea.Cmd{waitForEvent(m.sub.C()), tick()}
+	if !m.cfg.StillSpinner {
+		cmds = append(cmds, m.spin.Tick)
+	}
+	return tea.Batch(cmds...)
+}
+
+// refresh takes a snapshot of the rail and the journal for the views.
+func (m *Model) refresh() {
+	m.peers = m.rail.Peers()
+	m.flights = m.rail.InFlight()
+	if c, err := m.bus.Journal().Counts(context.Background()); err == nil {
+		m.counts = c
+	}
+	from, to := payment.Day(m.cfg.Now())
+	if t, err := m.bus.Journal().Totals(context.Background(), from, to); err == nil {
+		m.totals = t
+	}
+}
+
+// Update handles one message.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.help.Width = msg.Width
+		return m, nil
+	case tickMsg:
+		m.refresh()
+		return m, tick()
+	case spinner.TickMsg:
+		if m.cfg.StillSpinner {
+			return m, nil
+		}
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return m, cmd
+	case eventMsg:
+		m.event(payment.Event(msg))
+		return m, waitForEvent(m.sub.C())
+	case startedMsg:
+		if msg.err != nil {
+			m.screen = scrMenu
+			m.errLine = msg.err.Error()
+			return m, nil
+		}
+		m.txn, m.txnAmount, m.started = msg.id, msg.amount, m.cfg.Now()
+		m.steps = []string{"request sent"}
+		m.screen = scrWaiting
+		m.refresh()
+		return m, nil
+	case errMsg:
+		m.errLine = msg.err.Error()
+		return m, nil
+	case tea.KeyMsg:
+		return m.key(msg)
+	}
+	return m, nil
+}
+
+// event applies a bus event to the screens.
+func (m *Model) event(ev payment.Event) {
+	switch ev.Kind {
+	case payment.KindConnection, payment.KindRejected:
+		m.refresh()
+		if ev.Kind == payment.KindConnection {
+			m.connState = ev.Peer + " " + ev.Detail
+		}
+		return
+	}
+	if ev.TxnID == "" || ev.TxnID != m.txn {
+		return
+	}
+	if ev.Kind == payment.KindStep || (ev.Kind == payment.KindTransition && ev.Status != payment.StatusCreated && ev.Status != payment.StatusSent) {
+		m.steps = append(m.steps, ev.Detail)
+	}
+	if ev.Kind != payment.KindTransition {
+		return
+	}
+	switch {
+	case ev.Status == payment.StatusPlansOffered:
+		m.plans, m.planCursor, m.screen = ev.Plans, 0, scrPlans
+	case ev.Status.Final() || ev.Status == payment.StatusUnknown:
+		m.result, m.screen, m.confirmCanc = ev, scrResult, false
+		m.refresh()
+	}
+}
+
+func (m Model) inFlight() bool {
+	return len(m.flights) > 0 || m.screen == scrWaiting || m.screen == scrPlans
+}
+
+// key handles a key press on the current screen.
+func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	km := m.keys
+	if m.confirmQuit {
+		switch {
+		case key.Matches(k, km.Yes):
+			return m, tea.Quit
+		case key.Matches(k, km.No):
+			m.confirmQuit = false
+		}
+		return m, nil
+	}
+	if key.Matches(k, km.Help) && m.screen != scrAmount {
+		m.help.ShowAll = !m.help.ShowAll
+		return m, nil
+	}
+	if k.Type == tea.KeyCtrlC {
+		return m.quit()
+	}
+	switch m.screen {
+	case scrMenu:
+		return m.menuKey(k)
+	case scrAmount:
+		return m.amountKey(k)
+	case scrWaiting:
+		return m.waitingKey(k)
+	case scrPlans:
+		return m.plansKey(k)
+	case scrResult:
+		m.screen, m.txn = scrMenu, ""
+		return m, nil
+	case scrStatus:
+		if key.Matches(k, km.Back, km.Status, km.Enter) {
+			m.screen = scrMenu
+		} else if key.Matches(k, km.Quit) {
+			return m.quit()
+		}
+		return m, nil
+	}
+	return m, nil
+}
+
+// quit leaves at once unless a payment is in flight, then asks first.
+func (m Model) quit() (tea.Model, tea.Cmd) {
+	if m.inFlight() {
+		m.confirmQuit = true
+		return m, nil
+	}
+	return m, tea.Quit
+}
+
+func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	km := m.keys
+	m.errLine = ""
+	pick := -1
+	switch {
+	case key.Matches(k, km.Up):
+		m.cursor = (m.cursor + len(menuItems) - 1) % len(menuItems)
+	case key.Matches(k, km.Down):
+		m.cursor = (m.cursor + 1) % len(menuItems)
+	case key.Matches(k, km.Enter):
+		pick = m.cursor
+	default:
+		for i, it := range menuItems {
+			if k.String() == it.key {
+				pick = i
+			}
+		}
+		if key.Matches(k, km.Quit) && pick < 0 {
+			return m.quit()
+		}
+	}
+	if pick < 0 {
+		return m, nil
+	}
+	m.cursor = pick
+	it := menuItems[pick]
+	switch {
+	case it.disabled != "":
+		m.errLine = it.label + ": " + it.disabled
+	case it.mode != "":
+		m.mode, m.screen, m.amountErr = it.mode, scrAmount, ""
+		m.amount.SetValue("")
+		return m, m.amount.Focus()
+	case it.key == "5":
+		m.errLine = "no payment in flight to cancel"
+	case it.key == "6":
+		m.refresh()
+		m.screen = scrStatus
+	case it.key == "7":
+		return m.quit()
+	}
+	return m, nil
+}
+
+func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	switch {
+	case key.Matches(k, m.keys.Back):
+		m.amount.Blur()
+		m.screen = scrMenu
+		return m, nil
+	case key.Matches(k, m.keys.Enter):
+		amt, err := payment.ParseAmount(m.amount.Value(), m.cfg.Currency, m.cfg.MaxMinor)
+		if err != nil {
+			m.amountErr = err.Error()
+			return m, nil
+		}
+		m.amount.Blur()
+		rail, mode := m.rail, m.mode
+		return m, func() tea.Msg {
+			id, err := rail.Start(context.Background(), payment.Request{Mode: mode, Amount: amt})
+			return startedMsg{id: id, amount: amt, err: err}
+		}
+	}
+	var cmd tea.Cmd
+	m.amount, cmd = m.amount.Update(k)
+	m.amountErr = ""
+	if v := m.amount.Value(); v != "" {
+		if _, err := payment.ParseAmount(v, m.cfg.Currency, m.cfg.MaxMinor); err != nil {
+			m.amountErr = err.Error()
+		}
+	}
+	return m, cmd
+}
+
+func (m Model) cancelCmd() tea.Cmd {
+	rail, id := m.rail, m.txn
+	return func() tea.Msg {
+		if err := rail.Cancel(id); err != nil {
+			return errMsg{err}
+		}
+		return nil
+	}
+}
+
+func (m Model) waitingKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	km := m.keys
+	if m.confirmCanc {
+		switch {
+		case key.Matches(k, km.Yes):
+			m.confirmCanc = false
+			return m, m.cancelCmd()
+		case key.Matches(k, km.No):
+			m.confirmCanc = false
+		}
+		return m, nil
+	}
+	switch {
+	case key.Matches(k, km.Cancel):
+		m.confirmCanc = true
+	case key.Matches(k, km.Quit):
+		return m.quit()
+	}
+	return m, nil
+}
+
+func (m Model) plansKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	km := m.keys
+	switch {
+	case key.Matches(k, km.Up):
+		m.planCursor = (m.planCursor + len(m.plans) - 1) % len(m.plans)
+	case key.Matches(k, km.Down):
+		m.planCursor = (m.planCursor + 1) % len(m.plans)
+	case key.Matches(k, km.Enter):
+		rail, id, plan := m.rail, m.txn, m.plans[m.planCursor].ID
+		m.screen = scrWaiting
+		return m, func() tea.Msg {
+			if err := rail.SelectPlan(id, plan); err != nil {
+				return errMsg{err}
+			}
+			return nil
+		}
+	case key.Matches(k, km.Back), k.String() == "q":
+		m.screen = scrWaiting
+		return m, m.cancelCmd()
+	}
+	return m, nil
+}

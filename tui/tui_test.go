@@ -1,0 +1,247 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/exp/golden"
+	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/muesli/termenv"
+
+	"paydesk/payment"
+	"paydesk/protocol"
+	"paydesk/protocol/possim"
+	"paydesk/protocol/postest"
+)
+
+func init() { lipgloss.SetColorProfile(termenv.Ascii) }
+
+var clock = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+// fakeRail answers like the POS link with fixed ids, so goldens are stable.
+type fakeRail struct{ cancelled, selected []string }
+
+func (f *fakeRail) Start(context.Context, payment.Request) (string, error) {
+	return "TXN1795340000000", nil
+}
+func (f *fakeRail) Cancel(id string) error { f.cancelled = append(f.cancelled, id); return nil }
+func (f *fakeRail) SelectPlan(id, plan string) error {
+	f.selected = append(f.selected, plan)
+	return nil
+}
+func (f *fakeRail) Peers() []protocol.Peer {
+	return []protocol.Peer{{ID: "POS001", Addr: "127.0.0.1:50000", Since: clock.Add(-time.Hour), LastMsg: clock.Add(-time.Minute)}}
+}
+func (f *fakeRail) InFlight() []protocol.Flight { return nil }
+
+func testBus(t *testing.T) *payment.Bus {
+	t.Helper()
+	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "j.db"), payment.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := payment.NewBus(j, nil)
+	t.Cleanup(func() { bus.Close(); j.Close() })
+	return bus
+}
+
+func testConfig() Config {
+	return Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Demo: true, DemoNotes: possim.Outcomes,
+		Now: func() time.Time { return clock }, StillSpinner: true}
+}
+
+func waitText(t *testing.T, tm *teatest.TestModel, text string) {
+	t.Helper()
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(text)) },
+		teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+}
+
+func enter(tm *teatest.TestModel) { tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) }
+
+// final quits and returns the model's last view.
+func final(t *testing.T, tm *teatest.TestModel) string {
+	t.Helper()
+	tm.Send(finishMsg{})
+	return tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).View()
+}
+
+// finishMsg makes the program quit in tests without changing the screen.
+type finishMsg struct{}
+
+func (m testModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if _, ok := msg.(finishMsg); ok {
+		return m, tea.Quit
+	}
+	next, cmd := m.Model.Update(msg)
+	return testModel{next.(Model)}, cmd
+}
+
+type testModel struct{ Model }
+
+func startTest(t *testing.T, rail Rail, bus *payment.Bus) *teatest.TestModel {
+	t.Helper()
+	return teatest.NewTestModel(t, testModel{New(testConfig(), rail, bus)}, teatest.WithInitialTermSize(80, 24))
+}
+
+func (m testModel) View() string { return m.Model.View() }
+
+func TestGoldenViews(t *testing.T) {
+	plans := []payment.Plan{
+		{ID: "IPP_3M", Frequency: "Monthly", TotalInstallments: 3, Installments: []payment.Installment{
+			{Number: 1, Date: "2026-12-15", Amount: payment.Money{Minor: 3333, Currency: "MYR"}, Fee: payment.Money{Minor: 50, Currency: "MYR"}, FeePercent: "1.5"},
+			{Number: 2, Date: "2027-01-15", Amount: payment.Money{Minor: 3333, Currency: "MYR"}, Fee: payment.Money{Minor: 50, Currency: "MYR"}, FeePercent: "1.5"},
+			{Number: 3, Date: "2027-02-15", Amount: payment.Money{Minor: 3334, Currency: "MYR"}, Fee: payment.Money{Minor: 50, Currency: "MYR"}, FeePercent: "1.5"}}},
+		{ID: "pay-in-full"},
+	}
+	const id = "TXN1795340000000"
+	tr := func(st payment.Status, r *payment.Result, detail string) eventMsg {
+		return eventMsg{Kind: payment.KindTransition, TxnID: id, Status: st, Result: r, Detail: detail}
+	}
+	cases := []struct {
+		name  string
+		drive func(tm *teatest.TestModel)
+	}{
+		{"menu", func(tm *teatest.TestModel) { waitText(t, tm, "Exit") }},
+		{"help", func(tm *teatest.TestModel) { tm.Type("?") }},
+		{"amount with an error", func(tm *teatest.TestModel) {
+			tm.Type("125.505")
+			waitText(t, tm, "more than two decimals")
+		}},
+		{"waiting", func(tm *teatest.TestModel) {
+			tm.Type("125.50")
+			enter(tm)
+			waitText(t, tm, id)
+			tm.Send(eventMsg{Kind: payment.KindStep, TxnID: id, Detail: "ack processing"})
+		}},
+		{"ipp picker", func(tm *teatest.TestModel) {
+			tm.Type("4100")
+			enter(tm)
+			waitText(t, tm, id)
+			tm.Send(eventMsg{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusPlansOffered, Plans: plans, Detail: "2 plan(s) offered"})
+			waitText(t, tm, "IPP_3M")
+		}},
+		{"approved", func(tm *teatest.TestModel) {
+			tm.Type("125.50")
+			enter(tm)
+			waitText(t, tm, id)
+			tm.Send(tr(payment.StatusApproved, &payment.Result{AuthCode: "AUTH409", Card: "4242", RemoteID: "000410"}, "approved"))
+		}},
+		{"declined", func(tm *teatest.TestModel) {
+			tm.Type("180.51")
+			enter(tm)
+			waitText(t, tm, id)
+			tm.Send(tr(payment.StatusDeclined, &payment.Result{Reason: "USER_ABORT"}, "declined: USER_ABORT"))
+		}},
+		{"cancelled", func(tm *teatest.TestModel) {
+			tm.Type("110.62")
+			enter(tm)
+			waitText(t, tm, id)
+			tm.Send(tr(payment.StatusCancelled, &payment.Result{Reason: "cancelled: POS confirmed"}, ""))
+		}},
+		{"timed out", func(tm *teatest.TestModel) {
+			tm.Type("110.61")
+			enter(tm)
+			waitText(t, tm, id)
+			tm.Send(tr(payment.StatusTimedOut, &payment.Result{Reason: "no ack from POS within 10s"}, ""))
+		}},
+		{"failed", func(tm *teatest.TestModel) {
+			tm.Type("110.81")
+			enter(tm)
+			waitText(t, tm, id)
+			tm.Send(tr(payment.StatusFailed, &payment.Result{Reason: "card reader not responding"}, ""))
+		}},
+		{"status", func(tm *teatest.TestModel) { tm.Type("6") }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tm := startTest(t, &fakeRail{}, testBus(t))
+			c.drive(tm)
+			time.Sleep(50 * time.Millisecond) // let the last message land
+			golden.RequireEqual(t, []byte(final(t, tm)))
+		})
+	}
+}
+
+// kiosk is the real POS link with a simulator, for flows.
+func kiosk(t *testing.T, opts protocol.Options) *postest.Kiosk {
+	k := postest.New(t, opts)
+	k.AddSim(t, possim.Options{})
+	return k
+}
+
+func flow(t *testing.T, k *postest.Kiosk, keys string, want string) Model {
+	t.Helper()
+	cfg := testConfig()
+	cfg.Now = time.Now
+	tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
+	tm.Type(keys)
+	enter(tm)
+	waitText(t, tm, want)
+	tm.Send(finishMsg{})
+	return tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(testModel).Model
+}
+
+func TestFlows(t *testing.T) {
+	t.Run("a card payment is approved", func(t *testing.T) {
+		m := flow(t, kiosk(t, protocol.Options{}), "125.50", "APPROVED")
+		if m.result.Status != payment.StatusApproved || m.result.Result.Card != "4242" {
+			t.Errorf("result = %+v", m.result)
+		}
+	})
+
+	t.Run("a declined payment shows the reason", func(t *testing.T) {
+		m := flow(t, kiosk(t, protocol.Options{}), "180.51", "DECLINED")
+		if m.result.Result.Reason != "USER_ABORT" {
+			t.Errorf("result = %+v", m.result.Result)
+		}
+	})
+
+	t.Run("a payment with no answer times out", func(t *testing.T) {
+		m := flow(t, kiosk(t, protocol.Options{AckTimeout: 300 * time.Millisecond}), "110.61", "TIMED OUT")
+		if m.result.Status != payment.StatusTimedOut {
+			t.Errorf("result = %+v", m.result)
+		}
+	})
+
+	t.Run("IPP shows the plans and the chosen one is approved", func(t *testing.T) {
+		k := kiosk(t, protocol.Options{})
+		cfg := testConfig()
+		cfg.Now = time.Now
+		tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
+		tm.Type("4100")
+		enter(tm)
+		waitText(t, tm, "IPP_6M")
+		tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+		enter(tm)
+		waitText(t, tm, "APPROVED")
+		tm.Send(finishMsg{})
+		m := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(testModel).Model
+		if m.result.Result.PlanID != "IPP_6M" {
+			t.Errorf("plan = %q", m.result.Result.PlanID)
+		}
+	})
+
+	t.Run("cancel asks first, then waits for the POS", func(t *testing.T) {
+		k := kiosk(t, protocol.Options{})
+		cfg := testConfig()
+		cfg.Now = time.Now
+		tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
+		tm.Type("110.62")
+		enter(tm)
+		waitText(t, tm, "ack processing")
+		tm.Type("5")
+		waitText(t, tm, "Cancel this payment?")
+		tm.Type("y")
+		waitText(t, tm, "CANCELLED")
+		tm.Send(finishMsg{})
+		m := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(testModel).Model
+		if m.result.Status != payment.StatusCancelled {
+			t.Errorf("result = %+v", m.result)
+		}
+	})
+}

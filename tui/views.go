@@ -1,0 +1,293 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/lipgloss"
+
+	"paydesk/payment"
+)
+
+var menuItems = []struct {
+	key, label string
+	mode       payment.Mode
+	disabled   string
+}{
+	{"1", "Card Payment", payment.ModeCard, ""},
+	{"2", "Buy Now Pay Later (BNPL)", payment.ModeBNPL, ""},
+	{"3", "DuitNow QR", payment.ModeDuitNowQR, ""},
+	{"4", "Installment Payment (IPP)", payment.ModeIPP, ""},
+	{"5", "Cancel Transaction", "", ""},
+	{"6", "Show Status", "", ""},
+	{"7", "Exit", "", ""},
+	{"8", "Card on unattended terminal", "", "not configured"},
+	{"9", "M-Pesa STK Push", "", "not configured"},
+}
+
+var modeNames = map[payment.Mode]string{
+	payment.ModeCard: "Card", payment.ModeBNPL: "BNPL", payment.ModeDuitNowQR: "DuitNow QR", payment.ModeIPP: "IPP",
+}
+
+// View draws the current screen between the header and the help line.
+func (m Model) View() string {
+	var body string
+	switch m.screen {
+	case scrMenu:
+		body = m.menuView()
+	case scrAmount:
+		body = m.amountView()
+	case scrWaiting:
+		body = m.waitingView()
+	case scrPlans:
+		body = m.plansView()
+	case scrResult:
+		body = m.resultView()
+	case scrStatus:
+		body = m.statusView()
+	}
+	footer := m.help.View(helpFor{m})
+	if m.confirmQuit {
+		footer = m.styles.Pending.Render("A payment is in flight (it stays in the journal). Quit? y/n")
+	} else if m.errLine != "" {
+		footer = m.styles.ErrorText.Render("! "+m.errLine) + "\n" + footer
+	}
+	return lipgloss.JoinVertical(lipgloss.Left, m.headerView(), "", body, "", footer)
+}
+
+func (m Model) headerView() string {
+	s := m.styles
+	n := len(m.peers)
+	state := s.Approved.Render(fmt.Sprintf("%d POS connected", n))
+	if n == 0 {
+		state = s.Pending.Render("waiting for a POS")
+	}
+	h := s.Header.Render("paydesk "+m.cfg.KioskID) + s.Muted.Render("  listening on "+m.cfg.Listen+"  ") + state
+	if m.cfg.Demo {
+		h = s.Demo.Render("DEMO ") + h
+	}
+	return h
+}
+
+func (m Model) menuView() string {
+	s := m.styles
+	var b strings.Builder
+	for i, it := range menuItems {
+		line := fmt.Sprintf("%s. %s", it.key, it.label)
+		switch {
+		case it.disabled != "":
+			line = s.Disabled.Render(line + " — " + it.disabled)
+		case i == m.cursor:
+			line = s.Selected.Render("> " + line)
+		default:
+			line = "  " + line
+		}
+		if it.disabled != "" {
+			line = "  " + line
+		}
+		b.WriteString(line + "\n")
+	}
+	for _, t := range m.cfg.Unresolved {
+		b.WriteString(s.Pending.Render(fmt.Sprintf("\nUNKNOWN %s %s %s on %s: in flight when paydesk stopped; check the POS",
+			t.ID, t.Mode, t.Amount, t.Peer)))
+	}
+	if m.cfg.Demo && m.cfg.DemoNotes != "" {
+		// Header, blank, menu, blank, footer: the notes get what is left.
+		used := 4 + len(menuItems) + 2*len(m.cfg.Unresolved)
+		notes := strings.Split(m.cfg.DemoNotes, "\n")
+		if m.height-used-1 >= len(notes) {
+			b.WriteString("\n" + s.Muted.Render(m.cfg.DemoNotes))
+		} else {
+			b.WriteString("\n" + s.Muted.Render("Demo POS by cents: .51 declined  .61 no answer  .62 no result  .81 POS error\n"+
+				"  .91 wrong amount  .92 reconnects  other: approved (full table: taller window)"))
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func (m Model) amountView() string {
+	s := m.styles
+	cur := m.cfg.Currency
+	if cur == "MYR" {
+		cur = "RM"
+	}
+	v := s.Title.Render(modeNames[m.mode]+" payment") + "\n\nAmount (" + cur + "): " + m.amount.View()
+	if m.amountErr != "" {
+		v += "\n" + s.ErrorText.Render(m.amountErr)
+	}
+	return v
+}
+
+func (m Model) flight() (deadline string, ok bool) {
+	for _, f := range m.flights {
+		if f.ID == m.txn && !f.Deadline.IsZero() {
+			left := f.Deadline.Sub(m.cfg.Now()).Round(1e9)
+			return fmt.Sprintf("waiting for %s: %s left", f.Waiting, max(left, 0)), true
+		}
+	}
+	return "", false
+}
+
+func (m Model) waitingView() string {
+	s := m.styles
+	frame := m.spin.View()
+	if m.cfg.StillSpinner {
+		frame = "*"
+	}
+	v := fmt.Sprintf("%s %s %s %s\n", frame, s.Title.Render(m.txn), modeNames[m.mode], m.txnAmount)
+	v += s.Muted.Render(fmt.Sprintf("elapsed %s", m.cfg.Now().Sub(m.started).Round(1e9)))
+	if d, ok := m.flight(); ok {
+		v += s.Muted.Render("  " + d)
+	}
+	v += "\n"
+	for _, st := range m.steps {
+		v += "  • " + st + "\n"
+	}
+	if m.confirmCanc {
+		v += "\n" + s.Pending.Render("Cancel this payment? The POS must confirm. y/n")
+	}
+	return strings.TrimRight(v, "\n")
+}
+
+func (m Model) plansView() string {
+	s := m.styles
+	var list strings.Builder
+	list.WriteString(s.Title.Render("Instalment plans for "+m.txnAmount.String()) + "\n")
+	for i, p := range m.plans {
+		label := fmt.Sprintf("%s (%s, %d)", p.ID, orDash(p.Frequency), p.TotalInstallments)
+		if i == m.planCursor {
+			list.WriteString(s.Selected.Render("> "+label) + "\n")
+		} else {
+			list.WriteString("  " + label + "\n")
+		}
+	}
+	p := m.plans[m.planCursor]
+	var d strings.Builder
+	d.WriteString(s.Header.Render(p.ID) + "\n")
+	if len(p.Installments) == 0 {
+		d.WriteString("pay in full, no instalments")
+	}
+	for _, in := range p.Installments {
+		d.WriteString(fmt.Sprintf("#%d %s %s", in.Number, in.Date, in.Amount))
+		if in.Fee.Minor > 0 {
+			d.WriteString(fmt.Sprintf(" fee %s (%s%%)", in.Fee, in.FeePercent))
+		}
+		d.WriteString("\n")
+	}
+	return lipgloss.JoinHorizontal(lipgloss.Top, list.String(), "  ", s.Box.Render(strings.TrimRight(d.String(), "\n")))
+}
+
+func (m Model) resultView() string {
+	s := m.styles
+	ev := m.result
+	glyph, style := "✗", s.Declined
+	switch ev.Status {
+	case payment.StatusApproved:
+		glyph, style = "✓", s.Approved
+	case payment.StatusCancelled, payment.StatusTimedOut, payment.StatusUnknown:
+		glyph, style = "!", s.Pending
+	}
+	v := style.Render(fmt.Sprintf("%s %s", glyph, strings.ToUpper(strings.ReplaceAll(string(ev.Status), "_", " ")))) +
+		"  " + m.txn + " " + modeNames[m.mode] + " " + m.txnAmount.String() + "\n\n"
+	r := ev.Result
+	if r == nil {
+		r = &payment.Result{}
+	}
+	for _, kv := range [][2]string{{"Auth code", r.AuthCode}, {"Card", payment.CardDisplay(r.Card)},
+		{"POS transaction", r.RemoteID}, {"Plan", r.PlanID}, {"Reason", r.Reason}} {
+		if kv[1] != "" {
+			v += fmt.Sprintf("%-16s %s\n", kv[0], kv[1])
+		}
+	}
+	line := fmt.Sprintf("RESULT %s %s %s", m.txn, ev.Status, m.txnAmount.Decimal())
+	for _, kv := range [][2]string{{"auth", r.AuthCode}, {"card", cardKV(r.Card)}, {"pos_txn", r.RemoteID}, {"plan", r.PlanID}, {"reason", r.Reason}} {
+		if kv[1] != "" {
+			if strings.ContainsAny(kv[1], " \t\"=") {
+				kv[1] = fmt.Sprintf("%q", kv[1])
+			}
+			line += " " + kv[0] + "=" + kv[1]
+		}
+	}
+	return v + "\n" + s.Muted.Render(line)
+}
+
+func cardKV(last4 string) string {
+	if last4 == "" {
+		return ""
+	}
+	return "****" + last4
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (m Model) statusView() string {
+	s := m.styles
+	var b strings.Builder
+	b.WriteString(s.Title.Render("Connected POS") + "\n")
+	if len(m.peers) == 0 {
+		b.WriteString("  none\n")
+	}
+	for _, p := range m.peers {
+		last := "never"
+		if !p.LastMsg.IsZero() {
+			last = p.LastMsg.Format("15:04:05")
+		}
+		b.WriteString(fmt.Sprintf("  %-8s %-21s since %s  last %s\n", orDash(p.ID), p.Addr, p.Since.Format("15:04:05"), last))
+	}
+	b.WriteString("\n" + s.Title.Render("In flight") + "\n")
+	if len(m.flights) == 0 {
+		b.WriteString("  none\n")
+	}
+	for _, f := range m.flights {
+		b.WriteString(fmt.Sprintf("  %s %s %s on %s: %s\n", f.ID, f.Mode, f.Amount, f.Peer, f.Status))
+	}
+	b.WriteString("\n" + s.Title.Render("Today") + "\n")
+	if len(m.totals) == 0 {
+		b.WriteString("  no transactions\n")
+	}
+	for _, t := range m.totals {
+		b.WriteString(fmt.Sprintf("  %-6s %-12s %4d  %s\n", t.Rail, t.Status, t.Count, t.Amount))
+	}
+	total := 0
+	for _, n := range m.counts {
+		total += n
+	}
+	b.WriteString(fmt.Sprintf("\nJournal: %d transactions", total))
+	return b.String()
+}
+
+// helpFor adapts the model's screen to bubbles/help.
+type helpFor struct{ m Model }
+
+// ShortHelp lists the keys that do something on the current screen.
+func (h helpFor) ShortHelp() []key.Binding {
+	km := h.m.keys
+	switch h.m.screen {
+	case scrAmount:
+		return []key.Binding{km.Enter, km.Back}
+	case scrWaiting:
+		return []key.Binding{km.Cancel, km.Help, km.Quit}
+	case scrPlans:
+		return []key.Binding{km.Up, km.Down, km.Enter, key.NewBinding(key.WithKeys("q", "esc"), key.WithHelp("q/esc", "cancel payment"))}
+	case scrResult:
+		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
+	case scrStatus:
+		return []key.Binding{km.Back, km.Quit}
+	}
+	return []key.Binding{km.Card, km.BNPL, km.QR, km.IPP, km.Status, km.Help, km.Quit}
+}
+
+// FullHelp lists every key of the screen, grouped.
+func (h helpFor) FullHelp() [][]key.Binding {
+	km := h.m.keys
+	if h.m.screen == scrMenu {
+		return [][]key.Binding{{km.Card, km.BNPL, km.QR, km.IPP}, {km.Cancel, km.Status, km.Quit}, {km.Up, km.Down, km.Enter, km.Help}}
+	}
+	return [][]key.Binding{h.ShortHelp()}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTUIInTmux drives the real binary's full-screen console in tmux:
+// start the demo, pay 25.50 by card, see it approved, quit.
+func TestTUIInTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tmux is required in CI (.ci/run installs it)")
+		}
+		t.Skip("tmux not installed")
+	}
+	bin := binary(t)
+	conf, _ := filepath.Abs("testdata/tmux.conf")
+	sock := fmt.Sprintf("paydesk-e2e-%d", os.Getpid())
+	tmux := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("tmux", append([]string{"-L", sock, "-f", conf}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	journal := filepath.Join(t.TempDir(), "journal.db")
+	start := time.Now()
+	// The shell prints the exit status: tmux 3.3a does not always fill
+	// #{pane_dead_status}.
+	tmux("new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "-e", "NO_COLOR=1",
+		fmt.Sprintf("'%s' demo --journal '%s'; echo paydesk-exit=$?; sleep 30", bin, journal))
+	waitFor := func(text string) string {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if screen := tmux("capture-pane", "-p", "-t", "t"); strings.Contains(screen, text) {
+				return screen
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("no %q on screen:\n%s", text, tmux("capture-pane", "-p", "-t", "t"))
+		return ""
+	}
+	screen := waitFor("1 POS connected")
+	t.Logf("start to first frame with the POS connected: %s", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(screen, "DEMO paydesk KIOSK001") || !strings.Contains(screen, "1. Card Payment") {
+		t.Errorf("menu screen:\n%s", screen)
+	}
+	tmux("send-keys", "-t", "t", "1")
+	waitFor("Amount (RM)")
+	tmux("send-keys", "-t", "t", "25.50", "Enter")
+	screen = waitFor("APPROVED")
+	for _, s := range []string{"RM25.50", "**** 4242", "RESULT TXN", "approved 25.50"} {
+		if !strings.Contains(screen, s) {
+			t.Errorf("result screen lacks %q:\n%s", s, screen)
+		}
+	}
+	pid, _ := exec.Command("pgrep", "-f", "-n", bin+" demo").Output()
+	if status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/status"); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "VmRSS:") {
+				t.Logf("paydesk demo resident memory after one payment: %s", strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")))
+			}
+		}
+	}
+	tmux("send-keys", "-t", "t", "x") // back to the menu
+	waitFor("1. Card Payment")
+	tmux("send-keys", "-t", "t", "q")
+	waitFor("paydesk-exit=0")
+}
