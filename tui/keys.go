@@ -6,6 +6,7 @@ import "github.com/charmbracelet/bubbles/key"
 // that do something there, so help never lists a dead key.
 type KeyMap struct {
 	Card, BNPL, QR, IPP, Cancel, Status, Quit key.Binding
+	Journal, Log, Approve, Decline            key.Binding
 	Up, Down, Enter, Back, Help, Yes, No      key.Binding
 }
 
@@ -17,14 +18,19 @@ func DefaultKeyMap() *KeyMap {
 		QR:     key.NewBinding(key.WithKeys("3"), key.WithHelp("3", "DuitNow QR")),
 		IPP:    key.NewBinding(key.WithKeys("4"), key.WithHelp("4", "IPP")),
 		Cancel: key.NewBinding(key.WithKeys("5", "c"), key.WithHelp("5/c", "cancel payment")),
-		Status: key.NewBinding(key.WithKeys("6", "s"), key.WithHelp("6/s", "status")),
-		Quit:   key.NewBinding(key.WithKeys("7", "q", "ctrl+c"), key.WithHelp("7/q", "quit")),
-		Up:     key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
-		Down:   key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
-		Enter:  key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "choose")),
-		Back:   key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
-		Help:   key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
-		Yes:    key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
-		No:     key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n", "no")),
+		// Journal and Log are letters: the digits belong to kiosk.py's menu.
+		Journal: key.NewBinding(key.WithKeys("j"), key.WithHelp("j", "journal")),
+		Log:     key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "event log")),
+		Approve: key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "resolve approved")),
+		Decline: key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "resolve declined")),
+		Status:  key.NewBinding(key.WithKeys("6", "s"), key.WithHelp("6/s", "status")),
+		Quit:    key.NewBinding(key.WithKeys("7", "q", "ctrl+c"), key.WithHelp("7/q", "quit")),
+		Up:      key.NewBinding(key.WithKeys("up"), key.WithHelp("↑", "up")),
+		Down:    key.NewBinding(key.WithKeys("down"), key.WithHelp("↓", "down")),
+		Enter:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "choose")),
+		Back:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+		Help:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Yes:     key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
+		No:      key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n", "no")),
 	}
 }

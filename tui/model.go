@@ -52,6 +52,8 @@ const (
 	scrPlans
 	scrResult
 	scrStatus
+	scrJournal
+	scrLog
 )
 
 // Model is the root model; it owns the screen state and delegates drawing
@@ -89,6 +91,9 @@ type Model struct {
 	confirmQuit bool
 	confirmCanc bool
 	connState   string
+
+	log     eventLog
+	journal journalView
 }
 
 // New returns the console. Run it with tea.NewProgram(m, tea.WithAltScreen()).
@@ -106,7 +111,7 @@ func New(cfg Config, rail Rail, bus *payment.Bus) Model {
 	sp := spinner.New()
 	sp.Spinner = spinner.Line
 	m := Model{cfg: cfg, rail: rail, bus: bus, sub: bus.Subscribe(0), keys: DefaultKeyMap(), styles: DefaultStyles(),
-		help: help.New(), amount: ti, spin: sp, width: 80, height: 24}
+		help: help.New(), amount: ti, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView()}
 	m.refresh()
 	return m
 }
@@ -199,6 +204,18 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case errMsg:
 		m.errLine = msg.err.Error()
 		return m, nil
+	case resolvedMsg:
+		if err := m.journal.load(m.bus.Journal()); err != nil {
+			m.errLine = err.Error()
+		}
+		for i, t := range m.journal.txns {
+			if t.ID == msg.id {
+				m.journal.tbl.SetCursor(i)
+				m.journal.openSelected(m.bus.Journal())
+			}
+		}
+		m.refresh()
+		return m, nil
 	case tea.KeyMsg:
 		return m.key(msg)
 	}
@@ -207,6 +224,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 // event applies a bus event to the screens.
 func (m *Model) event(ev payment.Event) {
+	m.log.add(ev)
 	switch ev.Kind {
 	case payment.KindConnection, payment.KindRejected:
 		m.refresh()
@@ -275,6 +293,50 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return m.quit()
 		}
 		return m, nil
+	case scrJournal:
+		return m.journalKey(k)
+	case scrLog:
+		if key.Matches(k, km.Back, km.Log) {
+			m.screen = scrMenu
+			return m, nil
+		}
+		var cmd tea.Cmd
+		m.log.vp, cmd = m.log.vp.Update(k)
+		return m, cmd
+	}
+	return m, nil
+}
+
+func (m Model) journalKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	km, j := m.keys, &m.journal
+	if j.open != nil {
+		switch {
+		case j.resolve != "" && key.Matches(k, km.Yes):
+			st := j.resolve
+			j.resolve = ""
+			return m, resolveCmd(m.bus, *j.open, st, m.cfg.Now())
+		case j.resolve != "" && key.Matches(k, km.No):
+			j.resolve = ""
+		case key.Matches(k, km.Back):
+			j.open = nil
+		case j.open.Status == payment.StatusUnknown && key.Matches(k, km.Approve):
+			j.resolve = payment.StatusApproved
+		case j.open.Status == payment.StatusUnknown && key.Matches(k, km.Decline):
+			j.resolve = payment.StatusDeclined
+		}
+		return m, nil
+	}
+	switch {
+	case key.Matches(k, km.Back, km.Journal):
+		m.screen = scrMenu
+	case key.Matches(k, km.Enter):
+		if err := j.openSelected(m.bus.Journal()); err != nil {
+			m.errLine = err.Error()
+		}
+	default:
+		var cmd tea.Cmd
+		j.tbl, cmd = j.tbl.Update(k)
+		return m, cmd
 	}
 	return m, nil
 }
@@ -328,6 +390,15 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.screen = scrStatus
 	case it.key == "7":
 		return m.quit()
+	case it.key == "j":
+		if err := m.journal.load(m.bus.Journal()); err != nil {
+			m.errLine = err.Error()
+			return m, nil
+		}
+		m.journal.open = nil
+		m.screen = scrJournal
+	case it.key == "l":
+		m.screen = scrLog
 	}
 	return m, nil
 }

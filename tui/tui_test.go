@@ -3,6 +3,7 @@ package tui
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,7 +20,10 @@ import (
 	"paydesk/protocol/postest"
 )
 
-func init() { lipgloss.SetColorProfile(termenv.Ascii) }
+func init() {
+	lipgloss.SetColorProfile(termenv.Ascii)
+	time.Local = time.UTC // the journal's times are shown in local time
+}
 
 var clock = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
@@ -244,4 +248,86 @@ func TestFlows(t *testing.T) {
 			t.Errorf("result = %+v", m.result)
 		}
 	})
+}
+
+// seed journals one approved and one unknown transaction at fixed times.
+func seed(t *testing.T, bus *payment.Bus) {
+	t.Helper()
+	pub := func(ev payment.Event) {
+		ev.Rail = payment.RailPOS
+		if _, err := bus.Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, st := range []payment.Status{payment.StatusApproved, payment.StatusUnknown} {
+		id := fmt.Sprintf("TXN179534000000%d", i)
+		at := clock.Add(time.Duration(i) * time.Minute)
+		pub(payment.Event{Time: at, Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeCard,
+			Amount: payment.Money{Minor: 2550 + int64(i), Currency: "MYR"}, Peer: "POS001", Detail: "card RM25.50 to POS001"})
+		pub(payment.Event{Time: at, Kind: payment.KindTransition, TxnID: id, Status: payment.StatusSent, Detail: "request sent"})
+		pub(payment.Event{Time: at.Add(time.Second), Kind: payment.KindTransition, TxnID: id, Status: st, Detail: "outcome " + string(st)})
+	}
+}
+
+func TestJournalScreen(t *testing.T) {
+	t.Run("the list golden", func(t *testing.T) {
+		bus := testBus(t)
+		seed(t, bus)
+		tm := startTest(t, &fakeRail{}, bus)
+		tm.Type("j")
+		waitText(t, tm, "UNKNOWN")
+		golden.RequireEqual(t, []byte(final(t, tm)))
+	})
+
+	t.Run("an unknown transaction is resolved by the operator and journaled", func(t *testing.T) {
+		bus := testBus(t)
+		seed(t, bus)
+		tm := startTest(t, &fakeRail{}, bus)
+		tm.Type("j")
+		waitText(t, tm, "UNKNOWN")
+		enter(tm) // newest first: the unknown one
+		waitText(t, tm, "check the POS")
+		tm.Type("a")
+		waitText(t, tm, "journaled as your decision")
+		tm.Type("y")
+		waitText(t, tm, "resolved by operator as approved")
+		view := final(t, tm)
+		golden.RequireEqual(t, []byte(view))
+		tx, err := bus.Journal().Txn(context.Background(), "TXN1795340000001")
+		if err != nil || tx.Status != payment.StatusApproved || !tx.HasFlag(payment.FlagResolved) {
+			t.Errorf("journal has %+v, %v", tx, err)
+		}
+	})
+}
+
+func TestEventLog(t *testing.T) {
+	bus := testBus(t)
+	tm := startTest(t, &fakeRail{}, bus)
+	tm.Type("l")
+	for i := range 3 {
+		tm.Send(eventMsg{Time: clock, Kind: payment.KindRejected, Peer: "127.0.0.1:5000" + fmt.Sprint(i), Detail: "invalid signature"})
+	}
+	waitText(t, tm, "127.0.0.1:50002")
+	golden.RequireEqual(t, []byte(final(t, tm)))
+}
+
+// BenchmarkViewWithManyEvents draws the event log after 100,000 events.
+//
+//	go test -run '^$' -bench ViewWithManyEvents ./tui
+func BenchmarkViewWithManyEvents(b *testing.B) {
+	bus := testBus(&testing.T{})
+	m := New(testConfig(), &fakeRail{}, bus)
+	m.width, m.height = 80, 24
+	var tm tea.Model = m
+	for i := range 100_000 {
+		tm, _ = tm.Update(eventMsg{Time: clock, Kind: payment.KindMessage, Peer: "POS001", Detail: fmt.Sprintf("message %d", i)})
+	}
+	tm, _ = tm.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("l")})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		// A new event each frame, as under load: the pane is re-laid out.
+		tm, _ = tm.Update(eventMsg{Time: clock, Kind: payment.KindMessage, Peer: "POS001", Detail: fmt.Sprintf("frame %d", i)})
+		_ = tm.View()
+	}
 }

@@ -24,6 +24,8 @@ var menuItems = []struct {
 	{"7", "Exit", "", ""},
 	{"8", "Card on unattended terminal", "", "not configured"},
 	{"9", "M-Pesa STK Push", "", "not configured"},
+	{"j", "Journal", "", ""},
+	{"l", "Event log", "", ""},
 }
 
 var modeNames = map[payment.Mode]string{
@@ -46,6 +48,10 @@ func (m Model) View() string {
 		body = m.resultView()
 	case scrStatus:
 		body = m.statusView()
+	case scrJournal:
+		body = m.journalScreen()
+	case scrLog:
+		body = m.styles.Title.Render("Event log") + "\n" + m.log.view(m.width, max(m.height-6, 3))
 	}
 	footer := m.help.View(helpFor{m})
 	if m.confirmQuit {
@@ -279,15 +285,25 @@ func (h helpFor) ShortHelp() []key.Binding {
 		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
 	case scrStatus:
 		return []key.Binding{km.Back, km.Quit}
+	case scrJournal:
+		if j := h.m.journal; j.open != nil {
+			if j.open.Status == payment.StatusUnknown {
+				return []key.Binding{km.Approve, km.Decline, km.Back}
+			}
+			return []key.Binding{km.Back}
+		}
+		return []key.Binding{km.Up, km.Down, km.Enter, km.Back}
+	case scrLog:
+		return []key.Binding{km.Up, km.Down, km.Back}
 	}
-	return []key.Binding{km.Card, km.BNPL, km.QR, km.IPP, km.Status, km.Help, km.Quit}
+	return []key.Binding{km.Card, km.BNPL, km.QR, km.IPP, km.Status, km.Journal, km.Log, km.Help, km.Quit}
 }
 
 // FullHelp lists every key of the screen, grouped.
 func (h helpFor) FullHelp() [][]key.Binding {
 	km := h.m.keys
 	if h.m.screen == scrMenu {
-		return [][]key.Binding{{km.Card, km.BNPL, km.QR, km.IPP}, {km.Cancel, km.Status, km.Quit}, {km.Up, km.Down, km.Enter, km.Help}}
+		return [][]key.Binding{{km.Card, km.BNPL, km.QR, km.IPP}, {km.Cancel, km.Status, km.Journal, km.Log, km.Quit}, {km.Up, km.Down, km.Enter, km.Help}}
 	}
 	return [][]key.Binding{h.ShortHelp()}
 }

@@ -1,0 +1,113 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/table"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"paydesk/payment"
+)
+
+// journalView lists recent transactions and opens one's history; an
+// unknown transaction can be resolved by the operator.
+type journalView struct {
+	txns    []payment.Txn
+	tbl     table.Model
+	open    *payment.Txn
+	history []payment.Event
+	resolve payment.Status // asked for confirmation when set
+}
+
+func newJournalView() journalView {
+	cols := []table.Column{{Title: "Time", Width: 8}, {Title: "Txn", Width: 16}, {Title: "Mode", Width: 10},
+		{Title: "Amount", Width: 11}, {Title: "Status", Width: 12}, {Title: "POS", Width: 8}}
+	t := table.New(table.WithColumns(cols), table.WithFocused(true), table.WithHeight(12))
+	return journalView{tbl: t}
+}
+
+// load reads the latest transactions from the journal.
+func (j *journalView) load(journal *payment.Journal) error {
+	txns, err := journal.Recent(context.Background(), 100)
+	if err != nil {
+		return err
+	}
+	j.txns = txns
+	rows := make([]table.Row, 0, len(txns))
+	for _, t := range txns {
+		st := string(t.Status)
+		if t.Status == payment.StatusUnknown {
+			st = "! UNKNOWN"
+		}
+		rows = append(rows, table.Row{t.CreatedAt.Format("15:04:05"), t.ID, string(t.Mode), t.Amount.String(), st, t.Peer})
+	}
+	j.tbl.SetRows(rows)
+	return nil
+}
+
+func (j *journalView) openSelected(journal *payment.Journal) error {
+	i := j.tbl.Cursor()
+	if i < 0 || i >= len(j.txns) {
+		return nil
+	}
+	t := j.txns[i]
+	hist, err := journal.History(context.Background(), t.ID)
+	if err != nil {
+		return err
+	}
+	j.open, j.history, j.resolve = &t, hist, ""
+	return nil
+}
+
+// resolveCmd journals the operator's verdict on an unknown transaction.
+func resolveCmd(bus *payment.Bus, t payment.Txn, st payment.Status, now time.Time) tea.Cmd {
+	return func() tea.Msg {
+		_, err := bus.Publish(context.Background(), payment.Event{Time: now, Kind: payment.KindTransition, Rail: t.Rail, TxnID: t.ID,
+			Status: st, Flag: payment.FlagResolved, Detail: "resolved by operator as " + string(st),
+			Result: &payment.Result{Reason: "resolved by operator"}})
+		if err != nil {
+			return errMsg{err}
+		}
+		return resolvedMsg{id: t.ID}
+	}
+}
+
+// resolvedMsg reports a journaled resolution.
+type resolvedMsg struct{ id string }
+
+func (m Model) journalScreen() string {
+	s := m.styles
+	j := m.journal
+	if j.open == nil {
+		if len(j.txns) == 0 {
+			return s.Title.Render("Journal") + "\n\n  no transactions yet"
+		}
+		return s.Title.Render("Journal") + s.Muted.Render("  (newest first; enter opens)") + "\n" + j.tbl.View()
+	}
+	t := *j.open
+	var b strings.Builder
+	b.WriteString(s.Title.Render(t.ID) + fmt.Sprintf("  %s %s %s on %s: ", t.Rail, t.Mode, t.Amount, orDash(t.Peer)))
+	if t.Status == payment.StatusUnknown {
+		b.WriteString(s.Pending.Render("UNKNOWN: check the POS, then a (approved) or d (declined)"))
+	} else {
+		b.WriteString(string(t.Status))
+	}
+	if len(t.Flags) > 0 {
+		b.WriteString(s.Muted.Render("  [" + strings.Join(t.Flags, ",") + "]"))
+	}
+	b.WriteString("\n\n")
+	for _, ev := range j.history {
+		line := fmt.Sprintf("%s %-10s %-13s %s", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Status, ev.Detail)
+		if ev.Flag != "" {
+			line += " [" + ev.Flag + "]"
+		}
+		b.WriteString(line + "\n")
+	}
+	if j.resolve != "" {
+		b.WriteString("\n" + s.Pending.Render(fmt.Sprintf("Mark %s as %s? It is journaled as your decision. y/n", t.ID, j.resolve)))
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
