@@ -12,6 +12,8 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
 	"golang.org/x/term"
 
 	"paydesk/payment"
@@ -126,6 +128,9 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		notes := ""
 		if demo {
 			notes = "Simulated POS001 answers by the amount's cents:\n" + possim.Outcomes
+		}
+		if os.Getenv("NO_COLOR") != "" {
+			lipgloss.SetColorProfile(termenv.Ascii) // https://no-color.org
 		}
 		m := tui.New(tui.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor, Demo: demo,
 			DemoNotes: notes, Unresolved: rec.Unresolved}, srv, bus)

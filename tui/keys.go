@@ -6,7 +6,7 @@ import "github.com/charmbracelet/bubbles/key"
 // that do something there, so help never lists a dead key.
 type KeyMap struct {
 	Card, BNPL, QR, IPP, Cancel, Status, Quit key.Binding
-	Journal, Log, Approve, Decline            key.Binding
+	Journal, Log, Approve, Decline, Target    key.Binding
 	Up, Down, Enter, Back, Help, Yes, No      key.Binding
 }
 
@@ -21,6 +21,7 @@ func DefaultKeyMap() *KeyMap {
 		// Journal and Log are letters: the digits belong to kiosk.py's menu.
 		Journal: key.NewBinding(key.WithKeys("j"), key.WithHelp("j", "journal")),
 		Log:     key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "event log")),
+		Target:  key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next POS")),
 		Approve: key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "resolve approved")),
 		Decline: key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "resolve declined")),
 		Status:  key.NewBinding(key.WithKeys("6", "s"), key.WithHelp("6/s", "status")),

@@ -23,6 +23,7 @@ type Rail interface {
 	Cancel(id string) error
 	SelectPlan(id, planID string) error
 	Peers() []protocol.Peer
+	DefaultTarget() string
 	InFlight() []protocol.Flight
 }
 
@@ -94,6 +95,9 @@ type Model struct {
 
 	log     eventLog
 	journal journalView
+	// target is the POS the operator chose with tab; "" means the rail's
+	// default (the POS that last completed a payment, else the earliest).
+	target string
 }
 
 // New returns the console. Run it with tea.NewProgram(m, tea.WithAltScreen()).
@@ -409,6 +413,9 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.amount.Blur()
 		m.screen = scrMenu
 		return m, nil
+	case key.Matches(k, m.keys.Target) && len(m.peers) > 1:
+		m.target = m.nextTarget()
+		return m, nil
 	case key.Matches(k, m.keys.Enter):
 		amt, err := payment.ParseAmount(m.amount.Value(), m.cfg.Currency, m.cfg.MaxMinor)
 		if err != nil {
@@ -416,9 +423,9 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.amount.Blur()
-		rail, mode := m.rail, m.mode
+		rail, mode, target := m.rail, m.mode, m.target
 		return m, func() tea.Msg {
-			id, err := rail.Start(context.Background(), payment.Request{Mode: mode, Amount: amt})
+			id, err := rail.Start(context.Background(), payment.Request{Mode: mode, Amount: amt, Target: target})
 			return startedMsg{id: id, amount: amt, err: err}
 		}
 	}
@@ -431,6 +438,25 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 	}
 	return m, cmd
+}
+
+// targetLabel is the POS the next payment goes to.
+func (m Model) targetLabel() string {
+	if m.target != "" {
+		return m.target
+	}
+	return m.rail.DefaultTarget()
+}
+
+// nextTarget is the connected POS after the current target.
+func (m Model) nextTarget() string {
+	cur := m.targetLabel()
+	for i, p := range m.peers {
+		if p.Label() == cur {
+			return m.peers[(i+1)%len(m.peers)].Label()
+		}
+	}
+	return m.peers[0].Label()
 }
 
 func (m Model) cancelCmd() tea.Cmd {

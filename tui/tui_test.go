@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -42,6 +43,7 @@ func (f *fakeRail) Peers() []protocol.Peer {
 	return []protocol.Peer{{ID: "POS001", Addr: "127.0.0.1:50000", Since: clock.Add(-time.Hour), LastMsg: clock.Add(-time.Minute)}}
 }
 func (f *fakeRail) InFlight() []protocol.Flight { return nil }
+func (f *fakeRail) DefaultTarget() string       { return "POS001" }
 
 func testBus(t *testing.T) *payment.Bus {
 	t.Helper()
@@ -330,4 +332,41 @@ func BenchmarkViewWithManyEvents(b *testing.B) {
 		tm, _ = tm.Update(eventMsg{Time: clock, Kind: payment.KindMessage, Peer: "POS001", Detail: fmt.Sprintf("frame %d", i)})
 		_ = tm.View()
 	}
+}
+
+func TestSeveralPOS(t *testing.T) {
+	k := postest.New(t, protocol.Options{})
+	k.AddSim(t, possim.Options{PosID: "POS001"})
+	k.AddSim(t, possim.Options{PosID: "POS002"})
+	cfg := testConfig()
+	cfg.Now = time.Now
+	tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
+	tm.Send(tickMsg(time.Now())) // take the POS list
+	tm.Type("1")
+	waitText(t, tm, "2 connected; tab: next")
+	tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	tm.Type("10.00")
+	enter(tm)
+	waitText(t, tm, "APPROVED")
+	final(t, tm)
+	second := k.Server.Peers()[1]
+	txns, err := k.Journal.Recent(context.Background(), 1)
+	if err != nil || len(txns) != 1 || (txns[0].Peer != second.Label() && txns[0].Peer != "POS002") {
+		t.Errorf("payment went to %+v, want the second POS %s", txns, second.Label())
+	}
+}
+
+func TestDisconnectInHeader(t *testing.T) {
+	k := postest.New(t, protocol.Options{})
+	c, err := net.Dial("tcp", k.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Now = time.Now
+	tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
+	waitText(t, tm, "1 POS connected")
+	c.Close()
+	waitText(t, tm, "waiting for a POS")
+	final(t, tm)
 }

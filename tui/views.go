@@ -122,6 +122,9 @@ func (m Model) amountView() string {
 	if m.amountErr != "" {
 		v += "\n" + s.ErrorText.Render(m.amountErr)
 	}
+	if len(m.peers) > 1 {
+		v += "\n\nPOS: " + s.Selected.Render(m.targetLabel()) + s.Muted.Render(fmt.Sprintf("  (%d connected; tab: next)", len(m.peers)))
+	}
 	return v
 }
 
@@ -276,6 +279,9 @@ func (h helpFor) ShortHelp() []key.Binding {
 	km := h.m.keys
 	switch h.m.screen {
 	case scrAmount:
+		if len(h.m.peers) > 1 {
+			return []key.Binding{km.Enter, km.Target, km.Back}
+		}
 		return []key.Binding{km.Enter, km.Back}
 	case scrWaiting:
 		return []key.Binding{km.Cancel, km.Help, km.Quit}
