@@ -55,6 +55,7 @@ const (
 	scrStatus
 	scrJournal
 	scrLog
+	scrConnect
 )
 
 // Model is the root model; it owns the screen state and delegates drawing
@@ -297,6 +298,9 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return m.quit()
 		}
 		return m, nil
+	case scrConnect:
+		m.screen = scrMenu
+		return m, nil
 	case scrJournal:
 		return m.journalKey(k)
 	case scrLog:
@@ -403,6 +407,8 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.screen = scrJournal
 	case it.key == "l":
 		m.screen = scrLog
+	case it.key == "w":
+		m.screen = scrConnect
 	}
 	return m, nil
 }

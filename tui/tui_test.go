@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
@@ -162,6 +163,7 @@ func TestGoldenViews(t *testing.T) {
 			tm.Send(tr(payment.StatusFailed, &payment.Result{Reason: "card reader not responding"}, ""))
 		}},
 		{"status", func(tm *teatest.TestModel) { tm.Type("6") }},
+		{"connect qr", func(tm *teatest.TestModel) { tm.Type("w") }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -369,4 +371,24 @@ func TestDisconnectInHeader(t *testing.T) {
 	c.Close()
 	waitText(t, tm, "waiting for a POS")
 	final(t, tm)
+}
+
+func TestConnectAddr(t *testing.T) {
+	if got := connectAddr("127.0.0.1:8080"); got != "127.0.0.1:8080" {
+		t.Errorf("a specific address changed to %q", got)
+	}
+	got := connectAddr("0.0.0.0:8080")
+	host, port, err := net.SplitHostPort(got)
+	if err != nil || port != "8080" {
+		t.Fatalf("connectAddr(0.0.0.0:8080) = %q", got)
+	}
+	if lan := lanIP(); lan != "" && host != lan {
+		t.Errorf("host = %q, want the LAN address %q", host, lan)
+	}
+	if ip := net.ParseIP(host); lanIP() != "" && (ip == nil || ip.IsUnspecified()) {
+		t.Errorf("still unspecified: %q", got)
+	}
+	if qrBlock(got) == "" || strings.Count(qrBlock("127.0.0.1:8080"), "\n") != 12 {
+		t.Errorf("QR for a short address should be 13 rows:\n%s", qrBlock("127.0.0.1:8080"))
+	}
 }

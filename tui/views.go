@@ -26,6 +26,7 @@ var menuItems = []struct {
 	{"9", "M-Pesa STK Push", "", "not configured"},
 	{"j", "Journal", "", ""},
 	{"l", "Event log", "", ""},
+	{"w", "Where POS terminals connect (QR code)", "", ""},
 }
 
 var modeNames = map[payment.Mode]string{
@@ -50,6 +51,10 @@ func (m Model) View() string {
 		body = m.statusView()
 	case scrJournal:
 		body = m.journalScreen()
+	case scrConnect:
+		addr := connectAddr(m.cfg.Listen)
+		body = m.styles.Title.Render("Connect a POS terminal") + "\n" + "In the POS app: KIOSK, then scan this code or enter " +
+			m.styles.Selected.Render(addr) + "\n\n" + qrBlock(addr)
 	case scrLog:
 		body = m.styles.Title.Render("Event log") + "\n" + m.log.view(m.width, max(m.height-6, 3))
 	}
@@ -301,6 +306,8 @@ func (h helpFor) ShortHelp() []key.Binding {
 		return []key.Binding{km.Up, km.Down, km.Enter, km.Back}
 	case scrLog:
 		return []key.Binding{km.Up, km.Down, km.Back}
+	case scrConnect:
+		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
 	}
 	return []key.Binding{km.Card, km.BNPL, km.QR, km.IPP, km.Status, km.Journal, km.Log, km.Help, km.Quit}
 }
