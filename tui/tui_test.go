@@ -5,8 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
