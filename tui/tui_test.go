@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,9 +31,13 @@ func init() {
 var clock = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 // fakeRail answers like the POS link with fixed ids, so goldens are stable.
-type fakeRail struct{ cancelled, selected []string }
+type fakeRail struct {
+	cancelled, selected []string
+	started             atomic.Bool // set by Start on a Cmd goroutine
+}
 
 func (f *fakeRail) Start(context.Context, payment.Request) (string, error) {
+	f.started.Store(true)
 	return "TXN1795340000000", nil
 }
 func (f *fakeRail) Cancel(id string) error { f.cancelled = append(f.cancelled, id); return nil }
@@ -43,8 +48,16 @@ func (f *fakeRail) SelectPlan(id, plan string) error {
 func (f *fakeRail) Peers() []protocol.Peer {
 	return []protocol.Peer{{ID: "POS001", Addr: "127.0.0.1:50000", Since: clock.Add(-time.Hour), LastMsg: clock.Add(-time.Minute)}}
 }
-func (f *fakeRail) InFlight() []protocol.Flight { return nil }
-func (f *fakeRail) DefaultTarget() string       { return "POS001" }
+
+// InFlight reports the started payment waiting for its ack, 8 s left.
+func (f *fakeRail) InFlight() []protocol.Flight {
+	if !f.started.Load() {
+		return nil
+	}
+	return []protocol.Flight{{ID: "TXN1795340000000", Mode: payment.ModeCard, Amount: payment.Money{Minor: 2550, Currency: "MYR"},
+		Status: payment.StatusSent, Peer: "POS001", Deadline: clock.Add(8 * time.Second), Waiting: "ack"}}
+}
+func (f *fakeRail) DefaultTarget() string { return "POS001" }
 
 func testBus(t *testing.T) *payment.Bus {
 	t.Helper()
