@@ -176,6 +176,13 @@ func TestGoldenViews(t *testing.T) {
 			tm.Send(tr(payment.StatusFailed, &payment.Result{Reason: "card reader not responding"}, ""))
 		}},
 		{"status", func(tm *teatest.TestModel) { tm.Type("6") }},
+		{"quit asks while a payment is in flight", func(tm *teatest.TestModel) {
+			tm.Type("125.50")
+			enter(tm)
+			waitText(t, tm, id)
+			tm.Type("q")
+			waitText(t, tm, "Quit? y/n")
+		}},
 		{"connect qr", func(tm *teatest.TestModel) { tm.Type("w") }},
 	}
 	for _, c := range cases {
@@ -284,6 +291,21 @@ func seed(t *testing.T, bus *payment.Bus) {
 		pub(payment.Event{Time: at, Kind: payment.KindTransition, TxnID: id, Status: payment.StatusSent, Detail: "request sent"})
 		pub(payment.Event{Time: at.Add(time.Second), Kind: payment.KindTransition, TxnID: id, Status: st, Detail: "outcome " + string(st)})
 	}
+}
+
+func TestStatusCounts(t *testing.T) {
+	bus := testBus(t)
+	seed(t, bus)
+	tm := startTest(t, &fakeRail{}, bus)
+	tm.Type("6")
+	waitText(t, tm, "Journal: 2 transactions (approved 1, unknown 1)")
+	golden.RequireEqual(t, []byte(final(t, tm)))
+}
+
+func TestQuitWithoutPayment(t *testing.T) {
+	tm := startTest(t, &fakeRail{}, testBus(t))
+	tm.Type("q")
+	tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
 }
 
 func TestJournalScreen(t *testing.T) {

@@ -269,10 +269,17 @@ func (m Model) statusView() string {
 		b.WriteString(fmt.Sprintf("  %-6s %-12s %4d  %s\n", t.Rail, t.Status, t.Count, t.Amount))
 	}
 	total := 0
-	for _, n := range m.counts {
-		total += n
+	var parts []string
+	for _, st := range payment.Statuses {
+		if n := m.counts[st]; n > 0 {
+			total += n
+			parts = append(parts, fmt.Sprintf("%s %d", st, n))
+		}
 	}
 	b.WriteString(fmt.Sprintf("\nJournal: %d transactions", total))
+	if len(parts) > 0 {
+		b.WriteString(" (" + strings.Join(parts, ", ") + ")")
+	}
 	return b.String()
 }
 
