@@ -101,3 +101,20 @@ func TestMaskCard(t *testing.T) {
 		}
 	}
 }
+
+func TestResultLine(t *testing.T) {
+	m := Money{Minor: 2550, Currency: "MYR"}
+	for _, c := range []struct {
+		r    *Result
+		want string
+	}{
+		{nil, "RESULT TXN1 approved 25.50"},
+		{&Result{AuthCode: "AUTH1", Card: "4242", RemoteID: "000410"}, "RESULT TXN1 approved 25.50 auth=AUTH1 card=****4242 pos_txn=000410"},
+		{&Result{Reason: "card reader not responding", PlanID: "IPP_3M"}, `RESULT TXN1 approved 25.50 plan=IPP_3M reason="card reader not responding"`},
+		{&Result{Reason: `a"b=c`}, `RESULT TXN1 approved 25.50 reason="a\"b=c"`},
+	} {
+		if got := ResultLine("TXN1", StatusApproved, m, c.r); got != c.want {
+			t.Errorf("ResultLine(%+v) = %q, want %q", c.r, got, c.want)
+		}
+	}
+}

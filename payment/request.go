@@ -2,6 +2,8 @@ package payment
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -44,4 +46,38 @@ func CardDisplay(last4 string) string {
 		return ""
 	}
 	return "**** " + strings.TrimSpace(last4)
+}
+
+// ResultLine is the one machine-readable line every console prints for a
+// finished payment, so scripts can parse any of them the same way:
+//
+//	RESULT <txn_id> <status> <amount> [key=value ...]
+//
+// Keys, when known: auth, card (****last4), pos_txn, plan, reason. Values
+// with spaces, tabs, quotes or '=' are Go-quoted.
+func ResultLine(txnID string, st Status, amount Money, r *Result) string {
+	return fmt.Sprintf("RESULT %s %s %s%s", txnID, st, amount.Decimal(), ResultFields(r))
+}
+
+// ResultFields is the " key=value ..." part of a RESULT line ("" for nil).
+func ResultFields(r *Result) string {
+	if r == nil {
+		return ""
+	}
+	card := ""
+	if r.Card != "" {
+		card = "****" + r.Card
+	}
+	var b strings.Builder
+	for _, kv := range [][2]string{{"auth", r.AuthCode}, {"card", card}, {"pos_txn", r.RemoteID}, {"plan", r.PlanID}, {"reason", r.Reason}} {
+		k, v := kv[0], kv[1]
+		if v == "" {
+			continue
+		}
+		if strings.ContainsAny(v, " \t\"=") {
+			v = strconv.Quote(v)
+		}
+		fmt.Fprintf(&b, " %s=%s", k, v)
+	}
+	return b.String()
 }

@@ -507,7 +507,7 @@ func (c *Console) event(ev payment.Event) {
 		c.printf("\n[%s] REJECTED from %s: %s\n", ev.Time.Format("15:04:05"), orDash(ev.Peer), ev.Detail)
 		return
 	case payment.KindLate:
-		c.printf("\nLATE %s %s%s\n", ev.TxnID, ev.Detail, resultFields(ev.Result))
+		c.printf("\nLATE %s %s%s\n", ev.TxnID, ev.Detail, payment.ResultFields(ev.Result))
 		return
 	case payment.KindStep:
 		if ev.TxnID == c.current {
@@ -537,7 +537,7 @@ func (c *Console) event(ev payment.Event) {
 		if ev.TxnID == c.current {
 			c.printf("\n%s %s\n", statusLine(ev.Status), ev.Detail)
 		}
-		c.printf("RESULT %s %s %s%s\n", ev.TxnID, ev.Status, amount.Decimal(), resultFields(ev.Result))
+		c.printf("%s\n", payment.ResultLine(ev.TxnID, ev.Status, amount, ev.Result))
 		if ev.TxnID == c.current {
 			c.current = ""
 			if c.plansFor == ev.TxnID {
@@ -567,31 +567,6 @@ func statusLine(s payment.Status) string {
 		return "Payment Needs Checking:"
 	}
 	return "Payment Failed:"
-}
-
-// resultFields formats the key=value part of a RESULT line.
-func resultFields(r *payment.Result) string {
-	if r == nil {
-		return ""
-	}
-	var b strings.Builder
-	kv := func(k, v string) {
-		if v == "" {
-			return
-		}
-		if strings.ContainsAny(v, " \t\"=") {
-			v = strconv.Quote(v)
-		}
-		fmt.Fprintf(&b, " %s=%s", k, v)
-	}
-	kv("auth", r.AuthCode)
-	if r.Card != "" {
-		kv("card", "****"+r.Card)
-	}
-	kv("pos_txn", r.RemoteID)
-	kv("plan", r.PlanID)
-	kv("reason", r.Reason)
-	return b.String()
 }
 
 func (c *Console) showPlans(ev payment.Event) {

@@ -214,23 +214,8 @@ func (m Model) resultView() string {
 			v += fmt.Sprintf("%-16s %s\n", kv[0], kv[1])
 		}
 	}
-	line := fmt.Sprintf("RESULT %s %s %s", m.txn, ev.Status, m.txnAmount.Decimal())
-	for _, kv := range [][2]string{{"auth", r.AuthCode}, {"card", cardKV(r.Card)}, {"pos_txn", r.RemoteID}, {"plan", r.PlanID}, {"reason", r.Reason}} {
-		if kv[1] != "" {
-			if strings.ContainsAny(kv[1], " \t\"=") {
-				kv[1] = fmt.Sprintf("%q", kv[1])
-			}
-			line += " " + kv[0] + "=" + kv[1]
-		}
-	}
+	line := payment.ResultLine(m.txn, ev.Status, m.txnAmount, ev.Result)
 	return v + "\n" + s.Muted.Render(line)
-}
-
-func cardKV(last4 string) string {
-	if last4 == "" {
-		return ""
-	}
-	return "****" + last4
 }
 
 func orDash(s string) string {
