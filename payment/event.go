@@ -19,12 +19,18 @@ const (
 // Mode is how the customer pays on a rail: the MobyPay payment_mode.
 type Mode string
 
-// The MobyPay payment modes.
+// The MobyPay payment modes, and the modes of the other rails.
 const (
 	ModeCard      Mode = "card"
 	ModeBNPL      Mode = "bnpl"
 	ModeDuitNowQR Mode = "duitnow_qr"
 	ModeIPP       Mode = "ipp"
+	// ModeRefund gives money back to a card (a Concert credit).
+	ModeRefund Mode = "refund"
+	// ModeSTKPush is an M-Pesa payment prompted on the customer's phone.
+	ModeSTKPush Mode = "stk_push"
+	// ModeC2B is an M-Pesa till or paybill payment the customer made.
+	ModeC2B Mode = "c2b"
 )
 
 // Kind says what an event records.

@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -15,11 +16,33 @@ type Request struct {
 	// Target names the terminal to use (a POS id or address); empty means
 	// the rail's default.
 	Target string
+	// Phone is the customer's phone number, for rails that push a prompt
+	// to it (M-Pesa STK Push). The rail normalises and validates it.
+	Phone string
+	// Reference is the caller's own reference for the sale (an ECR
+	// orderId, an M-Pesa account reference); empty means the rail mints
+	// one.
+	Reference string
+}
+
+// Starter is what every rail offers, so the console, plain mode and the
+// customer screen can take a payment without knowing the rail: Start
+// journals the new transaction and returns its id at once; progress and
+// the outcome arrive only as events on the bus. Cancel asks the rail to
+// stop a payment; the outcome (cancelled, or approved when the peer had
+// already taken the money) is again an event.
+type Starter interface {
+	Start(ctx context.Context, req Request) (string, error)
+	Cancel(id string) error
 }
 
 // ErrBusy is wrapped when a rail or terminal already has a payment in
 // flight and cannot take another.
 var ErrBusy = errors.New("busy")
+
+// ErrUnavailable is wrapped when a rail is configured but cannot take a
+// payment now (port unplugged, API unreachable).
+var ErrUnavailable = errors.New("rail unavailable")
 
 // ErrNoPeer is wrapped when no terminal is connected to take the payment.
 var ErrNoPeer = errors.New("no terminal connected")
