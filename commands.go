@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -267,12 +268,28 @@ func orDash(s string) string {
 	return s
 }
 
-// runSim runs a simulator; only the POS one exists so far.
+// simulators are the peers paydesk can simulate for a real kiosk, by the
+// name given to 'paydesk sim'. Each rail adds its own.
+var simulators = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+	"pos": runSimPOS,
+}
+
+// runSim runs the simulator args[0] names.
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "pos" {
-		fmt.Fprintln(stderr, "Usage: paydesk sim pos --connect HOST:PORT [flags]")
-		return fmt.Errorf("sim: name a simulator: pos")
+	names := make([]string, 0, len(simulators))
+	for n := range simulators {
+		names = append(names, n)
 	}
+	sort.Strings(names)
+	if len(args) == 0 || simulators[args[0]] == nil {
+		fmt.Fprintf(stderr, "Usage: paydesk sim {%s} [flags]  ('paydesk sim NAME -h' for its flags)\n", strings.Join(names, "|"))
+		return fmt.Errorf("sim: name a simulator: %s", strings.Join(names, ", "))
+	}
+	return simulators[args[0]](ctx, args, stdout, stderr)
+}
+
+// runSimPOS runs a simulated MobyPay POS terminal that connects to a kiosk.
+func runSimPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("paydesk sim pos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("connect", "127.0.0.1:8080", "the kiosk's address")

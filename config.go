@@ -19,6 +19,7 @@ import (
 // config is everything the console needs, from flags, PAYDESK_* variables
 // and defaults (flags win over the environment).
 type config struct {
+	configPath    string
 	listen        string
 	journal       string
 	logPath       string
@@ -60,6 +61,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 // register adds the console's flags to fs, with defaults from the
 // environment.
 func (c *config) register(fs *flag.FlagSet, listenDefault string) {
+	fs.StringVar(&c.configPath, "config", env("CONFIG", ""), "config file, TOML (PAYDESK_CONFIG; default: paydesk/paydesk.toml in the user's config directory, if it exists)")
 	fs.StringVar(&c.listen, "listen", env("LISTEN", listenDefault), "address POS terminals connect to (PAYDESK_LISTEN)")
 	fs.StringVar(&c.journal, "journal", env("JOURNAL", payment.DefaultJournalPath()), "journal database file (PAYDESK_JOURNAL)")
 	fs.StringVar(&c.logPath, "log", env("LOG", ""), "log file, JSON lines (PAYDESK_LOG; default: paydesk.log next to the journal)")
@@ -75,8 +77,9 @@ func (c *config) register(fs *flag.FlagSet, listenDefault string) {
 	fs.BoolVar(&c.plain, "plain", env("PLAIN", "") != "", "line-oriented console (automatic when stdin is not a terminal)")
 }
 
-// load validates the settings and reads the secret.
-func (c *config) load() error {
+// load validates the settings and reads the secret (from --secret-file,
+// PAYDESK_SECRET or the config file's secret).
+func (c *config) load(fc *fileConfig) error {
 	max, err := payment.ParseAmount(c.maxAmount, payment.DefaultCurrency, 1<<62)
 	if err != nil {
 		return fmt.Errorf("--max-amount: %w", err)
@@ -91,6 +94,9 @@ func (c *config) load() error {
 		c.logPath = filepath.Join(filepath.Dir(c.journal), "paydesk.log")
 	}
 	c.secret, c.devSec, err = readSecret(c.secretFile)
+	if err == nil && c.devSec && fc != nil && fc.values["secret"] != "" {
+		c.secret, c.devSec = []byte(fc.values["secret"]), false
+	}
 	return err
 }
 
@@ -142,3 +148,8 @@ func openLog(path string) (*slog.Logger, io.Closer, error) {
 	slog.SetDefault(log)
 	return log, f, nil
 }
+
+// secretSettings are the config file's keys that hold secrets: they have
+// no flag, and each is also read from PAYDESK_<KEY> or the file named by
+// PAYDESK_<KEY>_FILE (see fileConfig.secret). Rails add theirs.
+var secretSettings = []string{"secret"}

@@ -45,13 +45,29 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see '%s -h')", fs.Arg(0), name)
 	}
+	// The config file fills in what flags and the environment left unset.
+	// The demo reads one only when it is named, so it always starts the
+	// same way.
+	cfgPath, named := cfg.configPath, cfg.configPath != ""
+	if !named && !demo {
+		cfgPath = defaultConfigPath()
+	}
+	file, err := loadFileConfig(cfgPath, named)
+	if err != nil {
+		return err
+	}
+	if err := file.apply(fs, secretSettings...); err != nil {
+		return err
+	}
 	var banner []string
+	demoDir := ""
 	if demo {
 		dir, err := os.MkdirTemp("", "paydesk-demo-")
 		if err != nil {
 			return fmt.Errorf("demo: temporary directory: %w", err)
 		}
 		defer os.RemoveAll(dir)
+		demoDir = dir
 		if !flagSet(fs, "journal") {
 			cfg.journal = filepath.Join(dir, "journal.db")
 		}
@@ -60,7 +76,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		}
 		banner = append(banner, "DEMO: peers are simulated; the journal is temporary ("+cfg.journal+")")
 	}
-	if err := cfg.load(); err != nil {
+	if err := cfg.load(file); err != nil {
 		return err
 	}
 	log, logf, err := openLog(cfg.logPath)
@@ -124,16 +140,27 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 			banner = append(banner, "  "+l)
 		}
 	}
+	// The other rails. Each is off unless configured (the demo configures
+	// them all, against their simulators); see rails.go.
+	renv := &railEnv{ctx: ctx, bus: bus, log: log, file: file, demo: demo, dir: demoDir}
+	defer renv.stop()
+	var rails tui.Rails
+	// Each rail's start goes here, e.g. rails.Terminal = term.start(renv).
+	banner = append(banner, renv.notes...)
+
 	if !cfg.plain && isTerminal(stdin) && isTerminal(stdout) {
 		notes := ""
 		if demo {
 			notes = "Simulated POS001 answers by the amount's cents:\n" + possim.Outcomes
 		}
+		if len(renv.notes) > 0 {
+			notes = strings.TrimLeft(notes+"\n"+strings.Join(renv.notes, "\n"), "\n")
+		}
 		if os.Getenv("NO_COLOR") != "" {
 			lipgloss.SetColorProfile(termenv.Ascii) // https://no-color.org
 		}
 		m := tui.New(tui.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor, Demo: demo,
-			DemoNotes: notes, Unresolved: rec.Unresolved}, srv, bus)
+			DemoNotes: notes, Rails: rails, Unresolved: rec.Unresolved}, srv, bus)
 		_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx)).Run()
 		if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 			return nil
@@ -141,7 +168,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		return err
 	}
 	con := plain.New(plain.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor,
-		Banner: banner, Unresolved: rec.Unresolved}, srv, bus, stdout)
+		Banner: banner, Terminal: rails.Terminal, MPesa: rails.MPesa, Unresolved: rec.Unresolved}, srv, bus, stdout)
 	err = con.Run(ctx, stdin)
 	if errors.Is(err, context.Canceled) {
 		return nil

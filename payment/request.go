@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Request asks a rail for a payment. The console, plain mode and the
@@ -103,4 +104,27 @@ func ResultFields(r *Result) string {
 		fmt.Fprintf(&b, " %s=%s", k, v)
 	}
 	return b.String()
+}
+
+// Health is a rail's own account of whether it can take a payment now, for
+// the consoles' headers: "ready", "port unplugged", "token refused".
+type Health struct {
+	// Up is true when a payment started now could reach the peer.
+	Up bool
+	// Detail says why in a few words.
+	Detail string
+}
+
+// HealthReporter is implemented by rails that know whether their peer is
+// reachable (a serial terminal answering its probe, an API that issued a
+// token).
+type HealthReporter interface {
+	Health() Health
+}
+
+// Deadliner is implemented by rails that wait for their peer with a
+// timeout, so a console can count down: what it waits for and until when.
+// ok is false when id is not waiting.
+type Deadliner interface {
+	Deadline(id string) (waiting string, at time.Time, ok bool)
 }

@@ -40,6 +40,10 @@ type Config struct {
 	MaxMinor int64
 	// Banner lines printed before the menu (warnings, demo outcomes).
 	Banner []string
+	// Terminal (item 8) and MPesa (item 9) are the other rails; nil ones
+	// are not configured and their items say so.
+	Terminal payment.Starter
+	MPesa    payment.Starter
 	// Unresolved are transactions left unknown by an earlier run.
 	Unresolved []payment.Txn
 	Now        func() time.Time
@@ -59,6 +63,8 @@ type Console struct {
 	pending  []string // lines held while a payment is in flight
 	state    state
 	mode     payment.Mode
+	active   payment.Starter // the rail of the payment being entered or in flight
+	phone    string          // the phone typed for an M-Pesa payment
 	finished map[string]bool
 }
 
@@ -70,6 +76,7 @@ const (
 	stPlan
 	stTarget
 	stResolve
+	stPhone
 )
 
 // New returns a console writing to out.
@@ -94,6 +101,35 @@ var menuItems = []struct {
 	{"5", "Cancel Transaction", ""},
 	{"6", "Show Status", ""},
 	{"7", "Exit", ""},
+	{"8", "Card on unattended terminal", payment.ModeCard},
+	{"9", "M-Pesa STK Push", payment.ModeSTKPush},
+}
+
+// railFor returns the rail behind a payment item.
+func (c *Console) railFor(item string) payment.Starter {
+	switch item {
+	case "8":
+		return c.cfg.Terminal
+	case "9":
+		return c.cfg.MPesa
+	}
+	return c.rail
+}
+
+// unavailable says why a payment item cannot be used; "" when it can.
+func (c *Console) unavailable(item string) string {
+	if (item == "8" || item == "9") && c.railFor(item) == nil {
+		return "not configured"
+	}
+	return ""
+}
+
+// currency is what amounts are typed in for the payment being entered.
+func (c *Console) currency() string {
+	if c.mode == payment.ModeSTKPush {
+		return "KES"
+	}
+	return c.cfg.Currency
 }
 
 func (c *Console) printf(format string, args ...any) { fmt.Fprintf(c.out, format, args...) }
@@ -101,10 +137,14 @@ func (c *Console) printf(format string, args ...any) { fmt.Fprintf(c.out, format
 func (c *Console) menu() {
 	c.printf("\nAvailable Commands:\n")
 	for _, it := range menuItems {
+		if why := c.unavailable(it.key); why != "" {
+			c.printf("%s. %s (%s)\n", it.key, it.label, why)
+			continue
+		}
 		c.printf("%s. %s\n", it.key, it.label)
 	}
 	c.printf("t. Choose target POS   r. Resolve an unknown transaction   h. Help\n")
-	c.printf("Select option (1-7): ")
+	c.printf("Select option (1-9): ")
 }
 
 // Run reads lines from in until "7", end of input or ctx ends. On exit it
@@ -239,13 +279,36 @@ func (c *Console) handle(ctx context.Context, line string) bool {
 		c.resolve(ctx, line)
 		c.menu()
 		return false
+	case stPhone:
+		if line == "" {
+			c.state = stMenu
+			c.printf("ERROR no phone number: payment not started\n")
+			c.menu()
+			return false
+		}
+		c.phone = line
+		c.state = stAmount
+		c.printf("Enter amount (%s, whole shillings): ", c.currency())
+		return false
 	}
 	switch line {
-	case "1", "2", "3", "4":
+	case "1", "2", "3", "4", "8", "9":
+		if why := c.unavailable(line); why != "" {
+			c.printf("ERROR option %s: %s\n", line, why)
+			c.menu()
+			break
+		}
 		i, _ := strconv.Atoi(line)
 		c.mode = menuItems[i-1].mode
+		c.active = c.railFor(line)
+		c.phone = ""
+		if line == "9" {
+			c.state = stPhone
+			c.printf("Customer's phone number (07…, 01…, +254…): ")
+			break
+		}
 		c.state = stAmount
-		c.printf("Enter amount (%s): ", currencyLabel(c.cfg.Currency))
+		c.printf("Enter amount (%s): ", currencyLabel(c.currency()))
 	case "5":
 		c.cancel()
 		c.prompt()
@@ -264,7 +327,7 @@ func (c *Console) handle(ctx context.Context, line string) bool {
 	case "":
 		c.menu()
 	default:
-		c.printf("ERROR unknown option %q: choose 1-7, t, r or h\n", line)
+		c.printf("ERROR unknown option %q: choose 1-9, t, r or h\n", line)
 		c.menu()
 	}
 	return false
@@ -288,12 +351,16 @@ func currencyLabel(cur string) string {
 }
 
 func (c *Console) startPayment(ctx context.Context, line string) {
-	amt, err := payment.ParseAmount(line, c.cfg.Currency, c.cfg.MaxMinor)
+	amt, err := payment.ParseAmount(line, c.currency(), c.cfg.MaxMinor)
 	if err != nil {
 		c.printf("ERROR %v\n", err)
 		return
 	}
-	id, err := c.rail.Start(ctx, payment.Request{Mode: c.mode, Amount: amt, Target: c.target})
+	req := payment.Request{Mode: c.mode, Amount: amt, Phone: c.phone}
+	if c.active == payment.Starter(c.rail) {
+		req.Target = c.target
+	}
+	id, err := c.active.Start(ctx, req)
 	if err != nil {
 		c.printf("ERROR %v\n", err)
 		return
@@ -307,11 +374,11 @@ func (c *Console) cancel() {
 		c.printf("ERROR no transaction in flight to cancel\n")
 		return
 	}
-	if err := c.rail.Cancel(c.current); err != nil {
+	if err := c.active.Cancel(c.current); err != nil {
 		c.printf("ERROR cancel %s: %v\n", c.current, err)
 		return
 	}
-	c.printf("Cancel requested for %s: waiting for the POS to confirm\n", c.current)
+	c.printf("Cancel requested for %s: waiting for the rail to confirm\n", c.current)
 }
 
 func (c *Console) choosePlan(line string) {
@@ -485,6 +552,8 @@ func (c *Console) status(ctx context.Context) {
 func (c *Console) help() {
 	c.printf(`
 1-4  start a payment: the next line is the amount (e.g. 25.50)
+8    card payment on the unattended terminal: the next line is the amount
+9    M-Pesa STK Push: the next line is the customer's phone, then the amount
 4    IPP: when the POS offers plans, the next line picks one (number or id; q cancels)
 5    cancel the payment in flight (the POS must confirm)
 6    status: connected POS, current transaction, journal counts
@@ -598,6 +667,9 @@ func (c *Console) amountOf(id string) payment.Money {
 		if f.ID == id {
 			return f.Amount
 		}
+	}
+	if t, err := c.bus.Journal().Txn(context.Background(), id); err == nil {
+		return t.Amount
 	}
 	return payment.Money{}
 }

@@ -77,12 +77,13 @@ func TestMenu(t *testing.T) {
 
 	t.Run("bad amounts print an error and the menu again", func(t *testing.T) {
 		k := newKiosk(t, protocol.Options{}, "POS001")
-		out := k.run(t, "1\nabc\n1\n25.505\n2\n-5\n3\n0\n4\nnan\n1\ninf\n1\n\n1\n99999999\n9\nhello\n7\n")
+		out := k.run(t, "1\nabc\n1\n25.505\n2\n-5\n3\n0\n4\nnan\n1\ninf\n1\n\n1\n99999999\n0\nhello\n9\n8\n7\n")
 		for _, s := range []string{
 			`ERROR "abc" is not a number`, "ERROR 25.505 has more than two decimals", "ERROR amount must be positive, not -5",
 			"ERROR amount must be more than zero", `ERROR "nan" is not a number`, `ERROR "inf" is not a number`,
 			"ERROR enter an amount", "ERROR 99999999.00 is over the maximum of 50000.00",
-			`ERROR unknown option "9"`, `ERROR unknown option "hello"`,
+			`ERROR unknown option "0"`, `ERROR unknown option "hello"`,
+			"ERROR option 9: not configured", "ERROR option 8: not configured",
 		} {
 			if !strings.Contains(out, s) {
 				t.Errorf("output lacks %q", s)
@@ -91,7 +92,7 @@ func TestMenu(t *testing.T) {
 		if len(results(out)) != 0 {
 			t.Errorf("a bad amount started a payment:\n%s", out)
 		}
-		if n := strings.Count(out, "Select option (1-7):"); n < 11 {
+		if n := strings.Count(out, "Select option (1-9):"); n < 13 {
 			t.Errorf("menu shown %d times, want after every error", n)
 		}
 	})

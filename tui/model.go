@@ -5,6 +5,7 @@ package tui
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
@@ -36,6 +37,8 @@ type Config struct {
 	// Demo marks simulated peers; DemoNotes explains their behaviour.
 	Demo      bool
 	DemoNotes string
+	// Rails are the other rails (terminal, M-Pesa); nil ones are off.
+	Rails Rails
 	// Unresolved are transactions an earlier run left unknown.
 	Unresolved []payment.Txn
 	// Now is the clock; View never reads the time any other way.
@@ -73,9 +76,13 @@ type Model struct {
 	screen        screen
 	cursor        int
 	mode          payment.Mode
+	railName      string // the rail of the payment being entered or shown
 	amount        textinput.Model
-	amountErr     string
-	spin          spinner.Model
+	// phone is asked before the amount on rails that prompt a phone.
+	phone     textinput.Model
+	askPhone  bool
+	amountErr string
+	spin      spinner.Model
 
 	txn        string // the payment shown in waiting/plans/result
 	txnAmount  payment.Money
@@ -86,6 +93,7 @@ type Model struct {
 	result     payment.Event
 	errLine    string
 
+	health      []namedHealth
 	peers       []protocol.Peer
 	flights     []protocol.Flight
 	counts      map[payment.Status]int
@@ -113,10 +121,14 @@ func New(cfg Config, rail Rail, bus *payment.Bus) Model {
 	ti.Placeholder = "25.50"
 	ti.CharLimit = 16
 	ti.Width = 16
+	ph := textinput.New()
+	ph.Placeholder = "0712 345 678"
+	ph.CharLimit = 20
+	ph.Width = 20
 	sp := spinner.New()
 	sp.Spinner = spinner.Line
 	m := Model{cfg: cfg, rail: rail, bus: bus, sub: bus.Subscribe(0), keys: DefaultKeyMap(), styles: DefaultStyles(),
-		help: help.New(), amount: ti, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView()}
+		help: help.New(), amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView()}
 	m.refresh()
 	return m
 }
@@ -165,6 +177,7 @@ func (m Model) Init() tea.Cmd {
 // refresh takes a snapshot of the rail and the journal for the views.
 func (m *Model) refresh() {
 	m.peers = m.rail.Peers()
+	m.health = m.railHealth()
 	m.flights = m.rail.InFlight()
 	if c, err := m.bus.Journal().Counts(context.Background()); err == nil {
 		m.counts = c
@@ -385,11 +398,17 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	m.cursor = pick
 	it := menuItems[pick]
 	switch {
-	case it.disabled != "":
-		m.errLine = it.label + ": " + it.disabled
+	case m.disabled(it) != "":
+		m.errLine = it.label + ": " + m.disabled(it)
 	case it.mode != "":
-		m.mode, m.screen, m.amountErr = it.mode, scrAmount, ""
+		m.mode, m.railName, m.screen, m.amountErr = it.mode, it.rail, scrAmount, ""
 		m.amount.SetValue("")
+		if it.rail == railMPesa {
+			m.askPhone = true
+			m.phone.SetValue("")
+			return m, m.phone.Focus()
+		}
+		m.askPhone = false
 		return m, m.amount.Focus()
 	case it.key == "5":
 		m.errLine = "no payment in flight to cancel"
@@ -414,24 +433,32 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 }
 
 func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if m.askPhone {
+		return m.phoneKey(k)
+	}
+	cur := m.railCurrency(m.railName)
 	switch {
 	case key.Matches(k, m.keys.Back):
 		m.amount.Blur()
 		m.screen = scrMenu
 		return m, nil
-	case key.Matches(k, m.keys.Target) && len(m.peers) > 1:
+	case key.Matches(k, m.keys.Target) && len(m.peers) > 1 && m.railName == railPOS:
 		m.target = m.nextTarget()
 		return m, nil
 	case key.Matches(k, m.keys.Enter):
-		amt, err := payment.ParseAmount(m.amount.Value(), m.cfg.Currency, m.cfg.MaxMinor)
+		amt, err := payment.ParseAmount(m.amount.Value(), cur, m.cfg.MaxMinor)
 		if err != nil {
 			m.amountErr = err.Error()
 			return m, nil
 		}
 		m.amount.Blur()
-		rail, mode, target := m.rail, m.mode, m.target
+		rail := m.starter(m.railName)
+		req := payment.Request{Mode: m.mode, Amount: amt, Phone: m.phone.Value()}
+		if m.railName == railPOS {
+			req.Target = m.target
+		}
 		return m, func() tea.Msg {
-			id, err := rail.Start(context.Background(), payment.Request{Mode: mode, Amount: amt, Target: target})
+			id, err := rail.Start(context.Background(), req)
 			return startedMsg{id: id, amount: amt, err: err}
 		}
 	}
@@ -439,10 +466,33 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	m.amount, cmd = m.amount.Update(k)
 	m.amountErr = ""
 	if v := m.amount.Value(); v != "" {
-		if _, err := payment.ParseAmount(v, m.cfg.Currency, m.cfg.MaxMinor); err != nil {
+		if _, err := payment.ParseAmount(v, cur, m.cfg.MaxMinor); err != nil {
 			m.amountErr = err.Error()
 		}
 	}
+	return m, cmd
+}
+
+// phoneKey takes the customer's phone number before the amount. The rail
+// checks it when the payment starts and its refusal shows on the menu.
+func (m Model) phoneKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	switch {
+	case key.Matches(k, m.keys.Back):
+		m.phone.Blur()
+		m.screen = scrMenu
+		return m, nil
+	case key.Matches(k, m.keys.Enter):
+		if len(strings.TrimSpace(m.phone.Value())) == 0 {
+			m.amountErr = "enter the customer's phone number"
+			return m, nil
+		}
+		m.phone.Blur()
+		m.askPhone, m.amountErr = false, ""
+		return m, m.amount.Focus()
+	}
+	var cmd tea.Cmd
+	m.phone, cmd = m.phone.Update(k)
+	m.amountErr = ""
 	return m, cmd
 }
 
@@ -466,7 +516,7 @@ func (m Model) nextTarget() string {
 }
 
 func (m Model) cancelCmd() tea.Cmd {
-	rail, id := m.rail, m.txn
+	rail, id := m.starter(m.railName), m.txn
 	return func() tea.Msg {
 		if err := rail.Cancel(id); err != nil {
 			return errMsg{err}

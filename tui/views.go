@@ -10,27 +10,41 @@ import (
 	"paydesk/payment"
 )
 
-var menuItems = []struct {
+// menuItem is one line of the menu: a hot key, and either a payment mode
+// on a rail or an action.
+type menuItem struct {
 	key, label string
 	mode       payment.Mode
-	disabled   string
-}{
-	{"1", "Card Payment", payment.ModeCard, ""},
-	{"2", "Buy Now Pay Later (BNPL)", payment.ModeBNPL, ""},
-	{"3", "DuitNow QR", payment.ModeDuitNowQR, ""},
-	{"4", "Installment Payment (IPP)", payment.ModeIPP, ""},
+	// rail runs the item's payments: railPOS, railTerminal or railMPesa.
+	rail string
+}
+
+var menuItems = []menuItem{
+	{"1", "Card Payment", payment.ModeCard, railPOS},
+	{"2", "Buy Now Pay Later (BNPL)", payment.ModeBNPL, railPOS},
+	{"3", "DuitNow QR", payment.ModeDuitNowQR, railPOS},
+	{"4", "Installment Payment (IPP)", payment.ModeIPP, railPOS},
 	{"5", "Cancel Transaction", "", ""},
 	{"6", "Show Status", "", ""},
 	{"7", "Exit", "", ""},
-	{"8", "Card on unattended terminal", "", "not configured"},
-	{"9", "M-Pesa STK Push", "", "not configured"},
+	{"8", "Card on unattended terminal", payment.ModeCard, railTerminal},
+	{"9", "M-Pesa STK Push", payment.ModeSTKPush, railMPesa},
 	{"j", "Journal", "", ""},
 	{"l", "Event log", "", ""},
 	{"w", "Where POS terminals connect (QR code)", "", ""},
 }
 
+// disabled says why an item cannot be used now; "" when it can.
+func (m Model) disabled(it menuItem) string {
+	if it.rail != "" && m.starter(it.rail) == nil {
+		return notConfigured[it.rail]
+	}
+	return ""
+}
+
 var modeNames = map[payment.Mode]string{
 	payment.ModeCard: "Card", payment.ModeBNPL: "BNPL", payment.ModeDuitNowQR: "DuitNow QR", payment.ModeIPP: "IPP",
+	payment.ModeRefund: "Refund", payment.ModeSTKPush: "M-Pesa", payment.ModeC2B: "M-Pesa till",
 }
 
 // View draws the current screen between the header and the help line.
@@ -78,6 +92,18 @@ func (m Model) headerView() string {
 	if m.cfg.Demo {
 		h = s.Demo.Render("DEMO ") + h
 	}
+	// The other rails' health goes on a line of its own, so the header
+	// fits 80 columns however many rails there are.
+	if len(m.health) > 0 {
+		h += "\n" + s.Muted.Render("rails:")
+		for _, rh := range m.health {
+			if rh.Up {
+				h += "  " + s.Approved.Render(rh.name+" "+rh.Detail)
+			} else {
+				h += "  " + s.Pending.Render(rh.name+": "+rh.Detail)
+			}
+		}
+	}
 	return h
 }
 
@@ -86,15 +112,13 @@ func (m Model) menuView() string {
 	var b strings.Builder
 	for i, it := range menuItems {
 		line := fmt.Sprintf("%s. %s", it.key, it.label)
+		why := m.disabled(it)
 		switch {
-		case it.disabled != "":
-			line = s.Disabled.Render(line + " — " + it.disabled)
+		case why != "":
+			line = "  " + s.Disabled.Render(line+" — "+why)
 		case i == m.cursor:
 			line = s.Selected.Render("> " + line)
 		default:
-			line = "  " + line
-		}
-		if it.disabled != "" {
 			line = "  " + line
 		}
 		b.WriteString(line + "\n")
@@ -106,6 +130,9 @@ func (m Model) menuView() string {
 	if m.cfg.Demo && m.cfg.DemoNotes != "" {
 		// Header, blank, menu, blank, footer: the notes get what is left.
 		used := 4 + len(menuItems) + 2*len(m.cfg.Unresolved)
+		if len(m.health) > 0 {
+			used++
+		}
 		notes := strings.Split(m.cfg.DemoNotes, "\n")
 		if m.height-used-1 >= len(notes) {
 			b.WriteString("\n" + s.Muted.Render(m.cfg.DemoNotes))
@@ -119,15 +146,29 @@ func (m Model) menuView() string {
 
 func (m Model) amountView() string {
 	s := m.styles
-	cur := m.cfg.Currency
+	cur := m.railCurrency(m.railName)
 	if cur == "MYR" {
 		cur = "RM"
 	}
-	v := s.Title.Render(modeNames[m.mode]+" payment") + "\n\nAmount (" + cur + "): " + m.amount.View()
+	title := modeNames[m.mode] + " payment"
+	if m.railName == railTerminal {
+		title += " on the unattended terminal"
+	}
+	v := s.Title.Render(title) + "\n\n"
+	if m.railName == railMPesa {
+		v += "Customer's phone: " + m.phone.View() + "\n"
+		if m.askPhone {
+			if m.amountErr != "" {
+				v += s.ErrorText.Render(m.amountErr) + "\n"
+			}
+			return strings.TrimRight(v, "\n")
+		}
+	}
+	v += "Amount (" + cur + "): " + m.amount.View()
 	if m.amountErr != "" {
 		v += "\n" + s.ErrorText.Render(m.amountErr)
 	}
-	if len(m.peers) > 1 {
+	if len(m.peers) > 1 && m.railName == railPOS {
 		v += "\n\nPOS: " + s.Selected.Render(m.targetLabel()) + s.Muted.Render(fmt.Sprintf("  (%d connected; tab: next)", len(m.peers)))
 	}
 	return v
@@ -138,6 +179,11 @@ func (m Model) flight() (deadline string, ok bool) {
 		if f.ID == m.txn && !f.Deadline.IsZero() {
 			left := f.Deadline.Sub(m.cfg.Now()).Round(1e9)
 			return fmt.Sprintf("waiting for %s: %s left", f.Waiting, max(left, 0)), true
+		}
+	}
+	if d, ok := m.starter(m.railName).(payment.Deadliner); ok && m.railName != railPOS {
+		if waiting, at, ok := d.Deadline(m.txn); ok {
+			return fmt.Sprintf("waiting for %s: %s left", waiting, max(at.Sub(m.cfg.Now()).Round(1e9), 0)), true
 		}
 	}
 	return "", false
@@ -159,7 +205,7 @@ func (m Model) waitingView() string {
 		v += "  • " + st + "\n"
 	}
 	if m.confirmCanc {
-		v += "\n" + s.Pending.Render("Cancel this payment? The POS must confirm. y/n")
+		v += "\n" + s.Pending.Render(cancelNote(m.railName))
 	}
 	return strings.TrimRight(v, "\n")
 }
@@ -209,7 +255,7 @@ func (m Model) resultView() string {
 		r = &payment.Result{}
 	}
 	for _, kv := range [][2]string{{"Auth code", r.AuthCode}, {"Card", payment.CardDisplay(r.Card)},
-		{"POS transaction", r.RemoteID}, {"Plan", r.PlanID}, {"Reason", r.Reason}} {
+		{remoteLabel(m.railName), r.RemoteID}, {"Plan", r.PlanID}, {"Reason", r.Reason}} {
 		if kv[1] != "" {
 			v += fmt.Sprintf("%-16s %s\n", kv[0], kv[1])
 		}
@@ -276,7 +322,7 @@ func (h helpFor) ShortHelp() []key.Binding {
 	km := h.m.keys
 	switch h.m.screen {
 	case scrAmount:
-		if len(h.m.peers) > 1 {
+		if len(h.m.peers) > 1 && h.m.railName == railPOS {
 			return []key.Binding{km.Enter, km.Target, km.Back}
 		}
 		return []key.Binding{km.Enter, km.Back}

@@ -1,0 +1,78 @@
+package plain_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"paydesk/payment"
+	"paydesk/plain"
+	"paydesk/protocol"
+	"paydesk/protocol/postest"
+)
+
+// approvingRail journals each payment's whole life through the bus, as
+// every rail must, and approves it with a reference.
+type approvingRail struct {
+	bus  *payment.Bus
+	rail payment.Rail
+	id   string
+
+	mu   sync.Mutex
+	reqs []payment.Request
+}
+
+func (r *approvingRail) Start(ctx context.Context, req payment.Request) (string, error) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req)
+	r.mu.Unlock()
+	id := r.id
+	go func() {
+		for _, ev := range []payment.Event{
+			{Kind: payment.KindTransition, Status: payment.StatusCreated, Mode: req.Mode, Amount: req.Amount},
+			{Kind: payment.KindTransition, Status: payment.StatusSent, Detail: "request sent"},
+			{Kind: payment.KindTransition, Status: payment.StatusApproved, Detail: "approved", Result: &payment.Result{RemoteID: "REF" + id}},
+		} {
+			ev.Rail, ev.TxnID = r.rail, id
+			r.bus.Publish(context.Background(), ev)
+		}
+	}()
+	return id, nil
+}
+
+func (r *approvingRail) Cancel(string) error { return nil }
+
+func TestOtherRailItems(t *testing.T) {
+	k := postest.New(t, protocol.Options{})
+	term := &approvingRail{bus: k.Bus, rail: payment.RailTerminal, id: "TXN8"}
+	mp := &approvingRail{bus: k.Bus, rail: payment.RailMPesa, id: "TXN9"}
+	var out bytes.Buffer
+	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Terminal: term, MPesa: mp}, k.Server, k.Bus, &out)
+	ctx, cancel := context.WithTimeout(k.Ctx, 20*time.Second)
+	defer cancel()
+	if err := con.Run(ctx, strings.NewReader("8\n12.34\n9\n\n9\n0712345678\n150\n7\n")); err != nil {
+		t.Fatalf("console: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	for _, s := range []string{
+		"RESULT TXN8 approved 12.34 pos_txn=REFTXN8",
+		"Customer's phone number",
+		"ERROR no phone number: payment not started",
+		"Enter amount (KES, whole shillings)",
+		"RESULT TXN9 approved 150.00 pos_txn=REFTXN9",
+	} {
+		if !strings.Contains(got, s) {
+			t.Errorf("output lacks %q:\n%s", s, got)
+		}
+	}
+	if len(term.reqs) != 1 || term.reqs[0].Mode != payment.ModeCard || term.reqs[0].Amount.Minor != 1234 {
+		t.Errorf("terminal got %+v, want one card payment of 1234", term.reqs)
+	}
+	if len(mp.reqs) != 1 || mp.reqs[0].Mode != payment.ModeSTKPush || mp.reqs[0].Phone != "0712345678" ||
+		mp.reqs[0].Amount != (payment.Money{Minor: 15000, Currency: "KES"}) {
+		t.Errorf("M-Pesa got %+v, want one STK Push of KES 150.00 to 0712345678", mp.reqs)
+	}
+}

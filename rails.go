@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"paydesk/payment"
+)
+
+// railEnv is what each rail's start-up gets from the console: the bus to
+// report on, the log, the config file (for secrets), whether this is the
+// demo, and ways to add notes for the operator and clean-ups for exit.
+//
+// A rail's setup lives in a file of its own (rail_<name>.go): a settings
+// struct with register(fs) for its flags (each defaulting from PAYDESK_*),
+// and start(env) returning the rail, or nil when it is not configured.
+type railEnv struct {
+	// ctx ends when the console exits; rails' goroutines stop with it.
+	ctx  context.Context
+	bus  *payment.Bus
+	log  *slog.Logger
+	file *fileConfig
+	demo bool
+	// dir is the demo's temporary directory ("" outside the demo).
+	dir string
+
+	notes []string
+	stops []func()
+}
+
+// note adds lines shown to the operator under the menu (the demo peers'
+// behaviour, where to point a browser).
+func (e *railEnv) note(lines ...string) { e.notes = append(e.notes, lines...) }
+
+// onStop registers f to run when the console exits, after the console has
+// stopped and before the journal closes; the last registered runs first.
+func (e *railEnv) onStop(f func()) { e.stops = append(e.stops, f) }
+
+// stop runs the clean-ups in reverse order.
+func (e *railEnv) stop() {
+	for i := len(e.stops) - 1; i >= 0; i-- {
+		e.stops[i]()
+	}
+	e.stops = nil
+}

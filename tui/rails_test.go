@@ -1,0 +1,148 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/exp/teatest"
+
+	"paydesk/payment"
+)
+
+// scriptRail is a rail that journals a payment's life through the bus the
+// way every rail must: created, sent, acknowledged, then the outcome. It
+// records the requests and cancels it was given.
+type scriptRail struct {
+	bus    *payment.Bus
+	rail   payment.Rail
+	health payment.Health
+
+	mu      sync.Mutex
+	reqs    []payment.Request
+	cancels []string
+}
+
+func (r *scriptRail) Start(ctx context.Context, req payment.Request) (string, error) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req)
+	r.mu.Unlock()
+	id := "TXN-" + string(r.rail)
+	for _, ev := range []payment.Event{
+		{Kind: payment.KindTransition, Status: payment.StatusCreated, Mode: req.Mode, Amount: req.Amount, Detail: "created"},
+		{Kind: payment.KindTransition, Status: payment.StatusSent, Detail: "request sent"},
+		{Kind: payment.KindTransition, Status: payment.StatusAcknowledged, Detail: "peer accepted"},
+	} {
+		ev.Rail, ev.TxnID = r.rail, id
+		if _, err := r.bus.Publish(ctx, ev); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
+}
+
+func (r *scriptRail) Cancel(id string) error {
+	r.mu.Lock()
+	r.cancels = append(r.cancels, id)
+	r.mu.Unlock()
+	_, err := r.bus.Publish(context.Background(), payment.Event{Kind: payment.KindTransition, Rail: r.rail, TxnID: id,
+		Status: payment.StatusCancelled, Detail: "cancelled by operator", Result: &payment.Result{Reason: "cancelled by operator"}})
+	return err
+}
+
+func (r *scriptRail) Health() payment.Health { return r.health }
+
+func (r *scriptRail) Deadline(id string) (string, time.Time, bool) {
+	return "the customer", clock.Add(42 * time.Second), true
+}
+
+func (r *scriptRail) approve(t *testing.T, id string) {
+	t.Helper()
+	_, err := r.bus.Publish(context.Background(), payment.Event{Kind: payment.KindTransition, Rail: r.rail, TxnID: id,
+		Status: payment.StatusApproved, Detail: "approved", Result: &payment.Result{RemoteID: "RCPT0001", Card: "4242"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitAll waits for output holding every text, as one frame may draw
+// them all at once.
+func waitAll(t *testing.T, tm *teatest.TestModel, texts ...string) {
+	t.Helper()
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+		for _, s := range texts {
+			if !bytes.Contains(b, []byte(s)) {
+				return false
+			}
+		}
+		return true
+	}, teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+}
+
+func typeText(tm *teatest.TestModel, s string) {
+	for _, r := range s {
+		tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+}
+
+func TestOtherRails(t *testing.T) {
+	bus := testBus(t)
+	term := &scriptRail{bus: bus, rail: payment.RailTerminal, health: payment.Health{Up: true, Detail: "ready"}}
+	mp := &scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: false, Detail: "token refused"}}
+	cfg := testConfig()
+	cfg.Rails = Rails{Terminal: term, MPesa: mp}
+	tm := teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+
+	// The header shows each rail's health; items 8 and 9 are enabled.
+	waitText(t, tm, "rails:  terminal ready  mpesa: token refused")
+
+	// 8: card on the terminal, approved.
+	typeText(tm, "8")
+	waitText(t, tm, "on the unattended terminal")
+	typeText(tm, "12.00")
+	enter(tm)
+	waitAll(t, tm, "waiting for the customer: 42s left", "peer accepted")
+	term.approve(t, "TXN-terminal")
+	waitText(t, tm, "RESULT TXN-terminal approved 12.00 card=****4242 pos_txn=RCPT0001")
+	typeText(tm, " ")
+
+	// 9: M-Pesa asks the phone first, then the amount in KES; cancel says
+	// what Daraja can and cannot do.
+	typeText(tm, "9")
+	waitText(t, tm, "Customer's phone")
+	enter(tm)
+	waitText(t, tm, "enter the customer's phone number")
+	typeText(tm, "0712 345 678")
+	enter(tm)
+	waitText(t, tm, "Amount (KES)")
+	typeText(tm, "150")
+	enter(tm)
+	waitAll(t, tm, "M-Pesa KES 150.00", "peer accepted")
+	typeText(tm, "5")
+	waitText(t, tm, "Daraja cannot withdraw the prompt")
+	typeText(tm, "y")
+	waitText(t, tm, "CANCELLED")
+	view := final(t, tm)
+	if !strings.Contains(view, "RESULT TXN-mpesa cancelled 150.00") {
+		t.Errorf("final view lacks the cancelled RESULT line:\n%s", view)
+	}
+
+	term.mu.Lock()
+	defer term.mu.Unlock()
+	mp.mu.Lock()
+	defer mp.mu.Unlock()
+	if len(term.reqs) != 1 || term.reqs[0].Mode != payment.ModeCard || term.reqs[0].Amount.Minor != 1200 || term.reqs[0].Target != "" {
+		t.Errorf("terminal requests = %+v, want one card payment of 1200 without a POS target", term.reqs)
+	}
+	if len(mp.reqs) != 1 || mp.reqs[0].Mode != payment.ModeSTKPush || mp.reqs[0].Phone != "0712 345 678" ||
+		mp.reqs[0].Amount.Minor != 15000 || mp.reqs[0].Amount.Currency != "KES" {
+		t.Errorf("M-Pesa requests = %+v, want one STK Push of KES 150.00 to the typed phone", mp.reqs)
+	}
+	if len(mp.cancels) != 1 || mp.cancels[0] != "TXN-mpesa" {
+		t.Errorf("M-Pesa cancels = %v, want [TXN-mpesa]", mp.cancels)
+	}
+}
