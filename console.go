@@ -126,36 +126,33 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	addr := ln.Addr().String()
 	log.Info("paydesk started", "kiosk_id", cfg.kioskID, "listen", addr, "journal", cfg.journal, "demo", demo)
 
+	// The rails beside the POS link. Each is off unless configured (the
+	// demo configures them all, against their simulators); see rails.go.
+	renv := &railEnv{ctx: ctx, bus: bus, log: log, file: file, demo: demo, dir: demoDir}
+	defer renv.stop()
 	if demo {
+		simCtx, stopSim := context.WithCancel(ctx)
 		sim := possim.New(possim.Options{Addr: addr, Secret: cfg.secret, PosID: "POS001", Reconnect: true, Logger: log})
-		go sim.Run(ctx)
+		simDone := make(chan struct{})
+		go func() { defer close(simDone); sim.Run(simCtx) }()
+		renv.onStop(func() { stopSim(); <-simDone })
 		// Show the menu once the simulated POS is there, so the first
 		// payment (or a piped script) does not find the kiosk empty.
 		deadline := time.Now().Add(5 * time.Second)
 		for len(srv.Peers()) == 0 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		banner = append(banner, "Simulated POS001 answers by the amount's cents:")
+		renv.note("Simulated POS001 answers by the amount's cents:")
 		for _, l := range strings.Split(possim.Outcomes, "\n") {
-			banner = append(banner, "  "+l)
+			renv.note("  " + l)
 		}
 	}
-	// The other rails. Each is off unless configured (the demo configures
-	// them all, against their simulators); see rails.go.
-	renv := &railEnv{ctx: ctx, bus: bus, log: log, file: file, demo: demo, dir: demoDir}
-	defer renv.stop()
 	var rails tui.Rails
 	// Each rail's start goes here, e.g. rails.Terminal = term.start(renv).
 	banner = append(banner, renv.notes...)
 
 	if !cfg.plain && isTerminal(stdin) && isTerminal(stdout) {
-		notes := ""
-		if demo {
-			notes = "Simulated POS001 answers by the amount's cents:\n" + possim.Outcomes
-		}
-		if len(renv.notes) > 0 {
-			notes = strings.TrimLeft(notes+"\n"+strings.Join(renv.notes, "\n"), "\n")
-		}
+		notes := strings.Join(renv.notes, "\n")
 		if os.Getenv("NO_COLOR") != "" {
 			lipgloss.SetColorProfile(termenv.Ascii) // https://no-color.org
 		}
