@@ -31,6 +31,10 @@ const (
 // MaxData is the most data bytes a frame may carry.
 const MaxData = 512
 
+// MaxNoise is the most bytes ReadFrame skips looking for STX before it
+// gives up, so a line that only carries noise cannot hold a reader forever.
+const MaxNoise = 2 * MaxData
+
 // Errors of the frame layer, for errors.Is.
 var (
 	ErrBadLRC        = errors.New("frame LRC does not match")
@@ -61,7 +65,8 @@ func Frame(data []byte) []byte {
 }
 
 // ReadFrame reads one frame from r. Bytes before STX are skipped and
-// returned in skipped (line noise, to be logged). The byte after ETX is
+// returned in skipped (line noise, to be logged); after MaxNoise of them it
+// returns ErrNotAFrame. The byte after ETX is
 // always the LRC, whatever its value. A wrong LRC returns the data with
 // ErrBadLRC, so the caller can NAK and log what came.
 func ReadFrame(r io.ByteReader) (data, skipped []byte, err error) {
@@ -73,9 +78,10 @@ func ReadFrame(r io.ByteReader) (data, skipped []byte, err error) {
 		if b == STX {
 			break
 		}
-		if len(skipped) < MaxData {
-			skipped = append(skipped, b)
+		if len(skipped) == MaxNoise {
+			return nil, skipped, ErrNotAFrame
 		}
+		skipped = append(skipped, b)
 	}
 	for {
 		b, err := r.ReadByte()
@@ -240,4 +246,92 @@ func ParseAnswer(data []byte) (Answer, error) {
 		return a, fmt.Errorf("%w: currency %q", ErrBadAnswer, a.Currency)
 	}
 	return a, nil
+}
+
+// ParseRequest decodes a request's data bytes: 34 for protocol E+, 26 for
+// protocol E. The terminal simulator reads the driver's requests with it,
+// so both sides of the link are checked against one definition.
+func ParseRequest(data []byte) (Request, error) {
+	var q Request
+	bad := func(format string, args ...any) (Request, error) {
+		return q, fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+	}
+	switch len(data) {
+	case 34:
+	case 26:
+		q.ProtocolE = true
+	default:
+		return bad("%d bytes, want 34 (E+) or 26 (E)", len(data))
+	}
+	if err := printable(string(data)); err != nil {
+		return bad("%v", err)
+	}
+	digits := func(s []byte) bool { return len(s) > 0 && strings.Trim(string(s), "0123456789") == "" }
+	if !digits(data[0:2]) || !digits(data[2:10]) {
+		return bad("POS number or amount %q is not digits", data[0:10])
+	}
+	pos, _ := strconv.Atoi(string(data[0:2]))
+	amount, _ := strconv.ParseInt(string(data[2:10]), 10, 64)
+	q.POS, q.Amount = pos, amount
+	switch data[10] {
+	case '0':
+	case '1':
+		q.FullAnswer = true
+	default:
+		return bad("answer flag %q", data[10])
+	}
+	if data[11] != '1' {
+		return bad("payment mode %q is not card", data[11])
+	}
+	q.Type = TxType(data[12])
+	q.Currency = string(data[13:16])
+	q.Private = strings.TrimRight(string(data[16:26]), " ")
+	if !q.ProtocolE {
+		switch string(data[26:34]) {
+		case "A010B010":
+		case "A010B011":
+			q.ForceOnline = true
+		default:
+			return bad("delay/authorisation fields %q, want A010B010 or A010B011", data[26:34])
+		}
+	}
+	if _, err := q.Encode(); err != nil {
+		return q, err
+	}
+	return q, nil
+}
+
+// Currency is an ISO 4217 currency as the terminal and the HTTP API need
+// it: the alphabetic code people and kiosk software use, the numeric code
+// on the wire, and the number of decimals of its minor unit.
+type Currency struct {
+	Alpha    string
+	Numeric  string
+	Decimals int
+}
+
+// currencies are the ISO 4217 currencies card terminals in paydesk's
+// markets are set up for. A currency outside the list is refused rather
+// than guessed.
+var currencies = []Currency{
+	{"EUR", "978", 2}, {"USD", "840", 2}, {"GBP", "826", 2}, {"CHF", "756", 2},
+	{"SEK", "752", 2}, {"NOK", "578", 2}, {"DKK", "208", 2}, {"PLN", "985", 2},
+	{"CZK", "203", 2}, {"HUF", "348", 2}, {"RON", "946", 2}, {"CAD", "124", 2},
+	{"AUD", "036", 2}, {"MYR", "458", 2}, {"SGD", "702", 2}, {"KES", "404", 2},
+	{"XPF", "953", 0}, {"XOF", "952", 0}, {"JPY", "392", 0}, {"MAD", "504", 2},
+}
+
+// ErrUnknownCurrency is wrapped when a currency code is not one paydesk
+// knows the ISO 4217 numeric code and decimals of.
+var ErrUnknownCurrency = errors.New("unknown currency")
+
+// LookupCurrency finds a currency by its alphabetic or numeric code.
+func LookupCurrency(code string) (Currency, error) {
+	c := strings.ToUpper(strings.TrimSpace(code))
+	for _, cur := range currencies {
+		if cur.Alpha == c || cur.Numeric == c {
+			return cur, nil
+		}
+	}
+	return Currency{}, fmt.Errorf("%w: %q is not an ISO 4217 code paydesk knows", ErrUnknownCurrency, code)
 }
