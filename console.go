@@ -35,6 +35,8 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	fs.SetOutput(stderr)
 	var cfg config
 	cfg.register(fs, listen)
+	var term terminalSettings
+	term.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nFlags:\n", name)
 		fs.PrintDefaults()
@@ -142,13 +144,19 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		for len(srv.Peers()) == 0 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
+		renv.brief("Demo POS by cents: .51 declined  .61 no answer  .62 no result  .81 POS error",
+			"  .91 wrong amount  .92 reconnects  other: approved (full tables: taller window)")
 		renv.note("Simulated POS001 answers by the amount's cents:")
 		for _, l := range strings.Split(possim.Outcomes, "\n") {
 			renv.note("  " + l)
 		}
 	}
 	var rails tui.Rails
-	// Each rail's start goes here, e.g. rails.Terminal = term.start(renv).
+	if tr, err := term.start(renv); err != nil {
+		return err
+	} else if tr != nil {
+		rails.Terminal = tr
+	}
 	banner = append(banner, renv.notes...)
 
 	if !cfg.plain && isTerminal(stdin) && isTerminal(stdout) {
@@ -157,7 +165,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 			lipgloss.SetColorProfile(termenv.Ascii) // https://no-color.org
 		}
 		m := tui.New(tui.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor, Demo: demo,
-			DemoNotes: notes, Rails: rails, Unresolved: rec.Unresolved}, srv, bus)
+			DemoNotes: notes, DemoBrief: strings.Join(renv.briefs, "\n"), Rails: rails, Unresolved: rec.Unresolved}, srv, bus)
 		_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx)).Run()
 		if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 			return nil

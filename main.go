@@ -26,6 +26,7 @@ Usage:
   paydesk demo [flags]         the console with a simulated POS connected and a temporary journal
   paydesk journal [flags]      recent transactions; 'journal show TXN', 'journal totals'
   paydesk sim pos [flags]      a simulated POS terminal that connects to a kiosk
+  paydesk sim terminal [flags] a simulated serial card terminal on a pseudo-terminal
   paydesk help                 this text; 'paydesk <command> -h' for a command's flags
 
 Run 'paydesk -h' for the console's flags.

@@ -24,13 +24,18 @@ type railEnv struct {
 	// dir is the demo's temporary directory ("" outside the demo).
 	dir string
 
-	notes []string
-	stops []func()
+	notes  []string
+	briefs []string
+	stops  []func()
 }
 
 // note adds lines shown to the operator under the menu (the demo peers'
 // behaviour, where to point a browser).
 func (e *railEnv) note(lines ...string) { e.notes = append(e.notes, lines...) }
+
+// brief adds lines to the notes' short form, for windows too small for
+// all the notes.
+func (e *railEnv) brief(lines ...string) { e.briefs = append(e.briefs, lines...) }
 
 // onStop registers f to run when the console exits, after the console has
 // stopped and before the journal closes; the last registered runs first.

@@ -128,3 +128,10 @@ type HealthReporter interface {
 type Deadliner interface {
 	Deadline(id string) (waiting string, at time.Time, ok bool)
 }
+
+// Currencier is implemented by rails whose amounts are in a currency of
+// their own (a card terminal set up for euros, M-Pesa in shillings), so a
+// console asks for amounts in it rather than in the POS link's ringgit.
+type Currencier interface {
+	Currency() string
+}

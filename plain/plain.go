@@ -126,6 +126,9 @@ func (c *Console) unavailable(item string) string {
 
 // currency is what amounts are typed in for the payment being entered.
 func (c *Console) currency() string {
+	if cr, ok := c.active.(payment.Currencier); ok && cr.Currency() != "" {
+		return cr.Currency()
+	}
 	if c.mode == payment.ModeSTKPush {
 		return "KES"
 	}

@@ -37,6 +37,9 @@ type Config struct {
 	// Demo marks simulated peers; DemoNotes explains their behaviour.
 	Demo      bool
 	DemoNotes string
+	// DemoBrief is the notes in a few lines, for windows too short for
+	// DemoNotes; empty means the POS simulator's brief.
+	DemoBrief string
 	// Rails are the other rails (terminal, M-Pesa); nil ones are off.
 	Rails Rails
 	// Unresolved are transactions an earlier run left unknown.

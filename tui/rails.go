@@ -60,6 +60,16 @@ type namedHealth struct {
 
 // railCurrency is the currency amounts are typed in for a rail.
 func (m Model) railCurrency(name string) string {
+	var r payment.Starter
+	switch name {
+	case railTerminal:
+		r = m.cfg.Rails.Terminal
+	case railMPesa:
+		r = m.cfg.Rails.MPesa
+	}
+	if c, ok := r.(payment.Currencier); ok && c.Currency() != "" {
+		return c.Currency()
+	}
 	if name == railMPesa {
 		return "KES"
 	}

@@ -137,8 +137,12 @@ func (m Model) menuView() string {
 		if m.height-used-1 >= len(notes) {
 			b.WriteString("\n" + s.Muted.Render(m.cfg.DemoNotes))
 		} else {
-			b.WriteString("\n" + s.Muted.Render("Demo POS by cents: .51 declined  .61 no answer  .62 no result  .81 POS error\n"+
-				"  .91 wrong amount  .92 reconnects  other: approved (full table: taller window)"))
+			brief := m.cfg.DemoBrief
+			if brief == "" {
+				brief = "Demo POS by cents: .51 declined  .61 no answer  .62 no result  .81 POS error\n" +
+					"  .91 wrong amount  .92 reconnects  other: approved (full table: taller window)"
+			}
+			b.WriteString("\n" + s.Muted.Render(brief))
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"paydesk/payment"
+	"paydesk/terminal"
+	"paydesk/terminal/termsim"
+)
+
+// terminalSettings configure the unattended card terminal on a serial
+// port (the Concert protocol). The rail is off unless a port is named.
+type terminalSettings struct {
+	port          string
+	baud          int
+	format        string
+	pos           int
+	currency      string
+	protocol      string
+	answer        string
+	forceOnline   bool
+	probe         time.Duration
+	resultTimeout time.Duration
+}
+
+func envInt(name string, def int) int {
+	if v := env(name, ""); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		fmt.Fprintf(os.Stderr, "paydesk: ignoring PAYDESK_%s=%q: not a whole number\n", name, v)
+	}
+	return def
+}
+
+// register adds the terminal's flags to fs, with defaults from PAYDESK_*.
+func (t *terminalSettings) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.port, "terminal-port", env("TERMINAL_PORT", ""), "serial port of the card terminal, e.g. /dev/ttyACM0 or COM8; empty turns the terminal off (PAYDESK_TERMINAL_PORT)")
+	fs.IntVar(&t.baud, "terminal-baud", envInt("TERMINAL_BAUD", terminal.DefaultBaud), "the terminal's line speed (PAYDESK_TERMINAL_BAUD)")
+	fs.StringVar(&t.format, "terminal-format", env("TERMINAL_FORMAT", terminal.DefaultFormat), "data bits, parity, stop bits: 8N1 for USB, 7E1 for RS-232 (PAYDESK_TERMINAL_FORMAT)")
+	fs.IntVar(&t.pos, "terminal-pos", envInt("TERMINAL_POS", terminal.DefaultPOS), "cash register number sent to the terminal, 1-99 (PAYDESK_TERMINAL_POS)")
+	fs.StringVar(&t.currency, "terminal-currency", env("TERMINAL_CURRENCY", terminal.DefaultCurrency), "currency the terminal is set up for, ISO 4217 (PAYDESK_TERMINAL_CURRENCY)")
+	fs.StringVar(&t.protocol, "terminal-protocol", env("TERMINAL_PROTOCOL", "E+"), "Concert protocol: E+ (V2 E+, the default) or E for older terminals (PAYDESK_TERMINAL_PROTOCOL)")
+	fs.StringVar(&t.answer, "terminal-answer", env("TERMINAL_ANSWER", "full"), "answer asked of the terminal: full (80 bytes, with the card report) or short (25) (PAYDESK_TERMINAL_ANSWER)")
+	fs.BoolVar(&t.forceOnline, "terminal-force-online", env("TERMINAL_FORCE_ONLINE", "") != "", "ask online authorisation for every payment (B011) (PAYDESK_TERMINAL_FORCE_ONLINE)")
+	fs.DurationVar(&t.probe, "terminal-probe", envDuration("TERMINAL_PROBE", terminal.DefaultProbeInterval), "how often an idle terminal is checked with ENQ/EOT; 0 turns it off (PAYDESK_TERMINAL_PROBE)")
+	fs.DurationVar(&t.resultTimeout, "terminal-result-timeout", envDuration("TERMINAL_RESULT_TIMEOUT", terminal.DefaultResultTimeout), "wait for the terminal's result once it has the request (PAYDESK_TERMINAL_RESULT_TIMEOUT)")
+}
+
+// options checks the settings and turns them into the driver's options.
+func (t *terminalSettings) options() (terminal.Options, error) {
+	var o terminal.Options
+	if _, err := terminal.ParseFormat(t.format); err != nil {
+		return o, fmt.Errorf("--terminal-format: %w", err)
+	}
+	if t.baud <= 0 {
+		return o, fmt.Errorf("--terminal-baud must be positive, got %d", t.baud)
+	}
+	if t.pos < 1 || t.pos > 99 {
+		return o, fmt.Errorf("--terminal-pos must be 1-99, got %d", t.pos)
+	}
+	cur, err := terminal.LookupCurrency(t.currency)
+	if err != nil {
+		return o, fmt.Errorf("--terminal-currency: %w", err)
+	}
+	switch strings.ToUpper(t.protocol) {
+	case "E+", "EPLUS", "E_PLUS":
+	case "E":
+		o.ProtocolE = true
+	default:
+		return o, fmt.Errorf("--terminal-protocol must be E+ or E, not %q", t.protocol)
+	}
+	switch strings.ToLower(t.answer) {
+	case "full":
+	case "short":
+		o.ShortAnswer = true
+	default:
+		return o, fmt.Errorf("--terminal-answer must be full or short, not %q", t.answer)
+	}
+	if t.resultTimeout <= 0 {
+		return o, fmt.Errorf("--terminal-result-timeout must be positive, got %s", t.resultTimeout)
+	}
+	o.Port = terminal.PortOptions{Path: t.port, Baud: t.baud, Format: strings.ToUpper(t.format)}
+	o.POS, o.Currency, o.ForceOnline = t.pos, cur.Alpha, t.forceOnline
+	o.Timers.Result = t.resultTimeout
+	o.ProbeInterval = t.probe
+	if t.probe == 0 {
+		o.ProbeInterval = -1
+	}
+	return o, nil
+}
+
+// start runs the terminal driver (in the demo, against a simulated
+// terminal on a pseudo-terminal) and returns it as the console's rail, or
+// nil when no port is configured.
+func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
+	if e.demo && t.port == "" {
+		sim := termsim.New(termsim.Options{Baud: t.baud, Link: filepath.Join(e.dir, "terminal"), Logger: e.log})
+		if _, err := sim.Open(); err != nil {
+			e.note("No simulated card terminal: " + err.Error())
+			return nil, nil
+		}
+		ctx, stop := context.WithCancel(e.ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := sim.Run(ctx); err != nil {
+				e.log.Error("terminal simulator stopped", "err", err)
+			}
+		}()
+		e.onStop(func() { stop(); <-done })
+		t.port = sim.DevicePath()
+		e.note("Simulated card terminal (item 8) on " + t.port + "; amounts in " + t.currency + ":")
+		e.brief("Demo terminal (item 8, " + t.currency + "): 6.01 refused  6.02 no answer  6.03 slow  6.12 unplugged  other: approved")
+		for _, l := range strings.Split(strings.TrimRight(termsim.Outcomes, "\n"), "\n")[1:] {
+			e.note(l)
+		}
+	}
+	if t.port == "" {
+		return nil, nil
+	}
+	opts, err := t.options()
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = e.log
+	d, err := terminal.NewDriver(e.bus, opts)
+	if err != nil {
+		return nil, fmt.Errorf("card terminal: %w", err)
+	}
+	ctx, stop := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("card terminal driver stopped", "err", err)
+		}
+	}()
+	e.onStop(func() { stop(); <-done })
+	return &terminalRail{Driver: d, currency: opts.Currency}, nil
+}
+
+// terminalRail is the driver as the consoles see it: a payment.Starter
+// that also reports its health, its countdown and its currency.
+type terminalRail struct {
+	*terminal.Driver
+	currency string
+}
+
+// Health is the terminal's state in the consoles' header.
+func (r *terminalRail) Health() payment.Health {
+	h := r.Driver.Health()
+	switch h.State {
+	case terminal.HealthOK:
+		if h.Busy != "" {
+			return payment.Health{Up: true, Detail: "busy"}
+		}
+		return payment.Health{Up: true, Detail: "ready"}
+	case terminal.HealthUnknown:
+		return payment.Health{Up: true, Detail: "checking"}
+	}
+	detail := string(h.State)
+	if h.Detail != "" {
+		detail += ": " + h.Detail
+	}
+	return payment.Health{Up: false, Detail: detail}
+}
+
+// Deadline is what the driver waits for on txn id, and until when.
+func (r *terminalRail) Deadline(id string) (string, time.Time, bool) {
+	f, ok := r.Current()
+	if !ok || f.ID != id || f.Deadline.IsZero() {
+		return "", time.Time{}, false
+	}
+	return f.Waiting, f.Deadline, true
+}
+
+// Currency is what the terminal's amounts are in.
+func (r *terminalRail) Currency() string { return r.currency }
+
+func init() { simulators["terminal"] = runSimTerminal }
+
+// runSimTerminal runs a simulated Concert card terminal on a new
+// pseudo-terminal and prints the device to give paydesk.
+func runSimTerminal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("paydesk sim terminal", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	link := fs.String("link", "", "also keep this symbolic link pointing at the device (it changes after a hang-up), e.g. /tmp/paydesk-terminal")
+	baud := fs.Int("baud", terminal.DefaultBaud, "pace the line as this speed; 0 sends as fast as the pseudo-terminal goes")
+	think := fs.Duration("think", termsim.DefaultThink, "how long the customer takes with the card")
+	slow := fs.Duration("slow", termsim.DefaultSlowDelay, "think time of the slow amounts")
+	late := fs.Duration("late", termsim.DefaultLateDelay, "when the late amount answers")
+	busy := fs.Duration("busy", termsim.DefaultBusyFor, "how long the busy amount ignores ENQs")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: paydesk sim terminal [flags]\n\nA simulated Concert V2 card terminal on a pseudo-terminal. It prints the device\npath; run paydesk with --terminal-port set to it (or to --link).\n\n%s\nFlags:\n", termsim.Outcomes)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	log, logf, err := openLog(env("LOG", "paydesk-sim.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	sim := termsim.New(termsim.Options{Baud: *baud, Think: *think, SlowDelay: *slow, LateDelay: *late, BusyFor: *busy, Link: *link, Logger: log})
+	if _, err := sim.Open(); err != nil {
+		return err
+	}
+	go func() {
+		for {
+			select {
+			case p := <-sim.Paths():
+				if *link != "" {
+					fmt.Fprintf(stdout, "terminal on %s (link %s)\n", p, *link)
+				} else {
+					fmt.Fprintf(stdout, "terminal on %s\n", p)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return sim.Run(ctx)
+}
