@@ -296,8 +296,9 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 
 	h.mu.Lock()
 	if cur := h.cur; cur != nil {
+		order, txn := cur.orderID, cur.txnID
 		h.mu.Unlock()
-		h.refuseBusy(w, r, cur.orderID, cur.txnID)
+		h.refuseBusy(w, r, order, txn)
 		return
 	}
 	fl := &inflight{orderID: pr.OrderID, done: make(chan PaymentResponse, 1)}

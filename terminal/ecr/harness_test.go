@@ -61,15 +61,21 @@ func (s *syncBuffer) String() string {
 
 // testTimers shrink the driver's timers so failure paths take
 // milliseconds; the result wait stays long enough for the slow cases.
+//
+// Ack is below the simulator's Timeout, or the simulator ends its session
+// before our resend after an unanswered frame; ENQPause is above it (see
+// afterProbe).
 var testTimers = terminal.Timers{
-	Ack:       300 * time.Millisecond,
+	Ack:       150 * time.Millisecond,
 	InterByte: 300 * time.Millisecond,
-	ENQPause:  20 * time.Millisecond,
+	ENQPause:  300 * time.Millisecond,
 	Result:    4 * time.Second,
 	EOT:       300 * time.Millisecond,
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigTimers(t, testTimers) }
+
+func newRigTimers(t *testing.T, timers terminal.Timers) *rig {
 	t.Helper()
 	lb := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -92,7 +98,7 @@ func newRig(t *testing.T) *rig {
 		}()
 		return a, nil
 	}
-	drv, err := terminal.NewDriver(bus, terminal.Options{Open: open, Timers: testTimers, ProbeInterval: -1,
+	drv, err := terminal.NewDriver(bus, terminal.Options{Open: open, Timers: timers, ProbeInterval: -1,
 		ReopenInterval: 50 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +121,7 @@ func newRig(t *testing.T) *rig {
 }
 
 // simTimeout is the simulator's wait for bytes and ACKs.
-const simTimeout = 100 * time.Millisecond
+const simTimeout = 250 * time.Millisecond
 
 // afterProbe works around a simulator bug: after an ENQ/ACK/EOT probe the
 // simulator waits its Timeout for a request frame and takes the EOT and
