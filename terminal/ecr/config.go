@@ -120,6 +120,7 @@ type ConfigError struct {
 	Reason string
 }
 
+// Error says where (file:line) and what is wrong.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason)
 }

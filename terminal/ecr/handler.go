@@ -611,9 +611,18 @@ func healthOf(hl terminal.Health, err error) healthBody {
 }
 
 func (h *Handler) check(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), DefaultProbeTimeout)
-	defer cancel()
-	hl, err := h.opts.Terminal.Probe(ctx)
+	var hl terminal.Health
+	var err error
+	if _, busy := h.opts.Terminal.Current(); busy {
+		// The driver answers a probe only between sessions (its Probe
+		// blocks for the whole payment, though documented to return the
+		// last known health): report that health without waiting.
+		hl = h.opts.Terminal.Health()
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), DefaultProbeTimeout)
+		hl, err = h.opts.Terminal.Probe(ctx)
+		cancel()
+	}
 	b := checkBody{healthBody: healthOf(hl, err), Periph: "0"}
 	switch hl.State {
 	case terminal.HealthOK:

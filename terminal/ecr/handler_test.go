@@ -209,6 +209,14 @@ func TestSecondPaymentWhileBusyIs409(t *testing.T) {
 	if code != CodeBusy || !strings.Contains(msg, "slow-1") {
 		t.Errorf("error %q %q", code, msg)
 	}
+	// /check answers at once with the known health and the busy payment.
+	start := time.Now()
+	if resp, b := a.do(http.MethodGet, "/check", ""); resp.StatusCode != http.StatusOK || one(t, b)["busy"] == nil || one(t, b)["cr"] != "0" {
+		t.Errorf("check while busy: %d %s", resp.StatusCode, b)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("check while busy took %s", d)
+	}
 	// /reset would close the port under the payment: refused too.
 	if resp, b := a.do(http.MethodGet, "/reset", ""); resp.StatusCode != http.StatusConflict {
 		t.Errorf("reset while busy: %d %s", resp.StatusCode, b)

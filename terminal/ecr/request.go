@@ -40,6 +40,7 @@ type RequestError struct {
 	Reason string
 }
 
+// Error says what is wrong (with the field, when there is one).
 func (e *RequestError) Error() string {
 	if e.Field == "" {
 		return e.Reason
