@@ -127,6 +127,11 @@ type Handler struct {
 
 	mu  sync.Mutex
 	cur *inflight
+	// unresolved are the API's payments answered Unknown, waiting for a
+	// late answer to resolve them (then forwarded). Kept in memory only:
+	// after a restart the operator's resolution is not forwarded.
+	unresolved map[string]PaymentRequest
+	lateSub    *payment.Subscription
 }
 
 // inflight is the API's payment in progress.
@@ -173,6 +178,8 @@ func NewHandler(opts Options) (*Handler, error) {
 		pass:  sha256.Sum256([]byte(opts.Password.Reveal())),
 		dopts: DecodeOptions{Currency: opts.Currency, MaxMinor: opts.MaxMinor, AllowUnknown: opts.AllowUnknown},
 		quit:  make(chan struct{}),
+
+		unresolved: map[string]PaymentRequest{},
 	}
 	h.mux.HandleFunc("POST /{$}", h.pay)
 	h.mux.HandleFunc("POST /payment", h.pay)
@@ -184,7 +191,62 @@ func NewHandler(opts Options) (*Handler, error) {
 	h.mux.HandleFunc("GET /tlc", h.tlc)
 	h.mux.HandleFunc("GET /check", h.check)
 	h.mux.HandleFunc("/", h.notFound)
+	if opts.Outbox != nil {
+		h.lateSub = opts.Bus.Subscribe(0)
+		h.wg.Add(1)
+		go h.forwardResolutions()
+	}
 	return h, nil
+}
+
+// forwardResolutions forwards the outcome of a payment the API answered
+// Unknown once a late answer from the terminal (or the operator) resolves
+// it in the journal.
+func (h *Handler) forwardResolutions() {
+	defer h.wg.Done()
+	defer h.lateSub.Close()
+	for {
+		select {
+		case <-h.quit:
+			return
+		case ev, ok := <-h.lateSub.C():
+			if !ok {
+				return
+			}
+			var ids []string
+			h.mu.Lock()
+			if ev.Missed > 0 {
+				for id := range h.unresolved {
+					ids = append(ids, id)
+				}
+			} else if _, ok := h.unresolved[ev.TxnID]; ok && ev.Kind == payment.KindTransition && ev.Status.Final() {
+				ids = append(ids, ev.TxnID)
+			}
+			h.mu.Unlock()
+			for _, id := range ids {
+				h.resolve(id)
+			}
+		}
+	}
+}
+
+// resolve forwards the final outcome of an unresolved payment, once.
+func (h *Handler) resolve(id string) {
+	out, final := h.finalInJournal(id)
+	if !final {
+		return
+	}
+	h.mu.Lock()
+	pr, ok := h.unresolved[id]
+	delete(h.unresolved, id)
+	h.mu.Unlock()
+	if !ok {
+		return
+	}
+	resp := buildResponse(pr, out, h.opts.Acceptor, h.opts.Location)
+	sent := h.notify(resp)
+	h.log.Info("ecr payment answered unknown is now resolved; result forwarded", "txn", id, "order", pr.OrderID,
+		"status", out.Status, "notification_sent", sent)
 }
 
 // Close stops the goroutines waiting for payment outcomes (a payment
@@ -346,12 +408,20 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return // shutting down: the journal has the payment
 		}
+		if out.Status == payment.StatusUnknown && h.opts.Outbox != nil {
+			h.mu.Lock()
+			h.unresolved[id] = pr
+			h.mu.Unlock()
+		}
 		resp := buildResponse(pr, out, h.opts.Acceptor, h.opts.Location)
 		sent := h.notify(resp)
 		resp.NotificationHipaySent = &sent
 		h.log.Info("ecr payment finished", "txn", id, "order", pr.OrderID, "status", out.Status, "notification_sent", sent)
 		release() // before the answer: the kiosk may send the next payment at once
 		fl.done <- resp
+		if out.Status == payment.StatusUnknown && h.opts.Outbox != nil {
+			h.resolve(id) // resolved while the first notification went out
+		}
 	}()
 
 	select {

@@ -77,6 +77,11 @@ func newRig(t *testing.T) *rig { return newRigTimers(t, testTimers) }
 
 func newRigTimers(t *testing.T, timers terminal.Timers) *rig {
 	t.Helper()
+	return newRigWith(t, timers, termsim.Options{Think: 30 * time.Millisecond, SlowDelay: 1500 * time.Millisecond})
+}
+
+func newRigWith(t *testing.T, timers terminal.Timers, so termsim.Options) *rig {
+	t.Helper()
 	lb := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "journal.db"), payment.JournalOptions{})
@@ -84,8 +89,8 @@ func newRigTimers(t *testing.T, timers terminal.Timers) *rig {
 		t.Fatal(err)
 	}
 	bus := payment.NewBus(j, log)
-	sim := termsim.New(termsim.Options{Think: 30 * time.Millisecond, SlowDelay: 1500 * time.Millisecond,
-		Timeout: simTimeout})
+	so.Timeout = simTimeout
+	sim := termsim.New(so)
 	ctx, cancel := context.WithCancel(context.Background())
 	var simWG sync.WaitGroup
 	open := func() (terminal.Port, error) {
