@@ -2,6 +2,7 @@ package ecr
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -188,5 +189,32 @@ func TestUnknownPaymentResolvedLaterIsForwarded(t *testing.T) {
 	tx, _ := a.j.Txn(context.Background(), m["transactionId"].(string))
 	if tx.Status != payment.StatusApproved || !tx.HasFlag(payment.FlagLateResult) {
 		t.Errorf("journal: %+v", tx)
+	}
+}
+
+func TestServerReadTimeoutDoesNotCutALongPayment(t *testing.T) {
+	r := newRig(t)
+	h, err := NewHandler(Options{Terminal: r.drv, Bus: r.bus, Login: testUser, Password: testPass, Logger: r.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Port: 0, AnyPort: true, Handler: h, ReadTimeout: 200 * time.Millisecond}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr().String()+"/", strings.NewReader(`{"amount": `+amountFor(termsim.Slow)+`}`))
+	req.SetBasicAuth(testUser, testPass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var arr []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&arr); err != nil || len(arr) != 1 || arr[0]["status"] != StatusSuccess {
+		t.Fatalf("slow payment through a 200 ms read timeout: %v %v", arr, err)
 	}
 }

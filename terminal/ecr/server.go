@@ -20,6 +20,8 @@ const (
 	DefaultHost = "127.0.0.1"
 	// DefaultLocalPort is the seed's example LOCAL_PORT.
 	DefaultLocalPort = 8080
+	// DefaultReadTimeout is Server.ReadTimeout's default.
+	DefaultReadTimeout = 30 * time.Second
 	// ShutdownTimeout bounds the graceful shutdown when Serve's context ends.
 	ShutdownTimeout = 5 * time.Second
 )
@@ -34,6 +36,10 @@ type Server struct {
 	Port int
 	// AnyPort makes Port 0 mean "any free port" instead of the default.
 	AnyPort bool
+	// ReadTimeout bounds reading a request, body included. The default is
+	// 30 seconds. net/http lifts the deadline once the body is read, so a
+	// payment that lasts longer is not cut (tested).
+	ReadTimeout time.Duration
 	// Handler is the API.
 	Handler *Handler
 	// Logger receives the server's start and stop. The default is the
@@ -99,6 +105,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	if log == nil {
 		log = s.Handler.log
 	}
+	if s.ReadTimeout <= 0 {
+		s.ReadTimeout = DefaultReadTimeout
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if s.Handler.opts.Stop == nil {
@@ -107,7 +116,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           s.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadTimeout:       s.ReadTimeout,
 		// No WriteTimeout: a payment's answer comes when the customer is
 		// done (up to the driver's result timeout, 180 s by default).
 		IdleTimeout: 2 * time.Minute,
