@@ -153,3 +153,16 @@ func FuzzDecodePaymentRequest(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodePaymentRequest measures decoding seed 004's sample
+// request (the API's per-payment parsing cost).
+func BenchmarkDecodePaymentRequest(b *testing.B) {
+	body := []byte(seedRequest("8.99"))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := DecodePaymentRequest(body, DecodeOptions{NewID: func() string { return "x" }}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
