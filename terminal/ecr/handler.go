@@ -466,7 +466,7 @@ func (h *Handler) refuseBusy(w http.ResponseWriter, r *http.Request, orderID, tx
 // after an unacknowledged request) publish no final transition: once the
 // driver has let the payment go, await waits SettleWait for a final event
 // and then reads the journal.
-func (h *Handler) await(sub *payment.Subscription, id string) (Outcome, bool) {
+func (h *Handler) await(sub *payment.Subscription, id string) (outcome, bool) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	stopSettle := func() bool { return false }
@@ -498,7 +498,7 @@ func (h *Handler) await(sub *payment.Subscription, id string) (Outcome, bool) {
 				continue
 			}
 			if ev.Kind == payment.KindTransition && ev.Status.Final() {
-				return Outcome{TxnID: id, Status: ev.Status, Result: ev.Result, Raw: ev.Raw, Detail: ev.Detail, Time: ev.Time}, true
+				return outcome{TxnID: id, Status: ev.Status, Result: ev.Result, Raw: ev.Raw, Detail: ev.Detail, Time: ev.Time}, true
 			}
 			arm()
 		case <-tick.C:
@@ -506,34 +506,34 @@ func (h *Handler) await(sub *payment.Subscription, id string) (Outcome, bool) {
 		case <-settle:
 			return h.fromJournal(id), true
 		case <-h.quit:
-			return Outcome{}, false
+			return outcome{}, false
 		}
 	}
 }
 
 // finalInJournal looks for the payment's final transition in the journal.
-func (h *Handler) finalInJournal(id string) (Outcome, bool) {
+func (h *Handler) finalInJournal(id string) (outcome, bool) {
 	evs, err := h.opts.Bus.Journal().History(context.Background(), id)
 	if err != nil {
 		h.log.Error("ecr: read the payment's history", "txn", id, "err", err)
-		return Outcome{}, false
+		return outcome{}, false
 	}
 	for i := len(evs) - 1; i >= 0; i-- {
 		ev := evs[i]
 		if ev.Kind == payment.KindTransition && ev.Status.Final() {
-			return Outcome{TxnID: id, Status: ev.Status, Result: ev.Result, Raw: ev.Raw, Detail: ev.Detail, Time: ev.Time}, true
+			return outcome{TxnID: id, Status: ev.Status, Result: ev.Result, Raw: ev.Raw, Detail: ev.Detail, Time: ev.Time}, true
 		}
 	}
-	return Outcome{}, false
+	return outcome{}, false
 }
 
 // fromJournal is the outcome as the journal has it: the final transition,
 // or the current (unknown) status with the last event's detail.
-func (h *Handler) fromJournal(id string) Outcome {
+func (h *Handler) fromJournal(id string) outcome {
 	if out, ok := h.finalInJournal(id); ok {
 		return out
 	}
-	out := Outcome{TxnID: id, Status: payment.StatusUnknown, Time: time.Now()}
+	out := outcome{TxnID: id, Status: payment.StatusUnknown, Time: time.Now()}
 	if tx, err := h.opts.Bus.Journal().Txn(context.Background(), id); err == nil {
 		out.Status = tx.Status
 		r := tx.Result

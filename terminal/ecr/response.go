@@ -115,8 +115,8 @@ type PaymentResponse struct {
 	TransactionID string `json:"transactionId,omitempty"`
 }
 
-// Outcome is how a payment ended, as the driver journaled it.
-type Outcome struct {
+// outcome is how a payment ended, as the driver journaled it.
+type outcome struct {
 	TxnID  string
 	Status payment.Status
 	// Result and Raw are the final event's (Raw: the terminal's answer
@@ -145,7 +145,7 @@ func responseStatus(st payment.Status) string {
 }
 
 // buildResponse turns an outcome into the seed's response shape.
-func buildResponse(pr PaymentRequest, out Outcome, acceptor string, loc *time.Location) PaymentResponse {
+func buildResponse(pr PaymentRequest, out outcome, acceptor string, loc *time.Location) PaymentResponse {
 	resp := PaymentResponse{
 		Status:        responseStatus(out.Status),
 		Amount:        pr.AmountText,
