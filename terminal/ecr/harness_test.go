@@ -77,10 +77,12 @@ func newRig(t *testing.T) *rig { return newRigTimers(t, testTimers) }
 
 func newRigTimers(t *testing.T, timers terminal.Timers) *rig {
 	t.Helper()
-	return newRigWith(t, timers, termsim.Options{Think: 30 * time.Millisecond, SlowDelay: 1500 * time.Millisecond})
+	return newRigWith(t, timers, termsim.Options{Think: 30 * time.Millisecond, SlowDelay: 1500 * time.Millisecond}, nil)
 }
 
-func newRigWith(t *testing.T, timers terminal.Timers, so termsim.Options) *rig {
+// newRigWith builds a rig with the given timers, simulator options and
+// driver clock (nil: time.Now).
+func newRigWith(t *testing.T, timers terminal.Timers, so termsim.Options, now func() time.Time) *rig {
 	t.Helper()
 	lb := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -104,7 +106,7 @@ func newRigWith(t *testing.T, timers terminal.Timers, so termsim.Options) *rig {
 		return a, nil
 	}
 	drv, err := terminal.NewDriver(bus, terminal.Options{Open: open, Timers: timers, ProbeInterval: -1,
-		ReopenInterval: 50 * time.Millisecond, Logger: log})
+		ReopenInterval: 50 * time.Millisecond, Logger: log, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,7 +170,7 @@ func TestUnknownPaymentResolvedLaterIsForwarded(t *testing.T) {
 	// The terminal never ACKs the request and answers (approved) 1.5 s
 	// later, after the driver gave up waiting: the API answers Unknown,
 	// then the late answer resolves the payment and it is forwarded.
-	r := newRigWith(t, timers, termsim.Options{Think: 1500 * time.Millisecond})
+	r := newRigWith(t, timers, termsim.Options{Think: 1500 * time.Millisecond}, nil)
 	ep := newEndpoint(t)
 	ob := openTestOutbox(t, t.TempDir(), ep.srv.URL, r.log)
 	defer runOutbox(t, ob)()
