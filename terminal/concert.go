@@ -205,6 +205,35 @@ func (a Answer) Last4() string { return payment.MaskCard(a.Report) }
 // Approved reports whether the terminal accepted the payment: only '0'.
 func (a Answer) Approved() bool { return a.Status == '0' }
 
+// Encode returns the answer's data bytes as a terminal sends them: 80
+// with the report padded with spaces to 55 characters when full, else 25.
+// The simulator answers with it, so both sides share one definition.
+func (a Answer) Encode(full bool) ([]byte, error) {
+	bad := func(format string, args ...any) ([]byte, error) {
+		return nil, fmt.Errorf("%w: %s", ErrBadAnswer, fmt.Sprintf(format, args...))
+	}
+	if a.POS < 0 || a.POS > 99 {
+		return bad("POS number %d is not 0-99", a.POS)
+	}
+	if a.Amount < 0 || a.Amount > 99_999_999 {
+		return bad("amount %d is not 0-99999999 minor units", a.Amount)
+	}
+	if len(a.Currency) != 3 || strings.Trim(a.Currency, "0123456789") != "" {
+		return bad("currency %q is not an ISO 4217 numeric code", a.Currency)
+	}
+	if len(a.Private) > 10 || printable(a.Private) != nil || len(a.Report) > 55 || printable(a.Report) != nil ||
+		printable(string([]byte{a.Status, a.Mode})) != nil {
+		return bad("fields are not printable ASCII of their sizes")
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%02d%c%08d%c", a.POS, a.Status, a.Amount, a.Mode)
+	if full {
+		fmt.Fprintf(&b, "%-55s", a.Report)
+	}
+	fmt.Fprintf(&b, "%s%-10s", a.Currency, a.Private)
+	return b.Bytes(), nil
+}
+
 // ParseAnswer decodes a 25-byte (short) or 80-byte (full) answer.
 func ParseAnswer(data []byte) (Answer, error) {
 	var a Answer

@@ -1,0 +1,220 @@
+package ecr
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"net/netip"
+	"strconv"
+
+	"paydesk/payment"
+	"paydesk/terminal/termsim"
+)
+
+func TestOutcomesBeyondApproveAndRefuse(t *testing.T) {
+	timers := testTimers
+	timers.Result = 800 * time.Millisecond
+	a := newAPI(t, newRigTimers(t, timers), nil)
+	for _, tc := range []struct {
+		name   string
+		b      termsim.Behaviour
+		status string
+		msg    string
+	}{
+		// The terminal never ACKs the frame: unknown, then its later
+		// answer resolves the payment (approved).
+		{"request never acknowledged, answer later", termsim.NoAckFrame, StatusSuccess, ""},
+		{"terminal never answers", termsim.NeverAnswer, StatusTimeout, "no answer from the terminal"},
+		// The cable goes mid-payment: the driver leaves it unknown; the API
+		// reads that from the journal and says so.
+		{"cable unplugged after accepting", termsim.HangUp, StatusUnknown, "check the terminal"},
+		{"answer with another amount", termsim.WrongAmount, StatusUnknown, "different echo"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			waitFor(t, 3*time.Second, "the terminal to be free and answering", func() bool {
+				_, busy := a.drv.Current()
+				return !busy && a.drv.Health().State != "port closed"
+			})
+			a.afterProbe()
+			resp, b := a.do(http.MethodPost, "/", `{"amount": `+amountFor(tc.b)+`}`)
+			m := one(t, b)
+			if resp.StatusCode != http.StatusOK || m["status"] != tc.status {
+				t.Fatalf("%d %s, want status %s", resp.StatusCode, b, tc.status)
+			}
+			if tc.msg != "" {
+				if _, msg := errCode(t, b); !strings.Contains(msg, tc.msg) {
+					t.Errorf("message %q lacks %q", msg, tc.msg)
+				}
+			}
+			tx, err := a.j.Txn(context.Background(), m["transactionId"].(string))
+			if err != nil || responseStatus(tx.Status) != tc.status {
+				t.Errorf("journal %+v %v", tx, err)
+			}
+		})
+	}
+}
+
+func TestConsolePaymentMakesTheAPIBusy(t *testing.T) {
+	a := newAPI(t, newRig(t), nil)
+	id, err := a.drv.Start(context.Background(), payment.Request{Mode: payment.ModeCard,
+		Amount: payment.Money{Minor: 603, Currency: "EUR"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, b := a.do(http.MethodPost, "/", `{"amount": 1.00}`)
+	if resp.StatusCode != http.StatusConflict || one(t, b)["transactionId"] != id {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	// /cancel cancels the terminal's payment, whoever started it.
+	waitFor(t, 2*time.Second, "the slow payment on the terminal", func() bool { f, ok := a.drv.Current(); return ok && f.Accepted })
+	if resp, b := a.do(http.MethodGet, "/cancel", ""); resp.StatusCode != http.StatusOK || one(t, b)["transactionId"] != id {
+		t.Fatalf("cancel: %d %s", resp.StatusCode, b)
+	}
+	waitFor(t, 4*time.Second, "the payment to end", func() bool { _, ok := a.drv.Current(); return !ok })
+}
+
+func TestClientGoneMidPaymentStillForwardsTheResult(t *testing.T) {
+	r := newRig(t)
+	ep := newEndpoint(t)
+	ob := openTestOutbox(t, t.TempDir(), ep.srv.URL, r.log)
+	defer runOutbox(t, ob)()
+	a := newAPI(t, r, func(o *Options) { o.Outbox = ob })
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.srv.URL+"/", strings.NewReader(`{"amount": `+amountFor(termsim.Slow)+`, "orderId": "gone"}`))
+	req.SetBasicAuth(testUser, testPass)
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := a.srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	waitFor(t, 2*time.Second, "the payment on the terminal", func() bool { _, ok := a.drv.Current(); return ok })
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("the request did not fail after its context ended")
+	}
+	waitFor(t, 4*time.Second, "the notification", func() bool { return len(ep.received()) == 1 })
+	if n := ep.received()[0]; n.body["orderId"] != "gone" || n.body["status"] != StatusSuccess {
+		t.Errorf("notification %v", n.body)
+	}
+	if !strings.Contains(r.logBuf.String(), "client went away") {
+		t.Error("the client's departure is not logged")
+	}
+}
+
+func TestServerHonoursLocalPortAndStops(t *testing.T) {
+	r := newRig(t)
+	h, err := NewHandler(Options{Terminal: r.drv, Bus: r.bus, Login: testUser, Password: testPass, Logger: r.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Find a free port, then give it as LOCAL_PORT.
+	probe := &Server{Port: 0, AnyPort: true, Handler: h}
+	if err := probe.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	port := probe.Addr().(interface{ AddrPort() netipAddrPort }).AddrPort().Port()
+	probe.ln.Close()
+	s := NewServer(h, Settings{LocalPort: int(port)})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	url := "http://127.0.0.1:" + itoa(int(port))
+	waitFor(t, 2*time.Second, "the server", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, url+"/version", nil)
+		req.SetBasicAuth(testUser, testPass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	req, _ := http.NewRequest(http.MethodGet, url+"/stop", nil)
+	req.SetBasicAuth(testUser, testPass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stop: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("GET /stop did not stop the server")
+	}
+	// The port is taken: Listen says so, naming LOCAL_PORT.
+	busy := &Server{Port: 0, AnyPort: true, Handler: h}
+	busy.Listen()
+	defer busy.ln.Close()
+	p2 := busy.Addr().(interface{ AddrPort() netipAddrPort }).AddrPort().Port()
+	if err := NewServer(h, Settings{LocalPort: int(p2)}).Listen(); err == nil || !strings.Contains(err.Error(), "LOCAL_PORT") {
+		t.Errorf("listen on a busy port: %v", err)
+	}
+}
+
+type netipAddrPort = netip.AddrPort
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestUnknownPaymentResolvedLaterIsForwarded(t *testing.T) {
+	timers := testTimers
+	timers.Result = 500 * time.Millisecond
+	// The terminal never ACKs the request and answers (approved) 1.5 s
+	// later, after the driver gave up waiting: the API answers Unknown,
+	// then the late answer resolves the payment and it is forwarded.
+	r := newRigWith(t, timers, termsim.Options{Think: 1500 * time.Millisecond}, nil)
+	ep := newEndpoint(t)
+	ob := openTestOutbox(t, t.TempDir(), ep.srv.URL, r.log)
+	defer runOutbox(t, ob)()
+	a := newAPI(t, r, func(o *Options) { o.Outbox = ob })
+	_, b := a.do(http.MethodPost, "/", `{"amount": `+amountFor(termsim.NoAckFrame)+`, "orderId": "late-1"}`)
+	m := one(t, b)
+	if m["status"] != StatusUnknown || m["notificationHipaySent"] != true {
+		t.Fatalf("first answer: %s", b)
+	}
+	waitFor(t, 4*time.Second, "the resolution's notification", func() bool { return len(ep.received()) == 2 })
+	got := ep.received()
+	if got[0].body["status"] != StatusUnknown || got[1].body["status"] != StatusSuccess || got[1].body["orderId"] != "late-1" ||
+		got[1].txn != m["transactionId"] || got[1].key == got[0].key {
+		t.Fatalf("notifications: %+v", got)
+	}
+	tx, _ := a.j.Txn(context.Background(), m["transactionId"].(string))
+	if tx.Status != payment.StatusApproved || !tx.HasFlag(payment.FlagLateResult) {
+		t.Errorf("journal: %+v", tx)
+	}
+}
+
+func TestServerReadTimeoutDoesNotCutALongPayment(t *testing.T) {
+	r := newRig(t)
+	h, err := NewHandler(Options{Terminal: r.drv, Bus: r.bus, Login: testUser, Password: testPass, Logger: r.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Port: 0, AnyPort: true, Handler: h, ReadTimeout: 200 * time.Millisecond}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr().String()+"/", strings.NewReader(`{"amount": `+amountFor(termsim.Slow)+`}`))
+	req.SetBasicAuth(testUser, testPass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var arr []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&arr); err != nil || len(arr) != 1 || arr[0]["status"] != StatusSuccess {
+		t.Fatalf("slow payment through a 200 ms read timeout: %v %v", arr, err)
+	}
+}
