@@ -87,10 +87,14 @@ type Model struct {
 	amountErr string
 	spin      spinner.Model
 
-	txn        string // the payment shown in waiting/plans/result
-	txnAmount  payment.Money
-	started    time.Time
-	steps      []string
+	txn       string // the payment shown in waiting/plans/result
+	txnAmount payment.Money
+	started   time.Time
+	steps     []string
+	// early holds the latest events of payments the console has not yet
+	// learnt the id of: a rail journals and publishes a payment's first
+	// steps, even its outcome, before Start returns that id.
+	early      []payment.Event
 	plans      []payment.Plan
 	planCursor int
 	result     payment.Event
@@ -220,6 +224,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.txn, m.txnAmount, m.started = msg.id, msg.amount, m.cfg.Now()
 		m.steps = []string{"request sent"}
 		m.screen = scrWaiting
+		early := m.early
+		m.early = nil
+		for _, ev := range early {
+			if ev.TxnID == m.txn {
+				m.apply(ev)
+			}
+		}
 		m.refresh()
 		return m, nil
 	case errMsg:
@@ -254,9 +265,30 @@ func (m *Model) event(ev payment.Event) {
 		}
 		return
 	}
-	if ev.TxnID == "" || ev.TxnID != m.txn {
+	if ev.TxnID == "" {
 		return
 	}
+	if ev.TxnID != m.txn {
+		m.keepEarly(ev)
+		return
+	}
+	m.apply(ev)
+}
+
+// maxEarly bounds the events kept for payments not yet shown.
+const maxEarly = 64
+
+// keepEarly remembers an event of a payment that is not the one shown, in
+// case it is the one whose start has not returned yet.
+func (m *Model) keepEarly(ev payment.Event) {
+	if len(m.early) >= maxEarly {
+		m.early = append([]payment.Event(nil), m.early[len(m.early)-maxEarly/2:]...)
+	}
+	m.early = append(m.early, ev)
+}
+
+// apply shows an event of the payment on screen.
+func (m *Model) apply(ev payment.Event) {
 	if ev.Kind == payment.KindStep || (ev.Kind == payment.KindTransition && ev.Status != payment.StatusCreated && ev.Status != payment.StatusSent) {
 		m.steps = append(m.steps, ev.Detail)
 	}

@@ -146,3 +146,36 @@ func TestOtherRails(t *testing.T) {
 		t.Errorf("M-Pesa cancels = %v, want [TXN-mpesa]", mp.cancels)
 	}
 }
+
+// instantRail decides a payment before Start returns its id, as a terminal
+// that refuses at once does: the console must still show the outcome.
+type instantRail struct{ scriptRail }
+
+func (r *instantRail) Start(ctx context.Context, req payment.Request) (string, error) {
+	id, err := r.scriptRail.Start(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	_, err = r.bus.Publish(ctx, payment.Event{Kind: payment.KindTransition, Rail: r.rail, TxnID: id,
+		Status: payment.StatusDeclined, Detail: "declined by the issuer", Result: &payment.Result{Reason: "declined by the issuer"}})
+	time.Sleep(100 * time.Millisecond) // let the console see the events first
+	return id, err
+}
+
+func TestOutcomeBeforeStartReturns(t *testing.T) {
+	bus := testBus(t)
+	term := &instantRail{scriptRail{bus: bus, rail: payment.RailTerminal, health: payment.Health{Up: true, Detail: "ready"}}}
+	cfg := testConfig()
+	cfg.Rails = Rails{Terminal: term}
+	tm := teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+	waitText(t, tm, "terminal ready")
+	typeText(tm, "8")
+	waitText(t, tm, "on the unattended terminal")
+	typeText(tm, "6.01")
+	enter(tm)
+	waitText(t, tm, "RESULT TXN-terminal declined 6.01")
+	typeText(tm, " ")
+	typeText(tm, "7")
+	typeText(tm, "y")
+	tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
+}
