@@ -1,10 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +16,7 @@ import (
 
 	"paydesk/payment"
 	"paydesk/terminal"
+	"paydesk/terminal/ecr"
 	"paydesk/terminal/termsim"
 )
 
@@ -29,6 +33,18 @@ type terminalSettings struct {
 	forceOnline   bool
 	probe         time.Duration
 	resultTimeout time.Duration
+
+	// The HiPay-style local HTTP API (seed 004) and its notifications.
+	configTxt   string
+	apiListen   string
+	apiLogin    string
+	notifyURL   string
+	notifyLogin string
+	outboxDir   string
+}
+
+func init() {
+	secretSettings = append(secretSettings, "terminal-api-password", "terminal-notify-password")
 }
 
 func envInt(name string, def int) int {
@@ -52,6 +68,12 @@ func (t *terminalSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.answer, "terminal-answer", env("TERMINAL_ANSWER", "full"), "answer asked of the terminal: full (80 bytes, with the card report) or short (25) (PAYDESK_TERMINAL_ANSWER)")
 	fs.BoolVar(&t.forceOnline, "terminal-force-online", env("TERMINAL_FORCE_ONLINE", "") != "", "ask online authorisation for every payment (B011) (PAYDESK_TERMINAL_FORCE_ONLINE)")
 	fs.DurationVar(&t.probe, "terminal-probe", envDuration("TERMINAL_PROBE", terminal.DefaultProbeInterval), "how often an idle terminal is checked with ENQ/EOT; 0 turns it off (PAYDESK_TERMINAL_PROBE)")
+	fs.StringVar(&t.configTxt, "terminal-config-txt", env("TERMINAL_CONFIG_TXT", ""), "a HiPay ECR connector config.txt whose keys fill the terminal settings left unset (PAYDESK_TERMINAL_CONFIG_TXT)")
+	fs.StringVar(&t.apiListen, "terminal-api-listen", env("TERMINAL_API_LISTEN", ""), "address of the local HTTP API for kiosk software, e.g. 127.0.0.1:8081; empty turns it off unless config.txt has LOCAL_PORT (PAYDESK_TERMINAL_API_LISTEN)")
+	fs.StringVar(&t.apiLogin, "terminal-api-login", env("TERMINAL_API_LOGIN", ""), "Basic Auth login of the local HTTP API, TERMINAL_MANAGER_LOGIN; the password is the secret PAYDESK_TERMINAL_API_PASSWORD (PAYDESK_TERMINAL_API_LOGIN)")
+	fs.StringVar(&t.notifyURL, "terminal-notify-url", env("TERMINAL_NOTIFY_URL", ""), "URL each API payment's result is POSTed to, through a durable outbox; empty sends none (PAYDESK_TERMINAL_NOTIFY_URL)")
+	fs.StringVar(&t.notifyLogin, "terminal-notify-login", env("TERMINAL_NOTIFY_LOGIN", ""), "Basic Auth login for the notifications, HIPAY_LOGIN; the password is the secret PAYDESK_TERMINAL_NOTIFY_PASSWORD (PAYDESK_TERMINAL_NOTIFY_LOGIN)")
+	fs.StringVar(&t.outboxDir, "terminal-outbox", env("TERMINAL_OUTBOX", ""), "directory of the notification outbox (PAYDESK_TERMINAL_OUTBOX; default: terminal-outbox next to the journal)")
 	fs.DurationVar(&t.resultTimeout, "terminal-result-timeout", envDuration("TERMINAL_RESULT_TIMEOUT", terminal.DefaultResultTimeout), "wait for the terminal's result once it has the request (PAYDESK_TERMINAL_RESULT_TIMEOUT)")
 }
 
@@ -102,6 +124,38 @@ func (t *terminalSettings) options() (terminal.Options, error) {
 // terminal on a pseudo-terminal) and returns it as the console's rail, or
 // nil when no port is configured.
 func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
+	apiPass, err := e.file.secret("terminal-api-password")
+	if err != nil {
+		return nil, err
+	}
+	notifyPass, err := e.file.secret("terminal-notify-password")
+	if err != nil {
+		return nil, err
+	}
+	var txt ecr.Settings
+	if t.configTxt != "" {
+		var warnings []string
+		txt, warnings, err = ecr.LoadConfig(t.configTxt)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range warnings {
+			e.log.Warn("config.txt", "file", t.configTxt, "warning", w)
+			e.note("config.txt: " + w)
+		}
+		t.port = cmp.Or(t.port, txt.SerialPort)
+		if t.apiListen == "" && txt.LocalPort != 0 {
+			t.apiListen = net.JoinHostPort(ecr.DefaultHost, strconv.Itoa(txt.LocalPort))
+		}
+		t.apiLogin = cmp.Or(t.apiLogin, txt.TerminalManagerLogin)
+		apiPass = cmp.Or(apiPass, txt.TerminalManagerPassword.Reveal())
+		t.notifyLogin = cmp.Or(t.notifyLogin, txt.HiPayLogin)
+		notifyPass = cmp.Or(notifyPass, txt.HiPayPassword.Reveal())
+	}
+	if e.demo && t.apiListen == "" {
+		t.apiListen = "127.0.0.1:0"
+		t.apiLogin, apiPass = cmp.Or(t.apiLogin, "demo"), cmp.Or(apiPass, "demo")
+	}
 	if e.demo && t.port == "" {
 		sim := termsim.New(termsim.Options{Baud: t.baud, Link: filepath.Join(e.dir, "terminal"), Logger: e.log})
 		if _, err := sim.Open(); err != nil {
@@ -145,7 +199,72 @@ func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
 		}
 	}()
 	e.onStop(func() { stop(); <-done })
+	if t.apiListen != "" {
+		txt.SerialPort, txt.TerminalManagerLogin, txt.HiPayLogin = t.port, t.apiLogin, t.notifyLogin
+		txt.TerminalManagerPassword, txt.HiPayPassword = ecr.Secret(apiPass), ecr.Secret(notifyPass)
+		if err := t.startAPI(e, d, txt); err != nil {
+			return nil, err
+		}
+	}
 	return &terminalRail{Driver: d, currency: opts.Currency}, nil
+}
+
+// startAPI serves the HiPay-style local HTTP API (seed 004) for kiosk
+// software, with its notification outbox when a URL is set.
+func (t *terminalSettings) startAPI(e *railEnv, d *terminal.Driver, st ecr.Settings) error {
+	if st.TerminalManagerLogin == "" || st.TerminalManagerPassword == "" {
+		return errors.New("the terminal's HTTP API needs a login and a password: --terminal-api-login and PAYDESK_TERMINAL_API_PASSWORD (or TERMINAL_MANAGER_LOGIN and TERMINAL_MANAGER_PWD in config.txt)")
+	}
+	host, portStr, err := net.SplitHostPort(t.apiListen)
+	if err != nil {
+		return fmt.Errorf("--terminal-api-listen %q: %w (want host:port, e.g. 127.0.0.1:8081)", t.apiListen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return fmt.Errorf("--terminal-api-listen %q: port %q is not 0-65535", t.apiListen, portStr)
+	}
+	st.LocalPort = port
+	var outbox *ecr.Outbox
+	if t.notifyURL != "" {
+		dir := cmp.Or(t.outboxDir, filepath.Join(filepath.Dir(e.journal), "terminal-outbox"))
+		outbox, err = ecr.OpenOutbox(ecr.OutboxOptions{Dir: dir, URL: t.notifyURL, Login: st.HiPayLogin,
+			Password: st.HiPayPassword, Logger: e.log})
+		if err != nil {
+			return fmt.Errorf("terminal notifications: %w", err)
+		}
+	}
+	h, err := ecr.NewHandler(ecr.Options{Terminal: d, Bus: e.bus, Login: st.TerminalManagerLogin,
+		Password: st.TerminalManagerPassword, Settings: st, Currency: t.currency, Outbox: outbox, Logger: e.log})
+	if err != nil {
+		return err
+	}
+	srv := &ecr.Server{Host: host, Port: port, AnyPort: port == 0, Handler: h, Logger: e.log}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	ctx, stop := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("terminal HTTP API stopped", "err", err)
+		}
+	}()
+	e.onStop(func() {
+		stop()
+		<-done
+		if outbox != nil {
+			outbox.Close()
+		}
+	})
+	url := "http://" + srv.Addr().String()
+	e.log.Info("terminal HTTP API listening", "url", url, "notify", t.notifyURL != "")
+	if e.demo {
+		e.note("Terminal HTTP API (seed 004): curl -u demo:demo " + url + "/check")
+	} else {
+		e.note("Terminal HTTP API on " + url)
+	}
+	return nil
 }
 
 // terminalRail is the driver as the consoles see it: a payment.Starter

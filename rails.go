@@ -23,6 +23,8 @@ type railEnv struct {
 	demo bool
 	// dir is the demo's temporary directory ("" outside the demo).
 	dir string
+	// journal is the journal's path; rails keep their files beside it.
+	journal string
 
 	notes  []string
 	briefs []string

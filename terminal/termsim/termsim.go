@@ -410,6 +410,22 @@ func (s *Sim) session(ctx context.Context, c *conn) error {
 	var q terminal.Request
 	var bh Behaviour
 	for {
+		// An EOT instead of a frame ends the session (the ECR's ENQ/EOT
+		// health probe, or the ECR giving up): it must not be skipped as
+		// noise, or the next ENQ would be swallowed with it.
+		first, err := c.read(ctx, s.opts.Timeout)
+		if err != nil {
+			if isClosed(err) {
+				return err
+			}
+			s.log.Info("sim: no request frame", "err", err)
+			return nil
+		}
+		if first == terminal.EOT {
+			s.log.Debug("sim: session ended by EOT")
+			return nil
+		}
+		c.buf = append([]byte{first}, c.buf...)
 		data, _, err := terminal.ReadFrame(c)
 		if err != nil {
 			if errors.Is(err, terminal.ErrBadLRC) || errors.Is(err, terminal.ErrBadData) {
