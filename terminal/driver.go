@@ -679,11 +679,10 @@ func (d *Driver) finish(f *flight, st payment.Status, r *payment.Result, raw []b
 	}
 	d.mu.Lock()
 	f.done = true
-	if d.cur == f {
-		d.cur = nil
-	}
 	already := f.status == payment.StatusUnknown && st == payment.StatusUnknown
 	d.mu.Unlock()
+	// The outcome is journaled before the terminal is free again, so a
+	// payment started next never precedes it.
 	if already {
 		// Still unknown: say why again, the lifecycle has no unknown → unknown.
 		d.publish(payment.Event{Kind: payment.KindStep, TxnID: f.id, Result: r, Raw: raw, Flag: flag, Detail: detail})
@@ -693,6 +692,11 @@ func (d *Driver) finish(f *flight, st payment.Status, r *payment.Result, raw []b
 		f.status = st
 		d.mu.Unlock()
 	}
+	d.mu.Lock()
+	if d.cur == f {
+		d.cur = nil
+	}
+	d.mu.Unlock()
 	d.log.Info("terminal payment finished", "txn", f.id, "status", st, "detail", detail)
 }
 

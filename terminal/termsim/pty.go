@@ -26,6 +26,10 @@ func (s *Sim) Open() (string, error) {
 		slave.Close()
 		return "", fmt.Errorf("termsim: raw mode on %s: %w", slave.Name(), err)
 	}
+	if master, err = pollable(master); err != nil {
+		slave.Close()
+		return "", fmt.Errorf("termsim: %w", err)
+	}
 	s.mu.Lock()
 	s.master, s.slave, s.path = master, slave, slave.Name()
 	s.mu.Unlock()
