@@ -411,20 +411,8 @@ func wantStatuses(t testing.TB, evs []payment.Event, want ...payment.Status) {
 	}
 }
 
-// transcript builds the bytes a session should have written.
-func transcript(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-
-func b(c ...byte) []byte { return c }
-
 // mark is how many bytes the driver has written on the current port.
 func (h *harness) mark() int { return len(h.cur.Written()) }
 
 // since is what the driver wrote on the current port after mark.
 func (h *harness) since(mark int) []byte { return h.cur.Written()[mark:] }
-
-func wantWritten(t testing.TB, got, want []byte) {
-	t.Helper()
-	if !bytes.Equal(got, want) {
-		t.Errorf("driver wrote\n got % x\nwant % x", got, want)
-	}
-}

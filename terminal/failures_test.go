@@ -1,0 +1,474 @@
+package terminal
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"paydesk/payment"
+)
+
+// The failure cases of serial-terminal.md §4.3 against a scripted byte
+// stream: the test plays the terminal byte by byte on a fake port and
+// checks every byte the driver writes. The same cases run over a real
+// pseudo-terminal against the simulator in termsim/sim_test.go.
+
+// corrupt returns the frame of data with a wrong LRC.
+func corrupt(data []byte) []byte {
+	f := Frame(data)
+	f[len(f)-1] ^= 0x01
+	return f
+}
+
+// accept plays the terminal taking a payment and returns its request.
+func accept(h *harness, minor int64) (string, Request) {
+	h.t.Helper()
+	id := h.start(payment.ModeCard, minor)
+	return id, h.term().request()
+}
+
+func TestCase1NAK(t *testing.T) {
+	t.Run("once", func(t *testing.T) {
+		h := newHarness(t, nil)
+		id := h.start(payment.ModeCard, 1250)
+		m := h.term()
+		m.expect(ENQ)
+		m.send(ACK)
+		first := m.frame()
+		m.send(NAK)
+		again := m.frame()
+		if !bytes.Equal(first, again) {
+			t.Fatalf("resent frame %q differs from the first %q", again, first)
+		}
+		m.send(ACK)
+		m.expect(EOT)
+		q, _ := ParseRequest(again)
+		m.answer(reply(t, q, '0', true), true)
+		if tx := h.final(id); tx.Status != payment.StatusApproved {
+			t.Fatalf("status %s, want approved", tx.Status)
+		}
+		if !hasDetail(h.history(id), payment.KindStep, "NAKed the request (1/3)") {
+			t.Errorf("no step says the request was NAKed once")
+		}
+	})
+	t.Run("three times", func(t *testing.T) {
+		h := newHarness(t, nil)
+		id := h.start(payment.ModeCard, 1250)
+		m := h.term()
+		m.expect(ENQ)
+		m.send(ACK)
+		for range 3 {
+			m.frame()
+			m.send(NAK)
+		}
+		m.expect(EOT)
+		tx := h.final(id)
+		if tx.Status != payment.StatusFailed || !strings.Contains(tx.Result.Reason, "NAK 3 times") {
+			t.Fatalf("status %s (%s), want failed after 3 NAKs", tx.Status, tx.Result.Reason)
+		}
+		m.quiet(200 * time.Millisecond)
+	})
+}
+
+func TestCase2NoACKToENQ(t *testing.T) {
+	h := newHarness(t, nil)
+	id := h.start(payment.ModeCard, 1250)
+	m := h.term()
+	for range 3 {
+		m.expect(ENQ)
+		m.expect(EOT) // after the ACK timeout
+	}
+	tx := h.final(id)
+	if tx.Status != payment.StatusFailed || !strings.Contains(tx.Result.Reason, "not ready") {
+		t.Fatalf("status %s (%s), want failed: not ready", tx.Status, tx.Result.Reason)
+	}
+	wantStatuses(t, h.history(id), payment.StatusCreated, payment.StatusFailed)
+	if h.d.Health().State != HealthNoAnswer {
+		t.Errorf("health %s, want %s", h.d.Health().State, HealthNoAnswer)
+	}
+}
+
+func TestCase3NoACKToFrame(t *testing.T) {
+	h := newHarness(t, nil)
+	id := h.start(payment.ModeCard, 1250)
+	m := h.term()
+	m.expect(ENQ)
+	m.send(ACK)
+	var data []byte
+	for range 3 {
+		data = m.frame() // and say nothing
+	}
+	m.expect(EOT)
+	h.status(id, payment.StatusUnknown)
+	// The terminal had taken it after all: its answer resolves the payment.
+	q, _ := ParseRequest(data)
+	m.answer(reply(t, q, '0', true), true)
+	tx := h.final(id)
+	if tx.Status != payment.StatusApproved {
+		t.Fatalf("status %s, want approved by the answer that came", tx.Status)
+	}
+	wantStatuses(t, h.history(id), payment.StatusCreated, payment.StatusSent, payment.StatusUnknown, payment.StatusApproved)
+}
+
+func TestCase4BadLRC(t *testing.T) {
+	t.Run("once", func(t *testing.T) {
+		h := newHarness(t, nil)
+		id, q := accept(h, 1250)
+		m := h.term()
+		ans := reply(t, q, '0', true)
+		m.send(ENQ)
+		m.expect(ACK)
+		m.send(corrupt(ans)...)
+		m.expect(NAK)
+		m.send(Frame(ans)...)
+		m.expect(ACK)
+		m.send(EOT)
+		if tx := h.final(id); tx.Status != payment.StatusApproved {
+			t.Fatalf("status %s, want approved", tx.Status)
+		}
+	})
+	t.Run("three bad copies", func(t *testing.T) {
+		h := newHarness(t, nil)
+		id, q := accept(h, 1250)
+		m := h.term()
+		ans := reply(t, q, '0', true)
+		m.send(ENQ)
+		m.expect(ACK)
+		m.send(corrupt(ans)...)
+		m.expect(NAK)
+		m.send(corrupt(ans)...)
+		m.expect(NAK)
+		m.send(corrupt(ans)...)
+		m.expect(EOT)
+		tx := h.status(id, payment.StatusUnknown)
+		if !strings.Contains(tx.Result.Reason, "bad too many times") {
+			t.Fatalf("status %s (%s), want unknown: gave up", tx.Status, tx.Result.Reason)
+		}
+		if n := kinds(h.history(id))[payment.KindRejected]; n != 3 {
+			t.Errorf("%d rejections journaled, want 3", n)
+		}
+	})
+}
+
+func TestCase5ControlByteLRC(t *testing.T) {
+	// A fixed clock makes the private references known in advance
+	// (base 36 of the time in ms), so the test can pick, for each control
+	// byte, a clock and an amount whose request frame has it as LRC, and a
+	// card report whose answer frame has it too.
+	var mu sync.Mutex
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	h := newHarness(t, func(o *Options) {
+		o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
+	})
+	for _, lrc := range []byte{STX, ETX, EOT, ENQ, ACK} {
+		// Move the clock on until an amount gives the LRC wanted for the
+		// request, and a card report gives it for the answer.
+		var minor int64
+		var ans []byte
+		mu.Lock()
+		for k := 0; k < 2000 && ans == nil; k++ {
+			at = at.Add(1297 * time.Millisecond) // moves several characters of the reference
+			ref := strings.ToUpper(strconv.FormatInt(at.UnixMilli(), 36))
+			ref = strings.Repeat("0", 10-len(ref)) + ref
+			for a := int64(100); a < 2000 && ans == nil; a++ {
+				q := Request{POS: 1, Amount: a, FullAnswer: true, Type: Debit, Currency: "978", Private: ref}
+				if data, err := q.Encode(); err != nil || LRC(data) != lrc {
+					continue
+				}
+				minor, ans = a, controlAnswer(q, lrc)
+			}
+		}
+		mu.Unlock()
+		if ans == nil {
+			t.Fatalf("no clock and amount give a request and an answer LRC of 0x%02X", lrc)
+		}
+		id := h.start(payment.ModeCard, minor)
+		m := h.term()
+		m.expect(ENQ)
+		m.send(ACK)
+		data := m.frame() // checks the byte after ETX is the LRC
+		if got := LRC(data); got != lrc {
+			t.Fatalf("%d: request LRC 0x%02X, want 0x%02X", minor, got, lrc)
+		}
+		m.send(ACK)
+		m.expect(EOT)
+		m.answer(ans, true)
+		if tx := h.final(id); tx.Status != payment.StatusApproved {
+			t.Fatalf("%d: status %s, want approved", minor, tx.Status)
+		}
+		h.idle()
+	}
+}
+
+// controlAnswer is an approval of q whose LRC is lrc, or nil. Only the
+// card report is free: two of its masked characters are chosen for the
+// LRC (with digits, X and an odd number of padding spaces alone the XOR
+// of the report can never reach a control byte).
+func controlAnswer(q Request, lrc byte) []byte {
+	for c1 := byte(0x21); c1 < 0x7F; c1++ {
+		for c2 := byte(0x21); c2 < 0x7F; c2++ {
+			a := Answer{POS: q.POS, Status: '0', Amount: q.Amount, Mode: '1', Currency: q.Currency, Private: q.Private,
+				Report: "497010XXXX" + string([]byte{c1, c2}) + "1234"}
+			if b, err := a.Encode(true); err == nil && LRC(b) == lrc {
+				return b
+			}
+		}
+	}
+	return nil
+}
+
+func TestCase6Noise(t *testing.T) {
+	t.Run("noise and a split frame", func(t *testing.T) {
+		h := newHarness(t, nil)
+		id, q := accept(h, 1250)
+		m := h.term()
+		m.send(0x00, 0xFF, ENQ) // noise and a control byte in one read
+		m.expect(ACK)
+		m.send('z', 0x7F) // noise before STX
+		for _, c := range Frame(reply(t, q, '0', true)) {
+			m.send(c) // one byte per read
+		}
+		m.expect(ACK)
+		m.send(EOT)
+		if tx := h.final(id); tx.Status != payment.StatusApproved {
+			t.Fatalf("status %s, want approved", tx.Status)
+		}
+	})
+	t.Run("partial frame then silence", func(t *testing.T) {
+		h := newHarness(t, nil)
+		id, q := accept(h, 1250)
+		m := h.term()
+		ans := Frame(reply(t, q, '0', true))
+		m.send(ENQ)
+		m.expect(ACK)
+		m.send(ans[:30]...)
+		m.expect(NAK)               // after the inter-byte timeout
+		m.send(append(ans, EOT)...) // the frame and the EOT in one read
+		m.expect(ACK)
+		if tx := h.final(id); tx.Status != payment.StatusApproved {
+			t.Fatalf("status %s, want approved", tx.Status)
+		}
+		if hasDetail(h.history(id), payment.KindNotice, "no EOT") {
+			t.Errorf("the EOT in the frame's read was missed")
+		}
+	})
+}
+
+func TestCase7LateAnswer(t *testing.T) {
+	h := newHarness(t, nil)
+	id, q := accept(h, 1250)
+	tx := h.final(id)
+	if tx.Status != payment.StatusTimedOut {
+		t.Fatalf("status %s, want timed out", tx.Status)
+	}
+	h.term().answer(reply(t, q, '0', true), true) // ACKed, not lost
+	h.waitFor("the late answer", func(ev payment.Event) bool { return ev.TxnID == id && ev.Kind == payment.KindLate })
+	if tx := h.txn(id); tx.Status != payment.StatusTimedOut {
+		t.Errorf("a late answer turned a final %s into %s", payment.StatusTimedOut, tx.Status)
+	}
+}
+
+func TestCase8MissingEOT(t *testing.T) {
+	h := newHarness(t, nil)
+	id, q := accept(h, 1250)
+	h.term().answer(reply(t, q, '0', true), false)
+	if tx := h.final(id); tx.Status != payment.StatusApproved {
+		t.Fatalf("status %s, want approved", tx.Status)
+	}
+	h.waitFor("the missing-EOT notice", func(ev payment.Event) bool {
+		return ev.TxnID == id && ev.Kind == payment.KindNotice && strings.Contains(ev.Detail, "no EOT")
+	})
+	if !strings.Contains(h.logs.String(), "no EOT from the terminal") {
+		t.Errorf("no warning logged")
+	}
+}
+
+func TestCase9Duplicate(t *testing.T) {
+	h := newHarness(t, nil)
+	id, q := accept(h, 1250)
+	m := h.term()
+	ans := Frame(reply(t, q, '0', true))
+	m.send(ENQ)
+	m.expect(ACK)
+	m.send(ans...)
+	m.expect(ACK)
+	m.send(ans...) // our ACK was "lost"
+	m.expect(ACK)
+	m.send(EOT)
+	h.final(id)
+	h.waitFor("the resend noted", func(ev payment.Event) bool {
+		return ev.TxnID == id && ev.Kind == payment.KindStep && strings.Contains(ev.Detail, "resent its answer")
+	})
+	// And again in a session of its own: ACKed, logged, not delivered.
+	m.answer(reply(t, q, '0', true), true)
+	h.waitFor("the second resend logged", func(payment.Event) bool {
+		return strings.Count(h.logs.String(), "resent its answer") >= 2
+	})
+	wantStatuses(t, h.history(id), payment.StatusCreated, payment.StatusSent, payment.StatusAcknowledged, payment.StatusApproved)
+}
+
+func TestCase10Collision(t *testing.T) {
+	h := newHarness(t, nil)
+	old, oq := accept(h, 700)
+	h.final(old) // timed out
+	id := h.start(payment.ModeCard, 1250)
+	m := h.term()
+	m.expect(ENQ)
+	m.send(ENQ) // the terminal wants to send too
+	m.expect(ACK)
+	m.send(Frame(reply(t, oq, '0', true))...)
+	m.expect(ACK)
+	m.send(EOT)
+	q := m.request() // the driver starts its own session again
+	m.answer(reply(t, q, '0', true), true)
+	if tx := h.final(id); tx.Status != payment.StatusApproved {
+		t.Fatalf("status %s, want approved", tx.Status)
+	}
+	if !slicesHasKind(h.history(old), payment.KindLate) {
+		t.Errorf("the answer received in the collision was not journaled on %s", old)
+	}
+	if !hasDetail(h.history(id), payment.KindStep, "collision") {
+		t.Errorf("no step says there was a collision")
+	}
+}
+
+func slicesHasKind(evs []payment.Event, k payment.Kind) bool { return kinds(evs)[k] > 0 }
+
+func TestCase11Unplugged(t *testing.T) {
+	h := newHarness(t, nil)
+	id, _ := accept(h, 1250)
+	gone := h.cur
+	h.plug() // the cable comes back as a new port
+	gone.unplug()
+	tx := h.status(id, payment.StatusUnknown)
+	if !strings.Contains(tx.Result.Reason, "port failed") {
+		t.Fatalf("status %s (%s), want unknown: port failed", tx.Status, tx.Result.Reason)
+	}
+	h.probed() // reopened and probed
+	id2, q := accept(h, 1300)
+	h.term().answer(reply(t, q, '0', true), true)
+	if tx := h.final(id2); tx.Status != payment.StatusApproved {
+		t.Fatalf("after the reopen: status %s, want approved", tx.Status)
+	}
+}
+
+func TestCase12EchoMismatch(t *testing.T) {
+	for name, change := range map[string]func(*Answer){
+		"amount":   func(a *Answer) { a.Amount++ },
+		"POS":      func(a *Answer) { a.POS = 7 },
+		"currency": func(a *Answer) { a.Currency = "840" },
+		"private":  func(a *Answer) { a.Private = "0000000000" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			id, q := accept(h, 1250)
+			a := Answer{POS: q.POS, Status: '0', Amount: q.Amount, Mode: '1', Currency: q.Currency, Private: q.Private, Report: "497010XXXXXX1234"}
+			change(&a)
+			data, err := a.Encode(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.term().answer(data, true)
+			tx := h.status(id, payment.StatusUnknown)
+			if !strings.Contains(tx.Result.Reason, name) {
+				t.Fatalf("status %s (%s), want unknown naming the %s", tx.Status, tx.Result.Reason, name)
+			}
+			if name == "amount" && !strings.Contains(strings.Join(tx.Flags, " "), payment.FlagAmountMismatch) {
+				t.Errorf("flags %v lack %s", tx.Flags, payment.FlagAmountMismatch)
+			}
+		})
+	}
+}
+
+func TestCase13AnswerShapes(t *testing.T) {
+	h := newHarness(t, nil)
+	id, q := accept(h, 1250)
+	h.term().answer(reply(t, q, '0', false), true) // short although full was asked
+	if tx := h.final(id); tx.Status != payment.StatusApproved || tx.Result.Card != "" {
+		t.Fatalf("short answer: status %s card %q, want approved without a card", tx.Status, tx.Result.Card)
+	}
+	h.idle()
+	id, q = accept(h, 1250)
+	refused, _ := Answer{POS: q.POS, Status: '7', Amount: 0, Mode: '1', Currency: q.Currency, Private: q.Private}.Encode(true)
+	h.term().answer(refused, true) // refused with an empty report, no amount
+	if tx := h.final(id); tx.Status != payment.StatusDeclined {
+		t.Fatalf("refused: status %s, want declined", tx.Status)
+	}
+	h.idle()
+	id, q = accept(h, 1250)
+	cheque, _ := Answer{POS: q.POS, Status: '0', Amount: q.Amount, Mode: 'C', Currency: q.Currency, Private: q.Private}.Encode(false)
+	h.term().answer(cheque, true)
+	if tx := h.final(id); tx.Status != payment.StatusApproved || !hasDetail(h.history(id), payment.KindTransition, "cheque") {
+		t.Fatalf("cheque: status %s, want approved and said to be a cheque", tx.Status)
+	}
+}
+
+func TestCase14Cancel(t *testing.T) {
+	t.Run("before ACK", func(t *testing.T) {
+		h := newHarness(t, nil)
+		id := h.start(payment.ModeCard, 1250)
+		m := h.term()
+		m.expect(ENQ)
+		if err := h.d.Cancel(id); err != nil {
+			t.Fatal(err)
+		}
+		m.expect(EOT)
+		tx := h.final(id)
+		if tx.Status != payment.StatusCancelled || !strings.Contains(tx.Result.Reason, "EOT") {
+			t.Fatalf("status %s (%s), want cancelled with EOT", tx.Status, tx.Result.Reason)
+		}
+		m.quiet(200 * time.Millisecond) // no request frame follows
+	})
+	t.Run("after ACK, refused", func(t *testing.T) {
+		h := newHarness(t, nil)
+		id, q := accept(h, 1250)
+		if err := h.d.Cancel(id); err != nil {
+			t.Fatal(err)
+		}
+		h.waitFor("cancel requested", func(ev payment.Event) bool {
+			return ev.TxnID == id && ev.Kind == payment.KindStep && strings.Contains(ev.Detail, "cancel requested")
+		})
+		h.term().answer(reply(t, q, '7', false), true)
+		if tx := h.final(id); tx.Status != payment.StatusCancelled {
+			t.Fatalf("status %s, want cancelled", tx.Status)
+		}
+	})
+	t.Run("after ACK, approved anyway", func(t *testing.T) {
+		h := newHarness(t, nil)
+		id, q := accept(h, 1250)
+		if err := h.d.Cancel(id); err != nil {
+			t.Fatal(err)
+		}
+		h.waitFor("cancel requested", func(ev payment.Event) bool {
+			return ev.TxnID == id && ev.Kind == payment.KindStep && strings.Contains(ev.Detail, "cancel requested")
+		})
+		h.term().answer(reply(t, q, '0', true), true)
+		if tx := h.final(id); tx.Status != payment.StatusApproved || !hasDetail(h.history(id), payment.KindTransition, "despite the cancel") {
+			t.Fatalf("status %s, want approved despite the cancel", tx.Status)
+		}
+	})
+}
+
+func TestCase15Input(t *testing.T) {
+	h := newHarness(t, nil)
+	mark := h.mark()
+	for _, m := range []payment.Money{{Minor: 0, Currency: "EUR"}, {Minor: -1, Currency: "EUR"}, {Minor: 100_000_000, Currency: "EUR"}, {Minor: 100, Currency: "XXX"}} {
+		if id, err := h.d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: m}); err == nil {
+			t.Errorf("Start(%v) = %s, want an error", m, id)
+		}
+	}
+	if _, err := h.d.Start(context.Background(), payment.Request{Mode: payment.ModeC2B, Amount: payment.Money{Minor: 100, Currency: "EUR"}}); err == nil {
+		t.Errorf("the terminal took a C2B payment")
+	}
+	if _, err := (Request{POS: 1, Amount: 100, Currency: "978", Private: "caf\u00e9 12345"}).Encode(); err == nil {
+		t.Errorf("non-ASCII private data encoded")
+	}
+	h.term().quiet(200 * time.Millisecond)
+	if got := h.since(mark); len(got) != 0 {
+		t.Errorf("the driver wrote % x for refused input", got)
+	}
+}
