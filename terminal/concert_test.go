@@ -198,3 +198,29 @@ func FuzzParseAnswer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRequest checks the request decoder (the simulator's side, and
+// what a log replay reads) never accepts a request it cannot encode back
+// to the same bytes.
+func FuzzParseRequest(f *testing.F) {
+	for _, name := range []string{"ep_debit_request_1250.hex", "e_request_1999.hex"} {
+		data, _, err := read(golden(f, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("0100000100110978          A010B011"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, err := ParseRequest(b)
+		if err != nil {
+			return
+		}
+		if q.Amount < 0 || q.Amount > 99_999_999 {
+			t.Fatalf("amount %d accepted", q.Amount)
+		}
+		if _, err := q.Encode(); err != nil {
+			t.Fatalf("accepted request %+v does not encode: %v", q, err)
+		}
+	})
+}

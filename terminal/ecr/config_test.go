@@ -125,3 +125,25 @@ func TestConfigTxtEscapesAndDuplicates(t *testing.T) {
 		t.Errorf("warnings %q", warns)
 	}
 }
+
+// FuzzParseConfig checks config.txt parsing never panics, and that what
+// it accepts has a listen port that is a port.
+func FuzzParseConfig(f *testing.F) {
+	for _, name := range []string{"config.txt", "config-bad.txt"} {
+		b, err := os.ReadFile(filepath.Join(testdata, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("\ufeffLOCAL_PORT = \"8082\"\r\nHIPAY_PWD='a#b'\n; comment\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, _, err := ParseConfig(bytes.NewReader(b), "config.txt")
+		if err != nil {
+			return
+		}
+		if s.LocalPort < 0 || s.LocalPort > 65535 {
+			t.Fatalf("LOCAL_PORT %d accepted", s.LocalPort)
+		}
+	})
+}
