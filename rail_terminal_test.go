@@ -3,11 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,4 +96,161 @@ func waitLong(t *testing.T, l *lines, re *regexp.Regexp) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("no %s in output:\n%s", re, l.String())
+}
+
+// A kiosk switching from HiPay's connector keeps its config.txt: paydesk
+// reads it (serial port, API port, both logins), serves the API on
+// LOCAL_PORT with TERMINAL_MANAGER_LOGIN, pays on the simulated terminal,
+// and forwards the result to the notification endpoint with HIPAY_LOGIN.
+func TestTerminalAPIFromConfigTxt(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the terminal simulator needs Linux pseudo-terminals")
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "tty")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sim := exec.CommandContext(ctx, bin, "sim", "terminal", "--link", link, "--think", "50ms")
+	sim.Env = append(sim.Environ(), "PAYDESK_LOG="+filepath.Join(dir, "sim.log"))
+	var simOut lines
+	sim.Stdout, sim.Stderr = &simOut, &simOut
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); sim.Wait() }()
+	simOut.waitFor(t, regexp.MustCompile(`terminal on /dev/\S+ \(link `))
+
+	type note struct {
+		auth string
+		body map[string]any
+	}
+	notes := make(chan note, 4)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		notes <- note{auth: u + ":" + p, body: decodeOne(t, r.Body)}
+	}))
+	defer sink.Close()
+
+	port := freePort(t)
+	cfg := filepath.Join(dir, "config.txt")
+	txt := "# HiPay unattended ECR connector\r\nSERIAL_PORT=" + link + "\r\nLOCAL_PORT=" + strconv.Itoa(port) +
+		"\r\nTERMINAL_MANAGER_LOGIN=kiosk\r\nTERMINAL_MANAGER_PWD=\"s3cret#1\"\r\nHIPAY_LOGIN=shop\r\nHIPAY_PWD=n0t1fy\r\nUPDATE_TIME=03:30\r\n"
+	if err := os.WriteFile(cfg, []byte(txt), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(dir, "paydesk.log")
+	cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "journal.db"),
+		"--terminal-config-txt", cfg, "--terminal-notify-url", sink.URL)
+	cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir, "PAYDESK_LOG="+logFile)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var out lines
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	out.waitFor(t, regexp.MustCompile(`Select option`))
+
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	call := func(method, path, user, pass, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.SetBasicAuth(user, pass)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, decodeOne(t, resp.Body)
+	}
+	// The API comes up once the driver has opened the port.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, base+"/check", nil)
+		req.SetBasicAuth("kiosk", "s3cret#1")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no API on LOCAL_PORT %d:\n%s", port, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _ := call(http.MethodGet, "/check", "kiosk", "wrong", ""); code != http.StatusUnauthorized {
+		t.Errorf("wrong password: %d, want 401", code)
+	}
+	code, m := call(http.MethodPost, "/payment", "kiosk", "s3cret#1", `{"amount":12.5,"orderId":"A-1001","currency":"EUR"}`)
+	if code != http.StatusOK || m["status"] != "Success" {
+		t.Fatalf("payment: %d %v", code, m)
+	}
+	if m["notificationHipaySent"] != true {
+		t.Errorf("notificationHipaySent = %v, want true", m["notificationHipaySent"])
+	}
+	select {
+	case n := <-notes:
+		if n.auth != "shop:n0t1fy" {
+			t.Errorf("notification auth %q, want HIPAY_LOGIN:HIPAY_PWD", n.auth)
+		}
+		if n.body["status"] != "Success" {
+			t.Errorf("notification %v", n.body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification reached the endpoint")
+	}
+	io.WriteString(stdin, "7\n")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("paydesk: %v\n%s", err, out.String())
+	}
+	logged, _ := os.ReadFile(logFile)
+	for _, secret := range []string{"s3cret#1", "n0t1fy"} {
+		if bytes.Contains(logged, []byte(secret)) || strings.Contains(out.String(), secret) {
+			t.Errorf("the password %q reached the log or the console", secret)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// decodeOne reads a JSON object, or the one object of an array (the
+// shape seed 004 answers with).
+func decodeOne(t *testing.T, r io.Reader) map[string]any {
+	t.Helper()
+	b, _ := io.ReadAll(r)
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Errorf("not JSON: %v: %s", err, b)
+		return nil
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		return v
+	case []any:
+		if len(v) == 1 {
+			if m, ok := v[0].(map[string]any); ok {
+				return m
+			}
+		}
+	}
+	t.Errorf("not one JSON object: %s", b)
+	return nil
 }
