@@ -149,12 +149,16 @@ func TestPaymentResultIsForwardedAndRetriedUntilTheEndpointRecovers(t *testing.T
 }
 
 func TestOutboxResendsPendingEntriesAfterRestart(t *testing.T) {
+	// The first run posts to an endpoint that is down, the second to one
+	// that is up. Two servers, not one flipped, so that a request still in
+	// flight when the first run stops cannot be counted as delivered.
+	downEP := newEndpoint(t)
+	downEP.down.Store(true)
 	ep := newEndpoint(t)
-	ep.down.Store(true)
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 
-	ob := openTestOutbox(t, dir, ep.srv.URL, log)
+	ob := openTestOutbox(t, dir, downEP.srv.URL, log)
 	stop := runOutbox(t, ob)
 	_, done1, err := ob.Enqueue("TRM1", []byte(`{"orderId":"A"}`))
 	if err != nil {
@@ -163,7 +167,7 @@ func TestOutboxResendsPendingEntriesAfterRestart(t *testing.T) {
 	if _, _, err := ob.Enqueue("TRM2", []byte(`{"orderId":"B"}`)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "a failed attempt", func() bool { return ep.failures() >= 1 })
+	waitFor(t, 2*time.Second, "a failed attempt", func() bool { return downEP.failures() >= 1 })
 	stop()
 	ob.Close()
 	select {
@@ -180,7 +184,6 @@ func TestOutboxResendsPendingEntriesAfterRestart(t *testing.T) {
 	f.Close()
 
 	// Restart with the endpoint up: both are sent, in order.
-	ep.down.Store(false)
 	ob = openTestOutbox(t, dir, ep.srv.URL, log)
 	if p := ob.Pending(); len(p) != 2 || p[0].Txn != "TRM1" || p[1].Txn != "TRM2" {
 		t.Fatalf("pending after restart: %+v", p)
