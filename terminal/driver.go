@@ -216,6 +216,8 @@ type flight struct {
 	waiting    string
 	deadline   time.Time
 	done       bool
+	freed      chan struct{} // closed once the driver no longer holds the flight
+	freeOnce   sync.Once
 }
 
 // Start implements payment.Starter: it journals the new transaction and
@@ -249,6 +251,21 @@ func (d *Driver) StartWith(ctx context.Context, req payment.Request, so StartOpt
 		Currency: cur.Numeric, ProtocolE: d.opts.ProtocolE, ForceOnline: so.ForceOnline && !d.opts.ProtocolE}
 
 	d.mu.Lock()
+	// A payment whose outcome is already journaled frees the terminal a
+	// moment later: whoever saw that outcome and starts the next payment
+	// waits for it rather than being told the terminal is busy.
+	for d.cur != nil && d.cur.done {
+		freed := d.cur.freed
+		d.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return "", fmt.Errorf("start terminal payment: %w", ctx.Err())
+		case <-time.After(2 * time.Second):
+			return "", fmt.Errorf("start terminal payment: the previous payment is still closing: %w", payment.ErrBusy)
+		}
+		d.mu.Lock()
+	}
 	if !d.running {
 		d.mu.Unlock()
 		return "", fmt.Errorf("start terminal payment: the terminal driver is not running: %w", payment.ErrUnavailable)
@@ -270,7 +287,7 @@ func (d *Driver) StartWith(ctx context.Context, req payment.Request, so StartOpt
 		return "", fmt.Errorf("start terminal payment: %w", err)
 	}
 	f := &flight{id: TxnID(ref), ref: ref, mode: req.Mode, amount: req.Amount, req: q,
-		status: payment.StatusCreated, cancel: make(chan struct{})}
+		status: payment.StatusCreated, cancel: make(chan struct{}), freed: make(chan struct{})}
 	d.cur = f
 	d.mu.Unlock()
 
@@ -668,8 +685,9 @@ func (d *Driver) move(f *flight, st payment.Status, detail string, raw []byte) {
 	}
 }
 
-// finish ends the payment: it leaves flight first (so whoever reacts to
-// the final event finds the terminal free), then journals the outcome.
+// finish ends the payment: it journals the outcome, then frees the
+// terminal. A Start that comes in between (someone reacting to the final
+// event) waits for the flight's freed channel rather than seeing busy.
 func (d *Driver) finish(f *flight, st payment.Status, r *payment.Result, raw []byte, flag, detail string) {
 	if detail == "" {
 		detail = string(st)
@@ -692,12 +710,18 @@ func (d *Driver) finish(f *flight, st payment.Status, r *payment.Result, raw []b
 		f.status = st
 		d.mu.Unlock()
 	}
+	d.release(f)
+	d.log.Info("terminal payment finished", "txn", f.id, "status", st, "detail", detail)
+}
+
+// release frees the terminal from f and wakes a Start waiting for it.
+func (d *Driver) release(f *flight) {
 	d.mu.Lock()
 	if d.cur == f {
 		d.cur = nil
 	}
 	d.mu.Unlock()
-	d.log.Info("terminal payment finished", "txn", f.id, "status", st, "detail", detail)
+	f.freeOnce.Do(func() { close(f.freed) })
 }
 
 // setWaiting records what the flight waits for, for the console.
@@ -777,8 +801,8 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 			case f.status == payment.StatusUnknown:
 				d.mu.Lock()
 				f.done = true
-				d.cur = nil
 				d.mu.Unlock()
+				d.release(f)
 				d.step(f, fmt.Sprintf("no answer within %s: the status stays unknown; check the terminal, then resolve", wait), nil)
 			case f.cancelReq:
 				d.finish(f, payment.StatusCancelled, &payment.Result{Reason: fmt.Sprintf("the terminal did not answer within %s after the cancel request", wait)},
