@@ -1,0 +1,465 @@
+package screens
+
+import (
+	"context"
+
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"paydesk/payment"
+	"paydesk/protocol"
+	"paydesk/protocol/possim"
+	"paydesk/protocol/postest"
+)
+
+// posMethods maps the seed's two methods to the MobyPay POS link.
+func posMethods(k *postest.Kiosk) []Method {
+	return []Method{
+		{Name: "DEBIT_CARD", Rail: k.Server, RailName: payment.RailPOS, Mode: payment.ModeCard},
+		{Name: "PAY_BY_BANK", Rail: k.Server, RailName: payment.RailPOS, Mode: payment.ModeDuitNowQR},
+	}
+}
+
+func TestHappyPathOnSimulatedPOS(t *testing.T) {
+	k := postest.New(t, protocol.Options{})
+	k.AddSim(t, possim.Options{})
+	_, url := startServer(t, k.Bus, quick(Options{Methods: posMethods(k)}))
+	c := dial(t, url, nil)
+
+	m := c.screen(ScreenAmountSelect)
+	if got := fmt.Sprint(m.Data["amounts"]); got != "[20 40 60 80 100]" || m.Data["currency"] != "RM" || m.Data["showOtherOption"] != true {
+		t.Fatalf("AMOUNT_SELECT data = %v", m.Data)
+	}
+	if m.TransactionID == "" || m.TransactionID == "initial" {
+		t.Fatalf("server must mint a transactionId, got %q", m.TransactionID)
+	}
+	info := c.next()
+	if info.MessageType != TypeDeviceInfo || info.Screen != "" || info.Data["currency"] != "MYR" || info.Data["minTransactionLimit"] != float64(10) {
+		t.Fatalf("DEVICE_INFO = %+v", info)
+	}
+	c.action("AMOUNT_SELECT", `{"selectedAmount":60,"selectionMethod":"PRESET_BUTTON"}`)
+	m = c.screen(ScreenPaymentMethod)
+	if fmt.Sprint(m.Data["methods"]) != "[DEBIT_CARD PAY_BY_BANK]" || m.Data["allowCancel"] != true {
+		t.Fatalf("PAYMENT_METHOD data = %v", m.Data)
+	}
+	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+	c.screen(ScreenProcessing)
+	if m := c.screen(ScreenSuccess); m.Data["showReceipt"] != true {
+		t.Fatalf("SUCCESS data = %v", m.Data)
+	}
+	for _, s := range []Screen{ScreenPrintTicket, ScreenCollectTicket, ScreenThankYou} {
+		c.screen(s)
+	}
+	next := c.screen(ScreenAmountSelect)
+	if next.TransactionID == m.TransactionID {
+		t.Fatal("a new flow must get a new transactionId")
+	}
+
+	txns, err := k.Journal.Recent(context.Background(), 5)
+	if err != nil || len(txns) != 1 {
+		t.Fatalf("journal: %v %v", txns, err)
+	}
+	tx := txns[0]
+	if tx.Status != payment.StatusApproved || tx.Amount != (payment.Money{Minor: 6000, Currency: "MYR"}) || tx.Mode != payment.ModeCard {
+		t.Fatalf("journaled payment = %+v", tx)
+	}
+	// Every screen of the payment was journaled against it.
+	hist, err := k.Journal.History(context.Background(), tx.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	for _, ev := range hist {
+		if ev.Rail == payment.RailScreen && ev.Kind == payment.KindMessage {
+			shown = append(shown, strings.TrimPrefix(ev.Detail, "display "))
+		}
+	}
+	if got := strings.Join(shown, " "); got != "SUCCESS PRINT_TICKET COLLECT_TICKET THANK_YOU" {
+		t.Fatalf("screens journaled against %s: %q", tx.ID, got)
+	}
+}
+
+func TestOtherAmountBothShapes(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	_, url := startServer(t, bus, quick(Options{Currency: "GBP", Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+
+	t.Run("seed 003: OTHER, then KEYPAD/KEYPAD, then selectedMethod", func(t *testing.T) {
+		c := dial(t, url, nil)
+		c.screen(ScreenAmountSelect)
+		c.action("AMOUNT_SELECT", `{"selectedAmount":-1,"selectionMethod":"OTHER"}`)
+		m := c.screen(ScreenKeypad)
+		if m.Data["currency"] != "£" || m.Data["minAmount"] != float64(10) || m.Data["maxAmount"] != float64(300) {
+			t.Fatalf("KEYPAD data = %v", m.Data)
+		}
+		c.action("KEYPAD", `{"selectedAmount":75,"selectionMethod":"KEYPAD"}`)
+		c.screen(ScreenPaymentMethod)
+		c.action("PAYMENT_METHOD", `{"selectedMethod":"DEBIT_CARD"}`)
+		c.screen(ScreenProcessing)
+		c.screen(ScreenSuccess)
+	})
+	t.Run("the app: AMOUNT_SELECT/CUSTOM, then selectionMethod", func(t *testing.T) {
+		c := dial(t, url, nil)
+		c.screen(ScreenAmountSelect)
+		c.action("AMOUNT_SELECT", `{"selectedAmount":76,"selectionMethod":"CUSTOM"}`)
+		c.screen(ScreenPaymentMethod)
+		c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+		c.screen(ScreenProcessing)
+		c.screen(ScreenSuccess)
+	})
+	rail.mu.Lock()
+	defer rail.mu.Unlock()
+	if len(rail.started) != 2 || rail.started[0].Amount != (payment.Money{Minor: 7500, Currency: "GBP"}) || rail.started[1].Amount.Minor != 7600 {
+		t.Fatalf("payments started: %+v", rail.started)
+	}
+}
+
+func TestLimitError(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	_, url := startServer(t, bus, quick(Options{DailyLimit: 100, Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	c := dial(t, url, nil)
+	c.screen(ScreenAmountSelect)
+	c.action("AMOUNT_SELECT", `{"selectedAmount":80,"selectionMethod":"PRESET_BUTTON"}`)
+	c.screen(ScreenPaymentMethod)
+	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+	c.screen(ScreenProcessing)
+	c.screen(ScreenSuccess)
+	c.reset()
+	for m := c.next(); m.Screen != ScreenAmountSelect || m.MessageType != TypeScreenChange; m = c.next() {
+	}
+	c.action("AMOUNT_SELECT", `{"selectedAmount":40,"selectionMethod":"PRESET_BUTTON"}`)
+	m := c.screen(ScreenLimitError)
+	if m.Data["limit"] != float64(100) || m.Data["remaining"] != float64(20) || m.Data["currency"] != "RM" {
+		t.Fatalf("LIMIT_ERROR data = %v", m.Data)
+	}
+	c.reset()
+	c.screen(ScreenAmountSelect)
+	c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
+	c.screen(ScreenPaymentMethod)
+}
+
+func TestIdleTimeout(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	_, url := startServer(t, bus, quick(Options{IdleTimeout: 150 * time.Millisecond, Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	c := dial(t, url, nil)
+	c.screen(ScreenAmountSelect)
+	c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
+	c.screen(ScreenPaymentMethod)
+	start := time.Now()
+	m := c.errorMsg(CodeTimeout)
+	if m.Screen != ScreenPaymentMethod || m.Data["errorMessage"] != "Transaction timed out" {
+		t.Fatalf("timeout = %+v", m)
+	}
+	if el := time.Since(start); el < 100*time.Millisecond {
+		t.Fatalf("timed out after %s, before the idle timeout", el)
+	}
+	c.screen(ScreenAmountSelect)
+	// The timed-out flow's id is no longer accepted.
+	c.send(fmt.Sprintf(`{"messageType":"USER_ACTION","screen":"PAYMENT_METHOD","data":{"selectionMethod":"DEBIT_CARD"},"transactionId":%q,"timestamp":1}`, m.TransactionID))
+	c.errorMsg(CodeWrongScreen)
+	if len(rail.started) != 0 {
+		t.Fatal("a timed-out flow started a payment")
+	}
+}
+
+func TestPingFramesAndResetWithin3s(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	_, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	c := dial(t, url, nil)
+	first := c.screen(ScreenAmountSelect)
+	c.next() // DEVICE_INFO
+	for range 3 {
+		c.send(`{"ping":true}`)
+	}
+	start := time.Now()
+	c.reset()
+	m := c.next()
+	if m.MessageType != TypeScreenChange || m.Screen != ScreenAmountSelect {
+		t.Fatalf("after pings and RESET got %+v, want AMOUNT_SELECT (pings are not answered)", m)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("RESET answered after %s, the app waits 3 s", el)
+	}
+	if m.TransactionID == first.TransactionID || m.TransactionID == "8d1f7a3c-0d55-4f0e-9a57-3f0b0c9d8e21" {
+		t.Fatalf("RESET must get a new server-minted id, got %q", m.TransactionID)
+	}
+	// Mid-flow, RESET goes back to the amounts too.
+	c.action("AMOUNT_SELECT", `{"selectedAmount":40,"selectionMethod":"PRESET_BUTTON"}`)
+	c.screen(ScreenPaymentMethod)
+	c.reset()
+	c.screen(ScreenAmountSelect)
+}
+
+func TestMalformedFramesKeepTheConnection(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	_, url := startServer(t, bus, quick(Options{MaxFrame: 4096, Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	c := dial(t, url, nil)
+	other := dial(t, url, nil)
+	other.screen(ScreenAmountSelect)
+	c.screen(ScreenAmountSelect)
+	flow := c.flow
+	act := func(screen, data, txn string) string {
+		return fmt.Sprintf(`{"messageType":"USER_ACTION","screen":%q,"data":%s,"transactionId":%q,"timestamp":1}`, screen, data, txn)
+	}
+	for _, tc := range []struct{ name, frame, code string }{
+		{"not JSON", `hello`, CodeInvalidMessage},
+		{"truncated JSON", `{"messageType":"USER_ACTION"`, CodeInvalidMessage},
+		{"an array", `[1,2]`, CodeInvalidMessage},
+		{"two objects", `{"ping":true}{"ping":true}`, CodeInvalidMessage},
+		{"no messageType", `{"screen":"RESET"}`, CodeInvalidMessage},
+		{"unknown messageType", `{"messageType":"SCREEN_CHANGE","screen":"SUCCESS","data":{},"transactionId":"x","timestamp":1}`, CodeInvalidMessage},
+		{"unknown screen", act("FREE_MONEY", `{}`, flow), CodeInvalidMessage},
+		{"data not an object", act("AMOUNT_SELECT", `[60]`, flow), CodeInvalidMessage},
+		{"amount as a string", act("AMOUNT_SELECT", `{"selectedAmount":"60","selectionMethod":"PRESET_BUTTON"}`, flow), CodeInvalidAmount},
+		{"amount with a fraction", act("AMOUNT_SELECT", `{"selectedAmount":60.5,"selectionMethod":"CUSTOM"}`, flow), CodeInvalidAmount},
+		{"amount huge", act("AMOUNT_SELECT", `{"selectedAmount":1e300,"selectionMethod":"CUSTOM"}`, flow), CodeInvalidAmount},
+		{"amount negative", act("AMOUNT_SELECT", `{"selectedAmount":-5,"selectionMethod":"CUSTOM"}`, flow), CodeInvalidAmount},
+		{"amount missing", act("AMOUNT_SELECT", `{"selectionMethod":"PRESET_BUTTON"}`, flow), CodeInvalidAmount},
+		{"not a preset", act("AMOUNT_SELECT", `{"selectedAmount":61,"selectionMethod":"PRESET_BUTTON"}`, flow), CodeInvalidAmount},
+		{"under the minimum", act("AMOUNT_SELECT", `{"selectedAmount":5,"selectionMethod":"CUSTOM"}`, flow), CodeInvalidAmount},
+		{"over the maximum", act("AMOUNT_SELECT", `{"selectedAmount":301,"selectionMethod":"CUSTOM"}`, flow), CodeInvalidAmount},
+		{"unknown selection method", act("AMOUNT_SELECT", `{"selectedAmount":60,"selectionMethod":"MAGIC"}`, flow), CodeInvalidMessage},
+		{"OTHER with an amount", act("AMOUNT_SELECT", `{"selectedAmount":60,"selectionMethod":"OTHER"}`, flow), CodeInvalidAmount},
+		{"a transaction id the server did not issue", act("AMOUNT_SELECT", `{"selectedAmount":60,"selectionMethod":"PRESET_BUTTON"}`, "T123456"), CodeUnknownTransaction},
+		{"a method before an amount", act("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`, flow), CodeWrongScreen},
+		{"invalid UTF-8", "{\"messageType\":\"USER_ACTION\",\"screen\":\"\xff\"}", CodeInvalidMessage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.send(tc.frame)
+			m := c.errorMsg(tc.code)
+			if m.Screen != ScreenAmountSelect || m.Data["errorMessage"] == "" {
+				t.Fatalf("ERROR = %+v", m)
+			}
+		})
+	}
+	t.Run("an unknown method once on the method screen", func(t *testing.T) {
+		c.action("AMOUNT_SELECT", `{"selectedAmount":60,"selectionMethod":"PRESET_BUTTON"}`)
+		c.screen(ScreenPaymentMethod)
+		c.action("PAYMENT_METHOD", `{"selectionMethod":"BITCOIN"}`)
+		c.errorMsg(CodeUnknownMethod)
+		c.action("PAYMENT_METHOD", `{}`)
+		c.errorMsg(CodeUnknownMethod)
+	})
+	t.Run("binary frame", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c.ws.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3})
+		c.errorMsg(CodeInvalidMessage)
+	})
+	t.Run("still usable", func(t *testing.T) {
+		c.reset()
+		c.screen(ScreenAmountSelect)
+	})
+	t.Run("oversized frame closes that connection only", func(t *testing.T) {
+		c.send(`{"messageType":"USER_ACTION","screen":"RESET","data":{"pad":"` + strings.Repeat("x", 5000) + `"}}`)
+		select {
+		case err := <-c.closed:
+			if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+				t.Fatalf("closed with %v, want 1009", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("oversized frame did not close the connection")
+		}
+		other.reset()
+		other.screen(ScreenAmountSelect)
+	})
+	if len(rail.started) != 0 {
+		t.Fatalf("bad frames started payments: %+v", rail.started)
+	}
+}
+
+func TestReconnectAndResume(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal, delay: 300 * time.Millisecond}
+	s, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+
+	t.Run("by the server-issued session id: the result of a payment finished meanwhile", func(t *testing.T) {
+		c := dial(t, url, nil)
+		c.screen(ScreenAmountSelect)
+		c.next() // DEVICE_INFO carries the session id
+		if c.session == "" {
+			t.Fatal("no sessionId in DEVICE_INFO")
+		}
+		c.action("AMOUNT_SELECT", `{"selectedAmount":40,"selectionMethod":"PRESET_BUTTON"}`)
+		c.screen(ScreenPaymentMethod)
+		c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+		c.screen(ScreenProcessing)
+		c.ws.Close(websocket.StatusGoingAway, "tablet lost Wi-Fi")
+		waitFor(t, func() bool { return len(s.Displays()) == 1 && !s.Displays()[0].Connected })
+		time.Sleep(400 * time.Millisecond) // the payment finishes while the display is away
+		d := dial(t, url+"?session="+c.session, nil)
+		m := d.screen(ScreenSuccess)
+		if m.TransactionID != c.flow {
+			t.Fatalf("resumed flow %q, want %q", m.TransactionID, c.flow)
+		}
+		d.screen(ScreenPrintTicket)
+	})
+	t.Run("by the device serial of DEVICE_INFO: back on PROCESSING", func(t *testing.T) {
+		c := dial(t, url, nil)
+		c.screen(ScreenAmountSelect)
+		c.send(`{"messageType":"DEVICE_INFO","screen":"DEVICE_SERIAL","data":{"deviceSerialNumber":"SN-0042","deviceIpAddress":"10.0.0.7"},"transactionId":"","timestamp":1}`)
+		c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
+		c.screen(ScreenPaymentMethod)
+		c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+		c.screen(ScreenProcessing)
+		c.ws.CloseNow()
+		waitFor(t, func() bool {
+			for _, d := range s.Displays() {
+				if d.Label == "SN-0042" && !d.Connected {
+					return true
+				}
+			}
+			return false
+		})
+		d := dial(t, url, nil)
+		d.screen(ScreenAmountSelect) // a new connection starts fresh…
+		d.send(`{"messageType":"DEVICE_INFO","screen":"","data":{"deviceSerialNumber":"SN-0042"},"transactionId":"","timestamp":1}`)
+		for { // …until the device says who it is
+			m := d.next()
+			if m.MessageType == TypeScreenChange {
+				if m.Screen != ScreenProcessing && m.Screen != ScreenSuccess {
+					t.Fatalf("resumed on %s", m.Screen)
+				}
+				break
+			}
+		}
+		for m := d.next(); m.Screen != ScreenSuccess; m = d.next() {
+		}
+		for _, disp := range s.Displays() {
+			if disp.Label == "SN-0042" && (!disp.Connected || disp.TxnID == "") {
+				t.Fatalf("display after resume: %+v", disp)
+			}
+		}
+	})
+}
+
+func TestDeviceErrorWhenTheRailIsDown(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	rail.down.Store(true)
+	k := postest.New(t, protocol.Options{}) // no POS connected
+	_, url := startServer(t, bus, quick(Options{Methods: []Method{
+		{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard},
+		{Name: "PAY_BY_BANK", Rail: k.Server, RailName: payment.RailPOS, Mode: payment.ModeDuitNowQR},
+	}}))
+	c := dial(t, url, nil)
+	for _, method := range []string{"DEBIT_CARD", "PAY_BY_BANK"} {
+		c.screen(ScreenAmountSelect)
+		c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
+		c.screen(ScreenPaymentMethod)
+		c.action("PAYMENT_METHOD", fmt.Sprintf(`{"selectionMethod":%q}`, method))
+		if method == "PAY_BY_BANK" {
+			c.screen(ScreenProcessing)
+		}
+		m := c.screen(ScreenDeviceError)
+		if m.Data["errorCode"] != "TERMINAL_ERROR" || m.Data["errorMessage"] == "" {
+			t.Fatalf("%s: DEVICE_ERROR data = %v", method, m.Data)
+		}
+	}
+}
+
+func TestFailedPayment(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal, delay: 10 * time.Millisecond,
+		outcome: func(payment.Request) (payment.Status, string) {
+			return payment.StatusDeclined, "Card declined by issuer"
+		}}
+	_, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	c := dial(t, url, nil)
+	c.screen(ScreenAmountSelect)
+	c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
+	c.screen(ScreenPaymentMethod)
+	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+	c.screen(ScreenProcessing)
+	m := c.screen(ScreenFailed)
+	if m.Data["errorCode"] != "CARD_DECLINED" || m.Data["errorMessage"] != "Card declined by issuer" {
+		t.Fatalf("FAILED data = %v", m.Data)
+	}
+	c.screen(ScreenAmountSelect)
+}
+
+func TestTokenAuthentication(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	_, url := startServer(t, bus, quick(Options{Token: "s3cret", Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, u := range []string{url, url + "?token=wrong"} {
+		_, resp, err := websocket.Dial(ctx, u, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s: err %v, want 401", u, err)
+		}
+	}
+	dial(t, url+"?token=s3cret", nil).screen(ScreenAmountSelect)
+	dial(t, url, http.Header{"Authorization": {"Bearer s3cret"}}).screen(ScreenAmountSelect)
+}
+
+func TestOperatorReset(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal, delay: time.Hour}
+	s, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	c := dial(t, url, nil)
+	c.screen(ScreenAmountSelect)
+	c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
+	c.screen(ScreenPaymentMethod)
+	ds := s.Displays()
+	if len(ds) != 1 || ds[0].Screen != "PAYMENT_METHOD" || ds[0].Amount.Minor != 2000 || !ds[0].Connected {
+		t.Fatalf("displays = %+v", ds)
+	}
+	if err := s.ResetDisplay(ds[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	c.screen(ScreenAmountSelect)
+	c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
+	c.screen(ScreenPaymentMethod)
+	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+	c.screen(ScreenProcessing)
+	waitFor(t, func() bool { return s.Displays()[0].TxnID != "" })
+	if err := s.ResetDisplay(ds[0].ID); err == nil {
+		t.Fatal("reset of a display with a payment in flight was allowed")
+	}
+	if err := s.ResetDisplay("nope"); err == nil {
+		t.Fatal("reset of an unknown display was allowed")
+	}
+	// The customer's RESET mid-payment keeps PROCESSING.
+	c.reset()
+	c.screen(ScreenProcessing)
+}
+
+func TestNewServerRefusesBadOptions(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	ok := []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}
+	for name, o := range map[string]Options{
+		"no methods":          {},
+		"preset over max":     {Methods: ok, Presets: []int64{500}},
+		"min over max":        {Methods: ok, Min: 50, Max: 20},
+		"repeated method":     {Methods: append(append([]Method{}, ok...), ok...)},
+		"method without rail": {Methods: []Method{{Name: "X"}}},
+		"negative limit":      {Methods: ok, DailyLimit: -1},
+	} {
+		if _, err := NewServer(bus, o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,733 @@
+package screens
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"paydesk/payment"
+)
+
+// conn is one WebSocket connection of a display.
+type conn struct {
+	ws   *websocket.Conn
+	addr string
+}
+
+// display is one customer display's session: its screen and the
+// customer's flow. It outlives its connection for the resume window, so a
+// tablet that drops and reconnects is put back where it was.
+type display struct {
+	s     *Server
+	id    string // server-issued session id, unguessable
+	since time.Time
+
+	// device is the serial the display reported; guarded by s.mu (the
+	// server's lock), so finding a display by device takes no display lock.
+	device string
+	// connected mirrors conn != nil for the same reason.
+	connected atomic.Bool
+
+	mu    sync.Mutex
+	label string
+	conn  *conn
+	addr  string
+
+	screen Screen
+	data   Data
+	flow   string // the transactionId the server issued for this flow
+	amount payment.Money
+	method string
+	// railTxn is the rail's id of the payment in progress or just done;
+	// inFlight is true until its outcome is applied.
+	railTxn  string
+	inFlight bool
+	// result is the SUCCESS or FAILED message of the last payment, shown
+	// again to a display that comes back while the steps after it wait.
+	result *Message
+	paused bool
+
+	gen   int // bumped by every screen change; older timers do nothing
+	timer *time.Timer
+	// reserved is the amount (minor units) held against the daily limit
+	// by this display's payment in flight.
+	reserved atomic.Int64
+	expire   *time.Timer
+}
+
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// serveConn runs one display connection until it closes.
+func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
+	c := &conn{ws: ws, addr: r.RemoteAddr}
+	q := r.URL.Query()
+	d, resumed := s.find(q.Get("session"), sanitize(q.Get("device")))
+	s.log.Info("display connected", "display", d.labelSafe(), "session", d.id, "remote", c.addr, "resumed", resumed, "path", r.URL.Path)
+	s.publish(payment.Event{Kind: payment.KindConnection, Peer: d.labelSafe(), Detail: "display connected from " + c.addr})
+	d.attach(c)
+	var err error
+	for {
+		var typ websocket.MessageType
+		var frame []byte
+		typ, frame, err = ws.Read(s.ctx)
+		if err != nil {
+			break
+		}
+		if typ != websocket.MessageText {
+			d.reject(c, frame, &DecodeError{Code: CodeInvalidMessage, Reason: "binary frames are not accepted; send JSON text"})
+			continue
+		}
+		d = d.handle(c, frame)
+	}
+	reason := "closed"
+	switch {
+	case websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
+		reason = fmt.Sprintf("frame over %d bytes refused", s.opts.MaxFrame)
+	case websocket.CloseStatus(err) != -1:
+		reason = fmt.Sprintf("closed by display (%d)", websocket.CloseStatus(err))
+	case err != nil && s.ctx.Err() == nil:
+		reason = err.Error()
+	}
+	if strings.Contains(fmt.Sprint(err), "read limited") {
+		reason = fmt.Sprintf("frame over %d bytes refused", s.opts.MaxFrame)
+		s.log.Warn("display frame refused", "display", d.labelSafe(), "reason", reason)
+		s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.labelSafe(), Detail: "display frame refused: " + reason})
+	}
+	ws.CloseNow()
+	d.detach(c, reason)
+}
+
+// find returns the session a connecting display resumes (by the session
+// id the server issued it, else the device name it gives), or a new one.
+func (s *Server) find(session, device string) (*display, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.sessions[session]; d != nil && session != "" {
+		return d, true
+	}
+	if device != "" {
+		for _, d := range s.sessions {
+			if d.device == device {
+				return d, true
+			}
+		}
+	}
+	s.seq++
+	d := &display{s: s, id: newSessionID(), since: s.opts.Now(), label: fmt.Sprintf("display-%d", s.seq)}
+	if device != "" {
+		d.device, d.label = device, device
+	}
+	s.sessions[d.id] = d
+	return d, false
+}
+
+func (d *display) labelSafe() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.label
+}
+
+// attach makes c the display's connection and shows it where it is: the
+// amount screen for a new display, its screen for a resumed one (the
+// result of a payment finished meanwhile), then the configuration.
+func (d *display) attach(c *conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old := d.conn; old != nil && old != c {
+		d.s.log.Info("display connection replaced", "display", d.label, "old", old.addr, "new", c.addr)
+		old.ws.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
+	}
+	d.conn, d.addr = c, c.addr
+	d.connected.Store(true)
+	if d.expire != nil {
+		d.expire.Stop()
+		d.expire = nil
+	}
+	switch {
+	case d.screen == "":
+		d.newFlowLocked()
+		d.showLocked(ScreenAmountSelect, d.amountData())
+	case d.paused && d.result != nil:
+		d.paused = false
+		d.s.log.Info("display resumed on its payment's result", "display", d.label, "txn", d.railTxn, "screen", d.result.Screen)
+		d.showLocked(d.result.Screen, d.result.Data)
+	default:
+		d.s.log.Info("display resumed", "display", d.label, "screen", d.screen, "txn", d.railTxn)
+		d.showLocked(d.screen, d.data)
+	}
+	d.sendConfigLocked()
+}
+
+// detach forgets c; the session waits ResumeWindow for a reconnect (for
+// as long as its payment is in flight, and longer).
+func (d *display) detach(c *conn, reason string) {
+	d.mu.Lock()
+	if d.conn != c {
+		d.mu.Unlock()
+		return
+	}
+	d.conn = nil
+	d.connected.Store(false)
+	label := d.label
+	d.armExpireLocked()
+	d.mu.Unlock()
+	d.s.log.Info("display disconnected", "display", label, "remote", c.addr, "reason", reason)
+	d.s.publish(payment.Event{Kind: payment.KindConnection, Peer: label, Detail: "display disconnected: " + reason})
+}
+
+func (d *display) armExpireLocked() {
+	if d.expire != nil {
+		d.expire.Stop()
+	}
+	d.expire = time.AfterFunc(d.s.opts.ResumeWindow, d.expired)
+}
+
+// expired drops a session whose display did not come back, unless its
+// payment is still in flight.
+func (d *display) expired() {
+	d.mu.Lock()
+	if d.conn != nil || d.s.ctx.Err() != nil {
+		d.mu.Unlock()
+		return
+	}
+	if d.inFlight {
+		d.armExpireLocked()
+		d.mu.Unlock()
+		return
+	}
+	d.stopTimersLocked()
+	label, txn := d.label, d.railTxn
+	d.mu.Unlock()
+	d.s.mu.Lock()
+	delete(d.s.sessions, d.id)
+	if txn != "" && d.s.byTxn[txn] == d {
+		delete(d.s.byTxn, txn)
+	}
+	d.s.mu.Unlock()
+	d.s.log.Info("display session expired", "display", label)
+}
+
+// handle acts on one inbound frame and returns the session now serving
+// the connection (another one when a DEVICE_INFO names a display that was
+// waiting to resume).
+func (d *display) handle(c *conn, frame []byte) *display {
+	a, err := Decode(frame)
+	if err != nil {
+		d.reject(c, frame, err)
+		return d
+	}
+	d.s.log.Info("display message in", "display", d.labelSafe(), "type", a.MessageType, "screen", a.Screen, "txn", a.TxnID, "raw", string(frame))
+	if a.Kind == ActDeviceInfo {
+		return d.deviceInfo(c, a)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn != c {
+		return d
+	}
+	switch a.Kind {
+	case ActPing:
+		// The app's liveness probe: nothing to answer.
+	case ActReset:
+		d.resetLocked("reset by the display")
+	case ActCancel:
+		d.cancelLocked(a.Reason)
+	case ActOther:
+		if err := d.expectLocked(a, ScreenAmountSelect, ScreenKeypad); err != nil {
+			d.rejectLocked(frame, err)
+			return d
+		}
+		if d.s.opts.NoOther {
+			d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: "other amounts are not offered; choose a preset"})
+			return d
+		}
+		d.showLocked(ScreenKeypad, Data{"currency": d.s.symbol, "minAmount": d.s.opts.Min, "maxAmount": d.s.opts.Max})
+	case ActAmount:
+		d.amountLocked(a, frame)
+	case ActMethod:
+		d.methodLocked(a, frame)
+	case ActReceipt:
+		d.s.log.Info("receipt answer noted", "display", d.label, "answer", a.SelectionMethod, "txn", d.railTxn)
+	case ActReport:
+		d.s.log.Warn("display reported a local payment; paydesk takes payments on its own rails and ignores it",
+			"display", d.label, "type", a.MessageType, "reason", a.Reason)
+	}
+	return d
+}
+
+// expectLocked checks that an action answers the screen shown and names
+// the transactionId the server issued for it.
+func (d *display) expectLocked(a Action, screens ...Screen) error {
+	if !slices.Contains(screens, d.screen) {
+		return &DecodeError{Code: CodeWrongScreen, Reason: fmt.Sprintf("%s %s does not answer the screen shown, %s", a.Screen, a.SelectionMethod, d.screen)}
+	}
+	if a.TxnID != d.flow {
+		return &DecodeError{Code: CodeUnknownTransaction, Reason: fmt.Sprintf("transactionId %q is not the one issued for this screen", trunc(a.TxnID))}
+	}
+	return nil
+}
+
+func (d *display) amountLocked(a Action, frame []byte) {
+	if err := d.expectLocked(a, ScreenAmountSelect, ScreenKeypad); err != nil {
+		d.rejectLocked(frame, err)
+		return
+	}
+	o := d.s.opts
+	if a.SelectionMethod == "PRESET_BUTTON" && !slices.Contains(o.Presets, a.Amount) {
+		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is not one of the preset amounts %v", a.Amount, o.Presets)})
+		return
+	}
+	if a.SelectionMethod != "PRESET_BUTTON" && o.NoOther {
+		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: "other amounts are not offered; choose a preset"})
+		return
+	}
+	if a.Amount < o.Min || a.Amount > o.Max {
+		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is outside %d-%d", a.Amount, o.Min, o.Max)})
+		return
+	}
+	amt := payment.Money{Minor: a.Amount * 100, Currency: o.Currency}
+	if limited := d.limitLocked(amt, false); limited {
+		return
+	}
+	d.amount = amt
+	d.s.log.Info("display amount chosen", "display", d.label, "flow", d.flow, "amount", amt.Decimal(), "how", a.SelectionMethod)
+	d.showLocked(ScreenPaymentMethod, Data{"methods": d.s.methodNames(), "allowCancel": true, "currency": d.s.symbol})
+}
+
+// limitLocked shows LIMIT_ERROR and reports true when amt would take the
+// day over the daily limit; with reserve it also holds amt against the
+// limit (atomically with the check, so two displays cannot both pass).
+func (d *display) limitLocked(amt payment.Money, reserve bool) bool {
+	o := d.s.opts
+	if o.DailyLimit <= 0 {
+		if reserve {
+			d.reserved.Store(amt.Minor)
+		}
+		return false
+	}
+	d.s.limitMu.Lock()
+	defer d.s.limitMu.Unlock()
+	used, err := d.s.usedToday(d.s.ctx)
+	if err != nil {
+		d.s.log.Error("daily limit unknown", "err", err)
+		d.showLocked(ScreenDeviceError, Data{"errorMessage": "Payments are unavailable, please ask staff", "errorCode": "LIMIT_UNKNOWN"})
+		return true
+	}
+	limit := o.DailyLimit * 100
+	if used+amt.Minor <= limit {
+		if reserve {
+			d.reserved.Store(amt.Minor)
+		}
+		return false
+	}
+	remaining := max(limit-used, 0) / 100
+	d.s.log.Info("display amount over the daily limit", "display", d.label, "amount", amt.Decimal(),
+		"limit", o.DailyLimit, "used", payment.FormatMinor(used), "remaining", remaining)
+	d.showLocked(ScreenLimitError, Data{"limit": o.DailyLimit, "remaining": remaining, "currency": d.s.symbol})
+	return true
+}
+
+// startTimeout bounds a rail's Start (it journals and sends; the outcome
+// comes later on the bus).
+const startTimeout = 30 * time.Second
+
+func (d *display) methodLocked(a Action, frame []byte) {
+	if err := d.expectLocked(a, ScreenPaymentMethod); err != nil {
+		d.rejectLocked(frame, err)
+		return
+	}
+	m, ok := d.s.method(a.Method)
+	if !ok {
+		d.rejectLocked(frame, &DecodeError{Code: CodeUnknownMethod, Reason: fmt.Sprintf("payment method %q is not offered (%s)", trunc(a.Method), strings.Join(d.s.methodNames(), ", "))})
+		return
+	}
+	if h, ok := m.Rail.(payment.HealthReporter); ok {
+		if st := h.Health(); !st.Up {
+			d.s.log.Warn("display method's rail is down", "display", d.label, "method", m.Name, "rail", m.RailName, "detail", st.Detail)
+			d.showLocked(ScreenDeviceError, Data{"errorMessage": "The payment terminal is not available (" + st.Detail + ")", "errorCode": "TERMINAL_ERROR"})
+			return
+		}
+	}
+	if d.limitLocked(d.amount, true) {
+		return
+	}
+	d.method = m.Name
+	d.inFlight, d.railTxn, d.result = true, "", nil
+	d.showLocked(ScreenProcessing, Data{})
+	ctx, cancel := context.WithTimeout(d.s.ctx, startTimeout)
+	id, err := m.Rail.Start(ctx, payment.Request{Mode: m.Mode, Amount: d.amount, Target: m.Target})
+	cancel()
+	if err != nil {
+		d.inFlight = false
+		d.reserved.Store(0)
+		d.s.log.Warn("display payment not started", "display", d.label, "method", m.Name, "rail", m.RailName, "amount", d.amount.Decimal(), "err", err)
+		if errors.Is(err, payment.ErrNoPeer) || errors.Is(err, payment.ErrUnavailable) || errors.Is(err, payment.ErrBusy) {
+			d.showLocked(ScreenDeviceError, Data{"errorMessage": "The payment terminal is not available: " + err.Error(), "errorCode": "TERMINAL_ERROR"})
+			return
+		}
+		d.showLocked(ScreenFailed, Data{"errorMessage": "The payment could not start: " + err.Error(), "errorCode": "PAYMENT_FAILED"})
+		return
+	}
+	d.railTxn = id
+	d.s.log.Info("display payment started", "display", d.label, "txn", id, "flow", d.flow, "method", m.Name,
+		"rail", m.RailName, "mode", m.Mode, "amount", d.amount.Decimal())
+	d.s.mu.Lock()
+	d.s.byTxn[id] = d
+	d.s.mu.Unlock()
+	// The rail may have finished before Start returned: read it back.
+	go d.s.recheck(id, d)
+}
+
+// outcome shows the result of the display's payment id.
+func (d *display) outcome(id string, st payment.Status, r *payment.Result) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.railTxn != id || !d.inFlight {
+		return
+	}
+	d.inFlight = false
+	d.reserved.Store(0)
+	d.s.mu.Lock()
+	delete(d.s.byTxn, id)
+	d.s.mu.Unlock()
+	reason := ""
+	if r != nil {
+		reason = r.Reason
+	}
+	d.s.log.Info("display payment finished", "display", d.label, "txn", id, "status", st, "reason", reason)
+	var msg Message
+	switch st {
+	case payment.StatusApproved:
+		msg = Message{Screen: ScreenSuccess, Data: Data{"showReceipt": true}}
+	default:
+		code, text := failure(st)
+		if reason != "" {
+			text = reason
+		}
+		msg = Message{Screen: ScreenFailed, Data: Data{"errorMessage": text, "errorCode": code}}
+	}
+	d.result = &msg
+	d.showLocked(msg.Screen, msg.Data)
+}
+
+// failure is the FAILED screen's errorCode and default message for a
+// status.
+func failure(st payment.Status) (code, text string) {
+	switch st {
+	case payment.StatusDeclined:
+		return "CARD_DECLINED", "Payment declined"
+	case payment.StatusCancelled:
+		return "CANCELLED", "Payment cancelled"
+	case payment.StatusTimedOut:
+		return "PAYMENT_TIMEOUT", "The payment terminal did not answer in time"
+	case payment.StatusUnknown:
+		return "OUTCOME_UNKNOWN", "The payment's outcome is not known; please ask staff"
+	}
+	return "PAYMENT_FAILED", "Payment failed"
+}
+
+// resetLocked answers a RESET: the amount screen with a new flow, unless a
+// payment is in flight, whose PROCESSING screen is shown again (the app
+// gets a screen within its 3 s, and the outcome still reaches it).
+func (d *display) resetLocked(why string) {
+	if d.inFlight {
+		d.s.log.Info("display reset while its payment is in flight: staying on PROCESSING", "display", d.label, "txn", d.railTxn, "why", why)
+		d.showLocked(ScreenProcessing, Data{})
+		return
+	}
+	d.newFlowLocked()
+	d.showLocked(ScreenAmountSelect, d.amountData())
+}
+
+func (d *display) cancelLocked(reason string) {
+	if d.inFlight && d.railTxn != "" {
+		for _, m := range d.s.opts.Methods {
+			if m.Name == d.method {
+				d.s.log.Info("display cancelled its payment", "display", d.label, "txn", d.railTxn, "reason", reason)
+				if err := m.Rail.Cancel(d.railTxn); err != nil {
+					d.s.log.Warn("cancel refused by the rail", "txn", d.railTxn, "err", err)
+				}
+			}
+		}
+		d.showLocked(ScreenProcessing, Data{})
+		return
+	}
+	d.s.log.Info("display cancelled its selection", "display", d.label, "flow", d.flow, "reason", reason)
+	d.resetLocked("cancel")
+}
+
+// operatorReset is ResetDisplay for one display.
+func (d *display) operatorReset() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.inFlight {
+		return fmt.Errorf("reset display %s: payment %s is in flight; its outcome must reach the customer", d.label, d.railTxn)
+	}
+	d.s.log.Info("display reset by the operator", "display", d.label)
+	d.paused = false
+	d.newFlowLocked()
+	d.showLocked(ScreenAmountSelect, d.amountData())
+	return nil
+}
+
+// deviceInfo records the device's identity and answers with the
+// configuration. A device that was waiting to resume takes over this
+// connection and is shown its screen.
+func (d *display) deviceInfo(c *conn, a Action) *display {
+	device := sanitize(a.Device)
+	s := d.s
+	if device != "" {
+		s.mu.Lock()
+		var other *display
+		for _, e := range s.sessions {
+			if e != d && e.device == device && !e.connected.Load() {
+				other = e
+			}
+		}
+		s.mu.Unlock()
+		if other != nil {
+			d.mu.Lock()
+			fresh := !d.inFlight && d.railTxn == "" && d.conn == c
+			if fresh {
+				d.conn = nil
+				d.connected.Store(false)
+				d.stopTimersLocked()
+			}
+			d.mu.Unlock()
+			if fresh {
+				s.mu.Lock()
+				delete(s.sessions, d.id)
+				s.mu.Unlock()
+				s.log.Info("display recognised by its device serial: resuming", "device", device, "session", other.id)
+				other.attach(c)
+				return other
+			}
+		}
+		s.mu.Lock()
+		d.device = device
+		s.mu.Unlock()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if device != "" {
+		d.label = device
+	}
+	if a.IP != "" {
+		s.log.Info("display reported its address", "display", d.label, "ip", a.IP)
+	}
+	if d.conn == c {
+		d.sendConfigLocked()
+	}
+	return d
+}
+
+// sanitize keeps a device name printable and short.
+func sanitize(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return s
+}
+
+func (d *display) newFlowLocked() {
+	d.flow = uuid.NewString()
+	d.amount, d.method, d.result, d.paused = payment.Money{}, "", nil, false
+	if !d.inFlight {
+		d.railTxn = ""
+	}
+}
+
+func (d *display) amountData() Data {
+	o := d.s.opts
+	return Data{"amounts": o.Presets, "currency": d.s.symbol, "showOtherOption": !o.NoOther}
+}
+
+// sendConfigLocked sends DEVICE_INFO with the configuration the app reads
+// (amounts as whole numbers; no fee) and the session id a browser display
+// reconnects with.
+func (d *display) sendConfigLocked() {
+	o := d.s.opts
+	msg := Message{MessageType: TypeDeviceInfo, Screen: "", TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
+		Data: Data{"minTransactionLimit": o.Min, "maxTransactionLimit": o.Max, "currency": o.Currency,
+			"transactionFeeType": "FIXED", "transactionFeeValue": int64(0), "yaspaEnabled": true,
+			"requireCardReceipt": false, "sessionId": d.id}}
+	d.sendLocked(msg)
+}
+
+// showLocked changes the display's screen: it journals the screen (with
+// the payment's id when there is one), then writes it to the display if
+// connected, and arms the screen's timer.
+func (d *display) showLocked(scr Screen, data Data) {
+	if data == nil {
+		data = Data{}
+	}
+	d.screen, d.data = scr, data
+	d.gen++
+	d.stopTimersLocked()
+	msg := Message{MessageType: TypeScreenChange, Screen: scr, Data: data, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli()}
+	raw := msg.Encode()
+	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, TxnID: d.railTxn, Peer: d.label,
+		Detail: "display " + string(scr), Raw: raw}); err != nil {
+		return // not on disk, so not shown
+	}
+	d.armLocked()
+	d.writeLocked(msg.MessageType, scr, raw)
+}
+
+func (d *display) sendLocked(msg Message) {
+	d.writeLocked(msg.MessageType, msg.Screen, msg.Encode())
+}
+
+func (d *display) writeLocked(typ string, scr Screen, raw []byte) {
+	if d.conn == nil {
+		d.s.log.Info("display message held: not connected", "display", d.label, "type", typ, "screen", scr)
+		return
+	}
+	d.s.log.Info("display message out", "display", d.label, "type", typ, "screen", scr, "txn", d.flow, "raw", string(raw))
+	ctx, cancel := context.WithTimeout(d.s.ctx, d.s.opts.WriteTimeout)
+	defer cancel()
+	if err := d.conn.ws.Write(ctx, websocket.MessageText, raw); err != nil {
+		d.s.log.Warn("display write failed; closing", "display", d.label, "err", err)
+		d.conn.ws.CloseNow()
+	}
+}
+
+// reject answers a refused frame with ERROR (the connection stays open).
+func (d *display) reject(c *conn, frame []byte, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn != c {
+		return
+	}
+	d.rejectLocked(frame, err)
+}
+
+func (d *display) rejectLocked(frame []byte, err error) {
+	code := CodeInvalidMessage
+	var de *DecodeError
+	if errors.As(err, &de) {
+		code = de.Code
+	}
+	d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(frame)))
+	d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: "display message refused: " + err.Error(), Raw: frame})
+	d.sendLocked(Message{MessageType: TypeError, Screen: d.screen, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
+		Data: Data{"errorCode": code, "errorMessage": err.Error()}})
+}
+
+func (d *display) stopTimersLocked() {
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+}
+
+// afterLocked runs f (with the lock held) after delay, unless the screen
+// has changed meanwhile or the server stopped.
+func (d *display) afterLocked(delay time.Duration, f func()) {
+	gen := d.gen
+	d.timer = time.AfterFunc(delay, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.gen != gen || d.s.ctx.Err() != nil {
+			return
+		}
+		f()
+	})
+}
+
+// armLocked sets the timer of the screen just shown: the idle timeout of
+// screens that wait for the customer, the steps after a payment, the hold
+// of an error.
+func (d *display) armLocked() {
+	o := d.s.opts
+	switch d.screen {
+	case ScreenKeypad, ScreenPaymentMethod, ScreenLimitError:
+		d.afterLocked(o.IdleTimeout, d.timeoutLocked)
+	case ScreenSuccess:
+		d.stepLocked(o.StepDelay, ScreenPrintTicket)
+	case ScreenPrintTicket:
+		d.stepLocked(o.StepDelay, ScreenCollectTicket)
+	case ScreenCollectTicket:
+		d.stepLocked(o.StepDelay, ScreenThankYou)
+	case ScreenThankYou:
+		d.stepLocked(o.StepDelay, ScreenAmountSelect)
+	case ScreenFailed, ScreenDeviceError:
+		d.stepLocked(o.ResultHold, ScreenAmountSelect)
+	}
+}
+
+// stepLocked moves on to next after delay. While the display is away the
+// steps wait: a display that comes back is shown its payment's result.
+func (d *display) stepLocked(delay time.Duration, next Screen) {
+	d.afterLocked(delay, func() {
+		if d.conn == nil {
+			if d.result != nil {
+				d.paused = true
+			}
+			return
+		}
+		if next == ScreenAmountSelect {
+			d.newFlowLocked()
+			d.showLocked(next, d.amountData())
+			return
+		}
+		d.showLocked(next, Data{})
+	})
+}
+
+// timeoutLocked ends a flow the customer left: ERROR with errorCode
+// TIMEOUT on the current screen, then the amount screen after the hold
+// (or at once on the app's RESET).
+func (d *display) timeoutLocked() {
+	d.s.log.Info("display idle: flow timed out", "display", d.label, "screen", d.screen, "flow", d.flow)
+	msg := Message{MessageType: TypeError, Screen: d.screen, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
+		Data: Data{"errorMessage": "Transaction timed out", "errorCode": CodeTimeout}}
+	raw := msg.Encode()
+	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, Peer: d.label, Detail: "display timed out on " + string(d.screen), Raw: raw}); err != nil {
+		return
+	}
+	d.writeLocked(TypeError, d.screen, raw)
+	d.gen++
+	d.afterLocked(d.s.opts.ResultHold, func() {
+		d.newFlowLocked()
+		d.showLocked(ScreenAmountSelect, d.amountData())
+	})
+}
+
+// snapshot is the display as the consoles list it.
+func (d *display) snapshot() payment.Display {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return payment.Display{ID: d.id, Label: d.label, Addr: d.addr, Connected: d.conn != nil, Screen: string(d.screen),
+		Flow: d.flow, TxnID: d.railTxn, Amount: d.amount, Method: d.method, Since: d.since}
+}
+
+func sortDisplays(ds []payment.Display) {
+	slices.SortFunc(ds, func(a, b payment.Display) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Label, b.Label)
+	})
+}
