@@ -37,6 +37,8 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	cfg.register(fs, listen)
 	var term terminalSettings
 	term.register(fs)
+	var scr screensSettings
+	scr.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nFlags:\n", name)
 		fs.PrintDefaults()
@@ -157,6 +159,19 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	} else if tr != nil {
 		rails.Terminal = tr
 	}
+	// The customer display takes payments on the same rails.
+	displayRails := map[string]payment.Starter{"pos": posRail{srv}}
+	if rails.Terminal != nil {
+		displayRails["terminal"] = rails.Terminal
+	}
+	displays, err := scr.start(renv, displayRails)
+	if err != nil {
+		return err
+	}
+	var disp tui.Displays // stays a nil interface when the display is off
+	if displays != nil {
+		disp = displays
+	}
 	banner = append(banner, renv.notes...)
 
 	if !cfg.plain && isTerminal(stdin) && isTerminal(stdout) {
@@ -165,7 +180,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 			lipgloss.SetColorProfile(termenv.Ascii) // https://no-color.org
 		}
 		m := tui.New(tui.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor, Demo: demo,
-			DemoNotes: notes, DemoBrief: strings.Join(renv.briefs, "\n"), Rails: rails, Unresolved: rec.Unresolved}, srv, bus)
+			DemoNotes: notes, DemoBrief: strings.Join(renv.briefs, "\n"), Rails: rails, Displays: disp, Unresolved: rec.Unresolved}, srv, bus)
 		_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx)).Run()
 		if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 			return nil

@@ -42,6 +42,8 @@ type Config struct {
 	DemoBrief string
 	// Rails are the other rails (terminal, M-Pesa); nil ones are off.
 	Rails Rails
+	// Displays is the customer-display server; nil when it is off.
+	Displays Displays
 	// Unresolved are transactions an earlier run left unknown.
 	Unresolved []payment.Txn
 	// Now is the clock; View never reads the time any other way.
@@ -62,6 +64,7 @@ const (
 	scrJournal
 	scrLog
 	scrConnect
+	scrDisplays
 )
 
 // Model is the root model; it owns the screen state and delegates drawing
@@ -114,6 +117,9 @@ type Model struct {
 	// target is the POS the operator chose with tab; "" means the rail's
 	// default (the POS that last completed a payment, else the earliest).
 	target string
+
+	displays      []payment.Display
+	displayCursor int
 }
 
 // New returns the console. Run it with tea.NewProgram(m, tea.WithAltScreen()).
@@ -186,6 +192,9 @@ func (m *Model) refresh() {
 	m.peers = m.rail.Peers()
 	m.health = m.railHealth()
 	m.flights = m.rail.InFlight()
+	if m.cfg.Displays != nil {
+		m.displays = m.cfg.Displays.Displays()
+	}
 	if c, err := m.bus.Journal().Counts(context.Background()); err == nil {
 		m.counts = c
 	}
@@ -351,6 +360,8 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case scrJournal:
 		return m.journalKey(k)
+	case scrDisplays:
+		return m.displaysKey(k)
 	case scrLog:
 		if key.Matches(k, km.Back, km.Log) {
 			m.screen = scrMenu
@@ -410,15 +421,16 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	km := m.keys
 	m.errLine = ""
 	pick := -1
+	items := m.items()
 	switch {
 	case key.Matches(k, km.Up):
-		m.cursor = (m.cursor + len(menuItems) - 1) % len(menuItems)
+		m.cursor = (m.cursor + len(items) - 1) % len(items)
 	case key.Matches(k, km.Down):
-		m.cursor = (m.cursor + 1) % len(menuItems)
+		m.cursor = (m.cursor + 1) % len(items)
 	case key.Matches(k, km.Enter):
 		pick = m.cursor
 	default:
-		for i, it := range menuItems {
+		for i, it := range items {
 			if k.String() == it.key {
 				pick = i
 			}
@@ -431,7 +443,7 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	m.cursor = pick
-	it := menuItems[pick]
+	it := items[pick]
 	switch {
 	case m.disabled(it) != "":
 		m.errLine = it.label + ": " + m.disabled(it)
@@ -463,6 +475,9 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.screen = scrLog
 	case it.key == "w":
 		m.screen = scrConnect
+	case it == displayItem:
+		m.refresh()
+		m.displayCursor, m.screen = 0, scrDisplays
 	}
 	return m, nil
 }

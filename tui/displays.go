@@ -1,0 +1,125 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"paydesk/payment"
+)
+
+// Displays is what the console needs of the customer-display server
+// (*screens.Server): the displays it knows and a way to reset one. tui
+// does not import screens; the server satisfies this interface.
+type Displays interface {
+	Displays() []payment.Display
+	ResetDisplay(id string) error
+}
+
+// displayItem is the menu item of the displays screen, listed only when a
+// display server runs.
+var displayItem = menuItem{key: "v", label: "Customer displays"}
+
+// items are the menu's items: the fixed ones, and the displays when on.
+func (m Model) items() []menuItem {
+	if m.cfg.Displays == nil {
+		return menuItems
+	}
+	return append(menuItems[:len(menuItems):len(menuItems)], displayItem)
+}
+
+// displaysView lists each display: where it is connected from, its
+// screen, the customer's amount and method, and the payment's id.
+func (m Model) displaysView() string {
+	s := m.styles
+	var b strings.Builder
+	b.WriteString(s.Title.Render("Customer displays") + "\n")
+	if len(m.displays) == 0 {
+		b.WriteString("  none connected\n")
+	}
+	for i, d := range m.displays {
+		state := s.Approved.Render("connected")
+		if !d.Connected {
+			state = s.Pending.Render("away     ")
+		}
+		amount := "-"
+		if d.Amount.Minor > 0 {
+			amount = d.Amount.String()
+		}
+		line := fmt.Sprintf("%-12s %s %-14s %-10s %-11s %s", trimTo(d.Label, 12), state, orDash(d.Screen), amount, orDash(d.Method), orDash(d.TxnID))
+		if i == m.displayCursor {
+			b.WriteString(s.Selected.Render("> ") + line + "\n")
+		} else {
+			b.WriteString("  " + line + "\n")
+		}
+	}
+	b.WriteString("\n" + s.Muted.Render("enter: the display's payment  r: reset to the amounts (not while paying)"))
+	return b.String()
+}
+
+func trimTo(s string, n int) string {
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+// displaysKey moves in the list, opens a display's payment in the
+// waiting (or result) view, and resets a display.
+func (m Model) displaysKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	km := m.keys
+	n := len(m.displays)
+	switch {
+	case key.Matches(k, km.Back):
+		m.screen = scrMenu
+	case key.Matches(k, km.Up) && n > 0:
+		m.displayCursor = (m.displayCursor + n - 1) % n
+	case key.Matches(k, km.Down) && n > 0:
+		m.displayCursor = (m.displayCursor + 1) % n
+	case key.Matches(k, km.ResetDisplay) && n > 0:
+		d, disp := m.displays[min(m.displayCursor, n-1)], m.cfg.Displays
+		return m, func() tea.Msg {
+			if err := disp.ResetDisplay(d.ID); err != nil {
+				return errMsg{err}
+			}
+			return nil
+		}
+	case key.Matches(k, km.Enter) && n > 0:
+		d := m.displays[min(m.displayCursor, n-1)]
+		if d.TxnID == "" {
+			m.errLine = d.Label + " has no payment yet (" + orDash(d.Screen) + ")"
+			return m, nil
+		}
+		m.openTxn(d.TxnID)
+	case key.Matches(k, km.Quit):
+		return m.quit()
+	}
+	return m, nil
+}
+
+// openTxn shows a payment the console did not start (a display's) the way
+// it shows its own: the waiting view with its steps so far, or its result.
+func (m *Model) openTxn(id string) {
+	j := m.bus.Journal()
+	t, err := j.Txn(context.Background(), id)
+	if err != nil {
+		m.errLine = err.Error()
+		return
+	}
+	hist, err := j.History(context.Background(), id)
+	if err != nil {
+		m.errLine = err.Error()
+		return
+	}
+	m.txn, m.txnAmount, m.mode, m.railName, m.started = t.ID, t.Amount, t.Mode, string(t.Rail), t.CreatedAt
+	m.steps, m.confirmCanc = []string{"request sent"}, false
+	m.screen = scrWaiting
+	for _, ev := range hist {
+		if ev.Rail != payment.RailScreen {
+			m.apply(ev)
+		}
+	}
+}
