@@ -1,0 +1,114 @@
+package screens
+
+import (
+	"errors"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestDecodeBothShapes(t *testing.T) {
+	for _, tc := range []struct {
+		name, frame string
+		want        Action
+	}{
+		{"the app's ping", `{"ping":true}`, Action{Kind: ActPing}},
+		{"RESET", `{"messageType":"USER_ACTION","screen":"RESET","data":{},"transactionId":"u-1","timestamp":1}`,
+			Action{Kind: ActReset, MessageType: TypeUserAction, Screen: ScreenReset, TxnID: "u-1"}},
+		{"preset", `{"messageType":"USER_ACTION","screen":"AMOUNT_SELECT","data":{"selectedAmount":60,"selectionMethod":"PRESET_BUTTON"},"transactionId":"f","timestamp":1619456790000}`,
+			Action{Kind: ActAmount, MessageType: TypeUserAction, Screen: ScreenAmountSelect, TxnID: "f", Amount: 60, SelectionMethod: "PRESET_BUTTON"}},
+		{"OTHER with -1", `{"messageType":"USER_ACTION","screen":"AMOUNT_SELECT","data":{"selectedAmount":-1,"selectionMethod":"OTHER"},"transactionId":"f"}`,
+			Action{Kind: ActOther, MessageType: TypeUserAction, Screen: ScreenAmountSelect, TxnID: "f", SelectionMethod: "OTHER"}},
+		{"seed's KEYPAD/KEYPAD", `{"messageType":"USER_ACTION","screen":"KEYPAD","data":{"selectedAmount":75,"selectionMethod":"KEYPAD"},"transactionId":"f"}`,
+			Action{Kind: ActAmount, MessageType: TypeUserAction, Screen: ScreenKeypad, TxnID: "f", Amount: 75, SelectionMethod: "KEYPAD"}},
+		{"app's AMOUNT_SELECT/CUSTOM", `{"messageType":"USER_ACTION","screen":"AMOUNT_SELECT","data":{"selectedAmount":76,"selectionMethod":"CUSTOM"},"transactionId":"f"}`,
+			Action{Kind: ActAmount, MessageType: TypeUserAction, Screen: ScreenAmountSelect, TxnID: "f", Amount: 76, SelectionMethod: "CUSTOM"}},
+		{"a whole number written 60.0", `{"messageType":"USER_ACTION","screen":"AMOUNT_SELECT","data":{"selectedAmount":60.0,"selectionMethod":"PRESET_BUTTON"},"transactionId":"f"}`,
+			Action{Kind: ActAmount, MessageType: TypeUserAction, Screen: ScreenAmountSelect, TxnID: "f", Amount: 60, SelectionMethod: "PRESET_BUTTON"}},
+		{"seed's selectedMethod", `{"messageType":"USER_ACTION","screen":"PAYMENT_METHOD","data":{"selectedMethod":"DEBIT_CARD"},"transactionId":"f"}`,
+			Action{Kind: ActMethod, MessageType: TypeUserAction, Screen: ScreenPaymentMethod, TxnID: "f", Method: "DEBIT_CARD"}},
+		{"app's selectionMethod", `{"messageType":"USER_ACTION","screen":"PAYMENT_METHOD","data":{"selectionMethod":"pay_by_bank"},"transactionId":"f"}`,
+			Action{Kind: ActMethod, MessageType: TypeUserAction, Screen: ScreenPaymentMethod, TxnID: "f", Method: "PAY_BY_BANK", SelectionMethod: "PAY_BY_BANK"}},
+		{"CANCEL on the app's idle timeout", `{"messageType":"USER_ACTION","screen":"CANCEL","data":{"errorMessage":"Session timed out due to inactivity"},"transactionId":"f"}`,
+			Action{Kind: ActCancel, MessageType: TypeUserAction, Screen: ScreenCancel, TxnID: "f", Reason: "Session timed out due to inactivity"}},
+		{"CANCEL with null data", `{"messageType":"USER_ACTION","screen":"CANCEL","data":null,"transactionId":"f"}`,
+			Action{Kind: ActCancel, MessageType: TypeUserAction, Screen: ScreenCancel, TxnID: "f"}},
+		{"DEVICE_INFO", `{"messageType":"DEVICE_INFO","screen":"DEVICE_SERIAL","data":{"deviceSerialNumber":"SN1","deviceIpAddress":"10.0.0.2"},"transactionId":"","timestamp":1}`,
+			Action{Kind: ActDeviceInfo, MessageType: TypeDeviceInfo, Screen: ScreenDeviceSerial, Device: "SN1", IP: "10.0.0.2"}},
+		{"unknown fields are ignored", `{"messageType":"USER_ACTION","screen":"RESET","data":{"x":[1,{"y":2}]},"transactionId":"","extra":true}`,
+			Action{Kind: ActReset, MessageType: TypeUserAction, Screen: ScreenReset}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Decode([]byte(tc.frame))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEncodeIsTypedForTheApp(t *testing.T) {
+	b := Message{MessageType: TypeScreenChange, Screen: ScreenLimitError, TransactionID: "f", Timestamp: 1619456796000,
+		Data: Data{"limit": int64(300), "remaining": int64(0), "currency": "£"}}.Encode()
+	want := `{"messageType":"SCREEN_CHANGE","screen":"LIMIT_ERROR","data":{"currency":"£","limit":300,"remaining":0},"transactionId":"f","timestamp":1619456796000}`
+	if string(b) != want {
+		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+	if b := (Message{MessageType: TypeScreenChange, Screen: ScreenProcessing}).Encode(); string(b) != `{"messageType":"SCREEN_CHANGE","screen":"PROCESSING","data":{},"transactionId":"","timestamp":0}` {
+		t.Fatalf("empty data: %s", b)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"ping":true}`, `{"ping":false,"messageType":"USER_ACTION","screen":"RESET"}`,
+		`{"messageType":"USER_ACTION","screen":"AMOUNT_SELECT","data":{"selectedAmount":60,"selectionMethod":"PRESET_BUTTON"},"transactionId":"T1","timestamp":1619456790000}`,
+		`{"messageType":"USER_ACTION","screen":"KEYPAD","data":{"selectedAmount":75,"selectionMethod":"KEYPAD"},"transactionId":"T1"}`,
+		`{"messageType":"USER_ACTION","screen":"AMOUNT_SELECT","data":{"selectedAmount":-1,"selectionMethod":"OTHER"}}`,
+		`{"messageType":"USER_ACTION","screen":"PAYMENT_METHOD","data":{"selectedMethod":"DEBIT_CARD","selectionMethod":""}}`,
+		`{"messageType":"DEVICE_INFO","screen":"","data":{"deviceSerialNumber":"\u0000SN"}}`,
+		`{"messageType":"USER_ACTION","screen":"AMOUNT_SELECT","data":{"selectedAmount":1e308}}`,
+		`{"messageType":"USER_ACTION","screen":"AMOUNT_SELECT","data":{"selectedAmount":9223372036854775808}}`,
+		`{"messageType":"USER_ACTION","screen":"RECEIPT_RESPONSE","data":{"selectionMethod":"yes"}}`,
+		`{"messageType":"PAYMENT_RESULT","screen":"SUCCESS","data":{"paymentDetails":{"Result":"A"}}}`,
+		`{"messageType":1}`, `{"messageType":"USER_ACTION","screen":"RESET","data":"x"}`, `[]`, `{`, ``, "\xff{}", `{} {}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) > DefaultMaxFrame {
+			return // the server refuses these before decoding
+		}
+		a, err := Decode(frame)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) || !errors.Is(err, ErrBadMessage) || de.Code == "" || de.Reason == "" {
+				t.Fatalf("refusal without a code and reason: %v", err)
+			}
+			// The reason is sent back in an ERROR message: it must stay
+			// short enough for a screen even for a huge frame.
+			if len(de.Reason) > 400 {
+				t.Fatalf("reason of %d bytes", len(de.Reason))
+			}
+			return
+		}
+		if a.Kind < ActPing || a.Kind > ActReport {
+			t.Fatalf("accepted with no kind: %+v", a)
+		}
+		switch a.Kind {
+		case ActAmount:
+			if a.Amount <= 0 || a.Amount > maxWhole {
+				t.Fatalf("amount %d accepted", a.Amount)
+			}
+		case ActMethod:
+			if a.Method == "" || len(a.Method) > 64 {
+				t.Fatalf("method %q accepted", a.Method)
+			}
+		}
+		if !utf8.ValidString(a.TxnID) || len(a.TxnID) > 128 {
+			t.Fatalf("transactionId %q accepted", a.TxnID)
+		}
+	})
+}
