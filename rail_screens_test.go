@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"paydesk/payment"
+	"paydesk/screens"
+)
+
+// displayClient reads a display's messages up to the screen wanted.
+type displayClient struct {
+	t    *testing.T
+	ws   *websocket.Conn
+	flow string
+}
+
+func (c *displayClient) until(screen screens.Screen) screens.Message {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, b, err := c.ws.Read(ctx)
+		if err != nil {
+			c.t.Fatalf("waiting for %s: %v", screen, err)
+		}
+		var m screens.Message
+		if err := json.Unmarshal(b, &m); err != nil {
+			c.t.Fatal(err)
+		}
+		c.flow = m.TransactionID
+		if m.MessageType == screens.TypeError {
+			c.t.Fatalf("waiting for %s: ERROR %v", screen, m.Data)
+		}
+		if m.MessageType == screens.TypeScreenChange && m.Screen == screen {
+			return m
+		}
+	}
+}
+
+func (c *displayClient) act(screen, data string) {
+	c.t.Helper()
+	msg := fmt.Sprintf(`{"messageType":"USER_ACTION","screen":%q,"data":%s,"transactionId":%q,"timestamp":%d}`, screen, data, c.flow, time.Now().UnixMilli())
+	if err := c.ws.Write(context.Background(), websocket.MessageText, []byte(msg)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// The demo starts the customer display against its simulated POS and
+// prints the page's URL; a display pays there and the payment is
+// journaled like any other.
+func TestDemoCustomerDisplay(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "journal.db")
+	cmd := exec.Command(bin, "demo", "--plain", "--journal", journal, "--screens-step", "50ms")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lines
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	url := out.waitFor(t, regexp.MustCompile(`Customer display: open (http://127\.0\.0\.1:\d+/) in a browser`))[1]
+
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), `<script src="app.js">`) {
+		t.Fatalf("GET %s: %d\n%s", url, resp.StatusCode, page)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	c := &displayClient{t: t, ws: ws}
+	c.until(screens.ScreenAmountSelect)
+	c.act("AMOUNT_SELECT", `{"selectedAmount":40,"selectionMethod":"PRESET_BUTTON"}`)
+	c.until(screens.ScreenPaymentMethod)
+	c.act("PAYMENT_METHOD", `{"selectionMethod":"PAY_BY_BANK"}`)
+	c.until(screens.ScreenSuccess)
+	c.until(screens.ScreenThankYou)
+	c.until(screens.ScreenAmountSelect)
+	io.WriteString(stdin, "7\n")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("demo exit: %v\n%s", err, out.String())
+	}
+	j, _, err := payment.OpenJournal(journal, payment.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	txns, err := j.Recent(context.Background(), 5)
+	if err != nil || len(txns) != 1 || txns[0].Mode != payment.ModeDuitNowQR || txns[0].Amount.Minor != 4000 || txns[0].Status != payment.StatusApproved {
+		t.Fatalf("journal: %+v %v", txns, err)
+	}
+}
+
+// Outside the demo the display is off unless configured; the config file
+// sets it up, the token comes from the environment, never a flag.
+func TestCustomerDisplayFromConfigFile(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "paydesk.toml")
+	os.WriteFile(cfg, []byte("[screens]\nlisten = \"127.0.0.1:0\"\npresets = [10, 15]\ncurrency = \"gbp\"\nmethods = \"DEBIT_CARD=pos\"\ndaily-limit = 500\n"), 0o600)
+	cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "j.db"), "--config", cfg)
+	cmd.Env = append(cmd.Environ(), "PAYDESK_SCREENS_TOKEN=tok3n", "XDG_CONFIG_HOME="+dir)
+	stdin, _ := cmd.StdinPipe()
+	var out lines
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	url := out.waitFor(t, regexp.MustCompile(`Customer display: open (http://127\.0\.0\.1:\d+/)\?token=<PAYDESK_SCREENS_TOKEN>`))[1]
+	if strings.Contains(out.String(), "tok3n") {
+		t.Fatal("the token was printed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(url, "http")
+	if _, resp, err := websocket.Dial(ctx, wsURL, nil); err == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without the token: %v", err)
+	}
+	ws, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer tok3n"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	c := &displayClient{t: t, ws: ws}
+	m := c.until(screens.ScreenAmountSelect)
+	if fmt.Sprint(m.Data["amounts"]) != "[10 15]" || m.Data["currency"] != "£" {
+		t.Fatalf("AMOUNT_SELECT %v", m.Data)
+	}
+	// No POS is connected: the method's rail is down.
+	c.act("AMOUNT_SELECT", `{"selectedAmount":15,"selectionMethod":"PRESET_BUTTON"}`)
+	c.until(screens.ScreenPaymentMethod)
+	c.act("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+	c.until(screens.ScreenDeviceError)
+	io.WriteString(stdin, "7\n")
+	stdin.Close()
+	cmd.Wait()
+}
+
+func TestScreenMethodsSetting(t *testing.T) {
+	pos, term := &stubStarter{}, &stubStarter{}
+	rails := map[string]payment.Starter{"pos": pos, "terminal": term}
+	ms, err := parseScreenMethods("debit_card=terminal, PAY_BY_BANK=pos:duitnow_qr, BNPL=pos:bnpl@POS002", rails)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{}
+	for _, m := range ms {
+		got = append(got, fmt.Sprintf("%s %s %s %s", m.Name, m.RailName, m.Mode, m.Target))
+	}
+	if strings.Join(got, "|") != "DEBIT_CARD terminal card |PAY_BY_BANK pos duitnow_qr |BNPL pos bnpl POS002" {
+		t.Fatalf("methods %q", got)
+	}
+	for spec, want := range map[string]string{
+		"DEBIT_CARD":             "want NAME=RAIL",
+		"X=pos:ipp":              "ipp needs a plan choice",
+		"X=terminal:bnpl":        "terminal takes only card",
+		"X=mpesa":                "mpesa rail is not configured",
+		"X=paypal":               "unknown rail",
+		"":                       "no methods",
+		"X=terminal,Y=nowhere:x": "unknown rail",
+	} {
+		if _, err := parseScreenMethods(spec, rails); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", spec, err, want)
+		}
+	}
+	if _, err := parseScreenMethods("X=terminal", map[string]payment.Starter{"pos": pos}); err == nil || !strings.Contains(err.Error(), "terminal rail is not configured") {
+		t.Errorf("terminal off: %v", err)
+	}
+}
+
+type stubStarter struct{}
+
+func (stubStarter) Start(context.Context, payment.Request) (string, error) { return "", nil }
+func (stubStarter) Cancel(string) error                                    { return nil }
