@@ -40,7 +40,15 @@ func (m Model) displaysView() string {
 	if len(m.displays) == 0 {
 		b.WriteString("  none connected\n")
 	}
-	for i, d := range m.displays {
+	// Show the rows that fit, keeping the cursor in view.
+	rows := max(m.height-8-len(m.health), 3)
+	first := 0
+	if m.displayCursor >= rows {
+		first = m.displayCursor - rows + 1
+	}
+	last := min(len(m.displays), first+rows)
+	for i := first; i < last; i++ {
+		d := m.displays[i]
 		state := s.Approved.Render("connected")
 		if !d.Connected {
 			state = s.Pending.Render("away     ")
@@ -56,7 +64,11 @@ func (m Model) displaysView() string {
 			b.WriteString("  " + line + "\n")
 		}
 	}
-	b.WriteString("\n" + s.Muted.Render("enter: the display's payment  r: reset to the amounts (not while paying)"))
+	more := ""
+	if len(m.displays) > rows {
+		more = fmt.Sprintf("%d-%d of %d  ", first+1, last, len(m.displays))
+	}
+	b.WriteString("\n" + s.Muted.Render(more+"enter: the display's payment  r: reset to the amounts (not while paying)"))
 	return b.String()
 }
 

@@ -114,3 +114,27 @@ func TestResetDisplayFromTheConsole(t *testing.T) {
 		t.Fatalf("reset %v, want b2", fd.resets)
 	}
 }
+
+func TestManyDisplaysFitTheWindow(t *testing.T) {
+	fd := &fakeDisplays{}
+	for i := range 40 {
+		fd.list = append(fd.list, payment.Display{ID: strings.Repeat("x", i+1), Label: "tablet-" + string(rune('A'+i%26)) + string(rune('a'+i/26)),
+			Connected: true, Screen: "AMOUNT_SELECT", Since: clock.Add(time.Duration(i) * time.Second)})
+	}
+	cfg := testConfig()
+	cfg.Displays = fd
+	m := New(cfg, &fakeRail{}, testBus(t))
+	next, _ := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("v")})
+	m = next.(Model)
+	for range 30 {
+		next, _ = m.Update(tea.KeyMsg{Type: tea.KeyDown})
+		m = next.(Model)
+	}
+	v := m.View()
+	if n := strings.Count(v, "\n") + 1; n > 24 {
+		t.Fatalf("%d lines for a 24-line window:\n%s", n, v)
+	}
+	if !strings.Contains(v, "> tablet-Eb") || !strings.Contains(v, "of 40") {
+		t.Fatalf("cursor row (31st display) or position not shown:\n%s", v)
+	}
+}
