@@ -68,6 +68,9 @@ const (
 	DefaultMaxFrame = 16 << 10
 	// DefaultWriteTimeout bounds writing one frame to a display.
 	DefaultWriteTimeout = 5 * time.Second
+	// DefaultPingInterval is how often a display is pinged (a WebSocket
+	// ping; the app sets no ping interval of its own).
+	DefaultPingInterval = 30 * time.Second
 )
 
 // DefaultPresets are the preset amounts of seed 003, in whole units.
@@ -113,14 +116,15 @@ type Options struct {
 	DailyLimit int64
 	// Methods are offered in this order; at least one is required.
 	Methods []Method
-	// IdleTimeout, StepDelay, ResultHold, ResumeWindow, MaxFrame and
-	// WriteTimeout: see the defaults.
+	// IdleTimeout, StepDelay, ResultHold, ResumeWindow, MaxFrame,
+	// WriteTimeout and PingInterval: see the defaults.
 	IdleTimeout  time.Duration
 	StepDelay    time.Duration
 	ResultHold   time.Duration
 	ResumeWindow time.Duration
 	MaxFrame     int64
 	WriteTimeout time.Duration
+	PingInterval time.Duration
 	// Logger receives connections, every message in and out, rejections
 	// and the payments' lifecycle. The default is slog.Default().
 	Logger *slog.Logger
@@ -175,7 +179,7 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	if opts.Max == 0 {
 		opts.Max = DefaultMax
 	}
-	for _, d := range []*time.Duration{&opts.IdleTimeout, &opts.StepDelay, &opts.ResultHold, &opts.ResumeWindow, &opts.WriteTimeout} {
+	for _, d := range []*time.Duration{&opts.IdleTimeout, &opts.StepDelay, &opts.ResultHold, &opts.ResumeWindow, &opts.WriteTimeout, &opts.PingInterval} {
 		if *d < 0 {
 			return nil, fmt.Errorf("screens: negative duration %s", *d)
 		}
@@ -197,6 +201,9 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	}
 	if opts.WriteTimeout == 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = DefaultPingInterval
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -342,6 +342,62 @@ func TestReconnectAndResume(t *testing.T) {
 	})
 }
 
+func TestReconnectReplacesAHalfOpenConnection(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal, delay: 300 * time.Millisecond}
+	_, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	old := dial(t, url, nil)
+	old.screen(ScreenAmountSelect)
+	old.send(`{"messageType":"DEVICE_INFO","screen":"","data":{"deviceSerialNumber":"SN-7"},"transactionId":"","timestamp":1}`)
+	old.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
+	old.screen(ScreenPaymentMethod)
+	old.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+	old.screen(ScreenProcessing)
+	// The tablet lost Wi-Fi; the server has not noticed. It reconnects.
+	d := dial(t, url, nil)
+	d.screen(ScreenAmountSelect)
+	d.send(`{"messageType":"DEVICE_INFO","screen":"","data":{"deviceSerialNumber":"SN-7"},"transactionId":"","timestamp":1}`)
+	for m := d.next(); m.Screen != ScreenSuccess; m = d.next() {
+	}
+	select {
+	case err := <-old.closed:
+		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+			t.Fatalf("old connection closed with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the old connection was not closed")
+	}
+}
+
+func TestUnansweredPingsCloseTheConnection(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	s, url := startServer(t, bus, quick(Options{PingInterval: 100 * time.Millisecond, Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	// A client that reads answers pings (the library replies to them).
+	live := dial(t, url, nil)
+	live.screen(ScreenAmountSelect)
+	// One that never reads does not.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dead, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.CloseNow()
+	waitFor(t, func() bool {
+		n := 0
+		for _, d := range s.Displays() {
+			if d.Connected {
+				n++
+			}
+		}
+		return len(s.Displays()) == 2 && n == 1
+	})
+	time.Sleep(300 * time.Millisecond)
+	live.reset()
+	live.screen(ScreenAmountSelect)
+}
+
 func TestDeviceErrorWhenTheRailIsDown(t *testing.T) {
 	bus := newBus(t)
 	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}

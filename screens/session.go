@@ -80,6 +80,8 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 	s.log.Info("display connected", "display", d.labelSafe(), "session", d.id, "remote", c.addr, "resumed", resumed, "path", r.URL.Path)
 	s.publish(payment.Event{Kind: payment.KindConnection, Peer: d.labelSafe(), Detail: "display connected from " + c.addr})
 	d.attach(c)
+	stopPing := s.heartbeat(c)
+	defer stopPing()
 	var err error
 	for {
 		var typ websocket.MessageType
@@ -110,6 +112,36 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 	}
 	ws.CloseNow()
 	d.detach(c, reason)
+}
+
+// heartbeat pings the display every PingInterval (a WebSocket control
+// frame: OkHttp and browsers answer it themselves, the app never sees it)
+// and closes a connection that does not answer, so a display that
+// vanished is noticed and its session waits for the reconnect.
+func (s *Server) heartbeat(c *conn) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(s.opts.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-s.ctx.Done():
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(s.ctx, s.opts.PingInterval)
+				err := c.ws.Ping(ctx)
+				cancel()
+				if err != nil {
+					s.log.Info("display did not answer a ping; closing", "remote", c.addr, "err", err)
+					c.ws.CloseNow()
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // find returns the session a connecting display resumes (by the session
@@ -495,7 +527,10 @@ func (d *display) deviceInfo(c *conn, a Action) *display {
 		s.mu.Lock()
 		var other *display
 		for _, e := range s.sessions {
-			if e != d && e.device == device && !e.connected.Load() {
+			// The device's serial is its identity: a new connection from it
+			// means an older one is dead (a tablet that lost Wi-Fi is
+			// often not noticed until it is back), so it takes over.
+			if e != d && e.device == device {
 				other = e
 			}
 		}
