@@ -118,6 +118,11 @@ type Action struct {
 	// Reason is a CANCEL's errorMessage (the app's idle timeout), or a
 	// result's error message.
 	Reason string
+	// Code is a result's errorCode.
+	Code string
+	// Details are a PAYMENT_RESULT's paymentDetails (Result,
+	// BankResultCode, Message, RequesterTransRefNum …), strings only.
+	Details map[string]string
 }
 
 // ActionKind says what an Action asks of the server.
@@ -141,9 +146,15 @@ const (
 	ActDeviceInfo
 	// ActReceipt answers a receipt question (YES/NO).
 	ActReceipt
-	// ActReport is a report of the app's local-payment mode
-	// (CARD_CHECK_RESULT, PAYMENT_RESULT, REVERSAL_RESULT): paydesk takes
-	// payments on its own rails, so these are logged and acknowledged.
+	// ActCardCheck is the app's local-payment mode asking the daily limit
+	// for a card it read (CARD_CHECK_RESULT with selectedAmount); the
+	// server answers LIMIT_CHECK_RESULT.
+	ActCardCheck
+	// ActPaymentResult is the outcome of a payment the app took on its own
+	// terminal (PAYMENT_RESULT, screen SUCCESS or FAILED).
+	ActPaymentResult
+	// ActReport is any other report of the app's local-payment mode
+	// (REVERSAL_RESULT): journaled as evidence, no screen changes.
 	ActReport
 )
 
@@ -186,6 +197,8 @@ type inData struct {
 	ErrorMessage       *string         `json:"errorMessage"`
 	DeviceIPAddress    *string         `json:"deviceIpAddress"`
 	DeviceSerialNumber *string         `json:"deviceSerialNumber"`
+	ErrorCode          *string         `json:"errorCode"`
+	PaymentDetails     map[string]any  `json:"paymentDetails"`
 }
 
 // Decode reads one inbound text frame. It accepts both shapes of the
@@ -249,8 +262,26 @@ func Decode(frame []byte) (Action, error) {
 			return Action{}, bad(CodeInvalidMessage, "device serial or address too long")
 		}
 		return a, nil
-	case TypeCardCheckResult, TypePaymentResult, TypeReversalResult:
-		a.Kind, a.Reason = ActReport, str(d.ErrorMessage)
+	case TypeCardCheckResult:
+		if d.SelectedAmount == nil || isNull(d.SelectedAmount) {
+			return Action{}, bad(CodeInvalidAmount, "CARD_CHECK_RESULT: selectedAmount is missing")
+		}
+		n, err := wholeNumber(d.SelectedAmount)
+		if err != nil || n <= 0 {
+			return Action{}, bad(CodeInvalidAmount, "CARD_CHECK_RESULT: selectedAmount must be a positive whole number")
+		}
+		a.Kind, a.Amount = ActCardCheck, n
+		return a, nil
+	case TypePaymentResult:
+		if a.Screen != ScreenSuccess && a.Screen != ScreenFailed {
+			return Action{}, bad(CodeInvalidMessage, "PAYMENT_RESULT wants screen SUCCESS or FAILED, not %q", trunc(string(a.Screen)))
+		}
+		a.Kind, a.Reason, a.Code = ActPaymentResult, trunc(str(d.ErrorMessage)), trunc(str(d.ErrorCode))
+		a.Details = details(d.PaymentDetails)
+		return a, nil
+	case TypeReversalResult:
+		a.Kind, a.Reason, a.Code = ActReport, trunc(str(d.ErrorMessage)), trunc(str(d.ErrorCode))
+		a.Details = details(d.PaymentDetails)
 		return a, nil
 	case "":
 		return Action{}, bad(CodeInvalidMessage, "messageType is empty")
@@ -324,6 +355,21 @@ func decodeUserAction(a Action, d inData) (Action, error) {
 		return Action{}, bad(CodeInvalidMessage, "USER_ACTION on unknown screen %q", trunc(string(a.Screen)))
 	}
 	return a, nil
+}
+
+// details keeps the string values of paymentDetails (at most 32, each
+// cut short): they are evidence for the journal, never trusted.
+func details(m map[string]any) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, min(len(m), 32))
+	for k, v := range m {
+		if s, ok := v.(string); ok && len(out) < 32 {
+			out[trunc(k)] = trunc(s)
+		}
+	}
+	return out
 }
 
 // wholeNumber reads a JSON number that must be an integer: 60 and 60.0

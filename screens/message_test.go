@@ -2,6 +2,7 @@ package screens
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"unicode/utf8"
 )
@@ -42,7 +43,7 @@ func TestDecodeBothShapes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v\nwant %+v", got, tc.want)
 			}
 		})

@@ -68,6 +68,10 @@ const (
 	DefaultMaxFrame = 16 << 10
 	// DefaultWriteTimeout bounds writing one frame to a display.
 	DefaultWriteTimeout = 5 * time.Second
+	// DefaultLocalTimeout is how long the app may take to report a payment
+	// it takes on its own terminal (after the card check) before the
+	// payment is marked unknown for the operator.
+	DefaultLocalTimeout = 3 * time.Minute
 	// DefaultPingInterval is how often a display is pinged (a WebSocket
 	// ping; the app sets no ping interval of its own).
 	DefaultPingInterval = 30 * time.Second
@@ -117,7 +121,7 @@ type Options struct {
 	// Methods are offered in this order; at least one is required.
 	Methods []Method
 	// IdleTimeout, StepDelay, ResultHold, ResumeWindow, MaxFrame,
-	// WriteTimeout and PingInterval: see the defaults.
+	// WriteTimeout, PingInterval and LocalTimeout: see the defaults.
 	IdleTimeout  time.Duration
 	StepDelay    time.Duration
 	ResultHold   time.Duration
@@ -125,6 +129,7 @@ type Options struct {
 	MaxFrame     int64
 	WriteTimeout time.Duration
 	PingInterval time.Duration
+	LocalTimeout time.Duration
 	// Logger receives connections, every message in and out, rejections
 	// and the payments' lifecycle. The default is slog.Default().
 	Logger *slog.Logger
@@ -153,6 +158,7 @@ type Server struct {
 	sessions map[string]*display
 	byTxn    map[string]*display // rail txn id → display with that payment
 	seq      int
+	localSeq int
 	ln       net.Listener
 	httpSrv  *http.Server
 	closed   bool
@@ -179,7 +185,7 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	if opts.Max == 0 {
 		opts.Max = DefaultMax
 	}
-	for _, d := range []*time.Duration{&opts.IdleTimeout, &opts.StepDelay, &opts.ResultHold, &opts.ResumeWindow, &opts.WriteTimeout, &opts.PingInterval} {
+	for _, d := range []*time.Duration{&opts.IdleTimeout, &opts.StepDelay, &opts.ResultHold, &opts.ResumeWindow, &opts.WriteTimeout, &opts.PingInterval, &opts.LocalTimeout} {
 		if *d < 0 {
 			return nil, fmt.Errorf("screens: negative duration %s", *d)
 		}
@@ -204,6 +210,9 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	}
 	if opts.PingInterval == 0 {
 		opts.PingInterval = DefaultPingInterval
+	}
+	if opts.LocalTimeout == 0 {
+		opts.LocalTimeout = DefaultLocalTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -468,6 +477,16 @@ func (s *Server) recheck(id string, d *display) {
 	}
 }
 
+// localTxnID mints the id of a payment the app takes on its own
+// terminal: DSP, the time in milliseconds and a counter, unique in this
+// process and across restarts.
+func (s *Server) localTxnID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.localSeq++
+	return fmt.Sprintf("DSP%d%03d", s.opts.Now().UnixMilli(), s.localSeq%1000)
+}
+
 // method finds a configured method by name.
 func (s *Server) method(name string) (Method, bool) {
 	for _, m := range s.opts.Methods {
@@ -496,7 +515,8 @@ func (s *Server) usedToday(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("daily limit: %w", err)
 	}
-	rails := map[payment.Rail]bool{}
+	// The app's own-terminal payments are journaled on the screen rail.
+	rails := map[payment.Rail]bool{payment.RailScreen: true}
 	for _, m := range s.opts.Methods {
 		rails[m.RailName] = true
 	}

@@ -519,3 +519,63 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Pinto's local-payment mode: the app reads the card on its own terminal,
+// asks the daily limit with CARD_CHECK_RESULT, takes the payment and
+// reports it with PAYMENT_RESULT; paydesk journals it and runs the steps.
+func TestAppsOwnTerminalPayment(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	s, url := startServer(t, bus, quick(Options{Currency: "GBP", DailyLimit: 100, LocalTimeout: 200 * time.Millisecond,
+		Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	c := dial(t, url, nil)
+	c.screen(ScreenAmountSelect)
+	c.action("AMOUNT_SELECT", `{"selectedAmount":60,"selectionMethod":"PRESET_BUTTON"}`)
+	c.screen(ScreenPaymentMethod)
+	cardCheck := func(amount int) {
+		c.send(fmt.Sprintf(`{"messageType":"CARD_CHECK_RESULT","screen":"PROCESSING","data":{"cardToken":"tok-abc","selectedAmount":%d},"transactionId":%q,"timestamp":1}`, amount, c.flow))
+	}
+	cardCheck(60)
+	m := c.next()
+	if m.MessageType != TypeLimitCheckResult || m.Screen != "APPROVED" {
+		t.Fatalf("card check answered %+v", m)
+	}
+	c.send(fmt.Sprintf(`{"messageType":"PAYMENT_RESULT","screen":"SUCCESS","data":{"paymentDetails":{"Result":"A","BankResultCode":"00","RequesterTransRefNum":"R-77"}},"transactionId":%q,"timestamp":1}`, c.flow))
+	c.screen(ScreenSuccess)
+	c.screen(ScreenPrintTicket)
+	for m := c.next(); m.Screen != ScreenAmountSelect; m = c.next() {
+	}
+	txns, _ := bus.Journal().Recent(context.Background(), 5)
+	if len(txns) != 1 || txns[0].Rail != payment.RailScreen || txns[0].Status != payment.StatusApproved ||
+		txns[0].Amount != (payment.Money{Minor: 6000, Currency: "GBP"}) || txns[0].Result.RemoteID != "R-77" {
+		t.Fatalf("journal: %+v", txns)
+	}
+
+	// 60 taken, 40 remain of 100: a second 60 is refused with the figures.
+	c.action("AMOUNT_SELECT", `{"selectedAmount":60,"selectionMethod":"PRESET_BUTTON"}`)
+	c.screen(ScreenLimitError)
+	c.reset()
+	c.screen(ScreenAmountSelect)
+	cardCheck(60)
+	m = c.next()
+	if m.MessageType != TypeLimitCheckResult || m.Screen != ScreenLimitError || m.Data["remaining"] != float64(40) {
+		t.Fatalf("over the limit: %+v", m)
+	}
+
+	// A payment the app never reports becomes unknown for the operator.
+	cardCheck(20)
+	if m := c.next(); m.Screen != "APPROVED" {
+		t.Fatalf("card check: %+v", m)
+	}
+	m = c.screen(ScreenFailed)
+	if m.Data["errorCode"] != "OUTCOME_UNKNOWN" {
+		t.Fatalf("unreported payment: %v", m.Data)
+	}
+	un, _ := bus.Journal().Unresolved(context.Background())
+	if len(un) != 1 || un[0].Amount.Minor != 2000 {
+		t.Fatalf("unresolved: %+v", un)
+	}
+	if ds := s.Displays(); ds[0].TxnID != un[0].ID {
+		t.Fatalf("display shows payment %q, want %q", ds[0].TxnID, un[0].ID)
+	}
+}

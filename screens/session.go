@@ -53,6 +53,10 @@ type display struct {
 	// inFlight is true until its outcome is applied.
 	railTxn  string
 	inFlight bool
+	// local marks a payment the app takes on its own terminal (Pinto's
+	// local-payment mode): paydesk journals it from CARD_CHECK_RESULT and
+	// PAYMENT_RESULT.
+	local bool
 	// result is the SUCCESS or FAILED message of the last payment, shown
 	// again to a display that comes back while the steps after it wait.
 	result *Message
@@ -295,9 +299,15 @@ func (d *display) handle(c *conn, frame []byte) *display {
 		d.methodLocked(a, frame)
 	case ActReceipt:
 		d.s.log.Info("receipt answer noted", "display", d.label, "answer", a.SelectionMethod, "txn", d.railTxn)
+	case ActCardCheck:
+		d.cardCheckLocked(a, frame)
+	case ActPaymentResult:
+		d.paymentResultLocked(a)
 	case ActReport:
-		d.s.log.Warn("display reported a local payment; paydesk takes payments on its own rails and ignores it",
-			"display", d.label, "type", a.MessageType, "reason", a.Reason)
+		d.s.log.Warn("display reported on its own terminal", "display", d.label, "type", a.MessageType,
+			"code", a.Code, "reason", a.Reason, "result", a.Details["Result"])
+		d.s.publish(payment.Event{Kind: payment.KindNotice, TxnID: d.railTxn, Peer: d.label,
+			Detail: fmt.Sprintf("display %s: %s %s %s", a.MessageType, a.Details["Result"], a.Code, a.Reason)})
 	}
 	return d
 }
@@ -345,33 +355,132 @@ func (d *display) amountLocked(a Action, frame []byte) {
 // day over the daily limit; with reserve it also holds amt against the
 // limit (atomically with the check, so two displays cannot both pass).
 func (d *display) limitLocked(amt payment.Money, reserve bool) bool {
+	ok, remaining, err := d.checkLimitLocked(amt, reserve)
+	switch {
+	case err != nil:
+		d.showLocked(ScreenDeviceError, Data{"errorMessage": "Payments are unavailable, please ask staff", "errorCode": "LIMIT_UNKNOWN"})
+		return true
+	case !ok:
+		d.showLocked(ScreenLimitError, Data{"limit": d.s.opts.DailyLimit, "remaining": remaining, "currency": d.s.symbol})
+		return true
+	}
+	return false
+}
+
+// checkLimitLocked reports whether amt fits the daily limit, and if not
+// what remains (whole units).
+func (d *display) checkLimitLocked(amt payment.Money, reserve bool) (ok bool, remaining int64, err error) {
 	o := d.s.opts
 	if o.DailyLimit <= 0 {
 		if reserve {
 			d.reserved.Store(amt.Minor)
 		}
-		return false
+		return true, 0, nil
 	}
 	d.s.limitMu.Lock()
 	defer d.s.limitMu.Unlock()
 	used, err := d.s.usedToday(d.s.ctx)
 	if err != nil {
 		d.s.log.Error("daily limit unknown", "err", err)
-		d.showLocked(ScreenDeviceError, Data{"errorMessage": "Payments are unavailable, please ask staff", "errorCode": "LIMIT_UNKNOWN"})
-		return true
+		return false, 0, err
 	}
 	limit := o.DailyLimit * 100
 	if used+amt.Minor <= limit {
 		if reserve {
 			d.reserved.Store(amt.Minor)
 		}
-		return false
+		return true, 0, nil
 	}
-	remaining := max(limit-used, 0) / 100
+	remaining = max(limit-used, 0) / 100
 	d.s.log.Info("display amount over the daily limit", "display", d.label, "amount", amt.Decimal(),
 		"limit", o.DailyLimit, "used", payment.FormatMinor(used), "remaining", remaining)
-	d.showLocked(ScreenLimitError, Data{"limit": o.DailyLimit, "remaining": remaining, "currency": d.s.symbol})
-	return true
+	return false, remaining, nil
+}
+
+// cardCheckLocked answers the app's local-payment mode: it has read a
+// card on its own terminal and asks whether selectedAmount fits the daily
+// limit. An approval journals the payment (created, then sent) before the
+// app takes it, so a payment the app never reports is not lost: it
+// becomes unknown for the operator after LocalTimeout.
+func (d *display) cardCheckLocked(a Action, frame []byte) {
+	o := d.s.opts
+	if a.TxnID != d.flow {
+		d.rejectLocked(frame, &DecodeError{Code: CodeUnknownTransaction, Reason: fmt.Sprintf("transactionId %q is not the one issued for this flow", trunc(a.TxnID))})
+		return
+	}
+	if d.inFlight {
+		d.rejectLocked(frame, &DecodeError{Code: CodeBusy, Reason: "a payment is already in progress on this display"})
+		return
+	}
+	if a.Amount < o.Min || a.Amount > o.Max {
+		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is outside %d-%d", a.Amount, o.Min, o.Max)})
+		return
+	}
+	amt := payment.Money{Minor: a.Amount * 100, Currency: o.Currency}
+	ok, remaining, err := d.checkLimitLocked(amt, true)
+	if err != nil || !ok {
+		data := Data{"errorMessage": "Daily limit exceeded", "limit": o.DailyLimit, "remaining": remaining, "currency": d.s.symbol}
+		if err != nil {
+			data = Data{"errorMessage": "The daily limit cannot be checked; please ask staff"}
+		}
+		d.replyLocked(TypeLimitCheckResult, ScreenLimitError, data)
+		return
+	}
+	id := d.s.localTxnID()
+	if err := d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeCard,
+		Amount: amt, Peer: d.label, Detail: fmt.Sprintf("card %s on %s's own terminal", amt, d.label)}); err != nil {
+		d.reserved.Store(0)
+		d.replyLocked(TypeLimitCheckResult, ScreenLimitError, Data{"errorMessage": "The payment cannot be recorded; please ask staff"})
+		return
+	}
+	d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusSent, Peer: d.label,
+		Detail: "daily limit approved; the display takes the payment"})
+	d.amount, d.method, d.railTxn, d.inFlight, d.local, d.result = amt, "LOCAL_CARD", id, true, true, nil
+	d.s.mu.Lock()
+	d.s.byTxn[id] = d
+	d.s.mu.Unlock()
+	d.s.log.Info("display payment started on its own terminal", "display", d.label, "txn", id, "flow", d.flow, "amount", amt.Decimal())
+	d.replyLocked(TypeLimitCheckResult, "APPROVED", Data{})
+	// The app shows PROCESSING itself; the server's state follows it.
+	d.screen, d.data = ScreenProcessing, Data{}
+	d.gen++
+	d.stopTimersLocked()
+	d.armLocked()
+}
+
+// paymentResultLocked journals the outcome the app reports for the
+// payment it took; the bus then shows SUCCESS or FAILED and the steps.
+func (d *display) paymentResultLocked(a Action) {
+	st, reason := payment.StatusApproved, ""
+	if a.Screen == ScreenFailed {
+		st, reason = payment.StatusDeclined, a.Reason
+		if reason == "" {
+			reason = a.Code
+		}
+	}
+	r := &payment.Result{Reason: reason, RemoteID: a.Details["RequesterTransRefNum"], AuthCode: a.Details["AuthCode"]}
+	if !d.inFlight || !d.local {
+		d.s.log.Warn("display reported a payment paydesk did not approve; journaled for the operator", "display", d.label,
+			"screen", a.Screen, "code", a.Code, "reason", a.Reason, "ref", r.RemoteID)
+		d.s.publish(payment.Event{Kind: payment.KindNotice, Peer: d.label,
+			Detail: fmt.Sprintf("display reported %s for a payment without a card check (ref %q, %s %s): check the display's terminal", a.Screen, r.RemoteID, a.Code, a.Reason)})
+		return
+	}
+	d.s.log.Info("display reported its payment", "display", d.label, "txn", d.railTxn, "screen", a.Screen, "code", a.Code, "ref", r.RemoteID)
+	d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: d.railTxn, Status: st, Peer: d.label, Result: r,
+		Detail: fmt.Sprintf("the display's terminal: %s %s", a.Details["Result"], reason)})
+}
+
+// replyLocked sends an answer that is not a screen change (the app's
+// LIMIT_CHECK_RESULT), journaled first like a screen.
+func (d *display) replyLocked(typ string, scr Screen, data Data) {
+	msg := Message{MessageType: typ, Screen: scr, Data: data, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli()}
+	raw := msg.Encode()
+	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, TxnID: d.railTxn, Peer: d.label,
+		Detail: "display " + typ + " " + string(scr), Raw: raw}); err != nil {
+		return
+	}
+	d.writeLocked(typ, scr, raw)
 }
 
 // startTimeout bounds a rail's Start (it journals and sends; the outcome
@@ -432,7 +541,7 @@ func (d *display) outcome(id string, st payment.Status, r *payment.Result) {
 	if d.railTxn != id || !d.inFlight {
 		return
 	}
-	d.inFlight = false
+	d.inFlight, d.local = false, false
 	d.reserved.Store(0)
 	d.s.mu.Lock()
 	delete(d.s.byTxn, id)
@@ -709,6 +818,15 @@ func (d *display) armLocked() {
 		d.stepLocked(o.StepDelay, ScreenAmountSelect)
 	case ScreenFailed, ScreenDeviceError:
 		d.stepLocked(o.ResultHold, ScreenAmountSelect)
+	case ScreenProcessing:
+		if d.local && d.inFlight {
+			id := d.railTxn
+			d.afterLocked(o.LocalTimeout, func() {
+				d.s.log.Warn("display did not report its payment; marking it unknown", "display", d.label, "txn", id)
+				d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusUnknown, Peer: d.label,
+					Detail: fmt.Sprintf("no PAYMENT_RESULT from the display within %s: check its terminal", o.LocalTimeout)})
+			})
+		}
 	}
 }
 

@@ -130,8 +130,6 @@ func (m *Model) openTxn(id string) {
 	m.steps, m.confirmCanc = []string{"request sent"}, false
 	m.screen = scrWaiting
 	for _, ev := range hist {
-		if ev.Rail != payment.RailScreen {
-			m.apply(ev)
-		}
+		m.apply(ev) // steps and transitions; the display's screens are not steps
 	}
 }
