@@ -113,3 +113,15 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestRedactKeepsCardDataOutOfLogs(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"data":{"pan":"4111111111111111"}}`:                         `{"data":{"pan":"************1111"}}`,
+		`{"data":{"cardToken":"tok-4111"},"timestamp":1619456789000}`: `{"data":{"cardToken":"REDACTED"},"timestamp":1619456789000}`,
+		`{"selectedAmount":60,"transactionId":"1234567890123"}`:       `{"selectedAmount":60,"transactionId":"1234567890123"}`,
+	} {
+		if got := string(redact([]byte(in))); got != want {
+			t.Errorf("redact(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

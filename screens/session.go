@@ -267,7 +267,7 @@ func (d *display) handle(c *conn, frame []byte) *display {
 		d.reject(c, frame, err)
 		return d
 	}
-	d.s.log.Info("display message in", "display", d.labelSafe(), "type", a.MessageType, "screen", a.Screen, "txn", a.TxnID, "raw", string(frame))
+	d.s.log.Info("display message in", "display", d.labelSafe(), "type", a.MessageType, "screen", a.Screen, "txn", a.TxnID, "raw", string(redact(frame)))
 	if a.Kind == ActDeviceInfo {
 		return d.deviceInfo(c, a)
 	}
@@ -773,8 +773,9 @@ func (d *display) rejectLocked(frame []byte, err error) {
 	if errors.As(err, &de) {
 		code = de.Code
 	}
-	d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(frame)))
-	d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: "display message refused: " + err.Error(), Raw: frame})
+	safe := redact(frame)
+	d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(safe)))
+	d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: "display message refused: " + err.Error(), Raw: safe})
 	d.sendLocked(Message{MessageType: TypeError, Screen: d.screen, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
 		Data: Data{"errorCode": code, "errorMessage": err.Error()}})
 }
