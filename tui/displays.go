@@ -72,6 +72,20 @@ func (m Model) displaysView() string {
 	return b.String()
 }
 
+// displaysHeader counts the connected displays for the header.
+func (m Model) displaysHeader() string {
+	n := 0
+	for _, d := range m.displays {
+		if d.Connected {
+			n++
+		}
+	}
+	if n == 0 {
+		return m.styles.Muted.Render("none")
+	}
+	return m.styles.Approved.Render(fmt.Sprintf("%d connected", n))
+}
+
 func trimTo(s string, n int) string {
 	if len(s) > n {
 		return s[:n-1] + "…"

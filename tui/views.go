@@ -96,14 +96,23 @@ func (m Model) headerView() string {
 	}
 	// The other rails' health goes on a line of its own, so the header
 	// fits 80 columns however many rails there are.
-	if len(m.health) > 0 {
-		h += "\n" + s.Muted.Render("rails:")
+	if len(m.health) > 0 || m.cfg.Displays != nil {
+		h += "\n"
+		if len(m.health) > 0 {
+			h += s.Muted.Render("rails:")
+		}
 		for _, rh := range m.health {
 			if rh.Up {
 				h += "  " + s.Approved.Render(rh.name+" "+rh.Detail)
 			} else {
 				h += "  " + s.Pending.Render(rh.name+": "+rh.Detail)
 			}
+		}
+		if m.cfg.Displays != nil {
+			if len(m.health) > 0 {
+				h += "  "
+			}
+			h += s.Muted.Render("customer displays: ") + m.displaysHeader()
 		}
 	}
 	return h
@@ -132,7 +141,7 @@ func (m Model) menuView() string {
 	if m.cfg.Demo && m.cfg.DemoNotes != "" {
 		// Header, blank, menu, blank, footer: the notes get what is left.
 		used := 4 + len(m.items()) + 2*len(m.cfg.Unresolved)
-		if len(m.health) > 0 {
+		if len(m.health) > 0 || m.cfg.Displays != nil {
 			used++
 		}
 		notes := strings.Split(m.cfg.DemoNotes, "\n")
