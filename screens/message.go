@@ -168,6 +168,7 @@ type DecodeError struct {
 	Reason string
 }
 
+// Error is the reason, written for the ERROR message's errorMessage.
 func (e *DecodeError) Error() string { return e.Reason }
 
 // Unwrap lets errors.Is(err, ErrBadMessage) match.
