@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -137,6 +138,32 @@ func parseScreenMethods(spec string, rails map[string]payment.Starter) ([]screen
 	return out, nil
 }
 
+// lanURLs are the display's URLs on this machine's network addresses when
+// it listens on all of them, for pointing a tablet at it.
+func lanURLs(srv *screens.Server) []string {
+	a, ok := srv.Addr().(*net.TCPAddr)
+	if !ok || !a.IP.IsUnspecified() {
+		return nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	scheme := strings.SplitN(srv.URL(), ":", 2)[0]
+	var out []string
+	for _, ia := range addrs {
+		ipn, ok := ia.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.To4() == nil || ipn.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s://%s/", scheme, net.JoinHostPort(ipn.IP.String(), strconv.Itoa(a.Port))))
+		if len(out) == 3 {
+			break
+		}
+	}
+	return out
+}
+
 // posRail is the POS link as a display method sees it: up while a POS is
 // connected.
 type posRail struct{ *protocol.Server }
@@ -205,6 +232,9 @@ func (s *screensSettings) start(e *railEnv, rails map[string]payment.Starter) (*
 	e.log.Info("customer display server started", "url", srv.URL(), "methods", strings.Join(names, " "))
 	e.note("Customer display: open "+url+" in a browser (Android app: ws on the same port)",
 		"  methods "+strings.Join(names, " "))
+	if lan := lanURLs(srv); len(lan) > 0 {
+		e.note("  from a tablet: " + strings.Join(lan, "  "))
+	}
 	e.brief("Customer display: " + url)
 	return srv, nil
 }
