@@ -261,7 +261,8 @@ func TestBrowserDisplayInChromium(t *testing.T) {
 		shots = dir
 	}
 
-	page.call("Page.navigate", map[string]any{"url": srv.URL() + "?device=tablet-1"}, nil)
+	// No ?device=: the page names itself when the server asks (INFO_SCREEN).
+	page.call("Page.navigate", map[string]any{"url": srv.URL()}, nil)
 	page.waitScreen("AMOUNT_SELECT")
 	var labels []string
 	page.eval(`Array.from(document.querySelectorAll("#amounts button")).map(function(b){return b.textContent})`, &labels)
@@ -305,8 +306,23 @@ func TestBrowserDisplayInChromium(t *testing.T) {
 	if strings.Join(got, ", ") != "duitnow_qr 75.00 approved, card 60.00 approved" {
 		t.Fatalf("journal: %q", got)
 	}
+	// A reload reconnects with the session id the server issued: the same
+	// display, not a second one.
+	page.waitScreen("AMOUNT_SELECT")
+	page.eval(`window.beforeReload = true`, nil)
+	page.call("Page.reload", map[string]any{}, nil)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var fresh bool
+		page.eval(`!window.beforeReload && (document.body && document.body.dataset.screen) === "AMOUNT_SELECT"`, &fresh)
+		if fresh {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reloaded page did not show AMOUNT_SELECT")
+		}
+	}
 	ds := srv.Displays()
-	if len(ds) != 1 || ds[0].Label != "tablet-1" || !ds[0].Connected {
+	if len(ds) != 1 || !strings.HasPrefix(ds[0].Label, "browser-") || !ds[0].Connected {
 		t.Fatalf("displays: %+v", ds)
 	}
 }

@@ -116,9 +116,11 @@ type client struct {
 	// copies it.
 	flow    string
 	session string
-	msgs    chan Message
-	raws    chan []byte
-	closed  chan error
+	// infoAsked counts the server's INFO_SCREEN requests.
+	infoAsked int
+	msgs      chan Message
+	raws      chan []byte
+	closed    chan error
 }
 
 func dial(t testing.TB, url string, h http.Header) *client {
@@ -160,6 +162,15 @@ func (c *client) next() Message {
 		}
 		raw := <-c.raws
 		checkTyped(c.t, raw)
+		if m.Screen == ScreenInfo {
+			// The app answers INFO_SCREEN by itself and keeps its
+			// transactionId; so do the tests' displays.
+			if m.Data["requestType"] != "DEVICE_INFO" || !strings.HasPrefix(m.TransactionID, "info-") {
+				c.t.Fatalf("INFO_SCREEN %+v", m)
+			}
+			c.infoAsked++
+			return c.next()
+		}
 		if m.TransactionID != "" {
 			c.flow = m.TransactionID
 		}

@@ -59,6 +59,9 @@ func TestHappyPathOnSimulatedPOS(t *testing.T) {
 	if next.TransactionID == m.TransactionID {
 		t.Fatal("a new flow must get a new transactionId")
 	}
+	if c.infoAsked != 1 {
+		t.Fatalf("INFO_SCREEN sent %d times to a display of unknown identity, want 1", c.infoAsked)
+	}
 
 	txns, err := k.Journal.Recent(context.Background(), 5)
 	if err != nil || len(txns) != 1 {

@@ -207,6 +207,21 @@ func (d *display) attach(c *conn) {
 		d.showLocked(d.screen, d.data)
 	}
 	d.sendConfigLocked()
+	d.s.mu.Lock()
+	known := d.device != ""
+	d.s.mu.Unlock()
+	if !known {
+		d.askDeviceInfoLocked()
+	}
+}
+
+// askDeviceInfoLocked asks the app for its serial number and address
+// (SCREEN_CHANGE/INFO_SCREEN with requestType DEVICE_INFO): the app answers
+// with DEVICE_INFO messages without changing its screen or its
+// transactionId, and the serial lets a reconnect resume this session.
+func (d *display) askDeviceInfoLocked() {
+	d.sendLocked(Message{MessageType: TypeScreenChange, Screen: ScreenInfo, TransactionID: fmt.Sprintf("info-%d", d.s.opts.Now().UnixMilli()),
+		Timestamp: d.s.opts.Now().UnixMilli(), Data: Data{"requestType": "DEVICE_INFO"}})
 }
 
 // detach forgets c; the session waits ResumeWindow for a reconnect (for

@@ -66,9 +66,31 @@
     state.ws.send(JSON.stringify({ messageType: "USER_ACTION", screen: screen, data: data, transactionId: txn || state.flow, timestamp: Date.now() }));
   }
 
+  // deviceName is this display's identity for the server: ?device=, else
+  // a name kept in this browser, so a reload or a reconnect resumes.
+  function deviceName() {
+    if (params.get("device")) return params.get("device");
+    var key = "paydesk-display-device", name = "";
+    try { name = localStorage.getItem(key) || ""; } catch (e) { /* private mode */ }
+    if (!name) {
+      name = "browser-" + newID().slice(0, 8);
+      try { localStorage.setItem(key, name); } catch (e) { /* ignore */ }
+    }
+    return name;
+  }
+
   function receive(msg) {
-    if (typeof msg.transactionId === "string" && msg.transactionId) state.flow = msg.transactionId;
     var data = msg.data || {};
+    if (msg.messageType === "SCREEN_CHANGE" && msg.screen === "INFO_SCREEN") {
+      // A request for this device's identity, like the app answers it:
+      // no screen change, and the flow's transactionId is kept.
+      if (data.requestType === "DEVICE_INFO" && state.ws) {
+        state.ws.send(JSON.stringify({ messageType: "DEVICE_INFO", screen: "DEVICE_SERIAL",
+          data: { deviceSerialNumber: deviceName() }, transactionId: msg.transactionId, timestamp: Date.now() }));
+      }
+      return;
+    }
+    if (typeof msg.transactionId === "string" && msg.transactionId) state.flow = msg.transactionId;
     switch (msg.messageType) {
       case "DEVICE_INFO":
         if (typeof data.sessionId === "string") { try { sessionStorage.setItem(SESSION_KEY, data.sessionId); } catch (e) { /* ignore */ } }
