@@ -582,3 +582,28 @@ func TestAppsOwnTerminalPayment(t *testing.T) {
 		t.Fatalf("display shows payment %q, want %q", ds[0].TxnID, un[0].ID)
 	}
 }
+
+func TestAFloodOfGarbageClosesOnlyThatConnection(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	_, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	good := dial(t, url, nil)
+	good.screen(ScreenAmountSelect)
+	bad := dial(t, url, nil)
+	bad.screen(ScreenAmountSelect)
+	for range maxRefusals {
+		bad.send("garbage")
+		bad.errorMsg(CodeInvalidMessage)
+	}
+	bad.send("garbage")
+	select {
+	case err := <-bad.closed:
+		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+			t.Fatalf("closed with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the flood did not close the connection")
+	}
+	good.reset()
+	good.screen(ScreenAmountSelect)
+}

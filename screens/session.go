@@ -23,6 +23,27 @@ import (
 type conn struct {
 	ws   *websocket.Conn
 	addr string
+	// refused counts refusals since windowStart, read and written by the
+	// connection's reader only.
+	refused     int
+	windowStart time.Time
+}
+
+// Refusals a connection may earn in refusalWindow before it is closed, so
+// a client sending garbage cannot flood the journal and slow the others.
+const (
+	maxRefusals   = 20
+	refusalWindow = 10 * time.Second
+)
+
+// refuse counts a refusal and reports whether the connection is over its
+// allowance.
+func (c *conn) refuse(now time.Time) bool {
+	if now.Sub(c.windowStart) > refusalWindow {
+		c.refused, c.windowStart = 0, now
+	}
+	c.refused++
+	return c.refused > maxRefusals
 }
 
 // display is one customer display's session: its screen and the
@@ -279,6 +300,11 @@ func (d *display) expired() {
 func (d *display) handle(c *conn, frame []byte) *display {
 	a, err := Decode(frame)
 	if err != nil {
+		if c.refuse(d.s.opts.Now()) {
+			d.s.log.Warn("display closed: too many refused frames", "display", d.labelSafe(), "remote", c.addr, "limit", maxRefusals)
+			c.ws.Close(websocket.StatusPolicyViolation, "too many invalid messages")
+			return d
+		}
 		d.reject(c, frame, err)
 		return d
 	}
