@@ -7,13 +7,15 @@ import "github.com/charmbracelet/bubbles/key"
 type KeyMap struct {
 	Card, BNPL, QR, IPP, Cancel, Status, Quit key.Binding
 	Journal, Log, Approve, Decline, Target    key.Binding
-	ResetDisplay                              key.Binding
 	Up, Down, Enter, Back, Help, Yes, No      key.Binding
+
+	// ResetDisplay puts a customer display back on the amounts.
+	ResetDisplay key.Binding
 }
 
 // DefaultKeyMap keeps kiosk.py's menu numbers as hot keys.
 func DefaultKeyMap() *KeyMap {
-	return &KeyMap{
+	km := &KeyMap{
 		Card:   key.NewBinding(key.WithKeys("1"), key.WithHelp("1", "card")),
 		BNPL:   key.NewBinding(key.WithKeys("2"), key.WithHelp("2", "BNPL")),
 		QR:     key.NewBinding(key.WithKeys("3"), key.WithHelp("3", "DuitNow QR")),
@@ -23,18 +25,18 @@ func DefaultKeyMap() *KeyMap {
 		Journal: key.NewBinding(key.WithKeys("j"), key.WithHelp("j", "journal")),
 		Log:     key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "event log")),
 		Target:  key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next POS")),
-		// ResetDisplay puts a customer display back on the amounts.
-		ResetDisplay: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset display")),
-		Approve:      key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "resolve approved")),
-		Decline:      key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "resolve declined")),
-		Status:       key.NewBinding(key.WithKeys("6", "s"), key.WithHelp("6/s", "status")),
-		Quit:         key.NewBinding(key.WithKeys("7", "q", "ctrl+c"), key.WithHelp("7/q", "quit")),
-		Up:           key.NewBinding(key.WithKeys("up"), key.WithHelp("↑", "up")),
-		Down:         key.NewBinding(key.WithKeys("down"), key.WithHelp("↓", "down")),
-		Enter:        key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "choose")),
-		Back:         key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
-		Help:         key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
-		Yes:          key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
-		No:           key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n", "no")),
+		Approve: key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "resolve approved")),
+		Decline: key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "resolve declined")),
+		Status:  key.NewBinding(key.WithKeys("6", "s"), key.WithHelp("6/s", "status")),
+		Quit:    key.NewBinding(key.WithKeys("7", "q", "ctrl+c"), key.WithHelp("7/q", "quit")),
+		Up:      key.NewBinding(key.WithKeys("up"), key.WithHelp("↑", "up")),
+		Down:    key.NewBinding(key.WithKeys("down"), key.WithHelp("↓", "down")),
+		Enter:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "choose")),
+		Back:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+		Help:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Yes:     key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
+		No:      key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n", "no")),
 	}
+	km.ResetDisplay = key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset display"))
+	return km
 }
