@@ -607,3 +607,21 @@ func TestAFloodOfGarbageClosesOnlyThatConnection(t *testing.T) {
 	good.reset()
 	good.screen(ScreenAmountSelect)
 }
+
+func TestUnknownSerialsDoNotShareASession(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	s, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	a, b := dial(t, url, nil), dial(t, url, nil)
+	for _, c := range []*client{a, b} {
+		c.screen(ScreenAmountSelect)
+		c.send(`{"messageType":"DEVICE_INFO","screen":"DEVICE_SERIAL","data":{"deviceSerialNumber":"unknown"},"transactionId":"info-1","timestamp":1}`)
+	}
+	a.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
+	a.screen(ScreenPaymentMethod)
+	b.reset()
+	b.screen(ScreenAmountSelect)
+	if ds := s.Displays(); len(ds) != 2 || !ds[0].Connected || !ds[1].Connected {
+		t.Fatalf("displays %+v", ds)
+	}
+}

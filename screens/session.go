@@ -721,8 +721,13 @@ func (d *display) deviceInfo(c *conn, a Action) *display {
 	return d
 }
 
-// sanitize keeps a device name printable and short.
+// sanitize keeps a device name printable and short. The app reports
+// "unknown" when it cannot read its serial: that identifies nothing (two
+// such tablets would take each other's sessions), so it counts as none.
 func sanitize(s string) string {
+	if strings.EqualFold(strings.TrimSpace(s), "unknown") {
+		return ""
+	}
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return -1
