@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"paydesk/payment"
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
 	"paydesk/protocol/postest"
@@ -324,5 +325,96 @@ func TestBrowserDisplayInChromium(t *testing.T) {
 	ds := srv.Displays()
 	if len(ds) != 1 || !strings.HasPrefix(ds[0].Label, "browser-") || !ds[0].Connected {
 		t.Fatalf("displays: %+v", ds)
+	}
+}
+
+// TestBrowserShowsEveryScreen walks the page through every screen the
+// server sends: a decline, the ticket steps, the daily limit, a rail that
+// is down, and the idle timeout, clicking as a customer would.
+func TestBrowserShowsEveryScreen(t *testing.T) {
+	page := chromium(t)
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal, delay: 300 * time.Millisecond,
+		outcome: func(r payment.Request) (payment.Status, string) {
+			if r.Amount.Minor == 4000 {
+				return payment.StatusDeclined, "Card declined by issuer"
+			}
+			return payment.StatusApproved, ""
+		}}
+	srv, _ := startServer(t, bus, Options{Currency: "GBP", DailyLimit: 150, IdleTimeout: 1500 * time.Millisecond,
+		StepDelay: 300 * time.Millisecond, ResultHold: 600 * time.Millisecond,
+		Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}})
+	shots := t.TempDir()
+	if dir := os.Getenv("PAYDESK_SCREENSHOTS"); dir != "" {
+		shots = dir
+	}
+	text := func(id string) string {
+		var s string
+		page.eval(fmt.Sprintf(`document.getElementById(%q).textContent`, id), &s)
+		return s
+	}
+	pay := func(amount int) {
+		page.waitScreen("AMOUNT_SELECT")
+		page.click(fmt.Sprintf(`#amounts button[data-amount="%d"]`, amount))
+	}
+
+	page.call("Page.navigate", map[string]any{"url": srv.URL() + "?device=tablet-2"}, nil)
+	pay(40)
+	page.waitScreen("PAYMENT_METHOD")
+	if got := text("method-amount"); got != "£40" {
+		t.Fatalf("method screen shows %q", got)
+	}
+	page.screenshot(shots, "payment_method.png")
+	page.click(`#methods button[data-method="DEBIT_CARD"]`)
+	page.waitScreen("PROCESSING")
+	page.waitScreen("FAILED")
+	if got := text("failed-message"); got != "Card declined by issuer" {
+		t.Fatalf("FAILED shows %q", got)
+	}
+	page.screenshot(shots, "failed.png")
+
+	pay(100)
+	page.waitScreen("PAYMENT_METHOD")
+	page.click(`#methods button[data-method="DEBIT_CARD"]`)
+	for _, s := range []string{"PROCESSING", "SUCCESS", "PRINT_TICKET", "COLLECT_TICKET", "THANK_YOU"} {
+		page.waitScreen(s)
+	}
+
+	pay(80) // 100 of 150 taken today
+	page.waitScreen("LIMIT_ERROR")
+	if got := text("limit-message"); got != "The daily limit is £150; £50 remains today." {
+		t.Fatalf("LIMIT_ERROR shows %q", got)
+	}
+	page.screenshot(shots, "limit_error.png")
+	page.click(`#screen-LIMIT_ERROR button[data-action="reset"]`)
+
+	rail.down.Store(true)
+	pay(20)
+	page.waitScreen("PAYMENT_METHOD")
+	page.click(`#methods button[data-method="DEBIT_CARD"]`)
+	page.waitScreen("DEVICE_ERROR")
+	if got := text("device-code"); got != "TERMINAL_ERROR" {
+		t.Fatalf("DEVICE_ERROR code %q", got)
+	}
+	page.screenshot(shots, "device_error.png")
+	page.click(`#screen-DEVICE_ERROR button[data-action="reset"]`)
+	rail.down.Store(false)
+
+	pay(20)
+	page.waitScreen("PAYMENT_METHOD")
+	page.waitScreen("TIMEOUT") // the customer walked away
+	page.screenshot(shots, "timeout.png")
+	page.waitScreen("AMOUNT_SELECT")
+
+	txns, err := bus.Journal().Recent(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tx := range txns {
+		got = append(got, fmt.Sprintf("%s %s", tx.Amount.Decimal(), tx.Status))
+	}
+	if strings.Join(got, ", ") != "100.00 approved, 40.00 declined" {
+		t.Fatalf("journal: %q", got)
 	}
 }
