@@ -125,3 +125,11 @@ func TestRedactKeepsCardDataOutOfLogs(t *testing.T) {
 		}
 	}
 }
+
+func TestMinorPerUnit(t *testing.T) {
+	for code, want := range map[string]int64{"GBP": 100, "myr": 100, "KES": 100, "JPY": 1, "KWD": 1000} {
+		if got := MinorPerUnit(code); got != want {
+			t.Errorf("%s: %d, want %d", code, got, want)
+		}
+	}
+}

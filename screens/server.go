@@ -144,7 +144,10 @@ type Server struct {
 	bus    *payment.Bus
 	log    *slog.Logger
 	symbol string
-	web    http.Handler
+	// unit is the minor units in one whole unit of the currency: 100 for
+	// pounds and ringgit, 1 for yen, 1000 for dinars.
+	unit int64
+	web  http.Handler
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -226,6 +229,9 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	if opts.DailyLimit < 0 {
 		return nil, fmt.Errorf("screens: negative daily limit %d", opts.DailyLimit)
 	}
+	if len(opts.Currency) != 3 {
+		return nil, fmt.Errorf("screens: currency %q is not an ISO 4217 code", opts.Currency)
+	}
 	for _, p := range opts.Presets {
 		if p < opts.Min || p > opts.Max {
 			return nil, fmt.Errorf("screens: preset %d is outside %d-%d", p, opts.Min, opts.Max)
@@ -250,7 +256,7 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{opts: opts, bus: bus, log: opts.Logger.With("component", "screens"), symbol: Symbol(opts.Currency),
+	s := &Server{opts: opts, bus: bus, log: opts.Logger.With("component", "screens"), symbol: Symbol(opts.Currency), unit: MinorPerUnit(opts.Currency),
 		web: webHandler(), ctx: ctx, cancel: cancel, sessions: map[string]*display{}, byTxn: map[string]*display{}}
 	return s, nil
 }
@@ -271,6 +277,20 @@ func Symbol(code string) string {
 		return "KSh"
 	}
 	return code
+}
+
+// MinorPerUnit is how many minor units make one whole unit of a
+// currency, by ISO 4217's exponent: 100 for most, 1 for currencies without
+// decimals (JPY, KRW…), 1000 for those with three (BHD, KWD…). The wire's
+// whole amounts are multiplied by it into payment.Money.
+func MinorPerUnit(code string) int64 {
+	switch strings.ToUpper(code) {
+	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF":
+		return 1
+	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
+		return 1000
+	}
+	return 100
 }
 
 // Listen binds the address, so a busy port is reported before Serve.

@@ -625,3 +625,22 @@ func TestUnknownSerialsDoNotShareASession(t *testing.T) {
 		t.Fatalf("displays %+v", ds)
 	}
 }
+
+func TestWholeAmountsInAZeroDecimalCurrency(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	_, url := startServer(t, bus, quick(Options{Currency: "JPY", Presets: []int64{1000, 2000}, Min: 500, Max: 10000,
+		Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	c := dial(t, url, nil)
+	c.screen(ScreenAmountSelect)
+	c.action("AMOUNT_SELECT", `{"selectedAmount":2000,"selectionMethod":"PRESET_BUTTON"}`)
+	c.screen(ScreenPaymentMethod)
+	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+	c.screen(ScreenProcessing)
+	c.screen(ScreenSuccess)
+	rail.mu.Lock()
+	defer rail.mu.Unlock()
+	if got := rail.started[0].Amount; got != (payment.Money{Minor: 2000, Currency: "JPY"}) {
+		t.Fatalf("¥2000 became %+v", got)
+	}
+}

@@ -383,7 +383,7 @@ func (d *display) amountLocked(a Action, frame []byte) {
 		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is outside %d-%d", a.Amount, o.Min, o.Max)})
 		return
 	}
-	amt := payment.Money{Minor: a.Amount * 100, Currency: o.Currency}
+	amt := payment.Money{Minor: a.Amount * d.s.unit, Currency: o.Currency}
 	if limited := d.limitLocked(amt, false); limited {
 		return
 	}
@@ -425,14 +425,14 @@ func (d *display) checkLimitLocked(amt payment.Money, reserve bool) (ok bool, re
 		d.s.log.Error("daily limit unknown", "err", err)
 		return false, 0, err
 	}
-	limit := o.DailyLimit * 100
+	limit := o.DailyLimit * d.s.unit
 	if used+amt.Minor <= limit {
 		if reserve {
 			d.reserved.Store(amt.Minor)
 		}
 		return true, 0, nil
 	}
-	remaining = max(limit-used, 0) / 100
+	remaining = max(limit-used, 0) / d.s.unit
 	d.s.log.Info("display amount over the daily limit", "display", d.label, "amount", amt.Decimal(),
 		"limit", o.DailyLimit, "used", payment.FormatMinor(used), "remaining", remaining)
 	return false, remaining, nil
@@ -457,7 +457,7 @@ func (d *display) cardCheckLocked(a Action, frame []byte) {
 		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is outside %d-%d", a.Amount, o.Min, o.Max)})
 		return
 	}
-	amt := payment.Money{Minor: a.Amount * 100, Currency: o.Currency}
+	amt := payment.Money{Minor: a.Amount * d.s.unit, Currency: o.Currency}
 	ok, remaining, err := d.checkLimitLocked(amt, true)
 	if err != nil || !ok {
 		data := Data{"errorMessage": "Daily limit exceeded", "limit": o.DailyLimit, "remaining": remaining, "currency": d.s.symbol}
