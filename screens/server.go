@@ -14,7 +14,7 @@
 // Amounts on this wire are whole units of the currency (pounds, ringgit):
 // the app's amounts, selectedAmount, limit and remaining are Kotlin Ints
 // and its presets are 20, 40, 60…; inside paydesk they are payment.Money
-// in minor units (×100).
+// in minor units (×100 for most currencies; see MinorPerUnit).
 //
 // The WebSocket library is github.com/coder/websocket: maintained (the
 // successor of nhooyr.io/websocket), no dependencies, context-aware reads
