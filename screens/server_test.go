@@ -458,7 +458,7 @@ func TestTokenAuthentication(t *testing.T) {
 			t.Fatalf("%s: err %v, want 401", u, err)
 		}
 	}
-	dial(t, url+"?token=s3cret", nil).screen(ScreenAmountSelect)
+	dial(t, url+"any/path/at/all?token=s3cret", nil).screen(ScreenAmountSelect) // upgrades on any path
 	dial(t, url, http.Header{"Authorization": {"Bearer s3cret"}}).screen(ScreenAmountSelect)
 }
 
