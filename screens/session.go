@@ -144,29 +144,37 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 // and closes a connection that does not answer, so a display that
 // vanished is noticed and its session waits for the reconnect.
 func (s *Server) heartbeat(c *conn) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(s.opts.PingInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-s.ctx.Done():
-				return
-			case <-t.C:
-				ctx, cancel := context.WithTimeout(s.ctx, s.opts.PingInterval)
-				err := c.ws.Ping(ctx)
-				cancel()
-				if err != nil {
-					s.log.Info("display did not answer a ping; closing", "remote", c.addr, "err", err)
-					c.ws.CloseNow()
-					return
-				}
-			}
+	// A timer chain, not a goroutine per display: a goroutine lives only
+	// while a ping waits for its pong.
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	var beat func()
+	beat = func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.PingInterval)
+		err := c.ws.Ping(ctx)
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped || s.ctx.Err() != nil {
+			return
 		}
-	}()
-	return func() { close(done) }
+		if err != nil {
+			s.log.Info("display did not answer a ping; closing", "remote", c.addr, "err", err)
+			c.ws.CloseNow()
+			return
+		}
+		t = time.AfterFunc(s.opts.PingInterval, beat)
+	}
+	mu.Lock()
+	t = time.AfterFunc(s.opts.PingInterval, beat)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }
 
 // find returns the session a connecting display resumes (by the session
