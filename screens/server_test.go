@@ -239,7 +239,9 @@ func TestMalformedFramesKeepTheConnection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c.send(tc.frame)
 			m := c.errorMsg(tc.code)
-			if m.Screen != ScreenAmountSelect || m.Data["errorMessage"] == "" {
+			// The ERROR names the screen shown and carries the flow's id,
+			// so a client that copies ids (as the app does) recovers.
+			if m.Screen != ScreenAmountSelect || m.Data["errorMessage"] == "" || m.TransactionID != flow {
 				t.Fatalf("ERROR = %+v", m)
 			}
 		})

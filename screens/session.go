@@ -368,7 +368,7 @@ func (d *display) expectLocked(a Action, screens ...Screen) error {
 		return &DecodeError{Code: CodeWrongScreen, Reason: fmt.Sprintf("%s %s does not answer the screen shown, %s", a.Screen, a.SelectionMethod, d.screen)}
 	}
 	if a.TxnID != d.flow {
-		return &DecodeError{Code: CodeUnknownTransaction, Reason: fmt.Sprintf("transactionId %q is not the one issued for this screen", trunc(a.TxnID))}
+		return &DecodeError{Code: CodeUnknownTransaction, Reason: fmt.Sprintf("transactionId %q is not the one issued for this screen: copy the transactionId of the last SCREEN_CHANGE (this message carries it)", trunc(a.TxnID))}
 	}
 	return nil
 }
@@ -454,7 +454,7 @@ func (d *display) checkLimitLocked(amt payment.Money, reserve bool) (ok bool, re
 func (d *display) cardCheckLocked(a Action, frame []byte) {
 	o := d.s.opts
 	if a.TxnID != d.flow {
-		d.rejectLocked(frame, &DecodeError{Code: CodeUnknownTransaction, Reason: fmt.Sprintf("transactionId %q is not the one issued for this flow", trunc(a.TxnID))})
+		d.rejectLocked(frame, &DecodeError{Code: CodeUnknownTransaction, Reason: fmt.Sprintf("transactionId %q is not the one issued for this flow: copy the transactionId of the last SCREEN_CHANGE (this message carries it)", trunc(a.TxnID))})
 		return
 	}
 	if d.inFlight {
