@@ -218,6 +218,11 @@ func Decode(frame []byte) (Action, error) {
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	var f inFrame
 	if err := dec.Decode(&f); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			// Only messageType, screen and transactionId are typed here.
+			return Action{}, bad(CodeInvalidMessage, "%s must be a string, not a JSON %s", te.Field, te.Value)
+		}
 		return Action{}, bad(CodeInvalidMessage, "frame is not valid JSON: %v", err)
 	}
 	if dec.More() {

@@ -133,3 +133,10 @@ func TestMinorPerUnit(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeNamesTheBadField(t *testing.T) {
+	_, err := Decode([]byte(`{"messageType":"USER_ACTION","screen":5}`))
+	if err == nil || err.Error() != "screen must be a string, not a JSON number" {
+		t.Fatalf("got %v", err)
+	}
+}
