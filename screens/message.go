@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"unicode/utf8"
 )
@@ -255,6 +256,14 @@ func Decode(frame []byte) (Action, error) {
 			return Action{}, bad(CodeInvalidMessage, "data is not a JSON object")
 		}
 		if err := json.Unmarshal(f.Data, &d); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				want := "a string"
+				if te.Type != nil && te.Type.Kind() == reflect.Map {
+					want = "an object"
+				}
+				return Action{}, bad(CodeInvalidMessage, "data.%s must be %s, not a JSON %s", te.Field, want, te.Value)
+			}
 			return Action{}, bad(CodeInvalidMessage, "data: %v", err)
 		}
 	}

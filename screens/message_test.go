@@ -140,3 +140,14 @@ func TestDecodeNamesTheBadField(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestDecodeNamesTheBadDataField(t *testing.T) {
+	for frame, want := range map[string]string{
+		`{"messageType":"USER_ACTION","screen":"PAYMENT_METHOD","data":{"selectionMethod":5}}`: "data.selectionMethod must be a string, not a JSON number",
+		`{"messageType":"PAYMENT_RESULT","screen":"SUCCESS","data":{"paymentDetails":"A"}}`:    "data.paymentDetails must be an object, not a JSON string",
+	} {
+		if _, err := Decode([]byte(frame)); err == nil || err.Error() != want {
+			t.Errorf("%s: got %v, want %q", frame, err, want)
+		}
+	}
+}
