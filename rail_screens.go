@@ -27,6 +27,7 @@ type screensSettings struct {
 	min, max   int
 	dailyLimit int
 	noOther    bool
+	receipt    bool
 	idle       time.Duration
 	step       time.Duration
 	methods    string
@@ -50,6 +51,7 @@ func (s *screensSettings) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.max, "screens-max", envInt("SCREENS_MAX", screens.DefaultMax), "largest amount a customer may pay, whole units (PAYDESK_SCREENS_MAX)")
 	fs.IntVar(&s.dailyLimit, "screens-daily-limit", envInt("SCREENS_DAILY_LIMIT", 0), "the day's takings on the display's rails above which the display shows LIMIT_ERROR, whole units; 0 = no limit (PAYDESK_SCREENS_DAILY_LIMIT)")
 	fs.BoolVar(&s.noOther, "screens-no-other", env("SCREENS_NO_OTHER", "") != "", "offer only the preset amounts, no keypad (PAYDESK_SCREENS_NO_OTHER)")
+	fs.BoolVar(&s.receipt, "screens-receipt-question", env("SCREENS_RECEIPT_QUESTION", "") != "", "after SUCCESS ask RECEIPT_QUESTION and wait for the customer's answer before PRINT_TICKET (PAYDESK_SCREENS_RECEIPT_QUESTION)")
 	fs.DurationVar(&s.idle, "screens-idle-timeout", envDuration("SCREENS_IDLE_TIMEOUT", screens.DefaultIdleTimeout), "a customer idle this long mid-flow gets ERROR/TIMEOUT (PAYDESK_SCREENS_IDLE_TIMEOUT)")
 	fs.DurationVar(&s.step, "screens-step", envDuration("SCREENS_STEP", screens.DefaultStepDelay), "how long SUCCESS, PRINT_TICKET, COLLECT_TICKET and THANK_YOU each stay up (PAYDESK_SCREENS_STEP)")
 	fs.StringVar(&s.methods, "screens-methods", env("SCREENS_METHODS", defaultScreenMethods), "payment methods offered and their rails: NAME=RAIL[:MODE][@POS], RAIL pos or terminal, MODE card, bnpl or duitnow_qr (PAYDESK_SCREENS_METHODS)")
@@ -79,7 +81,7 @@ func (s *screensSettings) options(rails map[string]payment.Starter) (screens.Opt
 		return o, errors.New("--screens-idle-timeout and --screens-step must be positive")
 	}
 	o.Currency, o.Min, o.Max, o.DailyLimit = strings.ToUpper(s.currency), int64(s.min), int64(s.max), int64(s.dailyLimit)
-	o.NoOther, o.IdleTimeout, o.StepDelay = s.noOther, s.idle, s.step
+	o.NoOther, o.IdleTimeout, o.StepDelay, o.ReceiptQuestion = s.noOther, s.idle, s.step, s.receipt
 	methods, err := parseScreenMethods(s.methods, rails)
 	if err != nil {
 		return o, fmt.Errorf("--screens-methods: %w", err)

@@ -329,8 +329,9 @@ func TestBrowserDisplayInChromium(t *testing.T) {
 }
 
 // TestBrowserShowsEveryScreen walks the page through every screen the
-// server sends: a decline, the ticket steps, the daily limit, a rail that
-// is down, and the idle timeout, clicking as a customer would.
+// server sends: a decline, the receipt question and the ticket steps, the
+// daily limit, a rail that is down, and the idle timeout, clicking as a
+// customer would.
 func TestBrowserShowsEveryScreen(t *testing.T) {
 	page := chromium(t)
 	bus := newBus(t)
@@ -341,7 +342,7 @@ func TestBrowserShowsEveryScreen(t *testing.T) {
 			}
 			return payment.StatusApproved, ""
 		}}
-	srv, _ := startServer(t, bus, Options{Currency: "GBP", DailyLimit: 150, IdleTimeout: 1500 * time.Millisecond,
+	srv, _ := startServer(t, bus, Options{Currency: "GBP", DailyLimit: 150, IdleTimeout: 1500 * time.Millisecond, ReceiptQuestion: true,
 		StepDelay: 300 * time.Millisecond, ResultHold: 600 * time.Millisecond,
 		Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}})
 	shots := t.TempDir()
@@ -376,7 +377,12 @@ func TestBrowserShowsEveryScreen(t *testing.T) {
 	pay(100)
 	page.waitScreen("PAYMENT_METHOD")
 	page.click(`#methods button[data-method="DEBIT_CARD"]`)
-	for _, s := range []string{"PROCESSING", "SUCCESS", "PRINT_TICKET", "COLLECT_TICKET", "THANK_YOU"} {
+	page.waitScreen("PROCESSING")
+	page.waitScreen("SUCCESS")
+	page.waitScreen("RECEIPT_QUESTION")
+	page.screenshot(shots, "receipt_question.png")
+	page.click(`#screen-RECEIPT_QUESTION button[data-receipt="YES"]`)
+	for _, s := range []string{"PRINT_TICKET", "COLLECT_TICKET", "THANK_YOU"} {
 		page.waitScreen(s)
 	}
 

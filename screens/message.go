@@ -40,6 +40,9 @@ const (
 	ScreenCollectTicket Screen = "COLLECT_TICKET"
 	ScreenThankYou      Screen = "THANK_YOU"
 	ScreenDeviceError   Screen = "DEVICE_ERROR"
+	// ScreenReceiptQuestion asks whether the customer wants a card
+	// receipt (the app's later flow; on with Options.ReceiptQuestion).
+	ScreenReceiptQuestion Screen = "RECEIPT_QUESTION"
 )
 
 // The screens a client names in its USER_ACTIONs beyond the ones above.

@@ -111,6 +111,10 @@ type Options struct {
 	Currency string
 	// NoOther hides the "other amount" button.
 	NoOther bool
+	// ReceiptQuestion asks RECEIPT_QUESTION after SUCCESS and waits for
+	// the customer's RECEIPT_RESPONSE (YES/NO) before PRINT_TICKET; it is
+	// also the requireCardReceipt sent in DEVICE_INFO.
+	ReceiptQuestion bool
 	// Min and Max bound any amount, whole units.
 	Min, Max int64
 	// DailyLimit, when positive, caps the day's takings in whole units:

@@ -646,3 +646,41 @@ func TestWholeAmountsInAZeroDecimalCurrency(t *testing.T) {
 		t.Fatalf("¥2000 became %+v", got)
 	}
 }
+
+func TestReceiptQuestion(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	_, url := startServer(t, bus, quick(Options{ReceiptQuestion: true, IdleTimeout: 300 * time.Millisecond,
+		Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	c := dial(t, url, nil)
+	c.screen(ScreenAmountSelect)
+	if info := c.next(); info.Data["requireCardReceipt"] != true {
+		t.Fatalf("DEVICE_INFO %v", info.Data)
+	}
+	buy := func() {
+		c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
+		c.screen(ScreenPaymentMethod)
+		c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
+		c.screen(ScreenProcessing)
+		c.screen(ScreenSuccess)
+		c.screen(ScreenReceiptQuestion)
+	}
+	buy()
+	c.action("RECEIPT_RESPONSE", `{"selectionMethod":"YES"}`)
+	c.screen(ScreenPrintTicket)
+	c.screen(ScreenCollectTicket)
+	c.screen(ScreenThankYou)
+	c.screen(ScreenAmountSelect)
+	txns, _ := bus.Journal().Recent(context.Background(), 1)
+	hist, _ := bus.Journal().History(context.Background(), txns[0].ID)
+	found := false
+	for _, ev := range hist {
+		found = found || (ev.Kind == payment.KindStep && ev.Detail == "the customer wants a card receipt")
+	}
+	if !found {
+		t.Fatal("the receipt answer is not journaled against the payment")
+	}
+	// A customer who walks away from the question still gets the ticket.
+	buy()
+	c.screen(ScreenPrintTicket)
+}

@@ -347,7 +347,7 @@ func (d *display) handle(c *conn, frame []byte) *display {
 	case ActMethod:
 		d.methodLocked(a, frame)
 	case ActReceipt:
-		d.s.log.Info("receipt answer noted", "display", d.label, "answer", a.SelectionMethod, "txn", d.railTxn)
+		d.receiptLocked(a, frame)
 	case ActCardCheck:
 		d.cardCheckLocked(a, frame)
 	case ActPaymentResult:
@@ -444,6 +444,29 @@ func (d *display) checkLimitLocked(amt payment.Money, reserve bool) (ok bool, re
 	d.s.log.Info("display amount over the daily limit", "display", d.label, "amount", amt.Decimal(),
 		"limit", o.DailyLimit, "used", payment.FormatMinor(used), "remaining", remaining)
 	return false, remaining, nil
+}
+
+// receiptLocked takes the answer to RECEIPT_QUESTION (YES or NO), notes it
+// against the payment in the journal, and goes on to PRINT_TICKET. The app
+// answers NO by itself when requireCardReceipt is false.
+func (d *display) receiptLocked(a Action, frame []byte) {
+	if d.screen != ScreenReceiptQuestion {
+		// The app may answer a question it was never shown (its
+		// requireCardReceipt setting): noted, nothing to do.
+		d.s.log.Info("receipt answer without a question", "display", d.label, "answer", a.SelectionMethod, "screen", d.screen)
+		return
+	}
+	if err := d.expectLocked(a, ScreenReceiptQuestion); err != nil {
+		d.rejectLocked(frame, err)
+		return
+	}
+	wants := "no receipt"
+	if a.SelectionMethod == "YES" {
+		wants = "a card receipt"
+	}
+	d.s.log.Info("receipt answer", "display", d.label, "txn", d.railTxn, "answer", a.SelectionMethod)
+	d.s.publish(payment.Event{Kind: payment.KindStep, TxnID: d.railTxn, Peer: d.label, Detail: "the customer wants " + wants})
+	d.showLocked(ScreenPrintTicket, Data{})
 }
 
 // cardCheckLocked answers the app's local-payment mode: it has read a
@@ -769,7 +792,7 @@ func (d *display) sendConfigLocked() {
 	msg := Message{MessageType: TypeDeviceInfo, Screen: "", TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
 		Data: Data{"minTransactionLimit": o.Min, "maxTransactionLimit": o.Max, "currency": o.Currency,
 			"transactionFeeType": "FIXED", "transactionFeeValue": int64(0), "yaspaEnabled": true,
-			"requireCardReceipt": false, "sessionId": d.id}}
+			"requireCardReceipt": o.ReceiptQuestion, "sessionId": d.id}}
 	d.sendLocked(msg)
 }
 
@@ -864,7 +887,17 @@ func (d *display) armLocked() {
 	case ScreenKeypad, ScreenPaymentMethod, ScreenLimitError:
 		d.afterLocked(o.IdleTimeout, d.timeoutLocked)
 	case ScreenSuccess:
-		d.stepLocked(o.StepDelay, ScreenPrintTicket)
+		if o.ReceiptQuestion {
+			d.stepLocked(o.StepDelay, ScreenReceiptQuestion)
+		} else {
+			d.stepLocked(o.StepDelay, ScreenPrintTicket)
+		}
+	case ScreenReceiptQuestion:
+		// The customer has paid: one who walks away still gets a ticket.
+		d.afterLocked(o.IdleTimeout, func() {
+			d.s.log.Info("receipt question unanswered; printing the ticket", "display", d.label, "txn", d.railTxn)
+			d.showLocked(ScreenPrintTicket, Data{})
+		})
 	case ScreenPrintTicket:
 		d.stepLocked(o.StepDelay, ScreenCollectTicket)
 	case ScreenCollectTicket:

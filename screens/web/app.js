@@ -221,6 +221,12 @@
   $("method-cancel").addEventListener("click", cancel);
   var resets = document.querySelectorAll("[data-action=reset]");
   for (var i = 0; i < resets.length; i++) resets[i].addEventListener("click", function () { send("RESET", {}, newID()); });
+  var answers = document.querySelectorAll("[data-receipt]");
+  for (var j = 0; j < answers.length; j++) {
+    answers[j].addEventListener("click", function (ev) {
+      send("RECEIPT_RESPONSE", { selectionMethod: ev.currentTarget.dataset.receipt });
+    });
+  }
   keypadSetup();
   connect();
 })();
