@@ -6,6 +6,7 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 
 	"paydesk/payment"
 )
@@ -80,7 +81,24 @@ func (m Model) View() string {
 	} else if m.errLine != "" {
 		footer = m.styles.ErrorText.Render("! "+m.errLine) + "\n" + footer
 	}
-	return lipgloss.JoinVertical(lipgloss.Left, m.headerView(), "", body, "", footer)
+	return clip(lipgloss.JoinVertical(lipgloss.Left, m.headerView(), "", body, "", footer), m.width)
+}
+
+// clip cuts every line to the window's width. A line that wrapped would
+// throw off the renderer's line count and leave stale text on screen; the
+// renderer only cuts lines once it has learnt the terminal's size, which
+// is after the first frame.
+func clip(view string, width int) string {
+	if width <= 0 {
+		return view
+	}
+	lines := strings.Split(view, "\n")
+	for i, l := range lines {
+		if ansi.StringWidth(l) > width {
+			lines[i] = ansi.Truncate(l, width, "")
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (m Model) headerView() string {
