@@ -37,6 +37,8 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	cfg.register(fs, listen)
 	var term terminalSettings
 	term.register(fs)
+	var mp mpesaSettings
+	mp.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nFlags:\n", name)
 		fs.PrintDefaults()
@@ -156,6 +158,11 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		return err
 	} else if tr != nil {
 		rails.Terminal = tr
+	}
+	if mr, err := mp.start(renv); err != nil {
+		return err
+	} else if mr != nil {
+		rails.MPesa = mr
 	}
 	banner = append(banner, renv.notes...)
 

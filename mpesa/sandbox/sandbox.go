@@ -57,7 +57,7 @@ const Outcomes = `last 4 digits of the phone → outcome
   0002  paid, callback delivered 3 times at once
   0404  paid, callback never sent (only the query tells)
   0099  paid one shilling less than asked
-  other paid (0), e.g. 0708 374 149`
+  other paid (0), e.g. the sandbox test number (…149)`
 
 // Outcome is what happens to one push.
 type Outcome struct {
@@ -249,6 +249,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/mpesa/stkpushquery/v1/query", s.stkQuery)
 	mux.HandleFunc("/mpesa/c2b/{version}/registerurl", s.register)
 	mux.HandleFunc("/mpesa/c2b/{version}/simulate", s.simulate)
+	mux.HandleFunc("POST /sandbox/c2b", s.control)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, "404.001.01", "Resource not found")
 	})
@@ -807,6 +808,23 @@ func (s *Server) simulate(w http.ResponseWriter, r *http.Request) {
 	}()
 	writeJSON(w, map[string]string{"OriginatorCoversationID": randHex(4), "ResponseCode": "0",
 		"ResponseDescription": "Accept the service request successfully."})
+}
+
+// control is the fake's own endpoint (not Daraja's): a customer pays the
+// till or paybill. Form values: amount (required), ref, msisdn, till=1.
+// It needs no token, so a demo can be driven with curl.
+func (s *Server) control(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.Form.Get("amount") == "" {
+		http.Error(w, "want amount=<shillings> [ref=<account>] [msisdn=2547...] [till=1]", http.StatusBadRequest)
+		return
+	}
+	id, status, err := s.SimulateC2B(r.Context(), C2B{Amount: r.Form.Get("amount"), BillRef: r.Form.Get("ref"),
+		MSISDN: r.Form.Get("msisdn"), Till: r.Form.Get("till") != ""})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	writeJSON(w, map[string]any{"TransID": id, "ConfirmationStatus": status})
 }
 
 // Listen serves the fake on addr ("127.0.0.1:0" for any port) until ctx
