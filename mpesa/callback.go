@@ -310,6 +310,7 @@ func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byt
 			payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid)), FlagUnderpaid, nil)
 	default:
 		tp.Note = "paid"
+		s.receipt = p.TransID
 		if r.transition(s, payment.StatusApproved, fmt.Sprintf("paid by till/paybill: M-Pesa receipt %s", p.TransID),
 			&payment.Result{RemoteID: p.TransID}, "") && s.paid > due {
 			tp.Note = fmt.Sprintf("overpaid by KES %s: refund due", payment.FormatMinor(s.paid-due))
@@ -364,7 +365,7 @@ func (r *Rail) AssignTill(id, txnID string) error {
 		if s.paid < due {
 			r.note(s, payment.KindStep, fmt.Sprintf("till payment %s assigned by the operator: KES %s of %d, KES %s short", id,
 				payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid)), FlagUnderpaid, nil)
-		} else if r.transition(s, payment.StatusApproved, fmt.Sprintf("paid by till payment %s, assigned by the operator", id),
+		} else if s.receipt = id; r.transition(s, payment.StatusApproved, fmt.Sprintf("paid by till payment %s, assigned by the operator", id),
 			&payment.Result{RemoteID: id}, payment.FlagResolved) && s.paid > due {
 			r.note(s, payment.KindStep, fmt.Sprintf("overpaid: refund KES %s due", payment.FormatMinor(s.paid-due)), FlagOverpaid, nil)
 		}
@@ -418,7 +419,7 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 	}
 	r.mu.Unlock()
 	for _, s := range queried {
-		r.log.Info("M-Pesa payment left unknown: querying", "txn", s.id, "checkout", s.checkout)
+		r.log.Info("M-Pesa payment left unknown: querying", "txn", s.id, "checkout", r.checkoutOf(s))
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
@@ -426,6 +427,29 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 		}()
 	}
 	return nil
+}
+
+// Check queries Daraja now for payment id (an operator's "check with
+// M-Pesa") and applies the answer like any other source: a pending
+// answer changes nothing, and a query never overrides a success that
+// carries a receipt. It returns the result as Daraja gave it.
+func (r *Rail) Check(ctx context.Context, id string) (STKResult, error) {
+	r.mu.Lock()
+	s := r.sales[id]
+	r.mu.Unlock()
+	if s == nil {
+		return STKResult{}, fmt.Errorf("M-Pesa payment %s: %w", id, payment.ErrNotFound)
+	}
+	checkout := r.checkoutOf(s)
+	if checkout == "" {
+		return STKResult{}, fmt.Errorf("M-Pesa payment %s: Daraja never answered its push, so there is nothing to query", id)
+	}
+	res, err := r.c.STKQuery(ctx, checkout)
+	if err != nil {
+		return res, err
+	}
+	r.resolve(s, res, "query")
+	return res, nil
 }
 
 // RegisterC2B registers the rail's confirmation and validation URLs for

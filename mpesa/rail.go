@@ -140,11 +140,12 @@ type sale struct {
 	id       string
 	phone    string // normalised MSISDN; "" after a restart
 	amount   int64  // shillings
-	checkout string
+	checkout string // guarded by Rail.mu
+	receipt  string
 	status   payment.Status
 	paid     int64 // minor units received by C2B
 	deadline time.Time
-	lost     bool          // the push's answer never came
+	lost     bool          // the push's answer never came; guarded by Rail.mu
 	done     chan struct{} // closed when final
 }
 
@@ -382,10 +383,10 @@ func (r *Rail) push(s *sale) {
 	if !s.status.Final() {
 		s.deadline = r.opt.Now().Add(r.opt.Poll.Budget)
 		r.transition(s, payment.StatusAcknowledged, "waiting for the customer to enter the M-Pesa PIN",
-			&payment.Result{RemoteID: s.checkout}, "")
+			&payment.Result{RemoteID: resp.CheckoutRequestID}, "")
 	}
 	s.mu.Unlock()
-	r.log.Info("STK Push accepted", "txn", s.id, "checkout", s.checkout, "early_callbacks", len(early))
+	r.log.Info("STK Push accepted", "txn", s.id, "checkout", resp.CheckoutRequestID, "early_callbacks", len(early))
 	for _, res := range early {
 		r.resolve(s, res, "callback (arrived before the push answer)")
 	}
@@ -415,7 +416,7 @@ func (r *Rail) pushFailed(s *sale, err error) {
 	case errors.As(err, &ae):
 		r.log.Warn("STK Push answered oddly", "txn", s.id, "status", ae.Status)
 		if ae.Status >= 500 {
-			s.lost = true
+			r.markLost(s)
 			r.transition(s, payment.StatusUnknown, fmt.Sprintf("Daraja answered HTTP %d without a verdict: the prompt may have been sent; not re-sent, waiting for a callback or receipt", ae.Status),
 				nil, FlagPushUnanswered)
 			return
@@ -423,10 +424,24 @@ func (r *Rail) pushFailed(s *sale, err error) {
 		r.transition(s, payment.StatusFailed, "Daraja refused the push: "+ae.Error(), &payment.Result{Reason: fmt.Sprintf("HTTP %d", ae.Status)}, "")
 	default:
 		r.log.Warn("STK Push unanswered", "txn", s.id, "err", err)
-		s.lost = true
+		r.markLost(s)
 		r.transition(s, payment.StatusUnknown, "no answer to the push ("+shortErr(err)+"): the prompt may have been sent; not re-sent, waiting for a callback or receipt",
 			nil, FlagPushUnanswered)
 	}
+}
+
+// markLost records that the push of s was never answered.
+func (r *Rail) markLost(s *sale) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.lost = true
+}
+
+// checkoutOf is the CheckoutRequestID of s, "" while unknown.
+func (r *Rail) checkoutOf(s *sale) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return s.checkout
 }
 
 func shortErr(err error) string {
@@ -458,7 +473,7 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 			return
 		case <-t.C:
 		}
-		res, err := r.c.STKQuery(r.ctx, s.checkout)
+		res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s))
 		var ae *APIError
 		switch {
 		case err == nil:
@@ -514,7 +529,7 @@ func (r *Rail) timeOut(s *sale, left time.Duration) {
 // reconcileLater runs one more query after Poll.Reconcile, so a payment
 // that was timed out or cancelled locally still learns its real outcome.
 func (r *Rail) reconcileLater(s *sale) {
-	if s.checkout == "" {
+	if r.checkoutOf(s) == "" {
 		return
 	}
 	t := time.NewTimer(r.opt.Poll.Reconcile)
@@ -524,7 +539,7 @@ func (r *Rail) reconcileLater(s *sale) {
 		return
 	case <-t.C:
 	}
-	if res, err := r.c.STKQuery(r.ctx, s.checkout); err == nil {
+	if res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s)); err == nil {
 		r.resolve(s, res, "reconciling query")
 	}
 }
@@ -572,7 +587,7 @@ func (r *Rail) Cancel(id string) error {
 func (r *Rail) resolve(s *sale, res STKResult, source string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if res.Success() {
+	if res.Success() && res.Receipt != "" {
 		r.mu.Lock()
 		owner, seen := r.receipts[res.Receipt]
 		if !seen {
@@ -583,24 +598,9 @@ func (r *Rail) resolve(s *sale, res STKResult, source string) {
 			r.note(s, payment.KindMessage, fmt.Sprintf("duplicate %s: receipt %s already recorded (%s)", source, res.Receipt, orNone(owner)), FlagDuplicate, nil)
 			return
 		}
-	} else if res.Code == "" || (s.status.Final() && s.status == payment.StatusApproved) {
-		if s.status == payment.StatusApproved {
-			r.note(s, payment.KindStep, fmt.Sprintf("%s says %s %s after a success with a receipt: the success stands", source, res.Code, res.Desc), FlagQueryDisagrees, nil)
-		}
-		return
 	}
 	if s.status.Final() {
-		if res.Success() {
-			r.note(s, payment.KindLate, fmt.Sprintf("paid after the console stopped waiting (%s): receipt %s, refund due or complete the sale", s.status, res.Receipt),
-				FlagLateSuccess, &payment.Result{RemoteID: res.Receipt})
-			return
-		}
-		m := Meaning(res.Code, res.Desc)
-		if string(s.status) == m.Status {
-			r.note(s, payment.KindMessage, fmt.Sprintf("duplicate %s: %s %s", source, res.Code, m.Words), FlagDuplicate, nil)
-		} else {
-			r.note(s, payment.KindLate, fmt.Sprintf("%s after %s: %s %s", source, s.status, res.Code, m.Words), payment.FlagLateResult, nil)
-		}
+		r.resolveFinal(s, res, source)
 		return
 	}
 	m := Meaning(res.Code, res.Desc)
@@ -609,6 +609,13 @@ func (r *Rail) resolve(s *sale, res STKResult, source string) {
 		r.transition(s, st, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source), &payment.Result{Reason: m.Words}, "")
 		return
 	}
+	if res.Receipt == "" {
+		// The query says paid but carries no receipt: approve; the
+		// receipt comes with the callback or the C2B confirmation.
+		r.transition(s, payment.StatusApproved, fmt.Sprintf("paid (from %s; the receipt follows with the callback)", source), nil, "")
+		return
+	}
+	s.receipt = res.Receipt
 	flag := ""
 	detail := fmt.Sprintf("paid: M-Pesa receipt %s (from %s)", res.Receipt, source)
 	if res.Amount != nil && (res.Amount.Fractional() || res.Amount.Minor() != s.amount*100) {
@@ -617,6 +624,31 @@ func (r *Rail) resolve(s *sale, res STKResult, source string) {
 	}
 	if r.transition(s, payment.StatusApproved, detail, &payment.Result{RemoteID: res.Receipt}, flag) && res.Amount != nil && res.Amount.Fractional() {
 		r.note(s, payment.KindStep, "amount "+res.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
+	}
+}
+
+// resolveFinal handles an outcome for a payment that has already ended;
+// call with s.mu held.
+func (r *Rail) resolveFinal(s *sale, res STKResult, source string) {
+	m := Meaning(res.Code, res.Desc)
+	switch {
+	case s.status == payment.StatusApproved && res.Success() && res.Receipt == "":
+		// A query agreeing with the success: nothing new.
+	case s.status == payment.StatusApproved && res.Success() && s.receipt == "":
+		s.receipt = res.Receipt
+		r.note(s, payment.KindStep, fmt.Sprintf("M-Pesa receipt %s (from %s)", res.Receipt, source), "", &payment.Result{RemoteID: res.Receipt})
+	case s.status == payment.StatusApproved && res.Success():
+		r.note(s, payment.KindLate, fmt.Sprintf("a second payment (%s): receipt %s after %s, refund due", source, res.Receipt, s.receipt),
+			FlagLateSuccess, &payment.Result{RemoteID: res.Receipt})
+	case s.status == payment.StatusApproved:
+		r.note(s, payment.KindStep, fmt.Sprintf("%s says %s %s after a success: the success stands", source, res.Code, m.Words), FlagQueryDisagrees, nil)
+	case res.Success():
+		r.note(s, payment.KindLate, fmt.Sprintf("paid after the console stopped waiting (%s, from %s): receipt %q; refund due or complete the sale",
+			s.status, source, res.Receipt), FlagLateSuccess, &payment.Result{RemoteID: res.Receipt})
+	case string(s.status) == m.Status:
+		r.note(s, payment.KindMessage, fmt.Sprintf("duplicate %s: %s %s", source, res.Code, m.Words), FlagDuplicate, nil)
+	default:
+		r.note(s, payment.KindLate, fmt.Sprintf("%s after %s: %s %s", source, s.status, res.Code, m.Words), payment.FlagLateResult, nil)
 	}
 }
 
