@@ -141,6 +141,13 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 		}
 	}
 	r.mu.Unlock()
+	if s != nil && in.allowed {
+		// One journal write: the body rides on the outcome's event.
+		if !r.resolveRaw(s, res, "callback", in.body, in.source) {
+			return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
+		}
+		return http.StatusOK, answerSTK
+	}
 	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
 		Detail: fmt.Sprintf("STK callback %s: ResultCode %s %s", res.CheckoutRequestID, res.Code, res.Desc)}
 	if s != nil {

@@ -28,7 +28,7 @@ var fastPoll = mpesa.PollPolicy{First: 60 * time.Millisecond, Every: 50 * time.M
 // over HTTP, the fake calls back the rail's callback server over HTTP,
 // and the rail journals to a real SQLite journal through the bus.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	fake    *sandbox.Server
 	fakeURL string
 	client  *mpesa.Client
@@ -44,7 +44,7 @@ type harness struct {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newHarness(t *testing.T, fo sandbox.Options, tune func(*mpesa.Options)) *harness {
+func newHarness(t testing.TB, fo sandbox.Options, tune func(*mpesa.Options)) *harness {
 	t.Helper()
 	if fo.PromptDelay == 0 {
 		fo.PromptDelay = 100 * time.Millisecond
@@ -125,7 +125,7 @@ func (h *harness) close() {
 	h.j.Close()
 }
 
-func mustPrefixes(t *testing.T, s string) []netip.Prefix {
+func mustPrefixes(t testing.TB, s string) []netip.Prefix {
 	t.Helper()
 	p, err := mpesa.ParsePrefixes(s)
 	if err != nil {

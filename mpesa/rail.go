@@ -144,6 +144,10 @@ type sale struct {
 	receipt  string
 	status   payment.Status
 	paid     int64 // minor units received by C2B
+	// raw is a callback body waiting to ride on the next event published
+	// about the sale, so a callback costs one journal write; see resolve.
+	raw      []byte
+	peer     string
 	deadline time.Time
 	lost     bool          // the push's answer never came; guarded by Rail.mu
 	done     chan struct{} // closed when final
@@ -339,8 +343,10 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 
 // transition publishes a status change of s; call with s.mu held.
 func (r *Rail) transition(s *sale, st payment.Status, detail string, res *payment.Result, flag string) bool {
-	_, err := r.publish(payment.Event{Kind: payment.KindTransition, TxnID: s.id, Status: st, Detail: detail,
-		Result: res, Flag: flag, Peer: MaskPhone(s.phone)})
+	ev := payment.Event{Kind: payment.KindTransition, TxnID: s.id, Status: st, Detail: detail,
+		Result: res, Flag: flag, Peer: MaskPhone(s.phone)}
+	ev.Raw, s.raw = s.raw, nil
+	_, err := r.publish(ev)
 	if err != nil {
 		r.log.Error("M-Pesa transition not journaled", "txn", s.id, "to", st, "err", err)
 		return false
@@ -354,7 +360,11 @@ func (r *Rail) transition(s *sale, st payment.Status, detail string, res *paymen
 
 // note publishes a step about s with a flag.
 func (r *Rail) note(s *sale, kind payment.Kind, detail, flag string, res *payment.Result) {
-	r.publish(payment.Event{Kind: kind, TxnID: s.id, Detail: detail, Flag: flag, Result: res})
+	ev := payment.Event{Kind: kind, TxnID: s.id, Detail: detail, Flag: flag, Result: res}
+	if s.raw != nil {
+		ev.Raw, ev.Peer, s.raw = s.raw, s.peer, nil
+	}
+	r.publish(ev)
 }
 
 // push sends the STK Push and waits for its outcome.
@@ -585,8 +595,29 @@ func (r *Rail) Cancel(id string) error {
 // result after the payment ended is journaled and flagged, and a query
 // never overrides a success that carries a receipt.
 func (r *Rail) resolve(s *sale, res STKResult, source string) {
+	r.resolveRaw(s, res, source, nil, "")
+}
+
+// resolveRaw is resolve for a callback whose body (raw, from peer) is not
+// journaled yet: it rides on the event the outcome publishes (the
+// transition, the duplicate or the late note), and is journaled on its
+// own if the outcome publishes nothing. It returns false when the body
+// could not be journaled.
+func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, peer string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.raw, s.peer = raw, peer
+	r.resolveLocked(s, res, source)
+	if s.raw == nil {
+		return true
+	}
+	_, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: s.id, Peer: peer, Raw: s.raw,
+		Detail: fmt.Sprintf("STK %s %s: ResultCode %s %s", source, res.CheckoutRequestID, res.Code, res.Desc)})
+	s.raw = nil
+	return err == nil
+}
+
+func (r *Rail) resolveLocked(s *sale, res STKResult, source string) {
 	if res.Success() && res.Receipt != "" {
 		r.mu.Lock()
 		owner, seen := r.receipts[res.Receipt]
