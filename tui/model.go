@@ -62,6 +62,7 @@ const (
 	scrJournal
 	scrLog
 	scrConnect
+	scrTill
 )
 
 // Model is the root model; it owns the screen state and delegates drawing
@@ -111,6 +112,7 @@ type Model struct {
 
 	log     eventLog
 	journal journalView
+	tillv   tillView
 	// target is the POS the operator chose with tab; "" means the rail's
 	// default (the POS that last completed a payment, else the earliest).
 	target string
@@ -135,7 +137,7 @@ func New(cfg Config, rail Rail, bus *payment.Bus) Model {
 	sp := spinner.New()
 	sp.Spinner = spinner.Line
 	m := Model{cfg: cfg, rail: rail, bus: bus, sub: bus.Subscribe(0), keys: DefaultKeyMap(), styles: DefaultStyles(),
-		help: help.New(), amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView()}
+		help: help.New(), amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView(), tillv: newTillView()}
 	m.refresh()
 	return m
 }
@@ -235,6 +237,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case errMsg:
 		m.errLine = msg.err.Error()
+		return m, nil
+	case assignedMsg:
+		if msg.err != nil {
+			m.errLine = msg.err.Error()
+		} else {
+			m.errLine = ""
+		}
+		m.refresh()
 		return m, nil
 	case resolvedMsg:
 		if err := m.journal.load(m.bus.Journal()); err != nil {
@@ -351,6 +361,8 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case scrJournal:
 		return m.journalKey(k)
+	case scrTill:
+		return m.tillKey(k)
 	case scrLog:
 		if key.Matches(k, km.Back, km.Log) {
 			m.screen = scrMenu
@@ -409,16 +421,17 @@ func (m Model) quit() (tea.Model, tea.Cmd) {
 func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	km := m.keys
 	m.errLine = ""
+	items := m.items()
 	pick := -1
 	switch {
 	case key.Matches(k, km.Up):
-		m.cursor = (m.cursor + len(menuItems) - 1) % len(menuItems)
+		m.cursor = (m.cursor + len(items) - 1) % len(items)
 	case key.Matches(k, km.Down):
-		m.cursor = (m.cursor + 1) % len(menuItems)
+		m.cursor = (m.cursor + 1) % len(items)
 	case key.Matches(k, km.Enter):
 		pick = m.cursor
 	default:
-		for i, it := range menuItems {
+		for i, it := range items {
 			if k.String() == it.key {
 				pick = i
 			}
@@ -431,7 +444,7 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	m.cursor = pick
-	it := menuItems[pick]
+	it := items[pick]
 	switch {
 	case m.disabled(it) != "":
 		m.errLine = it.label + ": " + m.disabled(it)
@@ -463,6 +476,9 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.screen = scrLog
 	case it.key == "w":
 		m.screen = scrConnect
+	case it.key == tillItem.key:
+		m.tillv.cursor, m.tillv.assigning = 0, false
+		m.screen = scrTill
 	}
 	return m, nil
 }

@@ -69,6 +69,8 @@ func (m Model) View() string {
 		addr := connectAddr(m.cfg.Listen)
 		body = m.styles.Title.Render("Connect a POS terminal") + "\n" + "In the POS app: KIOSK, then scan this code or enter " +
 			m.styles.Selected.Render(addr) + "\n\n" + qrBlock(addr)
+	case scrTill:
+		body = m.tillScreen()
 	case scrLog:
 		body = m.styles.Title.Render("Event log") + "\n" + m.log.view(m.width, max(m.height-6, 3))
 	}
@@ -110,7 +112,7 @@ func (m Model) headerView() string {
 func (m Model) menuView() string {
 	s := m.styles
 	var b strings.Builder
-	for i, it := range menuItems {
+	for i, it := range m.items() {
 		line := fmt.Sprintf("%s. %s", it.key, it.label)
 		why := m.disabled(it)
 		switch {
@@ -129,7 +131,7 @@ func (m Model) menuView() string {
 	}
 	if m.cfg.Demo && m.cfg.DemoNotes != "" {
 		// Header, blank, menu, blank, footer: the notes get what is left.
-		used := 4 + len(menuItems) + 2*len(m.cfg.Unresolved)
+		used := 4 + len(m.items()) + 2*len(m.cfg.Unresolved)
 		if len(m.health) > 0 {
 			used++
 		}
@@ -350,6 +352,11 @@ func (h helpFor) ShortHelp() []key.Binding {
 		return []key.Binding{km.Up, km.Down, km.Back}
 	case scrConnect:
 		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
+	case scrTill:
+		if h.m.tillv.assigning {
+			return []key.Binding{km.Enter, km.Back}
+		}
+		return []key.Binding{km.Up, km.Down, km.Assign, km.Back}
 	}
 	return []key.Binding{km.Card, km.BNPL, km.QR, km.IPP, km.Status, km.Journal, km.Log, km.Help, km.Quit}
 }
