@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -432,12 +433,23 @@ func (r *Rail) pushFailed(s *sale, err error) {
 			return
 		}
 		r.transition(s, payment.StatusFailed, "Daraja refused the push: "+ae.Error(), &payment.Result{Reason: fmt.Sprintf("HTTP %d", ae.Status)}, "")
+	case isDialError(err):
+		r.log.Warn("Daraja unreachable", "txn", s.id, "err", err)
+		r.transition(s, payment.StatusFailed, "Daraja unreachable, the push was not sent: "+shortErr(err),
+			&payment.Result{Reason: "Daraja unreachable"}, "")
 	default:
 		r.log.Warn("STK Push unanswered", "txn", s.id, "err", err)
 		r.markLost(s)
 		r.transition(s, payment.StatusUnknown, "no answer to the push ("+shortErr(err)+"): the prompt may have been sent; not re-sent, waiting for a callback or receipt",
 			nil, FlagPushUnanswered)
 	}
+}
+
+// isDialError reports a connection that was never made, so the request
+// cannot have reached Daraja.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // markLost records that the push of s was never answered.
