@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -50,5 +53,79 @@ func TestMPesaDemoPlain(t *testing.T) {
 		if strings.Contains(strings.ReplaceAll(out.String(), "Customer's phone", ""), full) {
 			t.Errorf("the full phone number %s reached the console:\n%s", full, out.String())
 		}
+	}
+}
+
+// A kiosk configured from a config file ([mpesa] with its secrets) pays
+// against 'paydesk sim daraja' run as its own process: the customer
+// never answers the prompt but pays the paybill with the sale's
+// reference, typed in lower case; the C2B confirmation completes the
+// sale. Neither the consumer secret, the passkey nor the full phone
+// number reaches the log.
+func TestMPesaSimDarajaAndConfigFile(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sim := exec.CommandContext(ctx, bin, "sim", "daraja", "--listen", "127.0.0.1:0", "--delay", "60s", "--prompt-ttl", "60s")
+	sim.Env = append(sim.Environ(), "PAYDESK_LOG="+filepath.Join(dir, "sim.log"))
+	simIn, err := sim.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var simOut lines
+	sim.Stdout, sim.Stderr = &simOut, &simOut
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); sim.Wait() }()
+	url := simOut.waitFor(t, regexp.MustCompile(`daraja on (http://\S+)`))[1]
+
+	cfg := filepath.Join(dir, "paydesk.toml")
+	os.WriteFile(cfg, []byte(`[mpesa]
+base-url = "`+url+`"
+shortcode = "174379"
+consumer-key = "paydesk-demo-key"
+consumer-secret = "paydesk-demo-secret"
+passkey = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+callback-listen = "127.0.0.1:0"
+allow = "127.0.0.1"
+register-c2b = true
+`), 0o600)
+	logPath := filepath.Join(dir, "paydesk.log")
+	cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "journal.db"), "--config", cfg, "--log", logPath)
+	cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lines
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	out.waitFor(t, regexp.MustCompile(`Select option`))
+	io.WriteString(stdin, "9\n0712 341 037\n250\n")
+	id := out.waitFor(t, regexp.MustCompile(`Transaction ID: (PD[0-9A-Z]{8})`))[1]
+	out.waitFor(t, regexp.MustCompile(`waiting for the customer to enter the M-Pesa PIN`))
+	io.WriteString(simIn, "c2b 250.00 "+strings.ToLower(id)+"\n")
+	waitLong(t, &out, regexp.MustCompile(`RESULT `+id+` approved 250\.00 pos_txn=[0-9A-Z]{10}`))
+	io.WriteString(stdin, "7\n")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("paydesk: %v\n%s", err, out.String())
+	}
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"paydesk-demo-secret", "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919", "254712341037", "access_token"} {
+		if bytes.Contains(log, []byte(secret)) || strings.Contains(out.String(), secret) {
+			t.Errorf("%q reached the log or the console", secret)
+		}
+	}
+	if !bytes.Contains(log, []byte("M-Pesa rail started")) {
+		t.Errorf("log lacks the rail's start:\n%s", log)
 	}
 }
