@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ func BenchmarkCallbackServer(b *testing.B) {
 	h := newHarness(b, sandbox.Options{PromptDelay: time.Hour}, func(o *mpesa.Options) {
 		o.Poll.First, o.Poll.Budget = time.Hour, 2*time.Hour
 	})
-	const copies = 4
+	const copies, senders = 4, 128
 	sales := max(1, b.N/copies)
 	ids := make([]string, sales)
 	var wg sync.WaitGroup
@@ -52,11 +53,11 @@ func BenchmarkCallbackServer(b *testing.B) {
 		}
 	}
 	url := h.rail.STKCallbackURL()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders, MaxConnsPerHost: senders}}
 	var next, failed atomic.Int64
 	b.ResetTimer()
 	start := time.Now()
-	for range 64 {
+	for range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -76,6 +77,7 @@ func BenchmarkCallbackServer(b *testing.B) {
 				if resp.StatusCode != http.StatusOK {
 					failed.Add(1)
 				}
+				io.Copy(io.Discard, resp.Body) // read to the end, so the connection is reused
 				resp.Body.Close()
 			}
 		}()
