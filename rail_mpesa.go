@@ -108,7 +108,7 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 		poll.First, poll.Every = 5*time.Second, 3*time.Second
 		e.note("Fake Daraja (item 9, KES) on "+url+"; the phone's last 4 digits choose the outcome:", "  "+strings.ReplaceAll(sandbox.Outcomes, "\n", "\n  "))
 		e.note("A customer paying the till: curl -d amount=100 -d ref=<sale reference> " + url + "/sandbox/c2b")
-		e.brief("Demo M-Pesa (item 9): phone ending 0001 no funds  1032 cancelled  1037 unreachable  2001 wrong PIN  other: paid")
+		e.brief("Demo M-Pesa (9), phone ending: 0001 no funds  1032 cancelled  2001 wrong PIN")
 	}
 	if m.shortCode == "" {
 		return nil, nil

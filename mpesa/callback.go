@@ -269,6 +269,13 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	return http.StatusOK, answerConfirmed
 }
 
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 func payerOf(p C2BPayment) string {
 	m := MaskPhone(string(p.MSISDN))
 	if p.FirstName != "" {
@@ -364,6 +371,11 @@ func (r *Rail) AssignTill(id, txnID string) error {
 	}
 	s.mu.Lock()
 	due := s.amount * 100
+	if s.status == payment.StatusApproved {
+		st := s.receipt
+		s.mu.Unlock()
+		return fmt.Errorf("sale %s is already paid (receipt %s): this payment is a refund to make, not a payment of it", txnID, orDash(st))
+	}
 	if s.status.Final() {
 		r.note(s, payment.KindStep, fmt.Sprintf("till payment %s (%s) assigned by the operator after the sale was %s", id, tp.Amount, s.status),
 			payment.FlagResolved, &payment.Result{RemoteID: id})

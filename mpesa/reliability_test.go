@@ -507,3 +507,24 @@ func TestCase11Concurrency(t *testing.T) {
 		t.Errorf("%d till payments, want 10 (each sent twice)", n)
 	}
 }
+
+// A till payment cannot be assigned to a sale that is already paid: it
+// is a refund to make, and it stays unmatched.
+func TestAssignToPaidSaleRefused(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, nil)
+	if _, err := h.rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
+		t.Fatal(err)
+	}
+	paid := h.start("0708374149", 10)
+	h.waitStatus(paid, payment.StatusApproved)
+	id, _, err := h.fake.SimulateC2B(context.Background(), sandbox.C2B{Amount: "10", Till: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.rail.AssignTill(id, paid); err == nil || !strings.Contains(err.Error(), "already paid") {
+		t.Errorf("assigning to a paid sale: %v", err)
+	}
+	if p := h.rail.TillPayments(); len(p) != 1 || !p[0].Unmatched() {
+		t.Errorf("till payments %+v, want it still unmatched", p)
+	}
+}

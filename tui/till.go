@@ -125,7 +125,7 @@ func (m Model) tillScreen() string {
 		if i < start || i >= start+rows {
 			continue
 		}
-		line := fmt.Sprintf("%s %-10s %11s  ref %-12s %s", p.Time.Format("15:04"), p.ID, p.Amount, orDash(p.Reference), p.Payer)
+		line := fmt.Sprintf("%s %-10s %11s  ref %-12s %s", p.Time.Local().Format("15:04"), p.ID, p.Amount, orDash(p.Reference), p.Payer)
 		status := "    → " + p.TxnID + " " + p.Note
 		if p.Unmatched() {
 			status = "    UNMATCHED: " + p.Note
