@@ -190,6 +190,13 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 	})
 	e.log.Info("M-Pesa rail started", "base_url", base, "shortcode", m.shortCode, "type", m.kind,
 		"callback_listen", ln.Addr().String(), "public_url", public)
+	go func() {
+		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+		defer cancel()
+		if err := client.Ping(ctx); err != nil && e.ctx.Err() == nil {
+			e.log.Warn("Daraja refused the credentials or is unreachable", "err", err)
+		}
+	}()
 	if m.registerC2B {
 		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 		_, err := rail.RegisterC2B(ctx, m.c2bVersion, m.responseType)

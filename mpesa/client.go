@@ -135,6 +135,13 @@ func (c *Client) TokenError() error {
 	return c.lastErr
 }
 
+// Ping fetches a token (or uses the cached one), so a console learns at
+// start whether the credentials and the base URL work.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.accessToken(ctx)
+	return err
+}
+
 // Password is base64(shortcode + passkey + timestamp), the STK Password.
 func Password(shortCode, passkey, timestamp string) string {
 	return base64.StdEncoding.EncodeToString([]byte(shortCode + passkey + timestamp))

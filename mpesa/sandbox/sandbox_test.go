@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -162,5 +163,40 @@ func TestTokensQueryAndRegister(t *testing.T) {
 	}
 	if _, _, err := s.SimulateC2B(context.Background(), sandbox.C2B{Amount: "1"}); err == nil {
 		t.Error("C2B simulated with no URLs registered")
+	}
+}
+
+// A till (Buy Goods) push names the till number as PartyB; the client
+// builds it from its configuration and the fake accepts only that.
+func TestTillPush(t *testing.T) {
+	s := sandbox.New(sandbox.Options{TillNumber: "5123456"})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	defer s.Close()
+	for _, till := range []string{"5123456", "5999999"} {
+		c, err := mpesa.NewClient(mpesa.Config{BaseURL: srv.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+			ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Till: true, TillNumber: till})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.STKPush(context.Background(), mpesa.PushRequest{Phone: "0708374149", Amount: 5, Reference: "PD7K3M9QXA", CallbackURL: "https://kiosk.example/cb"})
+		if till == "5123456" && err != nil {
+			t.Errorf("till push: %v", err)
+		}
+		var ae *mpesa.APIError
+		if till == "5999999" && (!errors.As(err, &ae) || ae.Code != "400.002.02" || !strings.Contains(ae.Message, "PartyB")) {
+			t.Errorf("wrong till: %v, want 400.002.02 Invalid PartyB", err)
+		}
+	}
+	if _, err := mpesa.NewClient(mpesa.Config{BaseURL: srv.URL, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "1", Passkey: "p", Till: true}); !errors.Is(err, mpesa.ErrConfig) {
+		t.Errorf("till without a number: %v", err)
+	}
+	bad, _ := mpesa.NewClient(mpesa.Config{BaseURL: srv.URL, ConsumerKey: "k", ConsumerSecret: "wrong", ShortCode: "1", Passkey: "p"})
+	var ae *mpesa.APIError
+	if err := bad.Ping(context.Background()); !errors.As(err, &ae) || ae.Status != 400 || bad.TokenError() == nil {
+		t.Errorf("bad credentials: %v, want the empty 400 as *APIError", err)
 	}
 }
