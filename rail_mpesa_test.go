@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The demo drives M-Pesa end to end through the real binary in line
@@ -128,4 +130,63 @@ register-c2b = true
 	if !bytes.Contains(log, []byte("M-Pesa rail started")) {
 		t.Errorf("log lacks the rail's start:\n%s", log)
 	}
+}
+
+// paydesk is killed (SIGKILL) between the push and the callback. On
+// restart on the same journal the payment is listed UNKNOWN, the rail
+// queries Daraja by its CheckoutRequestID, and the console prints it
+// approved.
+func TestMPesaKilledAndRestarted(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sim := exec.CommandContext(ctx, bin, "sim", "daraja", "--listen", "127.0.0.1:0", "--delay", "1500ms")
+	sim.Env = append(sim.Environ(), "PAYDESK_LOG="+filepath.Join(dir, "sim.log"))
+	var simOut lines
+	sim.Stdout, sim.Stderr = &simOut, &simOut
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); sim.Wait() }()
+	url := simOut.waitFor(t, regexp.MustCompile(`daraja on (http://\S+)`))[1]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cbAddr := ln.Addr().String()
+	ln.Close()
+	journal := filepath.Join(dir, "journal.db")
+	run := func() (*exec.Cmd, io.WriteCloser, *lines) {
+		cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", journal, "--log", filepath.Join(dir, "paydesk.log"),
+			"--mpesa-base-url", url, "--mpesa-shortcode", "174379", "--mpesa-callback-listen", cbAddr, "--mpesa-allow", "127.0.0.1")
+		cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir, "PAYDESK_MPESA_CONSUMER_KEY=paydesk-demo-key",
+			"PAYDESK_MPESA_CONSUMER_SECRET=paydesk-demo-secret", "PAYDESK_MPESA_PATH_SECRET=fixedpathsecret7",
+			"PAYDESK_MPESA_PASSKEY=bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &lines{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		out.waitFor(t, regexp.MustCompile(`Select option`))
+		return cmd, stdin, out
+	}
+	cmd, stdin, out := run()
+	io.WriteString(stdin, "9\n0708374149\n120\n")
+	id := out.waitFor(t, regexp.MustCompile(`Transaction ID: (PD[0-9A-Z]{8})`))[1]
+	out.waitFor(t, regexp.MustCompile(`waiting for the customer to enter the M-Pesa PIN`))
+	cmd.Process.Kill()
+	cmd.Wait()
+	time.Sleep(2 * time.Second) // the callback finds nobody; the outcome is final at Daraja
+
+	_, stdin, out = run()
+	out.waitFor(t, regexp.MustCompile(`UNKNOWN `+id+` stk_push 120\.00`))
+	waitLong(t, out, regexp.MustCompile(`RESULT `+id+` approved 120\.00`))
+	io.WriteString(stdin, "7\n")
+	stdin.Close()
 }
