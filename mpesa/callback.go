@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"paydesk/payment"
 )
@@ -289,7 +290,8 @@ func payerOf(p C2BPayment) string {
 
 // unmatched keeps a C2B payment for the operator.
 func (r *Rail) unmatched(tp payment.TillPayment, raw []byte) {
-	r.publish(payment.Event{Kind: payment.KindNotice, Flag: FlagUnmatched, Amount: tp.Amount,
+	r.publish(payment.Event{Kind: payment.KindNotice, Flag: FlagUnmatched, Amount: tp.Amount, Raw: raw,
+		Result: &payment.Result{RemoteID: tp.ID, Reason: tp.Note},
 		Detail: fmt.Sprintf("unmatched till payment %s %s ref %q: %s; assign it to a sale", tp.ID, tp.Amount, tp.Reference, tp.Note)})
 	r.mu.Lock()
 	r.till = append(r.till, tp)
@@ -390,6 +392,8 @@ func (r *Rail) AssignTill(id, txnID string) error {
 		}
 	}
 	s.mu.Unlock()
+	r.publish(payment.Event{Kind: payment.KindNotice, Flag: FlagAssigned, Amount: tp.Amount,
+		Result: &payment.Result{RemoteID: id}, Detail: fmt.Sprintf("till payment %s assigned to %s by the operator", id, txnID)})
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for j := range r.till {
@@ -398,6 +402,49 @@ func (r *Rail) AssignTill(id, txnID string) error {
 		}
 	}
 	r.receipts[id] = txnID
+	return nil
+}
+
+// TillMemory is how far back Recover looks for till payments left
+// unmatched by an earlier run.
+const TillMemory = 7 * 24 * time.Hour
+
+// recoverTill lists again the till payments an earlier run left
+// unmatched (and not assigned since), from the journal.
+func (r *Rail) recoverTill(ctx context.Context, j *payment.Journal) error {
+	since := r.opt.Now().Add(-TillMemory)
+	left, err := j.Flagged(ctx, payment.RailMPesa, FlagUnmatched, since)
+	if err != nil {
+		return err
+	}
+	assigned, err := j.Flagged(ctx, payment.RailMPesa, FlagAssigned, since)
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, e := range assigned {
+		if e.Result != nil {
+			done[e.Result.RemoteID] = true
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range left {
+		if e.Kind != payment.KindNotice || e.Result == nil || done[e.Result.RemoteID] {
+			continue
+		}
+		p, err := DecodeC2B(e.Raw)
+		if err != nil || p.TransID != e.Result.RemoteID {
+			continue
+		}
+		tp := payment.TillPayment{ID: p.TransID, Reference: string(p.BillRefNumber), Payer: payerOf(p),
+			Amount: payment.Money{Minor: p.Amount.Minor(), Currency: "KES"}, Time: p.Time, Note: e.Result.Reason + " (before restart)"}
+		if tp.Time.IsZero() {
+			tp.Time = e.Time
+		}
+		r.till = append(r.till, tp)
+		r.receipts[tp.ID] = ""
+	}
 	return nil
 }
 
@@ -437,6 +484,9 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 		}
 	}
 	r.mu.Unlock()
+	if err := r.recoverTill(ctx, j); err != nil {
+		return fmt.Errorf("M-Pesa recovery: %w", err)
+	}
 	for _, s := range queried {
 		r.log.Info("M-Pesa payment left unknown: querying", "txn", s.id, "checkout", r.checkoutOf(s))
 		r.wg.Add(1)

@@ -28,6 +28,7 @@ const (
 	FlagSourceNotAllowed = "source_not_allowed"
 	FlagQueryDisagrees   = "query_disagrees"
 	FlagPushUnanswered   = "push_unanswered"
+	FlagAssigned         = "till_assigned"
 )
 
 // PollPolicy is how the rail queries Daraja while it waits for a result.

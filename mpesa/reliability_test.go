@@ -528,3 +528,46 @@ func TestAssignToPaidSaleRefused(t *testing.T) {
 		t.Errorf("till payments %+v, want it still unmatched", p)
 	}
 }
+
+// Unmatched till payments are listed again after a restart, until the
+// operator assigns them; a re-delivered confirmation is still a
+// duplicate.
+func TestUnmatchedSurviveRestart(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, nil)
+	if _, err := h.rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
+		t.Fatal(err)
+	}
+	a, _, _ := h.fake.SimulateC2B(context.Background(), sandbox.C2B{Amount: "70", BillRef: "TYPO123"})
+	b, _, _ := h.fake.SimulateC2B(context.Background(), sandbox.C2B{Amount: "30", Till: true})
+	h.close()
+	h.open(nil)
+	till := h.rail.TillPayments()
+	if len(till) != 2 || !till[0].Unmatched() || !till[1].Unmatched() || till[1].ID != a || till[1].Amount.Minor != 7000 || till[1].Reference != "TYPO123" {
+		t.Fatalf("after restart: %+v", till)
+	}
+	h.fake.Next(sandbox.Outcome{Code: "1037", Drop: true, Delay: time.Minute})
+	sale := h.start("0708374149", 30)
+	h.waitStatus(sale, payment.StatusAcknowledged)
+	if err := h.rail.AssignTill(b, sale); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStatus(sale, payment.StatusApproved)
+	if _, _, err := h.fake.SimulateC2B(context.Background(), sandbox.C2B{TransID: a, Amount: "70", BillRef: "TYPO123"}); err != nil {
+		t.Fatal(err)
+	}
+	h.close()
+	h.open(nil)
+	till = h.rail.TillPayments()
+	if len(till) != 1 || till[0].ID != a {
+		t.Errorf("after the second restart: %+v, want only %s", till, a)
+	}
+	dups := 0
+	for _, e := range h.allEvents() {
+		if e.Flag == mpesa.FlagDuplicate && strings.Contains(e.Detail, a) {
+			dups++
+		}
+	}
+	if dups != 1 {
+		t.Errorf("%d duplicates of the re-delivered confirmation, want 1", dups)
+	}
+}
