@@ -571,3 +571,28 @@ func TestUnmatchedSurviveRestart(t *testing.T) {
 		t.Errorf("%d duplicates of the re-delivered confirmation, want 1", dups)
 	}
 }
+
+// §5 fault injection on the push: an HTML 503 or a dropped connection
+// after Daraja took the push leave the payment unknown (never re-pushed)
+// until the callback resolves it; an empty 400 fails it.
+func TestPushFaults(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, nil)
+	for _, fault := range []string{"html503", "reset"} {
+		h.fake.Next(sandbox.Outcome{Code: "0", Fault: fault, Delay: 300 * time.Millisecond})
+		id := h.start("0708374149", 44)
+		h.waitStatus(id, payment.StatusUnknown)
+		tx := h.waitStatus(id, payment.StatusApproved)
+		if !tx.HasFlag(mpesa.FlagPushUnanswered) || len(tx.Result.RemoteID) != 10 {
+			t.Errorf("%s: %+v", fault, tx)
+		}
+	}
+	if n := h.fake.Counts().Push; n != 2 {
+		t.Errorf("%d pushes, want 2 (none repeated)", n)
+	}
+	h.fake.Next(sandbox.Outcome{Fault: "empty400"})
+	id := h.start("0708374149", 45)
+	tx := h.waitStatus(id, payment.StatusFailed)
+	if !strings.Contains(tx.Result.Reason, "HTTP 400") {
+		t.Errorf("empty 400: %+v", tx)
+	}
+}

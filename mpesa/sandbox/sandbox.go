@@ -79,8 +79,9 @@ type Outcome struct {
 	// SlowAnswer holds the push's HTTP answer this long after the push
 	// took effect (past the client's timeout: a lost response).
 	SlowAnswer time.Duration
-	// Fault answers the push with "html503" or "empty400" after the push
-	// took effect ("html503") or without it ("empty400").
+	// Fault spoils the push's answer: "html503" (a gateway page, after
+	// the push took effect), "reset" (the connection is dropped after
+	// the push took effect) or "empty400" (an empty 400, nothing done).
 	Fault string
 }
 
@@ -489,6 +490,14 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, p pushWire, amou
 		case <-time.After(out.SlowAnswer):
 		case <-r.Context().Done():
 			return
+		}
+	}
+	if out.Fault == "reset" {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
 		}
 	}
 	if out.Fault == "html503" {
