@@ -124,6 +124,14 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 			return nil, fmt.Errorf("--mpesa-env must be sandbox or production, not %q", m.env)
 		}
 	}
+	if m.env == "production" && m.baseURL == "" {
+		if !strings.HasPrefix(m.callbackURL, "https://") {
+			return nil, fmt.Errorf("--mpesa-callback-url must be an https:// URL in production, not %q", m.callbackURL)
+		}
+		if m.registerC2B && pathSecret == "" {
+			return nil, errors.New("registering C2B URLs in production is one-shot: set PAYDESK_MPESA_PATH_SECRET so the registered URLs stay valid across restarts")
+		}
+	}
 	till := false
 	switch m.kind {
 	case "paybill":

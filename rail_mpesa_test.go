@@ -190,3 +190,35 @@ func TestMPesaKilledAndRestarted(t *testing.T) {
 	io.WriteString(stdin, "7\n")
 	stdin.Close()
 }
+
+// Production needs an HTTPS callback URL, and a fixed path secret before
+// the one-shot C2B registration; bad settings stop the start with the
+// setting's name.
+func TestMPesaSettingsRefused(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--mpesa-env", "production", "--mpesa-callback-url", "http://kiosk.example.com"}, "must be an https:// URL in production"},
+		{[]string{"--mpesa-env", "production", "--mpesa-callback-url", "https://kiosk.example.com", "--mpesa-register-c2b"}, "PAYDESK_MPESA_PATH_SECRET"},
+		{[]string{"--mpesa-type", "shop"}, "--mpesa-type must be paybill or till"},
+		{[]string{"--mpesa-allow", "not-an-ip"}, "--mpesa-allow"},
+		{[]string{"--mpesa-callback-url", "https://kiosk.example.com/mpesa"}, "which Daraja refuses"},
+		{[]string{}, "missing consumer key"},
+	} {
+		args := append([]string{"--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "j.db"), "--log", filepath.Join(dir, "log"),
+			"--mpesa-shortcode", "174379", "--mpesa-callback-listen", "127.0.0.1:0"}, c.args...)
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir)
+		if len(c.args) > 0 {
+			cmd.Env = append(cmd.Env, "PAYDESK_MPESA_CONSUMER_KEY=k", "PAYDESK_MPESA_CONSUMER_SECRET=s", "PAYDESK_MPESA_PASSKEY=p")
+		}
+		cmd.Stdin = strings.NewReader("7\n")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("%v: %v\n%s\nwant %q", c.args, err, out, c.want)
+		}
+	}
+}
