@@ -161,8 +161,46 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	}
 	if s != nil {
 		r.resolve(s, res, "callback")
+	} else if res.Success() {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.orphan(res, in.body)
+		}()
 	}
 	return http.StatusOK, answerSTK
+}
+
+// orphan lists a paid STK callback whose push never became known (after
+// Options.EarlyGrace) as an unmatched till payment: money was received,
+// and the operator decides which sale it pays.
+func (r *Rail) orphan(res STKResult, raw []byte) {
+	t := time.NewTimer(r.opt.EarlyGrace)
+	defer t.Stop()
+	select {
+	case <-r.ctx.Done():
+		return
+	case <-t.C:
+	}
+	r.mu.Lock()
+	_, waiting := r.early[res.CheckoutRequestID]
+	_, seen := r.receipts[res.Receipt]
+	if !waiting || seen {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.early, res.CheckoutRequestID)
+	r.receipts[res.Receipt] = ""
+	r.mu.Unlock()
+	tp := payment.TillPayment{ID: res.Receipt, Payer: MaskPhone(res.Phone), Time: res.Paid,
+		Note: "STK payment for a push this kiosk does not know (" + res.CheckoutRequestID + ")"}
+	if res.Amount != nil {
+		tp.Amount = payment.Money{Minor: res.Amount.Minor(), Currency: "KES"}
+	}
+	if tp.Time.IsZero() {
+		tp.Time = r.opt.Now()
+	}
+	r.unmatched(tp, raw)
 }
 
 // matchLost finds the payment whose push answer was lost that a success
@@ -433,12 +471,14 @@ func (r *Rail) recoverTill(ctx context.Context, j *payment.Journal) error {
 		if e.Kind != payment.KindNotice || e.Result == nil || done[e.Result.RemoteID] {
 			continue
 		}
-		p, err := DecodeC2B(e.Raw)
-		if err != nil || p.TransID != e.Result.RemoteID {
+		tp := payment.TillPayment{ID: e.Result.RemoteID, Amount: e.Amount, Time: e.Time, Note: e.Result.Reason + " (before restart)"}
+		if p, err := DecodeC2B(e.Raw); err == nil && p.TransID == tp.ID {
+			tp.Reference, tp.Payer, tp.Time = string(p.BillRefNumber), payerOf(p), p.Time
+		} else if res, err := DecodeSTKCallback(e.Raw); err == nil && res.Receipt == tp.ID {
+			tp.Payer, tp.Time = MaskPhone(res.Phone), res.Paid
+		} else {
 			continue
 		}
-		tp := payment.TillPayment{ID: p.TransID, Reference: string(p.BillRefNumber), Payer: payerOf(p),
-			Amount: payment.Money{Minor: p.Amount.Minor(), Currency: "KES"}, Time: p.Time, Note: e.Result.Reason + " (before restart)"}
 		if tp.Time.IsZero() {
 			tp.Time = e.Time
 		}

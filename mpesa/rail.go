@@ -111,9 +111,13 @@ type Options struct {
 	PushTimeout time.Duration
 	// Desc is the TransactionDesc, ≤13 characters. The default is
 	// "Kiosk sale".
-	Desc   string
-	Logger *slog.Logger
-	Now    func() time.Time
+	Desc string
+	// EarlyGrace is how long a success callback for a push this rail
+	// does not know waits for that push's answer before it is listed as
+	// an unmatched till payment for the operator. The default is 30 s.
+	EarlyGrace time.Duration
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Rail takes M-Pesa payments: a payment.Starter for STK Push, the
@@ -184,6 +188,9 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	}
 	if opt.Desc == "" {
 		opt.Desc = "Kiosk sale"
+	}
+	if opt.EarlyGrace <= 0 {
+		opt.EarlyGrace = 30 * time.Second
 	}
 	if len(opt.Desc) > MaxTransactionDesc {
 		return nil, fmt.Errorf("%w: TransactionDesc %q is over %d characters", ErrConfig, opt.Desc, MaxTransactionDesc)

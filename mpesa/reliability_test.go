@@ -596,3 +596,27 @@ func TestPushFaults(t *testing.T) {
 		t.Errorf("empty 400: %+v", tx)
 	}
 }
+
+// A paid STK callback for a push the rail never learnt of (another
+// kiosk's, or one whose answer was lost before a restart) is listed as
+// an unmatched till payment once the grace period passes, and again
+// after a restart.
+func TestOrphanCallbackListed(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) { o.EarlyGrace = 100 * time.Millisecond })
+	body := `{"Body":{"stkCallback":{"MerchantRequestID":"m","CheckoutRequestID":"ws_CO_orphan","ResultCode":0,"ResultDesc":"ok","CallbackMetadata":{"Item":[{"Name":"Amount","Value":75.00},{"Name":"MpesaReceiptNumber","Value":"ORPHAN0001"},{"Name":"PhoneNumber","Value":254708374149}]}}}}`
+	resp, err := http.Post(h.rail.STKCallbackURL(), "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("callback: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	h.waitFor("the orphan listed", func() bool { return len(h.rail.TillPayments()) == 1 })
+	p := h.rail.TillPayments()[0]
+	if p.ID != "ORPHAN0001" || p.Amount.Minor != 7500 || !p.Unmatched() || p.Payer != "2547****149" {
+		t.Errorf("listed %+v", p)
+	}
+	h.close()
+	h.open(func(o *mpesa.Options) { o.EarlyGrace = 100 * time.Millisecond })
+	if p := h.rail.TillPayments(); len(p) != 1 || p[0].ID != "ORPHAN0001" || p[0].Amount.Minor != 7500 {
+		t.Errorf("after restart: %+v", p)
+	}
+}
