@@ -423,6 +423,13 @@ func (r *Rail) pushFailed(s *sale, err error) {
 	}
 	var ae *APIError
 	switch {
+	case errors.As(err, &ae) && ae.Code == "500.003.1001":
+		// An internal error after the request was taken: the push may
+		// have gone out.
+		r.log.Warn("STK Push answered with an internal error", "txn", s.id, "code", ae.Code, "request_id", ae.RequestID)
+		r.markLost(s)
+		r.transition(s, payment.StatusUnknown, fmt.Sprintf("Daraja answered %s %s: the prompt may have been sent; not re-sent, waiting for a callback or receipt", ae.Code, ae.Message),
+			nil, FlagPushUnanswered)
 	case errors.As(err, &ae) && ae.Code != "":
 		st := payment.StatusFailed
 		why := ae.Message
@@ -559,15 +566,15 @@ func (r *Rail) timeOut(s *sale, left time.Duration) {
 // reconcileLater runs one more query after Poll.Reconcile, so a payment
 // that was timed out or cancelled locally still learns its real outcome.
 func (r *Rail) reconcileLater(s *sale) {
-	if r.checkoutOf(s) == "" {
-		return
-	}
 	t := time.NewTimer(r.opt.Poll.Reconcile)
 	defer t.Stop()
 	select {
 	case <-r.ctx.Done():
 		return
 	case <-t.C:
+	}
+	if r.checkoutOf(s) == "" {
+		return // the push was never answered: nothing to query
 	}
 	if res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s)); err == nil {
 		r.resolve(s, res, "reconciling query")

@@ -620,3 +620,20 @@ func TestOrphanCallbackListed(t *testing.T) {
 		t.Errorf("after restart: %+v", p)
 	}
 }
+
+// Cancelling while the push is still on its way: the answer comes after
+// the cancel, and the payment the customer makes is still recorded as a
+// late success by the reconciling query.
+func TestCancelDuringPush(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) { o.Poll.Reconcile = 800 * time.Millisecond })
+	h.fake.Next(sandbox.Outcome{Code: "0", Drop: true, SlowAnswer: 300 * time.Millisecond, Delay: 400 * time.Millisecond})
+	id := h.start("0708374149", 21)
+	h.waitStatus(id, payment.StatusSent)
+	if err := h.rail.Cancel(id); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("late success", func() bool { return h.count(id, hasFlag(mpesa.FlagLateSuccess)) == 1 })
+	if n := h.count(id, isTransition(payment.StatusAcknowledged)); n != 0 {
+		t.Errorf("acknowledged after the cancel:%s", h.history(id))
+	}
+}
