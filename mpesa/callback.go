@@ -300,12 +300,62 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 		tp.Note = "no sale with this reference"
 		if strings.TrimSpace(string(p.BillRefNumber)) == "" {
 			tp.Note = "till payment without a reference"
+		} else if near := r.nearMisses(ref); len(near) > 0 {
+			tp.Note += "; did the customer mean " + strings.Join(near, " or ") + "?"
 		}
 		r.unmatched(tp, in.body)
 		return http.StatusOK, answerConfirmed
 	}
 	r.applyC2B(s, p, tp, in.body)
 	return http.StatusOK, answerConfirmed
+}
+
+// nearMisses lists the open sales whose reference is one typing slip
+// from ref (one character wrong, two swapped, one missing or one extra),
+// for the operator to check; at most three.
+func (r *Rail) nearMisses(ref string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for id, s := range r.sales {
+		if len(out) == 3 {
+			break
+		}
+		if oneSlip(ref, id) && !s.ended.Load() {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// oneSlip reports whether a and b differ by one substitution, one
+// transposition of neighbours, or one insertion or deletion.
+func oneSlip(a, b string) bool {
+	if a == b {
+		return false
+	}
+	switch len(a) - len(b) {
+	case 0:
+		var diff []int
+		for i := range len(a) {
+			if a[i] != b[i] {
+				diff = append(diff, i)
+			}
+		}
+		return len(diff) == 1 || (len(diff) == 2 && diff[1] == diff[0]+1 && a[diff[0]] == b[diff[1]] && a[diff[1]] == b[diff[0]])
+	case 1:
+		a, b = b, a
+		fallthrough
+	case -1:
+		for i := range len(a) {
+			if a[i] != b[i] {
+				return a[i:] == b[i+1:]
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func orDash(s string) string {

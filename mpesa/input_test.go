@@ -107,3 +107,18 @@ func TestReferences(t *testing.T) {
 		t.Errorf("path secret %q", s)
 	}
 }
+
+func TestOneSlip(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"PD7K3M9QXA", "PD7K3M9QXB", true}, {"PD7K3M9QXA", "PD7K3M9XQA", true}, {"PD7K3M9QA", "PD7K3M9QXA", true},
+		{"PD7K3M9QXAA", "PD7K3M9QXA", true}, {"PD7K3M9QXA", "PD7K3M9QXA", false}, {"PD7K3M9QXA", "PD7K3M0QXB", false},
+		{"PD7K3M9QXA", "PD7K3M9", false}, {"", "A", true}, {"AB", "BA", true}, {"ABC", "CBA", false},
+	} {
+		if got := oneSlip(c.a, c.b); got != c.want {
+			t.Errorf("oneSlip(%q, %q) = %v", c.a, c.b, got)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"paydesk/payment"
@@ -157,6 +158,7 @@ type sale struct {
 	deadline time.Time
 	lost     bool          // the push's answer never came; guarded by Rail.mu
 	done     chan struct{} // closed when final
+	ended    atomic.Bool   // final, readable without the lock
 }
 
 // maxEarly bounds the callbacks kept while their push is unknown.
@@ -362,6 +364,7 @@ func (r *Rail) transition(s *sale, st payment.Status, detail string, res *paymen
 	}
 	s.status = st
 	if st.Final() {
+		s.ended.Store(true)
 		close(s.done)
 	}
 	return true

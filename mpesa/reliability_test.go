@@ -124,6 +124,19 @@ func TestCase3Unmatched(t *testing.T) {
 	if len(till) != 3 {
 		t.Fatalf("%d till payments, want 3", len(till))
 	}
+	// A reference one slip from an open sale names it for the operator.
+	h.fake.Next(sandbox.Outcome{Code: "1037", Drop: true, Delay: time.Minute})
+	typo := h.start("0708374149", 12)
+	h.waitStatus(typo, payment.StatusAcknowledged)
+	slip := typo[:9] + string("0123456789"[(strings.IndexByte("0123456789ABCDEFGHJKMNPQRSTVWXYZ", typo[9])+1)%10])
+	h.fake.SimulateC2B(context.Background(), sandbox.C2B{Amount: "12", BillRef: slip})
+	h.waitFor("near miss listed", func() bool { return len(h.rail.TillPayments()) == 4 })
+	if note := h.rail.TillPayments()[0].Note; !strings.Contains(note, "did the customer mean "+typo+"?") {
+		t.Errorf("near miss note %q", note)
+	}
+	if err := h.rail.Cancel(typo); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range till {
 		if !p.Unmatched() {
 			t.Errorf("till payment %+v matched, want unmatched", p)
@@ -138,14 +151,14 @@ func TestCase3Unmatched(t *testing.T) {
 			n++
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d unmatched events journaled, want 3", n)
+	if n != 4 {
+		t.Errorf("%d unmatched events journaled, want 4", n)
 	}
 	// The operator assigns the 20-shilling till payment to an open sale.
 	h.fake.Next(sandbox.Outcome{Code: "1037", Drop: true, Delay: time.Minute})
 	open := h.start("0708374149", 20)
 	h.waitStatus(open, payment.StatusAcknowledged)
-	if err := h.rail.AssignTill(till[1].ID, open); err != nil {
+	if err := h.rail.AssignTill(till[1].ID, open); err != nil { // the 20-shilling till payment
 		t.Fatal(err)
 	}
 	tx := h.waitStatus(open, payment.StatusApproved)
