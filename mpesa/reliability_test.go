@@ -244,7 +244,7 @@ func TestCase5CrashBetweenPushAndCallback(t *testing.T) {
 // expires by its clock is replaced by one call however many wait. A
 // second invalid-token answer is a typed error, not a loop.
 func TestCase6TokenExpiry(t *testing.T) {
-	h := newHarness(t, sandbox.Options{TokenTTL: 2 * time.Second}, nil)
+	h := newHarness(t, sandbox.Options{TokenTTL: 6 * time.Second}, nil)
 	first := h.start("0708374149", 10)
 	h.waitStatus(first, payment.StatusApproved)
 	before := h.fake.Counts().OAuth
@@ -266,8 +266,8 @@ func TestCase6TokenExpiry(t *testing.T) {
 		t.Errorf("%d OAuth calls after the revocation, want exactly 1", got)
 	}
 
-	// Expiry by the clock (TTL 2 s, replaced at half-life): 20 pushes at once, one OAuth call.
-	time.Sleep(1100 * time.Millisecond)
+	// Expiry by the clock (TTL 6 s, replaced at half-life): 20 pushes at once, one OAuth call.
+	time.Sleep(3100 * time.Millisecond)
 	before = h.fake.Counts().OAuth
 	for i := range ids {
 		wg.Add(1)
