@@ -141,7 +141,7 @@ func TestMPesaKilledAndRestarted(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sim := exec.CommandContext(ctx, bin, "sim", "daraja", "--listen", "127.0.0.1:0", "--delay", "1500ms")
+	sim := exec.CommandContext(ctx, bin, "sim", "daraja", "--listen", "127.0.0.1:0", "--delay", "3s")
 	sim.Env = append(sim.Environ(), "PAYDESK_LOG="+filepath.Join(dir, "sim.log"))
 	var simOut lines
 	sim.Stdout, sim.Stderr = &simOut, &simOut
@@ -182,7 +182,7 @@ func TestMPesaKilledAndRestarted(t *testing.T) {
 	out.waitFor(t, regexp.MustCompile(`waiting for the customer to enter the M-Pesa PIN`))
 	cmd.Process.Kill()
 	cmd.Wait()
-	time.Sleep(2 * time.Second) // the callback finds nobody; the outcome is final at Daraja
+	time.Sleep(3500 * time.Millisecond) // the callback finds nobody; the outcome is final at Daraja
 
 	_, stdin, out = run()
 	out.waitFor(t, regexp.MustCompile(`UNKNOWN `+id+` stk_push 120\.00`))

@@ -219,11 +219,11 @@ func TestCase5CrashBetweenPushAndCallback(t *testing.T) {
 	for _, retry := range []bool{false, true} {
 		t.Run(fmt.Sprintf("callback retried %v", retry), func(t *testing.T) {
 			h := newHarness(t, sandbox.Options{RetryOnNon200: retry}, nil)
-			h.fake.Next(sandbox.Outcome{Code: "0", Delay: 500 * time.Millisecond})
+			h.fake.Next(sandbox.Outcome{Code: "0", Delay: 1500 * time.Millisecond})
 			id := h.start("0708374149", 90)
 			h.waitStatus(id, payment.StatusAcknowledged)
 			h.close() // the console dies; the journal stays on disk
-			time.Sleep(700 * time.Millisecond)
+			time.Sleep(1700 * time.Millisecond)
 			h.open(nil)
 			tx := h.waitStatus(id, payment.StatusApproved)
 			if !tx.HasFlag(payment.FlagRecovered) {
@@ -360,7 +360,7 @@ func TestCase7SpikeArrestBackoff(t *testing.T) {
 // not repeated, and the callback resolves it.
 func TestCase8LostPushAnswer(t *testing.T) {
 	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) { o.PushTimeout = 300 * time.Millisecond })
-	h.fake.Next(sandbox.Outcome{Code: "0", SlowAnswer: 2 * time.Second, Delay: 600 * time.Millisecond})
+	h.fake.Next(sandbox.Outcome{Code: "0", SlowAnswer: 3 * time.Second, Delay: 1500 * time.Millisecond})
 	id := h.start("0708374149", 33)
 	h.waitStatus(id, payment.StatusUnknown)
 	tx := h.waitStatus(id, payment.StatusApproved)
@@ -638,8 +638,8 @@ func TestOrphanCallbackListed(t *testing.T) {
 // the cancel, and the payment the customer makes is still recorded as a
 // late success by the reconciling query.
 func TestCancelDuringPush(t *testing.T) {
-	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) { o.Poll.Reconcile = 800 * time.Millisecond })
-	h.fake.Next(sandbox.Outcome{Code: "0", Drop: true, SlowAnswer: 300 * time.Millisecond, Delay: 400 * time.Millisecond})
+	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) { o.Poll.Reconcile = 1500 * time.Millisecond })
+	h.fake.Next(sandbox.Outcome{Code: "0", Drop: true, SlowAnswer: time.Second, Delay: 1200 * time.Millisecond})
 	id := h.start("0708374149", 21)
 	h.waitStatus(id, payment.StatusSent)
 	if err := h.rail.Cancel(id); err != nil {
