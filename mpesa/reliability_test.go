@@ -650,3 +650,19 @@ func TestCancelDuringPush(t *testing.T) {
 		t.Errorf("acknowledged after the cancel:%s", h.history(id))
 	}
 }
+
+// A C2B feed that hashes the MSISDN: the hash is an opaque display
+// string, shortened, never a key.
+func TestHashedMSISDN(t *testing.T) {
+	h := newHarness(t, sandbox.Options{HashMSISDN: true}, nil)
+	if _, err := h.rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.fake.SimulateC2B(context.Background(), sandbox.C2B{Amount: "5", Till: true, FirstName: "Amina"}); err != nil {
+		t.Fatal(err)
+	}
+	p := h.rail.TillPayments()
+	if len(p) != 1 || !strings.HasPrefix(p[0].Payer, "Amina …") || len(p[0].Payer) > 20 {
+		t.Errorf("payer %+v", p)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -136,8 +137,10 @@ type Options struct {
 	// PlainMSISDN sends C2B MSISDNs in full; by default they are masked
 	// the v2 way ("2547 ***** 149").
 	PlainMSISDN bool
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// HashMSISDN sends C2B MSISDNs as SHA-256 hex, as some C2B feeds do.
+	HashMSISDN bool
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Counts are the calls the fake has answered.
@@ -745,7 +748,11 @@ func (s *Server) SimulateC2B(ctx context.Context, p C2B) (string, int, error) {
 		p.MSISDN = TestPhone
 	}
 	msisdn := p.MSISDN
-	if !s.opt.PlainMSISDN && len(msisdn) == 12 {
+	switch {
+	case s.opt.HashMSISDN:
+		sum := sha256.Sum256([]byte(msisdn))
+		msisdn = hex.EncodeToString(sum[:])
+	case !s.opt.PlainMSISDN && len(msisdn) == 12:
 		msisdn = msisdn[:4] + " ***** " + msisdn[9:]
 	}
 	typ, ref := "Pay Bill", p.BillRef

@@ -200,3 +200,33 @@ func TestTillPush(t *testing.T) {
 		t.Errorf("bad credentials: %v, want the empty 400 as *APIError", err)
 	}
 }
+
+// With InvalidateOld each new token revokes the earlier ones, as the
+// portal's FAQ says Daraja does.
+func TestNewTokenInvalidatesOld(t *testing.T) {
+	s := sandbox.New(sandbox.Options{InvalidateOld: true})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	defer s.Close()
+	token := func() string {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/oauth/v1/generate?grant_type=client_credentials", nil)
+		req.SetBasicAuth(sandbox.DefaultKey, sandbox.DefaultSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		json.NewDecoder(resp.Body).Decode(&tok)
+		return tok.AccessToken
+	}
+	first, second := token(), token()
+	if st, out := post(t, srv.URL+"/mpesa/stkpush/v1/processrequest", first, validPush()); st != 404 || out["errorCode"] != "404.001.03" {
+		t.Errorf("the first token after a second was issued: %d %v", st, out)
+	}
+	if st, _ := post(t, srv.URL+"/mpesa/stkpush/v1/processrequest", second, validPush()); st != 200 {
+		t.Errorf("the second token: %d", st)
+	}
+}
