@@ -175,12 +175,10 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 // Options.EarlyGrace) as an unmatched till payment: money was received,
 // and the operator decides which sale it pays.
 func (r *Rail) orphan(res STKResult, raw []byte) {
-	t := time.NewTimer(r.opt.EarlyGrace)
-	defer t.Stop()
 	select {
 	case <-r.ctx.Done():
 		return
-	case <-t.C:
+	case <-r.opt.After(r.opt.EarlyGrace):
 	}
 	r.mu.Lock()
 	_, waiting := r.early[res.CheckoutRequestID]

@@ -118,7 +118,10 @@ type Options struct {
 	// an unmatched till payment for the operator. The default is 30 s.
 	EarlyGrace time.Duration
 	Logger     *slog.Logger
-	Now        func() time.Time
+	// Now and After are the clock (time.Now and time.After by default):
+	// tests replace both to run the query policy without waiting.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 }
 
 // Rail takes M-Pesa payments: a payment.Starter for STK Push, the
@@ -178,6 +181,9 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
+	}
+	if opt.After == nil {
+		opt.After = time.After
 	}
 	if opt.MaxBody <= 0 {
 		opt.MaxBody = 16 << 10
@@ -503,15 +509,12 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 	wait := first
 	backoff := p.Every
 	for {
-		t := time.NewTimer(wait)
 		select {
 		case <-r.ctx.Done():
-			t.Stop()
 			return
 		case <-s.done:
-			t.Stop()
 			return
-		case <-t.C:
+		case <-r.opt.After(wait):
 		}
 		res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s))
 		var ae *APIError
@@ -546,15 +549,12 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 // and schedules one more query to reconcile.
 func (r *Rail) timeOut(s *sale, left time.Duration) {
 	if left > 0 {
-		t := time.NewTimer(left)
 		select {
 		case <-r.ctx.Done():
-			t.Stop()
 			return
 		case <-s.done:
-			t.Stop()
 			return
-		case <-t.C:
+		case <-r.opt.After(left):
 		}
 	}
 	s.mu.Lock()
@@ -569,12 +569,10 @@ func (r *Rail) timeOut(s *sale, left time.Duration) {
 // reconcileLater runs one more query after Poll.Reconcile, so a payment
 // that was timed out or cancelled locally still learns its real outcome.
 func (r *Rail) reconcileLater(s *sale) {
-	t := time.NewTimer(r.opt.Poll.Reconcile)
-	defer t.Stop()
 	select {
 	case <-r.ctx.Done():
 		return
-	case <-t.C:
+	case <-r.opt.After(r.opt.Poll.Reconcile):
 	}
 	if r.checkoutOf(s) == "" {
 		return // the push was never answered: nothing to query
