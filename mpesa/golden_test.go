@@ -205,3 +205,28 @@ func TestClientQueryAndRegister(t *testing.T) {
 		t.Errorf("v3: %v", err)
 	}
 }
+
+// The token is kept until 60 s before expires_in, then replaced.
+func TestTokenMargin(t *testing.T) {
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Write(golden(t, "oauth.json")) // expires_in "3599"
+	}))
+	defer srv.Close()
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	c, _ := NewClient(Config{BaseURL: srv.URL, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "1", Passkey: "p", Now: func() time.Time { return now }})
+	start := now
+	for _, step := range []struct {
+		at    time.Duration
+		calls int
+	}{{0, 1}, {time.Hour - 62*time.Second, 1}, {time.Hour - 60*time.Second, 2}, {time.Hour, 2}} {
+		now = start.Add(step.at)
+		if err := c.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if calls != step.calls {
+			t.Errorf("at +%v: %d OAuth calls, want %d", step.at, calls, step.calls)
+		}
+	}
+}
