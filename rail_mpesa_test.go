@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +43,16 @@ func TestMPesaDemoPlain(t *testing.T) {
 
 	io.WriteString(stdin, "9\n+254 712 341 032\n20\n")
 	waitLong(t, &out, regexp.MustCompile(`RESULT PD[0-9A-Z]{8} cancelled 20\.00 reason="the customer cancelled the prompt"`))
+
+	// A customer pays the paybill with a reference that is no sale: the
+	// line console shows it for the operator.
+	url := out.waitFor(t, regexp.MustCompile(`curl -d amount=100 -d ref=<sale reference> (http://\S+)/sandbox/c2b`))[1]
+	resp, err := http.PostForm(url+"/sandbox/c2b", neturl.Values{"amount": {"70"}, "ref": {"NOSUCHREF"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	out.waitFor(t, regexp.MustCompile(`NOTICE unmatched till payment [0-9A-Z]{10} KES 70\.00 ref "NOSUCHREF": no sale with this reference`))
 
 	io.WriteString(stdin, "9\n0812345678\n")
 	out.waitFor(t, regexp.MustCompile(`Enter amount \(KES`))
