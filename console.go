@@ -39,6 +39,8 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	term.register(fs)
 	var scr screensSettings
 	scr.register(fs)
+	var mp mpesaSettings
+	mp.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nFlags:\n", name)
 		fs.PrintDefaults()
@@ -146,8 +148,6 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		for len(srv.Peers()) == 0 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		renv.brief("Demo POS by cents: .51 declined  .61 no answer  .62 no result  .81 POS error",
-			"  .91 wrong amount  .92 reconnects  other: approved (full tables: taller window)")
 		renv.note("Simulated POS001 answers by the amount's cents:")
 		for _, l := range strings.Split(possim.Outcomes, "\n") {
 			renv.note("  " + l)
@@ -158,6 +158,11 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		return err
 	} else if tr != nil {
 		rails.Terminal = tr
+	}
+	if mr, err := mp.start(renv); err != nil {
+		return err
+	} else if mr != nil {
+		rails.MPesa = mr
 	}
 	// The customer display takes payments on the same rails.
 	displayRails := map[string]payment.Starter{"pos": posRail{srv}}
@@ -171,6 +176,12 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	var disp tui.Displays // stays a nil interface when the display is off
 	if displays != nil {
 		disp = displays
+	}
+	if demo {
+		// Last, so a short window, which shows the first lines of the
+		// brief, keeps the other rails' lines and the display's URL.
+		renv.brief("Demo POS by cents: .51 declined  .61 no answer  .62 no result  .81 POS error",
+			"  .91 wrong amount  .92 reconnects  other: approved (full tables: taller window)")
 	}
 	banner = append(banner, renv.notes...)
 

@@ -173,7 +173,7 @@ func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
 		e.onStop(func() { stop(); <-done })
 		t.port = sim.DevicePath()
 		e.note("Simulated card terminal (item 8) on " + t.port + "; amounts in " + t.currency + ":")
-		e.brief("Demo terminal (item 8, " + t.currency + "): 6.01 refused  6.02 no answer  6.03 slow  6.12 unplugged  other: approved")
+		e.brief("Demo terminal (8, " + t.currency + "): 6.01 refused  6.02 no answer  6.03 slow  6.12 unplugged")
 		for _, l := range strings.Split(strings.TrimRight(termsim.Outcomes, "\n"), "\n")[1:] {
 			e.note(l)
 		}

@@ -558,6 +558,13 @@ func (j *Journal) History(ctx context.Context, id string) ([]Event, error) {
 	return j.queryEvents(ctx, `WHERE txn_id = ? ORDER BY seq`, id)
 }
 
+// Flagged returns the events of one rail carrying flag, from since on,
+// in order: how a rail finds, at start, what it left for the operator
+// (M-Pesa's unmatched till payments). It scans the events table.
+func (j *Journal) Flagged(ctx context.Context, rail Rail, flag string, since time.Time) ([]Event, error) {
+	return j.queryEvents(ctx, `WHERE rail = ? AND flag = ? AND at >= ? ORDER BY seq`, rail, flag, since.UnixMilli())
+}
+
 // EventsSince returns up to limit events with Seq > seq, in order: how a
 // subscriber that fell behind catches up.
 func (j *Journal) EventsSince(ctx context.Context, seq int64, limit int) ([]Event, error) {

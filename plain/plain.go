@@ -581,6 +581,13 @@ func (c *Console) event(ev payment.Event) {
 	case payment.KindLate:
 		c.printf("\nLATE %s %s%s\n", ev.TxnID, ev.Detail, payment.ResultFields(ev.Result))
 		return
+	case payment.KindNotice:
+		// Notices a rail flags for the operator (an M-Pesa till payment
+		// that matched no sale) are printed; others stay in the journal.
+		if ev.Flag != "" && ev.TxnID == "" {
+			c.printf("\n[%s] NOTICE %s\n", ev.Time.Format("15:04:05"), ev.Detail)
+		}
+		return
 	case payment.KindStep:
 		if ev.TxnID == c.current {
 			c.printf("  %s: %s\n", ev.TxnID, ev.Detail)

@@ -23,12 +23,18 @@ type Displays interface {
 // display server runs.
 var displayItem = menuItem{key: "v", label: "Customer displays"}
 
-// items are the menu's items: the fixed ones, and the displays when on.
+// items are the menu's items: the fixed ones, then the M-Pesa till
+// payments when the rail lists them, and the displays when their server
+// runs.
 func (m Model) items() []menuItem {
-	if m.cfg.Displays == nil {
-		return menuItems
+	items := menuItems[:len(menuItems):len(menuItems)]
+	if m.till() != nil {
+		items = append(items, tillItem)
 	}
-	return append(menuItems[:len(menuItems):len(menuItems)], displayItem)
+	if m.cfg.Displays != nil {
+		items = append(items, displayItem)
+	}
+	return items
 }
 
 // displaysView lists each display: where it is connected from, its

@@ -7,7 +7,9 @@ import "github.com/charmbracelet/bubbles/key"
 type KeyMap struct {
 	Card, BNPL, QR, IPP, Cancel, Status, Quit key.Binding
 	Journal, Log, Approve, Decline, Target    key.Binding
-	Up, Down, Enter, Back, Help, Yes, No      key.Binding
+	// Till opens the M-Pesa till payments; Assign gives one to a sale.
+	Till, Assign                         key.Binding
+	Up, Down, Enter, Back, Help, Yes, No key.Binding
 
 	// ResetDisplay puts a customer display back on the amounts.
 	ResetDisplay key.Binding
@@ -25,6 +27,8 @@ func DefaultKeyMap() *KeyMap {
 		Journal: key.NewBinding(key.WithKeys("j"), key.WithHelp("j", "journal")),
 		Log:     key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "event log")),
 		Target:  key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next POS")),
+		Till:    key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "till payments")),
+		Assign:  key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "assign to a sale")),
 		Approve: key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "resolve approved")),
 		Decline: key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "resolve declined")),
 		Status:  key.NewBinding(key.WithKeys("6", "s"), key.WithHelp("6/s", "status")),

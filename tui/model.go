@@ -65,6 +65,7 @@ const (
 	scrLog
 	scrConnect
 	scrDisplays
+	scrTill
 )
 
 // Model is the root model; it owns the screen state and delegates drawing
@@ -114,6 +115,7 @@ type Model struct {
 
 	log     eventLog
 	journal journalView
+	tillv   tillView
 	// target is the POS the operator chose with tab; "" means the rail's
 	// default (the POS that last completed a payment, else the earliest).
 	target string
@@ -141,7 +143,7 @@ func New(cfg Config, rail Rail, bus *payment.Bus) Model {
 	sp := spinner.New()
 	sp.Spinner = spinner.Line
 	m := Model{cfg: cfg, rail: rail, bus: bus, sub: bus.Subscribe(0), keys: DefaultKeyMap(), styles: DefaultStyles(),
-		help: help.New(), amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView()}
+		help: help.New(), amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView(), tillv: newTillView()}
 	m.refresh()
 	return m
 }
@@ -244,6 +246,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case errMsg:
 		m.errLine = msg.err.Error()
+		return m, nil
+	case assignedMsg:
+		if msg.err != nil {
+			m.errLine = msg.err.Error()
+		} else {
+			m.errLine = ""
+		}
+		m.refresh()
 		return m, nil
 	case resolvedMsg:
 		if err := m.journal.load(m.bus.Journal()); err != nil {
@@ -362,6 +372,8 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m.journalKey(k)
 	case scrDisplays:
 		return m.displaysKey(k)
+	case scrTill:
+		return m.tillKey(k)
 	case scrLog:
 		if key.Matches(k, km.Back, km.Log) {
 			m.screen = scrMenu
@@ -420,8 +432,8 @@ func (m Model) quit() (tea.Model, tea.Cmd) {
 func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	km := m.keys
 	m.errLine = ""
-	pick := -1
 	items := m.items()
+	pick := -1
 	switch {
 	case key.Matches(k, km.Up):
 		m.cursor = (m.cursor + len(items) - 1) % len(items)
@@ -450,7 +462,10 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case it.mode != "":
 		m.mode, m.railName, m.screen, m.amountErr = it.mode, it.rail, scrAmount, ""
 		m.amount.SetValue("")
+		// M-Pesa takes whole shillings: the example says so.
+		m.amount.Placeholder = "25.50"
 		if it.rail == railMPesa {
+			m.amount.Placeholder = "150"
 			m.askPhone = true
 			m.phone.SetValue("")
 			return m, m.phone.Focus()
@@ -478,6 +493,9 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case it == displayItem:
 		m.refresh()
 		m.displayCursor, m.screen = 0, scrDisplays
+	case it.key == tillItem.key:
+		m.tillv.cursor, m.tillv.assigning = 0, false
+		m.screen = scrTill
 	}
 	return m, nil
 }

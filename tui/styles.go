@@ -16,6 +16,8 @@ var (
 type Styles struct {
 	Header, Demo, Title, Muted, Selected, Disabled lipgloss.Style
 	Approved, Declined, Pending, ErrorText, Box    lipgloss.Style
+	// Unmatched highlights a till payment that matched no sale.
+	Unmatched lipgloss.Style
 }
 
 // DefaultStyles returns the console's styles.
@@ -32,5 +34,6 @@ func DefaultStyles() *Styles {
 		Pending:   lipgloss.NewStyle().Foreground(colorPending),
 		ErrorText: lipgloss.NewStyle().Foreground(colorDeclined),
 		Box:       lipgloss.NewStyle().Border(lipgloss.NormalBorder()).BorderForeground(colorMuted).Padding(0, 1),
+		Unmatched: lipgloss.NewStyle().Bold(true).Reverse(true).Foreground(colorPending),
 	}
 }

@@ -72,6 +72,8 @@ func (m Model) View() string {
 			m.styles.Selected.Render(addr) + "\n\n" + qrBlock(addr)
 	case scrDisplays:
 		body = m.displaysView()
+	case scrTill:
+		body = m.tillScreen()
 	case scrLog:
 		body = m.styles.Title.Render("Event log") + "\n" + m.log.view(m.width, max(m.height-6, 3))
 	}
@@ -171,7 +173,12 @@ func (m Model) menuView() string {
 				brief = "Demo POS by cents: .51 declined  .61 no answer  .62 no result  .81 POS error\n" +
 					"  .91 wrong amount  .92 reconnects  other: approved (full table: taller window)"
 			}
-			b.WriteString("\n" + s.Muted.Render(brief))
+			// The brief's first lines matter most: keep those that fit.
+			lines := strings.Split(brief, "\n")
+			if avail := m.height - used - 1; avail < len(lines) {
+				lines = lines[:max(avail, 1)]
+			}
+			b.WriteString("\n" + s.Muted.Render(strings.Join(lines, "\n")))
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
@@ -381,6 +388,11 @@ func (h helpFor) ShortHelp() []key.Binding {
 		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
 	case scrDisplays:
 		return []key.Binding{km.Up, km.Down, km.Enter, km.ResetDisplay, km.Back}
+	case scrTill:
+		if h.m.tillv.assigning {
+			return []key.Binding{km.Enter, km.Back}
+		}
+		return []key.Binding{km.Up, km.Down, km.Assign, km.Back}
 	}
 	return []key.Binding{km.Card, km.BNPL, km.QR, km.IPP, km.Status, km.Journal, km.Log, km.Help, km.Quit}
 }

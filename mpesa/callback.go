@@ -1,0 +1,625 @@
+package mpesa
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"paydesk/payment"
+)
+
+// Answers Daraja expects.
+var (
+	answerSTK       = []byte(`{"ResultCode":0,"ResultDesc":"Accepted"}`)
+	answerAccept    = []byte(`{"ResultCode":"0","ResultDesc":"Accepted"}`)
+	answerReject    = []byte(`{"ResultCode":"C2B00012","ResultDesc":"Rejected"}`)
+	answerConfirmed = []byte(`{"ResultCode":0,"ResultDesc":"Success"}`)
+)
+
+// Handler is the callback server: the STK result, C2B validation and C2B
+// confirmation, each on a path under the rail's secret segment. Anything
+// else is 404. Every body is journaled before it is answered.
+func (r *Rail) Handler() http.Handler {
+	mux := http.NewServeMux()
+	base := "/" + r.secret
+	mux.HandleFunc("POST "+base+"/stk/result", func(w http.ResponseWriter, q *http.Request) { r.serve(w, q, r.onSTK) })
+	mux.HandleFunc("POST "+base+"/c2b/validation", func(w http.ResponseWriter, q *http.Request) { r.serve(w, q, r.onValidation) })
+	mux.HandleFunc("POST "+base+"/c2b/confirmation", func(w http.ResponseWriter, q *http.Request) { r.serve(w, q, r.onConfirmation) })
+	return mux
+}
+
+// inbound is one callback as received.
+type inbound struct {
+	body    []byte
+	source  string
+	allowed bool
+}
+
+// serve reads the capped body, checks the source, and hands it to h,
+// which journals it and returns the answer.
+func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (int, []byte)) {
+	src, allowed := r.Source(q)
+	body, err := io.ReadAll(http.MaxBytesReader(w, q.Body, r.opt.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		status := http.StatusBadRequest
+		if errors.As(err, &tooBig) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: src, Raw: body,
+			Detail: fmt.Sprintf("callback on %s refused: %s", pathKind(q.URL.Path), shortErr(err))})
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	if !allowed && r.opt.EnforceAllowList {
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: src, Raw: body, Flag: FlagSourceNotAllowed,
+			Detail: fmt.Sprintf("callback on %s from %s refused: not on the allow-list", pathKind(q.URL.Path), src)})
+		r.log.Warn("callback from outside the allow-list refused", "source", src)
+		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+		return
+	}
+	if !allowed {
+		r.log.Warn("callback from outside the allow-list (flagged)", "source", src)
+	}
+	status, answer := h(inbound{body: body, source: src, allowed: allowed})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(answer)
+}
+
+func pathKind(p string) string {
+	switch {
+	case strings.HasSuffix(p, "/stk/result"):
+		return "STK result"
+	case strings.HasSuffix(p, "/c2b/validation"):
+		return "C2B validation"
+	}
+	return "C2B confirmation"
+}
+
+// Source is where a callback came from: the peer address, or, when the
+// peer is a trusted proxy, the right-most untrusted X-Forwarded-For
+// address; and whether the allow-list holds it.
+func (r *Rail) Source(q *http.Request) (string, bool) {
+	host, _, err := net.SplitHostPort(q.RemoteAddr)
+	if err != nil {
+		host = q.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return host, false
+	}
+	addr = addr.Unmap()
+	if contains(r.opt.TrustedProxies, addr) {
+		hops := strings.Split(strings.Join(q.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				return strings.TrimSpace(hops[i]), false
+			}
+			addr = a.Unmap()
+			if !contains(r.opt.TrustedProxies, addr) {
+				break
+			}
+		}
+	}
+	return addr.String(), contains(r.opt.AllowList, addr)
+}
+
+func contains(ps []netip.Prefix, a netip.Addr) bool {
+	return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Contains(a) })
+}
+
+func sourceFlag(in inbound) string {
+	if in.allowed {
+		return ""
+	}
+	return FlagSourceNotAllowed
+}
+
+// onSTK journals an STK callback, then applies it.
+func (r *Rail) onSTK(in inbound) (int, []byte) {
+	res, err := DecodeSTKCallback(in.body)
+	if err != nil {
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.body, Flag: sourceFlag(in), Detail: err.Error()})
+		return http.StatusBadRequest, []byte(`{"ResultCode":1,"ResultDesc":"Rejected: malformed body"}`)
+	}
+	r.mu.Lock()
+	s := r.byCheckout[res.CheckoutRequestID]
+	if s == nil && res.Success() {
+		s = r.matchLost(res)
+	}
+	if s == nil {
+		if len(r.early) < maxEarly {
+			r.early[res.CheckoutRequestID] = append(r.early[res.CheckoutRequestID], res)
+		}
+	}
+	r.mu.Unlock()
+	if s != nil && in.allowed {
+		// One journal write: the body rides on the outcome's event.
+		if !r.resolveRaw(s, res, "callback", in.body, in.source) {
+			return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
+		}
+		return http.StatusOK, answerSTK
+	}
+	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
+		Detail: fmt.Sprintf("STK callback %s: ResultCode %s %s", res.CheckoutRequestID, res.Code, res.Desc)}
+	if s != nil {
+		ev.TxnID = s.id
+	} else {
+		ev.Detail += " (push not known yet: kept until it is)"
+	}
+	if _, err := r.publish(ev); err != nil {
+		return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
+	}
+	if s != nil {
+		r.resolve(s, res, "callback")
+	} else if res.Success() {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.orphan(res, in.body)
+		}()
+	}
+	return http.StatusOK, answerSTK
+}
+
+// orphan lists a paid STK callback whose push never became known (after
+// Options.EarlyGrace) as an unmatched till payment: money was received,
+// and the operator decides which sale it pays.
+func (r *Rail) orphan(res STKResult, raw []byte) {
+	select {
+	case <-r.ctx.Done():
+		return
+	case <-r.opt.After(r.opt.EarlyGrace):
+	}
+	r.mu.Lock()
+	_, waiting := r.early[res.CheckoutRequestID]
+	_, seen := r.receipts[res.Receipt]
+	if !waiting || seen {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.early, res.CheckoutRequestID)
+	r.receipts[res.Receipt] = ""
+	r.mu.Unlock()
+	tp := payment.TillPayment{ID: res.Receipt, Payer: MaskPhone(res.Phone), Time: res.Paid,
+		Note: "STK payment for a push this kiosk does not know (" + res.CheckoutRequestID + ")"}
+	if res.Amount != nil {
+		tp.Amount = payment.Money{Minor: res.Amount.Minor(), Currency: "KES"}
+	}
+	if tp.Time.IsZero() {
+		tp.Time = r.opt.Now()
+	}
+	r.unmatched(tp, raw)
+}
+
+// matchLost finds the payment whose push answer was lost that a success
+// callback belongs to: same phone, same amount. Called with r.mu held.
+func (r *Rail) matchLost(res STKResult) *sale {
+	if res.Phone == "" || res.Amount == nil {
+		return nil
+	}
+	var found *sale
+	for _, s := range r.sales {
+		if s.lost && s.checkout == "" && s.phone == res.Phone && s.amount*100 == res.Amount.Minor() {
+			if found != nil {
+				return nil // ambiguous: leave it to the operator
+			}
+			found = s
+		}
+	}
+	if found != nil {
+		found.checkout = res.CheckoutRequestID
+		r.byCheckout[res.CheckoutRequestID] = found
+	}
+	return found
+}
+
+// onValidation accepts a C2B payment unless its reference names a sale
+// that is already paid or closed.
+func (r *Rail) onValidation(in inbound) (int, []byte) {
+	p, err := DecodeC2B(in.body)
+	if err != nil {
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.body, Flag: sourceFlag(in), Detail: "C2B validation: " + err.Error()})
+		return http.StatusOK, answerAccept // money has not moved; let Daraja's default apply to what we cannot read
+	}
+	answer, verdict := answerAccept, "accepted"
+	ref := NormalizeReference(string(p.BillRefNumber))
+	r.mu.Lock()
+	s := r.sales[ref]
+	r.mu.Unlock()
+	txn := ""
+	if s != nil {
+		txn = s.id
+		s.mu.Lock()
+		closed := s.status.Final()
+		s.mu.Unlock()
+		if closed {
+			answer, verdict = answerReject, "rejected: sale "+s.id+" is already closed"
+		}
+	}
+	if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: txn, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
+		Detail: fmt.Sprintf("C2B validation %s KES %s ref %q: %s", p.TransID, p.Amount.Raw, string(p.BillRefNumber), verdict)}); err != nil {
+		return http.StatusInternalServerError, answerAccept
+	}
+	return http.StatusOK, answer
+}
+
+// onConfirmation journals a C2B payment and matches it: by receipt
+// (duplicates), then by bill reference to an open sale, comparing the
+// amount. What matches nothing is kept for the operator.
+func (r *Rail) onConfirmation(in inbound) (int, []byte) {
+	p, err := DecodeC2B(in.body)
+	if err != nil {
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
+			Detail: "C2B confirmation (money has moved; check the statement): " + err.Error()})
+		return http.StatusOK, answerConfirmed // never refuse a confirmation
+	}
+	ref := NormalizeReference(string(p.BillRefNumber))
+	r.mu.Lock()
+	owner, seen := r.receipts[p.TransID]
+	if !seen {
+		r.receipts[p.TransID] = ""
+	}
+	s := r.sales[ref]
+	r.mu.Unlock()
+	detail := fmt.Sprintf("C2B confirmation %s KES %s ref %q from %s", p.TransID, p.Amount.Raw, string(p.BillRefNumber), MaskPhone(string(p.MSISDN)))
+	if seen {
+		if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: owner, Peer: in.source, Raw: in.body,
+			Flag: FlagDuplicate, Detail: "duplicate " + detail + ": receipt already recorded"}); err != nil {
+			return http.StatusInternalServerError, answerConfirmed
+		}
+		return http.StatusOK, answerConfirmed
+	}
+	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.body, Flag: sourceFlag(in), Detail: detail}
+	if s != nil {
+		ev.TxnID = s.id
+	}
+	if _, err := r.publish(ev); err != nil {
+		r.mu.Lock()
+		delete(r.receipts, p.TransID)
+		r.mu.Unlock()
+		return http.StatusInternalServerError, answerConfirmed
+	}
+	tp := payment.TillPayment{ID: p.TransID, Reference: string(p.BillRefNumber), Payer: payerOf(p),
+		Amount: payment.Money{Minor: p.Amount.Minor(), Currency: "KES"}, Time: p.Time}
+	if tp.Time.IsZero() {
+		tp.Time = r.opt.Now()
+	}
+	if s == nil {
+		tp.Note = "no sale with this reference"
+		if strings.TrimSpace(string(p.BillRefNumber)) == "" {
+			tp.Note = "till payment without a reference"
+		} else if near := r.nearMisses(ref); len(near) > 0 {
+			tp.Note += "; did the customer mean " + strings.Join(near, " or ") + "?"
+		}
+		r.unmatched(tp, in.body)
+		return http.StatusOK, answerConfirmed
+	}
+	r.applyC2B(s, p, tp, in.body)
+	return http.StatusOK, answerConfirmed
+}
+
+// nearMisses lists the open sales whose reference is one typing slip
+// from ref (one character wrong, two swapped, one missing or one extra),
+// for the operator to check; at most three.
+func (r *Rail) nearMisses(ref string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for id, s := range r.sales {
+		if len(out) == 3 {
+			break
+		}
+		if oneSlip(ref, id) && !s.ended.Load() {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// oneSlip reports whether a and b differ by one substitution, one
+// transposition of neighbours, or one insertion or deletion.
+func oneSlip(a, b string) bool {
+	if a == b {
+		return false
+	}
+	switch len(a) - len(b) {
+	case 0:
+		var diff []int
+		for i := range len(a) {
+			if a[i] != b[i] {
+				diff = append(diff, i)
+			}
+		}
+		return len(diff) == 1 || (len(diff) == 2 && diff[1] == diff[0]+1 && a[diff[0]] == b[diff[1]] && a[diff[1]] == b[diff[0]])
+	case 1:
+		a, b = b, a
+		fallthrough
+	case -1:
+		for i := range len(a) {
+			if a[i] != b[i] {
+				return a[i:] == b[i+1:]
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func payerOf(p C2BPayment) string {
+	m := MaskPhone(string(p.MSISDN))
+	if p.FirstName != "" {
+		if m != "" {
+			return p.FirstName + " " + m
+		}
+		return p.FirstName
+	}
+	return m
+}
+
+// unmatched keeps a C2B payment for the operator.
+func (r *Rail) unmatched(tp payment.TillPayment, raw []byte) {
+	r.publish(payment.Event{Kind: payment.KindNotice, Flag: FlagUnmatched, Amount: tp.Amount, Raw: raw,
+		Result: &payment.Result{RemoteID: tp.ID, Reason: tp.Note},
+		Detail: fmt.Sprintf("unmatched till payment %s %s ref %q: %s; assign it to a sale", tp.ID, tp.Amount, tp.Reference, tp.Note)})
+	r.mu.Lock()
+	r.till = append(r.till, tp)
+	r.mu.Unlock()
+}
+
+// applyC2B pays sale s with a C2B payment: the sale completes when what
+// was paid reaches what it asked; less stays open with the shortfall
+// shown, more completes with a refund flagged.
+func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byte) {
+	s.mu.Lock()
+	if s.status.Final() {
+		st := s.status
+		s.mu.Unlock()
+		tp.Note = fmt.Sprintf("sale %s is already %s", s.id, st)
+		r.unmatched(tp, raw)
+		return
+	}
+	r.mu.Lock()
+	r.receipts[p.TransID] = s.id
+	r.mu.Unlock()
+	if p.Amount.Fractional() {
+		r.note(s, payment.KindStep, "C2B amount "+p.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
+	}
+	s.paid += p.Amount.Minor()
+	due := s.amount * 100
+	tp.TxnID = s.id
+	switch {
+	case s.paid < due:
+		tp.Note = fmt.Sprintf("underpaid: KES %s of %d, %s short", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid))
+		r.note(s, payment.KindStep, fmt.Sprintf("till payment %s: paid KES %s of %d, KES %s short; the sale stays open", p.TransID,
+			payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid)), FlagUnderpaid, nil)
+	default:
+		tp.Note = "paid"
+		s.receipt = p.TransID
+		if r.transition(s, payment.StatusApproved, fmt.Sprintf("paid by till/paybill: M-Pesa receipt %s", p.TransID),
+			&payment.Result{RemoteID: p.TransID}, "") && s.paid > due {
+			tp.Note = fmt.Sprintf("overpaid by KES %s: refund due", payment.FormatMinor(s.paid-due))
+			r.note(s, payment.KindStep, fmt.Sprintf("overpaid: KES %s for KES %d, refund KES %s due", payment.FormatMinor(s.paid), s.amount,
+				payment.FormatMinor(s.paid-due)), FlagOverpaid, nil)
+		}
+	}
+	s.mu.Unlock()
+	r.mu.Lock()
+	r.till = append(r.till, tp)
+	r.mu.Unlock()
+}
+
+// TillPayments returns the C2B payments received since start, newest
+// first.
+func (r *Rail) TillPayments() []payment.TillPayment {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]payment.TillPayment, len(r.till))
+	for i, p := range r.till {
+		out[len(r.till)-1-i] = p
+	}
+	return out
+}
+
+// AssignTill assigns an unmatched till payment to sale txnID. An open
+// sale is paid by it (the amount compared as for a matched payment); a
+// sale that already ended keeps its status and records the assignment.
+func (r *Rail) AssignTill(id, txnID string) error {
+	r.mu.Lock()
+	i := slices.IndexFunc(r.till, func(p payment.TillPayment) bool { return p.ID == id })
+	if i < 0 {
+		r.mu.Unlock()
+		return fmt.Errorf("till payment %s: %w", id, payment.ErrNotFound)
+	}
+	tp := r.till[i]
+	s := r.sales[txnID]
+	r.mu.Unlock()
+	if !tp.Unmatched() {
+		return fmt.Errorf("till payment %s is already assigned to %s", id, tp.TxnID)
+	}
+	if s == nil {
+		return fmt.Errorf("sale %s: not an M-Pesa sale of this session: %w", txnID, payment.ErrNotFound)
+	}
+	s.mu.Lock()
+	due := s.amount * 100
+	if s.status == payment.StatusApproved {
+		st := s.receipt
+		s.mu.Unlock()
+		return fmt.Errorf("sale %s is already paid (receipt %s): this payment is a refund to make, not a payment of it", txnID, orDash(st))
+	}
+	if s.status.Final() {
+		r.note(s, payment.KindStep, fmt.Sprintf("till payment %s (%s) assigned by the operator after the sale was %s", id, tp.Amount, s.status),
+			payment.FlagResolved, &payment.Result{RemoteID: id})
+	} else {
+		s.paid += tp.Amount.Minor
+		if s.paid < due {
+			r.note(s, payment.KindStep, fmt.Sprintf("till payment %s assigned by the operator: KES %s of %d, KES %s short", id,
+				payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid)), FlagUnderpaid, nil)
+		} else if s.receipt = id; r.transition(s, payment.StatusApproved, fmt.Sprintf("paid by till payment %s, assigned by the operator", id),
+			&payment.Result{RemoteID: id}, payment.FlagResolved) && s.paid > due {
+			r.note(s, payment.KindStep, fmt.Sprintf("overpaid: refund KES %s due", payment.FormatMinor(s.paid-due)), FlagOverpaid, nil)
+		}
+	}
+	s.mu.Unlock()
+	r.publish(payment.Event{Kind: payment.KindNotice, Flag: FlagAssigned, Amount: tp.Amount,
+		Result: &payment.Result{RemoteID: id}, Detail: fmt.Sprintf("till payment %s assigned to %s by the operator", id, txnID)})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for j := range r.till {
+		if r.till[j].ID == id {
+			r.till[j].TxnID, r.till[j].Note = txnID, "assigned by the operator"
+		}
+	}
+	r.receipts[id] = txnID
+	return nil
+}
+
+// TillMemory is how far back Recover looks for till payments left
+// unmatched by an earlier run.
+const TillMemory = 7 * 24 * time.Hour
+
+// recoverTill lists again the till payments an earlier run left
+// unmatched (and not assigned since), from the journal.
+func (r *Rail) recoverTill(ctx context.Context, j *payment.Journal) error {
+	since := r.opt.Now().Add(-TillMemory)
+	left, err := j.Flagged(ctx, payment.RailMPesa, FlagUnmatched, since)
+	if err != nil {
+		return err
+	}
+	assigned, err := j.Flagged(ctx, payment.RailMPesa, FlagAssigned, since)
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, e := range assigned {
+		if e.Result != nil {
+			done[e.Result.RemoteID] = true
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range left {
+		if e.Kind != payment.KindNotice || e.Result == nil || done[e.Result.RemoteID] {
+			continue
+		}
+		tp := payment.TillPayment{ID: e.Result.RemoteID, Amount: e.Amount, Time: e.Time, Note: e.Result.Reason + " (before restart)"}
+		if p, err := DecodeC2B(e.Raw); err == nil && p.TransID == tp.ID {
+			tp.Reference, tp.Payer, tp.Time = string(p.BillRefNumber), payerOf(p), p.Time
+		} else if res, err := DecodeSTKCallback(e.Raw); err == nil && res.Receipt == tp.ID {
+			tp.Payer, tp.Time = MaskPhone(res.Phone), res.Paid
+		} else {
+			continue
+		}
+		if tp.Time.IsZero() {
+			tp.Time = e.Time
+		}
+		r.till = append(r.till, tp)
+		r.receipts[tp.ID] = ""
+	}
+	return nil
+}
+
+// Recover takes over the M-Pesa payments an earlier run left unknown:
+// each with a CheckoutRequestID is queried (and a late callback resolves
+// it too); one whose push was never answered waits for a callback, a
+// receipt or the operator. Receipts already journaled are remembered, so
+// a duplicate after a restart is still recognised.
+func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
+	recent, err := j.Recent(ctx, 5000)
+	if err != nil {
+		return fmt.Errorf("M-Pesa recovery: %w", err)
+	}
+	unresolved, err := j.Unresolved(ctx)
+	if err != nil {
+		return fmt.Errorf("M-Pesa recovery: %w", err)
+	}
+	r.mu.Lock()
+	for _, t := range recent {
+		if t.Rail == payment.RailMPesa && t.Status == payment.StatusApproved && t.Result.RemoteID != "" {
+			r.receipts[t.Result.RemoteID] = t.ID
+		}
+	}
+	var queried []*sale
+	for _, t := range unresolved {
+		if t.Rail != payment.RailMPesa || r.sales[t.ID] != nil {
+			continue
+		}
+		s := &sale{id: t.ID, amount: t.Amount.Minor / 100, status: payment.StatusUnknown, done: make(chan struct{})}
+		r.sales[t.ID] = s
+		if id := t.Result.RemoteID; id != "" {
+			s.checkout = id
+			r.byCheckout[id] = s
+			queried = append(queried, s)
+		} else {
+			s.lost = true
+		}
+	}
+	r.mu.Unlock()
+	if err := r.recoverTill(ctx, j); err != nil {
+		return fmt.Errorf("M-Pesa recovery: %w", err)
+	}
+	for _, s := range queried {
+		r.log.Info("M-Pesa payment left unknown: querying", "txn", s.id, "checkout", r.checkoutOf(s))
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.waitResult(s, 0, false)
+		}()
+	}
+	return nil
+}
+
+// Check queries Daraja now for payment id (an operator's "check with
+// M-Pesa") and applies the answer like any other source: a pending
+// answer changes nothing, and a query never overrides a success that
+// carries a receipt. It returns the result as Daraja gave it.
+func (r *Rail) Check(ctx context.Context, id string) (STKResult, error) {
+	r.mu.Lock()
+	s := r.sales[id]
+	r.mu.Unlock()
+	if s == nil {
+		return STKResult{}, fmt.Errorf("M-Pesa payment %s: %w", id, payment.ErrNotFound)
+	}
+	checkout := r.checkoutOf(s)
+	if checkout == "" {
+		return STKResult{}, fmt.Errorf("M-Pesa payment %s: Daraja never answered its push, so there is nothing to query", id)
+	}
+	res, err := r.c.STKQuery(ctx, checkout)
+	if err != nil {
+		return res, err
+	}
+	r.resolve(s, res, "query")
+	return res, nil
+}
+
+// RegisterC2B registers the rail's confirmation and validation URLs for
+// the shortcode.
+func (r *Rail) RegisterC2B(ctx context.Context, version, responseType string) (RegisterResponse, error) {
+	return r.c.RegisterURLs(ctx, RegisterRequest{Version: version, ResponseType: responseType,
+		ConfirmationURL: r.ConfirmationURL(), ValidationURL: r.ValidationURL()})
+}
+
+var _ interface {
+	payment.Starter
+	payment.HealthReporter
+	payment.Deadliner
+	payment.Currencier
+	payment.Till
+} = (*Rail)(nil)

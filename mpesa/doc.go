@@ -1,0 +1,25 @@
+// Package mpesa takes M-Pesa payments through Safaricom's Daraja API:
+// STK Push (a prompt on the customer's phone) with the STK Push Query as a
+// fallback, and till or paybill payments (C2B) reported to a callback
+// server. See shared/specs/mpesa-daraja.md for the wire formats.
+//
+// The pieces:
+//
+//   - Client speaks to Daraja (OAuth, STK Push, STK Push Query, C2B
+//     Register URL) over an injected *http.Client and base URL, caches the
+//     token and refreshes it with one request in flight, and returns
+//     *APIError for Daraja's error envelope.
+//   - CallbackServer receives the STK callback and the C2B validation and
+//     confirmation on unguessable paths, caps bodies, checks the source
+//     address against an allow-list and hands every body to the Rail,
+//     which journals it before the answer is written.
+//   - Rail is the payment.Starter the consoles drive. It treats the
+//     callback, the query and the C2B confirmation as three sources of one
+//     outcome: results are matched by CheckoutRequestID, C2B payments by
+//     bill reference, receipts are deduplicated across all three, and
+//     anything that matches nothing is kept for the operator.
+//
+// Money is integer shillings; a wire amount with a fraction is flagged,
+// never rounded. Phone numbers are normalised to 2547XXXXXXXX or
+// 2541XXXXXXXX and shown masked.
+package mpesa

@@ -1,0 +1,719 @@
+package mpesa
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"paydesk/payment"
+)
+
+// Flags this rail sets on events and transactions, beside payment's own.
+const (
+	FlagDuplicate        = "duplicate"
+	FlagUnmatched        = "unmatched"
+	FlagUnderpaid        = "underpaid"
+	FlagOverpaid         = "overpaid"
+	FlagFractional       = "fractional_amount"
+	FlagLateSuccess      = "late_success"
+	FlagSourceNotAllowed = "source_not_allowed"
+	FlagQueryDisagrees   = "query_disagrees"
+	FlagPushUnanswered   = "push_unanswered"
+	FlagAssigned         = "till_assigned"
+)
+
+// PollPolicy is how the rail queries Daraja while it waits for a result.
+// The defaults respect Daraja's rate limits: first query 20 s after the
+// push, then every 10 s ± 2 s, doubling up to 60 s after a Spike Arrest
+// or quota answer; after 120 s the payment is timed out (unconfirmed) and
+// one more query runs 5 minutes later.
+type PollPolicy struct {
+	First, Every, Jitter, MaxBackoff, Budget, Reconcile time.Duration
+}
+
+// DefaultPoll is the policy used when Options.Poll is zero.
+var DefaultPoll = PollPolicy{First: 20 * time.Second, Every: 10 * time.Second, Jitter: 2 * time.Second,
+	MaxBackoff: 60 * time.Second, Budget: 120 * time.Second, Reconcile: 5 * time.Minute}
+
+// DefaultAllowList are the addresses Daraja's callbacks are reported to
+// come from (Safaricom does not publish them; keep this configurable).
+var DefaultAllowList = mustPrefixes("196.201.214.200/32", "196.201.214.206/32", "196.201.214.207/32",
+	"196.201.214.208/32", "196.201.213.114/32", "196.201.213.44/32", "196.201.212.127/32", "196.201.212.128/32",
+	"196.201.212.129/32", "196.201.212.132/32", "196.201.212.136/32", "196.201.212.138/32", "196.201.212.69/32",
+	"196.201.212.74/32")
+
+func mustPrefixes(ss ...string) []netip.Prefix {
+	out, err := ParsePrefixes(strings.Join(ss, ","))
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// ParsePrefixes reads a comma-separated list of addresses and CIDR
+// prefixes ("196.201.214.200, 10.0.0.0/8").
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if strings.Contains(f, "/") {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return nil, fmt.Errorf("address list: %w", err)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("address list: %w", err)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// Options configure a Rail.
+type Options struct {
+	Client *Client
+	Bus    *payment.Bus
+	// PublicURL is where Daraja reaches the callback server, without the
+	// path: "https://kiosk.example.com" (HTTPS in production).
+	PublicURL string
+	// PathSecret is the unguessable first segment of every callback path;
+	// empty means a random one (then the C2B URLs change on each start).
+	PathSecret string
+	// AllowList are the sources callbacks may come from; nil means
+	// DefaultAllowList. TrustedProxies are the proxies whose
+	// X-Forwarded-For is believed.
+	AllowList      []netip.Prefix
+	TrustedProxies []netip.Prefix
+	// EnforceAllowList refuses (403) a callback from elsewhere; by default
+	// it is journaled and flagged, and answered.
+	EnforceAllowList bool
+	// MaxBody caps a callback body. The default is 16 KiB.
+	MaxBody int64
+	// Poll is the query policy; the zero value means DefaultPoll.
+	Poll PollPolicy
+	// PushTimeout bounds one STK Push call. The default is 30 s.
+	PushTimeout time.Duration
+	// Desc is the TransactionDesc, ≤13 characters. The default is
+	// "Kiosk sale".
+	Desc string
+	// EarlyGrace is how long a success callback for a push this rail
+	// does not know waits for that push's answer before it is listed as
+	// an unmatched till payment for the operator. The default is 30 s.
+	EarlyGrace time.Duration
+	Logger     *slog.Logger
+	// Now and After are the clock (time.Now and time.After by default):
+	// tests replace both to run the query policy without waiting.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
+}
+
+// Rail takes M-Pesa payments: a payment.Starter for STK Push, the
+// callback server's handler, and the till list for C2B payments.
+type Rail struct {
+	opt    Options
+	c      *Client
+	bus    *payment.Bus
+	log    *slog.Logger
+	secret string
+	ctx    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	sales      map[string]*sale // by reference = txn id
+	byCheckout map[string]*sale
+	early      map[string][]STKResult // callbacks whose push is not known yet
+	receipts   map[string]string      // receipt → txn id ("" when unmatched)
+	till       []payment.TillPayment
+}
+
+// sale is one STK Push payment (its txn id is its AccountReference).
+type sale struct {
+	mu       sync.Mutex // serialises this sale's transitions
+	id       string
+	phone    string // normalised MSISDN; "" after a restart
+	amount   int64  // shillings
+	checkout string // guarded by Rail.mu
+	receipt  string
+	status   payment.Status
+	paid     int64 // minor units received by C2B
+	// raw is a callback body waiting to ride on the next event published
+	// about the sale, so a callback costs one journal write; see resolve.
+	raw      []byte
+	peer     string
+	deadline time.Time
+	lost     bool          // the push's answer never came; guarded by Rail.mu
+	done     chan struct{} // closed when final
+	ended    atomic.Bool   // final, readable without the lock
+}
+
+// maxEarly bounds the callbacks kept while their push is unknown.
+const maxEarly = 10000
+
+// NewRail returns the rail. Its goroutines (pushes, queries) stop with
+// ctx; Close waits for them.
+func NewRail(ctx context.Context, opt Options) (*Rail, error) {
+	if opt.Client == nil || opt.Bus == nil {
+		return nil, fmt.Errorf("%w: the rail needs a client and a bus", ErrConfig)
+	}
+	if opt.PublicURL == "" {
+		return nil, fmt.Errorf("%w: the rail needs the callback server's public URL", ErrConfig)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.After == nil {
+		opt.After = time.After
+	}
+	if opt.MaxBody <= 0 {
+		opt.MaxBody = 16 << 10
+	}
+	if opt.Poll == (PollPolicy{}) {
+		opt.Poll = DefaultPoll
+	}
+	if opt.PushTimeout <= 0 {
+		opt.PushTimeout = 30 * time.Second
+	}
+	if opt.Desc == "" {
+		opt.Desc = "Kiosk sale"
+	}
+	if opt.EarlyGrace <= 0 {
+		opt.EarlyGrace = 30 * time.Second
+	}
+	if len(opt.Desc) > MaxTransactionDesc {
+		return nil, fmt.Errorf("%w: TransactionDesc %q is over %d characters", ErrConfig, opt.Desc, MaxTransactionDesc)
+	}
+	if opt.AllowList == nil {
+		opt.AllowList = DefaultAllowList
+	}
+	opt.PublicURL = strings.TrimRight(opt.PublicURL, "/")
+	secret := opt.PathSecret
+	if secret == "" {
+		secret = NewPathSecret()
+	}
+	ctx, stop := context.WithCancel(ctx)
+	r := &Rail{opt: opt, c: opt.Client, bus: opt.Bus, log: opt.Logger, secret: secret, ctx: ctx, stop: stop,
+		sales: map[string]*sale{}, byCheckout: map[string]*sale{}, early: map[string][]STKResult{}, receipts: map[string]string{}}
+	for _, u := range []string{r.STKCallbackURL(), r.ConfirmationURL(), r.ValidationURL()} {
+		if err := CheckCallbackURL(u); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// NewPathSecret returns a random path segment of 26 lower-case letters
+// and digits that avoids the words Daraja refuses in URLs.
+func NewPathSecret() string {
+	for {
+		var b [16]byte
+		if _, err := crand.Read(b[:]); err != nil {
+			panic("mpesa: crypto/rand failed: " + err.Error())
+		}
+		s := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+		if CheckCallbackURL("https://x/"+s) == nil {
+			return s
+		}
+	}
+}
+
+// STKCallbackURL is the CallBackURL sent with every push.
+func (r *Rail) STKCallbackURL() string { return r.opt.PublicURL + "/" + r.secret + "/stk/result" }
+
+// ConfirmationURL is the C2B confirmation URL to register.
+func (r *Rail) ConfirmationURL() string {
+	return r.opt.PublicURL + "/" + r.secret + "/c2b/confirmation"
+}
+
+// ValidationURL is the C2B validation URL to register.
+func (r *Rail) ValidationURL() string { return r.opt.PublicURL + "/" + r.secret + "/c2b/validation" }
+
+// Close stops the rail's goroutines and waits for them.
+func (r *Rail) Close() {
+	r.stop()
+	r.wg.Wait()
+}
+
+// Currency is what M-Pesa amounts are in.
+func (r *Rail) Currency() string { return "KES" }
+
+// Health is whether Daraja issued the last token asked for.
+func (r *Rail) Health() payment.Health {
+	if err := r.c.TokenError(); err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) {
+			return payment.Health{Up: false, Detail: fmt.Sprintf("token refused (HTTP %d)", ae.Status)}
+		}
+		return payment.Health{Up: false, Detail: "Daraja unreachable"}
+	}
+	return payment.Health{Up: true, Detail: "ready"}
+}
+
+// Deadline is the wait for the customer's PIN on payment id.
+func (r *Rail) Deadline(id string) (string, time.Time, bool) {
+	r.mu.Lock()
+	s := r.sales[id]
+	r.mu.Unlock()
+	if s == nil {
+		return "", time.Time{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status != payment.StatusAcknowledged || s.deadline.IsZero() {
+		return "", time.Time{}, false
+	}
+	return "the customer's PIN", s.deadline, true
+}
+
+func (r *Rail) publish(ev payment.Event) (payment.Event, error) {
+	ev.Rail = payment.RailMPesa
+	if ev.Time.IsZero() {
+		ev.Time = r.opt.Now()
+	}
+	return r.bus.Publish(context.WithoutCancel(r.ctx), ev)
+}
+
+// reject journals refused input and returns err.
+func (r *Rail) reject(err error) error {
+	r.publish(payment.Event{Kind: payment.KindRejected, Detail: err.Error()})
+	r.log.Info("M-Pesa payment refused", "reason", err.Error())
+	return err
+}
+
+// Start journals a new STK Push payment and sends the push in the
+// background. The phone is normalised and the amount checked first; bad
+// input is journaled as a rejection and returned.
+func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
+	if req.Mode != "" && req.Mode != payment.ModeSTKPush {
+		return "", r.reject(fmt.Errorf("M-Pesa takes STK Push payments here, not %s", req.Mode))
+	}
+	phone, err := NormalizePhone(req.Phone)
+	if err != nil {
+		return "", r.reject(fmt.Errorf("phone number refused: %w", err))
+	}
+	if req.Amount.Currency != "" && req.Amount.Currency != "KES" {
+		return "", r.reject(fmt.Errorf("M-Pesa takes shillings (KES), not %s", req.Amount.Currency))
+	}
+	sh, err := CheckPushAmount(req.Amount.Minor)
+	if err != nil {
+		return "", r.reject(err)
+	}
+	id := req.Reference
+	if id == "" {
+		id = NewReference()
+	} else if !ValidAccountReference(id) {
+		return "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", id, MaxAccountReference))
+	}
+	s := &sale{id: id, phone: phone, amount: sh, done: make(chan struct{})}
+	r.mu.Lock()
+	if _, dup := r.sales[id]; dup {
+		r.mu.Unlock()
+		return "", r.reject(fmt.Errorf("reference %s is already in use", id))
+	}
+	r.sales[id] = s
+	r.mu.Unlock()
+	if !LikelySafaricom(phone) {
+		r.log.Info("phone number outside Safaricom's ranges (it may have been ported)", "phone", MaskPhone(phone))
+	}
+	s.mu.Lock()
+	_, err = r.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated,
+		Mode: payment.ModeSTKPush, Amount: payment.Money{Minor: sh * 100, Currency: "KES"}, Peer: MaskPhone(phone),
+		Detail: fmt.Sprintf("STK Push of KES %d to %s, reference %s", sh, MaskPhone(phone), id)})
+	if err == nil {
+		s.status = payment.StatusCreated
+	}
+	s.mu.Unlock()
+	if err != nil {
+		r.mu.Lock()
+		delete(r.sales, id)
+		r.mu.Unlock()
+		return "", fmt.Errorf("M-Pesa payment: %w", err)
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.push(s)
+	}()
+	return id, nil
+}
+
+// transition publishes a status change of s; call with s.mu held.
+func (r *Rail) transition(s *sale, st payment.Status, detail string, res *payment.Result, flag string) bool {
+	ev := payment.Event{Kind: payment.KindTransition, TxnID: s.id, Status: st, Detail: detail,
+		Result: res, Flag: flag, Peer: MaskPhone(s.phone)}
+	ev.Raw, s.raw = s.raw, nil
+	_, err := r.publish(ev)
+	if err != nil {
+		r.log.Error("M-Pesa transition not journaled", "txn", s.id, "to", st, "err", err)
+		return false
+	}
+	s.status = st
+	if st.Final() {
+		s.ended.Store(true)
+		close(s.done)
+	}
+	return true
+}
+
+// note publishes a step about s with a flag.
+func (r *Rail) note(s *sale, kind payment.Kind, detail, flag string, res *payment.Result) {
+	ev := payment.Event{Kind: kind, TxnID: s.id, Detail: detail, Flag: flag, Result: res}
+	if s.raw != nil {
+		ev.Raw, ev.Peer, s.raw = s.raw, s.peer, nil
+	}
+	r.publish(ev)
+}
+
+// push sends the STK Push and waits for its outcome.
+func (r *Rail) push(s *sale) {
+	s.mu.Lock()
+	ok := r.transition(s, payment.StatusSent, "prompt sent to "+MaskPhone(s.phone), nil, "")
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.opt.PushTimeout)
+	resp, err := r.c.STKPush(ctx, PushRequest{Phone: s.phone, Amount: s.amount, Reference: s.id, Desc: r.opt.Desc,
+		CallbackURL: r.STKCallbackURL()})
+	cancel()
+	if err != nil {
+		r.pushFailed(s, err)
+		return
+	}
+	s.mu.Lock()
+	r.mu.Lock()
+	s.checkout = resp.CheckoutRequestID
+	r.byCheckout[s.checkout] = s
+	early := r.early[s.checkout]
+	delete(r.early, s.checkout)
+	r.mu.Unlock()
+	if !s.status.Final() {
+		s.deadline = r.opt.Now().Add(r.opt.Poll.Budget)
+		r.transition(s, payment.StatusAcknowledged, "waiting for the customer to enter the M-Pesa PIN",
+			&payment.Result{RemoteID: resp.CheckoutRequestID}, "")
+	}
+	s.mu.Unlock()
+	r.log.Info("STK Push accepted", "txn", s.id, "checkout", resp.CheckoutRequestID, "early_callbacks", len(early))
+	for _, res := range early {
+		r.resolve(s, res, "callback (arrived before the push answer)")
+	}
+	r.waitResult(s, r.opt.Poll.First, true)
+}
+
+// pushFailed ends a payment whose push Daraja refused, or marks it
+// unknown when the answer never came (the push may have reached the
+// phone; it is never re-sent).
+func (r *Rail) pushFailed(s *sale, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Final() {
+		return
+	}
+	var ae *APIError
+	switch {
+	case errors.As(err, &ae) && ae.Code == "500.003.1001":
+		// An internal error after the request was taken: the push may
+		// have gone out.
+		r.log.Warn("STK Push answered with an internal error", "txn", s.id, "code", ae.Code, "request_id", ae.RequestID)
+		r.markLost(s)
+		r.transition(s, payment.StatusUnknown, fmt.Sprintf("Daraja answered %s %s: the prompt may have been sent; not re-sent, waiting for a callback or receipt", ae.Code, ae.Message),
+			nil, FlagPushUnanswered)
+	case errors.As(err, &ae) && ae.Code != "":
+		st := payment.StatusFailed
+		why := ae.Message
+		if strings.Contains(strings.ToLower(ae.Message), "unable to lock subscriber") {
+			st, why = payment.StatusDeclined, "the customer's phone is busy with another M-Pesa session: retry in a minute"
+		}
+		r.log.Warn("STK Push refused", "txn", s.id, "status", ae.Status, "code", ae.Code, "request_id", ae.RequestID)
+		r.transition(s, st, fmt.Sprintf("Daraja refused the push: %s (%s)", why, ae.Code),
+			&payment.Result{Reason: fmt.Sprintf("%s %s", ae.Code, why)}, "")
+	case errors.As(err, &ae):
+		r.log.Warn("STK Push answered oddly", "txn", s.id, "status", ae.Status)
+		if ae.Status >= 500 {
+			r.markLost(s)
+			r.transition(s, payment.StatusUnknown, fmt.Sprintf("Daraja answered HTTP %d without a verdict: the prompt may have been sent; not re-sent, waiting for a callback or receipt", ae.Status),
+				nil, FlagPushUnanswered)
+			return
+		}
+		r.transition(s, payment.StatusFailed, "Daraja refused the push: "+ae.Error(), &payment.Result{Reason: fmt.Sprintf("HTTP %d", ae.Status)}, "")
+	case isDialError(err):
+		r.log.Warn("Daraja unreachable", "txn", s.id, "err", err)
+		r.transition(s, payment.StatusFailed, "Daraja unreachable, the push was not sent: "+shortErr(err),
+			&payment.Result{Reason: "Daraja unreachable"}, "")
+	default:
+		r.log.Warn("STK Push unanswered", "txn", s.id, "err", err)
+		r.markLost(s)
+		r.transition(s, payment.StatusUnknown, "no answer to the push ("+shortErr(err)+"): the prompt may have been sent; not re-sent, waiting for a callback or receipt",
+			nil, FlagPushUnanswered)
+	}
+}
+
+// isDialError reports a connection that was never made, so the request
+// cannot have reached Daraja.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// markLost records that the push of s was never answered.
+func (r *Rail) markLost(s *sale) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.lost = true
+}
+
+// checkoutOf is the CheckoutRequestID of s, "" while unknown.
+func (r *Rail) checkoutOf(s *sale) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return s.checkout
+}
+
+func shortErr(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	}
+	return truncate(err.Error(), 80)
+}
+
+// waitResult queries Daraja per the policy until s is final or the
+// budget is spent; then, if timeout, it times the payment out and runs
+// one reconciling query later.
+func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
+	p := r.opt.Poll
+	start := r.opt.Now()
+	wait := first
+	backoff := p.Every
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-s.done:
+			return
+		case <-r.opt.After(wait):
+		}
+		res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s))
+		var ae *APIError
+		switch {
+		case err == nil:
+			r.resolve(s, res, "query")
+			return
+		case errors.Is(err, ErrPending):
+			wait, backoff = jitter(p.Every, p.Jitter), p.Every
+		case errors.As(err, &ae) && ae.RateLimited():
+			backoff = min(backoff*2, p.MaxBackoff)
+			wait = backoff
+			r.log.Info("STK query rate-limited; backing off", "txn", s.id, "code", ae.Code, "wait", wait.String())
+		default:
+			if r.ctx.Err() != nil {
+				return
+			}
+			r.log.Warn("STK query failed", "txn", s.id, "err", err)
+			wait = jitter(p.Every, p.Jitter)
+		}
+		if r.opt.Now().Add(wait).Sub(start) > p.Budget {
+			if !timeout {
+				return
+			}
+			r.timeOut(s, p.Budget-r.opt.Now().Sub(start))
+			return
+		}
+	}
+}
+
+// timeOut ends the wait (after left, if the budget is not yet spent)
+// and schedules one more query to reconcile.
+func (r *Rail) timeOut(s *sale, left time.Duration) {
+	if left > 0 {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-s.done:
+			return
+		case <-r.opt.After(left):
+		}
+	}
+	s.mu.Lock()
+	if !s.status.Final() {
+		r.transition(s, payment.StatusTimedOut, fmt.Sprintf("no result from M-Pesa within %s (unconfirmed): a late payment is still recorded", r.opt.Poll.Budget),
+			&payment.Result{Reason: "no answer from M-Pesa"}, "")
+	}
+	s.mu.Unlock()
+	r.reconcileLater(s)
+}
+
+// reconcileLater runs one more query after Poll.Reconcile, so a payment
+// that was timed out or cancelled locally still learns its real outcome.
+func (r *Rail) reconcileLater(s *sale) {
+	select {
+	case <-r.ctx.Done():
+		return
+	case <-r.opt.After(r.opt.Poll.Reconcile):
+	}
+	if r.checkoutOf(s) == "" {
+		return // the push was never answered: nothing to query
+	}
+	if res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s)); err == nil {
+		r.resolve(s, res, "reconciling query")
+	}
+}
+
+func jitter(d, j time.Duration) time.Duration {
+	if j <= 0 {
+		return d
+	}
+	return d - j + rand.N(2*j+1)
+}
+
+// Cancel stops waiting for payment id. Daraja cannot withdraw a prompt,
+// so a payment made afterwards is still journaled, flagged late_success.
+func (r *Rail) Cancel(id string) error {
+	r.mu.Lock()
+	s := r.sales[id]
+	r.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("M-Pesa payment %s: %w", id, payment.ErrNotFound)
+	}
+	s.mu.Lock()
+	if s.status.Final() {
+		st := s.status
+		s.mu.Unlock()
+		return fmt.Errorf("M-Pesa payment %s is already %s", id, st)
+	}
+	ok := r.transition(s, payment.StatusCancelled, "stopped waiting at the console: the prompt cannot be withdrawn; a late payment is still recorded",
+		&payment.Result{Reason: "stopped waiting"}, "")
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("M-Pesa payment %s: cancel not journaled", id)
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.reconcileLater(s)
+	}()
+	return nil
+}
+
+// resolve applies an STK outcome from any source to s, exactly once:
+// duplicates (same receipt, from any channel) are journaled as such, a
+// result after the payment ended is journaled and flagged, and a query
+// never overrides a success that carries a receipt.
+func (r *Rail) resolve(s *sale, res STKResult, source string) {
+	r.resolveRaw(s, res, source, nil, "")
+}
+
+// resolveRaw is resolve for a callback whose body (raw, from peer) is not
+// journaled yet: it rides on the event the outcome publishes (the
+// transition, the duplicate or the late note), and is journaled on its
+// own if the outcome publishes nothing. It returns false when the body
+// could not be journaled.
+func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, peer string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.raw, s.peer = raw, peer
+	r.resolveLocked(s, res, source)
+	if s.raw == nil {
+		return true
+	}
+	_, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: s.id, Peer: peer, Raw: s.raw,
+		Detail: fmt.Sprintf("STK %s %s: ResultCode %s %s", source, res.CheckoutRequestID, res.Code, res.Desc)})
+	s.raw = nil
+	return err == nil
+}
+
+func (r *Rail) resolveLocked(s *sale, res STKResult, source string) {
+	if res.Success() && res.Receipt != "" {
+		r.mu.Lock()
+		owner, seen := r.receipts[res.Receipt]
+		if !seen {
+			r.receipts[res.Receipt] = s.id
+		}
+		r.mu.Unlock()
+		if seen {
+			r.note(s, payment.KindMessage, fmt.Sprintf("duplicate %s: receipt %s already recorded (%s)", source, res.Receipt, orNone(owner)), FlagDuplicate, nil)
+			return
+		}
+	}
+	if s.status.Final() {
+		r.resolveFinal(s, res, source)
+		return
+	}
+	m := Meaning(res.Code, res.Desc)
+	st := payment.Status(m.Status)
+	if !res.Success() {
+		r.transition(s, st, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source), &payment.Result{Reason: m.Words}, "")
+		return
+	}
+	if res.Receipt == "" {
+		// The query says paid but carries no receipt: approve; the
+		// receipt comes with the callback or the C2B confirmation.
+		r.transition(s, payment.StatusApproved, fmt.Sprintf("paid (from %s; the receipt follows with the callback)", source), nil, "")
+		return
+	}
+	s.receipt = res.Receipt
+	flag := ""
+	detail := fmt.Sprintf("paid: M-Pesa receipt %s (from %s)", res.Receipt, source)
+	if res.Amount != nil && (res.Amount.Fractional() || res.Amount.Minor() != s.amount*100) {
+		flag = payment.FlagAmountMismatch
+		detail += fmt.Sprintf("; Daraja reports %s, the sale asked KES %d: check", res.Amount.Raw, s.amount)
+	}
+	if r.transition(s, payment.StatusApproved, detail, &payment.Result{RemoteID: res.Receipt}, flag) && res.Amount != nil && res.Amount.Fractional() {
+		r.note(s, payment.KindStep, "amount "+res.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
+	}
+}
+
+// resolveFinal handles an outcome for a payment that has already ended;
+// call with s.mu held.
+func (r *Rail) resolveFinal(s *sale, res STKResult, source string) {
+	m := Meaning(res.Code, res.Desc)
+	switch {
+	case s.status == payment.StatusApproved && res.Success() && res.Receipt == "":
+		// A query agreeing with the success: nothing new.
+	case s.status == payment.StatusApproved && res.Success() && s.receipt == "":
+		s.receipt = res.Receipt
+		r.note(s, payment.KindStep, fmt.Sprintf("M-Pesa receipt %s (from %s)", res.Receipt, source), "", &payment.Result{RemoteID: res.Receipt})
+	case s.status == payment.StatusApproved && res.Success():
+		r.note(s, payment.KindLate, fmt.Sprintf("a second payment (%s): receipt %s after %s, refund due", source, res.Receipt, s.receipt),
+			FlagLateSuccess, &payment.Result{RemoteID: res.Receipt})
+	case s.status == payment.StatusApproved:
+		r.note(s, payment.KindStep, fmt.Sprintf("%s says %s %s after a success: the success stands", source, res.Code, m.Words), FlagQueryDisagrees, nil)
+	case res.Success():
+		r.note(s, payment.KindLate, fmt.Sprintf("paid after the console stopped waiting (%s, from %s): receipt %q; refund due or complete the sale",
+			s.status, source, res.Receipt), FlagLateSuccess, &payment.Result{RemoteID: res.Receipt})
+	case string(s.status) == m.Status:
+		r.note(s, payment.KindMessage, fmt.Sprintf("duplicate %s: %s %s", source, res.Code, m.Words), FlagDuplicate, nil)
+	default:
+		r.note(s, payment.KindLate, fmt.Sprintf("%s after %s: %s %s", source, s.status, res.Code, m.Words), payment.FlagLateResult, nil)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "unmatched"
+	}
+	return "by " + s
+}
