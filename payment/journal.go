@@ -63,6 +63,10 @@ type Journal struct {
 	// open holds the status of transactions that are not final, so most
 	// transitions are checked without a read.
 	open map[string]Status
+
+	// insEvent and selStatus are prepared once: parsing the SQL again for
+	// every event cost about as much as writing it.
+	insEvent, selStatus *sql.Stmt
 }
 
 type appendReq struct {
@@ -180,6 +184,13 @@ func OpenJournal(path string, opts JournalOptions) (*Journal, Recovery, error) {
 		reqs: make(chan *appendReq, 1024),
 		done: make(chan struct{}),
 		open: make(map[string]Status),
+	}
+	if j.insEvent, err = db.PrepareContext(ctx, insertEventSQL); err == nil {
+		j.selStatus, err = db.PrepareContext(ctx, `SELECT status FROM txns WHERE id = ?`)
+	}
+	if err != nil {
+		db.Close()
+		return nil, Recovery{}, fmt.Errorf("open journal %s: prepare: %w", path, err)
 	}
 	rec, err := j.recover(ctx)
 	if err != nil {
@@ -363,7 +374,7 @@ func (j *Journal) status(ctx context.Context, tx *sql.Tx, id string, overlay map
 		return st, nil
 	}
 	var st string
-	err := tx.QueryRowContext(ctx, `SELECT status FROM txns WHERE id = ?`, id).Scan(&st)
+	err := tx.StmtContext(ctx, j.selStatus).QueryRowContext(ctx, id).Scan(&st)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -438,9 +449,7 @@ func (j *Journal) apply(ctx context.Context, tx *sql.Tx, ev *Event, overlay map[
 	if len(raw) > MaxRaw {
 		raw = raw[:MaxRaw]
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO events
-		(at, kind, rail, txn_id, status, peer, mode, amount_minor, currency, detail, flag, result, plans, raw)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	res, err := tx.StmtContext(ctx, j.insEvent).ExecContext(ctx,
 		at, ev.Kind, ev.Rail, ev.TxnID, ev.Status, ev.Peer, ev.Mode, ev.Amount.Minor, ev.Amount.Currency,
 		ev.Detail, ev.Flag, result, plans, raw)
 	if err != nil {
@@ -449,6 +458,10 @@ func (j *Journal) apply(ctx context.Context, tx *sql.Tx, ev *Event, overlay map[
 	ev.Seq, err = res.LastInsertId()
 	return err
 }
+
+const insertEventSQL = `INSERT INTO events
+	(at, kind, rail, txn_id, status, peer, mode, amount_minor, currency, detail, flag, result, plans, raw)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 // Close stops the writer after the requests already queued are committed
 // and closes the database.
