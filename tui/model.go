@@ -308,6 +308,13 @@ func (m *Model) keepEarly(ev payment.Event) {
 
 // apply shows an event of the payment on screen.
 func (m *Model) apply(ev payment.Event) {
+	// The rail's own words for the sent transition ("prompt sent to
+	// 2547****678", "request sent to POS001") replace the console's
+	// placeholder first step.
+	if ev.Kind == payment.KindTransition && ev.Status == payment.StatusSent && ev.Detail != "" &&
+		len(m.steps) > 0 && m.steps[0] == "request sent" {
+		m.steps[0] = ev.Detail
+	}
 	if ev.Kind == payment.KindStep || (ev.Kind == payment.KindTransition && ev.Status != payment.StatusCreated && ev.Status != payment.StatusSent) {
 		m.steps = append(m.steps, ev.Detail)
 	}

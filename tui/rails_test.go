@@ -21,6 +21,8 @@ type scriptRail struct {
 	bus    *payment.Bus
 	rail   payment.Rail
 	health payment.Health
+	// sent is the detail of the sent transition, as the rail words it.
+	sent string
 
 	mu      sync.Mutex
 	reqs    []payment.Request
@@ -34,7 +36,7 @@ func (r *scriptRail) Start(ctx context.Context, req payment.Request) (string, er
 	id := "TXN-" + string(r.rail)
 	for _, ev := range []payment.Event{
 		{Kind: payment.KindTransition, Status: payment.StatusCreated, Mode: req.Mode, Amount: req.Amount, Detail: "created"},
-		{Kind: payment.KindTransition, Status: payment.StatusSent, Detail: "request sent"},
+		{Kind: payment.KindTransition, Status: payment.StatusSent, Detail: r.sent},
 		{Kind: payment.KindTransition, Status: payment.StatusAcknowledged, Detail: "peer accepted"},
 	} {
 		ev.Rail, ev.TxnID = r.rail, id
@@ -92,7 +94,9 @@ func typeText(tm *teatest.TestModel, s string) {
 func TestOtherRails(t *testing.T) {
 	bus := testBus(t)
 	term := &scriptRail{bus: bus, rail: payment.RailTerminal, health: payment.Health{Up: true, Detail: "ready"}}
-	mp := &scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: false, Detail: "token refused"}}
+	mp := &scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: false, Detail: "token refused"},
+		sent: "prompt sent to 2547****678"}
+	term.sent = "request sent (37 bytes)"
 	cfg := testConfig()
 	cfg.Rails = Rails{Terminal: term, MPesa: mp}
 	tm := teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
@@ -105,7 +109,7 @@ func TestOtherRails(t *testing.T) {
 	waitText(t, tm, "on the unattended terminal")
 	typeText(tm, "12.00")
 	enter(tm)
-	waitAll(t, tm, "waiting for the customer: 42s left", "peer accepted")
+	waitAll(t, tm, "waiting for the customer: 42s left", "request sent (37 bytes)", "peer accepted")
 	term.approve(t, "TXN-terminal")
 	waitText(t, tm, "RESULT TXN-terminal approved 12.00 card=****4242 pos_txn=RCPT0001")
 	typeText(tm, " ")
@@ -121,7 +125,8 @@ func TestOtherRails(t *testing.T) {
 	waitText(t, tm, "Amount (KES)")
 	typeText(tm, "150")
 	enter(tm)
-	waitAll(t, tm, "M-Pesa KES 150.00", "peer accepted")
+	// The rail's words for the sent step: the prompt went to the phone.
+	waitAll(t, tm, "M-Pesa KES 150.00", "prompt sent to 2547****678", "peer accepted")
 	typeText(tm, "5")
 	waitText(t, tm, "Daraja cannot withdraw the prompt")
 	typeText(tm, "y")
