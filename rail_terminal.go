@@ -162,15 +162,7 @@ func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
 			e.note("No simulated card terminal: " + err.Error())
 			return nil, nil
 		}
-		ctx, stop := context.WithCancel(e.ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := sim.Run(ctx); err != nil {
-				e.log.Error("terminal simulator stopped", "err", err)
-			}
-		}()
-		e.onStop(func() { stop(); <-done })
+		e.goRun("terminal simulator", sim.Run, nil)
 		t.port = sim.DevicePath()
 		e.note("Simulated card terminal (item 8) on " + t.port + "; amounts in " + t.currency + ":")
 		e.brief("Demo terminal (8, " + t.currency + "): 6.01 refused  6.02 no answer  6.03 slow  6.12 unplugged")
@@ -190,15 +182,7 @@ func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
 	if err != nil {
 		return nil, fmt.Errorf("card terminal: %w", err)
 	}
-	ctx, stop := context.WithCancel(e.ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Run(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("card terminal driver stopped", "err", err)
-		}
-	}()
-	e.onStop(func() { stop(); <-done })
+	e.goRun("card terminal driver", d.Run, nil)
 	if t.apiListen != "" {
 		txt.SerialPort, txt.TerminalManagerLogin, txt.HiPayLogin = t.port, t.apiLogin, t.notifyLogin
 		txt.TerminalManagerPassword, txt.HiPayPassword = ecr.Secret(apiPass), ecr.Secret(notifyPass)
@@ -242,17 +226,7 @@ func (t *terminalSettings) startAPI(e *railEnv, d *terminal.Driver, st ecr.Setti
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	ctx, stop := context.WithCancel(e.ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("terminal HTTP API stopped", "err", err)
-		}
-	}()
-	e.onStop(func() {
-		stop()
-		<-done
+	e.goRun("terminal HTTP API", srv.Serve, func() {
 		if outbox != nil {
 			outbox.Close()
 		}

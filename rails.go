@@ -43,6 +43,27 @@ func (e *railEnv) brief(lines ...string) { e.briefs = append(e.briefs, lines...)
 // stopped and before the journal closes; the last registered runs first.
 func (e *railEnv) onStop(f func()) { e.stops = append(e.stops, f) }
 
+// goRun runs fn in a goroutine until the console exits. An error it
+// returns before then is logged as what stopped; on exit, fn's context is
+// cancelled, fn is waited for, and then (if given) after runs.
+func (e *railEnv) goRun(what string, fn func(ctx context.Context) error, after func()) {
+	ctx, stop := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error(what+" stopped", "err", err)
+		}
+	}()
+	e.onStop(func() {
+		stop()
+		<-done
+		if after != nil {
+			after()
+		}
+	})
+}
+
 // stop runs the clean-ups in reverse order.
 func (e *railEnv) stop() {
 	for i := len(e.stops) - 1; i >= 0; i-- {
