@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,39 +13,11 @@ import (
 // waiting view counts down for the customer's PIN, then the result shows
 // the M-Pesa receipt. The phone is masked everywhere but its own field.
 func TestMPesaTUIInTmux(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tmux is required in CI (.ci/run installs it)")
-		}
-		t.Skip("tmux not installed")
-	}
 	bin := binary(t)
-	conf, _ := filepath.Abs("testdata/tmux.conf")
-	sock := fmt.Sprintf("paydesk-mpesa-%d", os.Getpid())
-	tmux := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("tmux", append([]string{"-L", sock, "-f", conf}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
 	dir := t.TempDir()
-	tmux("new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "-e", "NO_COLOR=1",
-		fmt.Sprintf("'%s' demo --journal '%s' --log '%s'; echo paydesk-exit=$?; sleep 30", bin, filepath.Join(dir, "journal.db"), filepath.Join(dir, "log")))
-	waitFor := func(text string) string {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			if screen := tmux("capture-pane", "-p", "-t", "t"); strings.Contains(screen, text) {
-				return screen
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("no %q on screen:\n%s", text, tmux("capture-pane", "-p", "-t", "t"))
-		return ""
-	}
+	tm := startTmux(t, "mpesa", fmt.Sprintf("'%s' demo --journal '%s' --log '%s'; echo paydesk-exit=$?; sleep 30",
+		bin, filepath.Join(dir, "journal.db"), filepath.Join(dir, "log")), 20*time.Second)
+	tmux, waitFor := tm.run, tm.waitFor
 	waitFor("rails:  terminal ready  mpesa ready")
 	tmux("send-keys", "-t", "t", "9")
 	waitFor("Customer's phone")

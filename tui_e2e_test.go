@@ -13,42 +13,13 @@ import (
 // TestTUIInTmux drives the real binary's full-screen console in tmux:
 // start the demo, pay 25.50 by card, see it approved, quit.
 func TestTUIInTmux(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tmux is required in CI (.ci/run installs it)")
-		}
-		t.Skip("tmux not installed")
-	}
 	bin := binary(t)
-	conf, _ := filepath.Abs("testdata/tmux.conf")
-	sock := fmt.Sprintf("paydesk-e2e-%d", os.Getpid())
-	tmux := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("tmux", append([]string{"-L", sock, "-f", conf}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
 	journal := filepath.Join(t.TempDir(), "journal.db")
 	start := time.Now()
 	// The shell prints the exit status: tmux 3.3a does not always fill
 	// #{pane_dead_status}.
-	tmux("new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "-e", "NO_COLOR=1",
-		fmt.Sprintf("'%s' demo --journal '%s'; echo paydesk-exit=$?; sleep 30", bin, journal))
-	waitFor := func(text string) string {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			if screen := tmux("capture-pane", "-p", "-t", "t"); strings.Contains(screen, text) {
-				return screen
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("no %q on screen:\n%s", text, tmux("capture-pane", "-p", "-t", "t"))
-		return ""
-	}
+	tm := startTmux(t, "e2e", fmt.Sprintf("'%s' demo --journal '%s'; echo paydesk-exit=$?; sleep 30", bin, journal), 15*time.Second)
+	tmux, waitFor := tm.run, tm.waitFor
 	screen := waitFor("1 POS connected")
 	t.Logf("start to first frame with the POS connected: %s", time.Since(start).Round(time.Millisecond))
 	if !strings.Contains(screen, "DEMO paydesk KIOSK001") || !strings.Contains(screen, "1. Card Payment") {
