@@ -258,6 +258,13 @@ func (r *Rail) Close() {
 // Currency is what M-Pesa amounts are in.
 func (r *Rail) Currency() string { return "KES" }
 
+// CheckPhone implements payment.PhoneChecker: the error says why a number
+// is not one Start would take.
+func (r *Rail) CheckPhone(phone string) error {
+	_, err := NormalizePhone(phone)
+	return err
+}
+
 // Health is whether Daraja issued the last token asked for.
 func (r *Rail) Health() payment.Health {
 	if err := r.c.TokenError(); err != nil {

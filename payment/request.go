@@ -129,6 +129,13 @@ type Deadliner interface {
 	Deadline(id string) (waiting string, at time.Time, ok bool)
 }
 
+// PhoneChecker is implemented by rails that take the customer's phone
+// number (M-Pesa STK Push), so a console refuses a number the rail would
+// refuse as soon as it is typed, before it asks for the amount.
+type PhoneChecker interface {
+	CheckPhone(phone string) error
+}
+
 // Currencier is implemented by rails whose amounts are in a currency of
 // their own (a card terminal set up for euros, M-Pesa in shillings), so a
 // console asks for amounts in it rather than in the POS link's ringgit.

@@ -3,6 +3,7 @@ package plain_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -74,5 +75,45 @@ func TestOtherRailItems(t *testing.T) {
 	if len(mp.reqs) != 1 || mp.reqs[0].Mode != payment.ModeSTKPush || mp.reqs[0].Phone != "0712345678" ||
 		mp.reqs[0].Amount != (payment.Money{Minor: 15000, Currency: "KES"}) {
 		t.Errorf("M-Pesa got %+v, want one STK Push of KES 150.00 to 0712345678", mp.reqs)
+	}
+}
+
+// phoneRail is an approving rail that checks phone numbers the way the
+// M-Pesa rail does (payment.PhoneChecker).
+type phoneRail struct{ approvingRail }
+
+func (r *phoneRail) CheckPhone(phone string) error {
+	if !strings.HasPrefix(phone, "07") || len(phone) != 10 {
+		return errors.New("not a Kenyan mobile number")
+	}
+	return nil
+}
+
+// A refused number ends the item at once: the next line is a menu choice
+// again, not taken for the amount.
+func TestPhoneRefusedBeforeTheAmount(t *testing.T) {
+	k := postest.New(t, protocol.Options{})
+	mp := &phoneRail{approvingRail{bus: k.Bus, rail: payment.RailMPesa, id: "TXN9"}}
+	var out bytes.Buffer
+	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", MPesa: mp}, k.Server, k.Bus, &out)
+	ctx, cancel := context.WithTimeout(k.Ctx, 20*time.Second)
+	defer cancel()
+	if err := con.Run(ctx, strings.NewReader("9\n123\n9\n0712345678\n150\n7\n")); err != nil {
+		t.Fatalf("console: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	for _, s := range []string{
+		"ERROR phone number refused: not a Kenyan mobile number: payment not started",
+		"RESULT TXN9 approved 150.00 pos_txn=REFTXN9",
+	} {
+		if !strings.Contains(got, s) {
+			t.Errorf("output lacks %q:\n%s", s, got)
+		}
+	}
+	if n := strings.Count(got, "Enter amount"); n != 1 {
+		t.Errorf("asked for an amount %d times, want once (not after the refused number):\n%s", n, got)
+	}
+	if len(mp.reqs) != 1 || mp.reqs[0].Phone != "0712345678" {
+		t.Errorf("M-Pesa got %+v, want one payment to 0712345678", mp.reqs)
 	}
 }

@@ -548,8 +548,9 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	return m, cmd
 }
 
-// phoneKey takes the customer's phone number before the amount. The rail
-// checks it when the payment starts and its refusal shows on the menu.
+// phoneKey takes the customer's phone number before the amount. A rail
+// that checks numbers (payment.PhoneChecker) refuses a bad one here;
+// otherwise its refusal shows when the payment starts.
 func (m Model) phoneKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	switch {
 	case key.Matches(k, m.keys.Back):
@@ -560,6 +561,12 @@ func (m Model) phoneKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		if len(strings.TrimSpace(m.phone.Value())) == 0 {
 			m.amountErr = "enter the customer's phone number"
 			return m, nil
+		}
+		if pc, ok := m.starter(m.railName).(payment.PhoneChecker); ok {
+			if err := pc.CheckPhone(m.phone.Value()); err != nil {
+				m.amountErr = "phone number refused: " + err.Error()
+				return m, nil
+			}
 		}
 		m.phone.Blur()
 		m.askPhone, m.amountErr = false, ""

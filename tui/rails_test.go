@@ -3,6 +3,7 @@ package tui
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -183,4 +184,38 @@ func TestOutcomeBeforeStartReturns(t *testing.T) {
 	typeText(tm, "7")
 	typeText(tm, "y")
 	tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
+}
+
+// checkingRail refuses phone numbers the way the M-Pesa rail does.
+type checkingRail struct{ scriptRail }
+
+func (r *checkingRail) CheckPhone(phone string) error {
+	if strings.Count(phone, "") < 10 {
+		return errors.New("too short for a Kenyan mobile number")
+	}
+	return nil
+}
+
+// A number the rail would refuse is refused as it is entered, and the
+// console stays on the phone field.
+func TestPhoneRefusedAsTyped(t *testing.T) {
+	bus := testBus(t)
+	mp := &checkingRail{scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: true, Detail: "ready"}}}
+	cfg := testConfig()
+	cfg.Rails = Rails{MPesa: mp}
+	tm := teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+	typeText(tm, "9")
+	waitText(t, tm, "Customer's phone")
+	typeText(tm, "123")
+	enter(tm)
+	waitText(t, tm, "phone number refused: too short for a Kenyan mobile number")
+	view := final(t, tm)
+	if strings.Contains(view, "Amount (KES)") {
+		t.Errorf("the amount was asked after a refused number:\n%s", view)
+	}
+	mp.mu.Lock()
+	defer mp.mu.Unlock()
+	if len(mp.reqs) != 0 {
+		t.Errorf("a payment started with a refused number: %+v", mp.reqs)
+	}
 }
