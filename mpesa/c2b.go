@@ -111,7 +111,7 @@ func (r *Rail) waitC2B(s *sale) {
 	if s.paid > 0 {
 		detail = fmt.Sprintf("only KES %s of %d paid within %s: refund KES %s due", payment.FormatMinor(s.paid), s.amount, r.opt.C2BWait,
 			payment.FormatMinor(s.paid))
-		reason = "paid only in part"
+		reason = "only part of the amount was paid: please ask staff for a refund"
 	}
 	r.transition(s, payment.StatusTimedOut, detail, &payment.Result{Reason: reason}, "")
 }
