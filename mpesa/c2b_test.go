@@ -201,3 +201,21 @@ func TestC2BTillMatchedByAmount(t *testing.T) {
 		}
 	}
 }
+
+// A paybill sale waiting when paydesk stops is unknown after the
+// restart, and the customer's payment with its reference still
+// completes it.
+func TestC2BSaleSurvivesRestart(t *testing.T) {
+	wait := func(o *mpesa.Options) { o.C2BWait = time.Minute }
+	h := newHarness(t, sandbox.Options{}, wait)
+	registered(t, h)
+	id := h.startC2B(90, "")
+	h.waitStatus(id, payment.StatusSent)
+	h.close()
+	h.open(wait)
+	h.waitStatus(id, payment.StatusUnknown)
+	receipt := h.pay(sandbox.C2B{Amount: "90", BillRef: id})
+	if tx := h.waitStatus(id, payment.StatusApproved); tx.Result.RemoteID != receipt {
+		t.Errorf("after the restart: %+v", tx)
+	}
+}
