@@ -102,15 +102,16 @@ type frame struct {
 }
 
 type kenyaDisplay struct {
-	t    *testing.T
-	ws   *websocket.Conn
-	flow string
+	t       *testing.T
+	ws      *websocket.Conn
+	flow    string
+	session string // from DEVICE_INFO, to resume with
 }
 
-func (k *kenyaKiosk) dial(t *testing.T) *kenyaDisplay {
+func (k *kenyaKiosk) dial(t *testing.T, query string) *kenyaDisplay {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, k.url, nil)
+	ws, _, err := websocket.Dial(ctx, k.url+query, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +135,9 @@ func (d *kenyaDisplay) until(what string, ok func(frame) bool) frame {
 		}
 		f.raw = b
 		d.flow = f.TransactionID
+		if id, ok := f.Data["sessionId"].(string); ok && f.MessageType == screens.TypeDeviceInfo {
+			d.session = id
+		}
 		if f.MessageType == screens.TypeError {
 			d.t.Fatalf("waiting for %s: ERROR %s", what, b)
 		}
@@ -179,7 +183,7 @@ var instructionsRE = regexp.MustCompile(`"accountNumber":"(PD[0-9A-Z]{8})"`)
 // customer cancels on the display.
 func TestDisplayMPesaPaybill(t *testing.T) {
 	k := newKenyaKiosk(t, 2*time.Second)
-	d := k.dial(t)
+	d := k.dial(t, "")
 	ctx := context.Background()
 
 	p := d.choose("100")
@@ -257,17 +261,27 @@ func TestDisplayMPesaPaybill(t *testing.T) {
 	}
 }
 
-// Nobody pays: the display shows FAILED when the rail's wait ends, and
-// a display that resets meanwhile is shown where to pay again.
+// Nobody pays: the display shows FAILED when the rail's wait ends; a
+// display that resets or reconnects meanwhile is shown where to pay
+// again.
 func TestDisplayMPesaTimeout(t *testing.T) {
-	k := newKenyaKiosk(t, 700*time.Millisecond)
-	d := k.dial(t)
+	k := newKenyaKiosk(t, 1500*time.Millisecond)
+	d := k.dial(t, "")
 	p := d.choose("50")
 	id := string(instructionsRE.FindSubmatch(p.raw)[1])
 	d.act("RESET", `null`)
 	again := d.screen(screens.ScreenProcessing)
 	if !strings.Contains(string(again.raw), `"accountNumber":"`+id+`"`) {
 		t.Errorf("after RESET: %s", again.raw)
+	}
+	if d.session == "" {
+		t.Fatal("no session id in DEVICE_INFO")
+	}
+	d.ws.Close(websocket.StatusNormalClosure, "tablet asleep")
+	d = k.dial(t, "?session="+d.session)
+	again = d.screen(screens.ScreenProcessing)
+	if !strings.Contains(string(again.raw), `"accountNumber":"`+id+`"`) {
+		t.Errorf("after a reconnect: %s", again.raw)
 	}
 	f := d.screen(screens.ScreenFailed)
 	if f.Data["errorCode"] != "PAYMENT_TIMEOUT" {
