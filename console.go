@@ -169,6 +169,11 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	if rails.Terminal != nil {
 		displayRails["terminal"] = rails.Terminal
 	}
+	if rails.MPesa != nil {
+		// Paybill/till only (MPESA=mpesa:c2b): the display collects no
+		// phone number for a push.
+		displayRails["mpesa"] = rails.MPesa
+	}
 	displays, err := scr.start(renv, displayRails)
 	if err != nil {
 		return err

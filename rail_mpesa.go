@@ -41,6 +41,7 @@ type mpesaSettings struct {
 	responseType string
 	desc         string
 	wait         time.Duration
+	c2bWait      time.Duration
 }
 
 func init() {
@@ -65,6 +66,7 @@ func (m *mpesaSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.responseType, "mpesa-c2b-response-type", env("MPESA_C2B_RESPONSE_TYPE", "Completed"), "what Daraja does when validation does not answer: Completed or Cancelled (PAYDESK_MPESA_C2B_RESPONSE_TYPE)")
 	fs.StringVar(&m.desc, "mpesa-desc", env("MPESA_DESC", "Kiosk sale"), "TransactionDesc of each push, at most 13 characters (PAYDESK_MPESA_DESC)")
 	fs.DurationVar(&m.wait, "mpesa-wait", envDuration("MPESA_WAIT", mpesa.DefaultPoll.Budget), "how long the console waits for the customer's PIN (PAYDESK_MPESA_WAIT)")
+	fs.DurationVar(&m.c2bWait, "mpesa-c2b-wait", envDuration("MPESA_C2B_WAIT", mpesa.DefaultC2BWait), "how long a customer display's M-Pesa sale waits for the customer's paybill or till payment (PAYDESK_MPESA_C2B_WAIT)")
 }
 
 // start runs the M-Pesa rail and its callback server (in the demo,
@@ -152,6 +154,9 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 	if m.wait <= 0 {
 		return nil, fmt.Errorf("--mpesa-wait must be positive, got %s", m.wait)
 	}
+	if m.c2bWait <= 0 {
+		return nil, fmt.Errorf("--mpesa-c2b-wait must be positive, got %s", m.c2bWait)
+	}
 	poll.Budget = m.wait
 	client, err := mpesa.NewClient(mpesa.Config{BaseURL: base, ConsumerKey: key, ConsumerSecret: secret, ShortCode: m.shortCode,
 		Passkey: passkey, Till: till, TillNumber: m.tillNumber, Logger: e.log})
@@ -171,7 +176,7 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 		public = "http://" + ln.Addr().String()
 	}
 	rail, err := mpesa.NewRail(e.ctx, mpesa.Options{Client: client, Bus: e.bus, PublicURL: public, PathSecret: pathSecret,
-		AllowList: allow, TrustedProxies: proxies, EnforceAllowList: m.enforce, Poll: poll, Desc: m.desc, Logger: e.log})
+		AllowList: allow, TrustedProxies: proxies, EnforceAllowList: m.enforce, Poll: poll, Desc: m.desc, C2BWait: m.c2bWait, Logger: e.log})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("M-Pesa: %w", err)

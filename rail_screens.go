@@ -54,7 +54,7 @@ func (s *screensSettings) register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.receipt, "screens-receipt-question", env("SCREENS_RECEIPT_QUESTION", "") != "", "after SUCCESS ask RECEIPT_QUESTION and wait for the customer's answer before PRINT_TICKET (PAYDESK_SCREENS_RECEIPT_QUESTION)")
 	fs.DurationVar(&s.idle, "screens-idle-timeout", envDuration("SCREENS_IDLE_TIMEOUT", screens.DefaultIdleTimeout), "a customer idle this long mid-flow gets ERROR/TIMEOUT (PAYDESK_SCREENS_IDLE_TIMEOUT)")
 	fs.DurationVar(&s.step, "screens-step", envDuration("SCREENS_STEP", screens.DefaultStepDelay), "how long SUCCESS, PRINT_TICKET, COLLECT_TICKET and THANK_YOU each stay up (PAYDESK_SCREENS_STEP)")
-	fs.StringVar(&s.methods, "screens-methods", env("SCREENS_METHODS", defaultScreenMethods), "payment methods offered and their rails: NAME=RAIL[:MODE][@POS], RAIL pos or terminal, MODE card, bnpl or duitnow_qr (PAYDESK_SCREENS_METHODS)")
+	fs.StringVar(&s.methods, "screens-methods", env("SCREENS_METHODS", defaultScreenMethods), "payment methods offered and their rails: NAME=RAIL[:MODE][@POS], RAIL pos, terminal or mpesa, MODE card, bnpl or duitnow_qr (pos), c2b (mpesa: paybill/till with the reference shown; needs --screens-currency KES) (PAYDESK_SCREENS_METHODS)")
 }
 
 // options checks the settings and maps each method to a rail of rails.
@@ -86,6 +86,11 @@ func (s *screensSettings) options(rails map[string]payment.Starter) (screens.Opt
 	if err != nil {
 		return o, fmt.Errorf("--screens-methods: %w", err)
 	}
+	for _, m := range methods {
+		if m.RailName == payment.RailMPesa && o.Currency != "KES" {
+			return o, fmt.Errorf("--screens-methods: %s is paid by M-Pesa in Kenyan shillings, but the display is in %s: set --screens-currency KES (PAYDESK_SCREENS_CURRENCY), or drop %s", m.Name, o.Currency, m.Name)
+		}
+	}
 	o.Methods = methods
 	return o, nil
 }
@@ -112,7 +117,7 @@ func parseScreenMethods(spec string, rails map[string]payment.Starter) ([]screen
 			case "pos", "terminal", "mpesa":
 				return nil, fmt.Errorf("%s: the %s rail is not configured", name, railName)
 			}
-			return nil, fmt.Errorf("%s: unknown rail %q (pos or terminal)", name, railName)
+			return nil, fmt.Errorf("%s: unknown rail %q (pos, terminal or mpesa)", name, railName)
 		}
 		m := screens.Method{Name: name, Rail: rail, RailName: payment.Rail(railName), Mode: payment.Mode(strings.ToLower(mode)), Target: pos}
 		switch railName {
@@ -129,8 +134,23 @@ func parseScreenMethods(spec string, rails map[string]payment.Starter) ([]screen
 				return nil, fmt.Errorf("%s: the terminal takes only card", name)
 			}
 			m.Mode = payment.ModeCard
+		case "mpesa":
+			// The display collects no phone number, so no STK Push: the
+			// customer pays the paybill (or till) from their own phone
+			// with the reference the display shows.
+			switch m.Mode {
+			case "", payment.ModeC2B:
+				m.Mode = payment.ModeC2B
+			case payment.ModeSTKPush:
+				return nil, fmt.Errorf("%s: STK Push needs the customer's phone number, which the display does not collect; use %s=mpesa:c2b (the customer pays the paybill or till with the reference shown)", name, name)
+			default:
+				return nil, fmt.Errorf("%s: mode %q on M-Pesa must be c2b (paybill or till)", name, mode)
+			}
+			if pos != "" {
+				return nil, fmt.Errorf("%s: M-Pesa has no terminal to name with @", name)
+			}
 		default:
-			return nil, fmt.Errorf("%s: the %s rail needs the customer's phone number, which the display does not collect", name, railName)
+			return nil, fmt.Errorf("%s: unknown rail %q", name, railName)
 		}
 		out = append(out, m)
 	}

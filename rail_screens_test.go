@@ -195,6 +195,33 @@ func TestScreenMethodsSetting(t *testing.T) {
 	if _, err := parseScreenMethods("X=terminal", map[string]payment.Starter{"pos": pos}); err == nil || !strings.Contains(err.Error(), "terminal rail is not configured") {
 		t.Errorf("terminal off: %v", err)
 	}
+	// M-Pesa on the display is paybill/till (c2b): no phone is collected
+	// for a push.
+	rails["mpesa"] = &stubStarter{}
+	for _, spec := range []string{"mpesa=mpesa", "MPESA=mpesa:c2b", "MPESA=MPESA:C2B"} {
+		ms, err := parseScreenMethods(spec, rails)
+		if err != nil || len(ms) != 1 || ms[0].Name != "MPESA" || ms[0].RailName != payment.RailMPesa || ms[0].Mode != payment.ModeC2B {
+			t.Errorf("%q: %+v %v", spec, ms, err)
+		}
+	}
+	for spec, want := range map[string]string{
+		"MPESA=mpesa:stk_push":  "STK Push needs the customer's phone number",
+		"MPESA=mpesa:card":      `mode "card" on M-Pesa must be c2b`,
+		"MPESA=mpesa:c2b@POS01": "M-Pesa has no terminal",
+	} {
+		if _, err := parseScreenMethods(spec, rails); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", spec, err, want)
+		}
+	}
+	// Its display must be in shillings.
+	set := screensSettings{presets: "20", currency: "MYR", min: 10, max: 300, idle: time.Minute, step: time.Second, methods: "DEBIT_CARD=pos,MPESA=mpesa"}
+	if _, err := set.options(rails); err == nil || !strings.Contains(err.Error(), "MPESA is paid by M-Pesa in Kenyan shillings, but the display is in MYR: set --screens-currency KES") {
+		t.Errorf("M-Pesa on a ringgit display: %v", err)
+	}
+	set.currency = "KES"
+	if o, err := set.options(rails); err != nil || len(o.Methods) != 2 || o.Currency != "KES" {
+		t.Errorf("M-Pesa on a shilling display: %+v %v", o, err)
+	}
 }
 
 type stubStarter struct{}

@@ -270,6 +270,12 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 		r.receipts[p.TransID] = ""
 	}
 	s := r.sales[ref]
+	tillWhy := ""
+	if s == nil && !seen && strings.TrimSpace(string(p.BillRefNumber)) == "" {
+		// Buy Goods carries no account: match by amount, only when
+		// unambiguous.
+		s, tillWhy = r.matchTill(p.Amount.Minor(), p.Time)
+	}
 	r.mu.Unlock()
 	detail := fmt.Sprintf("C2B confirmation %s KES %s ref %q from %s", p.TransID, p.Amount.Raw, string(p.BillRefNumber), MaskPhone(string(p.MSISDN)))
 	if seen {
@@ -298,6 +304,9 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 		tp.Note = "no sale with this reference"
 		if strings.TrimSpace(string(p.BillRefNumber)) == "" {
 			tp.Note = "till payment without a reference"
+			if tillWhy != "" {
+				tp.Note += "; " + tillWhy
+			}
 		} else if near := r.nearMisses(ref); len(near) > 0 {
 			tp.Note += "; did the customer mean " + strings.Join(near, " or ") + "?"
 		}
@@ -391,6 +400,13 @@ func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byt
 	s.mu.Lock()
 	if s.status.Final() {
 		st := s.status
+		if st != payment.StatusApproved {
+			// Money for a sale that stopped waiting: journaled on the
+			// sale like any late result, and listed for the operator to
+			// complete the sale or refund.
+			r.note(s, payment.KindLate, fmt.Sprintf("paid after the console stopped waiting (%s, by till/paybill): receipt %s KES %s; refund due or complete the sale",
+				st, p.TransID, p.Amount.Raw), FlagLateSuccess, &payment.Result{RemoteID: p.TransID})
+		}
 		s.mu.Unlock()
 		tp.Note = fmt.Sprintf("sale %s is already %s", s.id, st)
 		r.unmatched(tp, raw)

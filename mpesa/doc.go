@@ -17,7 +17,11 @@
 //     callback, the query and the C2B confirmation as three sources of one
 //     outcome: results are matched by CheckoutRequestID, C2B payments by
 //     bill reference, receipts are deduplicated across all three, and
-//     anything that matches nothing is kept for the operator.
+//     anything that matches nothing is kept for the operator. Started with
+//     payment.ModeC2B it sends no push: the sale waits for the customer
+//     to pay the paybill (its reference as the account) or the till, and
+//     gives the instructions to show through payment.Instructor (the
+//     customer display's M-Pesa method).
 //
 // Money is integer shillings; a wire amount with a fraction is flagged,
 // never rounded. Phone numbers are normalised to 2547XXXXXXXX or

@@ -117,7 +117,11 @@ type Options struct {
 	// does not know waits for that push's answer before it is listed as
 	// an unmatched till payment for the operator. The default is 30 s.
 	EarlyGrace time.Duration
-	Logger     *slog.Logger
+	// C2BWait is how long a paybill or till sale (ModeC2B) waits for the
+	// customer's payment before it is timed out. The default is
+	// DefaultC2BWait.
+	C2BWait time.Duration
+	Logger  *slog.Logger
 	// Now and After are the clock (time.Now and time.After by default):
 	// tests replace both to run the query policy without waiting.
 	Now   func() time.Time
@@ -159,9 +163,13 @@ type sale struct {
 	raw      []byte
 	peer     string
 	deadline time.Time
-	lost     bool          // the push's answer never came; guarded by Rail.mu
-	done     chan struct{} // closed when final
-	ended    atomic.Bool   // final, readable without the lock
+	lost     bool // the push's answer never came; guarded by Rail.mu
+	// c2b marks a sale the customer pays by paybill or till (ModeC2B):
+	// no push, no phone; only a C2B confirmation pays it.
+	c2b     bool
+	created time.Time
+	done    chan struct{} // closed when final
+	ended   atomic.Bool   // final, readable without the lock
 }
 
 // maxEarly bounds the callbacks kept while their push is unknown.
@@ -199,6 +207,9 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	}
 	if opt.EarlyGrace <= 0 {
 		opt.EarlyGrace = 30 * time.Second
+	}
+	if opt.C2BWait <= 0 {
+		opt.C2BWait = DefaultC2BWait
 	}
 	if len(opt.Desc) > MaxTransactionDesc {
 		return nil, fmt.Errorf("%w: TransactionDesc %q is over %d characters", ErrConfig, opt.Desc, MaxTransactionDesc)
@@ -287,6 +298,10 @@ func (r *Rail) Deadline(id string) (string, time.Time, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.c2b && s.status == payment.StatusSent {
+		kind, _ := r.payTo()
+		return "the customer's " + kind + " payment", s.deadline, true
+	}
 	if s.status != payment.StatusAcknowledged || s.deadline.IsZero() {
 		return "", time.Time{}, false
 	}
@@ -312,8 +327,11 @@ func (r *Rail) reject(err error) error {
 // background. The phone is normalised and the amount checked first; bad
 // input is journaled as a rejection and returned.
 func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
+	if req.Mode == payment.ModeC2B {
+		return r.startC2B(req)
+	}
 	if req.Mode != "" && req.Mode != payment.ModeSTKPush {
-		return "", r.reject(fmt.Errorf("M-Pesa takes STK Push payments here, not %s", req.Mode))
+		return "", r.reject(fmt.Errorf("M-Pesa takes STK Push or paybill/till (c2b) payments, not %s", req.Mode))
 	}
 	phone, err := NormalizePhone(req.Phone)
 	if err != nil {
@@ -611,11 +629,17 @@ func (r *Rail) Cancel(id string) error {
 		s.mu.Unlock()
 		return fmt.Errorf("M-Pesa payment %s is already %s", id, st)
 	}
-	ok := r.transition(s, payment.StatusCancelled, "stopped waiting at the console: the prompt cannot be withdrawn; a late payment is still recorded",
-		&payment.Result{Reason: "stopped waiting"}, "")
+	detail := "stopped waiting at the console: the prompt cannot be withdrawn; a late payment is still recorded"
+	if s.c2b {
+		detail = "stopped waiting at the console: a payment the customer still makes with reference " + s.id + " is recorded and flagged late"
+	}
+	ok := r.transition(s, payment.StatusCancelled, detail, &payment.Result{Reason: "stopped waiting"}, "")
 	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("M-Pesa payment %s: cancel not journaled", id)
+	}
+	if s.c2b {
+		return nil // no push to query: a late payment arrives as a C2B confirmation
 	}
 	r.wg.Add(1)
 	go func() {

@@ -142,3 +142,28 @@ type PhoneChecker interface {
 type Currencier interface {
 	Currency() string
 }
+
+// PayInstructions are what a customer needs to pay from their own phone
+// when the rail does not take the money itself but waits for the
+// customer to send it (an M-Pesa paybill or till): a display shows them
+// and the customer types them into their phone.
+type PayInstructions struct {
+	// Kind is "paybill" (Pay Bill: a business number and an account) or
+	// "till" (Buy Goods: a till number, no account).
+	Kind string
+	// Number is the paybill or till number to pay.
+	Number string
+	// Account is the account reference the customer types; "" on a till.
+	Account string
+	// Amount is what to pay.
+	Amount Money
+	// Until is when the rail stops waiting for the payment.
+	Until time.Time
+}
+
+// Instructor is implemented by rails whose payments the customer makes
+// on their own device, so a display can tell them where and how to pay
+// without knowing the rail. ok is false when id is not such a payment.
+type Instructor interface {
+	Instructions(id string) (PayInstructions, bool)
+}

@@ -88,10 +88,12 @@ type Method struct {
 	// Rail takes the payment. If it implements payment.HealthReporter and
 	// reports down, the display gets DEVICE_ERROR instead of a payment.
 	Rail payment.Starter
-	// RailName is the journal's name of the rail (pos, terminal), used for
-	// the daily limit's totals and the logs.
+	// RailName is the journal's name of the rail (pos, terminal, mpesa),
+	// used for the daily limit's totals and the logs.
 	RailName payment.Rail
-	// Mode and Target are put in the payment request.
+	// Mode and Target are put in the payment request. A rail that is a
+	// payment.Instructor (M-Pesa in ModeC2B: the customer pays from their
+	// own phone) has its instructions shown on PROCESSING.
 	Mode   payment.Mode
 	Target string
 }

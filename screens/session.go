@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,6 +75,10 @@ type display struct {
 	// inFlight is true until its outcome is applied.
 	railTxn  string
 	inFlight bool
+	// pay are the instructions of a payment in flight that the customer
+	// makes on their own phone (M-Pesa paybill): PROCESSING shows them,
+	// again after a RESET or a reconnect.
+	pay *payment.PayInstructions
 	// local marks a payment the app takes on its own terminal (Pinto's
 	// local-payment mode): paydesk journals it from CARD_CHECK_RESULT and
 	// PAYMENT_RESULT.
@@ -231,6 +236,9 @@ func (d *display) attach(c *conn) {
 		d.paused = false
 		d.s.log.Info("display resumed on its payment's result", "display", d.label, "txn", d.railTxn, "screen", d.result.Screen)
 		d.showLocked(d.result.Screen, d.result.Data)
+	case d.screen == ScreenProcessing && d.pay != nil && d.inFlight:
+		d.s.log.Info("display resumed on where to pay", "display", d.label, "txn", d.railTxn)
+		d.showLocked(d.screen, d.processingData())
 	default:
 		d.s.log.Info("display resumed", "display", d.label, "screen", d.screen, "txn", d.railTxn)
 		d.showLocked(d.screen, d.data)
@@ -580,7 +588,7 @@ func (d *display) methodLocked(a Action, frame []byte) {
 		return
 	}
 	d.method = m.Name
-	d.inFlight, d.railTxn, d.result = true, "", nil
+	d.inFlight, d.railTxn, d.result, d.pay = true, "", nil, nil
 	d.showLocked(ScreenProcessing, Data{})
 	ctx, cancel := context.WithTimeout(d.s.ctx, startTimeout)
 	id, err := m.Rail.Start(ctx, payment.Request{Mode: m.Mode, Amount: d.amount, Target: m.Target})
@@ -602,8 +610,45 @@ func (d *display) methodLocked(a Action, frame []byte) {
 	d.s.mu.Lock()
 	d.s.byTxn[id] = d
 	d.s.mu.Unlock()
+	if in, ok := m.Rail.(payment.Instructor); ok {
+		if pi, ok := in.Instructions(id); ok {
+			d.pay = &pi
+			d.s.log.Info("display shows where to pay", "display", d.label, "txn", id, "type", pi.Kind, "number", pi.Number, "account", pi.Account)
+			d.showLocked(ScreenProcessing, d.processingData())
+		}
+	}
 	// The rail may have finished before Start returned: read it back.
 	go d.s.recheck(id, d)
+}
+
+// processingData is the PROCESSING screen of a payment the customer
+// makes from their own phone. M-Pesa's menu asks, for Pay Bill, the
+// business number, the account number and the amount; for Buy Goods the
+// till number and the amount: so these are what the screen carries, as
+// the customer types them (numbers as integers, the account as text),
+// with the seconds left to pay. The Android app ignores fields it does
+// not know; the browser display shows them large.
+func (d *display) processingData() Data {
+	if d.pay == nil || !d.inFlight {
+		return Data{}
+	}
+	pi := *d.pay
+	data := Data{"paymentMethod": d.method, "payTo": strings.ToUpper(pi.Kind), "amount": pi.Amount.Minor / MinorPerUnit(pi.Amount.Currency),
+		"currency": Symbol(pi.Amount.Currency)}
+	var number any = pi.Number
+	if n, err := strconv.ParseInt(pi.Number, 10, 64); err == nil {
+		number = n
+	}
+	if pi.Kind == "till" {
+		data["tillNumber"] = number
+	} else {
+		data["businessNumber"] = number
+		data["accountNumber"] = pi.Account
+	}
+	if !pi.Until.IsZero() {
+		data["expiresIn"] = max(int64(pi.Until.Sub(d.s.opts.Now())/time.Second), 0)
+	}
+	return data
 }
 
 // outcome shows the result of the display's payment id.
@@ -660,7 +705,7 @@ func failure(st payment.Status) (code, text string) {
 func (d *display) resetLocked(why string) {
 	if d.inFlight {
 		d.s.log.Info("display reset while its payment is in flight: staying on PROCESSING", "display", d.label, "txn", d.railTxn, "why", why)
-		d.showLocked(ScreenProcessing, Data{})
+		d.showLocked(ScreenProcessing, d.processingData())
 		return
 	}
 	d.newFlowLocked()

@@ -7,7 +7,7 @@
 "use strict";
 (function () {
   var params = new URLSearchParams(location.search);
-  var state = { ws: null, flow: "", currency: "", min: 10, max: 300, amount: 0, keypad: "", screen: "", screenTimer: null };
+  var state = { ws: null, flow: "", currency: "", min: 10, max: 300, amount: 0, keypad: "", screen: "", screenTimer: null, payTimer: null };
   var SESSION_KEY = "paydesk-display-session";
   var METHOD_NAMES = { DEBIT_CARD: "Debit card", CREDIT_CARD: "Credit card", PAY_BY_BANK: "Pay by bank", MPESA: "M-Pesa", QR_CODE: "QR code", BNPL: "Buy now, pay later" };
 
@@ -156,6 +156,31 @@
       });
       $("method-cancel").hidden = d.allowCancel === false;
     },
+    PROCESSING: function (d) {
+      // A payment the customer makes on their own phone (M-Pesa paybill
+      // or till): show where to pay, large enough to type from.
+      var number = d.businessNumber !== undefined ? d.businessNumber : d.tillNumber;
+      var own = number !== undefined && number !== null;
+      $("processing-wait").hidden = own;
+      $("pay").hidden = !own;
+      clearInterval(state.payTimer);
+      if (!own) return;
+      var till = d.payTo === "TILL";
+      $("pay-menu").textContent = till ? "Buy Goods and Services" : "Pay Bill";
+      $("pay-number-label").textContent = till ? "Till number" : "Business number";
+      $("pay-number").textContent = String(number);
+      $("pay-account-row").hidden = till;
+      $("pay-account").textContent = d.accountNumber || "";
+      $("pay-amount").textContent = (d.currency || state.currency || "") + " " + d.amount;
+      var until = Number.isInteger(d.expiresIn) ? Date.now() + d.expiresIn * 1000 : 0;
+      var tick = function () {
+        if (!until) { $("pay-left").textContent = ""; return; }
+        var left = Math.max(0, Math.round((until - Date.now()) / 1000));
+        $("pay-left").textContent = "(" + Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0") + " left)";
+      };
+      tick();
+      state.payTimer = setInterval(tick, 1000);
+    },
     SUCCESS: function (d) { $("success-receipt").textContent = d.showReceipt ? "Your receipt will be printed." : ""; },
     FAILED: function (d) {
       $("failed-message").textContent = d.errorMessage || "The payment did not go through.";
@@ -174,6 +199,7 @@
   function show(screen, data) {
     var el = $("screen-" + screen);
     if (!el) { toast("Unknown screen " + screen); return; }
+    if (screen !== "PROCESSING") clearInterval(state.payTimer);
     if (render[screen]) render[screen](data);
     var active = document.querySelectorAll(".screen.active");
     for (var i = 0; i < active.length; i++) active[i].classList.remove("active");
@@ -219,6 +245,7 @@
 
   $("other").addEventListener("click", function () { send("AMOUNT_SELECT", { selectedAmount: -1, selectionMethod: "OTHER" }); });
   $("method-cancel").addEventListener("click", cancel);
+  $("pay-cancel").addEventListener("click", function () { send("CANCEL", null); });
   var resets = document.querySelectorAll("[data-action=reset]");
   for (var i = 0; i < resets.length; i++) resets[i].addEventListener("click", function () { send("RESET", {}, newID()); });
   var answers = document.querySelectorAll("[data-receipt]");
