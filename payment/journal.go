@@ -215,7 +215,7 @@ func (j *Journal) recover(ctx context.Context) (Recovery, error) {
 	}
 	if len(inflight) > 0 {
 		now := j.opts.Now()
-		tx, err := j.db.BeginTx(ctx, nil)
+		tx, err := j.begin(ctx)
 		if err != nil {
 			return rec, err
 		}
@@ -323,7 +323,7 @@ func (j *Journal) commit(batch []*appendReq) {
 			close(r.done)
 		}
 	}
-	tx, err := j.db.BeginTx(ctx, nil)
+	tx, err := j.begin(ctx)
 	if err != nil {
 		fail(err)
 		return
@@ -365,8 +365,24 @@ func (j *Journal) commit(batch []*appendReq) {
 	}
 }
 
+// writeTx is one write transaction with the journal's prepared statements
+// bound to it once, rather than once per event.
+type writeTx struct {
+	*sql.Tx
+	insEvent, selStatus *sql.Stmt
+}
+
+// begin starts a write transaction.
+func (j *Journal) begin(ctx context.Context) (*writeTx, error) {
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &writeTx{Tx: tx, insEvent: tx.StmtContext(ctx, j.insEvent), selStatus: tx.StmtContext(ctx, j.selStatus)}, nil
+}
+
 // status returns the current status of a transaction as this batch sees it.
-func (j *Journal) status(ctx context.Context, tx *sql.Tx, id string, overlay map[string]Status) (Status, error) {
+func (j *Journal) status(ctx context.Context, tx *writeTx, id string, overlay map[string]Status) (Status, error) {
 	if st, ok := overlay[id]; ok {
 		return st, nil
 	}
@@ -374,7 +390,7 @@ func (j *Journal) status(ctx context.Context, tx *sql.Tx, id string, overlay map
 		return st, nil
 	}
 	var st string
-	err := tx.StmtContext(ctx, j.selStatus).QueryRowContext(ctx, id).Scan(&st)
+	err := tx.selStatus.QueryRowContext(ctx, id).Scan(&st)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -382,7 +398,7 @@ func (j *Journal) status(ctx context.Context, tx *sql.Tx, id string, overlay map
 }
 
 // apply writes one event inside tx, checking and applying a transition.
-func (j *Journal) apply(ctx context.Context, tx *sql.Tx, ev *Event, overlay map[string]Status) error {
+func (j *Journal) apply(ctx context.Context, tx *writeTx, ev *Event, overlay map[string]Status) error {
 	at := ev.Time.UnixMilli()
 	if ev.TxnID != "" {
 		cur, err := j.status(ctx, tx, ev.TxnID, overlay)
@@ -449,7 +465,7 @@ func (j *Journal) apply(ctx context.Context, tx *sql.Tx, ev *Event, overlay map[
 	if len(raw) > MaxRaw {
 		raw = raw[:MaxRaw]
 	}
-	res, err := tx.StmtContext(ctx, j.insEvent).ExecContext(ctx,
+	res, err := tx.insEvent.ExecContext(ctx,
 		at, ev.Kind, ev.Rail, ev.TxnID, ev.Status, ev.Peer, ev.Mode, ev.Amount.Minor, ev.Amount.Currency,
 		ev.Detail, ev.Flag, result, plans, raw)
 	if err != nil {
@@ -473,6 +489,8 @@ func (j *Journal) Close() error {
 		close(j.reqs)
 		j.mu.Unlock()
 		<-j.done
+		j.insEvent.Close()
+		j.selStatus.Close()
 		err = j.db.Close()
 	})
 	return err
