@@ -36,29 +36,17 @@ func (r *Rail) startC2B(req payment.Request) (string, error) {
 	if req.Phone != "" {
 		return "", r.reject(fmt.Errorf("a paybill or till payment takes no phone number (the customer pays from their own phone)"))
 	}
-	if req.Amount.Currency != "" && req.Amount.Currency != "KES" {
-		return "", r.reject(fmt.Errorf("M-Pesa takes shillings (KES), not %s", req.Amount.Currency))
-	}
-	sh, err := CheckPushAmount(req.Amount.Minor)
+	// The customer types the reference: read it as typed.
+	sh, id, err := r.checkSale(req, NormalizeReference(req.Reference))
 	if err != nil {
-		return "", r.reject(err)
-	}
-	id := req.Reference
-	if id == "" {
-		id = NewReference()
-	} else if id = NormalizeReference(id); !ValidAccountReference(id) {
-		return "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", req.Reference, MaxAccountReference))
+		return "", err
 	}
 	kind, number := r.payTo()
 	now := r.opt.Now()
 	s := &sale{id: id, amount: sh, c2b: true, created: now, done: make(chan struct{})}
-	r.mu.Lock()
-	if _, dup := r.sales[id]; dup {
-		r.mu.Unlock()
-		return "", r.reject(fmt.Errorf("reference %s is already in use", id))
+	if err := r.addSale(s); err != nil {
+		return "", err
 	}
-	r.sales[id] = s
-	r.mu.Unlock()
 	where := fmt.Sprintf("%s %s account %s", kind, number, id)
 	if kind == "till" {
 		where = "till " + number + " (Buy Goods: no account; matched by amount)"
@@ -77,9 +65,7 @@ func (r *Rail) startC2B(req payment.Request) (string, error) {
 		}
 	}
 	if err != nil {
-		r.mu.Lock()
-		delete(r.sales, id)
-		r.mu.Unlock()
+		r.dropSale(id)
 		return "", fmt.Errorf("M-Pesa payment: %w", err)
 	}
 	r.log.Info("M-Pesa paybill/till sale waiting", "txn", id, "type", kind, "number", number, "shillings", sh, "wait", r.opt.C2BWait.String())

@@ -337,27 +337,14 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 	if err != nil {
 		return "", r.reject(fmt.Errorf("phone number refused: %w", err))
 	}
-	if req.Amount.Currency != "" && req.Amount.Currency != "KES" {
-		return "", r.reject(fmt.Errorf("M-Pesa takes shillings (KES), not %s", req.Amount.Currency))
-	}
-	sh, err := CheckPushAmount(req.Amount.Minor)
+	sh, id, err := r.checkSale(req, req.Reference)
 	if err != nil {
-		return "", r.reject(err)
-	}
-	id := req.Reference
-	if id == "" {
-		id = NewReference()
-	} else if !ValidAccountReference(id) {
-		return "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", id, MaxAccountReference))
+		return "", err
 	}
 	s := &sale{id: id, phone: phone, amount: sh, done: make(chan struct{})}
-	r.mu.Lock()
-	if _, dup := r.sales[id]; dup {
-		r.mu.Unlock()
-		return "", r.reject(fmt.Errorf("reference %s is already in use", id))
+	if err := r.addSale(s); err != nil {
+		return "", err
 	}
-	r.sales[id] = s
-	r.mu.Unlock()
 	if !LikelySafaricom(phone) {
 		r.log.Info("phone number outside Safaricom's ranges (it may have been ported)", "phone", MaskPhone(phone))
 	}
@@ -370,9 +357,7 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		r.mu.Lock()
-		delete(r.sales, id)
-		r.mu.Unlock()
+		r.dropSale(id)
 		return "", fmt.Errorf("M-Pesa payment: %w", err)
 	}
 	r.wg.Add(1)
@@ -381,6 +366,48 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 		r.push(s)
 	}()
 	return id, nil
+}
+
+// checkSale checks what every M-Pesa sale needs, and journals a refusal:
+// shillings, whole, within an STK Push's limits; and the reference ref
+// (req.Reference as the mode reads it), or a new one when none was given.
+func (r *Rail) checkSale(req payment.Request, ref string) (shillings int64, id string, err error) {
+	if req.Amount.Currency != "" && req.Amount.Currency != "KES" {
+		return 0, "", r.reject(fmt.Errorf("M-Pesa takes shillings (KES), not %s", req.Amount.Currency))
+	}
+	sh, err := CheckPushAmount(req.Amount.Minor)
+	if err != nil {
+		return 0, "", r.reject(err)
+	}
+	if req.Reference == "" {
+		return sh, NewReference(), nil
+	}
+	if !ValidAccountReference(ref) {
+		return 0, "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", req.Reference, MaxAccountReference))
+	}
+	return sh, ref, nil
+}
+
+// addSale lists s under its reference, unless that is taken (a refusal,
+// journaled).
+func (r *Rail) addSale(s *sale) error {
+	r.mu.Lock()
+	_, dup := r.sales[s.id]
+	if !dup {
+		r.sales[s.id] = s
+	}
+	r.mu.Unlock()
+	if dup {
+		return r.reject(fmt.Errorf("reference %s is already in use", s.id))
+	}
+	return nil
+}
+
+// dropSale forgets a sale whose start could not be journaled.
+func (r *Rail) dropSale(id string) {
+	r.mu.Lock()
+	delete(r.sales, id)
+	r.mu.Unlock()
 }
 
 // transition publishes a status change of s; call with s.mu held.
