@@ -495,7 +495,10 @@ func (r *Rail) pushFailed(s *sale, err error) {
 		st := payment.StatusFailed
 		why := ae.Message
 		if strings.Contains(strings.ToLower(ae.Message), "unable to lock subscriber") {
-			st, why = payment.StatusDeclined, "the customer's phone is busy with another M-Pesa session: retry in a minute"
+			// The push refused outright for what a callback reports as
+			// ResultCode 1001: said and ended the same way.
+			m := Meaning("1001", "")
+			st, why = payment.Status(m.Status), m.Words
 		}
 		r.log.Warn("STK Push refused", "txn", s.id, "status", ae.Status, "code", ae.Code, "request_id", ae.RequestID)
 		r.transition(s, st, fmt.Sprintf("Daraja refused the push: %s (%s)", why, ae.Code),

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"paydesk/mpesa"
 	"paydesk/mpesa/sandbox"
@@ -84,5 +88,52 @@ func TestHealthAndUnreachable(t *testing.T) {
 	}
 	if _, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: h.bus, PublicURL: "https://kiosk.example/mpesa"}); !errors.Is(err, mpesa.ErrBadURL) {
 		t.Errorf("a public URL with 'mpesa': %v", err)
+	}
+}
+
+// A push Daraja refuses at once because the customer's phone is in
+// another M-Pesa session ends declined with the words of ResultCode 1001,
+// the same as when a callback reports it.
+func TestPushRefusedSubscriberLocked(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/oauth") {
+			w.Write([]byte(`{"access_token":"tok","expires_in":"3599"}`))
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"requestId":"r-1","errorCode":"500.001.1001","errorMessage":"Unable to lock subscriber, a transaction is already in process for the current subscriber"}`))
+	}))
+	defer srv.Close()
+	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "j.db"), payment.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	bus := payment.NewBus(j, quietLog())
+	defer bus.Close()
+	c, _ := mpesa.NewClient(mpesa.Config{BaseURL: srv.URL, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "174379", Passkey: "p", Logger: quietLog()})
+	r, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: bus, PublicURL: "https://kiosk.example", Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	id, err := r.Start(context.Background(), payment.Request{Phone: "0708374149", Amount: payment.Money{Minor: 100, Currency: "KES"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mpesa.Meaning("1001", "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tx, err := j.Txn(context.Background(), id)
+		if err == nil && tx.Status.Final() {
+			if tx.Status != payment.Status(want.Status) || !strings.Contains(tx.Result.Reason, want.Words) {
+				t.Errorf("status %s, result %+v; want %s with %q", tx.Status, tx.Result, want.Status, want.Words)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("txn %s not final: %+v, %v", id, tx, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
