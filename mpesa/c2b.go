@@ -80,12 +80,8 @@ func (r *Rail) startC2B(req payment.Request) (string, error) {
 // waitC2B times out a paybill or till sale that was not paid in full
 // within Options.C2BWait.
 func (r *Rail) waitC2B(s *sale) {
-	select {
-	case <-r.ctx.Done():
+	if !r.sleep(s.done, r.opt.C2BWait) {
 		return
-	case <-s.done:
-		return
-	case <-r.opt.After(r.opt.C2BWait):
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -175,10 +175,8 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 // Options.EarlyGrace) as an unmatched till payment: money was received,
 // and the operator decides which sale it pays.
 func (r *Rail) orphan(res STKResult, raw []byte) {
-	select {
-	case <-r.ctx.Done():
+	if !r.sleep(nil, r.opt.EarlyGrace) {
 		return
-	case <-r.opt.After(r.opt.EarlyGrace):
 	}
 	r.mu.Lock()
 	_, waiting := r.early[res.CheckoutRequestID]

@@ -564,12 +564,8 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 	wait := first
 	backoff := p.Every
 	for {
-		select {
-		case <-r.ctx.Done():
+		if !r.sleep(s.done, wait) {
 			return
-		case <-s.done:
-			return
-		case <-r.opt.After(wait):
 		}
 		res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s))
 		var ae *APIError
@@ -603,14 +599,8 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 // timeOut ends the wait (after left, if the budget is not yet spent)
 // and schedules one more query to reconcile.
 func (r *Rail) timeOut(s *sale, left time.Duration) {
-	if left > 0 {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-s.done:
-			return
-		case <-r.opt.After(left):
-		}
+	if left > 0 && !r.sleep(s.done, left) {
+		return
 	}
 	s.mu.Lock()
 	if !s.status.Final() {
@@ -624,16 +614,28 @@ func (r *Rail) timeOut(s *sale, left time.Duration) {
 // reconcileLater runs one more query after Poll.Reconcile, so a payment
 // that was timed out or cancelled locally still learns its real outcome.
 func (r *Rail) reconcileLater(s *sale) {
-	select {
-	case <-r.ctx.Done():
+	if !r.sleep(nil, r.opt.Poll.Reconcile) {
 		return
-	case <-r.opt.After(r.opt.Poll.Reconcile):
 	}
-	if r.checkoutOf(s) == "" {
+	checkout := r.checkoutOf(s)
+	if checkout == "" {
 		return // the push was never answered: nothing to query
 	}
-	if res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s)); err == nil {
+	if res, err := r.c.STKQuery(r.ctx, checkout); err == nil {
 		r.resolve(s, res, "reconciling query")
+	}
+}
+
+// sleep waits d on the rail's clock; it returns false, early, when the
+// rail stops or done is closed (a nil done is never closed).
+func (r *Rail) sleep(done <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-r.ctx.Done():
+		return false
+	case <-done:
+		return false
+	case <-r.opt.After(d):
+		return true
 	}
 }
 
