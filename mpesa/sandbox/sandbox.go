@@ -106,6 +106,14 @@ var resultDescs = map[string]string{
 	"8006": "The security credential is locked",
 }
 
+// resultDesc is the ResultDesc Daraja writes with code.
+func resultDesc(code string) string {
+	if d, ok := resultDescs[code]; ok {
+		return d
+	}
+	return "Result " + code
+}
+
 // Options configure the fake.
 type Options struct {
 	ConsumerKey, ConsumerSecret string
@@ -528,10 +536,7 @@ func receipt() string {
 // number, Amount a number with decimals, Balance without a Value.
 func (s *Server) callbackBody(pu *push) []byte {
 	code := pu.out.Code
-	desc := resultDescs[code]
-	if desc == "" {
-		desc = "Result " + code
-	}
+	desc := resultDesc(code)
 	var meta string
 	if code == "0" {
 		amount := strconv.FormatInt(pu.amount, 10) + ".00"
@@ -646,15 +651,22 @@ func (s *Server) stkQuery(w http.ResponseWriter, r *http.Request) {
 	if pu.out.QueryDisagrees && code == "0" {
 		code = "1032"
 	}
-	desc := resultDescs[code]
-	if desc == "" {
-		desc = "Result " + code
-	}
+	desc := resultDesc(code)
 	writeJSON(w, map[string]string{"ResponseCode": "0", "ResponseDescription": "The service request has been accepted successsfully",
 		"MerchantRequestID": pu.merchant, "CheckoutRequestID": pu.checkout, "ResultCode": code, "ResultDesc": desc})
 }
 
 var bannedWords = []string{"m-pesa", "mpesa", "safaricom", "exe", "exec", "cmd", "sql", "query"}
+
+// product checks that C2B API version v is the product enabled on the
+// app, the way Daraja does, and answers the error itself.
+func (s *Server) product(w http.ResponseWriter, v string) bool {
+	if s.opt.C2BVersion != "any" && v != s.opt.C2BVersion {
+		s.fail(w, http.StatusUnauthorized, "401.003.01", "Invalid API call as no apiproduct match found")
+		return false
+	}
+	return true
+}
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	v := r.PathValue("version")
@@ -665,8 +677,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if !s.authorise(w, r, "400.003.01") {
 		return
 	}
-	if s.opt.C2BVersion != "any" && v != s.opt.C2BVersion {
-		s.fail(w, http.StatusUnauthorized, "401.003.01", "Invalid API call as no apiproduct match found")
+	if !s.product(w, v) {
 		return
 	}
 	var q struct {
@@ -786,8 +797,7 @@ func (s *Server) simulate(w http.ResponseWriter, r *http.Request) {
 	if !s.authorise(w, r, "400.003.01") {
 		return
 	}
-	if s.opt.C2BVersion != "any" && v != s.opt.C2BVersion {
-		s.fail(w, http.StatusUnauthorized, "401.003.01", "Invalid API call as no apiproduct match found")
+	if !s.product(w, v) {
 		return
 	}
 	var q struct {
