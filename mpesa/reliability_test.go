@@ -247,21 +247,26 @@ func TestCase6TokenExpiry(t *testing.T) {
 	h := newHarness(t, sandbox.Options{TokenTTL: 6 * time.Second}, nil)
 	first := h.start("0708374149", 10)
 	h.waitStatus(first, payment.StatusApproved)
+	// pushAll starts 20 pushes at once (KES base, base+1, ...) and waits
+	// until each is approved.
+	pushAll := func(base int64) {
+		ids := make([]string, 20)
+		var wg sync.WaitGroup
+		for i := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ids[i] = h.start("0708374149", base+int64(i))
+			}()
+		}
+		wg.Wait()
+		for _, id := range ids {
+			h.waitStatus(id, payment.StatusApproved)
+		}
+	}
 	before := h.fake.Counts().OAuth
 	h.fake.RevokeTokens()
-	ids := make([]string, 20)
-	var wg sync.WaitGroup
-	for i := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ids[i] = h.start("0708374149", int64(100+i))
-		}()
-	}
-	wg.Wait()
-	for _, id := range ids {
-		h.waitStatus(id, payment.StatusApproved)
-	}
+	pushAll(100)
 	if got := h.fake.Counts().OAuth - before; got != 1 {
 		t.Errorf("%d OAuth calls after the revocation, want exactly 1", got)
 	}
@@ -269,17 +274,7 @@ func TestCase6TokenExpiry(t *testing.T) {
 	// Expiry by the clock (TTL 6 s, replaced at half-life): 20 pushes at once, one OAuth call.
 	time.Sleep(3100 * time.Millisecond)
 	before = h.fake.Counts().OAuth
-	for i := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ids[i] = h.start("0708374149", int64(200+i))
-		}()
-	}
-	wg.Wait()
-	for _, id := range ids {
-		h.waitStatus(id, payment.StatusApproved)
-	}
+	pushAll(200)
 	if got := h.fake.Counts().OAuth - before; got != 1 {
 		t.Errorf("%d OAuth calls for an expired token, want exactly 1", got)
 	}
