@@ -17,12 +17,7 @@ import (
 // ("" lets the rail mint one).
 func (h *harness) startC2B(shillings int64, ref string) string {
 	h.t.Helper()
-	id, err := h.rail.Start(context.Background(), payment.Request{Mode: payment.ModeC2B, Reference: ref,
-		Amount: payment.Money{Minor: shillings * 100, Currency: "KES"}})
-	if err != nil {
-		h.t.Fatalf("start c2b: %v", err)
-	}
-	return id
+	return h.begin(payment.Request{Mode: payment.ModeC2B, Reference: ref}, shillings)
 }
 
 func (h *harness) pay(p sandbox.C2B) string {
