@@ -45,7 +45,7 @@ type inbound struct {
 // serve reads the capped body, checks the source, and hands it to h,
 // which journals it and returns the answer.
 func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (int, []byte)) {
-	src, allowed := r.Source(q)
+	src, allowed := r.source(q)
 	body, err := io.ReadAll(http.MaxBytesReader(w, q.Body, r.opt.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -84,10 +84,10 @@ func pathKind(p string) string {
 	return "C2B confirmation"
 }
 
-// Source is where a callback came from: the peer address, or, when the
+// source is where a callback came from: the peer address, or, when the
 // peer is a trusted proxy, the right-most untrusted X-Forwarded-For
 // address; and whether the allow-list holds it.
-func (r *Rail) Source(q *http.Request) (string, bool) {
+func (r *Rail) source(q *http.Request) (string, bool) {
 	host, _, err := net.SplitHostPort(q.RemoteAddr)
 	if err != nil {
 		host = q.RemoteAddr
