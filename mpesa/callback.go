@@ -416,28 +416,36 @@ func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byt
 	if p.Amount.Fractional() {
 		r.note(s, payment.KindStep, "C2B amount "+p.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
 	}
-	s.paid += p.Amount.Minor()
-	due := s.amount * 100
 	tp.TxnID = s.id
-	switch {
-	case s.paid < due:
-		tp.Note = fmt.Sprintf("underpaid: KES %s of %d, %s short", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid))
-		r.note(s, payment.KindStep, fmt.Sprintf("till payment %s: paid KES %s of %d, KES %s short; the sale stays open", p.TransID,
-			payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid)), FlagUnderpaid, nil)
-	default:
-		tp.Note = "paid"
-		s.receipt = p.TransID
-		if r.transition(s, payment.StatusApproved, fmt.Sprintf("paid by till/paybill: M-Pesa receipt %s", p.TransID),
-			&payment.Result{RemoteID: p.TransID}, "") && s.paid > due {
-			tp.Note = fmt.Sprintf("overpaid by KES %s: refund due", payment.FormatMinor(s.paid-due))
-			r.note(s, payment.KindStep, fmt.Sprintf("overpaid: KES %s for KES %d, refund KES %s due", payment.FormatMinor(s.paid), s.amount,
-				payment.FormatMinor(s.paid-due)), FlagOverpaid, nil)
-		}
-	}
+	tp.Note = r.credit(s, p.Amount.Minor(), p.TransID, "till payment "+p.TransID,
+		"paid by till/paybill: M-Pesa receipt "+p.TransID, "")
 	s.mu.Unlock()
 	r.mu.Lock()
 	r.till = append(r.till, tp)
 	r.mu.Unlock()
+}
+
+// credit adds minor units, paid by till payment receipt (named what in
+// the journal), to open sale s; call with s.mu held. Short of the amount
+// asked, the sale stays open with the shortfall noted; reaching it, the
+// sale is approved with the receipt (detail and flag on that
+// transition); over it, the excess is flagged for a refund. It returns
+// the note for the till list.
+func (r *Rail) credit(s *sale, minor int64, receipt, what, detail, flag string) string {
+	s.paid += minor
+	due := s.amount * 100
+	if s.paid < due {
+		r.note(s, payment.KindStep, fmt.Sprintf("%s: paid KES %s of %d, KES %s short; the sale stays open", what,
+			payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid)), FlagUnderpaid, nil)
+		return fmt.Sprintf("underpaid: KES %s of %d, %s short", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid))
+	}
+	s.receipt = receipt
+	if !r.transition(s, payment.StatusApproved, detail, &payment.Result{RemoteID: receipt}, flag) || s.paid == due {
+		return "paid"
+	}
+	r.note(s, payment.KindStep, fmt.Sprintf("overpaid: KES %s for KES %d, refund KES %s due", payment.FormatMinor(s.paid), s.amount,
+		payment.FormatMinor(s.paid-due)), FlagOverpaid, nil)
+	return fmt.Sprintf("overpaid by KES %s: refund due", payment.FormatMinor(s.paid-due))
 }
 
 // TillPayments returns the C2B payments received since start, newest
@@ -472,7 +480,6 @@ func (r *Rail) AssignTill(id, txnID string) error {
 		return fmt.Errorf("sale %s: not an M-Pesa sale of this session: %w", txnID, payment.ErrNotFound)
 	}
 	s.mu.Lock()
-	due := s.amount * 100
 	if s.status == payment.StatusApproved {
 		st := s.receipt
 		s.mu.Unlock()
@@ -482,14 +489,8 @@ func (r *Rail) AssignTill(id, txnID string) error {
 		r.note(s, payment.KindStep, fmt.Sprintf("till payment %s (%s) assigned by the operator after the sale was %s", id, tp.Amount, s.status),
 			payment.FlagResolved, &payment.Result{RemoteID: id})
 	} else {
-		s.paid += tp.Amount.Minor
-		if s.paid < due {
-			r.note(s, payment.KindStep, fmt.Sprintf("till payment %s assigned by the operator: KES %s of %d, KES %s short", id,
-				payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid)), FlagUnderpaid, nil)
-		} else if s.receipt = id; r.transition(s, payment.StatusApproved, fmt.Sprintf("paid by till payment %s, assigned by the operator", id),
-			&payment.Result{RemoteID: id}, payment.FlagResolved) && s.paid > due {
-			r.note(s, payment.KindStep, fmt.Sprintf("overpaid: refund KES %s due", payment.FormatMinor(s.paid-due)), FlagOverpaid, nil)
-		}
+		r.credit(s, tp.Amount.Minor, id, "till payment "+id+" assigned by the operator",
+			fmt.Sprintf("paid by till payment %s, assigned by the operator", id), payment.FlagResolved)
 	}
 	s.mu.Unlock()
 	r.publish(payment.Event{Kind: payment.KindNotice, Flag: FlagAssigned, Amount: tp.Amount,

@@ -537,6 +537,46 @@ func TestAssignToPaidSaleRefused(t *testing.T) {
 	}
 }
 
+// Till payments the operator assigns are compared with the sale like
+// matched ones: short, the sale stays open and is flagged underpaid; the
+// rest brings it over, approved and flagged overpaid and resolved.
+func TestAssignTillPartsOfASale(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, nil)
+	if _, err := h.rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
+		t.Fatal(err)
+	}
+	h.fake.Next(sandbox.Outcome{Code: "1037", Drop: true, Delay: time.Minute})
+	sale := h.start("0708374149", 30)
+	h.waitStatus(sale, payment.StatusAcknowledged)
+	part, _, err := h.fake.SimulateC2B(context.Background(), sandbox.C2B{Amount: "20", BillRef: "NOSUCHREF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, _, err := h.fake.SimulateC2B(context.Background(), sandbox.C2B{Amount: "15", BillRef: "NOSUCHREF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.rail.AssignTill(part, sale); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.count(sale, hasFlag(mpesa.FlagUnderpaid)); n != 1 {
+		t.Errorf("%d underpaid notes after KES 20 of 30, want 1:%s", n, h.history(sale))
+	}
+	if tx, _ := h.j.Txn(context.Background(), sale); tx.Status != payment.StatusAcknowledged {
+		t.Errorf("sale paid KES 20 of 30 is %s, want it still open", tx.Status)
+	}
+	if err := h.rail.AssignTill(rest, sale); err != nil {
+		t.Fatal(err)
+	}
+	tx := h.waitStatus(sale, payment.StatusApproved)
+	if tx.Result.RemoteID != rest || !tx.HasFlag(payment.FlagResolved) || !tx.HasFlag(mpesa.FlagOverpaid) {
+		t.Errorf("sale = %+v, want receipt %s, resolved and overpaid%s", tx, rest, h.history(sale))
+	}
+	if n := h.count(sale, isTransition(payment.StatusApproved)); n != 1 {
+		t.Errorf("%d approved transitions, want 1", n)
+	}
+}
+
 // Unmatched till payments are listed again after a restart, until the
 // operator assigns them; a re-delivered confirmation is still a
 // duplicate.
