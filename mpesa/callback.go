@@ -262,6 +262,7 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 		return http.StatusOK, answerConfirmed // never refuse a confirmation
 	}
 	ref := NormalizeReference(string(p.BillRefNumber))
+	noRef := p.BillRefNumber == "" // Flex is trimmed as decoded
 	r.mu.Lock()
 	owner, seen := r.receipts[p.TransID]
 	if !seen {
@@ -269,7 +270,7 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	}
 	s := r.sales[ref]
 	tillWhy := ""
-	if s == nil && !seen && strings.TrimSpace(string(p.BillRefNumber)) == "" {
+	if s == nil && !seen && noRef {
 		// Buy Goods carries no account: match by amount, only when
 		// unambiguous.
 		s, tillWhy = r.matchTill(p.Amount.Minor(), p.Time)
@@ -300,7 +301,7 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	}
 	if s == nil {
 		tp.Note = "no sale with this reference"
-		if strings.TrimSpace(string(p.BillRefNumber)) == "" {
+		if noRef {
 			tp.Note = "till payment without a reference"
 			if tillWhy != "" {
 				tp.Note += "; " + tillWhy
