@@ -136,10 +136,10 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	if s == nil && res.Success() {
 		s = r.matchLost(res)
 	}
-	if s == nil {
-		if len(r.early) < maxEarly {
-			r.early[res.CheckoutRequestID] = append(r.early[res.CheckoutRequestID], res)
-		}
+	kept := false
+	if s == nil && len(r.early) < maxEarly {
+		r.early[res.CheckoutRequestID] = append(r.early[res.CheckoutRequestID], res)
+		kept = true
 	}
 	r.mu.Unlock()
 	if s != nil && in.allowed {
@@ -151,17 +151,20 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	}
 	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
 		Detail: fmt.Sprintf("STK callback %s: ResultCode %s %s", res.CheckoutRequestID, res.Code, res.Desc)}
-	if s != nil {
+	switch {
+	case s != nil:
 		ev.TxnID = s.id
-	} else {
+	case kept:
 		ev.Detail += " (push not known yet: kept until it is)"
+	default:
+		ev.Detail += fmt.Sprintf(" (push not known yet, and %d such callbacks are already kept: not kept)", maxEarly)
 	}
 	if _, err := r.publish(ev); err != nil {
 		return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
 	}
 	if s != nil {
 		r.resolve(s, res, "callback")
-	} else if res.Success() {
+	} else if kept && res.Success() {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
