@@ -72,7 +72,8 @@ type Outcome struct {
 	Drop bool
 	// ReorderBeforeAck delivers the callback before the push is answered.
 	ReorderBeforeAck bool
-	// PaidAmount, when set, is the callback's Amount as written ("99.00").
+	// PaidAmount, when set, is the callback's Amount as written ("99.00");
+	// "-1" pays one shilling less than the push asked.
 	PaidAmount string
 	// QueryDisagrees makes the query report 1032 after a success callback
 	// (the public sandbox's quirk).
