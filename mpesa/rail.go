@@ -498,7 +498,7 @@ func (r *Rail) pushFailed(s *sale, err error) {
 			// The push refused outright for what a callback reports as
 			// ResultCode 1001: said and ended the same way.
 			m := Meaning("1001", "")
-			st, why = payment.Status(m.Status), m.Words
+			st, why = m.Status, m.Words
 		}
 		r.log.Warn("STK Push refused", "txn", s.id, "status", ae.Status, "code", ae.Code, "request_id", ae.RequestID)
 		r.transition(s, st, fmt.Sprintf("Daraja refused the push: %s (%s)", why, ae.Code),
@@ -726,9 +726,8 @@ func (r *Rail) resolveLocked(s *sale, res STKResult, source string) {
 		return
 	}
 	m := Meaning(res.Code, res.Desc)
-	st := payment.Status(m.Status)
 	if !res.Success() {
-		r.transition(s, st, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source), &payment.Result{Reason: m.Words}, "")
+		r.transition(s, m.Status, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source), &payment.Result{Reason: m.Words}, "")
 		return
 	}
 	if res.Receipt == "" {
@@ -767,7 +766,7 @@ func (r *Rail) resolveFinal(s *sale, res STKResult, source string) {
 	case res.Success():
 		r.note(s, payment.KindLate, fmt.Sprintf("paid after the console stopped waiting (%s, from %s): receipt %q; refund due or complete the sale",
 			s.status, source, res.Receipt), FlagLateSuccess, &payment.Result{RemoteID: res.Receipt})
-	case string(s.status) == m.Status:
+	case s.status == m.Status:
 		r.note(s, payment.KindMessage, fmt.Sprintf("duplicate %s: %s %s", source, res.Code, m.Words), FlagDuplicate, nil)
 	default:
 		r.note(s, payment.KindLate, fmt.Sprintf("%s after %s: %s %s", source, s.status, res.Code, m.Words), payment.FlagLateResult, nil)

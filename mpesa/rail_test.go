@@ -126,7 +126,7 @@ func TestPushRefusedSubscriberLocked(t *testing.T) {
 	for {
 		tx, err := j.Txn(context.Background(), id)
 		if err == nil && tx.Status.Final() {
-			if tx.Status != payment.Status(want.Status) || !strings.Contains(tx.Result.Reason, want.Words) {
+			if tx.Status != want.Status || !strings.Contains(tx.Result.Reason, want.Words) {
 				t.Errorf("status %s, result %+v; want %s with %q", tx.Status, tx.Result, want.Status, want.Words)
 			}
 			return

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"paydesk/payment"
 )
 
 // Flex is a scalar Daraja sends as a JSON string in one place and a
@@ -281,7 +283,7 @@ func DecodeError(op string, status int, body []byte) *APIError {
 // ResultMeaning is what an STK ResultCode means for the cashier, and the
 // status the payment ends in.
 type ResultMeaning struct {
-	Status string
+	Status payment.Status
 	Words  string
 }
 
