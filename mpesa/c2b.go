@@ -102,9 +102,7 @@ func (r *Rail) waitC2B(s *sale) {
 // phone: the paybill and the sale's reference as the account, or the
 // till number; the amount; until when the sale waits.
 func (r *Rail) Instructions(id string) (payment.PayInstructions, bool) {
-	r.mu.Lock()
-	s := r.sales[id]
-	r.mu.Unlock()
+	s := r.lookup(id)
 	if s == nil || !s.c2b {
 		return payment.PayInstructions{}, false
 	}

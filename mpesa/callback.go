@@ -234,9 +234,7 @@ func (r *Rail) onValidation(in inbound) (int, []byte) {
 	}
 	answer, verdict := answerAccept, "accepted"
 	ref := NormalizeReference(string(p.BillRefNumber))
-	r.mu.Lock()
-	s := r.sales[ref]
-	r.mu.Unlock()
+	s := r.lookup(ref)
 	txn := ""
 	if s != nil {
 		txn = s.id
@@ -610,9 +608,7 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 // answer changes nothing, and a query never overrides a success that
 // carries a receipt. It returns the result as Daraja gave it.
 func (r *Rail) Check(ctx context.Context, id string) (STKResult, error) {
-	r.mu.Lock()
-	s := r.sales[id]
-	r.mu.Unlock()
+	s := r.lookup(id)
 	if s == nil {
 		return STKResult{}, fmt.Errorf("M-Pesa payment %s: %w", id, payment.ErrNotFound)
 	}

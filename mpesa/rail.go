@@ -290,9 +290,7 @@ func (r *Rail) Health() payment.Health {
 
 // Deadline is the wait for the customer's PIN on payment id.
 func (r *Rail) Deadline(id string) (string, time.Time, bool) {
-	r.mu.Lock()
-	s := r.sales[id]
-	r.mu.Unlock()
+	s := r.lookup(id)
 	if s == nil {
 		return "", time.Time{}, false
 	}
@@ -401,6 +399,13 @@ func (r *Rail) addSale(s *sale) error {
 		return r.reject(fmt.Errorf("reference %s is already in use", s.id))
 	}
 	return nil
+}
+
+// lookup is the sale with reference id, nil when there is none.
+func (r *Rail) lookup(id string) *sale {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sales[id]
 }
 
 // dropSale forgets a sale whose start could not be journaled.
@@ -649,9 +654,7 @@ func jitter(d, j time.Duration) time.Duration {
 // Cancel stops waiting for payment id. Daraja cannot withdraw a prompt,
 // so a payment made afterwards is still journaled, flagged late_success.
 func (r *Rail) Cancel(id string) error {
-	r.mu.Lock()
-	s := r.sales[id]
-	r.mu.Unlock()
+	s := r.lookup(id)
 	if s == nil {
 		return fmt.Errorf("M-Pesa payment %s: %w", id, payment.ErrNotFound)
 	}
