@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,19 +103,7 @@ func TestPushRefusedSubscriberLocked(t *testing.T) {
 		w.Write([]byte(`{"requestId":"r-1","errorCode":"500.001.1001","errorMessage":"Unable to lock subscriber, a transaction is already in process for the current subscriber"}`))
 	}))
 	defer srv.Close()
-	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "j.db"), payment.JournalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	bus := payment.NewBus(j, quietLog())
-	defer bus.Close()
-	c, _ := mpesa.NewClient(mpesa.Config{BaseURL: srv.URL, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "174379", Passkey: "p", Logger: quietLog()})
-	r, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: bus, PublicURL: "https://kiosk.example", Logger: quietLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, j := stubRail(t, srv.URL, nil, nil)
 	id, err := r.Start(context.Background(), payment.Request{Phone: "0708374149", Amount: payment.Money{Minor: 100, Currency: "KES"}})
 	if err != nil {
 		t.Fatal(err)
