@@ -493,9 +493,7 @@ func (r *Rail) pushFailed(s *sale, err error) {
 		// An internal error after the request was taken: the push may
 		// have gone out.
 		r.log.Warn("STK Push answered with an internal error", "txn", s.id, "code", ae.Code, "request_id", ae.RequestID)
-		r.markLost(s)
-		r.transition(s, payment.StatusUnknown, fmt.Sprintf("Daraja answered %s %s: the prompt may have been sent; not re-sent, waiting for a callback or receipt", ae.Code, ae.Message),
-			nil, FlagPushUnanswered)
+		r.unanswered(s, fmt.Sprintf("Daraja answered %s %s", ae.Code, ae.Message))
 	case errors.As(err, &ae) && ae.Code != "":
 		st := payment.StatusFailed
 		why := ae.Message
@@ -511,9 +509,7 @@ func (r *Rail) pushFailed(s *sale, err error) {
 	case errors.As(err, &ae):
 		r.log.Warn("STK Push answered oddly", "txn", s.id, "status", ae.Status)
 		if ae.Status >= 500 {
-			r.markLost(s)
-			r.transition(s, payment.StatusUnknown, fmt.Sprintf("Daraja answered HTTP %d without a verdict: the prompt may have been sent; not re-sent, waiting for a callback or receipt", ae.Status),
-				nil, FlagPushUnanswered)
+			r.unanswered(s, fmt.Sprintf("Daraja answered HTTP %d without a verdict", ae.Status))
 			return
 		}
 		r.transition(s, payment.StatusFailed, "Daraja refused the push: "+ae.Error(), &payment.Result{Reason: fmt.Sprintf("HTTP %d", ae.Status)}, "")
@@ -523,10 +519,18 @@ func (r *Rail) pushFailed(s *sale, err error) {
 			&payment.Result{Reason: "Daraja unreachable"}, "")
 	default:
 		r.log.Warn("STK Push unanswered", "txn", s.id, "err", err)
-		r.markLost(s)
-		r.transition(s, payment.StatusUnknown, "no answer to the push ("+shortErr(err)+"): the prompt may have been sent; not re-sent, waiting for a callback or receipt",
-			nil, FlagPushUnanswered)
+		r.unanswered(s, "no answer to the push ("+shortErr(err)+")")
 	}
+}
+
+// unanswered makes s unknown after a push Daraja gave no verdict on
+// (what happened): the prompt may have reached the phone, so it is never
+// re-sent; a callback, a receipt or the operator settles it. Call with
+// s.mu held.
+func (r *Rail) unanswered(s *sale, what string) {
+	r.markLost(s)
+	r.transition(s, payment.StatusUnknown, what+": the prompt may have been sent; not re-sent, waiting for a callback or receipt",
+		nil, FlagPushUnanswered)
 }
 
 // isDialError reports a connection that was never made, so the request
