@@ -214,3 +214,29 @@ func TestC2BSaleSurvivesRestart(t *testing.T) {
 		t.Errorf("after the restart: %+v", tx)
 	}
 }
+
+// A till (Buy Goods) sale left waiting by a restart is still a till
+// sale: a payment of its amount without a reference pays it.
+func TestC2BTillSaleSurvivesRestart(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, nil)
+	till := func(o *mpesa.Options) {
+		c, err := mpesa.NewClient(mpesa.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+			ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Till: true, TillNumber: "5123456", Logger: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Client, o.C2BWait = c, time.Minute
+	}
+	h.close()
+	h.open(till)
+	registered(t, h)
+	id := h.startC2B(60, "")
+	h.waitStatus(id, payment.StatusSent)
+	h.close()
+	h.open(till)
+	h.waitStatus(id, payment.StatusUnknown)
+	receipt := h.pay(sandbox.C2B{Amount: "60", Till: true})
+	if tx := h.waitStatus(id, payment.StatusApproved); tx.Result.RemoteID != receipt {
+		t.Errorf("after the restart: %+v", tx)
+	}
+}

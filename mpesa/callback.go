@@ -578,13 +578,18 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 		if t.Rail != payment.RailMPesa || r.sales[t.ID] != nil {
 			continue
 		}
-		s := &sale{id: t.ID, amount: t.Amount.Minor / 100, status: payment.StatusUnknown, done: make(chan struct{})}
+		s := &sale{id: t.ID, amount: t.Amount.Minor / 100, status: payment.StatusUnknown, done: make(chan struct{}),
+			c2b: t.Mode == payment.ModeC2B, created: t.CreatedAt}
 		r.sales[t.ID] = s
-		if id := t.Result.RemoteID; id != "" {
+		switch id := t.Result.RemoteID; {
+		case s.c2b:
+			// No push: a C2B confirmation (by reference, or by amount
+			// for a till) or the operator settles it.
+		case id != "":
 			s.checkout = id
 			r.byCheckout[id] = s
 			queried = append(queried, s)
-		} else {
+		default:
 			s.lost = true
 		}
 	}
