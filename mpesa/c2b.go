@@ -18,6 +18,10 @@ const DefaultC2BWait = 5 * time.Minute
 // two clocks are not the same clock.
 const tillSkew = 2 * time.Minute
 
+// partPaidReason is the reason shown for a sale that ended with only
+// part of its amount paid.
+const partPaidReason = "only part of the amount was paid: please ask staff for a refund"
+
 // payTo is what a customer pays to: the paybill (the BusinessShortCode)
 // or, for Buy Goods, the till number.
 func (r *Rail) payTo() (kind, number string) {
@@ -93,7 +97,7 @@ func (r *Rail) waitC2B(s *sale) {
 	if s.paid > 0 {
 		detail = fmt.Sprintf("only KES %s of %d paid within %s: refund KES %s due", payment.FormatMinor(s.paid), s.amount, r.opt.C2BWait,
 			payment.FormatMinor(s.paid))
-		reason = "only part of the amount was paid: please ask staff for a refund"
+		reason = partPaidReason
 	}
 	r.transition(s, payment.StatusTimedOut, detail, &payment.Result{Reason: reason}, "")
 }

@@ -240,3 +240,20 @@ func TestC2BTillSaleSurvivesRestart(t *testing.T) {
 		t.Errorf("after the restart: %+v", tx)
 	}
 }
+
+// A sale cancelled after part of it was paid says a refund is due, as
+// one that times out part-paid does.
+func TestC2BCancelPartPaid(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) { o.C2BWait = time.Minute })
+	registered(t, h)
+	id := h.startC2B(100, "")
+	h.pay(sandbox.C2B{Amount: "60", BillRef: id})
+	h.waitFor("underpaid flagged", func() bool { return h.count(id, hasFlag(mpesa.FlagUnderpaid)) == 1 })
+	if err := h.rail.Cancel(id); err != nil {
+		t.Fatal(err)
+	}
+	tx := h.waitStatus(id, payment.StatusCancelled)
+	if !strings.Contains(tx.Result.Reason, "refund") || !strings.Contains(h.history(id), "refund KES 60.00 due") {
+		t.Errorf("cancelled part-paid: reason %q, want a refund of KES 60.00 due:%s", tx.Result.Reason, h.history(id))
+	}
+}

@@ -672,7 +672,12 @@ func (r *Rail) Cancel(id string) error {
 	if s.c2b {
 		detail = "stopped waiting at the console: a payment the customer still makes with reference " + s.id + " is recorded and flagged late"
 	}
-	ok := r.transition(s, payment.StatusCancelled, detail, &payment.Result{Reason: "stopped waiting"}, "")
+	reason := "stopped waiting"
+	if s.paid > 0 {
+		detail += fmt.Sprintf("; KES %s of %d was paid: refund KES %s due", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(s.paid))
+		reason = partPaidReason
+	}
+	ok := r.transition(s, payment.StatusCancelled, detail, &payment.Result{Reason: reason}, "")
 	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("M-Pesa payment %s: cancel not journaled", id)
