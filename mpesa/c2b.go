@@ -18,6 +18,10 @@ const DefaultC2BWait = 5 * time.Minute
 // two clocks are not the same clock.
 const tillSkew = 2 * time.Minute
 
+// partPaidReason is the reason shown for a sale that ended with only
+// part of its amount paid.
+const partPaidReason = "only part of the amount was paid: please ask staff for a refund"
+
 // payTo is what a customer pays to: the paybill (the BusinessShortCode)
 // or, for Buy Goods, the till number.
 func (r *Rail) payTo() (kind, number string) {
@@ -36,29 +40,17 @@ func (r *Rail) startC2B(req payment.Request) (string, error) {
 	if req.Phone != "" {
 		return "", r.reject(fmt.Errorf("a paybill or till payment takes no phone number (the customer pays from their own phone)"))
 	}
-	if req.Amount.Currency != "" && req.Amount.Currency != "KES" {
-		return "", r.reject(fmt.Errorf("M-Pesa takes shillings (KES), not %s", req.Amount.Currency))
-	}
-	sh, err := CheckPushAmount(req.Amount.Minor)
+	// The customer types the reference: read it as typed.
+	sh, id, err := r.checkSale(req, NormalizeReference(req.Reference))
 	if err != nil {
-		return "", r.reject(err)
-	}
-	id := req.Reference
-	if id == "" {
-		id = NewReference()
-	} else if id = NormalizeReference(id); !ValidAccountReference(id) {
-		return "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", req.Reference, MaxAccountReference))
+		return "", err
 	}
 	kind, number := r.payTo()
 	now := r.opt.Now()
 	s := &sale{id: id, amount: sh, c2b: true, created: now, done: make(chan struct{})}
-	r.mu.Lock()
-	if _, dup := r.sales[id]; dup {
-		r.mu.Unlock()
-		return "", r.reject(fmt.Errorf("reference %s is already in use", id))
+	if err := r.addSale(s); err != nil {
+		return "", err
 	}
-	r.sales[id] = s
-	r.mu.Unlock()
 	where := fmt.Sprintf("%s %s account %s", kind, number, id)
 	if kind == "till" {
 		where = "till " + number + " (Buy Goods: no account; matched by amount)"
@@ -77,9 +69,7 @@ func (r *Rail) startC2B(req payment.Request) (string, error) {
 		}
 	}
 	if err != nil {
-		r.mu.Lock()
-		delete(r.sales, id)
-		r.mu.Unlock()
+		r.dropSale(id)
 		return "", fmt.Errorf("M-Pesa payment: %w", err)
 	}
 	r.log.Info("M-Pesa paybill/till sale waiting", "txn", id, "type", kind, "number", number, "shillings", sh, "wait", r.opt.C2BWait.String())
@@ -94,12 +84,8 @@ func (r *Rail) startC2B(req payment.Request) (string, error) {
 // waitC2B times out a paybill or till sale that was not paid in full
 // within Options.C2BWait.
 func (r *Rail) waitC2B(s *sale) {
-	select {
-	case <-r.ctx.Done():
+	if !r.sleep(s.done, r.opt.C2BWait) {
 		return
-	case <-s.done:
-		return
-	case <-r.opt.After(r.opt.C2BWait):
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -111,7 +97,7 @@ func (r *Rail) waitC2B(s *sale) {
 	if s.paid > 0 {
 		detail = fmt.Sprintf("only KES %s of %d paid within %s: refund KES %s due", payment.FormatMinor(s.paid), s.amount, r.opt.C2BWait,
 			payment.FormatMinor(s.paid))
-		reason = "only part of the amount was paid: please ask staff for a refund"
+		reason = partPaidReason
 	}
 	r.transition(s, payment.StatusTimedOut, detail, &payment.Result{Reason: reason}, "")
 }
@@ -120,9 +106,7 @@ func (r *Rail) waitC2B(s *sale) {
 // phone: the paybill and the sale's reference as the account, or the
 // till number; the amount; until when the sale waits.
 func (r *Rail) Instructions(id string) (payment.PayInstructions, bool) {
-	r.mu.Lock()
-	s := r.sales[id]
-	r.mu.Unlock()
+	s := r.lookup(id)
 	if s == nil || !s.c2b {
 		return payment.PayInstructions{}, false
 	}

@@ -17,12 +17,7 @@ import (
 // ("" lets the rail mint one).
 func (h *harness) startC2B(shillings int64, ref string) string {
 	h.t.Helper()
-	id, err := h.rail.Start(context.Background(), payment.Request{Mode: payment.ModeC2B, Reference: ref,
-		Amount: payment.Money{Minor: shillings * 100, Currency: "KES"}})
-	if err != nil {
-		h.t.Fatalf("start c2b: %v", err)
-	}
-	return id
+	return h.begin(payment.Request{Mode: payment.ModeC2B, Reference: ref}, shillings)
 }
 
 func (h *harness) pay(p sandbox.C2B) string {
@@ -217,5 +212,48 @@ func TestC2BSaleSurvivesRestart(t *testing.T) {
 	receipt := h.pay(sandbox.C2B{Amount: "90", BillRef: id})
 	if tx := h.waitStatus(id, payment.StatusApproved); tx.Result.RemoteID != receipt {
 		t.Errorf("after the restart: %+v", tx)
+	}
+}
+
+// A till (Buy Goods) sale left waiting by a restart is still a till
+// sale: a payment of its amount without a reference pays it.
+func TestC2BTillSaleSurvivesRestart(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, nil)
+	till := func(o *mpesa.Options) {
+		c, err := mpesa.NewClient(mpesa.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+			ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Till: true, TillNumber: "5123456", Logger: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Client, o.C2BWait = c, time.Minute
+	}
+	h.close()
+	h.open(till)
+	registered(t, h)
+	id := h.startC2B(60, "")
+	h.waitStatus(id, payment.StatusSent)
+	h.close()
+	h.open(till)
+	h.waitStatus(id, payment.StatusUnknown)
+	receipt := h.pay(sandbox.C2B{Amount: "60", Till: true})
+	if tx := h.waitStatus(id, payment.StatusApproved); tx.Result.RemoteID != receipt {
+		t.Errorf("after the restart: %+v", tx)
+	}
+}
+
+// A sale cancelled after part of it was paid says a refund is due, as
+// one that times out part-paid does.
+func TestC2BCancelPartPaid(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) { o.C2BWait = time.Minute })
+	registered(t, h)
+	id := h.startC2B(100, "")
+	h.pay(sandbox.C2B{Amount: "60", BillRef: id})
+	h.waitFor("underpaid flagged", func() bool { return h.count(id, hasFlag(mpesa.FlagUnderpaid)) == 1 })
+	if err := h.rail.Cancel(id); err != nil {
+		t.Fatal(err)
+	}
+	tx := h.waitStatus(id, payment.StatusCancelled)
+	if !strings.Contains(tx.Result.Reason, "refund") || !strings.Contains(h.history(id), "refund KES 60.00 due") {
+		t.Errorf("cancelled part-paid: reason %q, want a refund of KES 60.00 due:%s", tx.Result.Reason, h.history(id))
 	}
 }

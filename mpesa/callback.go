@@ -45,7 +45,7 @@ type inbound struct {
 // serve reads the capped body, checks the source, and hands it to h,
 // which journals it and returns the answer.
 func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (int, []byte)) {
-	src, allowed := r.Source(q)
+	src, allowed := r.source(q)
 	body, err := io.ReadAll(http.MaxBytesReader(w, q.Body, r.opt.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -84,10 +84,10 @@ func pathKind(p string) string {
 	return "C2B confirmation"
 }
 
-// Source is where a callback came from: the peer address, or, when the
+// source is where a callback came from: the peer address, or, when the
 // peer is a trusted proxy, the right-most untrusted X-Forwarded-For
 // address; and whether the allow-list holds it.
-func (r *Rail) Source(q *http.Request) (string, bool) {
+func (r *Rail) source(q *http.Request) (string, bool) {
 	host, _, err := net.SplitHostPort(q.RemoteAddr)
 	if err != nil {
 		host = q.RemoteAddr
@@ -136,10 +136,10 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	if s == nil && res.Success() {
 		s = r.matchLost(res)
 	}
-	if s == nil {
-		if len(r.early) < maxEarly {
-			r.early[res.CheckoutRequestID] = append(r.early[res.CheckoutRequestID], res)
-		}
+	kept := false
+	if s == nil && len(r.early) < maxEarly {
+		r.early[res.CheckoutRequestID] = append(r.early[res.CheckoutRequestID], res)
+		kept = true
 	}
 	r.mu.Unlock()
 	if s != nil && in.allowed {
@@ -151,17 +151,20 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	}
 	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
 		Detail: fmt.Sprintf("STK callback %s: ResultCode %s %s", res.CheckoutRequestID, res.Code, res.Desc)}
-	if s != nil {
+	switch {
+	case s != nil:
 		ev.TxnID = s.id
-	} else {
+	case kept:
 		ev.Detail += " (push not known yet: kept until it is)"
+	default:
+		ev.Detail += fmt.Sprintf(" (push not known yet, and %d such callbacks are already kept: not kept)", maxEarly)
 	}
 	if _, err := r.publish(ev); err != nil {
 		return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
 	}
 	if s != nil {
 		r.resolve(s, res, "callback")
-	} else if res.Success() {
+	} else if kept && res.Success() {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
@@ -175,10 +178,8 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 // Options.EarlyGrace) as an unmatched till payment: money was received,
 // and the operator decides which sale it pays.
 func (r *Rail) orphan(res STKResult, raw []byte) {
-	select {
-	case <-r.ctx.Done():
+	if !r.sleep(nil, r.opt.EarlyGrace) {
 		return
-	case <-r.opt.After(r.opt.EarlyGrace):
 	}
 	r.mu.Lock()
 	_, waiting := r.early[res.CheckoutRequestID]
@@ -233,9 +234,7 @@ func (r *Rail) onValidation(in inbound) (int, []byte) {
 	}
 	answer, verdict := answerAccept, "accepted"
 	ref := NormalizeReference(string(p.BillRefNumber))
-	r.mu.Lock()
-	s := r.sales[ref]
-	r.mu.Unlock()
+	s := r.lookup(ref)
 	txn := ""
 	if s != nil {
 		txn = s.id
@@ -264,6 +263,7 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 		return http.StatusOK, answerConfirmed // never refuse a confirmation
 	}
 	ref := NormalizeReference(string(p.BillRefNumber))
+	noRef := p.BillRefNumber == "" // Flex is trimmed as decoded
 	r.mu.Lock()
 	owner, seen := r.receipts[p.TransID]
 	if !seen {
@@ -271,7 +271,7 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	}
 	s := r.sales[ref]
 	tillWhy := ""
-	if s == nil && !seen && strings.TrimSpace(string(p.BillRefNumber)) == "" {
+	if s == nil && !seen && noRef {
 		// Buy Goods carries no account: match by amount, only when
 		// unambiguous.
 		s, tillWhy = r.matchTill(p.Amount.Minor(), p.Time)
@@ -302,7 +302,7 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	}
 	if s == nil {
 		tp.Note = "no sale with this reference"
-		if strings.TrimSpace(string(p.BillRefNumber)) == "" {
+		if noRef {
 			tp.Note = "till payment without a reference"
 			if tillWhy != "" {
 				tp.Note += "; " + tillWhy
@@ -418,28 +418,36 @@ func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byt
 	if p.Amount.Fractional() {
 		r.note(s, payment.KindStep, "C2B amount "+p.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
 	}
-	s.paid += p.Amount.Minor()
-	due := s.amount * 100
 	tp.TxnID = s.id
-	switch {
-	case s.paid < due:
-		tp.Note = fmt.Sprintf("underpaid: KES %s of %d, %s short", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid))
-		r.note(s, payment.KindStep, fmt.Sprintf("till payment %s: paid KES %s of %d, KES %s short; the sale stays open", p.TransID,
-			payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid)), FlagUnderpaid, nil)
-	default:
-		tp.Note = "paid"
-		s.receipt = p.TransID
-		if r.transition(s, payment.StatusApproved, fmt.Sprintf("paid by till/paybill: M-Pesa receipt %s", p.TransID),
-			&payment.Result{RemoteID: p.TransID}, "") && s.paid > due {
-			tp.Note = fmt.Sprintf("overpaid by KES %s: refund due", payment.FormatMinor(s.paid-due))
-			r.note(s, payment.KindStep, fmt.Sprintf("overpaid: KES %s for KES %d, refund KES %s due", payment.FormatMinor(s.paid), s.amount,
-				payment.FormatMinor(s.paid-due)), FlagOverpaid, nil)
-		}
-	}
+	tp.Note = r.credit(s, p.Amount.Minor(), p.TransID, "till payment "+p.TransID,
+		"paid by till/paybill: M-Pesa receipt "+p.TransID, "")
 	s.mu.Unlock()
 	r.mu.Lock()
 	r.till = append(r.till, tp)
 	r.mu.Unlock()
+}
+
+// credit adds minor units, paid by till payment receipt (named what in
+// the journal), to open sale s; call with s.mu held. Short of the amount
+// asked, the sale stays open with the shortfall noted; reaching it, the
+// sale is approved with the receipt (detail and flag on that
+// transition); over it, the excess is flagged for a refund. It returns
+// the note for the till list.
+func (r *Rail) credit(s *sale, minor int64, receipt, what, detail, flag string) string {
+	s.paid += minor
+	due := s.amount * 100
+	if s.paid < due {
+		r.note(s, payment.KindStep, fmt.Sprintf("%s: paid KES %s of %d, KES %s short; the sale stays open", what,
+			payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid)), FlagUnderpaid, nil)
+		return fmt.Sprintf("underpaid: KES %s of %d, %s short", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid))
+	}
+	s.receipt = receipt
+	if !r.transition(s, payment.StatusApproved, detail, &payment.Result{RemoteID: receipt}, flag) || s.paid == due {
+		return "paid"
+	}
+	r.note(s, payment.KindStep, fmt.Sprintf("overpaid: KES %s for KES %d, refund KES %s due", payment.FormatMinor(s.paid), s.amount,
+		payment.FormatMinor(s.paid-due)), FlagOverpaid, nil)
+	return fmt.Sprintf("overpaid by KES %s: refund due", payment.FormatMinor(s.paid-due))
 }
 
 // TillPayments returns the C2B payments received since start, newest
@@ -474,7 +482,6 @@ func (r *Rail) AssignTill(id, txnID string) error {
 		return fmt.Errorf("sale %s: not an M-Pesa sale of this session: %w", txnID, payment.ErrNotFound)
 	}
 	s.mu.Lock()
-	due := s.amount * 100
 	if s.status == payment.StatusApproved {
 		st := s.receipt
 		s.mu.Unlock()
@@ -484,14 +491,8 @@ func (r *Rail) AssignTill(id, txnID string) error {
 		r.note(s, payment.KindStep, fmt.Sprintf("till payment %s (%s) assigned by the operator after the sale was %s", id, tp.Amount, s.status),
 			payment.FlagResolved, &payment.Result{RemoteID: id})
 	} else {
-		s.paid += tp.Amount.Minor
-		if s.paid < due {
-			r.note(s, payment.KindStep, fmt.Sprintf("till payment %s assigned by the operator: KES %s of %d, KES %s short", id,
-				payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid)), FlagUnderpaid, nil)
-		} else if s.receipt = id; r.transition(s, payment.StatusApproved, fmt.Sprintf("paid by till payment %s, assigned by the operator", id),
-			&payment.Result{RemoteID: id}, payment.FlagResolved) && s.paid > due {
-			r.note(s, payment.KindStep, fmt.Sprintf("overpaid: refund KES %s due", payment.FormatMinor(s.paid-due)), FlagOverpaid, nil)
-		}
+		r.credit(s, tp.Amount.Minor, id, "till payment "+id+" assigned by the operator",
+			fmt.Sprintf("paid by till payment %s, assigned by the operator", id), payment.FlagResolved)
 	}
 	s.mu.Unlock()
 	r.publish(payment.Event{Kind: payment.KindNotice, Flag: FlagAssigned, Amount: tp.Amount,
@@ -577,13 +578,18 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 		if t.Rail != payment.RailMPesa || r.sales[t.ID] != nil {
 			continue
 		}
-		s := &sale{id: t.ID, amount: t.Amount.Minor / 100, status: payment.StatusUnknown, done: make(chan struct{})}
+		s := &sale{id: t.ID, amount: t.Amount.Minor / 100, status: payment.StatusUnknown, done: make(chan struct{}),
+			c2b: t.Mode == payment.ModeC2B, created: t.CreatedAt}
 		r.sales[t.ID] = s
-		if id := t.Result.RemoteID; id != "" {
+		switch id := t.Result.RemoteID; {
+		case s.c2b:
+			// No push: a C2B confirmation (by reference, or by amount
+			// for a till) or the operator settles it.
+		case id != "":
 			s.checkout = id
 			r.byCheckout[id] = s
 			queried = append(queried, s)
-		} else {
+		default:
 			s.lost = true
 		}
 	}
@@ -607,9 +613,7 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 // answer changes nothing, and a query never overrides a success that
 // carries a receipt. It returns the result as Daraja gave it.
 func (r *Rail) Check(ctx context.Context, id string) (STKResult, error) {
-	r.mu.Lock()
-	s := r.sales[id]
-	r.mu.Unlock()
+	s := r.lookup(id)
 	if s == nil {
 		return STKResult{}, fmt.Errorf("M-Pesa payment %s: %w", id, payment.ErrNotFound)
 	}

@@ -52,14 +52,22 @@ func FuzzDecodeC2B(f *testing.F) {
 	})
 }
 
-// FuzzDecodeError: any answer becomes an *APIError keeping the status.
+// FuzzDecodeError: any answer becomes an *APIError whose message names
+// the status, and a body that is not Daraja's envelope (a gateway page)
+// is quoted only in part.
 func FuzzDecodeError(f *testing.F) {
 	addGolden(f, "error-envelope.json", "query-pending.json")
 	f.Add([]byte("<html>503</html>"))
+	f.Add([]byte(strings.Repeat("<p>Service Unavailable</p>", 100)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e := DecodeError("fuzz", 500, b)
-		if e.Status != 500 || e.Error() == "" {
-			t.Fatalf("%+v", e)
+		msg := e.Error()
+		if e.Status != 500 || !strings.Contains(msg, "HTTP 500") {
+			t.Fatalf("%+v: %q", e, msg)
+		}
+		// 80 bytes of body, each quoted in at most 4 characters.
+		if e.Code == "" && len(msg) > 400 {
+			t.Fatalf("%d-byte body quoted in a %d-character error", len(b), len(msg))
 		}
 	})
 }

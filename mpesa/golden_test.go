@@ -230,3 +230,15 @@ func TestTokenMargin(t *testing.T) {
 		}
 	}
 }
+
+// Every ResultCode ends a payment in a final status the journal knows.
+func TestResultCodesEndInFinalStatuses(t *testing.T) {
+	for code := range resultCodes {
+		if m := Meaning(code, ""); !m.Status.Valid() || !m.Status.Final() {
+			t.Errorf("ResultCode %s means %q, not a final status", code, m.Status)
+		}
+	}
+	if m := Meaning("424242", "odd"); m.Status != "failed" || !strings.Contains(m.Words, "odd") {
+		t.Errorf("an unknown code means %+v, want failed with Daraja's words", m)
+	}
+}

@@ -137,10 +137,17 @@ func mustPrefixes(t testing.TB, s string) []netip.Prefix {
 // start begins an STK Push and returns the txn id.
 func (h *harness) start(phone string, shillings int64) string {
 	h.t.Helper()
-	id, err := h.rail.Start(context.Background(), payment.Request{Mode: payment.ModeSTKPush, Phone: phone,
-		Amount: payment.Money{Minor: shillings * 100, Currency: "KES"}})
+	return h.begin(payment.Request{Mode: payment.ModeSTKPush, Phone: phone}, shillings)
+}
+
+// begin starts req for shillings (its Amount is set here), or fails the
+// test, and returns the txn id.
+func (h *harness) begin(req payment.Request, shillings int64) string {
+	h.t.Helper()
+	req.Amount = payment.Money{Minor: shillings * 100, Currency: "KES"}
+	id, err := h.rail.Start(context.Background(), req)
 	if err != nil {
-		h.t.Fatalf("start: %v", err)
+		h.t.Fatalf("start %s: %v", req.Mode, err)
 	}
 	return id
 }

@@ -90,20 +90,7 @@ func policyRun(t *testing.T, status int, answer string) ([]time.Duration, time.D
 		}
 	}))
 	defer srv.Close()
-	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "j.db"), payment.JournalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	bus := payment.NewBus(j, quietLog())
-	c, _ := mpesa.NewClient(mpesa.Config{BaseURL: srv.URL, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "174379", Passkey: "p",
-		Now: clock.Now, Logger: quietLog()})
-	r, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: bus, PublicURL: "https://kiosk.example", Logger: quietLog(),
-		Now: clock.Now, After: clock.After})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, j := stubRail(t, srv.URL, clock.Now, clock.After)
 	id, err := r.Start(context.Background(), payment.Request{Phone: "0708374149", Amount: payment.Money{Minor: 100, Currency: "KES"}})
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +112,32 @@ func policyRun(t *testing.T, status int, answer string) ([]time.Duration, time.D
 	mu.Lock()
 	defer mu.Unlock()
 	return slices.Clone(queries), tx.UpdatedAt.Sub(t0)
+}
+
+// stubRail is a rail on a fresh journal whose client talks to the stub
+// Daraja at url, on the clock now and after (nil: the real one). All of
+// it is closed when the test ends.
+func stubRail(t *testing.T, url string, now func() time.Time, after func(time.Duration) <-chan time.Time) (*mpesa.Rail, *payment.Journal) {
+	t.Helper()
+	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "j.db"), payment.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	bus := payment.NewBus(j, quietLog())
+	t.Cleanup(bus.Close)
+	c, err := mpesa.NewClient(mpesa.Config{BaseURL: url, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "174379", Passkey: "p",
+		Now: now, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: bus, PublicURL: "https://kiosk.example", Logger: quietLog(),
+		Now: now, After: after})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r, j
 }
 
 // The query policy of the spec, on a fake clock: the first query 20 s

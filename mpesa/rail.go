@@ -290,9 +290,7 @@ func (r *Rail) Health() payment.Health {
 
 // Deadline is the wait for the customer's PIN on payment id.
 func (r *Rail) Deadline(id string) (string, time.Time, bool) {
-	r.mu.Lock()
-	s := r.sales[id]
-	r.mu.Unlock()
+	s := r.lookup(id)
 	if s == nil {
 		return "", time.Time{}, false
 	}
@@ -337,27 +335,14 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 	if err != nil {
 		return "", r.reject(fmt.Errorf("phone number refused: %w", err))
 	}
-	if req.Amount.Currency != "" && req.Amount.Currency != "KES" {
-		return "", r.reject(fmt.Errorf("M-Pesa takes shillings (KES), not %s", req.Amount.Currency))
-	}
-	sh, err := CheckPushAmount(req.Amount.Minor)
+	sh, id, err := r.checkSale(req, req.Reference)
 	if err != nil {
-		return "", r.reject(err)
-	}
-	id := req.Reference
-	if id == "" {
-		id = NewReference()
-	} else if !ValidAccountReference(id) {
-		return "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", id, MaxAccountReference))
+		return "", err
 	}
 	s := &sale{id: id, phone: phone, amount: sh, done: make(chan struct{})}
-	r.mu.Lock()
-	if _, dup := r.sales[id]; dup {
-		r.mu.Unlock()
-		return "", r.reject(fmt.Errorf("reference %s is already in use", id))
+	if err := r.addSale(s); err != nil {
+		return "", err
 	}
-	r.sales[id] = s
-	r.mu.Unlock()
 	if !LikelySafaricom(phone) {
 		r.log.Info("phone number outside Safaricom's ranges (it may have been ported)", "phone", MaskPhone(phone))
 	}
@@ -370,9 +355,7 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		r.mu.Lock()
-		delete(r.sales, id)
-		r.mu.Unlock()
+		r.dropSale(id)
 		return "", fmt.Errorf("M-Pesa payment: %w", err)
 	}
 	r.wg.Add(1)
@@ -381,6 +364,55 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 		r.push(s)
 	}()
 	return id, nil
+}
+
+// checkSale checks what every M-Pesa sale needs, and journals a refusal:
+// shillings, whole, within an STK Push's limits; and the reference ref
+// (req.Reference as the mode reads it), or a new one when none was given.
+func (r *Rail) checkSale(req payment.Request, ref string) (shillings int64, id string, err error) {
+	if req.Amount.Currency != "" && req.Amount.Currency != "KES" {
+		return 0, "", r.reject(fmt.Errorf("M-Pesa takes shillings (KES), not %s", req.Amount.Currency))
+	}
+	sh, err := CheckPushAmount(req.Amount.Minor)
+	if err != nil {
+		return 0, "", r.reject(err)
+	}
+	if req.Reference == "" {
+		return sh, NewReference(), nil
+	}
+	if !ValidAccountReference(ref) {
+		return 0, "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", req.Reference, MaxAccountReference))
+	}
+	return sh, ref, nil
+}
+
+// addSale lists s under its reference, unless that is taken (a refusal,
+// journaled).
+func (r *Rail) addSale(s *sale) error {
+	r.mu.Lock()
+	_, dup := r.sales[s.id]
+	if !dup {
+		r.sales[s.id] = s
+	}
+	r.mu.Unlock()
+	if dup {
+		return r.reject(fmt.Errorf("reference %s is already in use", s.id))
+	}
+	return nil
+}
+
+// lookup is the sale with reference id, nil when there is none.
+func (r *Rail) lookup(id string) *sale {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sales[id]
+}
+
+// dropSale forgets a sale whose start could not be journaled.
+func (r *Rail) dropSale(id string) {
+	r.mu.Lock()
+	delete(r.sales, id)
+	r.mu.Unlock()
 }
 
 // transition publishes a status change of s; call with s.mu held.
@@ -461,14 +493,15 @@ func (r *Rail) pushFailed(s *sale, err error) {
 		// An internal error after the request was taken: the push may
 		// have gone out.
 		r.log.Warn("STK Push answered with an internal error", "txn", s.id, "code", ae.Code, "request_id", ae.RequestID)
-		r.markLost(s)
-		r.transition(s, payment.StatusUnknown, fmt.Sprintf("Daraja answered %s %s: the prompt may have been sent; not re-sent, waiting for a callback or receipt", ae.Code, ae.Message),
-			nil, FlagPushUnanswered)
+		r.unanswered(s, fmt.Sprintf("Daraja answered %s %s", ae.Code, ae.Message))
 	case errors.As(err, &ae) && ae.Code != "":
 		st := payment.StatusFailed
 		why := ae.Message
 		if strings.Contains(strings.ToLower(ae.Message), "unable to lock subscriber") {
-			st, why = payment.StatusDeclined, "the customer's phone is busy with another M-Pesa session: retry in a minute"
+			// The push refused outright for what a callback reports as
+			// ResultCode 1001: said and ended the same way.
+			m := Meaning("1001", "")
+			st, why = m.Status, m.Words
 		}
 		r.log.Warn("STK Push refused", "txn", s.id, "status", ae.Status, "code", ae.Code, "request_id", ae.RequestID)
 		r.transition(s, st, fmt.Sprintf("Daraja refused the push: %s (%s)", why, ae.Code),
@@ -476,9 +509,7 @@ func (r *Rail) pushFailed(s *sale, err error) {
 	case errors.As(err, &ae):
 		r.log.Warn("STK Push answered oddly", "txn", s.id, "status", ae.Status)
 		if ae.Status >= 500 {
-			r.markLost(s)
-			r.transition(s, payment.StatusUnknown, fmt.Sprintf("Daraja answered HTTP %d without a verdict: the prompt may have been sent; not re-sent, waiting for a callback or receipt", ae.Status),
-				nil, FlagPushUnanswered)
+			r.unanswered(s, fmt.Sprintf("Daraja answered HTTP %d without a verdict", ae.Status))
 			return
 		}
 		r.transition(s, payment.StatusFailed, "Daraja refused the push: "+ae.Error(), &payment.Result{Reason: fmt.Sprintf("HTTP %d", ae.Status)}, "")
@@ -488,10 +519,18 @@ func (r *Rail) pushFailed(s *sale, err error) {
 			&payment.Result{Reason: "Daraja unreachable"}, "")
 	default:
 		r.log.Warn("STK Push unanswered", "txn", s.id, "err", err)
-		r.markLost(s)
-		r.transition(s, payment.StatusUnknown, "no answer to the push ("+shortErr(err)+"): the prompt may have been sent; not re-sent, waiting for a callback or receipt",
-			nil, FlagPushUnanswered)
+		r.unanswered(s, "no answer to the push ("+shortErr(err)+")")
 	}
+}
+
+// unanswered makes s unknown after a push Daraja gave no verdict on
+// (what happened): the prompt may have reached the phone, so it is never
+// re-sent; a callback, a receipt or the operator settles it. Call with
+// s.mu held.
+func (r *Rail) unanswered(s *sale, what string) {
+	r.markLost(s)
+	r.transition(s, payment.StatusUnknown, what+": the prompt may have been sent; not re-sent, waiting for a callback or receipt",
+		nil, FlagPushUnanswered)
 }
 
 // isDialError reports a connection that was never made, so the request
@@ -534,12 +573,8 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 	wait := first
 	backoff := p.Every
 	for {
-		select {
-		case <-r.ctx.Done():
+		if !r.sleep(s.done, wait) {
 			return
-		case <-s.done:
-			return
-		case <-r.opt.After(wait):
 		}
 		res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s))
 		var ae *APIError
@@ -573,14 +608,8 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 // timeOut ends the wait (after left, if the budget is not yet spent)
 // and schedules one more query to reconcile.
 func (r *Rail) timeOut(s *sale, left time.Duration) {
-	if left > 0 {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-s.done:
-			return
-		case <-r.opt.After(left):
-		}
+	if left > 0 && !r.sleep(s.done, left) {
+		return
 	}
 	s.mu.Lock()
 	if !s.status.Final() {
@@ -594,16 +623,28 @@ func (r *Rail) timeOut(s *sale, left time.Duration) {
 // reconcileLater runs one more query after Poll.Reconcile, so a payment
 // that was timed out or cancelled locally still learns its real outcome.
 func (r *Rail) reconcileLater(s *sale) {
-	select {
-	case <-r.ctx.Done():
+	if !r.sleep(nil, r.opt.Poll.Reconcile) {
 		return
-	case <-r.opt.After(r.opt.Poll.Reconcile):
 	}
-	if r.checkoutOf(s) == "" {
+	checkout := r.checkoutOf(s)
+	if checkout == "" {
 		return // the push was never answered: nothing to query
 	}
-	if res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s)); err == nil {
+	if res, err := r.c.STKQuery(r.ctx, checkout); err == nil {
 		r.resolve(s, res, "reconciling query")
+	}
+}
+
+// sleep waits d on the rail's clock; it returns false, early, when the
+// rail stops or done is closed (a nil done is never closed).
+func (r *Rail) sleep(done <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-r.ctx.Done():
+		return false
+	case <-done:
+		return false
+	case <-r.opt.After(d):
+		return true
 	}
 }
 
@@ -617,9 +658,7 @@ func jitter(d, j time.Duration) time.Duration {
 // Cancel stops waiting for payment id. Daraja cannot withdraw a prompt,
 // so a payment made afterwards is still journaled, flagged late_success.
 func (r *Rail) Cancel(id string) error {
-	r.mu.Lock()
-	s := r.sales[id]
-	r.mu.Unlock()
+	s := r.lookup(id)
 	if s == nil {
 		return fmt.Errorf("M-Pesa payment %s: %w", id, payment.ErrNotFound)
 	}
@@ -633,7 +672,12 @@ func (r *Rail) Cancel(id string) error {
 	if s.c2b {
 		detail = "stopped waiting at the console: a payment the customer still makes with reference " + s.id + " is recorded and flagged late"
 	}
-	ok := r.transition(s, payment.StatusCancelled, detail, &payment.Result{Reason: "stopped waiting"}, "")
+	reason := "stopped waiting"
+	if s.paid > 0 {
+		detail += fmt.Sprintf("; KES %s of %d was paid: refund KES %s due", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(s.paid))
+		reason = partPaidReason
+	}
+	ok := r.transition(s, payment.StatusCancelled, detail, &payment.Result{Reason: reason}, "")
 	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("M-Pesa payment %s: cancel not journaled", id)
@@ -694,9 +738,8 @@ func (r *Rail) resolveLocked(s *sale, res STKResult, source string) {
 		return
 	}
 	m := Meaning(res.Code, res.Desc)
-	st := payment.Status(m.Status)
 	if !res.Success() {
-		r.transition(s, st, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source), &payment.Result{Reason: m.Words}, "")
+		r.transition(s, m.Status, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source), &payment.Result{Reason: m.Words}, "")
 		return
 	}
 	if res.Receipt == "" {
@@ -735,7 +778,7 @@ func (r *Rail) resolveFinal(s *sale, res STKResult, source string) {
 	case res.Success():
 		r.note(s, payment.KindLate, fmt.Sprintf("paid after the console stopped waiting (%s, from %s): receipt %q; refund due or complete the sale",
 			s.status, source, res.Receipt), FlagLateSuccess, &payment.Result{RemoteID: res.Receipt})
-	case string(s.status) == m.Status:
+	case s.status == m.Status:
 		r.note(s, payment.KindMessage, fmt.Sprintf("duplicate %s: %s %s", source, res.Code, m.Words), FlagDuplicate, nil)
 	default:
 		r.note(s, payment.KindLate, fmt.Sprintf("%s after %s: %s %s", source, s.status, res.Code, m.Words), payment.FlagLateResult, nil)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"paydesk/mpesa"
 	"paydesk/mpesa/sandbox"
@@ -84,5 +87,40 @@ func TestHealthAndUnreachable(t *testing.T) {
 	}
 	if _, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: h.bus, PublicURL: "https://kiosk.example/mpesa"}); !errors.Is(err, mpesa.ErrBadURL) {
 		t.Errorf("a public URL with 'mpesa': %v", err)
+	}
+}
+
+// A push Daraja refuses at once because the customer's phone is in
+// another M-Pesa session ends declined with the words of ResultCode 1001,
+// the same as when a callback reports it.
+func TestPushRefusedSubscriberLocked(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/oauth") {
+			w.Write([]byte(`{"access_token":"tok","expires_in":"3599"}`))
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"requestId":"r-1","errorCode":"500.001.1001","errorMessage":"Unable to lock subscriber, a transaction is already in process for the current subscriber"}`))
+	}))
+	defer srv.Close()
+	r, j := stubRail(t, srv.URL, nil, nil)
+	id, err := r.Start(context.Background(), payment.Request{Phone: "0708374149", Amount: payment.Money{Minor: 100, Currency: "KES"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mpesa.Meaning("1001", "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tx, err := j.Txn(context.Background(), id)
+		if err == nil && tx.Status.Final() {
+			if tx.Status != want.Status || !strings.Contains(tx.Result.Reason, want.Words) {
+				t.Errorf("status %s, result %+v; want %s with %q", tx.Status, tx.Result, want.Status, want.Words)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("txn %s not final: %+v, %v", id, tx, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

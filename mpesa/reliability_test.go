@@ -247,21 +247,26 @@ func TestCase6TokenExpiry(t *testing.T) {
 	h := newHarness(t, sandbox.Options{TokenTTL: 6 * time.Second}, nil)
 	first := h.start("0708374149", 10)
 	h.waitStatus(first, payment.StatusApproved)
+	// pushAll starts 20 pushes at once (KES base, base+1, ...) and waits
+	// until each is approved.
+	pushAll := func(base int64) {
+		ids := make([]string, 20)
+		var wg sync.WaitGroup
+		for i := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ids[i] = h.start("0708374149", base+int64(i))
+			}()
+		}
+		wg.Wait()
+		for _, id := range ids {
+			h.waitStatus(id, payment.StatusApproved)
+		}
+	}
 	before := h.fake.Counts().OAuth
 	h.fake.RevokeTokens()
-	ids := make([]string, 20)
-	var wg sync.WaitGroup
-	for i := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ids[i] = h.start("0708374149", int64(100+i))
-		}()
-	}
-	wg.Wait()
-	for _, id := range ids {
-		h.waitStatus(id, payment.StatusApproved)
-	}
+	pushAll(100)
 	if got := h.fake.Counts().OAuth - before; got != 1 {
 		t.Errorf("%d OAuth calls after the revocation, want exactly 1", got)
 	}
@@ -269,17 +274,7 @@ func TestCase6TokenExpiry(t *testing.T) {
 	// Expiry by the clock (TTL 6 s, replaced at half-life): 20 pushes at once, one OAuth call.
 	time.Sleep(3100 * time.Millisecond)
 	before = h.fake.Counts().OAuth
-	for i := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ids[i] = h.start("0708374149", int64(200+i))
-		}()
-	}
-	wg.Wait()
-	for _, id := range ids {
-		h.waitStatus(id, payment.StatusApproved)
-	}
+	pushAll(200)
 	if got := h.fake.Counts().OAuth - before; got != 1 {
 		t.Errorf("%d OAuth calls for an expired token, want exactly 1", got)
 	}
@@ -539,6 +534,46 @@ func TestAssignToPaidSaleRefused(t *testing.T) {
 	}
 	if p := h.rail.TillPayments(); len(p) != 1 || !p[0].Unmatched() {
 		t.Errorf("till payments %+v, want it still unmatched", p)
+	}
+}
+
+// Till payments the operator assigns are compared with the sale like
+// matched ones: short, the sale stays open and is flagged underpaid; the
+// rest brings it over, approved and flagged overpaid and resolved.
+func TestAssignTillPartsOfASale(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, nil)
+	if _, err := h.rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
+		t.Fatal(err)
+	}
+	h.fake.Next(sandbox.Outcome{Code: "1037", Drop: true, Delay: time.Minute})
+	sale := h.start("0708374149", 30)
+	h.waitStatus(sale, payment.StatusAcknowledged)
+	part, _, err := h.fake.SimulateC2B(context.Background(), sandbox.C2B{Amount: "20", BillRef: "NOSUCHREF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, _, err := h.fake.SimulateC2B(context.Background(), sandbox.C2B{Amount: "15", BillRef: "NOSUCHREF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.rail.AssignTill(part, sale); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.count(sale, hasFlag(mpesa.FlagUnderpaid)); n != 1 {
+		t.Errorf("%d underpaid notes after KES 20 of 30, want 1:%s", n, h.history(sale))
+	}
+	if tx, _ := h.j.Txn(context.Background(), sale); tx.Status != payment.StatusAcknowledged {
+		t.Errorf("sale paid KES 20 of 30 is %s, want it still open", tx.Status)
+	}
+	if err := h.rail.AssignTill(rest, sale); err != nil {
+		t.Fatal(err)
+	}
+	tx := h.waitStatus(sale, payment.StatusApproved)
+	if tx.Result.RemoteID != rest || !tx.HasFlag(payment.FlagResolved) || !tx.HasFlag(mpesa.FlagOverpaid) {
+		t.Errorf("sale = %+v, want receipt %s, resolved and overpaid%s", tx, rest, h.history(sale))
+	}
+	if n := h.count(sale, isTransition(payment.StatusApproved)); n != 1 {
+		t.Errorf("%d approved transitions, want 1", n)
 	}
 }
 

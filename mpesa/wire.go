@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"paydesk/payment"
 )
 
 // Flex is a scalar Daraja sends as a JSON string in one place and a
@@ -45,14 +47,10 @@ func (f *Flex) UnmarshalJSON(b []byte) error {
 func (f Flex) String() string { return string(f) }
 
 // Nairobi is Kenya's time zone, in which Daraja's timestamps are written.
-// Kenya has kept UTC+3 without daylight saving since 1960, so the fixed
-// zone stands in when the system has no time-zone database.
-var Nairobi = func() *time.Location {
-	if loc, err := time.LoadLocation("Africa/Nairobi"); err == nil {
-		return loc
-	}
-	return time.FixedZone("EAT", 3*60*60)
-}()
+// Kenya has kept UTC+3 without daylight saving since 1960, so a fixed
+// zone is exact for every Daraja timestamp, and no time-zone database is
+// read at start-up.
+var Nairobi = time.FixedZone("EAT", 3*60*60)
 
 // TimestampLayout is Daraja's YYYYMMDDHHmmss.
 const TimestampLayout = "20060102150405"
@@ -285,7 +283,7 @@ func DecodeError(op string, status int, body []byte) *APIError {
 // ResultMeaning is what an STK ResultCode means for the cashier, and the
 // status the payment ends in.
 type ResultMeaning struct {
-	Status string
+	Status payment.Status
 	Words  string
 }
 

@@ -72,7 +72,8 @@ type Outcome struct {
 	Drop bool
 	// ReorderBeforeAck delivers the callback before the push is answered.
 	ReorderBeforeAck bool
-	// PaidAmount, when set, is the callback's Amount as written ("99.00").
+	// PaidAmount, when set, is the callback's Amount as written ("99.00");
+	// "-1" pays one shilling less than the push asked.
 	PaidAmount string
 	// QueryDisagrees makes the query report 1032 after a success callback
 	// (the public sandbox's quirk).
@@ -104,6 +105,14 @@ var resultDescs = map[string]string{
 	"2001": "The initiator information is invalid.",
 	"2028": "The request is not permitted according to product assignment",
 	"8006": "The security credential is locked",
+}
+
+// resultDesc is the ResultDesc Daraja writes with code.
+func resultDesc(code string) string {
+	if d, ok := resultDescs[code]; ok {
+		return d
+	}
+	return "Result " + code
 }
 
 // Options configure the fake.
@@ -145,7 +154,7 @@ type Options struct {
 
 // Counts are the calls the fake has answered.
 type Counts struct {
-	OAuth, Push, Query, Register, Simulate, Callbacks int
+	OAuth, Push, Query int
 }
 
 // Server is the fake Daraja. Serve Handler over HTTP.
@@ -528,10 +537,7 @@ func receipt() string {
 // number, Amount a number with decimals, Balance without a Value.
 func (s *Server) callbackBody(pu *push) []byte {
 	code := pu.out.Code
-	desc := resultDescs[code]
-	if desc == "" {
-		desc = "Result " + code
-	}
+	desc := resultDesc(code)
 	var meta string
 	if code == "0" {
 		amount := strconv.FormatInt(pu.amount, 10) + ".00"
@@ -584,9 +590,6 @@ func (s *Server) post(url string, body []byte) int {
 		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := s.opt.HTTP.Do(req)
-		s.mu.Lock()
-		s.counts.Callbacks++
-		s.mu.Unlock()
 		if err != nil {
 			s.log.Info("sandbox callback failed", "err", err)
 			continue
@@ -646,15 +649,22 @@ func (s *Server) stkQuery(w http.ResponseWriter, r *http.Request) {
 	if pu.out.QueryDisagrees && code == "0" {
 		code = "1032"
 	}
-	desc := resultDescs[code]
-	if desc == "" {
-		desc = "Result " + code
-	}
+	desc := resultDesc(code)
 	writeJSON(w, map[string]string{"ResponseCode": "0", "ResponseDescription": "The service request has been accepted successsfully",
 		"MerchantRequestID": pu.merchant, "CheckoutRequestID": pu.checkout, "ResultCode": code, "ResultDesc": desc})
 }
 
 var bannedWords = []string{"m-pesa", "mpesa", "safaricom", "exe", "exec", "cmd", "sql", "query"}
+
+// product checks that C2B API version v is the product enabled on the
+// app, the way Daraja does, and answers the error itself.
+func (s *Server) product(w http.ResponseWriter, v string) bool {
+	if s.opt.C2BVersion != "any" && v != s.opt.C2BVersion {
+		s.fail(w, http.StatusUnauthorized, "401.003.01", "Invalid API call as no apiproduct match found")
+		return false
+	}
+	return true
+}
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	v := r.PathValue("version")
@@ -665,8 +675,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if !s.authorise(w, r, "400.003.01") {
 		return
 	}
-	if s.opt.C2BVersion != "any" && v != s.opt.C2BVersion {
-		s.fail(w, http.StatusUnauthorized, "401.003.01", "Invalid API call as no apiproduct match found")
+	if !s.product(w, v) {
 		return
 	}
 	var q struct {
@@ -702,7 +711,6 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
-	s.counts.Register++
 	if s.opt.Production && s.urls["confirmation"] != "" {
 		s.mu.Unlock()
 		s.fail(w, http.StatusInternalServerError, "500.003.1001", "Urls are already registered")
@@ -736,7 +744,6 @@ type C2B struct {
 func (s *Server) SimulateC2B(ctx context.Context, p C2B) (string, int, error) {
 	s.mu.Lock()
 	conf, val := s.urls["confirmation"], s.urls["validation"]
-	s.counts.Simulate++
 	s.mu.Unlock()
 	if conf == "" {
 		return "", 0, fmt.Errorf("sandbox: no C2B URLs registered")
@@ -786,8 +793,7 @@ func (s *Server) simulate(w http.ResponseWriter, r *http.Request) {
 	if !s.authorise(w, r, "400.003.01") {
 		return
 	}
-	if s.opt.C2BVersion != "any" && v != s.opt.C2BVersion {
-		s.fail(w, http.StatusUnauthorized, "401.003.01", "Invalid API call as no apiproduct match found")
+	if !s.product(w, v) {
 		return
 	}
 	var q struct {

@@ -22,7 +22,17 @@ func fake(t *testing.T, o sandbox.Options) (*sandbox.Server, string, string) {
 	s := sandbox.New(o)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() { s.Close(); srv.Close() })
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/oauth/v1/generate?grant_type=client_credentials", nil)
+	tok, expiresIn := oauth(t, srv.URL)
+	if _, isString := expiresIn.(string); !isString || tok == "" {
+		t.Fatalf("oauth answer %q, expires_in %#v: expires_in must be a string", tok, expiresIn)
+	}
+	return s, srv.URL, tok
+}
+
+// oauth asks the fake at url for a token with the demo credentials.
+func oauth(t *testing.T, url string) (token string, expiresIn any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/oauth/v1/generate?grant_type=client_credentials", nil)
 	req.SetBasicAuth(sandbox.DefaultKey, sandbox.DefaultSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -34,10 +44,7 @@ func fake(t *testing.T, o sandbox.Options) (*sandbox.Server, string, string) {
 		ExpiresIn   any    `json:"expires_in"`
 	}
 	json.NewDecoder(resp.Body).Decode(&tok)
-	if _, isString := tok.ExpiresIn.(string); !isString || tok.AccessToken == "" {
-		t.Fatalf("oauth answer %+v: expires_in must be a string", tok)
-	}
-	return s, srv.URL, tok.AccessToken
+	return tok.AccessToken, tok.ExpiresIn
 }
 
 func post(t *testing.T, url, token string, body any) (int, map[string]any) {
@@ -208,21 +215,8 @@ func TestNewTokenInvalidatesOld(t *testing.T) {
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	defer s.Close()
-	token := func() string {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/oauth/v1/generate?grant_type=client_credentials", nil)
-		req.SetBasicAuth(sandbox.DefaultKey, sandbox.DefaultSecret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var tok struct {
-			AccessToken string `json:"access_token"`
-		}
-		json.NewDecoder(resp.Body).Decode(&tok)
-		return tok.AccessToken
-	}
-	first, second := token(), token()
+	first, _ := oauth(t, srv.URL)
+	second, _ := oauth(t, srv.URL)
 	if st, out := post(t, srv.URL+"/mpesa/stkpush/v1/processrequest", first, validPush()); st != 404 || out["errorCode"] != "404.001.03" {
 		t.Errorf("the first token after a second was issued: %d %v", st, out)
 	}
