@@ -58,8 +58,6 @@ type display struct {
 	// device is the serial the display reported; guarded by s.mu (the
 	// server's lock), so finding a display by device takes no display lock.
 	device string
-	// connected mirrors conn != nil for the same reason.
-	connected atomic.Bool
 
 	mu    sync.Mutex
 	label string
@@ -223,7 +221,6 @@ func (d *display) attach(c *conn) {
 		old.ws.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
 	}
 	d.conn, d.addr = c, c.addr
-	d.connected.Store(true)
 	if d.expire != nil {
 		d.expire.Stop()
 		d.expire = nil
@@ -270,7 +267,6 @@ func (d *display) detach(c *conn, reason string) {
 		return
 	}
 	d.conn = nil
-	d.connected.Store(false)
 	label := d.label
 	d.armExpireLocked()
 	d.mu.Unlock()
@@ -766,7 +762,6 @@ func (d *display) deviceInfo(c *conn, a Action) *display {
 			fresh := !d.inFlight && d.railTxn == "" && d.conn == c
 			if fresh {
 				d.conn = nil
-				d.connected.Store(false)
 				d.stopTimersLocked()
 			}
 			d.mu.Unlock()
