@@ -550,10 +550,8 @@ func (d *display) paymentResultLocked(a Action) {
 // replyLocked sends an answer that is not a screen change (the app's
 // LIMIT_CHECK_RESULT), journaled first like a screen.
 func (d *display) replyLocked(typ string, scr Screen, data Data) {
-	msg := Message{MessageType: typ, Screen: scr, Data: data, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli()}
-	raw := msg.Encode()
-	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, TxnID: d.railTxn, Peer: d.label,
-		Detail: "display " + typ + " " + string(scr), Raw: raw}); err != nil {
+	raw := d.journalLocked(d.messageLocked(typ, scr, data), d.railTxn, "display "+typ+" "+string(scr))
+	if raw == nil {
 		return
 	}
 	d.writeLocked(typ, scr, raw)
@@ -829,11 +827,9 @@ func (d *display) amountData() Data {
 // reconnects with.
 func (d *display) sendConfigLocked() {
 	o := d.s.opts
-	msg := Message{MessageType: TypeDeviceInfo, Screen: "", TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
-		Data: Data{"minTransactionLimit": o.Min, "maxTransactionLimit": o.Max, "currency": o.Currency,
-			"transactionFeeType": "FIXED", "transactionFeeValue": int64(0), "yaspaEnabled": true,
-			"requireCardReceipt": o.ReceiptQuestion, "sessionId": d.id}}
-	d.sendLocked(msg)
+	d.sendLocked(d.messageLocked(TypeDeviceInfo, "", Data{"minTransactionLimit": o.Min, "maxTransactionLimit": o.Max, "currency": o.Currency,
+		"transactionFeeType": "FIXED", "transactionFeeValue": int64(0), "yaspaEnabled": true,
+		"requireCardReceipt": o.ReceiptQuestion, "sessionId": d.id}))
 }
 
 // showLocked changes the display's screen: it journals the screen (with
@@ -846,14 +842,28 @@ func (d *display) showLocked(scr Screen, data Data) {
 	d.screen, d.data = scr, data
 	d.gen++
 	d.stopTimersLocked()
-	msg := Message{MessageType: TypeScreenChange, Screen: scr, Data: data, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli()}
-	raw := msg.Encode()
-	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, TxnID: d.railTxn, Peer: d.label,
-		Detail: "display " + string(scr), Raw: raw}); err != nil {
-		return // not on disk, so not shown
+	raw := d.journalLocked(d.messageLocked(TypeScreenChange, scr, data), d.railTxn, "display "+string(scr))
+	if raw == nil {
+		return
 	}
 	d.armLocked()
-	d.writeLocked(msg.MessageType, scr, raw)
+	d.writeLocked(TypeScreenChange, scr, raw)
+}
+
+// messageLocked is a frame of the display's flow, stamped now.
+func (d *display) messageLocked(typ string, scr Screen, data Data) Message {
+	return Message{MessageType: typ, Screen: scr, Data: data, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli()}
+}
+
+// journalLocked journals msg (against payment txn, if any) before it is
+// sent, and returns its encoding; nil when the journal refused it: what is
+// not on disk is not shown.
+func (d *display) journalLocked(msg Message, txn, detail string) []byte {
+	raw := msg.Encode()
+	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, TxnID: txn, Peer: d.label, Detail: detail, Raw: raw}); err != nil {
+		return nil
+	}
+	return raw
 }
 
 func (d *display) sendLocked(msg Message) {
@@ -893,8 +903,7 @@ func (d *display) rejectLocked(frame []byte, err error) {
 	safe := redact(frame)
 	d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(safe)))
 	d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: "display message refused: " + err.Error(), Raw: safe})
-	d.sendLocked(Message{MessageType: TypeError, Screen: d.screen, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
-		Data: Data{"errorCode": code, "errorMessage": err.Error()}})
+	d.sendLocked(d.messageLocked(TypeError, d.screen, Data{"errorCode": code, "errorMessage": err.Error()}))
 }
 
 func (d *display) stopTimersLocked() {
@@ -982,10 +991,9 @@ func (d *display) stepLocked(delay time.Duration, next Screen) {
 // (or at once on the app's RESET).
 func (d *display) timeoutLocked() {
 	d.s.log.Info("display idle: flow timed out", "display", d.label, "screen", d.screen, "flow", d.flow)
-	msg := Message{MessageType: TypeError, Screen: d.screen, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
-		Data: Data{"errorMessage": "Transaction timed out", "errorCode": CodeTimeout}}
-	raw := msg.Encode()
-	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, Peer: d.label, Detail: "display timed out on " + string(d.screen), Raw: raw}); err != nil {
+	msg := d.messageLocked(TypeError, d.screen, Data{"errorMessage": "Transaction timed out", "errorCode": CodeTimeout})
+	raw := d.journalLocked(msg, "", "display timed out on "+string(d.screen))
+	if raw == nil {
 		return
 	}
 	d.writeLocked(TypeError, d.screen, raw)
