@@ -554,7 +554,7 @@ func (d *display) replyLocked(typ string, scr Screen, data Data) {
 	if raw == nil {
 		return
 	}
-	d.writeLocked(typ, scr, raw)
+	d.writeLocked(typ, scr, raw, true)
 }
 
 // startTimeout bounds a rail's Start (it journals and sends; the outcome
@@ -847,7 +847,7 @@ func (d *display) showLocked(scr Screen, data Data) {
 		return
 	}
 	d.armLocked()
-	d.writeLocked(TypeScreenChange, scr, raw)
+	d.writeLocked(TypeScreenChange, scr, raw, true)
 }
 
 // messageLocked is a frame of the display's flow, stamped now.
@@ -866,16 +866,24 @@ func (d *display) journalLocked(msg Message, txn, detail string) []byte {
 	return raw
 }
 
+// sendLocked writes a frame that is not journaled (configuration,
+// requests, refusals).
 func (d *display) sendLocked(msg Message) {
-	d.writeLocked(msg.MessageType, msg.Screen, msg.Encode())
+	d.writeLocked(msg.MessageType, msg.Screen, msg.Encode(), false)
 }
 
-func (d *display) writeLocked(typ string, scr Screen, raw []byte) {
+// writeLocked writes raw to the display if connected. The log keeps the
+// text of a frame the journal does not have; a journaled one's is there.
+func (d *display) writeLocked(typ string, scr Screen, raw []byte, journaled bool) {
 	if d.conn == nil {
 		d.s.log.Info("display message held: not connected", "display", d.label, "type", typ, "screen", scr)
 		return
 	}
-	d.s.log.Info("display message out", "display", d.label, "type", typ, "screen", scr, "txn", d.flow, "raw", string(raw))
+	if journaled {
+		d.s.log.Info("display message out", "display", d.label, "type", typ, "screen", scr, "txn", d.flow, "journaled", true)
+	} else {
+		d.s.log.Info("display message out", "display", d.label, "type", typ, "screen", scr, "txn", d.flow, "raw", string(raw))
+	}
 	ctx, cancel := context.WithTimeout(d.s.ctx, d.s.opts.WriteTimeout)
 	defer cancel()
 	if err := d.conn.ws.Write(ctx, websocket.MessageText, raw); err != nil {
@@ -996,7 +1004,7 @@ func (d *display) timeoutLocked() {
 	if raw == nil {
 		return
 	}
-	d.writeLocked(TypeError, d.screen, raw)
+	d.writeLocked(TypeError, d.screen, raw, true)
 	d.gen++
 	d.afterLocked(d.s.opts.ResultHold, func() {
 		d.newFlowLocked()
