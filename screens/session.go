@@ -708,12 +708,10 @@ func (d *display) resetLocked(why string) {
 
 func (d *display) cancelLocked(reason string) {
 	if d.inFlight && d.railTxn != "" {
-		for _, m := range d.s.opts.Methods {
-			if m.Name == d.method {
-				d.s.log.Info("display cancelled its payment", "display", d.label, "txn", d.railTxn, "reason", reason)
-				if err := m.Rail.Cancel(d.railTxn); err != nil {
-					d.s.log.Warn("cancel refused by the rail", "txn", d.railTxn, "err", err)
-				}
+		if m, ok := d.s.method(d.method); ok {
+			d.s.log.Info("display cancelled its payment", "display", d.label, "txn", d.railTxn, "reason", reason)
+			if err := m.Rail.Cancel(d.railTxn); err != nil {
+				d.s.log.Warn("cancel refused by the rail", "txn", d.railTxn, "err", err)
 			}
 		}
 		d.showLocked(ScreenProcessing, Data{})
