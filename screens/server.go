@@ -513,6 +513,15 @@ func (s *Server) localTxnID() string {
 	return fmt.Sprintf("DSP%d%03d", s.opts.Now().UnixMilli(), s.localSeq%1000)
 }
 
+// money is a whole amount a display named, checked against Min and Max,
+// in minor units.
+func (s *Server) money(whole int64) (payment.Money, error) {
+	if whole < s.opts.Min || whole > s.opts.Max {
+		return payment.Money{}, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is outside %d-%d", whole, s.opts.Min, s.opts.Max)}
+	}
+	return payment.Money{Minor: whole * s.unit, Currency: s.opts.Currency}, nil
+}
+
 // method finds a configured method by name.
 func (s *Server) method(name string) (Method, bool) {
 	for _, m := range s.opts.Methods {

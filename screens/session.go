@@ -391,11 +391,11 @@ func (d *display) amountLocked(a Action, frame []byte) {
 		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: "other amounts are not offered; choose a preset"})
 		return
 	}
-	if a.Amount < o.Min || a.Amount > o.Max {
-		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is outside %d-%d", a.Amount, o.Min, o.Max)})
+	amt, err := d.s.money(a.Amount)
+	if err != nil {
+		d.rejectLocked(frame, err)
 		return
 	}
-	amt := payment.Money{Minor: a.Amount * d.s.unit, Currency: o.Currency}
 	if limited := d.limitLocked(amt, false); limited {
 		return
 	}
@@ -488,11 +488,11 @@ func (d *display) cardCheckLocked(a Action, frame []byte) {
 		d.rejectLocked(frame, &DecodeError{Code: CodeBusy, Reason: "a payment is already in progress on this display"})
 		return
 	}
-	if a.Amount < o.Min || a.Amount > o.Max {
-		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is outside %d-%d", a.Amount, o.Min, o.Max)})
+	amt, err := d.s.money(a.Amount)
+	if err != nil {
+		d.rejectLocked(frame, err)
 		return
 	}
-	amt := payment.Money{Minor: a.Amount * d.s.unit, Currency: o.Currency}
 	ok, remaining, err := d.checkLimitLocked(amt, true)
 	if err != nil || !ok {
 		data := Data{"errorMessage": "Daily limit exceeded", "limit": o.DailyLimit, "remaining": remaining, "currency": d.s.symbol}
