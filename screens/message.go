@@ -274,12 +274,7 @@ func Decode(frame []byte) (Action, error) {
 	case TypeUserAction:
 		return decodeUserAction(a, d)
 	case TypeDeviceInfo:
-		a.Kind = ActDeviceInfo
-		a.Device, a.IP = str(d.DeviceSerialNumber), str(d.DeviceIPAddress)
-		if len(a.Device) > 128 || len(a.IP) > 64 {
-			return Action{}, bad(CodeInvalidMessage, "device serial or address too long")
-		}
-		return a, nil
+		return decodeDeviceInfo(a, d)
 	case TypeCardCheckResult:
 		if d.SelectedAmount == nil || isNull(d.SelectedAmount) {
 			return Action{}, bad(CodeInvalidAmount, "CARD_CHECK_RESULT: selectedAmount is missing")
@@ -362,15 +357,23 @@ func decodeUserAction(a Action, d inData) (Action, error) {
 		}
 		a.Kind = ActReceipt
 	case ScreenDeviceSerial, ScreenDeviceIP, ScreenInfo:
-		a.Kind = ActDeviceInfo
-		a.Device, a.IP = str(d.DeviceSerialNumber), str(d.DeviceIPAddress)
-		if len(a.Device) > 128 || len(a.IP) > 64 {
-			return Action{}, bad(CodeInvalidMessage, "device serial or address too long")
-		}
+		return decodeDeviceInfo(a, d)
 	case "":
 		return Action{}, bad(CodeInvalidMessage, "USER_ACTION without a screen")
 	default:
 		return Action{}, bad(CodeInvalidMessage, "USER_ACTION on unknown screen %q", trunc(string(a.Screen)))
+	}
+	return a, nil
+}
+
+// decodeDeviceInfo reads the device's serial and address, sent as
+// DEVICE_INFO or as a USER_ACTION on DEVICE_SERIAL, DEVICE_IP or
+// INFO_SCREEN.
+func decodeDeviceInfo(a Action, d inData) (Action, error) {
+	a.Kind = ActDeviceInfo
+	a.Device, a.IP = str(d.DeviceSerialNumber), str(d.DeviceIPAddress)
+	if len(a.Device) > 128 || len(a.IP) > 64 {
+		return Action{}, bad(CodeInvalidMessage, "device serial or address too long")
 	}
 	return a, nil
 }
