@@ -684,3 +684,33 @@ func TestReceiptQuestion(t *testing.T) {
 	buy()
 	c.screen(ScreenPrintTicket)
 }
+
+// A tablet that vanished never answers the close of its old connection:
+// its reconnect, and the other displays, must not wait for that close.
+func TestReconnectDoesNotWaitForADeadConnection(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	s, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dead, _, err := websocket.Dial(ctx, url+"?device=SN-9", nil) // never reads again
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.CloseNow()
+	waitFor(t, func() bool { ds := s.Displays(); return len(ds) == 1 && ds[0].Connected })
+	t0 := time.Now()
+	d := dial(t, url+"?device=SN-9", nil)
+	d.screen(ScreenAmountSelect)
+	if took := time.Since(t0); took > time.Second {
+		t.Fatalf("the reconnected display got its screen after %s: it waited for the dead connection's close", took)
+	}
+	t0 = time.Now()
+	if err := s.ResetDisplay(s.Displays()[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	d.screen(ScreenAmountSelect)
+	if took := time.Since(t0); took > time.Second {
+		t.Fatalf("the display's lock was held %s after the reconnect", took)
+	}
+}

@@ -218,7 +218,9 @@ func (d *display) attach(c *conn) {
 	defer d.mu.Unlock()
 	if old := d.conn; old != nil && old != c {
 		d.s.log.Info("display connection replaced", "display", d.label, "old", old.addr, "new", c.addr)
-		old.ws.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
+		// Not under the lock: a dead tablet never answers the close, and
+		// the handshake waits 5 s for it.
+		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
 	}
 	d.conn, d.addr = c, c.addr
 	if d.expire != nil {
