@@ -412,6 +412,31 @@ func TestBrowserShowsEveryScreen(t *testing.T) {
 	page.screenshot(shots, "timeout.png")
 	page.waitScreen("AMOUNT_SELECT")
 
+	// Cancel on the method screen: the server's answer to CANCEL is the
+	// amount screen, shown (and journaled) once.
+	amountScreens := func() int {
+		evs, err := bus.Journal().EventsSince(context.Background(), 0, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ev := range evs {
+			if ev.Detail == "display AMOUNT_SELECT" {
+				n++
+			}
+		}
+		return n
+	}
+	pay(20)
+	page.waitScreen("PAYMENT_METHOD")
+	before := amountScreens()
+	page.click("#method-cancel")
+	page.waitScreen("AMOUNT_SELECT")
+	time.Sleep(300 * time.Millisecond) // a second answer would be in by now
+	if n := amountScreens() - before; n != 1 {
+		t.Fatalf("cancel on PAYMENT_METHOD journaled %d AMOUNT_SELECT screens, want 1", n)
+	}
+
 	txns, err := bus.Journal().Recent(context.Background(), 10)
 	if err != nil {
 		t.Fatal(err)
