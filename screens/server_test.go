@@ -128,10 +128,7 @@ func TestLimitError(t *testing.T) {
 	_, url := startServer(t, bus, quick(Options{DailyLimit: 100, Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
 	c := dial(t, url, nil)
 	c.screen(ScreenAmountSelect)
-	c.action("AMOUNT_SELECT", `{"selectedAmount":80,"selectionMethod":"PRESET_BUTTON"}`)
-	c.screen(ScreenPaymentMethod)
-	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-	c.screen(ScreenProcessing)
+	c.pay(80, "DEBIT_CARD")
 	c.screen(ScreenSuccess)
 	c.reset()
 	for m := c.next(); m.Screen != ScreenAmountSelect || m.MessageType != TypeScreenChange; m = c.next() {
@@ -294,10 +291,7 @@ func TestReconnectAndResume(t *testing.T) {
 		if c.session == "" {
 			t.Fatal("no sessionId in DEVICE_INFO")
 		}
-		c.action("AMOUNT_SELECT", `{"selectedAmount":40,"selectionMethod":"PRESET_BUTTON"}`)
-		c.screen(ScreenPaymentMethod)
-		c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-		c.screen(ScreenProcessing)
+		c.pay(40, "DEBIT_CARD")
 		c.ws.Close(websocket.StatusGoingAway, "tablet lost Wi-Fi")
 		waitFor(t, func() bool { return len(s.Displays()) == 1 && !s.Displays()[0].Connected })
 		time.Sleep(400 * time.Millisecond) // the payment finishes while the display is away
@@ -312,10 +306,7 @@ func TestReconnectAndResume(t *testing.T) {
 		c := dial(t, url, nil)
 		c.screen(ScreenAmountSelect)
 		c.send(`{"messageType":"DEVICE_INFO","screen":"DEVICE_SERIAL","data":{"deviceSerialNumber":"SN-0042","deviceIpAddress":"10.0.0.7"},"transactionId":"","timestamp":1}`)
-		c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
-		c.screen(ScreenPaymentMethod)
-		c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-		c.screen(ScreenProcessing)
+		c.pay(20, "DEBIT_CARD")
 		c.ws.CloseNow()
 		waitFor(t, func() bool {
 			for _, d := range s.Displays() {
@@ -437,10 +428,7 @@ func TestFailedPayment(t *testing.T) {
 	_, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
 	c := dial(t, url, nil)
 	c.screen(ScreenAmountSelect)
-	c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
-	c.screen(ScreenPaymentMethod)
-	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-	c.screen(ScreenProcessing)
+	c.pay(20, "DEBIT_CARD")
 	m := c.screen(ScreenFailed)
 	if m.Data["errorCode"] != "CARD_DECLINED" || m.Data["errorMessage"] != "Card declined by issuer" {
 		t.Fatalf("FAILED data = %v", m.Data)
@@ -480,10 +468,7 @@ func TestOperatorReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.screen(ScreenAmountSelect)
-	c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
-	c.screen(ScreenPaymentMethod)
-	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-	c.screen(ScreenProcessing)
+	c.pay(20, "DEBIT_CARD")
 	waitFor(t, func() bool { return s.Displays()[0].TxnID != "" })
 	if err := s.ResetDisplay(ds[0].ID); err == nil {
 		t.Fatal("reset of a display with a payment in flight was allowed")
@@ -635,10 +620,7 @@ func TestWholeAmountsInAZeroDecimalCurrency(t *testing.T) {
 		Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
 	c := dial(t, url, nil)
 	c.screen(ScreenAmountSelect)
-	c.action("AMOUNT_SELECT", `{"selectedAmount":2000,"selectionMethod":"PRESET_BUTTON"}`)
-	c.screen(ScreenPaymentMethod)
-	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-	c.screen(ScreenProcessing)
+	c.pay(2000, "DEBIT_CARD")
 	c.screen(ScreenSuccess)
 	rail.mu.Lock()
 	defer rail.mu.Unlock()
@@ -658,10 +640,7 @@ func TestReceiptQuestion(t *testing.T) {
 		t.Fatalf("DEVICE_INFO %v", info.Data)
 	}
 	buy := func() {
-		c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
-		c.screen(ScreenPaymentMethod)
-		c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-		c.screen(ScreenProcessing)
+		c.pay(20, "DEBIT_CARD")
 		c.screen(ScreenSuccess)
 		c.screen(ScreenReceiptQuestion)
 	}
