@@ -693,3 +693,34 @@ func TestReconnectDoesNotWaitForADeadConnection(t *testing.T) {
 		t.Fatalf("the display's lock was held %s after the reconnect", took)
 	}
 }
+
+// Close tells the displays paydesk is going away (1001), without waiting
+// long for a tablet that no longer answers.
+func TestCloseSaysGoingAway(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	s, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dead, _, err := websocket.Dial(ctx, url, nil) // never reads again
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.CloseNow()
+	c := dial(t, url, nil)
+	c.screen(ScreenAmountSelect)
+	waitFor(t, func() bool { return len(s.Displays()) == 2 })
+	t0 := time.Now()
+	s.Close()
+	if took := time.Since(t0); took > 3*time.Second {
+		t.Errorf("Close took %s", took)
+	}
+	select {
+	case err := <-c.closed:
+		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Fatalf("display closed with %v, want 1001 going away", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the display's connection was not closed")
+	}
+}
