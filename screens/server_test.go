@@ -271,6 +271,18 @@ func TestMalformedFramesKeepTheConnection(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("oversized frame did not close the connection")
 		}
+		waitFor(t, func() bool {
+			evs, err := bus.Journal().EventsSince(context.Background(), 0, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				if ev.Kind == payment.KindRejected && ev.Detail == "display frame refused: frame over 4096 bytes refused" {
+					return true
+				}
+			}
+			return false
+		})
 		other.reset()
 		other.screen(ScreenAmountSelect)
 	})

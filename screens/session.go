@@ -125,18 +125,15 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 		d = d.handle(c, frame)
 	}
 	reason := "closed"
-	switch {
-	case websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
-		reason = fmt.Sprintf("frame over %d bytes refused", s.opts.MaxFrame)
-	case websocket.CloseStatus(err) != -1:
-		reason = fmt.Sprintf("closed by display (%d)", websocket.CloseStatus(err))
-	case err != nil && s.ctx.Err() == nil:
-		reason = err.Error()
-	}
-	if strings.Contains(fmt.Sprint(err), "read limited") {
+	switch status := websocket.CloseStatus(err); {
+	case errors.Is(err, websocket.ErrMessageTooBig):
 		reason = fmt.Sprintf("frame over %d bytes refused", s.opts.MaxFrame)
 		s.log.Warn("display frame refused", "display", d.labelSafe(), "reason", reason)
 		s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.labelSafe(), Detail: "display frame refused: " + reason})
+	case status != -1:
+		reason = fmt.Sprintf("closed by display (%d)", status)
+	case err != nil && s.ctx.Err() == nil:
+		reason = err.Error()
 	}
 	ws.CloseNow()
 	d.detach(c, reason)
