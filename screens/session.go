@@ -801,7 +801,7 @@ func sanitize(s string) string {
 		return r
 	}, strings.TrimSpace(s))
 	if len(s) > 64 {
-		s = s[:64]
+		s = strings.ToValidUTF8(s[:64], "") // not half a character
 	}
 	return s
 }
