@@ -219,18 +219,16 @@ func Decode(frame []byte) (Action, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Action{}, bad(CodeInvalidMessage, "frame is not a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	// Unmarshal refuses anything after the object ("invalid character
+	// after top-level value"), as a Decoder's More does not for } or ].
 	var f inFrame
-	if err := dec.Decode(&f); err != nil {
+	if err := json.Unmarshal(trimmed, &f); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			// Only messageType, screen and transactionId are typed here.
 			return Action{}, bad(CodeInvalidMessage, "%s must be a string, not a JSON %s", te.Field, te.Value)
 		}
 		return Action{}, bad(CodeInvalidMessage, "frame is not valid JSON: %v", err)
-	}
-	if dec.More() {
-		return Action{}, bad(CodeInvalidMessage, "frame holds more than one JSON value")
 	}
 	if f.MessageType == nil {
 		if f.Ping != nil {

@@ -165,3 +165,16 @@ func TestSanitizeKeepsADeviceNameShortAndWhole(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeRefusesTrailingBytes(t *testing.T) {
+	for _, frame := range []string{
+		`{"messageType":"USER_ACTION","screen":"RESET"} x`,
+		`{"messageType":"USER_ACTION","screen":"RESET"} {}`,
+		`{"messageType":"USER_ACTION","screen":"RESET"}}`,
+		`{"messageType":"USER_ACTION","screen":"RESET"}]`,
+	} {
+		if a, err := Decode([]byte(frame)); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%s: accepted as %+v (%v)", frame, a, err)
+		}
+	}
+}
