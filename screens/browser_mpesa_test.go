@@ -2,12 +2,10 @@ package screens
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
@@ -52,21 +50,13 @@ func TestBrowserShowsMPesaInstructions(t *testing.T) {
 	}
 	srv, _ := startServer(t, bus, Options{Currency: "KES", StepDelay: 300 * time.Millisecond,
 		Methods: []Method{{Name: "MPESA", Rail: rail, RailName: payment.RailMPesa, Mode: payment.ModeC2B}}})
-	shots := t.TempDir()
-	if dir := os.Getenv("PAYDESK_SCREENSHOTS"); dir != "" {
-		shots = dir
-	}
-	text := func(id string) string {
-		var s string
-		page.eval(fmt.Sprintf(`document.getElementById(%q).textContent`, id), &s)
-		return s
-	}
+	shots := screenshotDir(t)
 
 	page.call("Page.navigate", map[string]any{"url": srv.URL() + "?device=tablet-ke"}, nil)
 	page.waitScreen("AMOUNT_SELECT")
 	page.click(`#amounts button[data-amount="100"]`)
 	page.waitScreen("PAYMENT_METHOD")
-	if got := text("method-amount"); got != "KSh100" {
+	if got := page.text("method-amount"); got != "KSh100" {
 		t.Errorf("method screen shows %q", got)
 	}
 	page.click(`#methods button[data-method="MPESA"]`)
@@ -78,9 +68,9 @@ func TestBrowserShowsMPesaInstructions(t *testing.T) {
 	if !shown {
 		t.Fatal("the page never showed where to pay")
 	}
-	account := text("pay-account")
-	if text("pay-number") != sandbox.DefaultShortCode || text("pay-amount") != "KSh 100" || text("pay-menu") != "Pay Bill" {
-		t.Errorf("instructions: number %q account %q amount %q menu %q", text("pay-number"), account, text("pay-amount"), text("pay-menu"))
+	account := page.text("pay-account")
+	if page.text("pay-number") != sandbox.DefaultShortCode || page.text("pay-amount") != "KSh 100" || page.text("pay-menu") != "Pay Bill" {
+		t.Errorf("instructions: number %q account %q amount %q menu %q", page.text("pay-number"), account, page.text("pay-amount"), page.text("pay-menu"))
 	}
 	var spinnerHidden bool
 	page.eval(`document.getElementById("processing-wait").hidden`, &spinnerHidden)

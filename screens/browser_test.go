@@ -233,6 +233,23 @@ func (d *devtools) click(selector string) {
 	}
 }
 
+// text is the text of the element with id.
+func (d *devtools) text(id string) string {
+	d.t.Helper()
+	var s string
+	d.eval(fmt.Sprintf(`document.getElementById(%q).textContent`, id), &s)
+	return s
+}
+
+// screenshotDir is where the browser tests write their screenshots:
+// $PAYDESK_SCREENSHOTS, else a temporary directory.
+func screenshotDir(t testing.TB) string {
+	if dir := os.Getenv("PAYDESK_SCREENSHOTS"); dir != "" {
+		return dir
+	}
+	return t.TempDir()
+}
+
 // screenshot writes the page as a PNG and logs where.
 func (d *devtools) screenshot(dir, name string) string {
 	d.t.Helper()
@@ -257,10 +274,7 @@ func TestBrowserDisplayInChromium(t *testing.T) {
 	k := postest.New(t, protocol.Options{})
 	k.AddSim(t, possim.Options{})
 	srv, _ := startServer(t, k.Bus, Options{StepDelay: 400 * time.Millisecond, ResultHold: 400 * time.Millisecond, Methods: posMethods(k)})
-	shots := t.TempDir()
-	if dir := os.Getenv("PAYDESK_SCREENSHOTS"); dir != "" {
-		shots = dir
-	}
+	shots := screenshotDir(t)
 
 	// No ?device=: the page names itself when the server asks (INFO_SCREEN).
 	page.call("Page.navigate", map[string]any{"url": srv.URL()}, nil)
@@ -285,9 +299,7 @@ func TestBrowserDisplayInChromium(t *testing.T) {
 	page.waitScreen("KEYPAD")
 	page.click(`#keypad button:nth-child(7)`) // 1 2 3 / 4 5 6 / 7 8 9 / C 0 ⌫
 	page.click(`#keypad button:nth-child(5)`)
-	var entered string
-	page.eval(`document.getElementById("keypad-value").textContent`, &entered)
-	if entered != "75" {
+	if entered := page.text("keypad-value"); entered != "75" {
 		t.Fatalf("keypad shows %q after 7, 5", entered)
 	}
 	page.screenshot(shots, "keypad.png")
@@ -345,15 +357,7 @@ func TestBrowserShowsEveryScreen(t *testing.T) {
 	srv, _ := startServer(t, bus, Options{Currency: "GBP", DailyLimit: 150, IdleTimeout: 1500 * time.Millisecond, ReceiptQuestion: true,
 		StepDelay: 300 * time.Millisecond, ResultHold: 600 * time.Millisecond,
 		Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}})
-	shots := t.TempDir()
-	if dir := os.Getenv("PAYDESK_SCREENSHOTS"); dir != "" {
-		shots = dir
-	}
-	text := func(id string) string {
-		var s string
-		page.eval(fmt.Sprintf(`document.getElementById(%q).textContent`, id), &s)
-		return s
-	}
+	shots := screenshotDir(t)
 	pay := func(amount int) {
 		page.waitScreen("AMOUNT_SELECT")
 		page.click(fmt.Sprintf(`#amounts button[data-amount="%d"]`, amount))
@@ -362,14 +366,14 @@ func TestBrowserShowsEveryScreen(t *testing.T) {
 	page.call("Page.navigate", map[string]any{"url": srv.URL() + "?device=tablet-2"}, nil)
 	pay(40)
 	page.waitScreen("PAYMENT_METHOD")
-	if got := text("method-amount"); got != "£40" {
+	if got := page.text("method-amount"); got != "£40" {
 		t.Fatalf("method screen shows %q", got)
 	}
 	page.screenshot(shots, "payment_method.png")
 	page.click(`#methods button[data-method="DEBIT_CARD"]`)
 	page.waitScreen("PROCESSING")
 	page.waitScreen("FAILED")
-	if got := text("failed-message"); got != "Card declined by issuer" {
+	if got := page.text("failed-message"); got != "Card declined by issuer" {
 		t.Fatalf("FAILED shows %q", got)
 	}
 	page.screenshot(shots, "failed.png")
@@ -388,7 +392,7 @@ func TestBrowserShowsEveryScreen(t *testing.T) {
 
 	pay(80) // 100 of 150 taken today
 	page.waitScreen("LIMIT_ERROR")
-	if got := text("limit-message"); got != "The daily limit is £150; £50 remains today." {
+	if got := page.text("limit-message"); got != "The daily limit is £150; £50 remains today." {
 		t.Fatalf("LIMIT_ERROR shows %q", got)
 	}
 	page.screenshot(shots, "limit_error.png")
@@ -399,7 +403,7 @@ func TestBrowserShowsEveryScreen(t *testing.T) {
 	page.waitScreen("PAYMENT_METHOD")
 	page.click(`#methods button[data-method="DEBIT_CARD"]`)
 	page.waitScreen("DEVICE_ERROR")
-	if got := text("device-code"); got != "TERMINAL_ERROR" {
+	if got := page.text("device-code"); got != "TERMINAL_ERROR" {
 		t.Fatalf("DEVICE_ERROR code %q", got)
 	}
 	page.screenshot(shots, "device_error.png")
@@ -411,6 +415,31 @@ func TestBrowserShowsEveryScreen(t *testing.T) {
 	page.waitScreen("TIMEOUT") // the customer walked away
 	page.screenshot(shots, "timeout.png")
 	page.waitScreen("AMOUNT_SELECT")
+
+	// Cancel on the method screen: the server's answer to CANCEL is the
+	// amount screen, shown (and journaled) once.
+	amountScreens := func() int {
+		evs, err := bus.Journal().EventsSince(context.Background(), 0, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ev := range evs {
+			if ev.Detail == "display AMOUNT_SELECT" {
+				n++
+			}
+		}
+		return n
+	}
+	pay(20)
+	page.waitScreen("PAYMENT_METHOD")
+	before := amountScreens()
+	page.click("#method-cancel")
+	page.waitScreen("AMOUNT_SELECT")
+	time.Sleep(300 * time.Millisecond) // a second answer would be in by now
+	if n := amountScreens() - before; n != 1 {
+		t.Fatalf("cancel on PAYMENT_METHOD journaled %d AMOUNT_SELECT screens, want 1", n)
+	}
 
 	txns, err := bus.Journal().Recent(context.Background(), 10)
 	if err != nil {

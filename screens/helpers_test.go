@@ -234,6 +234,16 @@ func (c *client) action(screen, data string) {
 		screen, data, c.flow, time.Now().UnixMilli()))
 }
 
+// pay chooses the preset amount and method and checks the screens that
+// answer: PAYMENT_METHOD, then PROCESSING.
+func (c *client) pay(amount int, method string) {
+	c.t.Helper()
+	c.action("AMOUNT_SELECT", fmt.Sprintf(`{"selectedAmount":%d,"selectionMethod":"PRESET_BUTTON"}`, amount))
+	c.screen(ScreenPaymentMethod)
+	c.action("PAYMENT_METHOD", fmt.Sprintf(`{"selectionMethod":%q}`, method))
+	c.screen(ScreenProcessing)
+}
+
 func (c *client) reset() {
 	c.t.Helper()
 	c.send(fmt.Sprintf(`{"messageType":"USER_ACTION","screen":"RESET","data":{},"transactionId":%q,"timestamp":%d}`,

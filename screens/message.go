@@ -219,18 +219,16 @@ func Decode(frame []byte) (Action, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Action{}, bad(CodeInvalidMessage, "frame is not a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	// Unmarshal refuses anything after the object ("invalid character
+	// after top-level value"), as a Decoder's More does not for } or ].
 	var f inFrame
-	if err := dec.Decode(&f); err != nil {
+	if err := json.Unmarshal(trimmed, &f); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			// Only messageType, screen and transactionId are typed here.
 			return Action{}, bad(CodeInvalidMessage, "%s must be a string, not a JSON %s", te.Field, te.Value)
 		}
 		return Action{}, bad(CodeInvalidMessage, "frame is not valid JSON: %v", err)
-	}
-	if dec.More() {
-		return Action{}, bad(CodeInvalidMessage, "frame holds more than one JSON value")
 	}
 	if f.MessageType == nil {
 		if f.Ping != nil {
@@ -274,12 +272,7 @@ func Decode(frame []byte) (Action, error) {
 	case TypeUserAction:
 		return decodeUserAction(a, d)
 	case TypeDeviceInfo:
-		a.Kind = ActDeviceInfo
-		a.Device, a.IP = str(d.DeviceSerialNumber), str(d.DeviceIPAddress)
-		if len(a.Device) > 128 || len(a.IP) > 64 {
-			return Action{}, bad(CodeInvalidMessage, "device serial or address too long")
-		}
-		return a, nil
+		return decodeDeviceInfo(a, d)
 	case TypeCardCheckResult:
 		if d.SelectedAmount == nil || isNull(d.SelectedAmount) {
 			return Action{}, bad(CodeInvalidAmount, "CARD_CHECK_RESULT: selectedAmount is missing")
@@ -362,15 +355,23 @@ func decodeUserAction(a Action, d inData) (Action, error) {
 		}
 		a.Kind = ActReceipt
 	case ScreenDeviceSerial, ScreenDeviceIP, ScreenInfo:
-		a.Kind = ActDeviceInfo
-		a.Device, a.IP = str(d.DeviceSerialNumber), str(d.DeviceIPAddress)
-		if len(a.Device) > 128 || len(a.IP) > 64 {
-			return Action{}, bad(CodeInvalidMessage, "device serial or address too long")
-		}
+		return decodeDeviceInfo(a, d)
 	case "":
 		return Action{}, bad(CodeInvalidMessage, "USER_ACTION without a screen")
 	default:
 		return Action{}, bad(CodeInvalidMessage, "USER_ACTION on unknown screen %q", trunc(string(a.Screen)))
+	}
+	return a, nil
+}
+
+// decodeDeviceInfo reads the device's serial and address, sent as
+// DEVICE_INFO or as a USER_ACTION on DEVICE_SERIAL, DEVICE_IP or
+// INFO_SCREEN.
+func decodeDeviceInfo(a Action, d inData) (Action, error) {
+	a.Kind = ActDeviceInfo
+	a.Device, a.IP = str(d.DeviceSerialNumber), str(d.DeviceIPAddress)
+	if len(a.Device) > 128 || len(a.IP) > 64 {
+		return Action{}, bad(CodeInvalidMessage, "device serial or address too long")
 	}
 	return a, nil
 }

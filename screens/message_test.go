@@ -3,6 +3,7 @@ package screens
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -148,6 +149,32 @@ func TestDecodeNamesTheBadDataField(t *testing.T) {
 	} {
 		if _, err := Decode([]byte(frame)); err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %q", frame, err, want)
+		}
+	}
+}
+
+func TestSanitizeKeepsADeviceNameShortAndWhole(t *testing.T) {
+	for in, want := range map[string]string{
+		" SN-0042\n":                  "SN-0042",
+		"unknown":                     "",
+		strings.Repeat("a", 70):       strings.Repeat("a", 64),
+		"a" + strings.Repeat("é", 40): "a" + strings.Repeat("é", 31), // 63 bytes: the 32nd é would be cut in half
+	} {
+		if got := sanitize(in); got != want {
+			t.Errorf("sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestDecodeRefusesTrailingBytes(t *testing.T) {
+	for _, frame := range []string{
+		`{"messageType":"USER_ACTION","screen":"RESET"} x`,
+		`{"messageType":"USER_ACTION","screen":"RESET"} {}`,
+		`{"messageType":"USER_ACTION","screen":"RESET"}}`,
+		`{"messageType":"USER_ACTION","screen":"RESET"}]`,
+	} {
+		if a, err := Decode([]byte(frame)); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%s: accepted as %+v (%v)", frame, a, err)
 		}
 	}
 }

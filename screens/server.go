@@ -366,8 +366,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Close stops the server: the listener, every display's connection and
-// the flows' timers. Payments in flight continue on their rails.
+// Close stops the server: the listener, every display's connection (with
+// 1001, going away) and the flows' timers. Payments in flight continue on
+// their rails.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -381,23 +382,43 @@ func (s *Server) Close() error {
 		sessions = append(sessions, d)
 	}
 	s.mu.Unlock()
-	s.cancel()
 	var err error
 	if hs != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err = hs.Shutdown(ctx)
 		cancel()
 	}
+	// Each display is told paydesk is going away before s.ctx ends: that
+	// drops the connections (their reads are bound to it) without a word.
+	// The close handshakes run together, outside the displays' locks, and
+	// a tablet that no longer answers is not waited for.
+	var wg sync.WaitGroup
 	for _, d := range sessions {
 		d.mu.Lock()
-		if d.conn != nil {
-			d.conn.ws.Close(websocket.StatusGoingAway, "paydesk stopping")
-		}
 		d.stopTimersLocked()
+		c := d.conn
 		d.mu.Unlock()
+		if c != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.ws.Close(websocket.StatusGoingAway, "paydesk stopping")
+			}()
+		}
 	}
+	said := make(chan struct{})
+	go func() { wg.Wait(); close(said) }()
+	select {
+	case <-said:
+	case <-time.After(goingAwayWait):
+	}
+	s.cancel()
 	return err
 }
+
+// goingAwayWait bounds how long Close waits for the displays to answer
+// its close frame.
+const goingAwayWait = time.Second
 
 // ServeHTTP upgrades a WebSocket handshake on any path and serves the
 // browser display page otherwise.
@@ -511,6 +532,15 @@ func (s *Server) localTxnID() string {
 	defer s.mu.Unlock()
 	s.localSeq++
 	return fmt.Sprintf("DSP%d%03d", s.opts.Now().UnixMilli(), s.localSeq%1000)
+}
+
+// money is a whole amount a display named, checked against Min and Max,
+// in minor units.
+func (s *Server) money(whole int64) (payment.Money, error) {
+	if whole < s.opts.Min || whole > s.opts.Max {
+		return payment.Money{}, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is outside %d-%d", whole, s.opts.Min, s.opts.Max)}
+	}
+	return payment.Money{Minor: whole * s.unit, Currency: s.opts.Currency}, nil
 }
 
 // method finds a configured method by name.

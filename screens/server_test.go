@@ -128,10 +128,7 @@ func TestLimitError(t *testing.T) {
 	_, url := startServer(t, bus, quick(Options{DailyLimit: 100, Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
 	c := dial(t, url, nil)
 	c.screen(ScreenAmountSelect)
-	c.action("AMOUNT_SELECT", `{"selectedAmount":80,"selectionMethod":"PRESET_BUTTON"}`)
-	c.screen(ScreenPaymentMethod)
-	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-	c.screen(ScreenProcessing)
+	c.pay(80, "DEBIT_CARD")
 	c.screen(ScreenSuccess)
 	c.reset()
 	for m := c.next(); m.Screen != ScreenAmountSelect || m.MessageType != TypeScreenChange; m = c.next() {
@@ -274,6 +271,18 @@ func TestMalformedFramesKeepTheConnection(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("oversized frame did not close the connection")
 		}
+		waitFor(t, func() bool {
+			evs, err := bus.Journal().EventsSince(context.Background(), 0, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				if ev.Kind == payment.KindRejected && ev.Detail == "display frame refused: frame over 4096 bytes refused" {
+					return true
+				}
+			}
+			return false
+		})
 		other.reset()
 		other.screen(ScreenAmountSelect)
 	})
@@ -294,10 +303,7 @@ func TestReconnectAndResume(t *testing.T) {
 		if c.session == "" {
 			t.Fatal("no sessionId in DEVICE_INFO")
 		}
-		c.action("AMOUNT_SELECT", `{"selectedAmount":40,"selectionMethod":"PRESET_BUTTON"}`)
-		c.screen(ScreenPaymentMethod)
-		c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-		c.screen(ScreenProcessing)
+		c.pay(40, "DEBIT_CARD")
 		c.ws.Close(websocket.StatusGoingAway, "tablet lost Wi-Fi")
 		waitFor(t, func() bool { return len(s.Displays()) == 1 && !s.Displays()[0].Connected })
 		time.Sleep(400 * time.Millisecond) // the payment finishes while the display is away
@@ -312,10 +318,7 @@ func TestReconnectAndResume(t *testing.T) {
 		c := dial(t, url, nil)
 		c.screen(ScreenAmountSelect)
 		c.send(`{"messageType":"DEVICE_INFO","screen":"DEVICE_SERIAL","data":{"deviceSerialNumber":"SN-0042","deviceIpAddress":"10.0.0.7"},"transactionId":"","timestamp":1}`)
-		c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
-		c.screen(ScreenPaymentMethod)
-		c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-		c.screen(ScreenProcessing)
+		c.pay(20, "DEBIT_CARD")
 		c.ws.CloseNow()
 		waitFor(t, func() bool {
 			for _, d := range s.Displays() {
@@ -437,10 +440,7 @@ func TestFailedPayment(t *testing.T) {
 	_, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
 	c := dial(t, url, nil)
 	c.screen(ScreenAmountSelect)
-	c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
-	c.screen(ScreenPaymentMethod)
-	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-	c.screen(ScreenProcessing)
+	c.pay(20, "DEBIT_CARD")
 	m := c.screen(ScreenFailed)
 	if m.Data["errorCode"] != "CARD_DECLINED" || m.Data["errorMessage"] != "Card declined by issuer" {
 		t.Fatalf("FAILED data = %v", m.Data)
@@ -480,10 +480,7 @@ func TestOperatorReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.screen(ScreenAmountSelect)
-	c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
-	c.screen(ScreenPaymentMethod)
-	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-	c.screen(ScreenProcessing)
+	c.pay(20, "DEBIT_CARD")
 	waitFor(t, func() bool { return s.Displays()[0].TxnID != "" })
 	if err := s.ResetDisplay(ds[0].ID); err == nil {
 		t.Fatal("reset of a display with a payment in flight was allowed")
@@ -635,10 +632,7 @@ func TestWholeAmountsInAZeroDecimalCurrency(t *testing.T) {
 		Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
 	c := dial(t, url, nil)
 	c.screen(ScreenAmountSelect)
-	c.action("AMOUNT_SELECT", `{"selectedAmount":2000,"selectionMethod":"PRESET_BUTTON"}`)
-	c.screen(ScreenPaymentMethod)
-	c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-	c.screen(ScreenProcessing)
+	c.pay(2000, "DEBIT_CARD")
 	c.screen(ScreenSuccess)
 	rail.mu.Lock()
 	defer rail.mu.Unlock()
@@ -658,10 +652,7 @@ func TestReceiptQuestion(t *testing.T) {
 		t.Fatalf("DEVICE_INFO %v", info.Data)
 	}
 	buy := func() {
-		c.action("AMOUNT_SELECT", `{"selectedAmount":20,"selectionMethod":"PRESET_BUTTON"}`)
-		c.screen(ScreenPaymentMethod)
-		c.action("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-		c.screen(ScreenProcessing)
+		c.pay(20, "DEBIT_CARD")
 		c.screen(ScreenSuccess)
 		c.screen(ScreenReceiptQuestion)
 	}
@@ -683,4 +674,65 @@ func TestReceiptQuestion(t *testing.T) {
 	// A customer who walks away from the question still gets the ticket.
 	buy()
 	c.screen(ScreenPrintTicket)
+}
+
+// A tablet that vanished never answers the close of its old connection:
+// its reconnect, and the other displays, must not wait for that close.
+func TestReconnectDoesNotWaitForADeadConnection(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	s, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dead, _, err := websocket.Dial(ctx, url+"?device=SN-9", nil) // never reads again
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.CloseNow()
+	waitFor(t, func() bool { ds := s.Displays(); return len(ds) == 1 && ds[0].Connected })
+	t0 := time.Now()
+	d := dial(t, url+"?device=SN-9", nil)
+	d.screen(ScreenAmountSelect)
+	if took := time.Since(t0); took > time.Second {
+		t.Fatalf("the reconnected display got its screen after %s: it waited for the dead connection's close", took)
+	}
+	t0 = time.Now()
+	if err := s.ResetDisplay(s.Displays()[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	d.screen(ScreenAmountSelect)
+	if took := time.Since(t0); took > time.Second {
+		t.Fatalf("the display's lock was held %s after the reconnect", took)
+	}
+}
+
+// Close tells the displays paydesk is going away (1001), without waiting
+// long for a tablet that no longer answers.
+func TestCloseSaysGoingAway(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	s, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dead, _, err := websocket.Dial(ctx, url, nil) // never reads again
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.CloseNow()
+	c := dial(t, url, nil)
+	c.screen(ScreenAmountSelect)
+	waitFor(t, func() bool { return len(s.Displays()) == 2 })
+	t0 := time.Now()
+	s.Close()
+	if took := time.Since(t0); took > 3*time.Second {
+		t.Errorf("Close took %s", took)
+	}
+	select {
+	case err := <-c.closed:
+		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Fatalf("display closed with %v, want 1001 going away", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the display's connection was not closed")
+	}
 }

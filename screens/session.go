@@ -58,8 +58,6 @@ type display struct {
 	// device is the serial the display reported; guarded by s.mu (the
 	// server's lock), so finding a display by device takes no display lock.
 	device string
-	// connected mirrors conn != nil for the same reason.
-	connected atomic.Bool
 
 	mu    sync.Mutex
 	label string
@@ -127,18 +125,15 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 		d = d.handle(c, frame)
 	}
 	reason := "closed"
-	switch {
-	case websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
-		reason = fmt.Sprintf("frame over %d bytes refused", s.opts.MaxFrame)
-	case websocket.CloseStatus(err) != -1:
-		reason = fmt.Sprintf("closed by display (%d)", websocket.CloseStatus(err))
-	case err != nil && s.ctx.Err() == nil:
-		reason = err.Error()
-	}
-	if strings.Contains(fmt.Sprint(err), "read limited") {
+	switch status := websocket.CloseStatus(err); {
+	case errors.Is(err, websocket.ErrMessageTooBig):
 		reason = fmt.Sprintf("frame over %d bytes refused", s.opts.MaxFrame)
 		s.log.Warn("display frame refused", "display", d.labelSafe(), "reason", reason)
 		s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.labelSafe(), Detail: "display frame refused: " + reason})
+	case status != -1:
+		reason = fmt.Sprintf("closed by display (%d)", status)
+	case err != nil && s.ctx.Err() == nil:
+		reason = err.Error()
 	}
 	ws.CloseNow()
 	d.detach(c, reason)
@@ -220,10 +215,11 @@ func (d *display) attach(c *conn) {
 	defer d.mu.Unlock()
 	if old := d.conn; old != nil && old != c {
 		d.s.log.Info("display connection replaced", "display", d.label, "old", old.addr, "new", c.addr)
-		old.ws.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
+		// Not under the lock: a dead tablet never answers the close, and
+		// the handshake waits 5 s for it.
+		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
 	}
 	d.conn, d.addr = c, c.addr
-	d.connected.Store(true)
 	if d.expire != nil {
 		d.expire.Stop()
 		d.expire = nil
@@ -270,7 +266,6 @@ func (d *display) detach(c *conn, reason string) {
 		return
 	}
 	d.conn = nil
-	d.connected.Store(false)
 	label := d.label
 	d.armExpireLocked()
 	d.mu.Unlock()
@@ -395,11 +390,11 @@ func (d *display) amountLocked(a Action, frame []byte) {
 		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: "other amounts are not offered; choose a preset"})
 		return
 	}
-	if a.Amount < o.Min || a.Amount > o.Max {
-		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is outside %d-%d", a.Amount, o.Min, o.Max)})
+	amt, err := d.s.money(a.Amount)
+	if err != nil {
+		d.rejectLocked(frame, err)
 		return
 	}
-	amt := payment.Money{Minor: a.Amount * d.s.unit, Currency: o.Currency}
 	if limited := d.limitLocked(amt, false); limited {
 		return
 	}
@@ -492,11 +487,11 @@ func (d *display) cardCheckLocked(a Action, frame []byte) {
 		d.rejectLocked(frame, &DecodeError{Code: CodeBusy, Reason: "a payment is already in progress on this display"})
 		return
 	}
-	if a.Amount < o.Min || a.Amount > o.Max {
-		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is outside %d-%d", a.Amount, o.Min, o.Max)})
+	amt, err := d.s.money(a.Amount)
+	if err != nil {
+		d.rejectLocked(frame, err)
 		return
 	}
-	amt := payment.Money{Minor: a.Amount * d.s.unit, Currency: o.Currency}
 	ok, remaining, err := d.checkLimitLocked(amt, true)
 	if err != nil || !ok {
 		data := Data{"errorMessage": "Daily limit exceeded", "limit": o.DailyLimit, "remaining": remaining, "currency": d.s.symbol}
@@ -554,13 +549,11 @@ func (d *display) paymentResultLocked(a Action) {
 // replyLocked sends an answer that is not a screen change (the app's
 // LIMIT_CHECK_RESULT), journaled first like a screen.
 func (d *display) replyLocked(typ string, scr Screen, data Data) {
-	msg := Message{MessageType: typ, Screen: scr, Data: data, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli()}
-	raw := msg.Encode()
-	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, TxnID: d.railTxn, Peer: d.label,
-		Detail: "display " + typ + " " + string(scr), Raw: raw}); err != nil {
+	raw := d.journalLocked(d.messageLocked(typ, scr, data), d.railTxn, "display "+typ+" "+string(scr))
+	if raw == nil {
 		return
 	}
-	d.writeLocked(typ, scr, raw)
+	d.writeLocked(typ, scr, raw, true)
 }
 
 // startTimeout bounds a rail's Start (it journals and sends; the outcome
@@ -714,12 +707,10 @@ func (d *display) resetLocked(why string) {
 
 func (d *display) cancelLocked(reason string) {
 	if d.inFlight && d.railTxn != "" {
-		for _, m := range d.s.opts.Methods {
-			if m.Name == d.method {
-				d.s.log.Info("display cancelled its payment", "display", d.label, "txn", d.railTxn, "reason", reason)
-				if err := m.Rail.Cancel(d.railTxn); err != nil {
-					d.s.log.Warn("cancel refused by the rail", "txn", d.railTxn, "err", err)
-				}
+		if m, ok := d.s.method(d.method); ok {
+			d.s.log.Info("display cancelled its payment", "display", d.label, "txn", d.railTxn, "reason", reason)
+			if err := m.Rail.Cancel(d.railTxn); err != nil {
+				d.s.log.Warn("cancel refused by the rail", "txn", d.railTxn, "err", err)
 			}
 		}
 		d.showLocked(ScreenProcessing, Data{})
@@ -766,7 +757,6 @@ func (d *display) deviceInfo(c *conn, a Action) *display {
 			fresh := !d.inFlight && d.railTxn == "" && d.conn == c
 			if fresh {
 				d.conn = nil
-				d.connected.Store(false)
 				d.stopTimersLocked()
 			}
 			d.mu.Unlock()
@@ -811,7 +801,7 @@ func sanitize(s string) string {
 		return r
 	}, strings.TrimSpace(s))
 	if len(s) > 64 {
-		s = s[:64]
+		s = strings.ToValidUTF8(s[:64], "") // not half a character
 	}
 	return s
 }
@@ -834,11 +824,9 @@ func (d *display) amountData() Data {
 // reconnects with.
 func (d *display) sendConfigLocked() {
 	o := d.s.opts
-	msg := Message{MessageType: TypeDeviceInfo, Screen: "", TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
-		Data: Data{"minTransactionLimit": o.Min, "maxTransactionLimit": o.Max, "currency": o.Currency,
-			"transactionFeeType": "FIXED", "transactionFeeValue": int64(0), "yaspaEnabled": true,
-			"requireCardReceipt": o.ReceiptQuestion, "sessionId": d.id}}
-	d.sendLocked(msg)
+	d.sendLocked(d.messageLocked(TypeDeviceInfo, "", Data{"minTransactionLimit": o.Min, "maxTransactionLimit": o.Max, "currency": o.Currency,
+		"transactionFeeType": "FIXED", "transactionFeeValue": int64(0), "yaspaEnabled": true,
+		"requireCardReceipt": o.ReceiptQuestion, "sessionId": d.id}))
 }
 
 // showLocked changes the display's screen: it journals the screen (with
@@ -851,26 +839,48 @@ func (d *display) showLocked(scr Screen, data Data) {
 	d.screen, d.data = scr, data
 	d.gen++
 	d.stopTimersLocked()
-	msg := Message{MessageType: TypeScreenChange, Screen: scr, Data: data, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli()}
-	raw := msg.Encode()
-	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, TxnID: d.railTxn, Peer: d.label,
-		Detail: "display " + string(scr), Raw: raw}); err != nil {
-		return // not on disk, so not shown
+	raw := d.journalLocked(d.messageLocked(TypeScreenChange, scr, data), d.railTxn, "display "+string(scr))
+	if raw == nil {
+		return
 	}
 	d.armLocked()
-	d.writeLocked(msg.MessageType, scr, raw)
+	d.writeLocked(TypeScreenChange, scr, raw, true)
 }
 
+// messageLocked is a frame of the display's flow, stamped now.
+func (d *display) messageLocked(typ string, scr Screen, data Data) Message {
+	return Message{MessageType: typ, Screen: scr, Data: data, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli()}
+}
+
+// journalLocked journals msg (against payment txn, if any) before it is
+// sent, and returns its encoding; nil when the journal refused it: what is
+// not on disk is not shown.
+func (d *display) journalLocked(msg Message, txn, detail string) []byte {
+	raw := msg.Encode()
+	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, TxnID: txn, Peer: d.label, Detail: detail, Raw: raw}); err != nil {
+		return nil
+	}
+	return raw
+}
+
+// sendLocked writes a frame that is not journaled (configuration,
+// requests, refusals).
 func (d *display) sendLocked(msg Message) {
-	d.writeLocked(msg.MessageType, msg.Screen, msg.Encode())
+	d.writeLocked(msg.MessageType, msg.Screen, msg.Encode(), false)
 }
 
-func (d *display) writeLocked(typ string, scr Screen, raw []byte) {
+// writeLocked writes raw to the display if connected. The log keeps the
+// text of a frame the journal does not have; a journaled one's is there.
+func (d *display) writeLocked(typ string, scr Screen, raw []byte, journaled bool) {
 	if d.conn == nil {
 		d.s.log.Info("display message held: not connected", "display", d.label, "type", typ, "screen", scr)
 		return
 	}
-	d.s.log.Info("display message out", "display", d.label, "type", typ, "screen", scr, "txn", d.flow, "raw", string(raw))
+	if journaled {
+		d.s.log.Info("display message out", "display", d.label, "type", typ, "screen", scr, "txn", d.flow, "journaled", true)
+	} else {
+		d.s.log.Info("display message out", "display", d.label, "type", typ, "screen", scr, "txn", d.flow, "raw", string(raw))
+	}
 	ctx, cancel := context.WithTimeout(d.s.ctx, d.s.opts.WriteTimeout)
 	defer cancel()
 	if err := d.conn.ws.Write(ctx, websocket.MessageText, raw); err != nil {
@@ -898,8 +908,7 @@ func (d *display) rejectLocked(frame []byte, err error) {
 	safe := redact(frame)
 	d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(safe)))
 	d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: "display message refused: " + err.Error(), Raw: safe})
-	d.sendLocked(Message{MessageType: TypeError, Screen: d.screen, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
-		Data: Data{"errorCode": code, "errorMessage": err.Error()}})
+	d.sendLocked(d.messageLocked(TypeError, d.screen, Data{"errorCode": code, "errorMessage": err.Error()}))
 }
 
 func (d *display) stopTimersLocked() {
@@ -987,13 +996,12 @@ func (d *display) stepLocked(delay time.Duration, next Screen) {
 // (or at once on the app's RESET).
 func (d *display) timeoutLocked() {
 	d.s.log.Info("display idle: flow timed out", "display", d.label, "screen", d.screen, "flow", d.flow)
-	msg := Message{MessageType: TypeError, Screen: d.screen, TransactionID: d.flow, Timestamp: d.s.opts.Now().UnixMilli(),
-		Data: Data{"errorMessage": "Transaction timed out", "errorCode": CodeTimeout}}
-	raw := msg.Encode()
-	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, Peer: d.label, Detail: "display timed out on " + string(d.screen), Raw: raw}); err != nil {
+	msg := d.messageLocked(TypeError, d.screen, Data{"errorMessage": "Transaction timed out", "errorCode": CodeTimeout})
+	raw := d.journalLocked(msg, "", "display timed out on "+string(d.screen))
+	if raw == nil {
 		return
 	}
-	d.writeLocked(TypeError, d.screen, raw)
+	d.writeLocked(TypeError, d.screen, raw, true)
 	d.gen++
 	d.afterLocked(d.s.opts.ResultHold, func() {
 		d.newFlowLocked()

@@ -92,9 +92,11 @@ func (m Model) displaysHeader() string {
 	return m.styles.Approved.Render(fmt.Sprintf("%d connected", n))
 }
 
+// trimTo cuts s to n characters (the width fmt pads to), the last one an
+// ellipsis.
 func trimTo(s string, n int) string {
-	if len(s) > n {
-		return s[:n-1] + "…"
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
 	}
 	return s
 }

@@ -138,3 +138,15 @@ func TestManyDisplaysFitTheWindow(t *testing.T) {
 		t.Fatalf("cursor row (31st display) or position not shown:\n%s", v)
 	}
 }
+
+func TestDisplayLabelsAreCutOnCharacters(t *testing.T) {
+	for in, want := range map[string]string{
+		"SN-0042":          "SN-0042",
+		"caisse-entrée-12": "caisse-entr…",
+		"ééééééééééééé":    "ééééééééééé…",
+	} {
+		if got := trimTo(in, 12); got != want {
+			t.Errorf("trimTo(%q, 12) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -219,10 +219,9 @@
   }
   function hideToast() { $("toast").hidden = true; }
 
-  function cancel() {
-    send("CANCEL", null);
-    send("RESET", {}, newID());
-  }
+  // The server answers CANCEL with the amount screen (or PROCESSING while
+  // a payment is in flight): a RESET after it would only repeat it.
+  function cancel() { send("CANCEL", null); }
 
   function keypadSetup() {
     var pad = $("keypad");
@@ -245,7 +244,7 @@
 
   $("other").addEventListener("click", function () { send("AMOUNT_SELECT", { selectedAmount: -1, selectionMethod: "OTHER" }); });
   $("method-cancel").addEventListener("click", cancel);
-  $("pay-cancel").addEventListener("click", function () { send("CANCEL", null); });
+  $("pay-cancel").addEventListener("click", cancel);
   var resets = document.querySelectorAll("[data-action=reset]");
   for (var i = 0; i < resets.length; i++) resets[i].addEventListener("click", function () { send("RESET", {}, newID()); });
   var answers = document.querySelectorAll("[data-receipt]");
