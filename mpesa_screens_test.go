@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -298,20 +297,9 @@ func TestDisplayMPesaTimeout(t *testing.T) {
 // curl line) turns the display to SUCCESS and the console prints the
 // RESULT with the M-Pesa receipt.
 func TestDemoDisplayMPesa(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "demo", "--plain", "--screens-currency", "KES", "--screens-methods", "MPESA=mpesa", "--screens-step", "50ms")
-	cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir, "PAYDESK_LOG="+filepath.Join(dir, "paydesk.log"))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdin, out := startPaydesk(t, []string{"XDG_CONFIG_HOME=" + dir, "PAYDESK_LOG=" + filepath.Join(dir, "paydesk.log")},
+		"demo", "--plain", "--screens-currency", "KES", "--screens-methods", "MPESA=mpesa", "--screens-step", "50ms")
 	daraja := out.waitFor(t, regexp.MustCompile(`curl -d amount=100 -d ref=<sale reference> (http://\S+)/sandbox/c2b`))[1]
 	url := out.waitFor(t, regexp.MustCompile(`Customer display: open (http://127\.0\.0\.1:\d+/) in a browser`))[1]
 	out.waitFor(t, regexp.MustCompile(`methods MPESA→mpesa:c2b`))

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -62,20 +61,9 @@ func (c *displayClient) act(screen, data string) {
 // prints the page's URL; a display pays there and the payment is
 // journaled like any other.
 func TestDemoCustomerDisplay(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
 	journal := filepath.Join(dir, "journal.db")
-	cmd := exec.Command(bin, "demo", "--plain", "--journal", journal, "--screens-step", "50ms")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdin, out := startPaydesk(t, nil, "demo", "--plain", "--journal", journal, "--screens-step", "50ms")
 	url := out.waitFor(t, regexp.MustCompile(`Customer display: open (http://127\.0\.0\.1:\d+/) in a browser`))[1]
 
 	resp, err := http.Get(url)
@@ -122,19 +110,11 @@ func TestDemoCustomerDisplay(t *testing.T) {
 // Outside the demo the display is off unless configured; the config file
 // sets it up, the token comes from the environment, never a flag.
 func TestCustomerDisplayFromConfigFile(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "paydesk.toml")
 	os.WriteFile(cfg, []byte("[screens]\nlisten = \"127.0.0.1:0\"\npresets = [10, 15]\ncurrency = \"gbp\"\nmethods = \"DEBIT_CARD=pos\"\ndaily-limit = 500\n"), 0o600)
-	cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "j.db"), "--config", cfg)
-	cmd.Env = append(cmd.Environ(), "PAYDESK_SCREENS_TOKEN=tok3n", "XDG_CONFIG_HOME="+dir)
-	stdin, _ := cmd.StdinPipe()
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdin, out := startPaydesk(t, []string{"PAYDESK_SCREENS_TOKEN=tok3n", "XDG_CONFIG_HOME=" + dir},
+		"--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "j.db"), "--config", cfg)
 	url := out.waitFor(t, regexp.MustCompile(`Customer display: open (http://127\.0\.0\.1:\d+/)\?token=<PAYDESK_SCREENS_TOKEN>`))[1]
 	if strings.Contains(out.String(), "tok3n") {
 		t.Fatal("the token was printed")
