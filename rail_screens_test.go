@@ -146,7 +146,7 @@ func TestCustomerDisplayFromConfigFile(t *testing.T) {
 }
 
 func TestScreenMethodsSetting(t *testing.T) {
-	pos, term := &stubStarter{}, &stubStarter{}
+	pos, term := &stubStarter{"pos"}, &stubStarter{"terminal"}
 	rails := map[string]payment.Starter{"pos": pos, "terminal": term}
 	ms, err := parseScreenMethods("debit_card=terminal, PAY_BY_BANK=pos:duitnow_qr, BNPL=pos:bnpl@POS002", rails)
 	if err != nil {
@@ -155,6 +155,9 @@ func TestScreenMethodsSetting(t *testing.T) {
 	got := []string{}
 	for _, m := range ms {
 		got = append(got, fmt.Sprintf("%s %s %s %s", m.Name, m.RailName, m.Mode, m.Target))
+		if m.Rail != rails[string(m.RailName)] {
+			t.Errorf("%s is paid on %v, want the %s rail", m.Name, m.Rail, m.RailName)
+		}
 	}
 	if strings.Join(got, "|") != "DEBIT_CARD terminal card |PAY_BY_BANK pos duitnow_qr |BNPL pos bnpl POS002" {
 		t.Fatalf("methods %q", got)
@@ -177,10 +180,10 @@ func TestScreenMethodsSetting(t *testing.T) {
 	}
 	// M-Pesa on the display is paybill/till (c2b): no phone is collected
 	// for a push.
-	rails["mpesa"] = &stubStarter{}
+	rails["mpesa"] = &stubStarter{"mpesa"}
 	for _, spec := range []string{"mpesa=mpesa", "MPESA=mpesa:c2b", "MPESA=MPESA:C2B"} {
 		ms, err := parseScreenMethods(spec, rails)
-		if err != nil || len(ms) != 1 || ms[0].Name != "MPESA" || ms[0].RailName != payment.RailMPesa || ms[0].Mode != payment.ModeC2B {
+		if err != nil || len(ms) != 1 || ms[0].Name != "MPESA" || ms[0].RailName != payment.RailMPesa || ms[0].Mode != payment.ModeC2B || ms[0].Rail != rails["mpesa"] {
 			t.Errorf("%q: %+v %v", spec, ms, err)
 		}
 	}
@@ -204,7 +207,9 @@ func TestScreenMethodsSetting(t *testing.T) {
 	}
 }
 
-type stubStarter struct{}
+// stubStarter is a rail that does nothing; name tells stubs apart (a
+// pointer to an empty struct may equal another).
+type stubStarter struct{ name string }
 
 func (stubStarter) Start(context.Context, payment.Request) (string, error) { return "", nil }
 func (stubStarter) Cancel(string) error                                    { return nil }
