@@ -20,7 +20,11 @@ var tillItem = menuItem{"m", "Till payments (M-Pesa)", "", ""}
 type tillView struct {
 	cursor    int
 	assigning bool
-	input     textinput.Model
+	// assignID is the payment being assigned, fixed when the operator
+	// asks to assign it: a payment arriving meanwhile (listed first)
+	// moves the others under the cursor.
+	assignID string
+	input    textinput.Model
 }
 
 func newTillView() tillView {
@@ -66,10 +70,10 @@ func (m Model) tillKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			txn := strings.ToUpper(strings.TrimSpace(tv.input.Value()))
 			tv.assigning = false
 			tv.input.Blur()
-			if tv.cursor >= len(list) || txn == "" {
+			if txn == "" {
 				return m, nil
 			}
-			id, t := list[tv.cursor].ID, m.till()
+			id, t := tv.assignID, m.till()
 			return m, func() tea.Msg { return assignedMsg{id: id, txn: txn, err: t.AssignTill(id, txn)} }
 		}
 		var cmd tea.Cmd
@@ -85,7 +89,7 @@ func (m Model) tillKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		tv.cursor = min(tv.cursor+1, max(len(list)-1, 0))
 	case key.Matches(k, km.Assign):
 		if tv.cursor < len(list) && list[tv.cursor].Unmatched() {
-			tv.assigning = true
+			tv.assigning, tv.assignID = true, list[tv.cursor].ID
 			tv.input.SetValue("")
 			return m, tv.input.Focus()
 		}
@@ -137,7 +141,7 @@ func (m Model) tillScreen() string {
 	}
 	b.WriteString(s.Muted.Render(fmt.Sprintf("%d payments, %d unmatched", len(list), unmatched)) + "\n")
 	if tv.assigning {
-		b.WriteString("\nAssign " + list[min(tv.cursor, len(list)-1)].ID + " to sale: " + tv.input.View() + "\n")
+		b.WriteString("\nAssign " + tv.assignID + " to sale: " + tv.input.View() + "\n")
 	}
 	return b.String()
 }

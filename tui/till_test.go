@@ -74,3 +74,34 @@ func TestTillPayments(t *testing.T) {
 		t.Error("a full phone number is on screen")
 	}
 }
+
+// A payment arriving while the operator types the sale reference is
+// listed first; the one chosen is still the one assigned.
+func TestTillAssignWhileAPaymentArrives(t *testing.T) {
+	bus := testBus(t)
+	mp := &tillRail{scriptRail: scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: true, Detail: "ready"}}}
+	at := time.Date(2026, 12, 4, 9, 30, 0, 0, time.UTC)
+	mp.payments = []payment.TillPayment{
+		{ID: "RKTQDM7W6S", Reference: "NOSUCH", Amount: payment.Money{Minor: 5000, Currency: "KES"}, Payer: "2547****126", Time: at, Note: "no sale with this reference"},
+	}
+	cfg := testConfig()
+	cfg.Rails = Rails{MPesa: mp}
+	tm := teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+	typeText(tm, "m")
+	waitText(t, tm, "1 payments, 1 unmatched")
+	typeText(tm, "a")
+	waitText(t, tm, "Assign RKTQDM7W6S to sale:")
+	mp.tmu.Lock()
+	mp.payments = append([]payment.TillPayment{{ID: "RKNEW00001", Amount: payment.Money{Minor: 100, Currency: "KES"},
+		Payer: "2547****000", Time: at.Add(time.Minute), Note: "no sale with this reference"}}, mp.payments...)
+	mp.tmu.Unlock()
+	typeText(tm, "pd7k3m9qxa")
+	enter(tm)
+	waitText(t, tm, "→ PD7K3M9QXA assigned by the operator")
+	final(t, tm)
+	for _, p := range mp.TillPayments() {
+		if want := map[string]string{"RKTQDM7W6S": "PD7K3M9QXA", "RKNEW00001": ""}[p.ID]; p.TxnID != want {
+			t.Errorf("%s assigned to %q, want %q", p.ID, p.TxnID, want)
+		}
+	}
+}
