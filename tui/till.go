@@ -50,6 +50,8 @@ func (m Model) till() payment.Till {
 	return t
 }
 
+// tillPayments asks the rail for its till payments; refresh keeps them
+// in m.tills for the view and its keys.
 func (m Model) tillPayments() []payment.TillPayment {
 	if t := m.till(); t != nil {
 		return t.TillPayments()
@@ -59,7 +61,7 @@ func (m Model) tillPayments() []payment.TillPayment {
 
 func (m Model) tillKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	km, tv := m.keys, &m.tillv
-	list := m.tillPayments()
+	list := m.tills
 	if tv.assigning {
 		switch {
 		case key.Matches(k, km.Back):
@@ -104,7 +106,7 @@ func (m Model) tillKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 // first; unmatched ones are highlighted and can be assigned to a sale.
 func (m Model) tillScreen() string {
 	s, tv := m.styles, m.tillv
-	list := m.tillPayments()
+	list := m.tills
 	var b strings.Builder
 	b.WriteString(s.Title.Render("Till payments (M-Pesa C2B)") + "\n")
 	if len(list) == 0 {
