@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -94,20 +93,7 @@ func newKenyaKiosk(t *testing.T, wait time.Duration) *kenyaKiosk {
 	return &kenyaKiosk{fake: fake, rail: rail, j: j, url: "ws://" + sln.Addr().String() + "/"}
 }
 
-// frame is a message as the display received it, with its bytes.
-type frame struct {
-	screens.Message
-	raw []byte
-}
-
-type kenyaDisplay struct {
-	t       *testing.T
-	ws      *websocket.Conn
-	flow    string
-	session string // from DEVICE_INFO, to resume with
-}
-
-func (k *kenyaKiosk) dial(t *testing.T, query string) *kenyaDisplay {
+func (k *kenyaKiosk) dial(t *testing.T, query string) *displayClient {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, k.url+query, nil)
@@ -115,50 +101,12 @@ func (k *kenyaKiosk) dial(t *testing.T, query string) *kenyaDisplay {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.CloseNow() })
-	return &kenyaDisplay{t: t, ws: ws}
-}
-
-// until reads up to the screen change that satisfies ok.
-func (d *kenyaDisplay) until(what string, ok func(frame) bool) frame {
-	d.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for {
-		_, b, err := d.ws.Read(ctx)
-		if err != nil {
-			d.t.Fatalf("waiting for %s: %v", what, err)
-		}
-		var f frame
-		if err := json.Unmarshal(b, &f.Message); err != nil {
-			d.t.Fatal(err)
-		}
-		f.raw = b
-		d.flow = f.TransactionID
-		if id, ok := f.Data["sessionId"].(string); ok && f.MessageType == screens.TypeDeviceInfo {
-			d.session = id
-		}
-		if f.MessageType == screens.TypeError {
-			d.t.Fatalf("waiting for %s: ERROR %s", what, b)
-		}
-		if f.MessageType == screens.TypeScreenChange && ok(f) {
-			return f
-		}
-	}
-}
-
-func (d *kenyaDisplay) screen(s screens.Screen) frame {
-	d.t.Helper()
-	return d.until(string(s), func(f frame) bool { return f.Screen == s })
-}
-
-func (d *kenyaDisplay) act(screen, data string) {
-	d.t.Helper()
-	(&displayClient{t: d.t, ws: d.ws, flow: d.flow}).act(screen, data)
+	return &displayClient{t: t, ws: ws}
 }
 
 // choose picks amount and MPESA and returns the PROCESSING screen that
 // tells the customer where to pay.
-func (d *kenyaDisplay) choose(amount string) frame {
+func (d *displayClient) choose(amount string) frame {
 	d.t.Helper()
 	d.screen(screens.ScreenAmountSelect)
 	d.act("AMOUNT_SELECT", `{"selectedAmount":`+amount+`,"selectionMethod":"PRESET_BUTTON"}`)
@@ -310,7 +258,7 @@ func TestDemoDisplayMPesa(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
-	d := &kenyaDisplay{t: t, ws: ws}
+	d := &displayClient{t: t, ws: ws}
 	p := d.choose("60")
 	ref := instructionsRE.FindSubmatch(p.raw)
 	if ref == nil || !strings.Contains(string(p.raw), `"businessNumber":`+sandbox.DefaultShortCode) {

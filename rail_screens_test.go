@@ -19,34 +19,53 @@ import (
 	"paydesk/screens"
 )
 
-// displayClient reads a display's messages up to the screen wanted.
+// displayClient is a customer display on a websocket: it reads the
+// server's messages up to the screen wanted and acts as the customer.
 type displayClient struct {
-	t    *testing.T
-	ws   *websocket.Conn
-	flow string
+	t       *testing.T
+	ws      *websocket.Conn
+	flow    string
+	session string // from DEVICE_INFO, to resume with
 }
 
-func (c *displayClient) until(screen screens.Screen) screens.Message {
+// frame is a message as the display received it, with its bytes.
+type frame struct {
+	screens.Message
+	raw []byte
+}
+
+// until reads up to the screen change that satisfies ok.
+func (c *displayClient) until(what string, ok func(frame) bool) frame {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
 		_, b, err := c.ws.Read(ctx)
 		if err != nil {
-			c.t.Fatalf("waiting for %s: %v", screen, err)
+			c.t.Fatalf("waiting for %s: %v", what, err)
 		}
-		var m screens.Message
-		if err := json.Unmarshal(b, &m); err != nil {
+		var f frame
+		if err := json.Unmarshal(b, &f.Message); err != nil {
 			c.t.Fatal(err)
 		}
-		c.flow = m.TransactionID
-		if m.MessageType == screens.TypeError {
-			c.t.Fatalf("waiting for %s: ERROR %v", screen, m.Data)
+		f.raw = b
+		c.flow = f.TransactionID
+		if id, ok := f.Data["sessionId"].(string); ok && f.MessageType == screens.TypeDeviceInfo {
+			c.session = id
 		}
-		if m.MessageType == screens.TypeScreenChange && m.Screen == screen {
-			return m
+		if f.MessageType == screens.TypeError {
+			c.t.Fatalf("waiting for %s: ERROR %s", what, b)
+		}
+		if f.MessageType == screens.TypeScreenChange && ok(f) {
+			return f
 		}
 	}
+}
+
+// screen reads up to screen s.
+func (c *displayClient) screen(s screens.Screen) frame {
+	c.t.Helper()
+	return c.until(string(s), func(f frame) bool { return f.Screen == s })
 }
 
 func (c *displayClient) act(screen, data string) {
@@ -84,13 +103,13 @@ func TestDemoCustomerDisplay(t *testing.T) {
 	}
 	defer ws.CloseNow()
 	c := &displayClient{t: t, ws: ws}
-	c.until(screens.ScreenAmountSelect)
+	c.screen(screens.ScreenAmountSelect)
 	c.act("AMOUNT_SELECT", `{"selectedAmount":40,"selectionMethod":"PRESET_BUTTON"}`)
-	c.until(screens.ScreenPaymentMethod)
+	c.screen(screens.ScreenPaymentMethod)
 	c.act("PAYMENT_METHOD", `{"selectionMethod":"PAY_BY_BANK"}`)
-	c.until(screens.ScreenSuccess)
-	c.until(screens.ScreenThankYou)
-	c.until(screens.ScreenAmountSelect)
+	c.screen(screens.ScreenSuccess)
+	c.screen(screens.ScreenThankYou)
+	c.screen(screens.ScreenAmountSelect)
 	io.WriteString(stdin, "7\n")
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
@@ -131,15 +150,15 @@ func TestCustomerDisplayFromConfigFile(t *testing.T) {
 	}
 	defer ws.CloseNow()
 	c := &displayClient{t: t, ws: ws}
-	m := c.until(screens.ScreenAmountSelect)
+	m := c.screen(screens.ScreenAmountSelect)
 	if fmt.Sprint(m.Data["amounts"]) != "[10 15]" || m.Data["currency"] != "£" {
 		t.Fatalf("AMOUNT_SELECT %v", m.Data)
 	}
 	// No POS is connected: the method's rail is down.
 	c.act("AMOUNT_SELECT", `{"selectedAmount":15,"selectionMethod":"PRESET_BUTTON"}`)
-	c.until(screens.ScreenPaymentMethod)
+	c.screen(screens.ScreenPaymentMethod)
 	c.act("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-	c.until(screens.ScreenDeviceError)
+	c.screen(screens.ScreenDeviceError)
 	io.WriteString(stdin, "7\n")
 	stdin.Close()
 	cmd.Wait()
