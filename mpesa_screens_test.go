@@ -94,14 +94,8 @@ func newKenyaKiosk(t *testing.T, wait time.Duration) *kenyaKiosk {
 }
 
 func (k *kenyaKiosk) dial(t *testing.T, query string) *displayClient {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, k.url+query, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ws.CloseNow() })
-	return &displayClient{t: t, ws: ws}
+	t.Helper()
+	return dialDisplay(t, k.url+query, nil)
 }
 
 // choose picks amount and MPESA and returns the PROCESSING screen that
@@ -251,14 +245,7 @@ func TestDemoDisplayMPesa(t *testing.T) {
 	daraja := out.waitFor(t, regexp.MustCompile(`curl -d amount=100 -d ref=<sale reference> (http://\S+)/sandbox/c2b`))[1]
 	url := out.waitFor(t, regexp.MustCompile(`Customer display: open (http://127\.0\.0\.1:\d+/) in a browser`))[1]
 	out.waitFor(t, regexp.MustCompile(`methods MPESA→mpesa:c2b`))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	d := &displayClient{t: t, ws: ws}
+	d := dialDisplay(t, url, nil)
 	p := d.choose("60")
 	ref := instructionsRE.FindSubmatch(p.raw)
 	if ref == nil || !strings.Contains(string(p.raw), `"businessNumber":`+sandbox.DefaultShortCode) {

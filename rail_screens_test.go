@@ -28,6 +28,23 @@ type displayClient struct {
 	session string // from DEVICE_INFO, to resume with
 }
 
+// dialDisplay connects a display to the page's URL (http:// or ws://),
+// with opts; the connection closes when the test ends.
+func dialDisplay(t *testing.T, url string, opts *websocket.DialOptions) *displayClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if rest, ok := strings.CutPrefix(url, "http"); ok {
+		url = "ws" + rest
+	}
+	ws, _, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return &displayClient{t: t, ws: ws}
+}
+
 // frame is a message as the display received it, with its bytes.
 type frame struct {
 	screens.Message
@@ -95,14 +112,7 @@ func TestDemoCustomerDisplay(t *testing.T) {
 		t.Fatalf("GET %s: %d\n%s", url, resp.StatusCode, page)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	c := &displayClient{t: t, ws: ws}
+	c := dialDisplay(t, url, nil)
 	c.screen(screens.ScreenAmountSelect)
 	c.act("AMOUNT_SELECT", `{"selectedAmount":40,"selectionMethod":"PRESET_BUTTON"}`)
 	c.screen(screens.ScreenPaymentMethod)
@@ -144,12 +154,7 @@ func TestCustomerDisplayFromConfigFile(t *testing.T) {
 	if _, resp, err := websocket.Dial(ctx, wsURL, nil); err == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("without the token: %v", err)
 	}
-	ws, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer tok3n"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	c := &displayClient{t: t, ws: ws}
+	c := dialDisplay(t, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer tok3n"}}})
 	m := c.screen(screens.ScreenAmountSelect)
 	if fmt.Sprint(m.Data["amounts"]) != "[10 15]" || m.Data["currency"] != "£" {
 		t.Fatalf("AMOUNT_SELECT %v", m.Data)
