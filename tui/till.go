@@ -36,10 +36,7 @@ func newTillView() tillView {
 }
 
 // assignedMsg reports the outcome of assigning a till payment.
-type assignedMsg struct {
-	id, txn string
-	err     error
-}
+type assignedMsg struct{ err error }
 
 // till returns the rail that lists till payments, or nil.
 func (m Model) till() payment.Till {
@@ -76,7 +73,7 @@ func (m Model) tillKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 				return m, nil
 			}
 			id, t := tv.assignID, m.till()
-			return m, func() tea.Msg { return assignedMsg{id: id, txn: txn, err: t.AssignTill(id, txn)} }
+			return m, func() tea.Msg { return assignedMsg{t.AssignTill(id, txn)} }
 		}
 		var cmd tea.Cmd
 		tv.input, cmd = tv.input.Update(k)
