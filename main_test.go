@@ -59,6 +59,27 @@ func binary(t *testing.T) string {
 	return bin
 }
 
+// startPaydesk starts the binary with args, env added to its
+// environment, and its output and errors collected in out; stdin is a
+// pipe. The process is killed and reaped when the test ends, if it has
+// not exited by then.
+func startPaydesk(t *testing.T, env []string, args ...string) (cmd *exec.Cmd, stdin io.WriteCloser, out *lines) {
+	t.Helper()
+	cmd = exec.Command(binary(t), args...)
+	cmd.Env = append(cmd.Environ(), env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = &lines{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, stdin, out
+}
+
 // lines collects a process's output and lets a test wait for a pattern.
 type lines struct {
 	mu  sync.Mutex
@@ -131,15 +152,7 @@ func TestKillMidPaymentLeavesUnknown(t *testing.T) {
 	journal := filepath.Join(dir, "journal.db")
 	args := []string{"--plain", "--listen", "127.0.0.1:0", "--journal", journal, "--log", filepath.Join(dir, "log")}
 
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "PAYDESK_SECRET="+protocol.DevSecret)
-	stdin, _ := cmd.StdinPipe()
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdin, out := startPaydesk(t, []string{"PAYDESK_SECRET=" + protocol.DevSecret}, args...)
 	addr := out.waitFor(t, regexp.MustCompile(`listening for POS terminals on (\S+)`))[1]
 	got := make(chan *protocol.Message, 1)
 	fakePOS(t, addr, got)

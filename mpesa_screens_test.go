@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -95,71 +93,14 @@ func newKenyaKiosk(t *testing.T, wait time.Duration) *kenyaKiosk {
 	return &kenyaKiosk{fake: fake, rail: rail, j: j, url: "ws://" + sln.Addr().String() + "/"}
 }
 
-// frame is a message as the display received it, with its bytes.
-type frame struct {
-	screens.Message
-	raw []byte
-}
-
-type kenyaDisplay struct {
-	t       *testing.T
-	ws      *websocket.Conn
-	flow    string
-	session string // from DEVICE_INFO, to resume with
-}
-
-func (k *kenyaKiosk) dial(t *testing.T, query string) *kenyaDisplay {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, k.url+query, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ws.CloseNow() })
-	return &kenyaDisplay{t: t, ws: ws}
-}
-
-// until reads up to the screen change that satisfies ok.
-func (d *kenyaDisplay) until(what string, ok func(frame) bool) frame {
-	d.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for {
-		_, b, err := d.ws.Read(ctx)
-		if err != nil {
-			d.t.Fatalf("waiting for %s: %v", what, err)
-		}
-		var f frame
-		if err := json.Unmarshal(b, &f.Message); err != nil {
-			d.t.Fatal(err)
-		}
-		f.raw = b
-		d.flow = f.TransactionID
-		if id, ok := f.Data["sessionId"].(string); ok && f.MessageType == screens.TypeDeviceInfo {
-			d.session = id
-		}
-		if f.MessageType == screens.TypeError {
-			d.t.Fatalf("waiting for %s: ERROR %s", what, b)
-		}
-		if f.MessageType == screens.TypeScreenChange && ok(f) {
-			return f
-		}
-	}
-}
-
-func (d *kenyaDisplay) screen(s screens.Screen) frame {
-	d.t.Helper()
-	return d.until(string(s), func(f frame) bool { return f.Screen == s })
-}
-
-func (d *kenyaDisplay) act(screen, data string) {
-	d.t.Helper()
-	(&displayClient{t: d.t, ws: d.ws, flow: d.flow}).act(screen, data)
+func (k *kenyaKiosk) dial(t *testing.T, query string) *displayClient {
+	t.Helper()
+	return dialDisplay(t, k.url+query, nil)
 }
 
 // choose picks amount and MPESA and returns the PROCESSING screen that
 // tells the customer where to pay.
-func (d *kenyaDisplay) choose(amount string) frame {
+func (d *displayClient) choose(amount string) frame {
 	d.t.Helper()
 	d.screen(screens.ScreenAmountSelect)
 	d.act("AMOUNT_SELECT", `{"selectedAmount":`+amount+`,"selectionMethod":"PRESET_BUTTON"}`)
@@ -298,31 +239,13 @@ func TestDisplayMPesaTimeout(t *testing.T) {
 // curl line) turns the display to SUCCESS and the console prints the
 // RESULT with the M-Pesa receipt.
 func TestDemoDisplayMPesa(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "demo", "--plain", "--screens-currency", "KES", "--screens-methods", "MPESA=mpesa", "--screens-step", "50ms")
-	cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir, "PAYDESK_LOG="+filepath.Join(dir, "paydesk.log"))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdin, out := startPaydesk(t, []string{"XDG_CONFIG_HOME=" + dir, "PAYDESK_LOG=" + filepath.Join(dir, "paydesk.log")},
+		"demo", "--plain", "--screens-currency", "KES", "--screens-methods", "MPESA=mpesa", "--screens-step", "50ms")
 	daraja := out.waitFor(t, regexp.MustCompile(`curl -d amount=100 -d ref=<sale reference> (http://\S+)/sandbox/c2b`))[1]
 	url := out.waitFor(t, regexp.MustCompile(`Customer display: open (http://127\.0\.0\.1:\d+/) in a browser`))[1]
 	out.waitFor(t, regexp.MustCompile(`methods MPESA→mpesa:c2b`))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	d := &kenyaDisplay{t: t, ws: ws}
+	d := dialDisplay(t, url, nil)
 	p := d.choose("60")
 	ref := instructionsRE.FindSubmatch(p.raw)
 	if ref == nil || !strings.Contains(string(p.raw), `"businessNumber":`+sandbox.DefaultShortCode) {

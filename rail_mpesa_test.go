@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -22,27 +21,15 @@ import (
 // with the M-Pesa receipt. A phone ending 1032 is cancelled by the
 // customer. Phone numbers are shown masked.
 func TestMPesaDemoPlain(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "demo", "--plain")
-	cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir, "PAYDESK_LOG="+filepath.Join(dir, "paydesk.log"))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdin, out := startPaydesk(t, []string{"XDG_CONFIG_HOME=" + dir, "PAYDESK_LOG=" + filepath.Join(dir, "paydesk.log")}, "demo", "--plain")
 	out.waitFor(t, regexp.MustCompile(`Select option`))
 	io.WriteString(stdin, "9\n0708 374 149\n150\n")
 	id := out.waitFor(t, regexp.MustCompile(`Transaction ID: (PD[0-9A-Z]{8})`))[1]
-	waitLong(t, &out, regexp.MustCompile(`RESULT `+id+` approved 150\.00 pos_txn=[0-9A-Z]{10}`))
+	waitLong(t, out, regexp.MustCompile(`RESULT `+id+` approved 150\.00 pos_txn=[0-9A-Z]{10}`))
 
 	io.WriteString(stdin, "9\n+254 712 341 032\n20\n")
-	waitLong(t, &out, regexp.MustCompile(`RESULT PD[0-9A-Z]{8} cancelled 20\.00 reason="the customer cancelled the prompt"`))
+	waitLong(t, out, regexp.MustCompile(`RESULT PD[0-9A-Z]{8} cancelled 20\.00 reason="the customer cancelled the prompt"`))
 
 	// A customer pays the paybill with a reference that is no sale: the
 	// line console shows it for the operator.
@@ -77,22 +64,9 @@ func TestMPesaDemoPlain(t *testing.T) {
 // sale. Neither the consumer secret, the passkey nor the full phone
 // number reaches the log.
 func TestMPesaSimDarajaAndConfigFile(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sim := exec.CommandContext(ctx, bin, "sim", "daraja", "--listen", "127.0.0.1:0", "--delay", "60s", "--prompt-ttl", "60s")
-	sim.Env = append(sim.Environ(), "PAYDESK_LOG="+filepath.Join(dir, "sim.log"))
-	simIn, err := sim.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var simOut lines
-	sim.Stdout, sim.Stderr = &simOut, &simOut
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); sim.Wait() }()
+	_, simIn, simOut := startPaydesk(t, []string{"PAYDESK_LOG=" + filepath.Join(dir, "sim.log")},
+		"sim", "daraja", "--listen", "127.0.0.1:0", "--delay", "60s", "--prompt-ttl", "60s")
 	url := simOut.waitFor(t, regexp.MustCompile(`daraja on (http://\S+)`))[1]
 
 	cfg := filepath.Join(dir, "paydesk.toml")
@@ -107,24 +81,14 @@ allow = "127.0.0.1"
 register-c2b = true
 `), 0o600)
 	logPath := filepath.Join(dir, "paydesk.log")
-	cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "journal.db"), "--config", cfg, "--log", logPath)
-	cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdin, out := startPaydesk(t, []string{"XDG_CONFIG_HOME=" + dir},
+		"--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "journal.db"), "--config", cfg, "--log", logPath)
 	out.waitFor(t, regexp.MustCompile(`Select option`))
 	io.WriteString(stdin, "9\n0712 341 037\n250\n")
 	id := out.waitFor(t, regexp.MustCompile(`Transaction ID: (PD[0-9A-Z]{8})`))[1]
 	out.waitFor(t, regexp.MustCompile(`waiting for the customer to enter the M-Pesa PIN`))
 	io.WriteString(simIn, "c2b 250.00 "+strings.ToLower(id)+"\n")
-	waitLong(t, &out, regexp.MustCompile(`RESULT `+id+` approved 250\.00 pos_txn=[0-9A-Z]{10}`))
+	waitLong(t, out, regexp.MustCompile(`RESULT `+id+` approved 250\.00 pos_txn=[0-9A-Z]{10}`))
 	io.WriteString(stdin, "7\n")
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
@@ -149,18 +113,8 @@ register-c2b = true
 // queries Daraja by its CheckoutRequestID, and the console prints it
 // approved.
 func TestMPesaKilledAndRestarted(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sim := exec.CommandContext(ctx, bin, "sim", "daraja", "--listen", "127.0.0.1:0", "--delay", "3s")
-	sim.Env = append(sim.Environ(), "PAYDESK_LOG="+filepath.Join(dir, "sim.log"))
-	var simOut lines
-	sim.Stdout, sim.Stderr = &simOut, &simOut
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); sim.Wait() }()
+	_, _, simOut := startPaydesk(t, []string{"PAYDESK_LOG=" + filepath.Join(dir, "sim.log")}, "sim", "daraja", "--listen", "127.0.0.1:0", "--delay", "3s")
 	url := simOut.waitFor(t, regexp.MustCompile(`daraja on (http://\S+)`))[1]
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -170,21 +124,11 @@ func TestMPesaKilledAndRestarted(t *testing.T) {
 	ln.Close()
 	journal := filepath.Join(dir, "journal.db")
 	run := func() (*exec.Cmd, io.WriteCloser, *lines) {
-		cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", journal, "--log", filepath.Join(dir, "paydesk.log"),
-			"--mpesa-base-url", url, "--mpesa-shortcode", "174379", "--mpesa-callback-listen", cbAddr, "--mpesa-allow", "127.0.0.1")
-		cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir, "PAYDESK_MPESA_CONSUMER_KEY=paydesk-demo-key",
+		cmd, stdin, out := startPaydesk(t, []string{"XDG_CONFIG_HOME=" + dir, "PAYDESK_MPESA_CONSUMER_KEY=paydesk-demo-key",
 			"PAYDESK_MPESA_CONSUMER_SECRET=paydesk-demo-secret", "PAYDESK_MPESA_PATH_SECRET=fixedpathsecret7",
-			"PAYDESK_MPESA_PASSKEY=bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919")
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := &lines{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			"PAYDESK_MPESA_PASSKEY=bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"},
+			"--plain", "--listen", "127.0.0.1:0", "--journal", journal, "--log", filepath.Join(dir, "paydesk.log"),
+			"--mpesa-base-url", url, "--mpesa-shortcode", "174379", "--mpesa-callback-listen", cbAddr, "--mpesa-allow", "127.0.0.1")
 		out.waitFor(t, regexp.MustCompile(`Select option`))
 		return cmd, stdin, out
 	}

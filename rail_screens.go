@@ -234,15 +234,9 @@ func (s *screensSettings) start(e *railEnv, rails map[string]payment.Starter) (*
 	if err != nil {
 		return nil, err
 	}
-	ctx, stop := context.WithCancel(e.ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ctx, ln); err != nil && ctx.Err() == nil {
-			e.log.Error("customer display server stopped", "err", err)
-		}
-	}()
-	e.onStop(func() { stop(); srv.Close(); <-done })
+	// Serve closes the server when its context ends; Close after it is
+	// for a Serve that failed early.
+	e.goRun("customer display server", func(ctx context.Context) error { return srv.Serve(ctx, ln) }, func() { srv.Close() })
 	url := srv.URL()
 	if token != "" {
 		url += "?token=<PAYDESK_SCREENS_TOKEN>"

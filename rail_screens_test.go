@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,34 +19,70 @@ import (
 	"paydesk/screens"
 )
 
-// displayClient reads a display's messages up to the screen wanted.
+// displayClient is a customer display on a websocket: it reads the
+// server's messages up to the screen wanted and acts as the customer.
 type displayClient struct {
-	t    *testing.T
-	ws   *websocket.Conn
-	flow string
+	t       *testing.T
+	ws      *websocket.Conn
+	flow    string
+	session string // from DEVICE_INFO, to resume with
 }
 
-func (c *displayClient) until(screen screens.Screen) screens.Message {
+// dialDisplay connects a display to the page's URL (http:// or ws://),
+// with opts; the connection closes when the test ends.
+func dialDisplay(t *testing.T, url string, opts *websocket.DialOptions) *displayClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if rest, ok := strings.CutPrefix(url, "http"); ok {
+		url = "ws" + rest
+	}
+	ws, _, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return &displayClient{t: t, ws: ws}
+}
+
+// frame is a message as the display received it, with its bytes.
+type frame struct {
+	screens.Message
+	raw []byte
+}
+
+// until reads up to the screen change that satisfies ok.
+func (c *displayClient) until(what string, ok func(frame) bool) frame {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
 		_, b, err := c.ws.Read(ctx)
 		if err != nil {
-			c.t.Fatalf("waiting for %s: %v", screen, err)
+			c.t.Fatalf("waiting for %s: %v", what, err)
 		}
-		var m screens.Message
-		if err := json.Unmarshal(b, &m); err != nil {
+		var f frame
+		if err := json.Unmarshal(b, &f.Message); err != nil {
 			c.t.Fatal(err)
 		}
-		c.flow = m.TransactionID
-		if m.MessageType == screens.TypeError {
-			c.t.Fatalf("waiting for %s: ERROR %v", screen, m.Data)
+		f.raw = b
+		c.flow = f.TransactionID
+		if id, ok := f.Data["sessionId"].(string); ok && f.MessageType == screens.TypeDeviceInfo {
+			c.session = id
 		}
-		if m.MessageType == screens.TypeScreenChange && m.Screen == screen {
-			return m
+		if f.MessageType == screens.TypeError {
+			c.t.Fatalf("waiting for %s: ERROR %s", what, b)
+		}
+		if f.MessageType == screens.TypeScreenChange && ok(f) {
+			return f
 		}
 	}
+}
+
+// screen reads up to screen s.
+func (c *displayClient) screen(s screens.Screen) frame {
+	c.t.Helper()
+	return c.until(string(s), func(f frame) bool { return f.Screen == s })
 }
 
 func (c *displayClient) act(screen, data string) {
@@ -62,20 +97,9 @@ func (c *displayClient) act(screen, data string) {
 // prints the page's URL; a display pays there and the payment is
 // journaled like any other.
 func TestDemoCustomerDisplay(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
 	journal := filepath.Join(dir, "journal.db")
-	cmd := exec.Command(bin, "demo", "--plain", "--journal", journal, "--screens-step", "50ms")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdin, out := startPaydesk(t, nil, "demo", "--plain", "--journal", journal, "--screens-step", "50ms")
 	url := out.waitFor(t, regexp.MustCompile(`Customer display: open (http://127\.0\.0\.1:\d+/) in a browser`))[1]
 
 	resp, err := http.Get(url)
@@ -88,21 +112,14 @@ func TestDemoCustomerDisplay(t *testing.T) {
 		t.Fatalf("GET %s: %d\n%s", url, resp.StatusCode, page)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	c := &displayClient{t: t, ws: ws}
-	c.until(screens.ScreenAmountSelect)
+	c := dialDisplay(t, url, nil)
+	c.screen(screens.ScreenAmountSelect)
 	c.act("AMOUNT_SELECT", `{"selectedAmount":40,"selectionMethod":"PRESET_BUTTON"}`)
-	c.until(screens.ScreenPaymentMethod)
+	c.screen(screens.ScreenPaymentMethod)
 	c.act("PAYMENT_METHOD", `{"selectionMethod":"PAY_BY_BANK"}`)
-	c.until(screens.ScreenSuccess)
-	c.until(screens.ScreenThankYou)
-	c.until(screens.ScreenAmountSelect)
+	c.screen(screens.ScreenSuccess)
+	c.screen(screens.ScreenThankYou)
+	c.screen(screens.ScreenAmountSelect)
 	io.WriteString(stdin, "7\n")
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
@@ -122,19 +139,11 @@ func TestDemoCustomerDisplay(t *testing.T) {
 // Outside the demo the display is off unless configured; the config file
 // sets it up, the token comes from the environment, never a flag.
 func TestCustomerDisplayFromConfigFile(t *testing.T) {
-	bin := binary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "paydesk.toml")
 	os.WriteFile(cfg, []byte("[screens]\nlisten = \"127.0.0.1:0\"\npresets = [10, 15]\ncurrency = \"gbp\"\nmethods = \"DEBIT_CARD=pos\"\ndaily-limit = 500\n"), 0o600)
-	cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "j.db"), "--config", cfg)
-	cmd.Env = append(cmd.Environ(), "PAYDESK_SCREENS_TOKEN=tok3n", "XDG_CONFIG_HOME="+dir)
-	stdin, _ := cmd.StdinPipe()
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdin, out := startPaydesk(t, []string{"PAYDESK_SCREENS_TOKEN=tok3n", "XDG_CONFIG_HOME=" + dir},
+		"--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "j.db"), "--config", cfg)
 	url := out.waitFor(t, regexp.MustCompile(`Customer display: open (http://127\.0\.0\.1:\d+/)\?token=<PAYDESK_SCREENS_TOKEN>`))[1]
 	if strings.Contains(out.String(), "tok3n") {
 		t.Fatal("the token was printed")
@@ -145,28 +154,23 @@ func TestCustomerDisplayFromConfigFile(t *testing.T) {
 	if _, resp, err := websocket.Dial(ctx, wsURL, nil); err == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("without the token: %v", err)
 	}
-	ws, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer tok3n"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	c := &displayClient{t: t, ws: ws}
-	m := c.until(screens.ScreenAmountSelect)
+	c := dialDisplay(t, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer tok3n"}}})
+	m := c.screen(screens.ScreenAmountSelect)
 	if fmt.Sprint(m.Data["amounts"]) != "[10 15]" || m.Data["currency"] != "£" {
 		t.Fatalf("AMOUNT_SELECT %v", m.Data)
 	}
 	// No POS is connected: the method's rail is down.
 	c.act("AMOUNT_SELECT", `{"selectedAmount":15,"selectionMethod":"PRESET_BUTTON"}`)
-	c.until(screens.ScreenPaymentMethod)
+	c.screen(screens.ScreenPaymentMethod)
 	c.act("PAYMENT_METHOD", `{"selectionMethod":"DEBIT_CARD"}`)
-	c.until(screens.ScreenDeviceError)
+	c.screen(screens.ScreenDeviceError)
 	io.WriteString(stdin, "7\n")
 	stdin.Close()
 	cmd.Wait()
 }
 
 func TestScreenMethodsSetting(t *testing.T) {
-	pos, term := &stubStarter{}, &stubStarter{}
+	pos, term := &stubStarter{"pos"}, &stubStarter{"terminal"}
 	rails := map[string]payment.Starter{"pos": pos, "terminal": term}
 	ms, err := parseScreenMethods("debit_card=terminal, PAY_BY_BANK=pos:duitnow_qr, BNPL=pos:bnpl@POS002", rails)
 	if err != nil {
@@ -175,6 +179,9 @@ func TestScreenMethodsSetting(t *testing.T) {
 	got := []string{}
 	for _, m := range ms {
 		got = append(got, fmt.Sprintf("%s %s %s %s", m.Name, m.RailName, m.Mode, m.Target))
+		if m.Rail != rails[string(m.RailName)] {
+			t.Errorf("%s is paid on %v, want the %s rail", m.Name, m.Rail, m.RailName)
+		}
 	}
 	if strings.Join(got, "|") != "DEBIT_CARD terminal card |PAY_BY_BANK pos duitnow_qr |BNPL pos bnpl POS002" {
 		t.Fatalf("methods %q", got)
@@ -197,10 +204,10 @@ func TestScreenMethodsSetting(t *testing.T) {
 	}
 	// M-Pesa on the display is paybill/till (c2b): no phone is collected
 	// for a push.
-	rails["mpesa"] = &stubStarter{}
+	rails["mpesa"] = &stubStarter{"mpesa"}
 	for _, spec := range []string{"mpesa=mpesa", "MPESA=mpesa:c2b", "MPESA=MPESA:C2B"} {
 		ms, err := parseScreenMethods(spec, rails)
-		if err != nil || len(ms) != 1 || ms[0].Name != "MPESA" || ms[0].RailName != payment.RailMPesa || ms[0].Mode != payment.ModeC2B {
+		if err != nil || len(ms) != 1 || ms[0].Name != "MPESA" || ms[0].RailName != payment.RailMPesa || ms[0].Mode != payment.ModeC2B || ms[0].Rail != rails["mpesa"] {
 			t.Errorf("%q: %+v %v", spec, ms, err)
 		}
 	}
@@ -224,7 +231,9 @@ func TestScreenMethodsSetting(t *testing.T) {
 	}
 }
 
-type stubStarter struct{}
+// stubStarter is a rail that does nothing; name tells stubs apart (a
+// pointer to an empty struct may equal another).
+type stubStarter struct{ name string }
 
 func (stubStarter) Start(context.Context, payment.Request) (string, error) { return "", nil }
 func (stubStarter) Cancel(string) error                                    { return nil }

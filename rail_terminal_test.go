@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -29,40 +28,19 @@ func TestTerminalRailWithSimCommand(t *testing.T) {
 	bin := binary(t)
 	dir := t.TempDir()
 	link := filepath.Join(dir, "tty")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sim := exec.CommandContext(ctx, bin, "sim", "terminal", "--link", link, "--think", "50ms")
-	sim.Env = append(sim.Environ(), "PAYDESK_LOG="+filepath.Join(dir, "sim.log"))
-	var simOut lines
-	sim.Stdout, sim.Stderr = &simOut, &simOut
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); sim.Wait() }()
-	simOut.waitFor(t, regexp.MustCompile(`terminal on /dev/\S+ \(link `))
+	simTerminal(t, dir, link)
 
 	journal := filepath.Join(dir, "journal.db")
-	cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", journal,
-		"--terminal-port", link, "--terminal-currency", "EUR")
-	cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stdin, out := startPaydesk(t, []string{"XDG_CONFIG_HOME=" + dir},
+		"--plain", "--listen", "127.0.0.1:0", "--journal", journal, "--terminal-port", link, "--terminal-currency", "EUR")
 	out.waitFor(t, regexp.MustCompile(`Select option`))
 	io.WriteString(stdin, "8\n12.50\n")
 	out.waitFor(t, regexp.MustCompile(`Enter amount \(EUR\)`))
 	id := out.waitFor(t, regexp.MustCompile(`Transaction ID: (TRM[0-9A-Z]{10})`))[1]
-	waitLong(t, &out, regexp.MustCompile(`RESULT `+id+` approved 12\.50 card=\*\*\*\*1234`))
+	waitLong(t, out, regexp.MustCompile(`RESULT `+id+` approved 12\.50 card=\*\*\*\*1234`))
 
 	io.WriteString(stdin, "8\n6.01\n")
-	waitLong(t, &out, regexp.MustCompile(`RESULT TRM[0-9A-Z]{10} declined 6\.01`))
+	waitLong(t, out, regexp.MustCompile(`RESULT TRM[0-9A-Z]{10} declined 6\.01`))
 	io.WriteString(stdin, "7\n")
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
@@ -83,6 +61,14 @@ func TestTerminalRailWithSimCommand(t *testing.T) {
 			t.Errorf("journal lacks %q:\n%s", want, jb.String())
 		}
 	}
+}
+
+// simTerminal runs 'paydesk sim terminal' (logging in dir) with its
+// device linked at link, and waits for the device.
+func simTerminal(t *testing.T, dir, link string) {
+	t.Helper()
+	_, _, simOut := startPaydesk(t, []string{"PAYDESK_LOG=" + filepath.Join(dir, "sim.log")}, "sim", "terminal", "--link", link, "--think", "50ms")
+	simOut.waitFor(t, regexp.MustCompile(`terminal on /dev/\S+ \(link `))
 }
 
 // waitLong is waitFor for results that take a terminal session or two.
@@ -106,20 +92,9 @@ func TestTerminalAPIFromConfigTxt(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the terminal simulator needs Linux pseudo-terminals")
 	}
-	bin := binary(t)
 	dir := t.TempDir()
 	link := filepath.Join(dir, "tty")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sim := exec.CommandContext(ctx, bin, "sim", "terminal", "--link", link, "--think", "50ms")
-	sim.Env = append(sim.Environ(), "PAYDESK_LOG="+filepath.Join(dir, "sim.log"))
-	var simOut lines
-	sim.Stdout, sim.Stderr = &simOut, &simOut
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); sim.Wait() }()
-	simOut.waitFor(t, regexp.MustCompile(`terminal on /dev/\S+ \(link `))
+	simTerminal(t, dir, link)
 
 	type note struct {
 		auth string
@@ -140,20 +115,10 @@ func TestTerminalAPIFromConfigTxt(t *testing.T) {
 		t.Fatal(err)
 	}
 	logFile := filepath.Join(dir, "paydesk.log")
-	cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "journal.db"),
+	cmd, stdin, out := startPaydesk(t, []string{"XDG_CONFIG_HOME=" + dir, "PAYDESK_LOG=" + logFile},
+		"--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, "journal.db"),
 		"--terminal-config-txt", cfg, "--terminal-notify-url", sink.URL)
-	cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir, "PAYDESK_LOG="+logFile)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer stdin.Close()
-	var out lines
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
 	out.waitFor(t, regexp.MustCompile(`Select option`))
 
 	base := "http://127.0.0.1:" + strconv.Itoa(port)

@@ -289,7 +289,7 @@ func (c *Console) handle(ctx context.Context, line string) bool {
 			c.menu()
 			return false
 		}
-		if pc, ok := c.railFor("9").(payment.PhoneChecker); ok {
+		if pc, ok := c.active.(payment.PhoneChecker); ok {
 			if err := pc.CheckPhone(line); err != nil {
 				c.state = stMenu
 				c.printf("ERROR phone number refused: %v: payment not started\n", err)

@@ -34,8 +34,14 @@ func newKiosk(t *testing.T, opts protocol.Options, posIDs ...string) *kiosk {
 // run feeds script to a console on stdin and returns everything it printed.
 func (k *kiosk) run(t *testing.T, script string) string {
 	t.Helper()
+	return k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080"}, script)
+}
+
+// runWith is run with a console configured by cfg (its other rails).
+func (k *kiosk) runWith(t *testing.T, cfg plain.Config, script string) string {
+	t.Helper()
 	var out bytes.Buffer
-	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080"}, k.srv, k.bus, &out)
+	con := plain.New(cfg, k.srv, k.bus, &out)
 	ctx, cancel := context.WithTimeout(k.ctx, 20*time.Second)
 	defer cancel()
 	if err := con.Run(ctx, strings.NewReader(script)); err != nil {

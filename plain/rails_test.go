@@ -1,18 +1,15 @@
 package plain_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"paydesk/payment"
 	"paydesk/plain"
 	"paydesk/protocol"
-	"paydesk/protocol/postest"
 )
 
 // approvingRail journals each payment's whole life through the bus, as
@@ -47,17 +44,11 @@ func (r *approvingRail) Start(ctx context.Context, req payment.Request) (string,
 func (r *approvingRail) Cancel(string) error { return nil }
 
 func TestOtherRailItems(t *testing.T) {
-	k := postest.New(t, protocol.Options{})
-	term := &approvingRail{bus: k.Bus, rail: payment.RailTerminal, id: "TXN8"}
-	mp := &approvingRail{bus: k.Bus, rail: payment.RailMPesa, id: "TXN9"}
-	var out bytes.Buffer
-	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Terminal: term, MPesa: mp}, k.Server, k.Bus, &out)
-	ctx, cancel := context.WithTimeout(k.Ctx, 20*time.Second)
-	defer cancel()
-	if err := con.Run(ctx, strings.NewReader("8\n12.34\n9\n\n9\n0712345678\n150\n7\n")); err != nil {
-		t.Fatalf("console: %v\n%s", err, out.String())
-	}
-	got := out.String()
+	k := newKiosk(t, protocol.Options{})
+	term := &approvingRail{bus: k.bus, rail: payment.RailTerminal, id: "TXN8"}
+	mp := &approvingRail{bus: k.bus, rail: payment.RailMPesa, id: "TXN9"}
+	got := k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Terminal: term, MPesa: mp},
+		"8\n12.34\n9\n\n9\n0712345678\n150\n7\n")
 	for _, s := range []string{
 		"RESULT TXN8 approved 12.34 pos_txn=REFTXN8",
 		"Customer's phone number",
@@ -92,16 +83,9 @@ func (r *phoneRail) CheckPhone(phone string) error {
 // A refused number ends the item at once: the next line is a menu choice
 // again, not taken for the amount.
 func TestPhoneRefusedBeforeTheAmount(t *testing.T) {
-	k := postest.New(t, protocol.Options{})
-	mp := &phoneRail{approvingRail{bus: k.Bus, rail: payment.RailMPesa, id: "TXN9"}}
-	var out bytes.Buffer
-	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", MPesa: mp}, k.Server, k.Bus, &out)
-	ctx, cancel := context.WithTimeout(k.Ctx, 20*time.Second)
-	defer cancel()
-	if err := con.Run(ctx, strings.NewReader("9\n123\n9\n0712345678\n150\n7\n")); err != nil {
-		t.Fatalf("console: %v\n%s", err, out.String())
-	}
-	got := out.String()
+	k := newKiosk(t, protocol.Options{})
+	mp := &phoneRail{approvingRail{bus: k.bus, rail: payment.RailMPesa, id: "TXN9"}}
+	got := k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", MPesa: mp}, "9\n123\n9\n0712345678\n150\n7\n")
 	for _, s := range []string{
 		"ERROR phone number refused: not a Kenyan mobile number: payment not started",
 		"RESULT TXN9 approved 150.00 pos_txn=REFTXN9",

@@ -122,6 +122,8 @@ type Model struct {
 
 	displays      []payment.Display
 	displayCursor int
+	// tills are the M-Pesa till payments, newest first.
+	tills []payment.TillPayment
 }
 
 // New returns the console. Run it with tea.NewProgram(m, tea.WithAltScreen()).
@@ -197,6 +199,7 @@ func (m *Model) refresh() {
 	if m.cfg.Displays != nil {
 		m.displays = m.cfg.Displays.Displays()
 	}
+	m.tills = m.tillPayments()
 	if c, err := m.bus.Journal().Counts(context.Background()); err == nil {
 		m.counts = c
 	}
@@ -501,6 +504,7 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.refresh()
 		m.displayCursor, m.screen = 0, scrDisplays
 	case it.key == tillItem.key:
+		m.refresh()
 		m.tillv.cursor, m.tillv.assigning = 0, false
 		m.screen = scrTill
 	}

@@ -98,9 +98,7 @@ func TestOtherRails(t *testing.T) {
 	mp := &scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: false, Detail: "token refused"},
 		sent: "prompt sent to 2547****678"}
 	term.sent = "request sent (37 bytes)"
-	cfg := testConfig()
-	cfg.Rails = Rails{Terminal: term, MPesa: mp}
-	tm := teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+	tm := startWithRails(t, Rails{Terminal: term, MPesa: mp}, bus)
 
 	// The header shows each rail's health; items 8 and 9 are enabled.
 	waitText(t, tm, "rails:  terminal ready  mpesa: token refused")
@@ -171,9 +169,7 @@ func (r *instantRail) Start(ctx context.Context, req payment.Request) (string, e
 func TestOutcomeBeforeStartReturns(t *testing.T) {
 	bus := testBus(t)
 	term := &instantRail{scriptRail{bus: bus, rail: payment.RailTerminal, health: payment.Health{Up: true, Detail: "ready"}}}
-	cfg := testConfig()
-	cfg.Rails = Rails{Terminal: term}
-	tm := teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+	tm := startWithRails(t, Rails{Terminal: term}, bus)
 	waitText(t, tm, "terminal ready")
 	typeText(tm, "8")
 	waitText(t, tm, "on the unattended terminal")
@@ -201,9 +197,7 @@ func (r *checkingRail) CheckPhone(phone string) error {
 func TestPhoneRefusedAsTyped(t *testing.T) {
 	bus := testBus(t)
 	mp := &checkingRail{scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: true, Detail: "ready"}}}
-	cfg := testConfig()
-	cfg.Rails = Rails{MPesa: mp}
-	tm := teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+	tm := startWithRails(t, Rails{MPesa: mp}, bus)
 	typeText(tm, "9")
 	waitText(t, tm, "Customer's phone")
 	typeText(tm, "123")

@@ -20,7 +20,11 @@ var tillItem = menuItem{"m", "Till payments (M-Pesa)", "", ""}
 type tillView struct {
 	cursor    int
 	assigning bool
-	input     textinput.Model
+	// assignID is the payment being assigned, fixed when the operator
+	// asks to assign it: a payment arriving meanwhile (listed first)
+	// moves the others under the cursor.
+	assignID string
+	input    textinput.Model
 }
 
 func newTillView() tillView {
@@ -32,10 +36,7 @@ func newTillView() tillView {
 }
 
 // assignedMsg reports the outcome of assigning a till payment.
-type assignedMsg struct {
-	id, txn string
-	err     error
-}
+type assignedMsg struct{ err error }
 
 // till returns the rail that lists till payments, or nil.
 func (m Model) till() payment.Till {
@@ -46,6 +47,8 @@ func (m Model) till() payment.Till {
 	return t
 }
 
+// tillPayments asks the rail for its till payments; refresh keeps them
+// in m.tills for the view and its keys.
 func (m Model) tillPayments() []payment.TillPayment {
 	if t := m.till(); t != nil {
 		return t.TillPayments()
@@ -55,7 +58,7 @@ func (m Model) tillPayments() []payment.TillPayment {
 
 func (m Model) tillKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	km, tv := m.keys, &m.tillv
-	list := m.tillPayments()
+	list := m.tills
 	if tv.assigning {
 		switch {
 		case key.Matches(k, km.Back):
@@ -66,11 +69,11 @@ func (m Model) tillKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			txn := strings.ToUpper(strings.TrimSpace(tv.input.Value()))
 			tv.assigning = false
 			tv.input.Blur()
-			if tv.cursor >= len(list) || txn == "" {
+			if txn == "" {
 				return m, nil
 			}
-			id, t := list[tv.cursor].ID, m.till()
-			return m, func() tea.Msg { return assignedMsg{id: id, txn: txn, err: t.AssignTill(id, txn)} }
+			id, t := tv.assignID, m.till()
+			return m, func() tea.Msg { return assignedMsg{t.AssignTill(id, txn)} }
 		}
 		var cmd tea.Cmd
 		tv.input, cmd = tv.input.Update(k)
@@ -85,7 +88,7 @@ func (m Model) tillKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		tv.cursor = min(tv.cursor+1, max(len(list)-1, 0))
 	case key.Matches(k, km.Assign):
 		if tv.cursor < len(list) && list[tv.cursor].Unmatched() {
-			tv.assigning = true
+			tv.assigning, tv.assignID = true, list[tv.cursor].ID
 			tv.input.SetValue("")
 			return m, tv.input.Focus()
 		}
@@ -100,7 +103,7 @@ func (m Model) tillKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 // first; unmatched ones are highlighted and can be assigned to a sale.
 func (m Model) tillScreen() string {
 	s, tv := m.styles, m.tillv
-	list := m.tillPayments()
+	list := m.tills
 	var b strings.Builder
 	b.WriteString(s.Title.Render("Till payments (M-Pesa C2B)") + "\n")
 	if len(list) == 0 {
@@ -137,7 +140,7 @@ func (m Model) tillScreen() string {
 	}
 	b.WriteString(s.Muted.Render(fmt.Sprintf("%d payments, %d unmatched", len(list), unmatched)) + "\n")
 	if tv.assigning {
-		b.WriteString("\nAssign " + list[min(tv.cursor, len(list)-1)].ID + " to sale: " + tv.input.View() + "\n")
+		b.WriteString("\nAssign " + tv.assignID + " to sale: " + tv.input.View() + "\n")
 	}
 	return b.String()
 }

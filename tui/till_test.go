@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charmbracelet/x/exp/teatest"
-
 	"paydesk/payment"
 )
 
@@ -51,9 +49,7 @@ func TestTillPayments(t *testing.T) {
 		{ID: "RKTQDM7W6S", Reference: "NOSUCH", Amount: payment.Money{Minor: 5000, Currency: "KES"}, Payer: "John 2547****126", Time: at, Note: "no sale with this reference"},
 		{ID: "RKTQDM7W6T", Reference: "PD00000001", Amount: payment.Money{Minor: 2000, Currency: "KES"}, Payer: "2547****149", Time: at, TxnID: "PD00000001", Note: "paid"},
 	}
-	cfg := testConfig()
-	cfg.Rails = Rails{MPesa: mp}
-	tm := teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+	tm := startWithRails(t, Rails{MPesa: mp}, bus)
 	waitText(t, tm, "m. Till payments (M-Pesa)")
 	typeText(tm, "m")
 	waitAll(t, tm, "Till payments (M-Pesa C2B)", "UNMATCHED: no sale with this reference", "→ PD00000001 paid", "2 payments, 1 unmatched")
@@ -72,5 +68,34 @@ func TestTillPayments(t *testing.T) {
 	}
 	if strings.Contains(view, "254708374149") {
 		t.Error("a full phone number is on screen")
+	}
+}
+
+// A payment arriving while the operator types the sale reference is
+// listed first; the one chosen is still the one assigned.
+func TestTillAssignWhileAPaymentArrives(t *testing.T) {
+	bus := testBus(t)
+	mp := &tillRail{scriptRail: scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: true, Detail: "ready"}}}
+	at := time.Date(2026, 12, 4, 9, 30, 0, 0, time.UTC)
+	mp.payments = []payment.TillPayment{
+		{ID: "RKTQDM7W6S", Reference: "NOSUCH", Amount: payment.Money{Minor: 5000, Currency: "KES"}, Payer: "2547****126", Time: at, Note: "no sale with this reference"},
+	}
+	tm := startWithRails(t, Rails{MPesa: mp}, bus)
+	typeText(tm, "m")
+	waitText(t, tm, "1 payments, 1 unmatched")
+	typeText(tm, "a")
+	waitText(t, tm, "Assign RKTQDM7W6S to sale:")
+	mp.tmu.Lock()
+	mp.payments = append([]payment.TillPayment{{ID: "RKNEW00001", Amount: payment.Money{Minor: 100, Currency: "KES"},
+		Payer: "2547****000", Time: at.Add(time.Minute), Note: "no sale with this reference"}}, mp.payments...)
+	mp.tmu.Unlock()
+	typeText(tm, "pd7k3m9qxa")
+	enter(tm)
+	waitText(t, tm, "→ PD7K3M9QXA assigned by the operator")
+	final(t, tm)
+	for _, p := range mp.TillPayments() {
+		if want := map[string]string{"RKTQDM7W6S": "PD7K3M9QXA", "RKNEW00001": ""}[p.ID]; p.TxnID != want {
+			t.Errorf("%s assigned to %q, want %q", p.ID, p.TxnID, want)
+		}
 	}
 }

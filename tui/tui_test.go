@@ -108,6 +108,14 @@ func startTest(t *testing.T, rail Rail, bus *payment.Bus) *teatest.TestModel {
 	return teatest.NewTestModel(t, testModel{New(testConfig(), rail, bus)}, teatest.WithInitialTermSize(80, 24))
 }
 
+// startWithRails is startTest with the other rails (terminal, M-Pesa).
+func startWithRails(t *testing.T, rails Rails, bus *payment.Bus) *teatest.TestModel {
+	t.Helper()
+	cfg := testConfig()
+	cfg.Rails = rails
+	return teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+}
+
 func (m testModel) View() string { return m.Model.View() }
 
 func TestGoldenViews(t *testing.T) {
