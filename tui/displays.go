@@ -149,7 +149,7 @@ func (m *Model) openTxn(id string) {
 		return
 	}
 	m.txn, m.txnAmount, m.mode, m.railName, m.started = t.ID, t.Amount, t.Mode, string(t.Rail), t.CreatedAt
-	m.steps, m.confirmCanc = []string{"request sent"}, false
+	m.steps, m.sentPlaceholder, m.confirmCanc = []string{"request sent"}, true, false
 	m.screen = scrWaiting
 	for _, ev := range hist {
 		m.apply(ev) // steps and transitions; the display's screens are not steps

@@ -86,10 +86,13 @@ type Model struct {
 	railName      string // the rail of the payment being entered or shown
 	amount        textinput.Model
 	// phone is asked before the amount on rails that prompt a phone.
-	phone     textinput.Model
-	askPhone  bool
-	amountErr string
-	spin      spinner.Model
+	phone    textinput.Model
+	askPhone bool
+	// sentPlaceholder is set while steps[0] is the console's own "request
+	// sent", shown until the rail's sent transition says it in its words.
+	sentPlaceholder bool
+	amountErr       string
+	spin            spinner.Model
 
 	txn       string // the payment shown in waiting/plans/result
 	txnAmount payment.Money
@@ -236,7 +239,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.txn, m.txnAmount, m.started = msg.id, msg.amount, m.cfg.Now()
-		m.steps = []string{"request sent"}
+		m.steps, m.sentPlaceholder = []string{"request sent"}, true
 		m.screen = scrWaiting
 		early := m.early
 		m.early = nil
@@ -314,9 +317,8 @@ func (m *Model) apply(ev payment.Event) {
 	// The rail's own words for the sent transition ("prompt sent to
 	// 2547****678", "request sent to POS001") replace the console's
 	// placeholder first step.
-	if ev.Kind == payment.KindTransition && ev.Status == payment.StatusSent && ev.Detail != "" &&
-		len(m.steps) > 0 && m.steps[0] == "request sent" {
-		m.steps[0] = ev.Detail
+	if ev.Kind == payment.KindTransition && ev.Status == payment.StatusSent && ev.Detail != "" && m.sentPlaceholder {
+		m.steps[0], m.sentPlaceholder = ev.Detail, false
 	}
 	if ev.Kind == payment.KindStep || (ev.Kind == payment.KindTransition && ev.Status != payment.StatusCreated && ev.Status != payment.StatusSent) {
 		m.steps = append(m.steps, ev.Detail)
