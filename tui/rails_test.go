@@ -186,7 +186,7 @@ func TestOutcomeBeforeStartReturns(t *testing.T) {
 type checkingRail struct{ scriptRail }
 
 func (r *checkingRail) CheckPhone(phone string) error {
-	if strings.Count(phone, "") < 10 {
+	if len(phone) < 9 {
 		return errors.New("too short for a Kenyan mobile number")
 	}
 	return nil
