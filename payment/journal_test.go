@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -308,4 +309,47 @@ func BenchmarkJournalTransitions(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "transitions/s")
+}
+
+// Flagged finds one rail's events with one flag from a time on, through
+// the partial index of flagged events rather than a scan of them all.
+func TestFlagged(t *testing.T) {
+	j, _ := openTestJournal(t)
+	t0 := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	for i, ev := range []Event{
+		{Time: t0, Kind: KindNotice, Rail: RailMPesa, Flag: "unmatched", Detail: "too old"},
+		{Time: t0.Add(time.Hour), Kind: KindNotice, Rail: RailMPesa, Flag: "unmatched", Detail: "want 1"},
+		{Time: t0.Add(time.Hour), Kind: KindNotice, Rail: RailMPesa, Flag: "assigned", Detail: "other flag"},
+		{Time: t0.Add(time.Hour), Kind: KindNotice, Rail: RailTerminal, Flag: "unmatched", Detail: "other rail"},
+		{Time: t0.Add(time.Hour), Kind: KindNotice, Rail: RailMPesa, Detail: "no flag"},
+		{Time: t0.Add(2 * time.Hour), Kind: KindNotice, Rail: RailMPesa, Flag: "unmatched", Detail: "want 2"},
+	} {
+		if _, err := j.Append(context.Background(), ev); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	got, err := j.Flagged(context.Background(), RailMPesa, "unmatched", t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Detail != "want 1" || got[1].Detail != "want 2" {
+		t.Fatalf("Flagged: %+v, want the two 'want' events in order", got)
+	}
+	var plan string
+	rows, err := j.db.Query(`EXPLAIN QUERY PLAN SELECT seq FROM events `+flaggedWhere, "unmatched", RailMPesa, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan += detail + "\n"
+	}
+	if !strings.Contains(plan, "INDEX events_flagged") {
+		t.Errorf("Flagged's query does not use the flagged-events index:\n%s", plan)
+	}
 }
