@@ -300,9 +300,7 @@ func (d *Driver) StartWith(ctx context.Context, req payment.Request, so StartOpt
 	}
 	if _, err := d.publishCtx(ctx, payment.Event{Kind: payment.KindTransition, TxnID: f.id, Status: payment.StatusCreated,
 		Mode: f.mode, Amount: f.amount, Peer: d.portName(), Detail: detail}); err != nil {
-		d.mu.Lock()
-		d.cur = nil
-		d.mu.Unlock()
+		d.release(f)
 		return "", fmt.Errorf("start terminal payment: journal: %w", err)
 	}
 	d.startc <- f // empty: d.cur was nil
