@@ -262,17 +262,19 @@ func (t *txn) finishFlag(st payment.Status, r *payment.Result, raw []byte, flag 
 	}
 	t.stopTimerLocked()
 	t.ended.Store(true)
+	if st == payment.StatusApproved {
+		// Before the publish, so whoever reacts to the approval already
+		// finds this POS as the default target.
+		t.s.mu.Lock()
+		t.s.lastDone = t.peerLabel()
+		t.s.mu.Unlock()
+	}
 	ev := payment.Event{Kind: payment.KindTransition, TxnID: t.id, Status: st, Peer: t.peerLabel(), Raw: raw, Result: r, Detail: d, Flag: flag}
 	if _, err := t.s.publish(ev); err == nil {
 		t.status = st
 	}
 	t.done = true
 	t.s.forget(t)
-	if st == payment.StatusApproved {
-		t.s.mu.Lock()
-		t.s.lastDone = t.peerLabel()
-		t.s.mu.Unlock()
-	}
 	t.s.log.Info("payment finished", "txn", t.id, "status", st, "detail", d)
 }
 
