@@ -41,9 +41,10 @@ func (e *AmountError) Error() string { return e.Reason }
 func (e *AmountError) Unwrap() error { return ErrBadAmount }
 
 // ParseAmount reads an amount as an operator types it ("25.50", "25.5",
-// "25", "1,000.00" is refused) in a currency with two decimals, and refuses
-// with a message anything that is not a positive amount of at most maxMinor
-// minor units. maxMinor <= 0 means DefaultMaxMinor.
+// "25", "1,000.00" is refused) in a currency with the decimals ISO 4217
+// gives it (two for most, none for JPY), and refuses with a message
+// anything that is not a positive amount of at most maxMinor minor units.
+// maxMinor <= 0 means DefaultMaxMinor.
 func ParseAmount(input, currency string, maxMinor int64) (Money, error) {
 	if maxMinor <= 0 {
 		maxMinor = DefaultMaxMinor
@@ -78,12 +79,19 @@ func ParseAmount(input, currency string, maxMinor int64) (Money, error) {
 			}
 		}
 	}
-	if len(frac) > 2 {
-		return bad("%s has more than two decimals", s)
+	decimals := Decimals(currency)
+	switch {
+	case decimals == 0 && strings.Trim(frac, "0") != "":
+		return bad("%s has no decimals in %s: enter a whole amount, e.g. %s", s, currency, whole)
+	case decimals > 0 && len(frac) > decimals:
+		return bad("%s has more than %s decimals", s, [...]string{"", "one", "two", "three"}[decimals])
+	}
+	if decimals == 0 {
+		frac = ""
 	}
 	whole = strings.TrimLeft(whole, "0")
 	if len(whole) > 15 {
-		return bad("%s is over the maximum of %s", s, FormatMinor(maxMinor))
+		return bad("%s is over the maximum of %s", s, FormatIn(maxMinor, currency))
 	}
 	var w int64
 	if whole != "" {
@@ -92,21 +100,25 @@ func ParseAmount(input, currency string, maxMinor int64) (Money, error) {
 			return bad("%q is not a number", input)
 		}
 	}
-	for len(frac) < 2 {
+	for len(frac) < decimals {
 		frac += "0"
 	}
-	f, _ := strconv.ParseInt(frac, 10, 64)
-	minor := w*100 + f
+	var f int64
+	if frac != "" {
+		f, _ = strconv.ParseInt(frac, 10, 64)
+	}
+	minor := w*MinorPerUnit(currency) + f
 	if minor == 0 {
 		return bad("amount must be more than zero")
 	}
 	if minor > maxMinor {
-		return bad("%s is over the maximum of %s", FormatMinor(minor), FormatMinor(maxMinor))
+		return bad("%s is over the maximum of %s", FormatIn(minor, currency), FormatIn(maxMinor, currency))
 	}
 	return Money{Minor: minor, Currency: currency}, nil
 }
 
-// FormatMinor writes minor units with two decimals: 2550 → "25.50".
+// FormatMinor writes minor units with two decimals: 2550 → "25.50". For a
+// currency that may not have two, use FormatIn.
 func FormatMinor(minor int64) string {
 	sign := ""
 	if minor < 0 {
@@ -115,8 +127,14 @@ func FormatMinor(minor int64) string {
 	return fmt.Sprintf("%s%d.%02d", sign, minor/100, minor%100)
 }
 
-// Decimal is the amount with two decimals and no currency, e.g. "25.50".
-func (m Money) Decimal() string { return FormatMinor(m.Minor) }
+// Decimal is the amount with its currency's decimals and no currency,
+// e.g. "25.50", or "2000" for yen.
+func (m Money) Decimal() string {
+	if m.Currency == "" {
+		return FormatMinor(m.Minor)
+	}
+	return FormatIn(m.Minor, m.Currency)
+}
 
 // String is the amount as shown to people: "RM25.50" for ringgit, "25.50 EUR"
 // for other currencies.

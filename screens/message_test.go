@@ -127,14 +127,6 @@ func TestRedactKeepsCardDataOutOfLogs(t *testing.T) {
 	}
 }
 
-func TestMinorPerUnit(t *testing.T) {
-	for code, want := range map[string]int64{"GBP": 100, "myr": 100, "KES": 100, "JPY": 1, "KWD": 1000} {
-		if got := MinorPerUnit(code); got != want {
-			t.Errorf("%s: %d, want %d", code, got, want)
-		}
-	}
-}
-
 func TestDecodeNamesTheBadField(t *testing.T) {
 	_, err := Decode([]byte(`{"messageType":"USER_ACTION","screen":5}`))
 	if err == nil || err.Error() != "screen must be a string, not a JSON number" {

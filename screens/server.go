@@ -14,7 +14,7 @@
 // Amounts on this wire are whole units of the currency (pounds, ringgit):
 // the app's amounts, selectedAmount, limit and remaining are Kotlin Ints
 // and its presets are 20, 40, 60…; inside paydesk they are payment.Money
-// in minor units (×100 for most currencies; see MinorPerUnit).
+// in minor units (×100 for most currencies; see payment.MinorPerUnit).
 //
 // The WebSocket library is github.com/coder/websocket: maintained (the
 // successor of nhooyr.io/websocket), no dependencies, context-aware reads
@@ -262,7 +262,7 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{opts: opts, bus: bus, log: opts.Logger.With("component", "screens"), symbol: Symbol(opts.Currency), unit: MinorPerUnit(opts.Currency),
+	s := &Server{opts: opts, bus: bus, log: opts.Logger.With("component", "screens"), symbol: Symbol(opts.Currency), unit: payment.MinorPerUnit(opts.Currency),
 		web: webHandler(), ctx: ctx, cancel: cancel, sessions: map[string]*display{}, byTxn: map[string]*display{}}
 	return s, nil
 }
@@ -283,20 +283,6 @@ func Symbol(code string) string {
 		return "KSh"
 	}
 	return code
-}
-
-// MinorPerUnit is how many minor units make one whole unit of a
-// currency, by ISO 4217's exponent: 100 for most, 1 for currencies without
-// decimals (JPY, KRW…), 1000 for those with three (BHD, KWD…). The wire's
-// whole amounts are multiplied by it into payment.Money.
-func MinorPerUnit(code string) int64 {
-	switch strings.ToUpper(code) {
-	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF":
-		return 1
-	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
-		return 1000
-	}
-	return 100
 }
 
 // Listen binds the address, so a busy port is reported before Serve.

@@ -626,7 +626,7 @@ func (d *display) processingData() Data {
 		return Data{}
 	}
 	pi := *d.pay
-	data := Data{"paymentMethod": d.method, "payTo": strings.ToUpper(pi.Kind), "amount": pi.Amount.Minor / MinorPerUnit(pi.Amount.Currency),
+	data := Data{"paymentMethod": d.method, "payTo": strings.ToUpper(pi.Kind), "amount": pi.Amount.Minor / payment.MinorPerUnit(pi.Amount.Currency),
 		"currency": Symbol(pi.Amount.Currency)}
 	var number any = pi.Number
 	if n, err := strconv.ParseInt(pi.Number, 10, 64); err == nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"paydesk/payment"
 )
 
 // golden reads a frame written as hex bytes in testdata/terminal.
@@ -223,4 +225,15 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("accepted request %+v does not encode: %v", q, err)
 		}
 	})
+}
+
+// The terminal's currency table and payment's ISO 4217 exponents must
+// agree, or the console and the HTTP API would put the point in different
+// places for the same amount.
+func TestCurrencyDecimalsAgree(t *testing.T) {
+	for _, c := range currencies {
+		if got := payment.Decimals(c.Alpha); got != c.Decimals {
+			t.Errorf("%s: terminal says %d decimals, payment says %d", c.Alpha, c.Decimals, got)
+		}
+	}
 }
