@@ -629,6 +629,22 @@ func (r *Rail) Check(ctx context.Context, id string) (STKResult, error) {
 	return res, nil
 }
 
+// CheckOutcome implements payment.Checker with Check, in words for the
+// operator.
+func (r *Rail) CheckOutcome(ctx context.Context, id string) (string, error) {
+	res, err := r.Check(ctx, id)
+	switch {
+	case errors.Is(err, ErrPending):
+		return "Daraja: the customer has not answered the prompt yet", nil
+	case err != nil:
+		return "", err
+	case res.Success():
+		return "Daraja: paid", nil
+	}
+	m := Meaning(res.Code, res.Desc)
+	return fmt.Sprintf("Daraja: %s (ResultCode %s)", m.Words, res.Code), nil
+}
+
 // RegisterC2B registers the rail's confirmation and validation URLs for
 // the shortcode.
 func (r *Rail) RegisterC2B(ctx context.Context, version, responseType string) (RegisterResponse, error) {
@@ -642,4 +658,5 @@ var _ interface {
 	payment.Deadliner
 	payment.Currencier
 	payment.Till
+	payment.Checker
 } = (*Rail)(nil)

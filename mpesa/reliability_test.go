@@ -701,3 +701,24 @@ func TestHashedMSISDN(t *testing.T) {
 		t.Errorf("payer %+v", p)
 	}
 }
+
+// The operator's "ask the rail" says in words what Daraja answered: not
+// yet while the prompt is open, then the result code's meaning.
+func TestCheckOutcomeInWords(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, nil)
+	h.fake.Next(sandbox.Outcome{Code: "1032", Drop: true, Delay: 1500 * time.Millisecond})
+	id := h.start("0708374149", 12)
+	h.waitStatus(id, payment.StatusAcknowledged)
+	words, err := h.rail.CheckOutcome(context.Background(), id)
+	if err != nil || words != "Daraja: the customer has not answered the prompt yet" {
+		t.Errorf("while the prompt is open: %q, %v", words, err)
+	}
+	h.waitStatus(id, payment.StatusCancelled)
+	words, err = h.rail.CheckOutcome(context.Background(), id)
+	if err != nil || words != "Daraja: the customer cancelled the prompt (ResultCode 1032)" {
+		t.Errorf("after the outcome: %q, %v", words, err)
+	}
+	if _, err := h.rail.CheckOutcome(context.Background(), "TXN-nope"); !errors.Is(err, payment.ErrNotFound) {
+		t.Errorf("unknown id: %v, want ErrNotFound", err)
+	}
+}

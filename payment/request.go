@@ -136,6 +136,15 @@ type PhoneChecker interface {
 	CheckPhone(phone string) error
 }
 
+// Checker is implemented by rails that can ask their peer for a
+// payment's outcome on demand (M-Pesa's STK Query), so an operator facing
+// an unknown or overdue payment asks the source before deciding by hand.
+// The rail applies and journals the answer like any other; the string
+// says, for the operator, what the peer answered.
+type Checker interface {
+	CheckOutcome(ctx context.Context, id string) (string, error)
+}
+
 // Currencier is implemented by rails whose amounts are in a currency of
 // their own (a card terminal set up for euros, M-Pesa in shillings), so a
 // console asks for amounts in it rather than in the POS link's ringgit.

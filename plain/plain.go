@@ -477,7 +477,7 @@ func (c *Console) listUnknown(ctx context.Context) {
 	for _, t := range ts {
 		c.printf("  %s %s %s %s %s\n", t.ID, t.Mode, t.Amount.Decimal(), orDash(t.Peer), t.CreatedAt.Format("2006-01-02 15:04:05"))
 	}
-	c.printf("Resolve as '<txn_id> approved' or '<txn_id> declined' (after checking the POS), empty to go back: ")
+	c.printf("Resolve as '<txn_id> approved' or '<txn_id> declined' (after checking the POS), '<txn_id> ask' to ask its rail (M-Pesa), empty to go back: ")
 	c.state = stResolve
 }
 
@@ -486,13 +486,17 @@ func (c *Console) resolve(ctx context.Context, line string) {
 		return
 	}
 	f := strings.Fields(line)
-	if len(f) != 2 || (f[1] != "approved" && f[1] != "declined") {
-		c.printf("ERROR expected '<txn_id> approved' or '<txn_id> declined'\n")
+	if len(f) != 2 || (f[1] != "approved" && f[1] != "declined" && f[1] != "ask") {
+		c.printf("ERROR expected '<txn_id> approved', '<txn_id> declined' or '<txn_id> ask'\n")
 		return
 	}
 	t, err := c.bus.Journal().Txn(ctx, f[0])
 	if err != nil {
 		c.printf("ERROR %v\n", err)
+		return
+	}
+	if f[1] == "ask" {
+		c.ask(ctx, t)
 		return
 	}
 	_, err = c.bus.Publish(ctx, payment.Event{Kind: payment.KindTransition, Rail: t.Rail, TxnID: t.ID,
@@ -503,6 +507,35 @@ func (c *Console) resolve(ctx context.Context, line string) {
 		return
 	}
 	c.printf("Resolved %s as %s (journaled)\n", t.ID, f[1])
+}
+
+// ask asks the rail of payment t for its outcome; the rail journals what
+// it learns, and the payment's status is printed as the journal has it.
+func (c *Console) ask(ctx context.Context, t payment.Txn) {
+	var r payment.Starter
+	switch t.Rail {
+	case payment.RailTerminal:
+		r = c.cfg.Terminal
+	case payment.RailMPesa:
+		r = c.cfg.MPesa
+	}
+	ch, ok := r.(payment.Checker)
+	if !ok || r == nil {
+		c.printf("ERROR %s is a %s payment; that rail cannot be asked: check the peer, then resolve it approved or declined\n", t.ID, t.Rail)
+		return
+	}
+	c.printf("Asking %s about %s...\n", t.Rail, t.ID)
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	words, err := ch.CheckOutcome(actx, t.ID)
+	if err != nil {
+		c.printf("ERROR could not ask: %v\n", err)
+		return
+	}
+	if now, err := c.bus.Journal().Txn(ctx, t.ID); err == nil {
+		t = now
+	}
+	c.printf("ASKED %s %s; now %s\n", t.ID, words, t.Status)
 }
 
 func orDash(s string) string {

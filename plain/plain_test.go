@@ -206,8 +206,8 @@ func TestMenu(t *testing.T) {
 			t.Fatalf("results = %q\n%s", r, out)
 		}
 		id := r[0][1]
-		out = k.run(t, "r\n"+id+" maybe\nr\nTXN0 approved\nr\n"+id+" declined\nr\n7\n")
-		for _, s := range []string{id + " card 10.91 POS001", "ERROR expected '<txn_id> approved' or '<txn_id> declined'",
+		out = k.run(t, "r\n"+id+" maybe\nr\n"+id+" ask\nr\nTXN0 approved\nr\n"+id+" declined\nr\n7\n")
+		for _, s := range []string{id + " card 10.91 POS001", "ERROR expected '<txn_id> approved', '<txn_id> declined' or '<txn_id> ask'", "that rail cannot be asked",
 			`ERROR transaction "TXN0": not found`, "Resolved " + id + " as declined (journaled)", "No unknown transactions."} {
 			if !strings.Contains(out, s) {
 				t.Errorf("output lacks %q:\n%s", s, out)

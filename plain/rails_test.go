@@ -101,3 +101,45 @@ func TestPhoneRefusedBeforeTheAmount(t *testing.T) {
 		t.Errorf("M-Pesa got %+v, want one payment to 0712345678", mp.reqs)
 	}
 }
+
+// askingRail answers a question about a payment's outcome as the M-Pesa
+// rail does: it journals what Daraja said, then says it in words.
+type askingRail struct{ approvingRail }
+
+func (r *askingRail) CheckOutcome(ctx context.Context, id string) (string, error) {
+	_, err := r.bus.Publish(ctx, payment.Event{Kind: payment.KindTransition, Rail: payment.RailMPesa, TxnID: id,
+		Status: payment.StatusCancelled, Detail: "STK query: ResultCode 1032"})
+	if err != nil {
+		return "", err
+	}
+	return "Daraja: the customer cancelled the prompt (ResultCode 1032)", nil
+}
+
+// r then '<txn> ask' asks the rail behind an unknown payment, and the
+// status printed is what the journal now holds.
+func TestAskTheRailAboutAnUnknownPayment(t *testing.T) {
+	k := newKiosk(t, protocol.Options{})
+	for _, ev := range []payment.Event{
+		{Kind: payment.KindTransition, Status: payment.StatusCreated, Mode: payment.ModeSTKPush, Amount: payment.Money{Minor: 15000, Currency: "KES"}},
+		{Kind: payment.KindTransition, Status: payment.StatusSent, Detail: "prompt sent"},
+		{Kind: payment.KindTransition, Status: payment.StatusUnknown, Detail: "in flight at shutdown"},
+	} {
+		ev.Rail, ev.TxnID = payment.RailMPesa, "TXN7"
+		if _, err := k.bus.Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mp := &askingRail{approvingRail{bus: k.bus, rail: payment.RailMPesa}}
+	got := k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", MPesa: mp}, "r\nTXN7 ask\nr\n7\n")
+	for _, s := range []string{
+		"TXN7 stk_push 150.00",
+		"'<txn_id> ask' to ask its rail",
+		"Asking mpesa about TXN7...",
+		"ASKED TXN7 Daraja: the customer cancelled the prompt (ResultCode 1032); now cancelled",
+		"No unknown transactions.",
+	} {
+		if !strings.Contains(got, s) {
+			t.Errorf("output lacks %q:\n%s", s, got)
+		}
+	}
+}

@@ -20,6 +20,10 @@ type journalView struct {
 	open    *payment.Txn
 	history []payment.Event
 	resolve payment.Status // asked for confirmation when set
+	// asking is set while the rail is asked for the open payment's
+	// outcome; answer is what it said last.
+	asking bool
+	answer string
 }
 
 func newJournalView() journalView {
@@ -59,7 +63,29 @@ func (j *journalView) openSelected(journal *payment.Journal) error {
 		return err
 	}
 	j.open, j.history, j.resolve = &t, hist, ""
+	j.asking, j.answer = false, ""
 	return nil
+}
+
+// askTimeout bounds the wait for a rail asked for an outcome.
+const askTimeout = 30 * time.Second
+
+// askCmd asks a rail for the outcome of payment id. The rail journals
+// what it learns; the answer is shown as said.
+func askCmd(c payment.Checker, id string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
+		defer cancel()
+		words, err := c.CheckOutcome(ctx, id)
+		return askedMsg{id: id, words: words, err: err}
+	}
+}
+
+// askedMsg is a rail's answer about a payment's outcome.
+type askedMsg struct {
+	id    string
+	words string
+	err   error
 }
 
 // resolveCmd journals the operator's verdict on an unknown transaction.
@@ -91,7 +117,11 @@ func (m Model) journalScreen() string {
 	var b strings.Builder
 	b.WriteString(s.Title.Render(t.ID) + fmt.Sprintf("  %s %s %s on %s: ", t.Rail, t.Mode, t.Amount, orDash(t.Peer)))
 	if t.Status == payment.StatusUnknown {
-		b.WriteString(s.Pending.Render("UNKNOWN: check the POS, then a (approved) or d (declined)"))
+		hint := "UNKNOWN: check the POS, then a (approved) or d (declined)"
+		if m.checker(t) != nil {
+			hint = "UNKNOWN: k asks the rail; or a (approved) or d (declined)"
+		}
+		b.WriteString(s.Pending.Render(hint))
 	} else {
 		b.WriteString(string(t.Status))
 	}
@@ -105,6 +135,12 @@ func (m Model) journalScreen() string {
 			line += " [" + ev.Flag + "]"
 		}
 		b.WriteString(line + "\n")
+	}
+	switch {
+	case j.asking:
+		b.WriteString("\n" + s.Pending.Render(fmt.Sprintf("asking %s about %s…", t.Rail, t.ID)))
+	case j.answer != "":
+		b.WriteString("\n" + j.answer)
 	}
 	if j.resolve != "" {
 		b.WriteString("\n" + s.Pending.Render(fmt.Sprintf("Mark %s as %s? It is journaled as your decision. y/n", t.ID, j.resolve)))

@@ -13,6 +13,8 @@ type KeyMap struct {
 
 	// ResetDisplay puts a customer display back on the amounts.
 	ResetDisplay key.Binding
+	// Ask asks the rail behind an unknown payment for its outcome.
+	Ask key.Binding
 }
 
 // DefaultKeyMap keeps kiosk.py's menu numbers as hot keys.
@@ -42,5 +44,6 @@ func DefaultKeyMap() *KeyMap {
 		No:      key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n", "no")),
 	}
 	km.ResetDisplay = key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset display"))
+	km.Ask = key.NewBinding(key.WithKeys("k"), key.WithHelp("k", "ask the rail"))
 	return km
 }

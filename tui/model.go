@@ -261,6 +261,29 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.refresh()
 		return m, nil
+	case askedMsg:
+		j := &m.journal
+		if j.open == nil || j.open.ID != msg.id {
+			return m, nil // the operator moved on
+		}
+		j.asking = false
+		if msg.err != nil {
+			j.answer = m.styles.ErrorText.Render("could not ask: " + msg.err.Error())
+		} else {
+			j.answer = msg.words
+		}
+		// What the rail learnt is journaled: show the payment as it is now.
+		if err := j.load(m.bus.Journal()); err != nil {
+			m.errLine = err.Error()
+		}
+		if t, err := m.bus.Journal().Txn(context.Background(), msg.id); err == nil {
+			j.open = &t
+		}
+		if hist, err := m.bus.Journal().History(context.Background(), msg.id); err == nil {
+			j.history = hist
+		}
+		m.refresh()
+		return m, nil
 	case resolvedMsg:
 		if err := m.journal.load(m.bus.Journal()); err != nil {
 			m.errLine = err.Error()
@@ -410,6 +433,9 @@ func (m Model) journalKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			j.resolve = ""
 		case key.Matches(k, km.Back):
 			j.open = nil
+		case !j.open.Status.Final() && !j.asking && m.checker(*j.open) != nil && key.Matches(k, km.Ask):
+			j.asking, j.answer = true, ""
+			return m, askCmd(m.checker(*j.open), j.open.ID)
 		case j.open.Status == payment.StatusUnknown && key.Matches(k, km.Approve):
 			j.resolve = payment.StatusApproved
 		case j.open.Status == payment.StatusUnknown && key.Matches(k, km.Decline):

@@ -41,6 +41,22 @@ var notConfigured = map[string]string{
 	railMPesa:    "not configured (set the M-Pesa settings)",
 }
 
+// checker is the rail that can be asked for payment t's outcome, nil when
+// its rail cannot be asked (or is not configured).
+func (m Model) checker(t payment.Txn) payment.Checker {
+	var r payment.Starter
+	switch t.Rail {
+	case payment.RailTerminal:
+		r = m.cfg.Rails.Terminal
+	case payment.RailMPesa:
+		r = m.cfg.Rails.MPesa
+	}
+	if c, ok := r.(payment.Checker); ok && r != nil {
+		return c
+	}
+	return nil
+}
+
 // railHealth lists the configured rails that report their health, in a
 // fixed order, for the header.
 func (m Model) railHealth() []namedHealth {

@@ -213,3 +213,58 @@ func TestPhoneRefusedAsTyped(t *testing.T) {
 		t.Errorf("a payment started with a refused number: %+v", mp.reqs)
 	}
 }
+
+// askingRail is an M-Pesa-like rail that can be asked for an outcome: it
+// journals what its peer said, as the real rail does, and answers in words.
+type askingRail struct {
+	scriptRail
+	asked chan string
+}
+
+func (r *askingRail) CheckOutcome(ctx context.Context, id string) (string, error) {
+	r.asked <- id
+	_, err := r.bus.Publish(ctx, payment.Event{Kind: payment.KindTransition, Rail: payment.RailMPesa, TxnID: id,
+		Status: payment.StatusCancelled, Detail: "STK query: ResultCode 1032 Request cancelled by user"})
+	if err != nil {
+		return "", err
+	}
+	return "Daraja: the customer cancelled the prompt (ResultCode 1032)", nil
+}
+
+func TestAskTheRailAboutAnUnknownPayment(t *testing.T) {
+	bus := testBus(t)
+	const id = "TXN1795340000009"
+	for _, ev := range []payment.Event{
+		{Time: clock, Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeSTKPush,
+			Amount: payment.Money{Minor: 15000, Currency: "KES"}, Detail: "M-Pesa KES 150.00"},
+		{Time: clock, Kind: payment.KindTransition, TxnID: id, Status: payment.StatusSent, Detail: "prompt sent"},
+		{Time: clock, Kind: payment.KindTransition, TxnID: id, Status: payment.StatusUnknown, Detail: "in flight at shutdown"},
+	} {
+		ev.Rail = payment.RailMPesa
+		if _, err := bus.Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mp := &askingRail{scriptRail: scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: true, Detail: "ready"}},
+		asked: make(chan string, 1)}
+	tm := startWithRails(t, Rails{MPesa: mp}, bus)
+	typeText(tm, "j")
+	waitText(t, tm, "UNKNOWN")
+	enter(tm)
+	waitAll(t, tm, "k asks the rail", "k ask the rail")
+	typeText(tm, "k")
+	select {
+	case got := <-mp.asked:
+		if got != id {
+			t.Fatalf("asked about %s, want %s", got, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rail was never asked")
+	}
+	// The answer in words, and the payment as the journal now has it.
+	waitAll(t, tm, "customer cancelled the prompt (ResultCode 1032)", "STK query: ResultCode 1032")
+	tx, err := bus.Journal().Txn(context.Background(), id)
+	if err != nil || tx.Status != payment.StatusCancelled {
+		t.Errorf("journal has %+v, %v", tx, err)
+	}
+}

@@ -376,10 +376,14 @@ func (h helpFor) ShortHelp() []key.Binding {
 		return []key.Binding{km.Back, km.Quit}
 	case scrJournal:
 		if j := h.m.journal; j.open != nil {
-			if j.open.Status == payment.StatusUnknown {
-				return []key.Binding{km.Approve, km.Decline, km.Back}
+			var keys []key.Binding
+			if !j.open.Status.Final() && h.m.checker(*j.open) != nil {
+				keys = append(keys, km.Ask)
 			}
-			return []key.Binding{km.Back}
+			if j.open.Status == payment.StatusUnknown {
+				keys = append(keys, km.Approve, km.Decline)
+			}
+			return append(keys, km.Back)
 		}
 		return []key.Binding{km.Up, km.Down, km.Enter, km.Back}
 	case scrLog:
