@@ -22,8 +22,9 @@ type journalView struct {
 	resolve payment.Status // asked for confirmation when set
 	// asking is set while the rail is asked for the open payment's
 	// outcome; answer is what it said last.
-	asking bool
-	answer string
+	asking    bool
+	answer    string
+	answerErr bool
 }
 
 func newJournalView() journalView {
@@ -63,7 +64,7 @@ func (j *journalView) openSelected(journal *payment.Journal) error {
 		return err
 	}
 	j.open, j.history, j.resolve = &t, hist, ""
-	j.asking, j.answer = false, ""
+	j.asking, j.answer, j.answerErr = false, "", false
 	return nil
 }
 
@@ -119,9 +120,9 @@ func (m Model) journalScreen() string {
 	if t.Status == payment.StatusUnknown {
 		hint := "UNKNOWN: check the POS, then a (approved) or d (declined)"
 		if m.checker(t) != nil {
-			hint = "UNKNOWN: k asks the rail; or a (approved) or d (declined)"
+			hint = "UNKNOWN: k asks " + string(t.Rail) + "; or check, then a (approved) or d (declined)"
 		}
-		b.WriteString(s.Pending.Render(hint))
+		b.WriteString("\n" + s.Pending.Render(hint))
 	} else {
 		b.WriteString(string(t.Status))
 	}
@@ -139,8 +140,10 @@ func (m Model) journalScreen() string {
 	switch {
 	case j.asking:
 		b.WriteString("\n" + s.Pending.Render(fmt.Sprintf("asking %s about %s…", t.Rail, t.ID)))
+	case j.answerErr:
+		b.WriteString("\n" + s.ErrorText.Render(wrap(j.answer, m.width)))
 	case j.answer != "":
-		b.WriteString("\n" + j.answer)
+		b.WriteString("\n" + wrap(j.answer, m.width))
 	}
 	if j.resolve != "" {
 		b.WriteString("\n" + s.Pending.Render(fmt.Sprintf("Mark %s as %s? It is journaled as your decision. y/n", t.ID, j.resolve)))

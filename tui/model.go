@@ -267,10 +267,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil // the operator moved on
 		}
 		j.asking = false
+		j.answer, j.answerErr = msg.words, msg.err != nil
 		if msg.err != nil {
-			j.answer = m.styles.ErrorText.Render("could not ask: " + msg.err.Error())
-		} else {
-			j.answer = msg.words
+			j.answer = "could not ask: " + msg.err.Error()
 		}
 		// What the rail learnt is journaled: show the payment as it is now.
 		if err := j.load(m.bus.Journal()); err != nil {
@@ -434,7 +433,7 @@ func (m Model) journalKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		case key.Matches(k, km.Back):
 			j.open = nil
 		case !j.open.Status.Final() && !j.asking && m.checker(*j.open) != nil && key.Matches(k, km.Ask):
-			j.asking, j.answer = true, ""
+			j.asking, j.answer, j.answerErr = true, "", false
 			return m, askCmd(m.checker(*j.open), j.open.ID)
 		case j.open.Status == payment.StatusUnknown && key.Matches(k, km.Approve):
 			j.resolve = payment.StatusApproved

@@ -251,7 +251,7 @@ func TestAskTheRailAboutAnUnknownPayment(t *testing.T) {
 	typeText(tm, "j")
 	waitText(t, tm, "UNKNOWN")
 	enter(tm)
-	waitAll(t, tm, "k asks the rail", "k ask the rail")
+	waitAll(t, tm, "UNKNOWN: k asks mpesa", "k ask the rail")
 	typeText(tm, "k")
 	select {
 	case got := <-mp.asked:

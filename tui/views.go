@@ -103,6 +103,15 @@ func clip(view string, width int) string {
 	return strings.Join(lines, "\n")
 }
 
+// wrap breaks text at spaces to fit the window, for messages that must be
+// read whole (a peer's error) rather than cut by clip.
+func wrap(text string, width int) string {
+	if width <= 0 {
+		return text
+	}
+	return ansi.Wrap(text, width, " ")
+}
+
 func (m Model) headerView() string {
 	s := m.styles
 	n := len(m.peers)
