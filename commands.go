@@ -51,7 +51,9 @@ func runJournal(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *asJSON && *asCSV {
 		return fmt.Errorf("journal: choose one of --json and --csv")
 	}
-	j, _, err := payment.OpenJournal(*path, payment.JournalOptions{})
+	// Read-only: a console may be writing this journal right now, and its
+	// payments in flight are not leftovers of a crash.
+	j, err := payment.OpenJournalReadOnly(*path)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -168,6 +169,26 @@ func TestKillMidPaymentLeavesUnknown(t *testing.T) {
 		t.Errorf("request = %+v", req)
 	}
 	out.waitFor(t, regexp.MustCompile(`ack processing`))
+
+	// While it runs, the journal command reads the payment as it stands
+	// (a payment in flight is not a crash's leftover), and a second
+	// console on the same journal is refused, naming the first.
+	var live bytes.Buffer
+	if err := run(context.Background(), []string{"journal", "--journal", journal, "show", req.TxnID}, nil, &live, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(live.String(), "acknowledged") || strings.Contains(live.String(), "unknown") {
+		t.Errorf("journal read while paydesk runs:\n%s", live.String())
+	}
+	second := exec.Command(bin, args...)
+	second.Env = append(os.Environ(), "PAYDESK_SECRET="+protocol.DevSecret)
+	second.Stdin = strings.NewReader("7\n")
+	b2, err := second.CombinedOutput()
+	wantInUse := fmt.Sprintf("journal in use by another paydesk (pid %d)", cmd.Process.Pid)
+	if err == nil || !strings.Contains(string(b2), wantInUse) {
+		t.Errorf("second console on the same journal: %v\n%s\nwant %q", err, b2, wantInUse)
+	}
+
 	if err := cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,16 @@ type Journal struct {
 	// insEvent and selStatus are prepared once: parsing the SQL again for
 	// every event cost about as much as writing it.
 	insEvent, selStatus *sql.Stmt
+
+	// lock is held while the journal is open for writing (see ErrInUse);
+	// readOnly journals take none and refuse Append.
+	lock     *os.File
+	readOnly bool
 }
+
+// ErrReadOnly is returned by Append on a journal opened with
+// OpenJournalReadOnly.
+var ErrReadOnly = errors.New("journal opened read-only")
 
 type appendReq struct {
 	ev   Event
@@ -160,6 +169,47 @@ func OpenJournal(path string, opts JournalOptions) (*Journal, Recovery, error) {
 			return nil, Recovery{}, fmt.Errorf("create journal directory %s: %w", dir, err)
 		}
 	}
+	lock, err := lockJournal(path)
+	if err != nil {
+		return nil, Recovery{}, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	j, rec, err := openLocked(path, opts)
+	if err != nil {
+		lock.Close()
+		return nil, Recovery{}, err
+	}
+	j.lock = lock
+	return j, rec, nil
+}
+
+// OpenJournalReadOnly opens an existing journal to read it while a
+// paydesk may be writing it: nothing is recovered or written, and Append
+// fails with ErrReadOnly.
+func OpenJournalReadOnly(path string) (*Journal, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "query_only(1)")
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(path)+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(2)
+	var n int
+	if err := db.QueryRowContext(context.Background(), `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'txns'`).Scan(&n); err != nil || n == 0 {
+		db.Close()
+		if err == nil {
+			err = errors.New("not a paydesk journal (no txns table)")
+		}
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	return &Journal{db: db, path: path, readOnly: true, closed: true, done: make(chan struct{}), open: map[string]Status{}}, nil
+}
+
+// openLocked opens the journal once its lock is held.
+func openLocked(path string, opts JournalOptions) (*Journal, Recovery, error) {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
@@ -273,6 +323,9 @@ func peerNoun(r Rail) string {
 func (j *Journal) Append(ctx context.Context, ev Event) (Event, error) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
+	}
+	if j.readOnly {
+		return ev, ErrReadOnly
 	}
 	r := &appendReq{ev: ev, done: make(chan struct{})}
 	j.mu.RLock()
@@ -487,6 +540,10 @@ const insertEventSQL = `INSERT INTO events
 func (j *Journal) Close() error {
 	var err error
 	j.closeOnce.Do(func() {
+		if j.readOnly {
+			err = j.db.Close()
+			return
+		}
 		j.mu.Lock()
 		j.closed = true
 		close(j.reqs)
@@ -495,6 +552,10 @@ func (j *Journal) Close() error {
 		j.insEvent.Close()
 		j.selStatus.Close()
 		err = j.db.Close()
+		// The lock goes last: the next writer starts from a closed file.
+		if j.lock != nil {
+			j.lock.Close()
+		}
 	})
 	return err
 }
