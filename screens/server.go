@@ -388,6 +388,7 @@ func (s *Server) Close() error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				c.shutdown()
 				c.ws.Close(websocket.StatusGoingAway, "paydesk stopping")
 			}()
 		}

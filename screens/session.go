@@ -22,8 +22,16 @@ import (
 
 // conn is one WebSocket connection of a display.
 type conn struct {
+	s    *Server
 	ws   *websocket.Conn
 	addr string
+	// out holds the frames waiting to be written, oldest first (see
+	// push); writing is true while a writer drains it, and shut once the
+	// connection is closing. Guarded by outMu, never held across a write.
+	outMu   sync.Mutex
+	out     []outFrame
+	writing bool
+	shut    bool
 	// refused counts refusals since windowStart, read and written by the
 	// connection's reader only.
 	refused     int
@@ -102,7 +110,7 @@ func newSessionID() string {
 
 // serveConn runs one display connection until it closes.
 func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
-	c := &conn{ws: ws, addr: r.RemoteAddr}
+	c := &conn{s: s, ws: ws, addr: r.RemoteAddr}
 	q := r.URL.Query()
 	d, resumed := s.find(q.Get("session"), sanitize(q.Get("device")))
 	s.log.Info("display connected", "display", d.labelSafe(), "session", d.id, "remote", c.addr, "resumed", resumed, "path", r.URL.Path)
@@ -135,6 +143,7 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 	case err != nil && s.ctx.Err() == nil:
 		reason = err.Error()
 	}
+	c.shutdown() // before the close, so the writer does not report it as a failure
 	ws.CloseNow()
 	d.detach(c, reason)
 }
@@ -216,7 +225,9 @@ func (d *display) attach(c *conn) {
 	if old := d.conn; old != nil && old != c {
 		d.s.log.Info("display connection replaced", "display", d.label, "old", old.addr, "new", c.addr)
 		// Not under the lock: a dead tablet never answers the close, and
-		// the handshake waits 5 s for it.
+		// the handshake waits 5 s for it. What it still had queued is
+		// dropped: this connection is shown the screen.
+		old.shutdown()
 		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
 	}
 	d.conn, d.addr = c, c.addr
@@ -313,6 +324,7 @@ func (d *display) handle(c *conn, frame []byte) *display {
 	if err != nil {
 		if c.refuse(d.s.opts.Now()) {
 			d.s.log.Warn("display closed: too many refused frames", "display", d.labelSafe(), "remote", c.addr, "limit", maxRefusals)
+			c.shutdown()
 			c.ws.Close(websocket.StatusPolicyViolation, "too many invalid messages")
 			return d
 		}
@@ -869,23 +881,36 @@ func (d *display) sendLocked(msg Message) {
 	d.writeLocked(msg.MessageType, msg.Screen, msg.Encode(), false)
 }
 
-// writeLocked writes raw to the display if connected. The log keeps the
+// writeLocked queues raw for the display if connected; the connection's
+// writer sends it (see conn.push), so the display's lock, which the bus's
+// outcomes take, is never held across a network write. The log keeps the
 // text of a frame the journal does not have; a journaled one's is there.
 func (d *display) writeLocked(typ string, scr Screen, raw []byte, journaled bool) {
-	if d.conn == nil {
+	c := d.conn
+	if c == nil {
 		d.s.log.Info("display message held: not connected", "display", d.label, "type", typ, "screen", scr)
+		return
+	}
+	switch err := c.push(outFrame{raw: raw, label: d.label}); {
+	case errors.Is(err, errTooSlow):
+		reason := fmt.Sprintf("too slow: %d frames waiting to be written", maxQueued)
+		d.s.log.Warn("display too slow; closing its connection", "display", d.label, "remote", c.addr, "reason", reason)
+		// Not under the lock: CloseNow waits for a close handshake already
+		// under way. The session is detached now, so its steps wait and the
+		// reconnect shows it its screen; the reader's detach is then a no-op.
+		go c.ws.CloseNow()
+		d.conn = nil
+		d.armExpireLocked()
+		d.s.publish(payment.Event{Kind: payment.KindConnection, Peer: d.label, Detail: "display disconnected: " + reason})
+		return
+	case err != nil:
+		d.s.log.Info("display message dropped: connection closing", "display", d.label, "type", typ, "screen", scr)
 		return
 	}
 	if journaled {
 		d.s.log.Info("display message out", "display", d.label, "type", typ, "screen", scr, "txn", d.flow, "journaled", true)
 	} else {
 		d.s.log.Info("display message out", "display", d.label, "type", typ, "screen", scr, "txn", d.flow, "raw", string(raw))
-	}
-	ctx, cancel := context.WithTimeout(d.s.ctx, d.s.opts.WriteTimeout)
-	defer cancel()
-	if err := d.conn.ws.Write(ctx, websocket.MessageText, raw); err != nil {
-		d.s.log.Warn("display write failed; closing", "display", d.label, "err", err)
-		d.conn.ws.CloseNow()
 	}
 }
 
