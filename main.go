@@ -5,7 +5,7 @@
 //	paydesk [flags]            run the console
 //	paydesk demo [flags]       run the console with every peer simulated
 //	paydesk journal [...]      print the journal
-//	paydesk sim pos [flags]    run a simulated MobyPay POS terminal
+//	paydesk sim NAME [flags]   run a simulated peer: pos, terminal or daraja
 package main
 
 import (
@@ -23,10 +23,11 @@ const usage = `paydesk: a cashier console for self-service kiosks.
 
 Usage:
   paydesk [flags]              run the console (MobyPay POS terminals connect to --listen)
-  paydesk demo [flags]         the console with a simulated POS connected and a temporary journal
+  paydesk demo [flags]         the console with every peer simulated and a temporary journal
   paydesk journal [flags]      recent transactions; 'journal show TXN', 'journal totals'
   paydesk sim pos [flags]      a simulated POS terminal that connects to a kiosk
   paydesk sim terminal [flags] a simulated serial card terminal on a pseudo-terminal
+  paydesk sim daraja [flags]   a fake Safaricom Daraja for the M-Pesa rail
   paydesk help                 this text; 'paydesk <command> -h' for a command's flags
 
 Run 'paydesk -h' for the console's flags.

@@ -16,7 +16,8 @@ import (
 	"paydesk/screens"
 )
 
-// screensSettings configure the customer display server (seed 003). It
+// screensSettings configure the customer display server (the PintoAndroid
+// display protocol). It
 // is off unless an address is given (the demo turns it on).
 type screensSettings struct {
 	listen     string
@@ -33,7 +34,7 @@ type screensSettings struct {
 	methods    string
 }
 
-// defaultScreenMethods maps the seed's two methods to the MobyPay POS:
+// defaultScreenMethods maps the protocol's two methods to the MobyPay POS:
 // a card payment, and "pay by bank" as DuitNow QR.
 const defaultScreenMethods = "DEBIT_CARD=pos:card,PAY_BY_BANK=pos:duitnow_qr"
 

@@ -34,7 +34,7 @@ type terminalSettings struct {
 	probe         time.Duration
 	resultTimeout time.Duration
 
-	// The HiPay-style local HTTP API (seed 004) and its notifications.
+	// HiPay's unattended ECR connector API, served locally, and its notifications.
 	configTxt   string
 	apiListen   string
 	apiLogin    string
@@ -193,7 +193,7 @@ func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
 	return &terminalRail{Driver: d, currency: opts.Currency}, nil
 }
 
-// startAPI serves the HiPay-style local HTTP API (seed 004) for kiosk
+// startAPI serves HiPay's unattended ECR connector API locally for kiosk
 // software, with its notification outbox when a URL is set.
 func (t *terminalSettings) startAPI(e *railEnv, d *terminal.Driver, st ecr.Settings) error {
 	if st.TerminalManagerLogin == "" || st.TerminalManagerPassword == "" {
@@ -234,7 +234,7 @@ func (t *terminalSettings) startAPI(e *railEnv, d *terminal.Driver, st ecr.Setti
 	url := "http://" + srv.Addr().String()
 	e.log.Info("terminal HTTP API listening", "url", url, "notify", t.notifyURL != "")
 	if e.demo {
-		e.note("Terminal HTTP API (seed 004): curl -u demo:demo " + url + "/check")
+		e.note("Terminal HTTP API (HiPay ECR connector): curl -u demo:demo " + url + "/check")
 	} else {
 		e.note("Terminal HTTP API on " + url)
 	}

@@ -197,7 +197,7 @@ func freePort(t *testing.T) int {
 }
 
 // decodeOne reads a JSON object, or the one object of an array (the
-// shape seed 004 answers with).
+// shape HiPay's ECR connector answers with).
 func decodeOne(t *testing.T, r io.Reader) map[string]any {
 	t.Helper()
 	b, _ := io.ReadAll(r)

@@ -1,7 +1,7 @@
 // Package mpesa takes M-Pesa payments through Safaricom's Daraja API:
 // STK Push (a prompt on the customer's phone) with the STK Push Query as a
 // fallback, and till or paybill payments (C2B) reported to a callback
-// server. See shared/specs/mpesa-daraja.md for the wire formats.
+// server. docs/mpesa.md describes the rail for its users.
 //
 // The pieces:
 //

@@ -140,7 +140,7 @@ func stubRail(t *testing.T, url string, now func() time.Time, after func(time.Du
 	return r, j
 }
 
-// The query policy of the spec, on a fake clock: the first query 20 s
+// The STK Push Query policy, on a fake clock: the first query 20 s
 // after the push, then every 10 s ± 2 s while pending; timed out at
 // exactly 120 s; one more query 5 minutes later.
 func TestQueryPolicyPending(t *testing.T) {

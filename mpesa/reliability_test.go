@@ -17,11 +17,12 @@ import (
 	"paydesk/payment"
 )
 
-// The reliability cases of mpesa-daraja.md §5, each end to end: the
+// Eleven reliability cases of an M-Pesa integration (numbered 1 to 11
+// below), each end to end: the
 // client talks to the fake Daraja, which calls the rail's callback
 // server over HTTP, and every outcome is read back from the journal.
 
-// §5.1: five copies of the success callback at once give one approved
+// Case 1: five copies of the success callback at once give one approved
 // transition and one receipt; the four others are journaled as
 // duplicates. A C2B confirmation sent five times at once, and a C2B
 // confirmation carrying a receipt the STK callback already brought, are
@@ -77,7 +78,7 @@ func TestCase1DuplicateCallbacks(t *testing.T) {
 	}
 }
 
-// §5.2: the callback arrives before the push's answer; it is kept and
+// Case 2: the callback arrives before the push's answer; it is kept and
 // applied once the CheckoutRequestID is known.
 func TestCase2CallbackBeforePushAnswer(t *testing.T) {
 	h := newHarness(t, sandbox.Options{}, nil)
@@ -105,7 +106,7 @@ func TestCase2CallbackBeforePushAnswer(t *testing.T) {
 	}
 }
 
-// §5.3: a confirmation for an unknown reference, a till payment without
+// Case 3: a confirmation for an unknown reference, a till payment without
 // one, and one for a sale already closed are answered ResultCode 0,
 // journaled unmatched and listed for the operator, who assigns one.
 func TestCase3Unmatched(t *testing.T) {
@@ -170,7 +171,7 @@ func TestCase3Unmatched(t *testing.T) {
 	}
 }
 
-// §5.4: paid less by C2B → underpaid, the sale stays open with the
+// Case 4: paid less by C2B → underpaid, the sale stays open with the
 // shortfall; the rest brings it over → approved, overpaid flagged; an STK
 // callback whose Amount differs from the sale, and a fractional amount,
 // are flagged.
@@ -212,7 +213,7 @@ func TestCase4WrongAmounts(t *testing.T) {
 	}
 }
 
-// §5.5: the console stops between the push and the callback. On restart
+// Case 5: the console stops between the push and the callback. On restart
 // on the same journal the payment is unknown; the reconciler's query, or
 // the callback Daraja retries, resolves it. Nothing is lost.
 func TestCase5CrashBetweenPushAndCallback(t *testing.T) {
@@ -239,7 +240,7 @@ func TestCase5CrashBetweenPushAndCallback(t *testing.T) {
 	}
 }
 
-// §5.6: tokens revoked mid-run: 20 concurrent pushes make exactly one
+// Case 6: tokens revoked mid-run: 20 concurrent pushes make exactly one
 // extra OAuth call, each push retried once, all succeed. A token that
 // expires by its clock is replaced by one call however many wait. A
 // second invalid-token answer is a typed error, not a loop.
@@ -307,7 +308,7 @@ func TestCase6TokenExpiry(t *testing.T) {
 	}
 }
 
-// §5.7: with no callback the query finds the result (pending first);
+// Case 7: with no callback the query finds the result (pending first);
 // a query that disagrees after a success callback leaves the success
 // standing; Spike Arrest makes the poller back off.
 func TestCase7Query(t *testing.T) {
@@ -350,7 +351,7 @@ func TestCase7SpikeArrestBackoff(t *testing.T) {
 	}
 }
 
-// §5.8: the push's answer is lost (the fake answers after the client's
+// Case 8: the push's answer is lost (the fake answers after the client's
 // timeout, having sent the prompt). The payment is unknown, the push is
 // not repeated, and the callback resolves it.
 func TestCase8LostPushAnswer(t *testing.T) {
@@ -367,7 +368,7 @@ func TestCase8LostPushAnswer(t *testing.T) {
 	}
 }
 
-// §5.9: a payment made after the console stopped waiting (cancel, or the
+// Case 9: a payment made after the console stopped waiting (cancel, or the
 // wait ran out) is journaled and flagged late_success, not discarded.
 func TestCase9LateResult(t *testing.T) {
 	h := newHarness(t, sandbox.Options{}, nil)
@@ -394,7 +395,7 @@ func TestCase9LateResult(t *testing.T) {
 	})
 }
 
-// §5.10: malformed JSON is answered 400 with the body journaled; a
+// Case 10: malformed JSON is answered 400 with the body journaled; a
 // source outside the allow-list is flagged (or refused when enforced),
 // X-Forwarded-For counts only from a trusted proxy; bodies are capped.
 func TestCase10CallbackHygiene(t *testing.T) {
@@ -465,7 +466,7 @@ func TestCase10CallbackHygiene(t *testing.T) {
 	}
 }
 
-// §5.11: concurrent callbacks, queries and console reads, under -race.
+// Case 11: concurrent callbacks, queries and console reads, under -race.
 func TestCase11Concurrency(t *testing.T) {
 	h := newHarness(t, sandbox.Options{}, nil)
 	if _, err := h.rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
@@ -620,7 +621,7 @@ func TestUnmatchedSurviveRestart(t *testing.T) {
 	}
 }
 
-// §5 fault injection on the push: an HTML 503 or a dropped connection
+// Fault injection on the push: an HTML 503 or a dropped connection
 // after Daraja took the push leave the payment unknown (never re-pushed)
 // until the callback resolves it; an empty 400 fails it.
 func TestPushFaults(t *testing.T) {

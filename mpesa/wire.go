@@ -287,7 +287,7 @@ type ResultMeaning struct {
 	Words  string
 }
 
-// resultCodes is §2 of the spec. Unknown codes are failed.
+// resultCodes are the STK ResultCodes Daraja documents. Unknown codes are failed.
 var resultCodes = map[string]ResultMeaning{
 	"0":          {"approved", "paid"},
 	"1":          {"declined", "insufficient funds on the customer's M-Pesa"},

@@ -14,7 +14,7 @@ import (
 // wireSecret is the shared secret of the MobyPay documents' samples.
 var wireSecret = []byte("POS-KIOSK-SECRET-KEY-2024")
 
-// wireGolden is one real sample from pos-protocol.md §1.6.
+// wireGolden is one signed sample of the MobyPay POS–kiosk protocol.
 type wireGolden struct {
 	file     string
 	verifies bool

@@ -10,7 +10,8 @@ import (
 	"unicode/utf8"
 )
 
-// Message types of the protocol (seed 003 and the app's later document).
+// Message types of the PintoAndroid display protocol (its first document and
+// the app's later one).
 const (
 	TypeScreenChange     = "SCREEN_CHANGE"
 	TypeUserAction       = "USER_ACTION"
@@ -115,7 +116,7 @@ type Action struct {
 	// (upper-cased; "" when absent).
 	SelectionMethod string
 	// Method is the payment method chosen (selectionMethod in the app,
-	// selectedMethod in seed 003).
+	// selectedMethod in the protocol's first document).
 	Method string
 	// Device and IP are what a DEVICE_INFO reported.
 	Device, IP string
@@ -207,8 +208,8 @@ type inData struct {
 }
 
 // Decode reads one inbound text frame. It accepts both shapes of the
-// protocol: seed 003's (selectedMethod; KEYPAD/KEYPAD for a custom amount)
-// and the real app's (selectionMethod; AMOUNT_SELECT/CUSTOM), OTHER with
+// protocol: the first document's (selectedMethod; KEYPAD/KEYPAD for a
+// custom amount) and the real app's (selectionMethod; AMOUNT_SELECT/CUSTOM), OTHER with
 // -1 for the keypad, and the app's bare {"ping":true}. Anything else is
 // refused with a *DecodeError.
 func Decode(frame []byte) (Action, error) {

@@ -1,6 +1,6 @@
 // Package screens is the customer display's WebSocket server: the
-// protocol of seed 003 as the public Android client PintoAndroid speaks it
-// (shared/specs/screens.md), and a browser display page (screens/web)
+// PintoAndroid display protocol as the public Android client PintoAndroid
+// speaks it, and a browser display page (screens/web)
 // served on the same port.
 //
 // The server walks each connected display through AMOUNT_SELECT, KEYPAD,
@@ -77,7 +77,7 @@ const (
 	DefaultPingInterval = 30 * time.Second
 )
 
-// DefaultPresets are the preset amounts of seed 003, in whole units.
+// DefaultPresets are the PintoAndroid display protocol's preset amounts, in whole units.
 var DefaultPresets = []int64{20, 40, 60, 80, 100}
 
 // Method maps a payment method the display offers (DEBIT_CARD,

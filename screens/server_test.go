@@ -17,7 +17,7 @@ import (
 	"paydesk/protocol/postest"
 )
 
-// posMethods maps the seed's two methods to the MobyPay POS link.
+// posMethods maps the protocol's two methods to the MobyPay POS link.
 func posMethods(k *postest.Kiosk) []Method {
 	return []Method{
 		{Name: "DEBIT_CARD", Rail: k.Server, RailName: payment.RailPOS, Mode: payment.ModeCard},
@@ -92,7 +92,7 @@ func TestOtherAmountBothShapes(t *testing.T) {
 	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
 	_, url := startServer(t, bus, quick(Options{Currency: "GBP", Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
 
-	t.Run("seed 003: OTHER, then KEYPAD/KEYPAD, then selectedMethod", func(t *testing.T) {
+	t.Run("the first document's shape: OTHER, then KEYPAD/KEYPAD, then selectedMethod", func(t *testing.T) {
 		c := dial(t, url, nil)
 		c.screen(ScreenAmountSelect)
 		c.action("AMOUNT_SELECT", `{"selectedAmount":-1,"selectionMethod":"OTHER"}`)

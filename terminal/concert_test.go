@@ -33,7 +33,7 @@ func read(b []byte) ([]byte, []byte, error) {
 }
 
 func TestGoldenFrames(t *testing.T) {
-	t.Run("the E+ debit request of 12.50 EUR is the spec's frame, LRC 0x01", func(t *testing.T) {
+	t.Run("the E+ debit request of 12.50 EUR is the worked frame, LRC 0x01", func(t *testing.T) {
 		data, err := Request{POS: 1, Amount: 1250, FullAnswer: true, Type: Debit, Currency: "978"}.Encode()
 		if err != nil {
 			t.Fatal(err)

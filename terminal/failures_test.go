@@ -12,7 +12,8 @@ import (
 	"paydesk/payment"
 )
 
-// The failure cases of serial-terminal.md §4.3 against a scripted byte
+// The Concert link's failure cases (NAK, bad LRC, silence, noise, missing
+// EOT, collision, unplug, …) against a scripted byte
 // stream: the test plays the terminal byte by byte on a fake port and
 // checks every byte the driver writes. The same cases run over a real
 // pseudo-terminal against the simulator in termsim/sim_test.go.

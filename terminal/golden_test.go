@@ -8,10 +8,10 @@ import (
 	"testing"
 )
 
-// The worked frames of serial-terminal.md §2.4, as hex in testdata/terminal.
+// Worked Concert V2 frames, as hex in testdata/terminal.
 // Each request is built with Request.Encode and Frame and must equal its
 // golden bytes; each golden is read back with ReadFrame and decoded with
-// ParseRequest or ParseAnswer to the fields the spec gives.
+// ParseRequest or ParseAnswer to the fields the frame was built from.
 
 func TestGoldenRequests(t *testing.T) {
 	ep := func(amount int64) Request {
@@ -35,7 +35,7 @@ func TestGoldenRequests(t *testing.T) {
 		t.Run(c.file, func(t *testing.T) {
 			want := golden(t, c.file)
 			if len(want) != c.size || want[len(want)-1] != c.lrc {
-				t.Fatalf("golden file is %d bytes with LRC 0x%02X, the spec says %d and 0x%02X", len(want), want[len(want)-1], c.size, c.lrc)
+				t.Fatalf("golden file is %d bytes with LRC 0x%02X, the table above says %d and 0x%02X", len(want), want[len(want)-1], c.size, c.lrc)
 			}
 			data, err := c.req.Encode()
 			if err != nil {
@@ -84,7 +84,7 @@ func TestGoldenAnswers(t *testing.T) {
 		t.Run(c.file, func(t *testing.T) {
 			want := golden(t, c.file)
 			if len(want) != c.size || want[len(want)-1] != c.lrc {
-				t.Fatalf("golden file is %d bytes with LRC 0x%02X, the spec says %d and 0x%02X", len(want), want[len(want)-1], c.size, c.lrc)
+				t.Fatalf("golden file is %d bytes with LRC 0x%02X, the table above says %d and 0x%02X", len(want), want[len(want)-1], c.size, c.lrc)
 			}
 			data, skipped, err := read(want)
 			if err != nil || len(skipped) != 0 {

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Defaults of the link layer, from serial-terminal.md §1.5. No public
-// source gives Concert's own values; these follow the implementations and
+// Defaults of the Concert link layer. No public source gives
+// Concert's own values; these follow the implementations and
 // comparable ECR links. Each is documented on its Timers field.
 const (
 	DefaultAckTimeout    = 3 * time.Second
@@ -89,9 +89,8 @@ var (
 	ErrCancelled = errors.New("cancelled before the terminal accepted")
 )
 
-// state is a state of the link layer, named as in serial-terminal.md
-// §4.1. The link runs one state machine per session; each state says what
-// the next byte may be.
+// state is a state of the Concert link layer. The link runs one state
+// machine per session; each state says what the next byte may be.
 type state int
 
 const (

@@ -1,5 +1,5 @@
-// paydesk's browser customer display: the client side of the seed 003
-// protocol, as the Android app speaks it. It renders every screen the
+// paydesk's browser customer display: the client side of the PintoAndroid
+// display protocol, as the Android app speaks it. It renders every screen the
 // server sends and sends the customer's choices back. The server owns the
 // flow; this page keeps only the transactionId the server issued (copied
 // from every message, as the app does) and the session id it reconnects

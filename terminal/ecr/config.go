@@ -61,7 +61,7 @@ func ParseTimeOfDay(s string) (TimeOfDay, error) {
 	return TimeOfDay{Hour: hh, Minute: mm}, nil
 }
 
-// Settings are the keys of the HiPay connector's config.txt (seed 004),
+// Settings are the keys of the HiPay connector's config.txt,
 // typed. A key absent from the file leaves its field zero; the lead maps
 // the same settings to flags and environment variables, which win.
 type Settings struct {
@@ -98,7 +98,7 @@ func (s Settings) MarshalJSON() ([]byte, error) {
 	}{plain(s), ut})
 }
 
-// Config keys of config.txt, as seed 004 names them.
+// Config keys of config.txt, as HiPay's document names them.
 const (
 	KeySerialPort           = "SERIAL_PORT"
 	KeyLocalPort            = "LOCAL_PORT"
@@ -132,12 +132,12 @@ func (e *ConfigError) Unwrap() error { return ErrConfig }
 // a silently cut value.
 const maxConfigLine = 4096
 
-// ParseConfig reads config.txt. Seed 004 names the keys and the types of
+// ParseConfig reads config.txt. HiPay's document names the keys and the types of
 // their values but shows no file, so this is the syntax chosen, that of the
 // KEY=VALUE files such connectors ship:
 //
 //   - one KEY=VALUE per line; spaces around the key, the '=' and the value
-//     are ignored; keys are upper case as in the seed (lower case is
+//     are ignored; keys are upper case as in HiPay's document (lower case is
 //     accepted and warned about);
 //   - blank lines and lines whose first non-blank character is '#' or ';'
 //     are comments; there are no comments after a value, because a

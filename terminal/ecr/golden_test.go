@@ -16,7 +16,7 @@ import (
 // refused payment, byte for byte, with the driver's clock fixed (so the
 // receipt's date and time and the transaction ids are stable).
 func TestPaymentResponsesGolden(t *testing.T) {
-	at := time.Date(2020, 4, 3, 8, 30, 11, 0, time.UTC) // the seed's localDate 030420, localTime 083011
+	at := time.Date(2020, 4, 3, 8, 30, 11, 0, time.UTC) // HiPay's localDate 030420, localTime 083011
 	r := newRigWith(t, testTimers, termsim.Options{Think: 30 * time.Millisecond}, func() time.Time { return at })
 	a := newAPI(t, r, func(o *Options) { o.Acceptor = "HIPAY" })
 	for _, tc := range []struct{ name, body string }{

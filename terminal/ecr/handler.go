@@ -1,5 +1,5 @@
-// Package ecr is paydesk's drop-in for HiPay's Unattended ECR Connector
-// (seed 004): a local HTTP API with Basic Auth through which kiosk
+// Package ecr is paydesk's drop-in for HiPay's Unattended ECR Connector:
+// a local HTTP API with Basic Auth through which kiosk
 // software takes card payments on the unattended terminal that
 // paydesk's terminal driver runs, plus the connector's config.txt reader
 // and a durable outbox that forwards each payment result to a
@@ -16,7 +16,7 @@
 //	GET  /tlc         telecollection: not supported by Concert V2 (501)
 //	GET  /stop        stop the API, when the embedding program allows it
 //
-// Every answer is a JSON array of one object, as in the seed.
+// Every answer is a JSON array of one object, as in HiPay's document.
 package ecr
 
 import (
@@ -637,7 +637,7 @@ func (h *Handler) stop(w http.ResponseWriter, r *http.Request) {
 	go h.opts.Stop()
 }
 
-// checkBody is /check's answer: the seed's cr/card/call/periph plus the
+// checkBody is /check's answer: HiPay's cr/card/call/periph plus the
 // driver's health. Concert reports only whether the terminal answers an
 // ENQ, so cr is "0" when it answered, "1" when it is silent, "2" when the
 // port is closed (missing, unplugged, busy), "3" not checked yet; periph
@@ -731,9 +731,9 @@ func (h *Handler) reset(w http.ResponseWriter, r *http.Request) {
 	}{StatusSuccess, nil, "Concert has no reboot command: the port was closed and reopened, then the terminal probed", healthOf(hl, nil)}})
 }
 
-// versionBody is the seed's /version shape: version is
+// versionBody is HiPay's /version shape: version is
 // "<paydesk version>-tpa-<os>" like "0.0.0-tpa-winserver2003_64", type is
-// "tpa" as in the seed (kiosk software may check it), os is GOOS_GOARCH;
+// "tpa" as in HiPay's document (kiosk software may check it), os is GOOS_GOARCH;
 // application and goVersion are additions.
 type versionBody struct {
 	Version     string `json:"version"`
@@ -759,7 +759,7 @@ func (h *Handler) version(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, []any{h.versionInfo()})
 }
 
-// config answers the seed's /config shape (which the seed documents as
+// config answers HiPay's /config shape (which HiPay documents as
 // the terminal's serial number but shows with /version's fields): the
 // version fields, serialNumber null (Concert V2 does not report it), and
 // the settings with the passwords masked.

@@ -15,7 +15,7 @@ import (
 	"paydesk/terminal/termsim"
 )
 
-// seedRequest is seed 004's sample request, with the amount changed.
+// seedRequest is HiPay's sample request, with the amount changed.
 func seedRequest(amount string) string {
 	return `{
   "amount": ` + amount + `,

@@ -17,7 +17,7 @@ import (
 )
 
 // DefaultCurrency is the currency of a payment request without one, as in
-// seed 004.
+// HiPay's document.
 const DefaultCurrency = "EUR"
 
 // DefaultMaxMinor is the largest amount accepted: the 8 digits a Concert
@@ -51,7 +51,7 @@ func (e *RequestError) Error() string {
 // Unwrap lets errors.Is(err, ErrBadRequest) match.
 func (e *RequestError) Unwrap() error { return ErrBadRequest }
 
-// PaymentRequest is seed 004's payment request, checked. The amount is in
+// PaymentRequest is HiPay's payment request, checked. The amount is in
 // integer minor units; the fields paydesk does not interpret (basket,
 // customer, customData) are kept as the kiosk sent them, to be echoed in
 // the response and the notification.
@@ -83,7 +83,7 @@ type DecodeOptions struct {
 	// MaxMinor is the largest amount in minor units. The default is
 	// DefaultMaxMinor, the Concert maximum; a larger value is capped to it.
 	MaxMinor int64
-	// AllowUnknown ignores top-level fields seed 004 does not define
+	// AllowUnknown ignores top-level fields HiPay's document does not define
 	// (listed in PaymentRequest.Ignored). The default refuses them with
 	// 400: a misspelt "ammount" or "order_id" must not pass as a request
 	// without one.
@@ -94,7 +94,7 @@ type DecodeOptions struct {
 }
 
 // DecodePaymentRequest reads and checks a payment request body. The rules,
-// where seed 004 leaves a choice:
+// where HiPay's document leaves a choice:
 //
 //   - the body is one JSON object; duplicate keys and trailing data are
 //     refused (two "amount" keys would make the amount depend on the
@@ -109,11 +109,11 @@ type DecodeOptions struct {
 //     characters; absent, null or "" means paydesk generates one;
 //   - currency is an ISO 4217 alphabetic code paydesk knows (case is
 //     ignored); null or absent means the default; numeric codes are
-//     refused (the seed says alpha);
+//     refused (HiPay's document says alpha);
 //   - basket is an object or an array (a cart of lines) or null; customer
 //     is an object or null; their content is not checked, only echoed;
 //   - customData is an object whose values are only booleans, numbers and
-//     strings (the seed's Bool / Int / Float / String); null, an object or
+//     strings (HiPay's Bool / Int / Float / String); null, an object or
 //     an array as a value is refused, naming the key.
 func DecodePaymentRequest(body []byte, o DecodeOptions) (PaymentRequest, error) {
 	var pr PaymentRequest

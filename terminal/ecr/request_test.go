@@ -154,7 +154,7 @@ func FuzzDecodePaymentRequest(f *testing.F) {
 	})
 }
 
-// BenchmarkDecodePaymentRequest measures decoding seed 004's sample
+// BenchmarkDecodePaymentRequest measures decoding HiPay's sample
 // request (the API's per-payment parsing cost).
 func BenchmarkDecodePaymentRequest(b *testing.B) {
 	body := []byte(seedRequest("8.99"))

@@ -11,7 +11,7 @@ import (
 	"paydesk/terminal"
 )
 
-// The response statuses. Seed 004 shows only "Success"; the others are
+// The response statuses. HiPay's document shows only "Success"; the others are
 // paydesk's choice, one per final outcome, so kiosk software that tests
 // status == "Success" keeps working and can tell the rest apart.
 const (
@@ -24,7 +24,7 @@ const (
 	StatusError     = "Error"     // the request itself was refused (4xx/5xx)
 )
 
-// APIError is the "error" member of a response. Seed 004 shows only
+// APIError is the "error" member of a response. HiPay's document shows only
 // null; paydesk puts an object there otherwise: a stable machine code and
 // a message for people.
 type APIError struct {
@@ -49,8 +49,8 @@ const (
 	CodeInternal     = "internal_error"
 )
 
-// Receipt holds the receipt fields of seed 004 that paydesk knows from a
-// Concert V2 answer, with the seed's names and formats. Fields the seed
+// Receipt holds the receipt fields of HiPay's document that paydesk knows from a
+// Concert V2 answer, with HiPay's names and formats. Fields HiPay
 // shows that Concert V2 does not carry (SIRET, TASA, contractNumber,
 // crypto, authorizationNumber, AID, readingMode, counter-value, …) are
 // left out rather than invented.
@@ -59,16 +59,16 @@ type Receipt struct {
 	// not configured).
 	Acceptor string `json:"acceptor,omitempty"`
 	// LocalDate is the date of the terminal's answer as DDMMYY, and
-	// LocalTime its time as HHMMSS, in Options.Location. The seed's sample
+	// LocalTime its time as HHMMSS, in Options.Location. HiPay's sample
 	// ("030420", "083011") fits DDMMYY, the French receipt order.
 	LocalDate string `json:"localDate"`
 	LocalTime string `json:"localTime"`
-	// TransactionType is "01", the seed's value for a debit (its sample's
+	// TransactionType is "01", HiPay's value for a debit (its sample's
 	// ticket says DEBIT); the HTTP API takes only debits.
 	TransactionType string `json:"transactionType"`
 	// PrimaryAccountNumber is the card number as the driver journaled
 	// it, masked: at most the first six and last four digits show, as in
-	// the seed's "123456XXXXXX7890". paydesk's driver keeps only the last
+	// HiPay's "123456XXXXXX7890". paydesk's driver keeps only the last
 	// four ("XXXXXXXXXXXX1234"). Empty when the terminal sent no card
 	// report (a refusal, a cheque).
 	PrimaryAccountNumber string `json:"primaryAccountNumber"`
@@ -81,14 +81,14 @@ type Receipt struct {
 	// digits ("00000899").
 	Amount string `json:"amount"`
 	// Label is the card brand guessed from the card number's first
-	// digits when they are known, padded to 16 like the seed's
+	// digits when they are known, padded to 16 like HiPay's
 	// "Mastercard      "; "CHEQUE" for a cheque; "CARTE" when the brand
 	// is not known (always, while the driver keeps only the last four
 	// digits: Concert V2 has no brand or AID field).
 	Label string `json:"label"`
 }
 
-// PaymentResponse is one element of the payment response array (seed 004
+// PaymentResponse is one element of the payment response array (HiPay's connector
 // answers with an array of one object). The request's amount, currency,
 // orderId, basket, customer and customData are echoed as received (null
 // when absent).
@@ -97,8 +97,8 @@ type PaymentResponse struct {
 	Error  *APIError `json:"error"`
 	// Receipt is null when the terminal gave no answer (timeout, failure).
 	Receipt *Receipt `json:"receipt"`
-	// Ticket is the customer ticket as '|'-separated lines, like the
-	// seed's; "" when there is no receipt.
+	// Ticket is the customer ticket as '|'-separated lines, like
+	// HiPay's; "" when there is no receipt.
 	Ticket     string          `json:"ticket"`
 	Amount     json.Number     `json:"amount"`
 	Currency   string          `json:"currency"`
@@ -111,7 +111,7 @@ type PaymentResponse struct {
 	// the notification itself.
 	NotificationHipaySent *bool `json:"notificationHipaySent,omitempty"`
 	// TransactionID is paydesk's id of the payment in its journal (an
-	// addition to the seed's shape), for reconciliation.
+	// addition to HiPay's shape), for reconciliation.
 	TransactionID string `json:"transactionId,omitempty"`
 }
 
@@ -144,7 +144,7 @@ func responseStatus(st payment.Status) string {
 	return StatusUnknown
 }
 
-// buildResponse turns an outcome into the seed's response shape.
+// buildResponse turns an outcome into HiPay's response shape.
 func buildResponse(pr PaymentRequest, out outcome, acceptor string, loc *time.Location) PaymentResponse {
 	resp := PaymentResponse{
 		Status:        responseStatus(out.Status),
@@ -212,7 +212,7 @@ func answerOf(raw []byte) (terminal.Answer, bool) {
 
 // maskReport keeps at most the first six and the last four characters of
 // a card report (the first six only for a full-length number, 13 digits
-// or more), as the seed's "123456XXXXXX7890"; everything else becomes 'X'.
+// or more), as HiPay's "123456XXXXXX7890"; everything else becomes 'X'.
 // A report the driver or terminal already masked keeps its X's.
 func maskReport(a terminal.Answer) string {
 	if a.Mode == 'C' {
@@ -265,8 +265,8 @@ func label(a terminal.Answer, pan string) string {
 	return "CARTE"
 }
 
-// ticket writes the customer ticket as '|'-separated lines, after the
-// seed's sample, from the fields paydesk knows.
+// ticket writes the customer ticket as '|'-separated lines, after
+// HiPay's sample, from the fields paydesk knows.
 func ticket(rc *Receipt, a terminal.Answer, st payment.Status, t time.Time) string {
 	var lines []string
 	if a.Mode == 'C' {

@@ -14,11 +14,11 @@ import (
 
 // Defaults of the server.
 const (
-	// DefaultHost is where the API listens: the loopback interface, as the
-	// seed's http://localhost:{LOCAL_PORT} (Basic Auth over plain HTTP is
+	// DefaultHost is where the API listens: the loopback interface, as
+	// HiPay's http://localhost:{LOCAL_PORT} (Basic Auth over plain HTTP is
 	// for the kiosk's own software, not the network).
 	DefaultHost = "127.0.0.1"
-	// DefaultLocalPort is the seed's example LOCAL_PORT.
+	// DefaultLocalPort is HiPay's example LOCAL_PORT.
 	DefaultLocalPort = 8080
 	// DefaultReadTimeout is Server.ReadTimeout's default.
 	DefaultReadTimeout = 30 * time.Second

@@ -18,7 +18,7 @@ import (
 	"paydesk/terminal/termsim"
 )
 
-// The failure cases of serial-terminal.md §4.3, end to end: the driver on
+// The Concert link's failure cases, end to end: the driver on
 // a real serial port (go.bug.st/serial opening the simulator's
 // pseudo-terminal slave through a symbolic link, as /dev/serial/by-id
 // names a USB terminal) and the simulator on the master, each case

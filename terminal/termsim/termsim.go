@@ -1,5 +1,5 @@
 // Package termsim is a Concert V2 card terminal simulator: it plays the
-// terminal's side of the link (serial-terminal.md §1.4) on a pseudo-terminal
+// terminal's side of the Concert serial link on a pseudo-terminal
 // pair, so paydesk's driver opens the slave path exactly as it opens a real
 // /dev/ttyACM0. What the simulated terminal does is chosen by the amount
 // (see Outcomes), the way payment sandboxes choose outcomes.
