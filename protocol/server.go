@@ -221,13 +221,32 @@ type conn struct {
 	addr  string
 	since time.Time
 
-	mu      sync.Mutex // guards the fields below
+	// done is closed once the connection has ended (gone is set).
+	done chan struct{}
+
+	mu sync.Mutex // guards the fields below
+	// posID is the pos_id this connection claimed in its first authentic
+	// message that carried one; it never changes afterwards, and no two
+	// live connections hold the same one (see identify).
 	posID   string
 	lastMsg time.Time
 	trusted bool // sent at least one valid message
 	gone    bool
 
 	wmu sync.Mutex // serialises writes
+}
+
+// identity is the pos_id the connection has claimed, empty if none yet.
+func (c *conn) identity() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.posID
+}
+
+func (c *conn) isGone() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gone
 }
 
 func (c *conn) label() string {
@@ -321,7 +340,7 @@ func (s *Server) accept(nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3})
 	}
-	c := &conn{nc: nc, addr: nc.RemoteAddr().String(), since: s.opts.Now()}
+	c := &conn{nc: nc, addr: nc.RemoteAddr().String(), since: s.opts.Now(), done: make(chan struct{})}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -376,6 +395,7 @@ func (s *Server) serveConn(c *conn) {
 		}
 		n := len(s.conns)
 		s.mu.Unlock()
+		close(c.done)
 		s.log.Info("POS disconnected", "peer", c.addr, "pos_id", c.label(), "reason", reason, "connections", n)
 		s.publish(payment.Event{Kind: payment.KindConnection, Peer: c.label(), Detail: "disconnected: " + reason})
 	}()
@@ -389,7 +409,7 @@ func (s *Server) serveConn(c *conn) {
 				reason = "closed by POS"
 			case errors.Is(err, ErrFrameTooLarge):
 				reason = fmt.Sprintf("frame larger than %d bytes", MaxFrame)
-				s.reject(c, nil, &RejectError{Reason: reason + ": closing connection", Err: ErrFrameTooLarge})
+				s.reject(c, nil, "", &RejectError{Reason: reason + ": closing connection", Err: ErrFrameTooLarge})
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				reason = fmt.Sprintf("idle for %s", s.opts.IdleTimeout)
 			default:
@@ -399,26 +419,96 @@ func (s *Server) serveConn(c *conn) {
 		}
 		msg, err := v.Check(frame)
 		if err != nil {
-			s.reject(c, frame, err)
+			s.reject(c, frame, "", err)
 			continue
 		}
-		now := s.opts.Now()
 		c.mu.Lock()
-		c.trusted, c.lastMsg = true, now
-		if msg.PosID != "" && c.posID != msg.PosID {
-			c.posID = msg.PosID
-			c.mu.Unlock()
-			s.log.Info("POS identified", "peer", c.addr, "pos_id", msg.PosID)
-		} else {
-			c.mu.Unlock()
+		c.trusted, c.lastMsg = true, s.opts.Now()
+		c.mu.Unlock()
+		if err := s.identify(c, msg); err != nil {
+			s.reject(c, frame, s.knownTxn(msg.TxnID), err)
+			continue
 		}
 		s.dispatch(c, msg, frame)
 	}
 }
 
+// ClaimGrace is how long a connection that claims the pos_id of another
+// live connection waits for that connection to end before its claim is
+// refused: a POS that reconnects has closed its old socket, and the
+// kiosk's reader of that socket needs a moment to see it.
+const ClaimGrace = 2 * time.Second
+
+// ErrPOSIDTaken is the reason a message is refused when its pos_id is held
+// by another live connection, or differs from the one its connection
+// already claimed.
+var ErrPOSIDTaken = errors.New("pos_id held by another connection")
+
+// identify ties the message's pos_id to its connection. All POS share one
+// secret, so a pos_id is a claim, not a proof: the first connection to
+// claim an id keeps it while it lives. A connection keeps the id it first
+// claimed; a second connection may claim the same id only once the first
+// has ended (closed by the POS, or declared dead by TCP keep-alive).
+func (s *Server) identify(c *conn, m *Message) error {
+	if m.PosID == "" {
+		return nil
+	}
+	if own := c.identity(); own != "" {
+		if own != m.PosID {
+			return &RejectError{Reason: fmt.Sprintf("%s says pos_id %s, but this connection is %s", m.Type, m.PosID, own),
+				Err: ErrPOSIDTaken}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(ClaimGrace)
+	for {
+		s.mu.Lock()
+		var holder *conn
+		for _, o := range s.conns {
+			if o != c && o.identity() == m.PosID {
+				holder = o
+				break
+			}
+		}
+		if holder == nil {
+			c.mu.Lock()
+			c.posID = m.PosID
+			c.mu.Unlock()
+			s.mu.Unlock()
+			s.log.Info("POS identified", "peer", c.addr, "pos_id", m.PosID)
+			return nil
+		}
+		s.mu.Unlock()
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return &RejectError{Reason: fmt.Sprintf("pos_id %s is held by the live connection from %s: claim from %s refused",
+				m.PosID, holder.addr, c.addr), Err: ErrPOSIDTaken}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-holder.done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// knownTxn returns id if it names a transaction of this rail (in flight or
+// in the journal), so a refusal is journaled against it; else "".
+func (s *Server) knownTxn(id string) string {
+	if id == "" || s.lookup(id) != nil {
+		return id
+	}
+	if tx, err := s.bus.Journal().Txn(context.Background(), id); err == nil && tx.Rail == payment.RailPOS {
+		return id
+	}
+	return ""
+}
+
 // reject logs and journals an inbound frame refused by the guard or by
-// the session rules; the connection keeps serving.
-func (s *Server) reject(c *conn, frame []byte, err error) {
+// the session rules, against txnID when it concerns a transaction; the
+// connection keeps serving.
+func (s *Server) reject(c *conn, frame []byte, txnID string, err error) {
 	reason := err.Error()
 	var re *RejectError
 	if errors.As(err, &re) {
@@ -429,7 +519,7 @@ func (s *Server) reject(c *conn, frame []byte, err error) {
 	if len(raw) > 1024 {
 		raw = raw[:1024]
 	}
-	s.publish(payment.Event{Kind: payment.KindRejected, Peer: c.label(), Detail: reason, Raw: slices.Clone(raw)})
+	s.publish(payment.Event{Kind: payment.KindRejected, TxnID: txnID, Peer: c.label(), Detail: reason, Raw: slices.Clone(raw)})
 }
 
 // publish journals an event of this rail. Errors are logged by the bus.

@@ -336,7 +336,7 @@ func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
 		return
 	}
 	if m.TxnID == "" {
-		s.reject(c, frame, &RejectError{Reason: fmt.Sprintf("%s without txn_id", m.Type), Err: ErrMissingField})
+		s.reject(c, frame, "", &RejectError{Reason: fmt.Sprintf("%s without txn_id", m.Type), Err: ErrMissingField})
 		return
 	}
 	t := s.lookup(m.TxnID)
@@ -351,8 +351,8 @@ func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
 		return
 	}
 	defer t.mu.Unlock()
-	if !t.acceptsFrom(c, m) {
-		s.reject(c, frame, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
+	if !t.acceptsFrom(c) {
+		s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
 			m.Type, t.id, c.label(), t.peerLabel()), Err: ErrWrongPOS})
 		return
 	}
@@ -364,9 +364,13 @@ func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
 var ErrWrongPOS = errors.New("answer from another POS")
 
 // acceptsFrom reports whether an answer from c is from the POS the request
-// went to: the same connection, or a new connection of the same pos_id
-// (a POS that reconnected).
-func (t *txn) acceptsFrom(c *conn, m *Message) bool {
+// went to. The connection's identity counts, not the message alone: the
+// pos_id it has claimed (identify keeps a message's pos_id equal to it, and
+// no two live connections hold the same one). It accepts the connection the
+// request went to, and a new connection of the same pos_id once that one
+// has ended (a POS that reconnected). An answer that cannot be tied to the
+// POS, such as one without pos_id on another connection, is refused.
+func (t *txn) acceptsFrom(c *conn) bool {
 	// conn and posID are read by the server under s.mu (busy checks), so
 	// they are written holding both t.mu and s.mu.
 	set := func(c *conn, posID string) {
@@ -374,13 +378,14 @@ func (t *txn) acceptsFrom(c *conn, m *Message) bool {
 		t.conn, t.posID = c, posID
 		t.s.mu.Unlock()
 	}
+	id := c.identity()
 	if c == t.conn {
-		if t.posID == "" && m.PosID != "" {
-			set(c, m.PosID)
+		if t.posID == "" && id != "" {
+			set(c, id)
 		}
-		return m.PosID == "" || m.PosID == t.posID
+		return id == "" || id == t.posID
 	}
-	if t.posID != "" && m.PosID == t.posID {
+	if t.posID != "" && id == t.posID && t.conn.isGone() {
 		set(c, t.posID) // the POS reconnected: further messages go here
 		return true
 	}
@@ -507,12 +512,18 @@ func (t *txn) result(m *Message, raw []byte) {
 func (s *Server) notInFlight(c *conn, m *Message, raw []byte) {
 	tx, err := s.bus.Journal().Txn(context.Background(), m.TxnID)
 	if err != nil || tx.Rail != payment.RailPOS {
-		s.reject(c, raw, &RejectError{Reason: fmt.Sprintf("%s for unknown txn_id %q", m.Type, m.TxnID), Err: ErrUnknownTxn})
+		s.reject(c, raw, "", &RejectError{Reason: fmt.Sprintf("%s for unknown txn_id %q", m.Type, m.TxnID), Err: ErrUnknownTxn})
 		return
 	}
-	if tx.Peer != "" && m.PosID != "" && tx.Peer != m.PosID && tx.Peer != c.addr {
-		s.reject(c, raw, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
-			m.Type, tx.ID, c.label(), tx.Peer), Err: ErrWrongPOS})
+	// The journal names the POS the request went to (its pos_id, or its
+	// address while it had sent none). The answer must come from a
+	// connection that is that POS: the pos_id it claimed, or the very
+	// connection (its address). The message's own pos_id equals the
+	// connection's claim (identify), so one without pos_id on another
+	// POS's connection cannot be tied to this payment.
+	if id := c.identity(); tx.Peer == "" || ((id == "" || id != tx.Peer) && c.addr != tx.Peer) {
+		s.reject(c, raw, tx.ID, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
+			m.Type, tx.ID, c.label(), orUnknown(tx.Peer)), Err: ErrWrongPOS})
 		return
 	}
 	r := &payment.Result{AuthCode: m.AuthCode, Card: payment.MaskCard(m.CardLast4), RemoteID: m.TransactionID,
@@ -540,6 +551,13 @@ func (s *Server) notInFlight(c *conn, m *Message, raw []byte) {
 	}
 	s.log.Warn("late result kept for the operator", "txn", tx.ID, "status", m.Status, "was", tx.Status)
 	s.publish(payment.Event{Kind: payment.KindLate, TxnID: tx.ID, Peer: c.label(), Raw: raw, Result: r, Detail: detail})
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unknown POS"
+	}
+	return s
 }
 
 func firstNonEmpty(ss ...string) string {
