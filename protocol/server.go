@@ -26,6 +26,8 @@ const (
 	DefaultAckTimeout    = 10 * time.Second
 	DefaultResultTimeout = 120 * time.Second
 	DefaultMaxConns      = 4096
+	// DefaultMaxSilentPerAddr is the default of Options.MaxSilentPerAddr.
+	DefaultMaxSilentPerAddr = 1024
 )
 
 // DevSecret is the shared secret published in the MobyPay documents. It is
@@ -58,10 +60,17 @@ type Options struct {
 	// found by TCP keep-alive (15 s) whatever this is, so the default is 0:
 	// a quiet POS waiting for the next payment stays connected.
 	IdleTimeout time.Duration
-	// MaxConns caps open connections. When full, the oldest connection
-	// that never sent a valid message is closed to make room. The default
-	// is 4096.
+	// MaxConns caps open connections. When full, room is made from the
+	// address (IP) that holds the most connections that never sent a
+	// valid message: its oldest such connection is closed. A connection
+	// that is the only silent one of its address is never closed to make
+	// room (MobyPay's POS sends nothing until it gets a request); when no
+	// address holds two, the newcomer is refused. The default is 4096.
 	MaxConns int
+	// MaxSilentPerAddr caps the connections one address may hold that
+	// never sent a valid message: a new one beyond it closes that
+	// address's oldest. The default is 1024.
+	MaxSilentPerAddr int
 	// Now is the clock. The default is time.Now.
 	Now func() time.Time
 	// Logger receives connection events, rejections and transitions. The
@@ -88,6 +97,9 @@ func (o *Options) setDefaults() {
 	if o.MaxConns <= 0 {
 		o.MaxConns = DefaultMaxConns
 	}
+	if o.MaxSilentPerAddr <= 0 {
+		o.MaxSilentPerAddr = DefaultMaxSilentPerAddr
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -105,9 +117,13 @@ type Server struct {
 	log    *slog.Logger
 	nonces *NonceStore
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    []*conn // in accept order
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []*conn // in accept order
+	// silent counts, per host, the open connections that never sent a
+	// valid message (conn.counted).
+	silent   map[string]int
+	refusals *limiter // connections refused at the cap
 	txns     map[string]*txn
 	lastDone string // peer label of the POS that last completed a payment
 	lastTxn  int64  // last txn id's milliseconds, for uniqueness
@@ -122,13 +138,24 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	if len(opts.Secret) == 0 {
 		return nil, errors.New("pos link: no shared secret")
 	}
-	return &Server{
+	s := &Server{
 		opts:   opts,
 		bus:    bus,
 		log:    opts.Logger.With("rail", payment.RailPOS),
 		nonces: NewNonceStore(opts.Window, 0),
 		txns:   make(map[string]*txn),
-	}, nil
+		silent: make(map[string]int),
+	}
+	s.refusals = newLimiter(RejectBurst, RejectInterval, func(r report) {
+		s.log.Warn("connection refused: too many connections", "peer", r.txnID, "max", s.opts.MaxConns)
+		s.publish(payment.Event{Kind: payment.KindRejected, Time: r.at, Peer: r.txnID, Detail: r.reason})
+	}, func(n int, since time.Time, last report) {
+		d := fmt.Sprintf("%d more connections refused since %s (last from %s): %d connections open, none of them an address's second silent one",
+			n, since.Format("15:04:05"), last.txnID, s.opts.MaxConns)
+		s.log.Warn("connections refused", "count", n, "since", since, "last", last.txnID)
+		s.publish(payment.Event{Kind: payment.KindRejected, Time: last.at, Peer: last.txnID, Detail: d})
+	})
+	return s, nil
 }
 
 // Listen opens the listening socket (TLS when configured) without serving,
@@ -212,6 +239,7 @@ func (s *Server) Close() error {
 		t.stopTimer()
 	}
 	s.wg.Wait()
+	s.refusals.stop()
 	return nil
 }
 
@@ -219,7 +247,13 @@ func (s *Server) Close() error {
 type conn struct {
 	nc    net.Conn
 	addr  string
+	host  string // addr without the port
 	since time.Time
+
+	// Guarded by the server's mu: counted while in Server.silent;
+	// closeReason says why the server closed the connection, if it did.
+	counted     bool
+	closeReason string
 
 	// done is closed once the connection has ended (gone is set).
 	done chan struct{}
@@ -340,7 +374,12 @@ func (s *Server) accept(nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3})
 	}
-	c := &conn{nc: nc, addr: nc.RemoteAddr().String(), since: s.opts.Now(), done: make(chan struct{})}
+	addr := nc.RemoteAddr().String()
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	c := &conn{nc: nc, addr: addr, host: host, since: s.opts.Now(), done: make(chan struct{})}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -348,35 +387,91 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	var evict *conn
-	if len(s.conns) >= s.opts.MaxConns {
-		for _, old := range s.conns {
-			old.mu.Lock()
-			t := old.trusted
-			old.mu.Unlock()
-			if !t {
-				evict = old
-				break
-			}
+	if n := s.silent[host]; n >= s.opts.MaxSilentPerAddr {
+		evict = s.oldestSilentLocked(host)
+		if evict != nil {
+			evict.closeReason = fmt.Sprintf("closed to make room: %s holds %d connections that never sent a valid message, its cap", host, n)
+		}
+	} else if len(s.conns) >= s.opts.MaxConns {
+		busiest, most := s.busiestLocked(host)
+		if most >= 2 {
+			evict = s.oldestSilentLocked(busiest)
 		}
 		if evict == nil {
 			s.mu.Unlock()
-			s.log.Warn("connection refused: too many connections", "peer", c.addr, "max", s.opts.MaxConns)
-			s.publish(payment.Event{Kind: payment.KindRejected, Peer: c.addr,
-				Detail: fmt.Sprintf("connection refused: %d connections open", s.opts.MaxConns)})
+			s.refusals.add(report{reason: fmt.Sprintf("connection refused: %d connections open, and no address holds two that never sent a valid message",
+				s.opts.MaxConns), txnID: addr, at: c.since})
 			nc.Close()
 			return
 		}
+		evict.closeReason = fmt.Sprintf("closed to make room: %d connections open, %s holds the most that never sent a valid message (%d)",
+			s.opts.MaxConns, busiest, s.silent[busiest])
+	}
+	if evict != nil {
+		s.uncountLocked(evict)
+		if i := slices.Index(s.conns, evict); i >= 0 {
+			s.conns = slices.Delete(s.conns, i, i+1)
+		}
 	}
 	s.conns = append(s.conns, c)
+	c.counted = true
+	s.silent[host]++
 	n := len(s.conns)
 	s.wg.Add(1)
+	var why string
+	if evict != nil {
+		why = evict.closeReason
+	}
 	s.mu.Unlock()
 	if evict != nil {
-		s.log.Warn("closing oldest silent connection to make room", "peer", evict.addr)
+		// Its reader journals the disconnect with this reason, so the
+		// console shows the eviction.
+		s.log.Warn("closing a silent connection to make room", "peer", evict.addr, "reason", why)
 		evict.nc.Close()
 	}
 	s.log.Info("POS connected", "peer", c.addr, "connections", n)
 	go s.serveConn(c)
+}
+
+// busiestLocked returns the host holding the most silent connections,
+// counting the newcomer from host, and that count.
+func (s *Server) busiestLocked(newcomer string) (string, int) {
+	best, most := "", 0
+	for h, n := range s.silent {
+		if h == newcomer {
+			n++
+		}
+		if n > most || (n == most && h == newcomer) {
+			best, most = h, n
+		}
+	}
+	if most == 0 {
+		return newcomer, 1
+	}
+	return best, most
+}
+
+// oldestSilentLocked returns the oldest open connection of host that never
+// sent a valid message, or nil.
+func (s *Server) oldestSilentLocked(host string) *conn {
+	for _, c := range s.conns {
+		if c.counted && c.host == host {
+			return c
+		}
+	}
+	return nil
+}
+
+// uncountLocked takes c out of the silent counts (it spoke, was closed to
+// make room, or ended).
+func (s *Server) uncountLocked(c *conn) {
+	if !c.counted {
+		return
+	}
+	c.counted = false
+	if s.silent[c.host]--; s.silent[c.host] <= 0 {
+		delete(s.silent, c.host)
+	}
 }
 
 func (s *Server) serveConn(c *conn) {
@@ -390,8 +485,12 @@ func (s *Server) serveConn(c *conn) {
 		c.mu.Lock()
 		c.gone = true
 		c.mu.Unlock()
+		s.uncountLocked(c)
 		if i := slices.Index(s.conns, c); i >= 0 {
 			s.conns = slices.Delete(s.conns, i, i+1)
+		}
+		if c.closeReason != "" {
+			reason = c.closeReason
 		}
 		n := len(s.conns)
 		s.mu.Unlock()
@@ -423,8 +522,14 @@ func (s *Server) serveConn(c *conn) {
 			continue
 		}
 		c.mu.Lock()
+		first := !c.trusted
 		c.trusted, c.lastMsg = true, s.opts.Now()
 		c.mu.Unlock()
+		if first {
+			s.mu.Lock()
+			s.uncountLocked(c)
+			s.mu.Unlock()
+		}
 		if err := s.identify(c, msg); err != nil {
 			s.reject(c, frame, s.knownTxn(msg.TxnID), err)
 			continue

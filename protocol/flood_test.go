@@ -1,0 +1,133 @@
+package protocol_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"paydesk/payment"
+	"paydesk/protocol"
+)
+
+// answer plays an honest POS on r: it reads the next request and approves
+// it, as MobyPay's client does (it sends nothing before a request).
+func (r raw) answer(t *testing.T, posID string) string {
+	t.Helper()
+	m := r.request(t)
+	r.send(t, protocol.Payload{"type": "ack", "txn_id": m.TxnID, "status": "processing", "pos_id": posID})
+	r.send(t, protocol.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "success", "pos_id": posID,
+		"authorization_code": "AUTH1", "card_last4": "4242", "transaction_id": "000411"})
+	return m.TxnID
+}
+
+// countConnected waits until n connections have been accepted.
+func (h *harness) countConnected(n int) {
+	h.t.Helper()
+	seen := 0
+	h.wait(30*time.Second, "the connections to be accepted", func(ev payment.Event) bool {
+		if ev.Kind == payment.KindConnection && strings.HasPrefix(ev.Detail, "connected") {
+			seen++
+		}
+		return seen >= n
+	})
+}
+
+func peerFrom(peers []protocol.Peer, addr string) bool {
+	for _, p := range peers {
+		if p.Addr == addr {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFloodNeverDisconnectsAnHonestPOS(t *testing.T) {
+	t.Run("at the cap, room is made from the address holding the most silent connections", func(t *testing.T) {
+		const max = 20
+		h := newHarness(t, protocol.Options{MaxConns: max})
+		honest := dialFrom(t, h.addr, "127.0.0.2") // silent until its first request
+		h.countConnected(1)
+		const flood = 3 * max
+		for range flood {
+			dialFrom(t, h.addr, "127.0.0.1")
+		}
+		h.countConnected(flood)
+		peers := h.srv.Peers()
+		if !peerFrom(peers, honest.LocalAddr().String()) {
+			t.Fatalf("the honest POS was closed by the flood (%d connections open)", len(peers))
+		}
+		if len(peers) > max {
+			t.Errorf("%d connections open, cap %d", len(peers), max)
+		}
+		done := make(chan string, 1)
+		go func() { done <- honest.answer(t, "POS001") }()
+		id := h.start(payment.ModeCard, 2550, honest.LocalAddr().String())
+		h.waitStatus(id, payment.StatusApproved)
+		<-done
+
+		// The evictions are on the console: each closed connection's
+		// disconnect says why, not just "use of closed network connection".
+		evs, err := h.j.EventsSince(context.Background(), 0, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evicted := 0
+		for _, ev := range evs {
+			if ev.Kind == payment.KindConnection && strings.Contains(ev.Detail, "to make room") {
+				evicted++
+				if !strings.Contains(ev.Detail, "127.0.0.1") {
+					t.Errorf("eviction does not name the address: %q", ev.Detail)
+				}
+			}
+		}
+		if evicted == 0 {
+			t.Error("no eviction shown in the journal")
+		}
+	})
+
+	t.Run("an address is capped at its share of silent connections", func(t *testing.T) {
+		h := newHarness(t, protocol.Options{MaxConns: 100, MaxSilentPerAddr: 5})
+		honest := dialFrom(t, h.addr, "127.0.0.2")
+		h.countConnected(1)
+		for range 12 {
+			dialFrom(t, h.addr, "127.0.0.1")
+		}
+		h.countConnected(12)
+		n := 0
+		for _, p := range h.srv.Peers() {
+			if host, _, _ := net.SplitHostPort(p.Addr); host == "127.0.0.1" {
+				n++
+			}
+		}
+		if n > 5 {
+			t.Errorf("127.0.0.1 holds %d silent connections, cap 5", n)
+		}
+		if !peerFrom(h.srv.Peers(), honest.LocalAddr().String()) {
+			t.Fatal("the honest POS was closed")
+		}
+	})
+
+	t.Run("a POS alone on its address is never closed; the newcomer is refused instead", func(t *testing.T) {
+		h := newHarness(t, protocol.Options{MaxConns: 3})
+		var lone []raw
+		for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+			lone = append(lone, dialFrom(t, h.addr, ip))
+		}
+		h.countConnected(3)
+		late := dialFrom(t, h.addr, "127.0.0.5")
+		h.wait(5*time.Second, "the refusal", func(ev payment.Event) bool {
+			return ev.Kind == payment.KindRejected && strings.Contains(ev.Detail, "connection refused")
+		})
+		late.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := late.Read(make([]byte, 1)); err == nil {
+			t.Error("the newcomer was not closed")
+		}
+		for _, c := range lone {
+			if !peerFrom(h.srv.Peers(), c.LocalAddr().String()) {
+				t.Errorf("%s was closed", c.LocalAddr())
+			}
+		}
+	})
+}
