@@ -518,23 +518,35 @@ func (s *Server) serveConn(c *conn) {
 		}
 		msg, err := v.Check(frame)
 		if err != nil {
+			var re *RejectError
+			if errors.As(err, &re) && re.Stale != nil {
+				s.trust(c)
+				s.staleAnswer(c, frame, re)
+				continue
+			}
 			s.reject(c, frame, "", err)
 			continue
 		}
-		c.mu.Lock()
-		first := !c.trusted
-		c.trusted, c.lastMsg = true, s.opts.Now()
-		c.mu.Unlock()
-		if first {
-			s.mu.Lock()
-			s.uncountLocked(c)
-			s.mu.Unlock()
-		}
+		s.trust(c)
 		if err := s.identify(c, msg); err != nil {
 			s.reject(c, frame, s.knownTxn(msg.TxnID), err)
 			continue
 		}
 		s.dispatch(c, msg, frame)
+	}
+}
+
+// trust notes that c sent an authentic message: it is no longer a silent
+// connection that may be closed to make room.
+func (s *Server) trust(c *conn) {
+	c.mu.Lock()
+	first := !c.trusted
+	c.trusted, c.lastMsg = true, s.opts.Now()
+	c.mu.Unlock()
+	if first {
+		s.mu.Lock()
+		s.uncountLocked(c)
+		s.mu.Unlock()
 	}
 }
 

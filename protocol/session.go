@@ -521,7 +521,7 @@ func (s *Server) notInFlight(c *conn, m *Message, raw []byte) {
 	// connection (its address). The message's own pos_id equals the
 	// connection's claim (identify), so one without pos_id on another
 	// POS's connection cannot be tied to this payment.
-	if id := c.identity(); tx.Peer == "" || ((id == "" || id != tx.Peer) && c.addr != tx.Peer) {
+	if !s.tied(c, tx) {
 		s.reject(c, raw, tx.ID, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
 			m.Type, tx.ID, c.label(), orUnknown(tx.Peer)), Err: ErrWrongPOS})
 		return
@@ -551,6 +551,68 @@ func (s *Server) notInFlight(c *conn, m *Message, raw []byte) {
 	}
 	s.log.Warn("late result kept for the operator", "txn", tx.ID, "status", m.Status, "was", tx.Status)
 	s.publish(payment.Event{Kind: payment.KindLate, TxnID: tx.ID, Peer: c.label(), Raw: raw, Result: r, Detail: detail})
+}
+
+// FlagClockSkew marks a payment left unknown because its POS's answer was
+// authentic but stamped outside the time window: the POS may have taken
+// the money, so the operator checks it there.
+const FlagClockSkew = "pos_clock_skew"
+
+// clockWords says how far the POS's clock is from the kiosk's, from a
+// message stamped ts and received at now: "POS clock is 1m30s behind this
+// kiosk".
+func clockWords(ts, now time.Time) string {
+	d := ts.Sub(now)
+	way := "ahead of"
+	if d < 0 {
+		way, d = "behind", -d
+	}
+	if d >= time.Second {
+		d = d.Round(time.Second)
+	} else {
+		d = d.Round(time.Millisecond)
+	}
+	return fmt.Sprintf("POS clock is %s %s this kiosk", d, way)
+}
+
+// staleAnswer handles an authentic message refused only for its
+// timestamp. If it is an answer for a payment and comes from the POS that
+// payment's request went to, the POS's clock is off, not the message
+// forged: the refusal is journaled against the payment with the clock
+// difference in words, and a payment still in flight becomes unknown (the
+// POS may have taken the money; waiting would only end it as timed_out).
+// Anything else is an ordinary refusal.
+func (s *Server) staleAnswer(c *conn, frame []byte, re *RejectError) {
+	m := re.Stale
+	words := clockWords(m.Timestamp, re.Now)
+	what := strings.TrimSpace(m.Type + " " + m.Status)
+	if m.TxnID != "" && (m.PosID == "" || m.PosID == c.identity() || s.identify(c, m) == nil) {
+		if t := s.lookup(m.TxnID); t != nil {
+			t.mu.Lock()
+			if !t.done && t.acceptsFrom(c) {
+				s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, t.id, re.Reason), Err: re.Err})
+				detail := fmt.Sprintf("%s: its signed %s was refused for its timestamp, and the POS may have taken the payment: check it on the POS, then resolve", words, what)
+				t.finishFlag(payment.StatusUnknown, &payment.Result{Reason: words}, slices.Clone(frame), FlagClockSkew, detail)
+				t.mu.Unlock()
+				return
+			}
+			t.mu.Unlock()
+		} else if tx, err := s.bus.Journal().Txn(context.Background(), m.TxnID); err == nil && tx.Rail == payment.RailPOS && s.tied(c, tx) {
+			s.reject(c, frame, tx.ID, &RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, tx.ID, re.Reason), Err: re.Err})
+			return
+		}
+	}
+	s.reject(c, frame, s.knownTxn(m.TxnID), re)
+}
+
+// tied reports whether c is the POS that tx's request went to, as the
+// journal names it: the pos_id c claimed, or c itself (its address).
+func (s *Server) tied(c *conn, tx payment.Txn) bool {
+	if tx.Peer == "" {
+		return false
+	}
+	id := c.identity()
+	return (id != "" && id == tx.Peer) || c.addr == tx.Peer
 }
 
 func orUnknown(s string) string {
