@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"context"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,15 +12,49 @@ import (
 	"paydesk/protocol"
 )
 
-// answer plays an honest POS on r: it reads the next request and approves
-// it, as MobyPay's client does (it sends nothing before a request).
-func (r raw) answer(t *testing.T, posID string) string {
-	t.Helper()
-	m := r.request(t)
-	r.send(t, protocol.Payload{"type": "ack", "txn_id": m.TxnID, "status": "processing", "pos_id": posID})
-	r.send(t, protocol.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "success", "pos_id": posID,
-		"authorization_code": "AUTH1", "card_last4": "4242", "transaction_id": "000411"})
-	return m.TxnID
+// answer plays an honest POS on r in the background: it reads the next
+// request and approves it, as MobyPay's client does (it sends nothing
+// before a request). The channel gives the txn_id answered, or "" after
+// an error, which the test is told of.
+func (r raw) answer(t *testing.T, posID string) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		id, err := r.approveNext(posID)
+		if err != nil {
+			t.Errorf("honest POS %s: %v", posID, err)
+		}
+		out <- id
+	}()
+	return out
+}
+
+func (r raw) approveNext(posID string) (string, error) {
+	r.SetReadDeadline(time.Now().Add(20 * time.Second)) // generous: a loaded machine
+	defer r.SetReadDeadline(time.Time{})
+	frame, err := protocol.NewFrameReader(r, protocol.MaxFrame).Next()
+	if err != nil {
+		return "", err
+	}
+	m, err := protocol.NewVerifier(secret, nil, protocol.VerifierOptions{}).Check(frame)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range []protocol.Payload{
+		{"type": "ack", "txn_id": m.TxnID, "status": "processing", "pos_id": posID},
+		{"type": "transaction_result", "txn_id": m.TxnID, "status": "success", "pos_id": posID,
+			"authorization_code": "AUTH1", "card_last4": "4242", "transaction_id": "000411"},
+	} {
+		p["timestamp"] = strconv.FormatInt(time.Now().UnixMilli(), 10)
+		p["nonce"] = nonce()
+		env, err := protocol.Sign(p, secret)
+		if err != nil {
+			return "", err
+		}
+		if _, err := r.Write(env.Line()); err != nil {
+			return "", err
+		}
+	}
+	return m.TxnID, nil
 }
 
 // countConnected waits until n connections have been accepted.
@@ -61,8 +96,7 @@ func TestFloodNeverDisconnectsAnHonestPOS(t *testing.T) {
 		if len(peers) > max {
 			t.Errorf("%d connections open, cap %d", len(peers), max)
 		}
-		done := make(chan string, 1)
-		go func() { done <- honest.answer(t, "POS001") }()
+		done := honest.answer(t, "POS001")
 		id := h.start(payment.ModeCard, 2550, honest.LocalAddr().String())
 		h.waitStatus(id, payment.StatusApproved)
 		<-done

@@ -116,6 +116,9 @@ type Server struct {
 	bus    *payment.Bus
 	log    *slog.Logger
 	nonces *NonceStore
+	// started is when this run began: its nonce store knows nothing of
+	// what an earlier run accepted (see fresh).
+	started time.Time
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -146,6 +149,7 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 		txns:   make(map[string]*txn),
 		silent: make(map[string]int),
 	}
+	s.started = opts.Now()
 	s.refusals = newLimiter(RejectBurst, RejectInterval, func(r report) {
 		s.log.Warn("connection refused: too many connections", "peer", r.txnID, "max", s.opts.MaxConns)
 		s.publish(payment.Event{Kind: payment.KindRejected, Time: r.at, Peer: r.txnID, Detail: r.reason})

@@ -526,6 +526,11 @@ func (s *Server) notInFlight(c *conn, m *Message, raw []byte) {
 			m.Type, tx.ID, c.label(), orUnknown(tx.Peer)), Err: ErrWrongPOS})
 		return
 	}
+	if !s.fresh(m, tx) {
+		s.reject(c, raw, tx.ID, &RejectError{Reason: fmt.Sprintf("%s %s for %s stamped %s, within %s of this kiosk's start, for a payment of an earlier run: it may be a replay of a message that run accepted, so it is kept here and not applied; check the POS, then resolve",
+			m.Type, m.Status, tx.ID, m.Timestamp.Format("15:04:05.000"), s.opts.Window), Err: ErrReplay})
+		return
+	}
 	r := &payment.Result{AuthCode: m.AuthCode, Card: payment.MaskCard(m.CardLast4), RemoteID: m.TransactionID,
 		Reason: firstNonEmpty(m.ErrorMessage, m.Message)}
 	detail := fmt.Sprintf("late %s %s after the transaction was %s", m.Type, m.Status, tx.Status)
@@ -603,6 +608,23 @@ func (s *Server) staleAnswer(c *conn, frame []byte, re *RejectError) {
 		}
 	}
 	s.reject(c, frame, s.knownTxn(m.TxnID), re)
+}
+
+// fresh reports whether m, an answer for tx (not in flight), cannot have
+// been accepted by an earlier run of paydesk. Seen nonces live in memory
+// only, so a message an earlier run accepted could be replayed after a
+// restart while its timestamp is still inside the window. That earlier run
+// stopped before this one started, so it accepted only messages stamped
+// before started + window: a message stamped later is fresh. So is any
+// answer for a payment this run created, since no message about it existed
+// before its request. What is left (an answer stamped in the first window
+// after the start, for a payment of an earlier run) may be a replay and is
+// refused, kept in the payment's history as evidence.
+func (s *Server) fresh(m *Message, tx payment.Txn) bool {
+	if !m.Timestamp.Before(s.started.Add(s.opts.Window)) {
+		return true
+	}
+	return tx.CreatedAt.UnixMilli() >= s.started.UnixMilli()
 }
 
 // tied reports whether c is the POS that tx's request went to, as the
