@@ -1,15 +1,17 @@
 package protocol
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
 
 // Rejections (and refused connections) are journaled and logged at a
-// bounded rate: the first RejectBurst of a connection in full, then one
-// line per RejectInterval with how many more there were.
+// bounded rate: the first RejectBurst of each kind (each sentinel error) on
+// a connection in full, then one line per RejectInterval with how many
+// more there were.
 const (
-	RejectBurst    = 5
+	RejectBurst    = 3
 	RejectInterval = 10 * time.Second
 )
 
@@ -26,7 +28,7 @@ type limiter struct {
 	summary func(n int, since time.Time, last report)
 
 	mu      sync.Mutex
-	sent    int
+	sent    map[error]int // reports made in full, per kind
 	n       int
 	since   time.Time
 	last    report
@@ -37,6 +39,7 @@ type limiter struct {
 
 // report is one thing to report: a reason and what it concerns.
 type report struct {
+	kind   error // the sentinel error, for the burst of each kind
 	reason string
 	txnID  string
 	raw    []byte
@@ -44,18 +47,18 @@ type report struct {
 }
 
 func newLimiter(burst int, interval time.Duration, full func(report), summary func(int, time.Time, report)) *limiter {
-	return &limiter{burst: burst, interval: interval, full: full, summary: summary}
+	return &limiter{burst: burst, interval: interval, full: full, summary: summary, sent: make(map[error]int)}
 }
 
-// add reports r in full while under the burst, else counts it.
+// add reports r in full while its kind is under the burst, else counts it.
 func (l *limiter) add(r report) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.stopped {
 		return
 	}
-	if l.sent < l.burst {
-		l.sent++
+	if l.sent[r.kind] < l.burst {
+		l.sent[r.kind]++
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
@@ -103,4 +106,18 @@ func (l *limiter) stop() {
 		l.summary(n, since, last)
 	}
 	l.wg.Wait()
+}
+
+// sentinels are the kinds of refusal, each with its own burst.
+var sentinels = []error{ErrFrameTooLarge, ErrMalformedJSON, ErrBadEnvelope, ErrBadSignature, ErrStale, ErrReplay,
+	ErrMissingField, ErrBadAmount, ErrNonceStoreFull, ErrWrongPOS, ErrPOSIDTaken, ErrUnknownTxn}
+
+// kindOf returns the sentinel err wraps, or nil.
+func kindOf(err error) error {
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			return s
+		}
+	}
+	return nil
 }

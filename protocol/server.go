@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,6 +27,8 @@ const (
 	DefaultAckTimeout    = 10 * time.Second
 	DefaultResultTimeout = 120 * time.Second
 	DefaultMaxConns      = 4096
+	// DefaultRejectRate is the default of Options.RejectRate.
+	DefaultRejectRate = 1 << 20
 	// DefaultMaxSilentPerAddr is the default of Options.MaxSilentPerAddr.
 	DefaultMaxSilentPerAddr = 1024
 )
@@ -67,6 +70,13 @@ type Options struct {
 	// room (MobyPay's POS sends nothing until it gets a request); when no
 	// address holds two, the newcomer is refused. The default is 4096.
 	MaxConns int
+	// RejectRate is how many bytes of refused frames a connection may
+	// send per second (each frame counts 512 bytes more than its size)
+	// before its reader slows down to that pace, so a peer sending
+	// garbage (a wrong secret, a flood) costs a bounded share of the CPU
+	// and the honest POS keep their throughput. The budget starts full
+	// (one second's worth). The default is 1 MiB/s.
+	RejectRate int
 	// MaxSilentPerAddr caps the connections one address may hold that
 	// never sent a valid message: a new one beyond it closes that
 	// address's oldest. The default is 1024.
@@ -96,6 +106,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = DefaultMaxConns
+	}
+	if o.RejectRate <= 0 {
+		o.RejectRate = DefaultRejectRate
 	}
 	if o.MaxSilentPerAddr <= 0 {
 		o.MaxSilentPerAddr = DefaultMaxSilentPerAddr
@@ -261,6 +274,10 @@ type conn struct {
 
 	// done is closed once the connection has ended (gone is set).
 	done chan struct{}
+	// rejects journals and logs this connection's refused frames at a
+	// bounded rate, off its reader; rejected counts them all.
+	rejects  *limiter
+	rejected atomic.Int64
 
 	mu sync.Mutex // guards the fields below
 	// posID is the pos_id this connection claimed in its first authentic
@@ -305,6 +322,8 @@ type Peer struct {
 	LastMsg time.Time
 	// Busy is the id of the transaction in flight on this POS, if any.
 	Busy string
+	// Rejected is how many frames from this connection were refused.
+	Rejected int64
 }
 
 // Label is how the console names the POS: its id, else its address.
@@ -322,7 +341,7 @@ func (s *Server) Peers() []Peer {
 	out := make([]Peer, 0, len(s.conns))
 	for _, c := range s.conns {
 		c.mu.Lock()
-		p := Peer{ID: c.posID, Addr: c.addr, Since: c.since, LastMsg: c.lastMsg}
+		p := Peer{ID: c.posID, Addr: c.addr, Since: c.since, LastMsg: c.lastMsg, Rejected: c.rejected.Load()}
 		c.mu.Unlock()
 		for _, t := range s.txns {
 			if t.active() && (t.conn == c || (p.ID != "" && t.posID == p.ID)) {
@@ -384,6 +403,7 @@ func (s *Server) accept(nc net.Conn) {
 		host = addr
 	}
 	c := &conn{nc: nc, addr: addr, host: host, since: s.opts.Now(), done: make(chan struct{})}
+	c.rejects = s.rejectLimiter(c)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -499,13 +519,22 @@ func (s *Server) serveConn(c *conn) {
 		n := len(s.conns)
 		s.mu.Unlock()
 		close(c.done)
+		c.rejects.stop() // its count is journaled before the disconnect
 		s.log.Info("POS disconnected", "peer", c.addr, "pos_id", c.label(), "reason", reason, "connections", n)
 		s.publish(payment.Event{Kind: payment.KindConnection, Peer: c.label(), Detail: "disconnected: " + reason})
 	}()
 	v := NewVerifier(s.opts.Secret, s.nonces, VerifierOptions{Window: s.opts.Window, Now: s.opts.Now})
 	fr := NewFrameReader(&deadlineReader{s: s, c: c}, MaxFrame)
+	tb := bucket{rate: float64(s.opts.RejectRate), tokens: float64(s.opts.RejectRate), last: time.Now()}
 	for {
+		if n := c.rejected.Load(); n > 0 {
+			// The previous frame was refused: pay for it before reading
+			// the next, so refused input costs this kiosk at most
+			// RejectRate bytes a second per connection.
+			tb.pay(n, time.Now())
+		}
 		frame, err := fr.Next()
+		tb.cost = len(frame) + frameOverhead
 		if err != nil {
 			switch {
 			case errors.Is(err, io.EOF):
@@ -537,6 +566,34 @@ func (s *Server) serveConn(c *conn) {
 			continue
 		}
 		s.dispatch(c, msg, frame)
+	}
+}
+
+// frameOverhead is what a refused frame costs beyond its bytes, in the
+// RejectRate budget: the work of reading and refusing it.
+const frameOverhead = 512
+
+// bucket is a token bucket of refused bytes for one connection's reader.
+type bucket struct {
+	rate, tokens float64
+	last         time.Time
+	cost         int   // of the frame being handled
+	seen         int64 // refusals already paid for
+}
+
+// pay charges the last frame if it was refused (rejected moved past seen)
+// and sleeps while the bucket is empty. Sleeping holds no lock and waits
+// for no disk: the refused peer's own socket simply fills up.
+func (b *bucket) pay(rejected int64, now time.Time) {
+	if rejected == b.seen || b.rate <= 0 {
+		return
+	}
+	b.seen = rejected
+	b.tokens = min(b.rate, b.tokens+b.rate*now.Sub(b.last).Seconds())
+	b.last = now
+	b.tokens -= float64(b.cost)
+	if b.tokens < 0 {
+		time.Sleep(time.Duration(-b.tokens / b.rate * float64(time.Second)))
 	}
 }
 
@@ -628,19 +685,34 @@ func (s *Server) knownTxn(id string) string {
 
 // reject logs and journals an inbound frame refused by the guard or by
 // the session rules, against txnID when it concerns a transaction; the
-// connection keeps serving.
+// connection keeps serving. The first RejectBurst refusals of a connection
+// are kept in full, then one line per RejectInterval counts the rest; both
+// are written off the reader, which never waits for the journal because of
+// a frame it refused.
 func (s *Server) reject(c *conn, frame []byte, txnID string, err error) {
 	reason := err.Error()
 	var re *RejectError
 	if errors.As(err, &re) {
 		reason = re.Reason
 	}
-	s.log.Warn("message rejected", "peer", c.addr, "pos_id", c.label(), "reason", reason)
+	c.rejected.Add(1)
 	raw := frame
 	if len(raw) > 1024 {
 		raw = raw[:1024]
 	}
-	s.publish(payment.Event{Kind: payment.KindRejected, TxnID: txnID, Peer: c.label(), Detail: reason, Raw: slices.Clone(raw)})
+	c.rejects.add(report{kind: kindOf(err), reason: reason, txnID: txnID, raw: slices.Clone(raw), at: s.opts.Now()})
+}
+
+// rejectLimiter returns the limiter of c's refusals.
+func (s *Server) rejectLimiter(c *conn) *limiter {
+	return newLimiter(RejectBurst, RejectInterval, func(r report) {
+		s.log.Warn("message rejected", "peer", c.addr, "pos_id", c.label(), "txn", r.txnID, "reason", r.reason)
+		s.publish(payment.Event{Kind: payment.KindRejected, Time: r.at, TxnID: r.txnID, Peer: c.label(), Detail: r.reason, Raw: r.raw})
+	}, func(n int, since time.Time, last report) {
+		d := fmt.Sprintf("%d more frames rejected since %s (the last: %s)", n, since.Format("15:04:05"), last.reason)
+		s.log.Warn("messages rejected", "peer", c.addr, "pos_id", c.label(), "count", n, "since", since, "last_reason", last.reason)
+		s.publish(payment.Event{Kind: payment.KindRejected, Time: last.at, Peer: c.label(), Detail: d, Raw: last.raw})
+	})
 }
 
 // publish journals an event of this rail. Errors are logged by the bus.
