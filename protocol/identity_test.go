@@ -54,7 +54,7 @@ func (h *harness) waitConn() {
 // still be in the subscription.
 func (h *harness) waitTxnEvent(id string, kinds ...payment.Kind) payment.Event {
 	h.t.Helper()
-	return h.wait(5*time.Second, "an event of "+id, func(ev payment.Event) bool {
+	return h.wait(15*time.Second, "an event of "+id, func(ev payment.Event) bool {
 		if ev.TxnID != id || (ev.Kind == payment.KindTransition && !ev.Status.Final()) {
 			return false
 		}

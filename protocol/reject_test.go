@@ -93,11 +93,11 @@ func TestRejectedFrameNeverWaitsForTheJournal(t *testing.T) {
 	}
 	defer hold.ExecContext(context.Background(), "ROLLBACK")
 
-	// 24 MiB of rejected frames is far more than the socket buffers hold,
+	// 8 MiB of rejected frames is far more than the socket buffers hold,
 	// so the write completes only if the kiosk keeps reading. 6 s stays
 	// under the busy timeout and is ample for a loaded machine.
 	frame := forged(t, 60<<10)
-	flood := bytes.Repeat(frame, (24<<20)/len(frame))
+	flood := bytes.Repeat(frame, (8<<20)/len(frame))
 	bad.SetWriteDeadline(time.Now().Add(6 * time.Second))
 	if _, err := bad.Write(flood); err != nil {
 		t.Fatalf("the kiosk stopped reading rejected frames while the journal was busy: %v", err)
