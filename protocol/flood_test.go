@@ -164,4 +164,21 @@ func TestFloodNeverDisconnectsAnHonestPOS(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("a silent POS that has been sent a request is not closed to make room", func(t *testing.T) {
+		h := newHarness(t, protocol.Options{MaxConns: 3})
+		pos := dialFrom(t, h.addr, "127.0.0.1") // the POS and the flood share an address
+		h.countConnected(1)
+		id := h.start(payment.ModeCard, 2550, pos.LocalAddr().String())
+		m := pos.request(t) // it has the request, and has not answered yet
+		for range 6 {
+			dialFrom(t, h.addr, "127.0.0.1")
+		}
+		h.countConnected(6)
+		if !peerFrom(h.srv.Peers(), pos.LocalAddr().String()) {
+			t.Fatal("the POS with a payment in flight was closed to make room")
+		}
+		pos.send(t, protocol.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "success", "pos_id": "POS001"})
+		h.waitStatus(id, payment.StatusApproved)
+	})
 }

@@ -411,25 +411,30 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	var evict *conn
+	refuse := ""
 	if n := s.silent[host]; n >= s.opts.MaxSilentPerAddr {
-		evict = s.oldestSilentLocked(host)
-		if evict != nil {
+		if evict = s.oldestSilentLocked(host); evict != nil {
 			evict.closeReason = fmt.Sprintf("closed to make room: %s holds %d connections that never sent a valid message, its cap", host, n)
+		} else {
+			refuse = fmt.Sprintf("connection refused: %s holds %d connections that never sent a valid message, its cap, all of them busy", host, n)
 		}
 	} else if len(s.conns) >= s.opts.MaxConns {
-		busiest, most := s.busiestLocked(host)
-		if most >= 2 {
+		if busiest, most := s.busiestLocked(host); most >= 2 {
 			evict = s.oldestSilentLocked(busiest)
+			if evict != nil {
+				evict.closeReason = fmt.Sprintf("closed to make room: %d connections open, %s holds the most that never sent a valid message (%d)",
+					s.opts.MaxConns, busiest, s.silent[busiest])
+			}
 		}
 		if evict == nil {
-			s.mu.Unlock()
-			s.refusals.add(report{reason: fmt.Sprintf("connection refused: %d connections open, and no address holds two that never sent a valid message",
-				s.opts.MaxConns), txnID: addr, at: c.since})
-			nc.Close()
-			return
+			refuse = fmt.Sprintf("connection refused: %d connections open, and no address holds two idle ones that never sent a valid message", s.opts.MaxConns)
 		}
-		evict.closeReason = fmt.Sprintf("closed to make room: %d connections open, %s holds the most that never sent a valid message (%d)",
-			s.opts.MaxConns, busiest, s.silent[busiest])
+	}
+	if refuse != "" {
+		s.mu.Unlock()
+		s.refusals.add(report{reason: refuse, txnID: addr, at: c.since})
+		nc.Close()
+		return
 	}
 	if evict != nil {
 		s.uncountLocked(evict)
@@ -476,10 +481,11 @@ func (s *Server) busiestLocked(newcomer string) (string, int) {
 }
 
 // oldestSilentLocked returns the oldest open connection of host that never
-// sent a valid message, or nil.
+// sent a valid message and has no payment in flight (a POS that has just
+// been sent its first request has not answered yet), or nil.
 func (s *Server) oldestSilentLocked(host string) *conn {
 	for _, c := range s.conns {
-		if c.counted && c.host == host {
+		if c.counted && c.host == host && !s.busyLocked(c) {
 			return c
 		}
 	}
@@ -745,6 +751,10 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 func (s *Server) busy(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.busyLocked(c)
+}
+
+func (s *Server) busyLocked(c *conn) bool {
 	for _, t := range s.txns {
 		if t.active() && t.conn == c {
 			return true
