@@ -225,3 +225,25 @@ func TestLivePOSKeepsItsIdentity(t *testing.T) {
 		h.waitStatus(third, payment.StatusApproved)
 	})
 }
+
+func TestContestedPaymentEndsUnknown(t *testing.T) {
+	// A POS that reconnects while the kiosk still holds its old
+	// connection open (half-open, not yet found dead by keep-alive) has
+	// its answer refused like an impostor's. If the payment then gets no
+	// answer the kiosk can accept, its outcome is not known: unknown, not
+	// timed_out.
+	h := newHarness(t, protocol.Options{ResultTimeout: 500 * time.Millisecond})
+	a := dialRaw(t, h.addr)
+	h.waitConn()
+	id := h.start(payment.ModeCard, 500, "")
+	a.request(t)
+	a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
+	h.waitStatus(id, payment.StatusAcknowledged)
+	c := dialRaw(t, h.addr)
+	h.waitConn()
+	c.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
+	ev := h.waitStatusFor(15*time.Second, id, payment.StatusUnknown)
+	if !strings.Contains(ev.Detail, "second connection") || !strings.Contains(ev.Detail, "success") {
+		t.Errorf("unknown transition says %q", ev.Detail)
+	}
+}

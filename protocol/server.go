@@ -645,7 +645,7 @@ func (s *Server) identify(c *conn, m *Message) error {
 		return nil
 	}
 	deadline := time.Now().Add(ClaimGrace)
-	for {
+	for first := true; ; first = false {
 		s.mu.Lock()
 		var holder *conn
 		for _, o := range s.conns {
@@ -663,6 +663,9 @@ func (s *Server) identify(c *conn, m *Message) error {
 			return nil
 		}
 		s.mu.Unlock()
+		if first {
+			s.contest(c, m)
+		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
 			return &RejectError{Reason: fmt.Sprintf("pos_id %s is held by the live connection from %s: claim from %s refused",

@@ -39,6 +39,10 @@ type txn struct {
 	deadline  time.Time
 	waiting   string // what the timer waits for, for its message
 	done      bool
+	// contested says what a second connection claiming this payment's POS
+	// answered for it (refused while the first connection lived): if no
+	// accepted answer ends the payment, its outcome is not known.
+	contested string
 
 	// ended is set before the final event is published, so that anyone
 	// who reacts to that event (a console starting the next payment) finds
@@ -308,8 +312,13 @@ func (t *txn) expire(waiting string, d time.Duration) {
 		return
 	}
 	if t.cancelReq {
-		t.finishFlag(payment.StatusCancelled, &payment.Result{Reason: fmt.Sprintf("POS did not confirm the cancel within %s", d)},
-			nil, payment.FlagCancelUnconf)
+		reason := fmt.Sprintf("POS did not confirm the cancel within %s", d)
+		if t.contested != "" {
+			t.finishFlag(payment.StatusUnknown, &payment.Result{Reason: reason}, nil, FlagContested,
+				fmt.Sprintf("%s, but %s: check the payment on the POS, then resolve", reason, t.contested))
+			return
+		}
+		t.finishFlag(payment.StatusCancelled, &payment.Result{Reason: reason}, nil, payment.FlagCancelUnconf)
 		return
 	}
 	reason := fmt.Sprintf("no %s from POS within %s", waiting, d)
@@ -321,7 +330,33 @@ func (t *txn) expire(waiting string, d time.Duration) {
 	if raw != nil {
 		t.step(raw, "cancel sent to POS after timeout", "")
 	}
+	if t.contested != "" {
+		t.finishFlag(payment.StatusUnknown, &payment.Result{Reason: reason}, nil, FlagContested,
+			fmt.Sprintf("%s, but %s: check the payment on the POS, then resolve", reason, t.contested))
+		return
+	}
 	t.finish(payment.StatusTimedOut, &payment.Result{Reason: reason}, nil, "")
+}
+
+// FlagContested marks a payment left unknown because, while its POS's
+// connection was open, a second connection claiming that POS answered for
+// it (a POS that reconnected before the kiosk saw its old connection die,
+// or an impostor), and no answer the kiosk could accept followed.
+const FlagContested = "pos_id_contested"
+
+// contest notes, on the payment in flight that m answers, that a second
+// connection claiming its POS answered for it.
+func (s *Server) contest(c *conn, m *Message) {
+	t := s.lookup(m.TxnID)
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.done && t.posID != "" && t.posID == m.PosID && t.contested == "" {
+		t.contested = fmt.Sprintf("a second connection (%s) claiming %s sent %s for it, refused while %s's connection was open",
+			c.addr, m.PosID, strings.TrimSpace(m.Type+" "+m.Status), m.PosID)
+	}
 }
 
 // dispatch routes a verified message from c.
