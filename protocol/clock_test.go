@@ -21,14 +21,17 @@ func TestStaleClockMakesThePaymentUnknown(t *testing.T) {
 		{"ahead", 90 * time.Second, "POS clock is 1m30s ahead of this kiosk"},
 	} {
 		t.Run("a POS clock 90 s "+c.name+": its signed answers make the payment unknown, not timed out", func(t *testing.T) {
-			// The ack timeout is what ended such a payment as timed_out;
-			// 3 s leaves a loaded machine time to deliver the answers.
-			h := newHarness(t, protocol.Options{AckTimeout: 3 * time.Second})
+			// The kiosk's clock stands still, so the difference is exactly
+			// the skew however long the machine takes to deliver. The ack
+			// timeout is what ended such a payment as timed_out; 3 s leaves
+			// a loaded machine time to deliver the answers.
+			now := time.Now()
+			h := newHarness(t, protocol.Options{AckTimeout: 3 * time.Second, Now: func() time.Time { return now }})
 			a := dialRaw(t, h.addr)
 			h.waitConn()
 			id := h.start(payment.ModeCard, 500, "")
 			a.request(t)
-			stamp := func() string { return strconv.FormatInt(time.Now().Add(c.skew).UnixMilli(), 10) }
+			stamp := func() string { return strconv.FormatInt(now.Add(c.skew).UnixMilli(), 10) }
 			a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA", "timestamp": stamp()})
 			a.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA",
 				"authorization_code": "AUTH9", "timestamp": stamp()})

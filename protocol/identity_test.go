@@ -232,7 +232,9 @@ func TestContestedPaymentEndsUnknown(t *testing.T) {
 	// its answer refused like an impostor's. If the payment then gets no
 	// answer the kiosk can accept, its outcome is not known: unknown, not
 	// timed_out.
-	h := newHarness(t, protocol.Options{ResultTimeout: 500 * time.Millisecond})
+	// The second connection's answer must reach the kiosk before the
+	// result timeout: 5 s is ample for one write on a loaded machine.
+	h := newHarness(t, protocol.Options{ResultTimeout: 5 * time.Second})
 	a := dialRaw(t, h.addr)
 	h.waitConn()
 	id := h.start(payment.ModeCard, 500, "")
@@ -242,7 +244,7 @@ func TestContestedPaymentEndsUnknown(t *testing.T) {
 	c := dialRaw(t, h.addr)
 	h.waitConn()
 	c.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
-	ev := h.waitStatusFor(15*time.Second, id, payment.StatusUnknown)
+	ev := h.waitStatusFor(30*time.Second, id, payment.StatusUnknown)
 	if !strings.Contains(ev.Detail, "second connection") || !strings.Contains(ev.Detail, "success") {
 		t.Errorf("unknown transition says %q", ev.Detail)
 	}
