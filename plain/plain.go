@@ -560,6 +560,9 @@ func (c *Console) status(ctx context.Context) {
 		if (c.target == "" && p.Label() == def) || c.target == p.Label() {
 			mark = " (target)"
 		}
+		if p.Rejected > 0 {
+			mark += fmt.Sprintf(", %d frames refused", p.Rejected)
+		}
 		c.printf("  %-10s %-22s connected since %s, last message %s%s\n", orDash(p.ID), p.Addr, p.Since.Format("15:04:05"), last, mark)
 	}
 	flights := c.rail.InFlight()

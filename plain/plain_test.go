@@ -3,6 +3,7 @@ package plain_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -151,6 +152,31 @@ func TestMenu(t *testing.T) {
 		r := results(out)
 		if len(r) != 1 || r[0][2] != "timed_out" || !strings.Contains(r[0][4], "no ack") {
 			t.Fatalf("results = %v\n%s", r, out)
+		}
+	})
+
+	t.Run("6 counts the frames refused from each connection", func(t *testing.T) {
+		k := newKiosk(t, protocol.Options{}, "POS001")
+		c, err := net.Dial("tcp", k.srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("garbage\n{\"payload\":{}}\n"))
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			var n int64
+			for _, p := range k.srv.Peers() {
+				n += p.Rejected
+			}
+			if n == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d frames refused, want 2", n)
+			}
+		}
+		if out := k.run(t, "6\n7\n"); !strings.Contains(out, ", 2 frames refused") {
+			t.Errorf("status does not count the refused frames:\n%s", out)
 		}
 	})
 

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"paydesk/payment"
 )
@@ -55,6 +56,12 @@ type RejectError struct {
 	Reason string
 	// Err wraps one of the sentinel errors.
 	Err error
+	// Stale is set by Verifier.Check for an authentic frame (its signature
+	// verified) refused only for its timestamp: the message, so the caller
+	// can tie it to a transaction. Its nonce was not recorded. Now is the
+	// time it was checked against.
+	Stale *Message
+	Now   time.Time
 }
 
 // Error returns the reason with the package prefix.

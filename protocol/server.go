@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,6 +27,10 @@ const (
 	DefaultAckTimeout    = 10 * time.Second
 	DefaultResultTimeout = 120 * time.Second
 	DefaultMaxConns      = 4096
+	// DefaultRejectRate is the default of Options.RejectRate.
+	DefaultRejectRate = 1 << 20
+	// DefaultMaxSilentPerAddr is the default of Options.MaxSilentPerAddr.
+	DefaultMaxSilentPerAddr = 1024
 )
 
 // DevSecret is the shared secret published in the MobyPay documents. It is
@@ -58,10 +63,24 @@ type Options struct {
 	// found by TCP keep-alive (15 s) whatever this is, so the default is 0:
 	// a quiet POS waiting for the next payment stays connected.
 	IdleTimeout time.Duration
-	// MaxConns caps open connections. When full, the oldest connection
-	// that never sent a valid message is closed to make room. The default
-	// is 4096.
+	// MaxConns caps open connections. When full, room is made from the
+	// address (IP) that holds the most connections that never sent a
+	// valid message: its oldest such connection is closed. A connection
+	// that is the only silent one of its address is never closed to make
+	// room (MobyPay's POS sends nothing until it gets a request); when no
+	// address holds two, the newcomer is refused. The default is 4096.
 	MaxConns int
+	// RejectRate is how many bytes of refused frames a connection may
+	// send per second (each frame counts 512 bytes more than its size)
+	// before its reader slows down to that pace, so a peer sending
+	// garbage (a wrong secret, a flood) costs a bounded share of the CPU
+	// and the honest POS keep their throughput. The budget starts full
+	// (one second's worth). The default is 1 MiB/s.
+	RejectRate int
+	// MaxSilentPerAddr caps the connections one address may hold that
+	// never sent a valid message: a new one beyond it closes that
+	// address's oldest. The default is 1024.
+	MaxSilentPerAddr int
 	// Now is the clock. The default is time.Now.
 	Now func() time.Time
 	// Logger receives connection events, rejections and transitions. The
@@ -88,6 +107,12 @@ func (o *Options) setDefaults() {
 	if o.MaxConns <= 0 {
 		o.MaxConns = DefaultMaxConns
 	}
+	if o.RejectRate <= 0 {
+		o.RejectRate = DefaultRejectRate
+	}
+	if o.MaxSilentPerAddr <= 0 {
+		o.MaxSilentPerAddr = DefaultMaxSilentPerAddr
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -104,10 +129,17 @@ type Server struct {
 	bus    *payment.Bus
 	log    *slog.Logger
 	nonces *NonceStore
+	// started is when this run began: its nonce store knows nothing of
+	// what an earlier run accepted (see fresh).
+	started time.Time
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    []*conn // in accept order
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []*conn // in accept order
+	// silent counts, per host, the open connections that never sent a
+	// valid message (conn.counted).
+	silent   map[string]int
+	refusals *limiter // connections refused at the cap
 	txns     map[string]*txn
 	lastDone string // peer label of the POS that last completed a payment
 	lastTxn  int64  // last txn id's milliseconds, for uniqueness
@@ -122,13 +154,25 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	if len(opts.Secret) == 0 {
 		return nil, errors.New("pos link: no shared secret")
 	}
-	return &Server{
+	s := &Server{
 		opts:   opts,
 		bus:    bus,
 		log:    opts.Logger.With("rail", payment.RailPOS),
 		nonces: NewNonceStore(opts.Window, 0),
 		txns:   make(map[string]*txn),
-	}, nil
+		silent: make(map[string]int),
+	}
+	s.started = opts.Now()
+	s.refusals = newLimiter(RejectBurst, RejectInterval, func(r report) {
+		s.log.Warn("connection refused: too many connections", "peer", r.txnID, "max", s.opts.MaxConns)
+		s.publish(payment.Event{Kind: payment.KindRejected, Time: r.at, Peer: r.txnID, Detail: r.reason})
+	}, func(n int, since time.Time, last report) {
+		d := fmt.Sprintf("%d more connections refused since %s (last from %s): %d connections open, none of them an address's second silent one",
+			n, since.Format("15:04:05"), last.txnID, s.opts.MaxConns)
+		s.log.Warn("connections refused", "count", n, "since", since, "last", last.txnID)
+		s.publish(payment.Event{Kind: payment.KindRejected, Time: last.at, Peer: last.txnID, Detail: d})
+	})
+	return s, nil
 }
 
 // Listen opens the listening socket (TLS when configured) without serving,
@@ -212,6 +256,7 @@ func (s *Server) Close() error {
 		t.stopTimer()
 	}
 	s.wg.Wait()
+	s.refusals.stop()
 	return nil
 }
 
@@ -219,15 +264,44 @@ func (s *Server) Close() error {
 type conn struct {
 	nc    net.Conn
 	addr  string
+	host  string // addr without the port
 	since time.Time
 
-	mu      sync.Mutex // guards the fields below
+	// Guarded by the server's mu: counted while in Server.silent;
+	// closeReason says why the server closed the connection, if it did.
+	counted     bool
+	closeReason string
+
+	// done is closed once the connection has ended (gone is set).
+	done chan struct{}
+	// rejects journals and logs this connection's refused frames at a
+	// bounded rate, off its reader; rejected counts them all.
+	rejects  *limiter
+	rejected atomic.Int64
+
+	mu sync.Mutex // guards the fields below
+	// posID is the pos_id this connection claimed in its first authentic
+	// message that carried one; it never changes afterwards, and no two
+	// live connections hold the same one (see identify).
 	posID   string
 	lastMsg time.Time
 	trusted bool // sent at least one valid message
 	gone    bool
 
 	wmu sync.Mutex // serialises writes
+}
+
+// identity is the pos_id the connection has claimed, empty if none yet.
+func (c *conn) identity() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.posID
+}
+
+func (c *conn) isGone() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gone
 }
 
 func (c *conn) label() string {
@@ -248,6 +322,8 @@ type Peer struct {
 	LastMsg time.Time
 	// Busy is the id of the transaction in flight on this POS, if any.
 	Busy string
+	// Rejected is how many frames from this connection were refused.
+	Rejected int64
 }
 
 // Label is how the console names the POS: its id, else its address.
@@ -265,7 +341,7 @@ func (s *Server) Peers() []Peer {
 	out := make([]Peer, 0, len(s.conns))
 	for _, c := range s.conns {
 		c.mu.Lock()
-		p := Peer{ID: c.posID, Addr: c.addr, Since: c.since, LastMsg: c.lastMsg}
+		p := Peer{ID: c.posID, Addr: c.addr, Since: c.since, LastMsg: c.lastMsg, Rejected: c.rejected.Load()}
 		c.mu.Unlock()
 		for _, t := range s.txns {
 			if t.active() && (t.conn == c || (p.ID != "" && t.posID == p.ID)) {
@@ -321,7 +397,13 @@ func (s *Server) accept(nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3})
 	}
-	c := &conn{nc: nc, addr: nc.RemoteAddr().String(), since: s.opts.Now()}
+	addr := nc.RemoteAddr().String()
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	c := &conn{nc: nc, addr: addr, host: host, since: s.opts.Now(), done: make(chan struct{})}
+	c.rejects = s.rejectLimiter(c)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -329,35 +411,97 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	var evict *conn
-	if len(s.conns) >= s.opts.MaxConns {
-		for _, old := range s.conns {
-			old.mu.Lock()
-			t := old.trusted
-			old.mu.Unlock()
-			if !t {
-				evict = old
-				break
+	refuse := ""
+	if n := s.silent[host]; n >= s.opts.MaxSilentPerAddr {
+		if evict = s.oldestSilentLocked(host); evict != nil {
+			evict.closeReason = fmt.Sprintf("closed to make room: %s holds %d connections that never sent a valid message, its cap", host, n)
+		} else {
+			refuse = fmt.Sprintf("connection refused: %s holds %d connections that never sent a valid message, its cap, all of them busy", host, n)
+		}
+	} else if len(s.conns) >= s.opts.MaxConns {
+		if busiest, most := s.busiestLocked(host); most >= 2 {
+			evict = s.oldestSilentLocked(busiest)
+			if evict != nil {
+				evict.closeReason = fmt.Sprintf("closed to make room: %d connections open, %s holds the most that never sent a valid message (%d)",
+					s.opts.MaxConns, busiest, s.silent[busiest])
 			}
 		}
 		if evict == nil {
-			s.mu.Unlock()
-			s.log.Warn("connection refused: too many connections", "peer", c.addr, "max", s.opts.MaxConns)
-			s.publish(payment.Event{Kind: payment.KindRejected, Peer: c.addr,
-				Detail: fmt.Sprintf("connection refused: %d connections open", s.opts.MaxConns)})
-			nc.Close()
-			return
+			refuse = fmt.Sprintf("connection refused: %d connections open, and no address holds two idle ones that never sent a valid message", s.opts.MaxConns)
+		}
+	}
+	if refuse != "" {
+		s.mu.Unlock()
+		s.refusals.add(report{reason: refuse, txnID: addr, at: c.since})
+		nc.Close()
+		return
+	}
+	if evict != nil {
+		s.uncountLocked(evict)
+		if i := slices.Index(s.conns, evict); i >= 0 {
+			s.conns = slices.Delete(s.conns, i, i+1)
 		}
 	}
 	s.conns = append(s.conns, c)
+	c.counted = true
+	s.silent[host]++
 	n := len(s.conns)
 	s.wg.Add(1)
+	var why string
+	if evict != nil {
+		why = evict.closeReason
+	}
 	s.mu.Unlock()
 	if evict != nil {
-		s.log.Warn("closing oldest silent connection to make room", "peer", evict.addr)
+		// Its reader journals the disconnect with this reason, so the
+		// console shows the eviction.
+		s.log.Warn("closing a silent connection to make room", "peer", evict.addr, "reason", why)
 		evict.nc.Close()
 	}
 	s.log.Info("POS connected", "peer", c.addr, "connections", n)
 	go s.serveConn(c)
+}
+
+// busiestLocked returns the host holding the most silent connections,
+// counting the newcomer from host, and that count.
+func (s *Server) busiestLocked(newcomer string) (string, int) {
+	best, most := "", 0
+	for h, n := range s.silent {
+		if h == newcomer {
+			n++
+		}
+		if n > most || (n == most && h == newcomer) {
+			best, most = h, n
+		}
+	}
+	if most == 0 {
+		return newcomer, 1
+	}
+	return best, most
+}
+
+// oldestSilentLocked returns the oldest open connection of host that never
+// sent a valid message and has no payment in flight (a POS that has just
+// been sent its first request has not answered yet), or nil.
+func (s *Server) oldestSilentLocked(host string) *conn {
+	for _, c := range s.conns {
+		if c.counted && c.host == host && !s.busyLocked(c) {
+			return c
+		}
+	}
+	return nil
+}
+
+// uncountLocked takes c out of the silent counts (it spoke, was closed to
+// make room, or ended).
+func (s *Server) uncountLocked(c *conn) {
+	if !c.counted {
+		return
+	}
+	c.counted = false
+	if s.silent[c.host]--; s.silent[c.host] <= 0 {
+		delete(s.silent, c.host)
+	}
 }
 
 func (s *Server) serveConn(c *conn) {
@@ -371,25 +515,39 @@ func (s *Server) serveConn(c *conn) {
 		c.mu.Lock()
 		c.gone = true
 		c.mu.Unlock()
+		s.uncountLocked(c)
 		if i := slices.Index(s.conns, c); i >= 0 {
 			s.conns = slices.Delete(s.conns, i, i+1)
 		}
+		if c.closeReason != "" {
+			reason = c.closeReason
+		}
 		n := len(s.conns)
 		s.mu.Unlock()
+		close(c.done)
+		c.rejects.stop() // its count is journaled before the disconnect
 		s.log.Info("POS disconnected", "peer", c.addr, "pos_id", c.label(), "reason", reason, "connections", n)
 		s.publish(payment.Event{Kind: payment.KindConnection, Peer: c.label(), Detail: "disconnected: " + reason})
 	}()
 	v := NewVerifier(s.opts.Secret, s.nonces, VerifierOptions{Window: s.opts.Window, Now: s.opts.Now})
 	fr := NewFrameReader(&deadlineReader{s: s, c: c}, MaxFrame)
+	tb := bucket{rate: float64(s.opts.RejectRate), tokens: float64(s.opts.RejectRate), last: time.Now()}
 	for {
+		if n := c.rejected.Load(); n > 0 {
+			// The previous frame was refused: pay for it before reading
+			// the next, so refused input costs this kiosk at most
+			// RejectRate bytes a second per connection.
+			tb.pay(n, time.Now())
+		}
 		frame, err := fr.Next()
+		tb.cost = len(frame) + frameOverhead
 		if err != nil {
 			switch {
 			case errors.Is(err, io.EOF):
 				reason = "closed by POS"
 			case errors.Is(err, ErrFrameTooLarge):
 				reason = fmt.Sprintf("frame larger than %d bytes", MaxFrame)
-				s.reject(c, nil, &RejectError{Reason: reason + ": closing connection", Err: ErrFrameTooLarge})
+				s.reject(c, nil, "", &RejectError{Reason: reason + ": closing connection", Err: ErrFrameTooLarge})
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				reason = fmt.Sprintf("idle for %s", s.opts.IdleTimeout)
 			default:
@@ -399,37 +557,171 @@ func (s *Server) serveConn(c *conn) {
 		}
 		msg, err := v.Check(frame)
 		if err != nil {
-			s.reject(c, frame, err)
+			var re *RejectError
+			if errors.As(err, &re) && re.Stale != nil {
+				s.trust(c)
+				s.staleAnswer(c, frame, re)
+				continue
+			}
+			s.reject(c, frame, "", err)
 			continue
 		}
-		now := s.opts.Now()
-		c.mu.Lock()
-		c.trusted, c.lastMsg = true, now
-		if msg.PosID != "" && c.posID != msg.PosID {
-			c.posID = msg.PosID
-			c.mu.Unlock()
-			s.log.Info("POS identified", "peer", c.addr, "pos_id", msg.PosID)
-		} else {
-			c.mu.Unlock()
+		s.trust(c)
+		if err := s.identify(c, msg); err != nil {
+			s.reject(c, frame, s.knownTxn(msg.TxnID), err)
+			continue
 		}
 		s.dispatch(c, msg, frame)
 	}
 }
 
+// frameOverhead is what a refused frame costs beyond its bytes, in the
+// RejectRate budget: the work of reading and refusing it.
+const frameOverhead = 512
+
+// bucket is a token bucket of refused bytes for one connection's reader.
+type bucket struct {
+	rate, tokens float64
+	last         time.Time
+	cost         int   // of the frame being handled
+	seen         int64 // refusals already paid for
+}
+
+// pay charges the last frame if it was refused (rejected moved past seen)
+// and sleeps while the bucket is empty. Sleeping holds no lock and waits
+// for no disk: the refused peer's own socket simply fills up.
+func (b *bucket) pay(rejected int64, now time.Time) {
+	if rejected == b.seen || b.rate <= 0 {
+		return
+	}
+	b.seen = rejected
+	b.tokens = min(b.rate, b.tokens+b.rate*now.Sub(b.last).Seconds())
+	b.last = now
+	b.tokens -= float64(b.cost)
+	if b.tokens < 0 {
+		time.Sleep(time.Duration(-b.tokens / b.rate * float64(time.Second)))
+	}
+}
+
+// trust notes that c sent an authentic message: it is no longer a silent
+// connection that may be closed to make room.
+func (s *Server) trust(c *conn) {
+	c.mu.Lock()
+	first := !c.trusted
+	c.trusted, c.lastMsg = true, s.opts.Now()
+	c.mu.Unlock()
+	if first {
+		s.mu.Lock()
+		s.uncountLocked(c)
+		s.mu.Unlock()
+	}
+}
+
+// ClaimGrace is how long a connection that claims the pos_id of another
+// live connection waits for that connection to end before its claim is
+// refused: a POS that reconnects has closed its old socket, and the
+// kiosk's reader of that socket needs a moment to see it.
+const ClaimGrace = 2 * time.Second
+
+// ErrPOSIDTaken is the reason a message is refused when its pos_id is held
+// by another live connection, or differs from the one its connection
+// already claimed.
+var ErrPOSIDTaken = errors.New("pos_id held by another connection")
+
+// identify ties the message's pos_id to its connection. All POS share one
+// secret, so a pos_id is a claim, not a proof: the first connection to
+// claim an id keeps it while it lives. A connection keeps the id it first
+// claimed; a second connection may claim the same id only once the first
+// has ended (closed by the POS, or declared dead by TCP keep-alive).
+func (s *Server) identify(c *conn, m *Message) error {
+	if m.PosID == "" {
+		return nil
+	}
+	if own := c.identity(); own != "" {
+		if own != m.PosID {
+			return &RejectError{Reason: fmt.Sprintf("%s says pos_id %s, but this connection is %s", m.Type, m.PosID, own),
+				Err: ErrPOSIDTaken}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(ClaimGrace)
+	for first := true; ; first = false {
+		s.mu.Lock()
+		var holder *conn
+		for _, o := range s.conns {
+			if o != c && o.identity() == m.PosID {
+				holder = o
+				break
+			}
+		}
+		if holder == nil {
+			c.mu.Lock()
+			c.posID = m.PosID
+			c.mu.Unlock()
+			s.mu.Unlock()
+			s.log.Info("POS identified", "peer", c.addr, "pos_id", m.PosID)
+			return nil
+		}
+		s.mu.Unlock()
+		if first {
+			s.contest(c, m)
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return &RejectError{Reason: fmt.Sprintf("pos_id %s is held by the live connection from %s: claim from %s refused",
+				m.PosID, holder.addr, c.addr), Err: ErrPOSIDTaken}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-holder.done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// knownTxn returns id if it names a transaction of this rail (in flight or
+// in the journal), so a refusal is journaled against it; else "".
+func (s *Server) knownTxn(id string) string {
+	if id == "" || s.lookup(id) != nil {
+		return id
+	}
+	if tx, err := s.bus.Journal().Txn(context.Background(), id); err == nil && tx.Rail == payment.RailPOS {
+		return id
+	}
+	return ""
+}
+
 // reject logs and journals an inbound frame refused by the guard or by
-// the session rules; the connection keeps serving.
-func (s *Server) reject(c *conn, frame []byte, err error) {
+// the session rules, against txnID when it concerns a transaction; the
+// connection keeps serving. The first RejectBurst refusals of a connection
+// are kept in full, then one line per RejectInterval counts the rest; both
+// are written off the reader, which never waits for the journal because of
+// a frame it refused.
+func (s *Server) reject(c *conn, frame []byte, txnID string, err error) {
 	reason := err.Error()
 	var re *RejectError
 	if errors.As(err, &re) {
 		reason = re.Reason
 	}
-	s.log.Warn("message rejected", "peer", c.addr, "pos_id", c.label(), "reason", reason)
+	c.rejected.Add(1)
 	raw := frame
 	if len(raw) > 1024 {
 		raw = raw[:1024]
 	}
-	s.publish(payment.Event{Kind: payment.KindRejected, Peer: c.label(), Detail: reason, Raw: slices.Clone(raw)})
+	c.rejects.add(report{kind: kindOf(err), reason: reason, txnID: txnID, raw: slices.Clone(raw), at: s.opts.Now()})
+}
+
+// rejectLimiter returns the limiter of c's refusals.
+func (s *Server) rejectLimiter(c *conn) *limiter {
+	return newLimiter(RejectBurst, RejectInterval, func(r report) {
+		s.log.Warn("message rejected", "peer", c.addr, "pos_id", c.label(), "txn", r.txnID, "reason", r.reason)
+		s.publish(payment.Event{Kind: payment.KindRejected, Time: r.at, TxnID: r.txnID, Peer: c.label(), Detail: r.reason, Raw: r.raw})
+	}, func(n int, since time.Time, last report) {
+		d := fmt.Sprintf("%d more frames rejected since %s (the last: %s)", n, since.Format("15:04:05"), last.reason)
+		s.log.Warn("messages rejected", "peer", c.addr, "pos_id", c.label(), "count", n, "since", since, "last_reason", last.reason)
+		s.publish(payment.Event{Kind: payment.KindRejected, Time: last.at, Peer: c.label(), Detail: d, Raw: last.raw})
+	})
 }
 
 // publish journals an event of this rail. Errors are logged by the bus.
@@ -462,6 +754,10 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 func (s *Server) busy(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.busyLocked(c)
+}
+
+func (s *Server) busyLocked(c *conn) bool {
 	for _, t := range s.txns {
 		if t.active() && t.conn == c {
 			return true

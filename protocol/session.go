@@ -39,6 +39,10 @@ type txn struct {
 	deadline  time.Time
 	waiting   string // what the timer waits for, for its message
 	done      bool
+	// contested says what a second connection claiming this payment's POS
+	// answered for it (refused while the first connection lived): if no
+	// accepted answer ends the payment, its outcome is not known.
+	contested string
 
 	// ended is set before the final event is published, so that anyone
 	// who reacts to that event (a console starting the next payment) finds
@@ -308,8 +312,13 @@ func (t *txn) expire(waiting string, d time.Duration) {
 		return
 	}
 	if t.cancelReq {
-		t.finishFlag(payment.StatusCancelled, &payment.Result{Reason: fmt.Sprintf("POS did not confirm the cancel within %s", d)},
-			nil, payment.FlagCancelUnconf)
+		reason := fmt.Sprintf("POS did not confirm the cancel within %s", d)
+		if t.contested != "" {
+			t.finishFlag(payment.StatusUnknown, &payment.Result{Reason: reason}, nil, FlagContested,
+				fmt.Sprintf("%s, but %s: check the payment on the POS, then resolve", reason, t.contested))
+			return
+		}
+		t.finishFlag(payment.StatusCancelled, &payment.Result{Reason: reason}, nil, payment.FlagCancelUnconf)
 		return
 	}
 	reason := fmt.Sprintf("no %s from POS within %s", waiting, d)
@@ -321,7 +330,33 @@ func (t *txn) expire(waiting string, d time.Duration) {
 	if raw != nil {
 		t.step(raw, "cancel sent to POS after timeout", "")
 	}
+	if t.contested != "" {
+		t.finishFlag(payment.StatusUnknown, &payment.Result{Reason: reason}, nil, FlagContested,
+			fmt.Sprintf("%s, but %s: check the payment on the POS, then resolve", reason, t.contested))
+		return
+	}
 	t.finish(payment.StatusTimedOut, &payment.Result{Reason: reason}, nil, "")
+}
+
+// FlagContested marks a payment left unknown because, while its POS's
+// connection was open, a second connection claiming that POS answered for
+// it (a POS that reconnected before the kiosk saw its old connection die,
+// or an impostor), and no answer the kiosk could accept followed.
+const FlagContested = "pos_id_contested"
+
+// contest notes, on the payment in flight that m answers, that a second
+// connection claiming its POS answered for it.
+func (s *Server) contest(c *conn, m *Message) {
+	t := s.lookup(m.TxnID)
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.done && t.posID != "" && t.posID == m.PosID && t.contested == "" {
+		t.contested = fmt.Sprintf("a second connection (%s) claiming %s sent %s for it, refused while %s's connection was open",
+			c.addr, m.PosID, strings.TrimSpace(m.Type+" "+m.Status), m.PosID)
+	}
 }
 
 // dispatch routes a verified message from c.
@@ -336,7 +371,7 @@ func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
 		return
 	}
 	if m.TxnID == "" {
-		s.reject(c, frame, &RejectError{Reason: fmt.Sprintf("%s without txn_id", m.Type), Err: ErrMissingField})
+		s.reject(c, frame, "", &RejectError{Reason: fmt.Sprintf("%s without txn_id", m.Type), Err: ErrMissingField})
 		return
 	}
 	t := s.lookup(m.TxnID)
@@ -351,8 +386,8 @@ func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
 		return
 	}
 	defer t.mu.Unlock()
-	if !t.acceptsFrom(c, m) {
-		s.reject(c, frame, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
+	if !t.acceptsFrom(c) {
+		s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
 			m.Type, t.id, c.label(), t.peerLabel()), Err: ErrWrongPOS})
 		return
 	}
@@ -364,9 +399,13 @@ func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
 var ErrWrongPOS = errors.New("answer from another POS")
 
 // acceptsFrom reports whether an answer from c is from the POS the request
-// went to: the same connection, or a new connection of the same pos_id
-// (a POS that reconnected).
-func (t *txn) acceptsFrom(c *conn, m *Message) bool {
+// went to. The connection's identity counts, not the message alone: the
+// pos_id it has claimed (identify keeps a message's pos_id equal to it, and
+// no two live connections hold the same one). It accepts the connection the
+// request went to, and a new connection of the same pos_id once that one
+// has ended (a POS that reconnected). An answer that cannot be tied to the
+// POS, such as one without pos_id on another connection, is refused.
+func (t *txn) acceptsFrom(c *conn) bool {
 	// conn and posID are read by the server under s.mu (busy checks), so
 	// they are written holding both t.mu and s.mu.
 	set := func(c *conn, posID string) {
@@ -374,13 +413,14 @@ func (t *txn) acceptsFrom(c *conn, m *Message) bool {
 		t.conn, t.posID = c, posID
 		t.s.mu.Unlock()
 	}
+	id := c.identity()
 	if c == t.conn {
-		if t.posID == "" && m.PosID != "" {
-			set(c, m.PosID)
+		if t.posID == "" && id != "" {
+			set(c, id)
 		}
-		return m.PosID == "" || m.PosID == t.posID
+		return id == "" || id == t.posID
 	}
-	if t.posID != "" && m.PosID == t.posID {
+	if t.posID != "" && id == t.posID && t.conn.isGone() {
 		set(c, t.posID) // the POS reconnected: further messages go here
 		return true
 	}
@@ -507,12 +547,23 @@ func (t *txn) result(m *Message, raw []byte) {
 func (s *Server) notInFlight(c *conn, m *Message, raw []byte) {
 	tx, err := s.bus.Journal().Txn(context.Background(), m.TxnID)
 	if err != nil || tx.Rail != payment.RailPOS {
-		s.reject(c, raw, &RejectError{Reason: fmt.Sprintf("%s for unknown txn_id %q", m.Type, m.TxnID), Err: ErrUnknownTxn})
+		s.reject(c, raw, "", &RejectError{Reason: fmt.Sprintf("%s for unknown txn_id %q", m.Type, m.TxnID), Err: ErrUnknownTxn})
 		return
 	}
-	if tx.Peer != "" && m.PosID != "" && tx.Peer != m.PosID && tx.Peer != c.addr {
-		s.reject(c, raw, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
-			m.Type, tx.ID, c.label(), tx.Peer), Err: ErrWrongPOS})
+	// The journal names the POS the request went to (its pos_id, or its
+	// address while it had sent none). The answer must come from a
+	// connection that is that POS: the pos_id it claimed, or the very
+	// connection (its address). The message's own pos_id equals the
+	// connection's claim (identify), so one without pos_id on another
+	// POS's connection cannot be tied to this payment.
+	if !s.tied(c, tx) {
+		s.reject(c, raw, tx.ID, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
+			m.Type, tx.ID, c.label(), orUnknown(tx.Peer)), Err: ErrWrongPOS})
+		return
+	}
+	if !s.fresh(m, tx) {
+		s.reject(c, raw, tx.ID, &RejectError{Reason: fmt.Sprintf("%s %s for %s stamped %s, within %s of this kiosk's start, for a payment of an earlier run: it may be a replay of a message that run accepted, so it is kept here and not applied; check the POS, then resolve",
+			m.Type, m.Status, tx.ID, m.Timestamp.Format("15:04:05.000"), s.opts.Window), Err: ErrReplay})
 		return
 	}
 	r := &payment.Result{AuthCode: m.AuthCode, Card: payment.MaskCard(m.CardLast4), RemoteID: m.TransactionID,
@@ -540,6 +591,92 @@ func (s *Server) notInFlight(c *conn, m *Message, raw []byte) {
 	}
 	s.log.Warn("late result kept for the operator", "txn", tx.ID, "status", m.Status, "was", tx.Status)
 	s.publish(payment.Event{Kind: payment.KindLate, TxnID: tx.ID, Peer: c.label(), Raw: raw, Result: r, Detail: detail})
+}
+
+// FlagClockSkew marks a payment left unknown because its POS's answer was
+// authentic but stamped outside the time window: the POS may have taken
+// the money, so the operator checks it there.
+const FlagClockSkew = "pos_clock_skew"
+
+// clockWords says how far the POS's clock is from the kiosk's, from a
+// message stamped ts and received at now: "POS clock is 1m30s behind this
+// kiosk".
+func clockWords(ts, now time.Time) string {
+	d := ts.Sub(now)
+	way := "ahead of"
+	if d < 0 {
+		way, d = "behind", -d
+	}
+	if d >= time.Second {
+		d = d.Round(time.Second)
+	} else {
+		d = d.Round(time.Millisecond)
+	}
+	return fmt.Sprintf("POS clock is %s %s this kiosk", d, way)
+}
+
+// staleAnswer handles an authentic message refused only for its
+// timestamp. If it is an answer for a payment and comes from the POS that
+// payment's request went to, the POS's clock is off, not the message
+// forged: the refusal is journaled against the payment with the clock
+// difference in words, and a payment still in flight becomes unknown (the
+// POS may have taken the money; waiting would only end it as timed_out).
+// Anything else is an ordinary refusal.
+func (s *Server) staleAnswer(c *conn, frame []byte, re *RejectError) {
+	m := re.Stale
+	words := clockWords(m.Timestamp, re.Now)
+	what := strings.TrimSpace(m.Type + " " + m.Status)
+	if m.TxnID != "" && (m.PosID == "" || m.PosID == c.identity() || s.identify(c, m) == nil) {
+		if t := s.lookup(m.TxnID); t != nil {
+			t.mu.Lock()
+			if !t.done && t.acceptsFrom(c) {
+				s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, t.id, re.Reason), Err: re.Err})
+				detail := fmt.Sprintf("%s: its signed %s was refused for its timestamp, and the POS may have taken the payment: check it on the POS, then resolve", words, what)
+				t.finishFlag(payment.StatusUnknown, &payment.Result{Reason: words}, slices.Clone(frame), FlagClockSkew, detail)
+				t.mu.Unlock()
+				return
+			}
+			t.mu.Unlock()
+		} else if tx, err := s.bus.Journal().Txn(context.Background(), m.TxnID); err == nil && tx.Rail == payment.RailPOS && s.tied(c, tx) {
+			s.reject(c, frame, tx.ID, &RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, tx.ID, re.Reason), Err: re.Err})
+			return
+		}
+	}
+	s.reject(c, frame, s.knownTxn(m.TxnID), re)
+}
+
+// fresh reports whether m, an answer for tx (not in flight), cannot have
+// been accepted by an earlier run of paydesk. Seen nonces live in memory
+// only, so a message an earlier run accepted could be replayed after a
+// restart while its timestamp is still inside the window. That earlier run
+// stopped before this one started, so it accepted only messages stamped
+// before started + window: a message stamped later is fresh. So is any
+// answer for a payment this run created, since no message about it existed
+// before its request. What is left (an answer stamped in the first window
+// after the start, for a payment of an earlier run) may be a replay and is
+// refused, kept in the payment's history as evidence.
+func (s *Server) fresh(m *Message, tx payment.Txn) bool {
+	if !m.Timestamp.Before(s.started.Add(s.opts.Window)) {
+		return true
+	}
+	return tx.CreatedAt.UnixMilli() >= s.started.UnixMilli()
+}
+
+// tied reports whether c is the POS that tx's request went to, as the
+// journal names it: the pos_id c claimed, or c itself (its address).
+func (s *Server) tied(c *conn, tx payment.Txn) bool {
+	if tx.Peer == "" {
+		return false
+	}
+	id := c.identity()
+	return (id != "" && id == tx.Peer) || c.addr == tx.Peer
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unknown POS"
+	}
+	return s
 }
 
 func firstNonEmpty(ss ...string) string {

@@ -59,14 +59,17 @@ func Verify(env Envelope, secret []byte, now time.Time, window time.Duration) er
 	if rerr != nil {
 		return rerr
 	}
-	return checkWindow(time.UnixMilli(ms), now, window)
+	if err := checkWindow(time.UnixMilli(ms), now, window); err != nil {
+		return err
+	}
+	return nil
 }
 
 // checkWindow refuses a timestamp at window or more from now, in the past
 // (an old message replayed) or the future (a clock far ahead, or a message
 // made to outlive the nonce store). The bound is strict, as in the
 // reference kiosk (abs(now-ts) < 60000).
-func checkWindow(ts, now time.Time, window time.Duration) error {
+func checkWindow(ts, now time.Time, window time.Duration) *RejectError {
 	d := now.Sub(ts)
 	if d < window && d > -window {
 		return nil
@@ -229,8 +232,14 @@ func (v *Verifier) Check(frame []byte) (*Message, error) {
 		return nil, rerr
 	}
 	ts, now := time.UnixMilli(ms), v.now()
-	if err := checkWindow(ts, now, v.window); err != nil {
-		return nil, err
+	if werr := checkWindow(ts, now, v.window); werr != nil {
+		// Authentic but outside the window: the caller may need to know
+		// what it said (an answer from a POS whose clock is off). Its
+		// nonce is not recorded.
+		if msg, err := buildMessage(frame, parts.p0, parts.p1, &v.fields, ms); err == nil {
+			werr.Stale, werr.Now = msg, now
+		}
+		return nil, werr
 	}
 	msg, err := buildMessage(frame, parts.p0, parts.p1, &v.fields, ms)
 	if err != nil {

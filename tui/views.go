@@ -332,7 +332,11 @@ func (m Model) statusView() string {
 		if !p.LastMsg.IsZero() {
 			last = p.LastMsg.Format("15:04:05")
 		}
-		b.WriteString(fmt.Sprintf("  %-8s %-21s since %s  last %s\n", orDash(p.ID), p.Addr, p.Since.Format("15:04:05"), last))
+		refused := ""
+		if p.Rejected > 0 {
+			refused = fmt.Sprintf("  %d frames refused", p.Rejected)
+		}
+		b.WriteString(fmt.Sprintf("  %-8s %-21s since %s  last %s%s\n", orDash(p.ID), p.Addr, p.Since.Format("15:04:05"), last, refused))
 	}
 	b.WriteString("\n" + s.Title.Render("In flight") + "\n")
 	if len(m.flights) == 0 {
