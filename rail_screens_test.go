@@ -237,3 +237,22 @@ type stubStarter struct{ name string }
 
 func (stubStarter) Start(context.Context, payment.Request) (string, error) { return "", nil }
 func (stubStarter) Cancel(string) error                                    { return nil }
+
+// The settings the Android app reads: its paymentProvider, and a daily
+// limit that fits its 32-bit Int, refused at start with the reason.
+func TestScreensSettingsForTheApp(t *testing.T) {
+	rails := map[string]payment.Starter{"pos": &stubStarter{"pos"}}
+	set := screensSettings{presets: "20", currency: "GBP", min: 10, max: 300, idle: time.Minute, step: time.Second, methods: "DEBIT_CARD=pos", provider: "NNSmart"}
+	o, err := set.options(rails)
+	if err != nil || o.PaymentProvider != "nnsmart" {
+		t.Fatalf("provider nnsmart: %+v %v", o.PaymentProvider, err)
+	}
+	set.provider = "planet"
+	if _, err := set.options(rails); err == nil || !strings.Contains(err.Error(), "--screens-payment-provider") {
+		t.Errorf("provider planet: %v", err)
+	}
+	set.provider, set.dailyLimit = "integra", 3_000_000_000
+	if _, err := set.options(rails); err == nil || !strings.Contains(err.Error(), "--screens-daily-limit") || !strings.Contains(err.Error(), "2147483647") {
+		t.Errorf("daily limit 3,000,000,000: %v", err)
+	}
+}

@@ -30,8 +30,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -72,10 +74,23 @@ const (
 	// it takes on its own terminal (after the card check) before the
 	// payment is marked unknown for the operator.
 	DefaultLocalTimeout = 3 * time.Minute
+	// DefaultPaymentProvider is the terminal the Android app drives for the
+	// methods it pays itself, as its own documents name the default (its
+	// code, absent the setting, takes nnsmart).
+	DefaultPaymentProvider = "integra"
 	// DefaultPingInterval is how often a display is pinged (a WebSocket
 	// ping; the app sets no ping interval of its own).
 	DefaultPingInterval = 30 * time.Second
 )
+
+// PaymentProviders are the values of paymentProvider the Android app
+// knows: integra (Planet/Integra terminal), nnsmart or newland (NNSmart),
+// mock (its built-in simulator).
+var PaymentProviders = []string{"integra", "nnsmart", "newland", "mock"}
+
+// maxAppInt is the largest value of the app's Int fields (Kotlin Int, 32
+// bits).
+const maxAppInt = math.MaxInt32
 
 // DefaultPresets are the preset amounts of seed 003, in whole units.
 var DefaultPresets = []int64{20, 40, 60, 80, 100}
@@ -136,6 +151,10 @@ type Options struct {
 	WriteTimeout time.Duration
 	PingInterval time.Duration
 	LocalTimeout time.Duration
+	// PaymentProvider is the DEVICE_INFO paymentProvider: which terminal
+	// the Android app drives for the methods it pays itself (integra,
+	// nnsmart, newland or mock). Default DefaultPaymentProvider.
+	PaymentProvider string
 	// Logger receives connections, every message in and out, rejections
 	// and the payments' lifecycle. The default is slog.Default().
 	Logger *slog.Logger
@@ -234,6 +253,16 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	}
 	if opts.DailyLimit < 0 {
 		return nil, fmt.Errorf("screens: negative daily limit %d", opts.DailyLimit)
+	}
+	if opts.DailyLimit > maxAppInt {
+		return nil, fmt.Errorf("screens: daily limit %d is above %d, the largest whole number the Android app reads (its limit and remaining are 32-bit Ints: a larger one makes it drop the whole frame)", opts.DailyLimit, maxAppInt)
+	}
+	if opts.PaymentProvider == "" {
+		opts.PaymentProvider = DefaultPaymentProvider
+	}
+	opts.PaymentProvider = strings.ToLower(strings.TrimSpace(opts.PaymentProvider))
+	if !slices.Contains(PaymentProviders, opts.PaymentProvider) {
+		return nil, fmt.Errorf("screens: payment provider %q is not one the Android app knows (%s)", opts.PaymentProvider, strings.Join(PaymentProviders, ", "))
 	}
 	if len(opts.Currency) != 3 {
 		return nil, fmt.Errorf("screens: currency %q is not an ISO 4217 code", opts.Currency)

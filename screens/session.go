@@ -838,7 +838,7 @@ func (d *display) sendConfigLocked() {
 	o := d.s.opts
 	d.sendLocked(d.messageLocked(TypeDeviceInfo, "", Data{"minTransactionLimit": o.Min, "maxTransactionLimit": o.Max, "currency": o.Currency,
 		"transactionFeeType": "FIXED", "transactionFeeValue": int64(0), "yaspaEnabled": true,
-		"requireCardReceipt": o.ReceiptQuestion, "sessionId": d.id}))
+		"requireCardReceipt": o.ReceiptQuestion, "paymentProvider": o.PaymentProvider, "sessionId": d.id}))
 }
 
 // showLocked changes the display's screen: it journals the screen (with
