@@ -29,7 +29,7 @@ type appClient struct {
 
 	mu sync.Mutex
 	// last is the last transactionId received.
-	last string
+	last   string
 	msgs   chan Message
 	closed chan error
 }

@@ -217,8 +217,9 @@ func (d *display) labelSafe() string {
 }
 
 // attach makes c the display's connection and shows it where it is: the
-// amount screen for a new display, its screen for a resumed one (the
-// result of a payment finished meanwhile), then the configuration.
+// request for its identity if unknown, then the amount screen for a new
+// display, its screen for a resumed one (the result of a payment finished
+// meanwhile), then the configuration.
 func (d *display) attach(c *conn) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -234,6 +235,16 @@ func (d *display) attach(c *conn) {
 	if d.expire != nil {
 		d.expire.Stop()
 		d.expire = nil
+	}
+	// The request for the device's identity goes first: it carries an id
+	// of its own, which the app copies like any other (apps before v2.0
+	// then used it for their next tap), so the screen and the
+	// configuration after it leave the flow's id the last one seen.
+	d.s.mu.Lock()
+	known := d.device != ""
+	d.s.mu.Unlock()
+	if !known {
+		d.askDeviceInfoLocked()
 	}
 	switch {
 	case d.screen == "":
@@ -251,12 +262,6 @@ func (d *display) attach(c *conn) {
 		d.showLocked(d.screen, d.data)
 	}
 	d.sendConfigLocked()
-	d.s.mu.Lock()
-	known := d.device != ""
-	d.s.mu.Unlock()
-	if !known {
-		d.askDeviceInfoLocked()
-	}
 }
 
 // askDeviceInfoLocked asks the app for its serial number and address
@@ -393,13 +398,12 @@ func (d *display) amountLocked(a Action, frame []byte) {
 		d.rejectLocked(frame, err)
 		return
 	}
+	// The amount is judged, not its label: the app labels PRESET_BUTTON
+	// exactly the amounts of its own hard-coded list (20, 40, 60, 80,
+	// 100), whatever buttons it was sent.
 	o := d.s.opts
-	if a.SelectionMethod == "PRESET_BUTTON" && !slices.Contains(o.Presets, a.Amount) {
-		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is not one of the preset amounts %v", a.Amount, o.Presets)})
-		return
-	}
-	if a.SelectionMethod != "PRESET_BUTTON" && o.NoOther {
-		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: "other amounts are not offered; choose a preset"})
+	if o.NoOther && !slices.Contains(o.Presets, a.Amount) {
+		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is not one of the preset amounts %v, and other amounts are not offered", a.Amount, o.Presets)})
 		return
 	}
 	amt, err := d.s.money(a.Amount)
