@@ -251,6 +251,13 @@ func TestScreensSettingsForTheApp(t *testing.T) {
 	if _, err := set.options(rails); err == nil || !strings.Contains(err.Error(), "--screens-payment-provider") {
 		t.Errorf("provider planet: %v", err)
 	}
+	ms, err := parseScreenMethods("DEBIT_CARD=display,PAY_BY_BANK=display", rails)
+	if err != nil || len(ms) != 2 || ms[0].RailName != payment.RailScreen || ms[0].Rail != nil || ms[1].Mode != payment.ModeCard {
+		t.Errorf("methods on the display's own terminal: %+v %v", ms, err)
+	}
+	if _, err := parseScreenMethods("X=display:bnpl", rails); err == nil {
+		t.Error("bnpl on the display's own terminal accepted")
+	}
 	set.provider, set.dailyLimit = "integra", 3_000_000_000
 	if _, err := set.options(rails); err == nil || !strings.Contains(err.Error(), "--screens-daily-limit") || !strings.Contains(err.Error(), "2147483647") {
 		t.Errorf("daily limit 3,000,000,000: %v", err)

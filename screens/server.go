@@ -185,6 +185,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*display
 	byTxn    map[string]*display // rail txn id → display with that payment
+	flows    map[string]*display // flow id → display that issued it
 	seq      int
 	localSeq int
 	ln       net.Listener
@@ -283,8 +284,11 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("screens: method %q is empty or repeated", m.Name)
 		}
 		seen[m.Name] = true
-		if m.Rail == nil {
+		if m.Rail == nil && !m.paysAtDisplay() {
 			return nil, fmt.Errorf("screens: method %s has no rail", m.Name)
+		}
+		if m.paysAtDisplay() && m.Rail != nil {
+			return nil, fmt.Errorf("screens: method %s is paid on the display's own terminal and on a rail", m.Name)
 		}
 		if c, ok := m.Rail.(payment.Currencier); ok && c.Currency() != "" && !strings.EqualFold(c.Currency(), opts.Currency) {
 			return nil, fmt.Errorf("screens: method %s: rail %s takes %s, the display is in %s", m.Name, m.RailName, c.Currency(), opts.Currency)
@@ -292,7 +296,7 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{opts: opts, bus: bus, log: opts.Logger.With("component", "screens"), symbol: Symbol(opts.Currency), unit: payment.MinorPerUnit(opts.Currency),
-		web: webHandler(), ctx: ctx, cancel: cancel, sessions: map[string]*display{}, byTxn: map[string]*display{}}
+		web: webHandler(), ctx: ctx, cancel: cancel, sessions: map[string]*display{}, byTxn: map[string]*display{}, flows: map[string]*display{}}
 	return s, nil
 }
 

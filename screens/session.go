@@ -66,6 +66,9 @@ type display struct {
 	// device is the serial the display reported; guarded by s.mu (the
 	// server's lock), so finding a display by device takes no display lock.
 	device string
+	// flows are the flow ids it issued, oldest first (see registerFlow);
+	// guarded by s.mu.
+	flows []string
 
 	mu    sync.Mutex
 	label string
@@ -89,6 +92,18 @@ type display struct {
 	// local-payment mode): paydesk journals it from CARD_CHECK_RESULT and
 	// PAYMENT_RESULT.
 	local bool
+	// localFlow is the flow of the local payment in flight (its
+	// CARD_CHECK_RESULT and PAYMENT_RESULT carry it); checked is true once
+	// its card check was approved.
+	localFlow string
+	checked   bool
+	// app is true once the display reported its own address (DEVICE_IP):
+	// the Android app, which pays DEBIT_CARD and PAY_BY_BANK on its own
+	// terminal without sending their tap. deviceIP is that address.
+	app      bool
+	deviceIP string
+	// peerIP is the address the display's last connection came from.
+	peerIP string
 	// result is the SUCCESS or FAILED message of the last payment, shown
 	// again to a display that comes back while the steps after it wait.
 	result *Message
@@ -317,6 +332,7 @@ func (d *display) expired() {
 	if txn != "" && d.s.byTxn[txn] == d {
 		delete(d.s.byTxn, txn)
 	}
+	d.s.forgetFlows(d)
 	d.s.mu.Unlock()
 	d.s.log.Info("display session expired", "display", label)
 }
@@ -369,7 +385,7 @@ func (d *display) handle(c *conn, frame []byte) *display {
 	case ActReceipt:
 		d.receiptLocked(a, frame)
 	case ActCardCheck:
-		d.cardCheckLocked(a, frame)
+		d.cardCheckLocked(a)
 	case ActPaymentResult:
 		d.paymentResultLocked(a)
 	case ActReport:
@@ -488,80 +504,6 @@ func (d *display) receiptLocked(a Action, frame []byte) {
 	d.showLocked(ScreenPrintTicket, Data{})
 }
 
-// cardCheckLocked answers the app's local-payment mode: it has read a
-// card on its own terminal and asks whether selectedAmount fits the daily
-// limit. An approval journals the payment (created, then sent) before the
-// app takes it, so a payment the app never reports is not lost: it
-// becomes unknown for the operator after LocalTimeout.
-func (d *display) cardCheckLocked(a Action, frame []byte) {
-	o := d.s.opts
-	if a.TxnID != d.flow {
-		d.rejectLocked(frame, &DecodeError{Code: CodeUnknownTransaction, Reason: fmt.Sprintf("transactionId %q is not the one issued for this flow: copy the transactionId of the last SCREEN_CHANGE (this message carries it)", trunc(a.TxnID))})
-		return
-	}
-	if d.inFlight {
-		d.rejectLocked(frame, &DecodeError{Code: CodeBusy, Reason: "a payment is already in progress on this display"})
-		return
-	}
-	amt, err := d.s.money(a.Amount)
-	if err != nil {
-		d.rejectLocked(frame, err)
-		return
-	}
-	ok, remaining, err := d.checkLimitLocked(amt, true)
-	if err != nil || !ok {
-		data := Data{"errorMessage": "Daily limit exceeded", "limit": o.DailyLimit, "remaining": remaining, "currency": d.s.symbol}
-		if err != nil {
-			data = Data{"errorMessage": "The daily limit cannot be checked; please ask staff"}
-		}
-		d.replyLocked(TypeLimitCheckResult, ScreenLimitError, data)
-		return
-	}
-	id := d.s.localTxnID()
-	if err := d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeCard,
-		Amount: amt, Peer: d.label, Detail: fmt.Sprintf("card %s on %s's own terminal", amt, d.label)}); err != nil {
-		d.reserved.Store(0)
-		d.replyLocked(TypeLimitCheckResult, ScreenLimitError, Data{"errorMessage": "The payment cannot be recorded; please ask staff"})
-		return
-	}
-	d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusSent, Peer: d.label,
-		Detail: "daily limit approved; the display takes the payment"})
-	d.amount, d.method, d.railTxn, d.inFlight, d.local, d.result = amt, "LOCAL_CARD", id, true, true, nil
-	d.s.mu.Lock()
-	d.s.byTxn[id] = d
-	d.s.mu.Unlock()
-	d.s.log.Info("display payment started on its own terminal", "display", d.label, "txn", id, "flow", d.flow, "amount", amt.Decimal())
-	d.replyLocked(TypeLimitCheckResult, "APPROVED", Data{})
-	// The app shows PROCESSING itself; the server's state follows it.
-	d.screen, d.data = ScreenProcessing, Data{}
-	d.gen++
-	d.stopTimersLocked()
-	d.armLocked()
-}
-
-// paymentResultLocked journals the outcome the app reports for the
-// payment it took; the bus then shows SUCCESS or FAILED and the steps.
-func (d *display) paymentResultLocked(a Action) {
-	st, reason := payment.StatusApproved, ""
-	if a.Screen == ScreenFailed {
-		st, reason = payment.StatusDeclined, a.Reason
-		if reason == "" {
-			reason = a.Code
-		}
-	}
-	r := &payment.Result{Reason: reason, RemoteID: a.Details["RequesterTransRefNum"], AuthCode: a.Details["AuthCode"]}
-	if !d.inFlight || !d.local {
-		d.s.log.Warn("display reported a payment paydesk did not approve; journaled for the operator", "display", d.label,
-			"screen", a.Screen, "code", a.Code, "reason", a.Reason, "ref", r.RemoteID)
-		d.s.publish(payment.Event{Kind: payment.KindNotice, Peer: d.label,
-			Detail: fmt.Sprintf("display reported %s for a payment without a card check (ref %q, %s %s): check the display's terminal", a.Screen, r.RemoteID, a.Code, a.Reason)})
-		return
-	}
-	d.s.log.Info("display reported its payment", "display", d.label, "txn", d.railTxn, "screen", a.Screen, "code", a.Code, "ref", r.RemoteID)
-	d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: d.railTxn, Status: st, Peer: d.label, Result: r,
-		Detail: fmt.Sprintf("the display's terminal: %s %s", a.Details["Result"], reason)})
-}
-
 // replyLocked sends an answer that is not a screen change (the app's
 // LIMIT_CHECK_RESULT), journaled first like a screen.
 func (d *display) replyLocked(typ string, scr Screen, data Data) {
@@ -594,6 +536,17 @@ func (d *display) methodLocked(a Action, frame []byte) {
 		}
 	}
 	if d.limitLocked(d.amount, true) {
+		return
+	}
+	if m.paysAtDisplay() {
+		// The display's own terminal takes it: journaled as started there
+		// now, so its clock runs from the tap (the app says nothing more
+		// until its card check).
+		if !d.startLocalLocked(m.Name, d.amount, "the customer chose "+m.Name+"; the display takes the payment on its own terminal") {
+			d.showLocked(ScreenDeviceError, Data{"errorMessage": "Payments are unavailable, please ask staff", "errorCode": "TERMINAL_ERROR"})
+			return
+		}
+		d.showLocked(ScreenProcessing, Data{})
 		return
 	}
 	d.method = m.Name
@@ -667,7 +620,7 @@ func (d *display) outcome(id string, st payment.Status, r *payment.Result) {
 	if d.railTxn != id || !d.inFlight {
 		return
 	}
-	d.inFlight, d.local = false, false
+	d.inFlight, d.local, d.localFlow, d.checked = false, false, "", false
 	d.reserved.Store(0)
 	d.s.mu.Lock()
 	delete(d.s.byTxn, id)
@@ -722,6 +675,13 @@ func (d *display) resetLocked(why string) {
 }
 
 func (d *display) cancelLocked(reason string) {
+	if d.inFlight && d.local {
+		// The display's own terminal has the payment; paydesk cannot
+		// cancel it there, and its report is awaited.
+		d.s.log.Info("display cancel while its own terminal takes the payment: awaiting its report", "display", d.label, "txn", d.railTxn, "reason", reason)
+		d.showLocked(ScreenProcessing, Data{})
+		return
+	}
 	if d.inFlight && d.railTxn != "" {
 		if m, ok := d.s.method(d.method); ok {
 			d.s.log.Info("display cancelled its payment", "display", d.label, "txn", d.railTxn, "reason", reason)
@@ -795,7 +755,8 @@ func (d *display) deviceInfo(c *conn, a Action) *display {
 		d.label = device
 	}
 	if a.IP != "" {
-		s.log.Info("display reported its address", "display", d.label, "ip", a.IP)
+		d.app, d.deviceIP = true, sanitize(a.IP)
+		s.log.Info("display reported its address", "display", d.label, "ip", d.deviceIP)
 	}
 	if d.conn == c {
 		d.sendConfigLocked()
@@ -824,6 +785,7 @@ func sanitize(s string) string {
 
 func (d *display) newFlowLocked() {
 	d.flow = uuid.NewString()
+	d.s.registerFlow(d, d.flow)
 	d.amount, d.method, d.result, d.paused = payment.Money{}, "", nil, false
 	if !d.inFlight {
 		d.railTxn = ""
@@ -967,7 +929,16 @@ func (d *display) afterLocked(delay time.Duration, f func()) {
 func (d *display) armLocked() {
 	o := d.s.opts
 	switch d.screen {
-	case ScreenKeypad, ScreenPaymentMethod, ScreenLimitError:
+	case ScreenPaymentMethod:
+		wait := o.IdleTimeout
+		if d.localWaitLocked() {
+			// The customer may be paying on the display's own terminal,
+			// which says nothing until its card check: the method's idle
+			// time and the app's longest path.
+			wait += o.LocalTimeout
+		}
+		d.afterLocked(wait, d.timeoutLocked)
+	case ScreenKeypad, ScreenLimitError:
 		d.afterLocked(o.IdleTimeout, d.timeoutLocked)
 	case ScreenSuccess:
 		if o.ReceiptQuestion {
@@ -992,10 +963,14 @@ func (d *display) armLocked() {
 	case ScreenProcessing:
 		if d.local && d.inFlight {
 			id := d.railTxn
+			what := "PAYMENT_RESULT"
+			if !d.checked {
+				what = "card check"
+			}
 			d.afterLocked(o.LocalTimeout, func() {
-				d.s.log.Warn("display did not report its payment; marking it unknown", "display", d.label, "txn", id)
+				d.s.log.Warn("display did not report its payment; marking it unknown", "display", d.label, "txn", id, "awaited", what)
 				d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusUnknown, Peer: d.label,
-					Detail: fmt.Sprintf("no PAYMENT_RESULT from the display within %s: check its terminal", o.LocalTimeout)})
+					Detail: fmt.Sprintf("no %s from the display within %s: check its terminal", what, o.LocalTimeout)})
 			})
 		}
 	}
