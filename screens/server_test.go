@@ -90,10 +90,15 @@ func TestHappyPathOnSimulatedPOS(t *testing.T) {
 func TestOtherAmountBothShapes(t *testing.T) {
 	bus := newBus(t)
 	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
-	_, url := startServer(t, bus, quick(Options{Currency: "GBP", Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	// A server each: a display that leaves mid-flow is resumed by the
+	// next connection from its address, and these all come from loopback.
+	server := func(t *testing.T) string {
+		_, url := startServer(t, bus, quick(Options{Currency: "GBP", Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+		return url
+	}
 
 	t.Run("seed 003: OTHER, then KEYPAD/KEYPAD, then selectedMethod", func(t *testing.T) {
-		c := dial(t, url, nil)
+		c := dial(t, server(t), nil)
 		c.screen(ScreenAmountSelect)
 		c.action("AMOUNT_SELECT", `{"selectedAmount":-1,"selectionMethod":"OTHER"}`)
 		m := c.screen(ScreenKeypad)
@@ -107,7 +112,7 @@ func TestOtherAmountBothShapes(t *testing.T) {
 		c.screen(ScreenSuccess)
 	})
 	t.Run("the app: AMOUNT_SELECT/CUSTOM, then selectionMethod", func(t *testing.T) {
-		c := dial(t, url, nil)
+		c := dial(t, server(t), nil)
 		c.screen(ScreenAmountSelect)
 		c.action("AMOUNT_SELECT", `{"selectedAmount":76,"selectionMethod":"CUSTOM"}`)
 		c.screen(ScreenPaymentMethod)
@@ -293,9 +298,14 @@ func TestMalformedFramesKeepTheConnection(t *testing.T) {
 func TestReconnectAndResume(t *testing.T) {
 	bus := newBus(t)
 	rail := &fakeRail{bus: bus, rail: payment.RailTerminal, delay: 300 * time.Millisecond}
-	s, url := startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	// A server each: a display that leaves mid-flow is resumed by the
+	// next connection from its address, and these all come from loopback.
+	server := func(t *testing.T) (*Server, string) {
+		return startServer(t, bus, quick(Options{Methods: []Method{{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard}}}))
+	}
 
 	t.Run("by the server-issued session id: the result of a payment finished meanwhile", func(t *testing.T) {
+		s, url := server(t)
 		c := dial(t, url, nil)
 		c.screen(ScreenAmountSelect)
 		c.next() // DEVICE_INFO carries the session id
@@ -314,6 +324,7 @@ func TestReconnectAndResume(t *testing.T) {
 		d.screen(ScreenPrintTicket)
 	})
 	t.Run("by the device serial of DEVICE_INFO: back on PROCESSING", func(t *testing.T) {
+		s, url := server(t)
 		c := dial(t, url, nil)
 		c.screen(ScreenAmountSelect)
 		c.send(`{"messageType":"DEVICE_INFO","screen":"DEVICE_SERIAL","data":{"deviceSerialNumber":"SN-0042","deviceIpAddress":"10.0.0.7"},"transactionId":"","timestamp":1}`)
@@ -327,7 +338,8 @@ func TestReconnectAndResume(t *testing.T) {
 			}
 			return false
 		})
-		d := dial(t, url, nil)
+		// Back from another address (its address is not its identity):
+		d := dialFrom(t, url, "127.0.0.2")
 		d.screen(ScreenAmountSelect) // a new connection starts fresh…
 		d.send(`{"messageType":"DEVICE_INFO","screen":"","data":{"deviceSerialNumber":"SN-0042"},"transactionId":"","timestamp":1}`)
 		for { // …until the device says who it is

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -127,7 +128,21 @@ func newSessionID() string {
 func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 	c := &conn{s: s, ws: ws, addr: r.RemoteAddr}
 	q := r.URL.Query()
-	d, resumed := s.find(q.Get("session"), sanitize(q.Get("device")))
+	session, device := q.Get("session"), sanitize(q.Get("device"))
+	var d *display
+	resumed := false
+	if session == "" && device == "" {
+		// The app connects to the bare URL and often cannot read its
+		// serial: its address is what tells it apart before it says
+		// anything, so its first screen is where it was.
+		if e := s.byAddress(hostOf(c.addr), nil); e != nil {
+			d, resumed = e, true
+			s.log.Info("display recognised by its address: resuming", "display", e.labelSafe(), "session", e.id, "remote", c.addr)
+		}
+	}
+	if d == nil {
+		d, resumed = s.find(session, device)
+	}
 	s.log.Info("display connected", "display", d.labelSafe(), "session", d.id, "remote", c.addr, "resumed", resumed, "path", r.URL.Path)
 	s.publish(payment.Event{Kind: payment.KindConnection, Peer: d.labelSafe(), Detail: "display connected from " + c.addr})
 	d.attach(c)
@@ -246,7 +261,7 @@ func (d *display) attach(c *conn) {
 		old.shutdown()
 		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
 	}
-	d.conn, d.addr = c, c.addr
+	d.conn, d.addr, d.peerIP = c, c.addr, hostOf(c.addr)
 	if d.expire != nil {
 		d.expire.Stop()
 		d.expire = nil
@@ -355,6 +370,20 @@ func (d *display) handle(c *conn, frame []byte) *display {
 	d.s.log.Info("display message in", "display", d.labelSafe(), "type", a.MessageType, "screen", a.Screen, "txn", a.TxnID, "raw", string(redact(frame)))
 	if a.Kind == ActDeviceInfo {
 		return d.deviceInfo(c, a)
+	}
+	if a.TxnID != "" && a.Kind != ActPing && a.Kind != ActReset {
+		// A flow id is the server's own: the message belongs to the flow
+		// that has it, whatever connection brings it.
+		if e := d.s.flowOwner(a.TxnID); e != nil && e != d {
+			if n := d.handOver(c, e, "its flow "+a.TxnID); n != nil {
+				d = n
+			} else if a.Kind == ActPaymentResult {
+				e.mu.Lock()
+				e.paymentResultLocked(a)
+				e.mu.Unlock()
+				return d
+			}
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -714,7 +743,7 @@ func (d *display) operatorReset() error {
 // configuration. A device that was waiting to resume takes over this
 // connection and is shown its screen.
 func (d *display) deviceInfo(c *conn, a Action) *display {
-	device := sanitize(a.Device)
+	device, ip := sanitize(a.Device), sanitize(a.IP)
 	s := d.s
 	if device != "" {
 		s.mu.Lock()
@@ -729,39 +758,113 @@ func (d *display) deviceInfo(c *conn, a Action) *display {
 		}
 		s.mu.Unlock()
 		if other != nil {
-			d.mu.Lock()
-			fresh := !d.inFlight && d.railTxn == "" && d.conn == c
-			if fresh {
-				d.conn = nil
-				d.stopTimersLocked()
-			}
-			d.mu.Unlock()
-			if fresh {
-				s.mu.Lock()
-				delete(s.sessions, d.id)
-				s.mu.Unlock()
-				s.log.Info("display recognised by its device serial: resuming", "device", device, "session", other.id)
-				other.attach(c)
-				return other
+			if n := d.handOver(c, other, "its device serial "+device); n != nil {
+				return n
 			}
 		}
 		s.mu.Lock()
 		d.device = device
 		s.mu.Unlock()
 	}
+	if ip != "" {
+		// The app's own LAN address (its serial is often "unknown"): a
+		// session waiting for the display at that address is this one.
+		if other := s.byAddress(ip, d); other != nil {
+			if n := d.handOver(c, other, "its address "+ip); n != nil {
+				n.mu.Lock()
+				n.app, n.deviceIP = true, ip
+				n.mu.Unlock()
+				return n
+			}
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if device != "" {
 		d.label = device
 	}
-	if a.IP != "" {
-		d.app, d.deviceIP = true, sanitize(a.IP)
-		s.log.Info("display reported its address", "display", d.label, "ip", d.deviceIP)
+	if ip != "" {
+		d.app, d.deviceIP = true, ip
+		s.log.Info("display reported its address", "display", d.label, "ip", ip)
 	}
 	if d.conn == c {
 		d.sendConfigLocked()
 	}
 	return d
+}
+
+// handOver gives connection c, now served by the new session d, to the
+// session e it turned out to be, if d has nothing of its own yet (no
+// payment, no result): d is dropped and e is shown on c where it was. It
+// returns e, or nil when d keeps c.
+func (d *display) handOver(c *conn, e *display, why string) *display {
+	d.mu.Lock()
+	fresh := d.conn == c && !d.inFlight && d.railTxn == "" && d.result == nil
+	if fresh {
+		d.conn = nil
+		d.stopTimersLocked()
+	}
+	d.mu.Unlock()
+	if !fresh {
+		return nil
+	}
+	s := d.s
+	s.mu.Lock()
+	delete(s.sessions, d.id)
+	s.forgetFlows(d)
+	s.mu.Unlock()
+	s.log.Info("display recognised by "+why+": resuming", "display", e.labelSafe(), "session", e.id, "remote", c.addr)
+	e.attach(c)
+	return e
+}
+
+// byAddress is the one session, other than not, that a display at
+// address ip resumes: one waiting for its display (with a flow under way,
+// a payment, or a result to show) whose last connection came from ip or
+// which reported ip as its own; or the app's session from ip that is
+// still connected (the app holds one connection: a new one means the old
+// one died unnoticed). None when two or more could be it.
+func (s *Server) byAddress(ip string, not *display) *display {
+	if ip == "" {
+		return nil
+	}
+	s.mu.Lock()
+	all := make([]*display, 0, len(s.sessions))
+	for _, e := range s.sessions {
+		if e != not {
+			all = append(all, e)
+		}
+	}
+	s.mu.Unlock()
+	var found *display
+	for _, e := range all {
+		e.mu.Lock()
+		match := false
+		switch {
+		case e.conn == nil:
+			match = (e.peerIP == ip || e.deviceIP == ip) && (e.inFlight || e.result != nil || (e.screen != "" && e.screen != ScreenAmountSelect))
+		default:
+			match = e.app && e.deviceIP == ip && e.peerIP == ip
+		}
+		e.mu.Unlock()
+		if match {
+			if found != nil {
+				s.log.Info("display address matches several sessions: starting afresh", "ip", ip)
+				return nil
+			}
+			found = e
+		}
+	}
+	return found
+}
+
+// hostOf is the host part of a host:port address.
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
 }
 
 // sanitize keeps a device name printable and short. The app reports
