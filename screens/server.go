@@ -177,6 +177,9 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// rejects bounds the refusals journaled.
+	rejects rejectBucket
+
 	// limitMu makes the daily limit's check and reservation one step.
 	limitMu sync.Mutex
 
@@ -367,7 +370,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer sub.Close()
 	go s.follow(sub)
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Each request knows its TCP connection, which a display's close
+		// drops (see conn.drop).
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -415,14 +421,14 @@ func (s *Server) Close() error {
 	for _, d := range sessions {
 		d.mu.Lock()
 		d.stopTimersLocked()
-		c := d.conn
+		c, app := d.conn, d.app
 		d.mu.Unlock()
 		if c != nil {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				c.shutdown()
-				c.ws.Close(websocket.StatusGoingAway, "paydesk stopping")
+				c.closeWith(websocket.StatusGoingAway, "paydesk stopping", app)
 			}()
 		}
 	}

@@ -247,6 +247,11 @@ func TestMalformedFramesKeepTheConnection(t *testing.T) {
 			}
 		})
 	}
+	// Every refusal counts against the connection's allowance of
+	// maxRefusals in refusalWindow, and the table used it up: the rest on
+	// a connection of its own.
+	c = dial(t, url, nil)
+	c.screen(ScreenAmountSelect)
 	t.Run("an unknown method once on the method screen", func(t *testing.T) {
 		c.action("AMOUNT_SELECT", `{"selectedAmount":60,"selectionMethod":"PRESET_BUTTON"}`)
 		c.screen(ScreenPaymentMethod)

@@ -26,6 +26,8 @@ type conn struct {
 	s    *Server
 	ws   *websocket.Conn
 	addr string
+	// raw is the TCP (or TLS) connection under ws, for drop.
+	raw net.Conn
 	// out holds the frames waiting to be written, oldest first (see
 	// push); writing is true while a writer drains it, and shut once the
 	// connection is closing. Guarded by outMu, never held across a write.
@@ -40,10 +42,20 @@ type conn struct {
 }
 
 // Refusals a connection may earn in refusalWindow before it is closed, so
-// a client sending garbage cannot flood the journal and slow the others.
+// a client sending garbage, or well-formed messages that are refused, cannot
+// flood the journal and slow the others. Every refusal counts.
 const (
 	maxRefusals   = 20
 	refusalWindow = 10 * time.Second
+)
+
+// Refusals are journaled at most rejectRate a second, in bursts of
+// rejectBurst, across all connections: a flood from many clients costs
+// the journal a bounded number of rows (the log keeps a count of the
+// rest).
+const (
+	rejectRate  = 2.0
+	rejectBurst = 40
 )
 
 // refuse counts a refusal and reports whether the connection is over its
@@ -127,6 +139,7 @@ func newSessionID() string {
 // serveConn runs one display connection until it closes.
 func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 	c := &conn{s: s, ws: ws, addr: r.RemoteAddr}
+	c.raw, _ = r.Context().Value(connKey{}).(net.Conn)
 	q := r.URL.Query()
 	session, device := q.Get("session"), sanitize(q.Get("device"))
 	var d *display
@@ -174,7 +187,11 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 		reason = err.Error()
 	}
 	c.shutdown() // before the close, so the writer does not report it as a failure
-	ws.CloseNow()
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		c.drop() // the library sent 1009: the app would not notice it
+	} else {
+		ws.CloseNow()
+	}
 	d.detach(c, reason)
 }
 
@@ -259,7 +276,7 @@ func (d *display) attach(c *conn) {
 		// the handshake waits 5 s for it. What it still had queued is
 		// dropped: this connection is shown the screen.
 		old.shutdown()
-		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
+		go old.closeWith(websocket.StatusPolicyViolation, "replaced by a newer connection", d.app)
 	}
 	d.conn, d.addr, d.peerIP = c, c.addr, hostOf(c.addr)
 	if d.expire != nil {
@@ -358,12 +375,6 @@ func (d *display) expired() {
 func (d *display) handle(c *conn, frame []byte) *display {
 	a, err := Decode(frame)
 	if err != nil {
-		if c.refuse(d.s.opts.Now()) {
-			d.s.log.Warn("display closed: too many refused frames", "display", d.labelSafe(), "remote", c.addr, "limit", maxRefusals)
-			c.shutdown()
-			c.ws.Close(websocket.StatusPolicyViolation, "too many invalid messages")
-			return d
-		}
 		d.reject(c, frame, err)
 		return d
 	}
@@ -999,9 +1010,26 @@ func (d *display) rejectLocked(frame []byte, err error) {
 	if errors.As(err, &de) {
 		code = de.Code
 	}
+	if c := d.conn; c != nil && c.refuse(d.s.opts.Now()) {
+		// Over the allowance: closed, once; what it still sends is
+		// dropped unanswered.
+		if c.shutdown() {
+			d.s.log.Warn("display closed: too many refused messages", "display", d.label, "remote", c.addr, "limit", maxRefusals, "window", refusalWindow)
+			d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label,
+				Detail: fmt.Sprintf("display closed: more than %d messages refused within %s", maxRefusals, refusalWindow)})
+			go c.closeWith(websocket.StatusPolicyViolation, "too many refused messages", d.app)
+		}
+		return
+	}
 	safe := redact(frame)
-	d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(safe)))
-	d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: "display message refused: " + err.Error(), Raw: safe})
+	if ok, dropped := d.s.rejects.allow(d.s.opts.Now()); ok {
+		detail := "display message refused: " + err.Error()
+		if dropped > 0 {
+			detail += fmt.Sprintf(" (and %d refusals before it not journaled: over %g a second)", dropped, rejectRate)
+		}
+		d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(safe)), "not_journaled_before", dropped)
+		d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: detail, Raw: safe})
+	}
 	d.sendLocked(d.messageLocked(TypeError, d.screen, Data{"errorCode": code, "errorMessage": err.Error()}))
 }
 
