@@ -458,10 +458,14 @@ func TestFailedPayment(t *testing.T) {
 	c.screen(ScreenAmountSelect)
 	c.pay(20, "DEBIT_CARD")
 	m := c.screen(ScreenFailed)
-	if m.Data["errorCode"] != "CARD_DECLINED" || m.Data["errorMessage"] != "Card declined by issuer" {
+	// The customer is told in their words; the issuer's are journaled.
+	if m.Data["errorCode"] != "CARD_DECLINED" || m.Data["errorMessage"] != "Payment declined. Please try another card or ask staff" {
 		t.Fatalf("FAILED data = %v", m.Data)
 	}
 	c.screen(ScreenAmountSelect)
+	if txns, _ := bus.Journal().Recent(context.Background(), 1); len(txns) != 1 || txns[0].Result.Reason != "Card declined by issuer" {
+		t.Fatalf("journaled: %+v", txns)
+	}
 }
 
 func TestTokenAuthentication(t *testing.T) {

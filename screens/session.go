@@ -571,7 +571,7 @@ func (d *display) methodLocked(a Action, frame []byte) {
 	if h, ok := m.Rail.(payment.HealthReporter); ok {
 		if st := h.Health(); !st.Up {
 			d.s.log.Warn("display method's rail is down", "display", d.label, "method", m.Name, "rail", m.RailName, "detail", st.Detail)
-			d.showLocked(ScreenDeviceError, Data{"errorMessage": "The payment terminal is not available (" + st.Detail + ")", "errorCode": "TERMINAL_ERROR"})
+			d.showLocked(ScreenDeviceError, Data{"errorMessage": textUnavailable, "errorCode": "TERMINAL_ERROR"})
 			return
 		}
 	}
@@ -600,10 +600,10 @@ func (d *display) methodLocked(a Action, frame []byte) {
 		d.reserved.Store(0)
 		d.s.log.Warn("display payment not started", "display", d.label, "method", m.Name, "rail", m.RailName, "amount", d.amount.Decimal(), "err", err)
 		if errors.Is(err, payment.ErrNoPeer) || errors.Is(err, payment.ErrUnavailable) || errors.Is(err, payment.ErrBusy) {
-			d.showLocked(ScreenDeviceError, Data{"errorMessage": "The payment terminal is not available: " + err.Error(), "errorCode": "TERMINAL_ERROR"})
+			d.showLocked(ScreenDeviceError, Data{"errorMessage": textUnavailable, "errorCode": "TERMINAL_ERROR"})
 			return
 		}
-		d.showLocked(ScreenFailed, Data{"errorMessage": "The payment could not start: " + err.Error(), "errorCode": "PAYMENT_FAILED"})
+		d.showLocked(ScreenFailed, Data{"errorMessage": "The payment could not start. Please try again", "errorCode": "PAYMENT_FAILED"})
 		return
 	}
 	d.railTxn = id
@@ -675,9 +675,11 @@ func (d *display) outcome(id string, st payment.Status, r *payment.Result) {
 	case payment.StatusApproved:
 		msg = Message{Screen: ScreenSuccess, Data: Data{"showReceipt": true}}
 	default:
+		// The customer is told what happened in words for them; the
+		// rail's reason is in the journal and the log.
 		code, text := failure(st)
-		if reason != "" {
-			text = reason
+		if t, err := d.s.bus.Journal().Txn(d.s.ctx, id); err == nil && t.HasFlag(flagUnderpaid) {
+			text = "Only part of the amount was paid. Please ask staff for a refund"
 		}
 		msg = Message{Screen: ScreenFailed, Data: Data{"errorMessage": text, "errorCode": code}}
 	}
@@ -690,15 +692,37 @@ func (d *display) outcome(id string, st payment.Status, r *payment.Result) {
 func failure(st payment.Status) (code, text string) {
 	switch st {
 	case payment.StatusDeclined:
-		return "CARD_DECLINED", "Payment declined"
+		return "CARD_DECLINED", "Payment declined. Please try another card or ask staff"
 	case payment.StatusCancelled:
 		return "CANCELLED", "Payment cancelled"
 	case payment.StatusTimedOut:
-		return "PAYMENT_TIMEOUT", "The payment terminal did not answer in time"
+		return "PAYMENT_TIMEOUT", "The payment took too long. Please try again"
 	case payment.StatusUnknown:
-		return "OUTCOME_UNKNOWN", "The payment's outcome is not known; please ask staff"
+		return "OUTCOME_UNKNOWN", "We could not confirm your payment. Please ask staff"
 	}
-	return "PAYMENT_FAILED", "Payment failed"
+	return "PAYMENT_FAILED", "Payment failed. Please try again"
+}
+
+// flagUnderpaid is M-Pesa's flag (mpesa.FlagUnderpaid) on a sale the
+// customer paid only part of: they are owed a refund, and told so.
+const flagUnderpaid = "underpaid"
+
+// textUnavailable is DEVICE_ERROR's message when a method's rail is down.
+const textUnavailable = "This payment method is not available right now. Please try another or ask staff"
+
+// customerText is an ERROR's errorMessage for its code: words for the
+// customer, since the app shows it on its FAILED screen. Why the message
+// was refused goes to the log and the journal.
+func customerText(code string) string {
+	switch code {
+	case CodeInvalidAmount:
+		return "Please choose another amount"
+	case CodeBusy:
+		return "Please wait for the payment in progress"
+	case CodeTimeout:
+		return "Transaction timed out"
+	}
+	return "Please try again"
 }
 
 // resetLocked answers a RESET: the amount screen with a new flow, unless a
@@ -1030,7 +1054,7 @@ func (d *display) rejectLocked(frame []byte, err error) {
 		d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(safe)), "not_journaled_before", dropped)
 		d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: detail, Raw: safe})
 	}
-	d.sendLocked(d.messageLocked(TypeError, d.screen, Data{"errorCode": code, "errorMessage": err.Error()}))
+	d.sendLocked(d.messageLocked(TypeError, d.screen, Data{"errorCode": code, "errorMessage": customerText(code)}))
 }
 
 func (d *display) stopTimersLocked() {
