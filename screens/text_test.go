@@ -14,7 +14,9 @@ import (
 func TestTheDisplayTalksToCustomers(t *testing.T) {
 	bus := newBus(t)
 	rail := &fakeRail{bus: bus, rail: payment.RailTerminal, delay: 10 * time.Millisecond,
-		outcome: func(payment.Request) (payment.Status, string) { return payment.StatusDeclined, "ISO8583 05: do not honour (retry with ECR)" }}
+		outcome: func(payment.Request) (payment.Status, string) {
+			return payment.StatusDeclined, "ISO8583 05: do not honour (retry with ECR)"
+		}}
 	down := &fakeRail{bus: bus, rail: payment.RailPOS}
 	down.down.Store(true)
 	_, url := startServer(t, bus, quick(Options{Methods: []Method{
