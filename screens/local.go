@@ -136,7 +136,15 @@ func (d *display) cardCheckLocked(a Action) {
 			d.limitRefusalLocked(remaining, err)
 			return
 		}
-		if !d.startLocalLocked("LOCAL_CARD", amt, "card checked; the display takes the payment") {
+		if t, err := d.s.bus.Journal().Txn(d.s.ctx, d.s.flowTxnID(a.TxnID)); err == nil && !t.Status.Final() {
+			// The flow's payment is journaled already, from before a
+			// restart (unknown since): the card check carries it on.
+			d.s.log.Info("display card check for a payment journaled before", "display", d.label, "txn", t.ID, "status", t.Status)
+			d.amount, d.method, d.railTxn, d.inFlight, d.local, d.localFlow, d.checked, d.result, d.pay = amt, "LOCAL_CARD", t.ID, true, true, a.TxnID, false, nil, nil
+			d.s.mu.Lock()
+			d.s.byTxn[t.ID] = d
+			d.s.mu.Unlock()
+		} else if !d.startLocalLocked("LOCAL_CARD", amt, "card checked; the display takes the payment") {
 			d.replyLocked(TypeLimitCheckResult, ScreenLimitError, Data{"errorMessage": "Payments are unavailable, please ask staff"})
 			return
 		}
