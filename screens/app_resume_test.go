@@ -80,6 +80,27 @@ func TestTheAppResumesAfterAReconnect(t *testing.T) {
 		}
 		b.screen(ScreenPrintTicket)
 	})
+	t.Run("seen at another address: by the deviceIpAddress it reports", func(t *testing.T) {
+		bus := newBus(t)
+		rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+		s, url := startServer(t, bus, quick(Options{Currency: "GBP", Methods: cardMethods(rail)}))
+		a := dialApp(t, url, "10.0.0.44")
+		a.settle()
+		a.tapAmount(20, false)
+		a.screen(ScreenPaymentMethod)
+		flow := a.id()
+		a.cardCheck(flow, 20)
+		a.limitCheck()
+		a.ws.CloseNow()
+		waitDetached(t, s)
+		b := dialAppFrom(t, url, "10.0.0.44", "127.0.0.4")
+		b.until("PROCESSING of its flow", func(m Message) bool {
+			return m.MessageType == TypeScreenChange && m.Screen == ScreenProcessing && m.TransactionID == flow
+		})
+		if len(s.Displays()) != 1 {
+			t.Fatalf("displays: %+v", s.Displays())
+		}
+	})
 	t.Run("a flow id is matched to its flow whatever connection brings it", func(t *testing.T) {
 		bus := newBus(t)
 		rail := &fakeRail{bus: bus, rail: payment.RailTerminal}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -40,9 +42,23 @@ var appPresets = []int64{20, 40, 60, 80, 100}
 
 func dialApp(t testing.TB, url, ip string) *appClient {
 	t.Helper()
+	return dialAppFrom(t, url, ip, "")
+}
+
+// dialAppFrom dials from the loopback address local (127.0.0.2, …) when
+// set: a tablet seen at another address (a NAT, a changed lease).
+func dialAppFrom(t testing.TB, url, ip, local string) *appClient {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, nil)
+	var opts *websocket.DialOptions
+	if local != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		tr := &http.Transport{DialContext: d.DialContext}
+		t.Cleanup(tr.CloseIdleConnections)
+		opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}}
+	}
+	ws, _, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}

@@ -165,27 +165,9 @@ func (d *display) queued() (n int, connected bool) {
 	return len(c.out), true
 }
 
-// journaled waits for the next screen the bus carries for display label.
-func journaled(t testing.TB, sub *payment.Subscription, label, detail string) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case ev := <-sub.C():
-			if ev.Missed > 0 {
-				t.Fatalf("subscription missed %d events", ev.Missed)
-			}
-			if ev.Kind == payment.KindMessage && ev.Peer == label && ev.Detail == detail {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("%s: no %q journaled within 10 s", label, detail)
-		}
-	}
-}
-
-// journaledOrGone is journaled, but reports false, instead of failing,
-// if the display's connection is gone.
+// journaledOrGone waits for the next screen the bus carries for display
+// label; it reports false, instead of failing, if the display's
+// connection is gone meanwhile.
 func journaledOrGone(t testing.TB, sub *payment.Subscription, d *display, label, detail string) bool {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
