@@ -145,3 +145,31 @@ func TestALateCardCheckIsJournaledNotRefused(t *testing.T) {
 		t.Fatal("the late payment's SUCCESS is not journaled")
 	}
 }
+
+// A display that keeps reconnecting does not keep its payment's clock
+// from running out: the payment becomes unknown LocalTimeout after its
+// card check, not LocalTimeout after the last reconnect.
+func TestReconnectsDoNotRestartThePaymentsClock(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	s, url := startServer(t, bus, quick(Options{Currency: "GBP", LocalTimeout: 500 * time.Millisecond, Methods: cardMethods(rail)}))
+	a := dialApp(t, url, "10.0.0.34")
+	a.settle()
+	a.tapAmount(20, false)
+	a.screen(ScreenPaymentMethod)
+	a.cardCheck(a.id(), 20)
+	a.limitCheck()
+	tx, _ := txnOf(t, bus, payment.StatusSent)
+	// Reconnect every 250 ms for 2.5 s: five times the clock.
+	end := time.Now().Add(2500 * time.Millisecond)
+	for time.Now().Before(end) {
+		a.ws.CloseNow()
+		waitDetached(t, s)
+		a = dialApp(t, url, "10.0.0.34")
+		a.firstScreen()
+		silence(250 * time.Millisecond)
+	}
+	if got, _ := bus.Journal().Txn(context.Background(), tx.ID); got.Status != payment.StatusUnknown {
+		t.Fatalf("2.5 s after a card check with a 500 ms clock, reconnecting, the payment is %s, want unknown", got.Status)
+	}
+}

@@ -74,6 +74,7 @@ func (d *display) startLocalLocked(method string, amt payment.Money, why string)
 	}
 	d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusSent, Peer: d.label, Detail: why})
 	d.amount, d.method, d.railTxn, d.inFlight, d.local, d.localFlow, d.checked, d.result, d.pay = amt, method, id, true, true, d.flow, false, nil, nil
+	d.localDue = d.s.opts.Now().Add(d.s.opts.LocalTimeout)
 	d.s.mu.Lock()
 	d.s.byTxn[id] = d
 	d.s.mu.Unlock()
@@ -151,6 +152,7 @@ func (d *display) cardCheckLocked(a Action) {
 	}
 	if !d.checked {
 		d.checked = true
+		d.localDue = d.s.opts.Now().Add(o.LocalTimeout)
 		d.s.publish(payment.Event{Kind: payment.KindStep, TxnID: d.railTxn, Peer: d.label, Detail: "card checked: daily limit approved, the display takes the payment"})
 	}
 	d.s.log.Info("display card check approved", "display", d.label, "txn", d.railTxn, "flow", d.flow, "amount", d.amount.Decimal())
@@ -260,6 +262,7 @@ func (d *display) paymentResultLocked(a Action) {
 		if !d.inFlight {
 			d.adoptFlowLocked(a.TxnID)
 			d.amount, d.method, d.railTxn, d.inFlight, d.local, d.localFlow, d.checked, d.result, d.pay = t.Amount, "LOCAL_CARD", id, true, true, a.TxnID, true, nil, nil
+			d.localDue = d.s.opts.Now().Add(d.s.opts.LocalTimeout)
 			d.s.mu.Lock()
 			d.s.byTxn[id] = d
 			d.s.mu.Unlock()

@@ -110,6 +110,10 @@ type display struct {
 	// its card check was approved.
 	localFlow string
 	checked   bool
+	// localDue is when the local payment's clock runs out: LocalTimeout
+	// after the tap, then after the card check; a reconnect does not
+	// restart it.
+	localDue time.Time
 	// app is true once the display reported its own address (DEVICE_IP):
 	// the Android app, which pays DEBIT_CARD and PAY_BY_BANK on its own
 	// terminal without sending their tap. deviceIP is that address.
@@ -1122,7 +1126,7 @@ func (d *display) armLocked() {
 			if !d.checked {
 				what = "card check"
 			}
-			d.afterLocked(o.LocalTimeout, func() {
+			d.afterLocked(max(d.localDue.Sub(o.Now()), 0), func() {
 				d.s.log.Warn("display did not report its payment; marking it unknown", "display", d.label, "txn", id, "awaited", what)
 				d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusUnknown, Peer: d.label,
 					Detail: fmt.Sprintf("no %s from the display within %s: check its terminal", what, o.LocalTimeout)})
