@@ -173,3 +173,26 @@ func TestReconnectsDoNotRestartThePaymentsClock(t *testing.T) {
 		t.Fatalf("2.5 s after a card check with a 500 ms clock, reconnecting, the payment is %s, want unknown", got.Status)
 	}
 }
+
+// A card check refused twice in one flow (the customer tries another
+// card) journals two payments, both declined: none left half-recorded.
+func TestARefusedCardCheckTwiceInAFlow(t *testing.T) {
+	bus := newBus(t)
+	rail := &fakeRail{bus: bus, rail: payment.RailTerminal}
+	_, url := startServer(t, bus, quick(Options{Currency: "GBP", DailyLimit: 50, Methods: cardMethods(rail)}))
+	a := dialApp(t, url, "10.0.0.35")
+	a.settle()
+	a.tapAmount(40, false)
+	a.screen(ScreenPaymentMethod)
+	flow := a.id()
+	for range 2 {
+		a.cardCheck(flow, 60) // 60 with the app's fee: over the limit
+		if m := a.limitCheck(); m.Screen != ScreenLimitError {
+			t.Fatalf("card check over the limit: %+v", m)
+		}
+	}
+	txns, _ := bus.Journal().Recent(context.Background(), 10)
+	if len(txns) != 2 || txns[0].Status != payment.StatusDeclined || txns[1].Status != payment.StatusDeclined {
+		t.Fatalf("journal: %+v", txns)
+	}
+}

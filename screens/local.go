@@ -108,7 +108,7 @@ func (d *display) cardCheckLocked(a Action) {
 	case d.inFlight:
 		id := d.s.flowTxnID(a.TxnID)
 		d.s.log.Warn("display card check while another payment is in flight", "display", d.label, "txn", d.railTxn, "flow", a.TxnID)
-		if d.journalLocalLocked(id, a.TxnID, amt) {
+		if id = d.journalLocalLocked(id, a.TxnID, amt); id != "" {
 			d.declineLocalLocked(id, "another payment is in progress on this display ("+d.railTxn+")")
 		}
 		d.replyLocked(TypeLimitCheckResult, ScreenLimitError, Data{"errorMessage": "Please wait for the payment in progress"})
@@ -122,7 +122,7 @@ func (d *display) cardCheckLocked(a Action) {
 		}
 		if _, err := d.s.money(a.Amount); err != nil {
 			id := d.s.flowTxnID(a.TxnID)
-			if d.journalLocalLocked(id, a.TxnID, amt) {
+			if id = d.journalLocalLocked(id, a.TxnID, amt); id != "" {
 				d.declineLocalLocked(id, "card check: "+err.Error())
 			}
 			d.replyLocked(TypeLimitCheckResult, ScreenLimitError, Data{"errorMessage": "This amount cannot be paid here"})
@@ -131,7 +131,7 @@ func (d *display) cardCheckLocked(a Action) {
 		ok, remaining, err := d.checkLimitLocked(amt, true)
 		if err != nil || !ok {
 			id := d.s.flowTxnID(a.TxnID)
-			if d.journalLocalLocked(id, a.TxnID, amt) {
+			if id = d.journalLocalLocked(id, a.TxnID, amt); id != "" {
 				d.declineLocalLocked(id, "card check: over the daily limit")
 			}
 			d.limitRefusalLocked(remaining, err)
@@ -177,13 +177,17 @@ func (d *display) limitRefusalLocked(remaining int64, err error) {
 
 // journalLocalLocked journals the creation of a payment the display
 // reports on its own terminal that paydesk does not approve, so the
-// operator sees it; false when the id is taken or the journal refused.
-func (d *display) journalLocalLocked(id, flow string, amt payment.Money) bool {
+// operator sees it, under id or (when id is taken) a fresh one; it
+// returns the id used, "" when the journal refused it.
+func (d *display) journalLocalLocked(id, flow string, amt payment.Money) string {
 	if _, err := d.s.bus.Journal().Txn(d.s.ctx, id); err == nil {
 		id = d.s.localTxnID()
 	}
-	return d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeCard,
-		Amount: amt, Peer: d.label, Detail: fmt.Sprintf("card check of %s on %s's own terminal (flow %s)", amt, d.label, flow)}) == nil
+	if d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeCard,
+		Amount: amt, Peer: d.label, Detail: fmt.Sprintf("card check of %s on %s's own terminal (flow %s)", amt, d.label, flow)}) != nil {
+		return ""
+	}
+	return id
 }
 
 // declineLocalLocked ends a payment on the display's terminal that
@@ -244,7 +248,7 @@ func (d *display) paymentResultLocked(a Action) {
 		if a.TxnID == d.flow {
 			amt = d.amount
 		}
-		if !d.journalLocalLocked(id, a.TxnID, amt) {
+		if id = d.journalLocalLocked(id, a.TxnID, amt); id == "" {
 			return
 		}
 		d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusUnknown, Peer: d.label, Result: r, Flag: payment.FlagLateResult,
