@@ -89,9 +89,7 @@ func (s *screensSettings) options(rails map[string]payment.Starter) (screens.Opt
 	if s.dailyLimit < 0 || int64(s.dailyLimit) > math.MaxInt32 {
 		return o, fmt.Errorf("--screens-daily-limit: %d is not between 0 and 2147483647, the largest whole number the Android app reads (a larger one makes it drop every frame that carries the limit)", s.dailyLimit)
 	}
-	switch p := strings.ToLower(strings.TrimSpace(s.provider)); p {
-	case "":
-	default:
+	if p := strings.ToLower(strings.TrimSpace(s.provider)); p != "" {
 		if !slices.Contains(screens.PaymentProviders, p) {
 			return o, fmt.Errorf("--screens-payment-provider: %q is not one the Android app knows (%s)", s.provider, strings.Join(screens.PaymentProviders, ", "))
 		}
