@@ -6,7 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,8 @@ type screensSettings struct {
 	idle       time.Duration
 	step       time.Duration
 	methods    string
+	provider   string
+	localWait  time.Duration
 }
 
 // defaultScreenMethods maps the protocol's two methods to the MobyPay POS:
@@ -55,7 +59,9 @@ func (s *screensSettings) register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.receipt, "screens-receipt-question", env("SCREENS_RECEIPT_QUESTION", "") != "", "after SUCCESS ask RECEIPT_QUESTION and wait for the customer's answer before PRINT_TICKET (PAYDESK_SCREENS_RECEIPT_QUESTION)")
 	fs.DurationVar(&s.idle, "screens-idle-timeout", envDuration("SCREENS_IDLE_TIMEOUT", screens.DefaultIdleTimeout), "a customer idle this long mid-flow gets ERROR/TIMEOUT (PAYDESK_SCREENS_IDLE_TIMEOUT)")
 	fs.DurationVar(&s.step, "screens-step", envDuration("SCREENS_STEP", screens.DefaultStepDelay), "how long SUCCESS, PRINT_TICKET, COLLECT_TICKET and THANK_YOU each stay up (PAYDESK_SCREENS_STEP)")
-	fs.StringVar(&s.methods, "screens-methods", env("SCREENS_METHODS", defaultScreenMethods), "payment methods offered and their rails: NAME=RAIL[:MODE][@POS], RAIL pos, terminal or mpesa, MODE card, bnpl or duitnow_qr (pos), c2b (mpesa: paybill/till with the reference shown; needs --screens-currency KES) (PAYDESK_SCREENS_METHODS)")
+	fs.StringVar(&s.provider, "screens-payment-provider", env("SCREENS_PAYMENT_PROVIDER", screens.DefaultPaymentProvider), "the terminal the Android app drives for the methods it pays itself (DEBIT_CARD, PAY_BY_BANK): integra, nnsmart, newland or mock; sent in DEVICE_INFO (PAYDESK_SCREENS_PAYMENT_PROVIDER)")
+	fs.DurationVar(&s.localWait, "screens-local-timeout", envDuration("SCREENS_LOCAL_TIMEOUT", screens.DefaultLocalTimeout), "how long the Android app may pay on its own terminal, from the method tap to its card check and from the card check to its PAYMENT_RESULT, before the payment is marked unknown (PAYDESK_SCREENS_LOCAL_TIMEOUT)")
+	fs.StringVar(&s.methods, "screens-methods", env("SCREENS_METHODS", defaultScreenMethods), "payment methods offered and their rails: NAME=RAIL[:MODE][@POS], RAIL pos, terminal, mpesa or display (the Android app's own terminal: use DEBIT_CARD=display,PAY_BY_BANK=display with the app), MODE card, bnpl or duitnow_qr (pos), c2b (mpesa: paybill/till with the reference shown; needs --screens-currency KES) (PAYDESK_SCREENS_METHODS)")
 }
 
 // options checks the settings and maps each method to a rail of rails.
@@ -81,6 +87,19 @@ func (s *screensSettings) options(rails map[string]payment.Starter) (screens.Opt
 	if s.idle <= 0 || s.step <= 0 {
 		return o, errors.New("--screens-idle-timeout and --screens-step must be positive")
 	}
+	if s.dailyLimit < 0 || int64(s.dailyLimit) > math.MaxInt32 {
+		return o, fmt.Errorf("--screens-daily-limit: %d is not between 0 and 2147483647, the largest whole number the Android app reads (a larger one makes it drop every frame that carries the limit)", s.dailyLimit)
+	}
+	if p := strings.ToLower(strings.TrimSpace(s.provider)); p != "" {
+		if !slices.Contains(screens.PaymentProviders, p) {
+			return o, fmt.Errorf("--screens-payment-provider: %q is not one the Android app knows (%s)", s.provider, strings.Join(screens.PaymentProviders, ", "))
+		}
+		o.PaymentProvider = p
+	}
+	if s.localWait < 0 {
+		return o, errors.New("--screens-local-timeout must not be negative")
+	}
+	o.LocalTimeout = s.localWait
 	o.Currency, o.Min, o.Max, o.DailyLimit = strings.ToUpper(s.currency), int64(s.min), int64(s.max), int64(s.dailyLimit)
 	o.NoOther, o.IdleTimeout, o.StepDelay, o.ReceiptQuestion = s.noOther, s.idle, s.step, s.receipt
 	methods, err := parseScreenMethods(s.methods, rails)
@@ -112,13 +131,23 @@ func parseScreenMethods(spec string, rails map[string]payment.Starter) ([]screen
 		target, pos, _ := strings.Cut(strings.TrimSpace(target), "@")
 		railName, mode, _ := strings.Cut(target, ":")
 		railName = strings.ToLower(railName)
+		if railName == "display" {
+			// The Android app's own terminal (Planet/Integra, NNSmart):
+			// the tap journals the payment as started there, the app's
+			// CARD_CHECK_RESULT and PAYMENT_RESULT carry it on.
+			if (mode != "" && mode != string(payment.ModeCard)) || pos != "" {
+				return nil, fmt.Errorf("%s: the display's own terminal takes only card, and has no terminal to name with @", name)
+			}
+			out = append(out, screens.Method{Name: name, RailName: payment.RailScreen, Mode: payment.ModeCard})
+			continue
+		}
 		rail := rails[railName]
 		if rail == nil {
 			switch railName {
 			case "pos", "terminal", "mpesa":
 				return nil, fmt.Errorf("%s: the %s rail is not configured", name, railName)
 			}
-			return nil, fmt.Errorf("%s: unknown rail %q (pos, terminal or mpesa)", name, railName)
+			return nil, fmt.Errorf("%s: unknown rail %q (pos, terminal, mpesa or display)", name, railName)
 		}
 		m := screens.Method{Name: name, Rail: rail, RailName: payment.Rail(railName), Mode: payment.Mode(strings.ToLower(mode)), Target: pos}
 		switch railName {

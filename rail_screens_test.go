@@ -237,3 +237,29 @@ type stubStarter struct{ name string }
 
 func (stubStarter) Start(context.Context, payment.Request) (string, error) { return "", nil }
 func (stubStarter) Cancel(string) error                                    { return nil }
+
+// The settings the Android app reads: its paymentProvider, and a daily
+// limit that fits its 32-bit Int, refused at start with the reason.
+func TestScreensSettingsForTheApp(t *testing.T) {
+	rails := map[string]payment.Starter{"pos": &stubStarter{"pos"}}
+	set := screensSettings{presets: "20", currency: "GBP", min: 10, max: 300, idle: time.Minute, step: time.Second, methods: "DEBIT_CARD=pos", provider: "NNSmart"}
+	o, err := set.options(rails)
+	if err != nil || o.PaymentProvider != "nnsmart" {
+		t.Fatalf("provider nnsmart: %+v %v", o.PaymentProvider, err)
+	}
+	set.provider = "planet"
+	if _, err := set.options(rails); err == nil || !strings.Contains(err.Error(), "--screens-payment-provider") {
+		t.Errorf("provider planet: %v", err)
+	}
+	ms, err := parseScreenMethods("DEBIT_CARD=display,PAY_BY_BANK=display", rails)
+	if err != nil || len(ms) != 2 || ms[0].RailName != payment.RailScreen || ms[0].Rail != nil || ms[1].Mode != payment.ModeCard {
+		t.Errorf("methods on the display's own terminal: %+v %v", ms, err)
+	}
+	if _, err := parseScreenMethods("X=display:bnpl", rails); err == nil {
+		t.Error("bnpl on the display's own terminal accepted")
+	}
+	set.provider, set.dailyLimit = "integra", 3_000_000_000
+	if _, err := set.options(rails); err == nil || !strings.Contains(err.Error(), "--screens-daily-limit") || !strings.Contains(err.Error(), "2147483647") {
+		t.Errorf("daily limit 3,000,000,000: %v", err)
+	}
+}

@@ -373,7 +373,7 @@ func TestBrowserShowsEveryScreen(t *testing.T) {
 	page.click(`#methods button[data-method="DEBIT_CARD"]`)
 	page.waitScreen("PROCESSING")
 	page.waitScreen("FAILED")
-	if got := page.text("failed-message"); got != "Card declined by issuer" {
+	if got := page.text("failed-message"); got != "Payment declined. Please try another card or ask staff" { // the issuer's words are journaled
 		t.Fatalf("FAILED shows %q", got)
 	}
 	page.screenshot(shots, "failed.png")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -125,9 +126,24 @@ type client struct {
 
 func dial(t testing.TB, url string, h http.Header) *client {
 	t.Helper()
+	return dialWith(t, url, &websocket.DialOptions{HTTPHeader: h})
+}
+
+// dialFrom dials from the loopback address ip (127.0.0.2, …): a tablet
+// whose address changed.
+func dialFrom(t testing.TB, url, ip string) *client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return dialWith(t, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+}
+
+func dialWith(t testing.TB, url string, opts *websocket.DialOptions) *client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
+	ws, _, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}

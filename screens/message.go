@@ -317,7 +317,9 @@ func decodeUserAction(a Action, d inData) (Action, error) {
 			return Action{}, bad(CodeInvalidAmount, "selectedAmount: %v", err)
 		}
 		switch {
-		case a.SelectionMethod == "OTHER" || (n == -1 && a.SelectionMethod == ""):
+		case a.SelectionMethod == "OTHER" || n == -1:
+			// -1 is the "Other" button whatever its label: apps before
+			// v2.0 send it as CUSTOM.
 			if n != -1 {
 				return Action{}, bad(CodeInvalidAmount, "selectionMethod OTHER wants selectedAmount -1, not %d", n)
 			}

@@ -30,8 +30,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -72,10 +74,23 @@ const (
 	// it takes on its own terminal (after the card check) before the
 	// payment is marked unknown for the operator.
 	DefaultLocalTimeout = 3 * time.Minute
+	// DefaultPaymentProvider is the terminal the Android app drives for the
+	// methods it pays itself, as its own documents name the default (its
+	// code, absent the setting, takes nnsmart).
+	DefaultPaymentProvider = "integra"
 	// DefaultPingInterval is how often a display is pinged (a WebSocket
 	// ping; the app sets no ping interval of its own).
 	DefaultPingInterval = 30 * time.Second
 )
+
+// PaymentProviders are the values of paymentProvider the Android app
+// knows: integra (Planet/Integra terminal), nnsmart or newland (NNSmart),
+// mock (its built-in simulator).
+var PaymentProviders = []string{"integra", "nnsmart", "newland", "mock"}
+
+// maxAppInt is the largest value of the app's Int fields (Kotlin Int, 32
+// bits).
+const maxAppInt = math.MaxInt32
 
 // DefaultPresets are the PintoAndroid display protocol's preset amounts, in whole units.
 var DefaultPresets = []int64{20, 40, 60, 80, 100}
@@ -136,6 +151,10 @@ type Options struct {
 	WriteTimeout time.Duration
 	PingInterval time.Duration
 	LocalTimeout time.Duration
+	// PaymentProvider is the DEVICE_INFO paymentProvider: which terminal
+	// the Android app drives for the methods it pays itself (integra,
+	// nnsmart, newland or mock). Default DefaultPaymentProvider.
+	PaymentProvider string
 	// Logger receives connections, every message in and out, rejections
 	// and the payments' lifecycle. The default is slog.Default().
 	Logger *slog.Logger
@@ -158,6 +177,9 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// rejects bounds the refusals journaled.
+	rejects rejectBucket
+
 	// limitMu makes the daily limit's check and reservation one step.
 	limitMu sync.Mutex
 
@@ -166,6 +188,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*display
 	byTxn    map[string]*display // rail txn id → display with that payment
+	flows    map[string]*display // flow id → display that issued it
 	seq      int
 	localSeq int
 	ln       net.Listener
@@ -235,6 +258,16 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	if opts.DailyLimit < 0 {
 		return nil, fmt.Errorf("screens: negative daily limit %d", opts.DailyLimit)
 	}
+	if opts.DailyLimit > maxAppInt {
+		return nil, fmt.Errorf("screens: daily limit %d is above %d, the largest whole number the Android app reads (its limit and remaining are 32-bit Ints: a larger one makes it drop the whole frame)", opts.DailyLimit, maxAppInt)
+	}
+	if opts.PaymentProvider == "" {
+		opts.PaymentProvider = DefaultPaymentProvider
+	}
+	opts.PaymentProvider = strings.ToLower(strings.TrimSpace(opts.PaymentProvider))
+	if !slices.Contains(PaymentProviders, opts.PaymentProvider) {
+		return nil, fmt.Errorf("screens: payment provider %q is not one the Android app knows (%s)", opts.PaymentProvider, strings.Join(PaymentProviders, ", "))
+	}
 	if len(opts.Currency) != 3 {
 		return nil, fmt.Errorf("screens: currency %q is not an ISO 4217 code", opts.Currency)
 	}
@@ -254,8 +287,11 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("screens: method %q is empty or repeated", m.Name)
 		}
 		seen[m.Name] = true
-		if m.Rail == nil {
+		if m.Rail == nil && !m.paysAtDisplay() {
 			return nil, fmt.Errorf("screens: method %s has no rail", m.Name)
+		}
+		if m.paysAtDisplay() && m.Rail != nil {
+			return nil, fmt.Errorf("screens: method %s is paid on the display's own terminal and on a rail", m.Name)
 		}
 		if c, ok := m.Rail.(payment.Currencier); ok && c.Currency() != "" && !strings.EqualFold(c.Currency(), opts.Currency) {
 			return nil, fmt.Errorf("screens: method %s: rail %s takes %s, the display is in %s", m.Name, m.RailName, c.Currency(), opts.Currency)
@@ -263,7 +299,7 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{opts: opts, bus: bus, log: opts.Logger.With("component", "screens"), symbol: Symbol(opts.Currency), unit: payment.MinorPerUnit(opts.Currency),
-		web: webHandler(), ctx: ctx, cancel: cancel, sessions: map[string]*display{}, byTxn: map[string]*display{}}
+		web: webHandler(), ctx: ctx, cancel: cancel, sessions: map[string]*display{}, byTxn: map[string]*display{}, flows: map[string]*display{}}
 	return s, nil
 }
 
@@ -334,7 +370,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer sub.Close()
 	go s.follow(sub)
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Each request knows its TCP connection, which a display's close
+		// drops (see conn.drop).
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -382,14 +421,14 @@ func (s *Server) Close() error {
 	for _, d := range sessions {
 		d.mu.Lock()
 		d.stopTimersLocked()
-		c := d.conn
+		c, app := d.conn, d.app
 		d.mu.Unlock()
 		if c != nil {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				c.shutdown()
-				c.ws.Close(websocket.StatusGoingAway, "paydesk stopping")
+				c.closeWith(websocket.StatusGoingAway, "paydesk stopping", app)
 			}()
 		}
 	}

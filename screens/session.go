@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -25,6 +26,8 @@ type conn struct {
 	s    *Server
 	ws   *websocket.Conn
 	addr string
+	// raw is the TCP (or TLS) connection under ws, for drop.
+	raw net.Conn
 	// out holds the frames waiting to be written, oldest first (see
 	// push); writing is true while a writer drains it, and shut once the
 	// connection is closing. Guarded by outMu, never held across a write.
@@ -39,10 +42,20 @@ type conn struct {
 }
 
 // Refusals a connection may earn in refusalWindow before it is closed, so
-// a client sending garbage cannot flood the journal and slow the others.
+// a client sending garbage, or well-formed messages that are refused, cannot
+// flood the journal and slow the others. Every refusal counts.
 const (
 	maxRefusals   = 20
 	refusalWindow = 10 * time.Second
+)
+
+// Refusals are journaled at most rejectRate a second, in bursts of
+// rejectBurst, across all connections: a flood from many clients costs
+// the journal a bounded number of rows (the log keeps a count of the
+// rest).
+const (
+	rejectRate  = 2.0
+	rejectBurst = 40
 )
 
 // refuse counts a refusal and reports whether the connection is over its
@@ -66,6 +79,9 @@ type display struct {
 	// device is the serial the display reported; guarded by s.mu (the
 	// server's lock), so finding a display by device takes no display lock.
 	device string
+	// flows are the flow ids it issued, oldest first (see registerFlow);
+	// guarded by s.mu.
+	flows []string
 
 	mu    sync.Mutex
 	label string
@@ -89,6 +105,22 @@ type display struct {
 	// local-payment mode): paydesk journals it from CARD_CHECK_RESULT and
 	// PAYMENT_RESULT.
 	local bool
+	// localFlow is the flow of the local payment in flight (its
+	// CARD_CHECK_RESULT and PAYMENT_RESULT carry it); checked is true once
+	// its card check was approved.
+	localFlow string
+	checked   bool
+	// localDue is when the local payment's clock runs out: LocalTimeout
+	// after the tap, then after the card check; a reconnect does not
+	// restart it.
+	localDue time.Time
+	// app is true once the display reported its own address (DEVICE_IP):
+	// the Android app, which pays DEBIT_CARD and PAY_BY_BANK on its own
+	// terminal without sending their tap. deviceIP is that address.
+	app      bool
+	deviceIP string
+	// peerIP is the address the display's last connection came from.
+	peerIP string
 	// result is the SUCCESS or FAILED message of the last payment, shown
 	// again to a display that comes back while the steps after it wait.
 	result *Message
@@ -111,8 +143,23 @@ func newSessionID() string {
 // serveConn runs one display connection until it closes.
 func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 	c := &conn{s: s, ws: ws, addr: r.RemoteAddr}
+	c.raw, _ = r.Context().Value(connKey{}).(net.Conn)
 	q := r.URL.Query()
-	d, resumed := s.find(q.Get("session"), sanitize(q.Get("device")))
+	session, device := q.Get("session"), sanitize(q.Get("device"))
+	var d *display
+	resumed := false
+	if session == "" && device == "" {
+		// The app connects to the bare URL and often cannot read its
+		// serial: its address is what tells it apart before it says
+		// anything, so its first screen is where it was.
+		if e := s.byAddress(hostOf(c.addr), nil); e != nil {
+			d, resumed = e, true
+			s.log.Info("display recognised by its address: resuming", "display", e.labelSafe(), "session", e.id, "remote", c.addr)
+		}
+	}
+	if d == nil {
+		d, resumed = s.find(session, device)
+	}
 	s.log.Info("display connected", "display", d.labelSafe(), "session", d.id, "remote", c.addr, "resumed", resumed, "path", r.URL.Path)
 	s.publish(payment.Event{Kind: payment.KindConnection, Peer: d.labelSafe(), Detail: "display connected from " + c.addr})
 	d.attach(c)
@@ -144,7 +191,11 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 		reason = err.Error()
 	}
 	c.shutdown() // before the close, so the writer does not report it as a failure
-	ws.CloseNow()
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		c.drop() // the library sent 1009: the app would not notice it
+	} else {
+		ws.CloseNow()
+	}
 	d.detach(c, reason)
 }
 
@@ -217,8 +268,9 @@ func (d *display) labelSafe() string {
 }
 
 // attach makes c the display's connection and shows it where it is: the
-// amount screen for a new display, its screen for a resumed one (the
-// result of a payment finished meanwhile), then the configuration.
+// request for its identity if unknown, then the amount screen for a new
+// display, its screen for a resumed one (the result of a payment finished
+// meanwhile), then the configuration.
 func (d *display) attach(c *conn) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -228,12 +280,22 @@ func (d *display) attach(c *conn) {
 		// the handshake waits 5 s for it. What it still had queued is
 		// dropped: this connection is shown the screen.
 		old.shutdown()
-		go old.ws.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
+		go old.closeWith(websocket.StatusPolicyViolation, "replaced by a newer connection", d.app)
 	}
-	d.conn, d.addr = c, c.addr
+	d.conn, d.addr, d.peerIP = c, c.addr, hostOf(c.addr)
 	if d.expire != nil {
 		d.expire.Stop()
 		d.expire = nil
+	}
+	// The request for the device's identity goes first: it carries an id
+	// of its own, which the app copies like any other (apps before v2.0
+	// then used it for their next tap), so the screen and the
+	// configuration after it leave the flow's id the last one seen.
+	d.s.mu.Lock()
+	known := d.device != ""
+	d.s.mu.Unlock()
+	if !known {
+		d.askDeviceInfoLocked()
 	}
 	switch {
 	case d.screen == "":
@@ -251,12 +313,6 @@ func (d *display) attach(c *conn) {
 		d.showLocked(d.screen, d.data)
 	}
 	d.sendConfigLocked()
-	d.s.mu.Lock()
-	known := d.device != ""
-	d.s.mu.Unlock()
-	if !known {
-		d.askDeviceInfoLocked()
-	}
 }
 
 // askDeviceInfoLocked asks the app for its serial number and address
@@ -312,6 +368,7 @@ func (d *display) expired() {
 	if txn != "" && d.s.byTxn[txn] == d {
 		delete(d.s.byTxn, txn)
 	}
+	d.s.forgetFlows(d)
 	d.s.mu.Unlock()
 	d.s.log.Info("display session expired", "display", label)
 }
@@ -322,18 +379,26 @@ func (d *display) expired() {
 func (d *display) handle(c *conn, frame []byte) *display {
 	a, err := Decode(frame)
 	if err != nil {
-		if c.refuse(d.s.opts.Now()) {
-			d.s.log.Warn("display closed: too many refused frames", "display", d.labelSafe(), "remote", c.addr, "limit", maxRefusals)
-			c.shutdown()
-			c.ws.Close(websocket.StatusPolicyViolation, "too many invalid messages")
-			return d
-		}
 		d.reject(c, frame, err)
 		return d
 	}
 	d.s.log.Info("display message in", "display", d.labelSafe(), "type", a.MessageType, "screen", a.Screen, "txn", a.TxnID, "raw", string(redact(frame)))
 	if a.Kind == ActDeviceInfo {
 		return d.deviceInfo(c, a)
+	}
+	if a.TxnID != "" && a.Kind != ActPing && a.Kind != ActReset {
+		// A flow id is the server's own: the message belongs to the flow
+		// that has it, whatever connection brings it.
+		if e := d.s.flowOwner(a.TxnID); e != nil && e != d {
+			if n := d.handOver(c, e, "its flow "+a.TxnID); n != nil {
+				d = n
+			} else if a.Kind == ActPaymentResult {
+				e.mu.Lock()
+				e.paymentResultLocked(a)
+				e.mu.Unlock()
+				return d
+			}
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -364,7 +429,7 @@ func (d *display) handle(c *conn, frame []byte) *display {
 	case ActReceipt:
 		d.receiptLocked(a, frame)
 	case ActCardCheck:
-		d.cardCheckLocked(a, frame)
+		d.cardCheckLocked(a)
 	case ActPaymentResult:
 		d.paymentResultLocked(a)
 	case ActReport:
@@ -393,13 +458,12 @@ func (d *display) amountLocked(a Action, frame []byte) {
 		d.rejectLocked(frame, err)
 		return
 	}
+	// The amount is judged, not its label: the app labels PRESET_BUTTON
+	// exactly the amounts of its own hard-coded list (20, 40, 60, 80,
+	// 100), whatever buttons it was sent.
 	o := d.s.opts
-	if a.SelectionMethod == "PRESET_BUTTON" && !slices.Contains(o.Presets, a.Amount) {
-		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is not one of the preset amounts %v", a.Amount, o.Presets)})
-		return
-	}
-	if a.SelectionMethod != "PRESET_BUTTON" && o.NoOther {
-		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: "other amounts are not offered; choose a preset"})
+	if o.NoOther && !slices.Contains(o.Presets, a.Amount) {
+		d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: fmt.Sprintf("%d is not one of the preset amounts %v, and other amounts are not offered", a.Amount, o.Presets)})
 		return
 	}
 	amt, err := d.s.money(a.Amount)
@@ -484,80 +548,6 @@ func (d *display) receiptLocked(a Action, frame []byte) {
 	d.showLocked(ScreenPrintTicket, Data{})
 }
 
-// cardCheckLocked answers the app's local-payment mode: it has read a
-// card on its own terminal and asks whether selectedAmount fits the daily
-// limit. An approval journals the payment (created, then sent) before the
-// app takes it, so a payment the app never reports is not lost: it
-// becomes unknown for the operator after LocalTimeout.
-func (d *display) cardCheckLocked(a Action, frame []byte) {
-	o := d.s.opts
-	if a.TxnID != d.flow {
-		d.rejectLocked(frame, &DecodeError{Code: CodeUnknownTransaction, Reason: fmt.Sprintf("transactionId %q is not the one issued for this flow: copy the transactionId of the last SCREEN_CHANGE (this message carries it)", trunc(a.TxnID))})
-		return
-	}
-	if d.inFlight {
-		d.rejectLocked(frame, &DecodeError{Code: CodeBusy, Reason: "a payment is already in progress on this display"})
-		return
-	}
-	amt, err := d.s.money(a.Amount)
-	if err != nil {
-		d.rejectLocked(frame, err)
-		return
-	}
-	ok, remaining, err := d.checkLimitLocked(amt, true)
-	if err != nil || !ok {
-		data := Data{"errorMessage": "Daily limit exceeded", "limit": o.DailyLimit, "remaining": remaining, "currency": d.s.symbol}
-		if err != nil {
-			data = Data{"errorMessage": "The daily limit cannot be checked; please ask staff"}
-		}
-		d.replyLocked(TypeLimitCheckResult, ScreenLimitError, data)
-		return
-	}
-	id := d.s.localTxnID()
-	if err := d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeCard,
-		Amount: amt, Peer: d.label, Detail: fmt.Sprintf("card %s on %s's own terminal", amt, d.label)}); err != nil {
-		d.reserved.Store(0)
-		d.replyLocked(TypeLimitCheckResult, ScreenLimitError, Data{"errorMessage": "The payment cannot be recorded; please ask staff"})
-		return
-	}
-	d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusSent, Peer: d.label,
-		Detail: "daily limit approved; the display takes the payment"})
-	d.amount, d.method, d.railTxn, d.inFlight, d.local, d.result = amt, "LOCAL_CARD", id, true, true, nil
-	d.s.mu.Lock()
-	d.s.byTxn[id] = d
-	d.s.mu.Unlock()
-	d.s.log.Info("display payment started on its own terminal", "display", d.label, "txn", id, "flow", d.flow, "amount", amt.Decimal())
-	d.replyLocked(TypeLimitCheckResult, "APPROVED", Data{})
-	// The app shows PROCESSING itself; the server's state follows it.
-	d.screen, d.data = ScreenProcessing, Data{}
-	d.gen++
-	d.stopTimersLocked()
-	d.armLocked()
-}
-
-// paymentResultLocked journals the outcome the app reports for the
-// payment it took; the bus then shows SUCCESS or FAILED and the steps.
-func (d *display) paymentResultLocked(a Action) {
-	st, reason := payment.StatusApproved, ""
-	if a.Screen == ScreenFailed {
-		st, reason = payment.StatusDeclined, a.Reason
-		if reason == "" {
-			reason = a.Code
-		}
-	}
-	r := &payment.Result{Reason: reason, RemoteID: a.Details["RequesterTransRefNum"], AuthCode: a.Details["AuthCode"]}
-	if !d.inFlight || !d.local {
-		d.s.log.Warn("display reported a payment paydesk did not approve; journaled for the operator", "display", d.label,
-			"screen", a.Screen, "code", a.Code, "reason", a.Reason, "ref", r.RemoteID)
-		d.s.publish(payment.Event{Kind: payment.KindNotice, Peer: d.label,
-			Detail: fmt.Sprintf("display reported %s for a payment without a card check (ref %q, %s %s): check the display's terminal", a.Screen, r.RemoteID, a.Code, a.Reason)})
-		return
-	}
-	d.s.log.Info("display reported its payment", "display", d.label, "txn", d.railTxn, "screen", a.Screen, "code", a.Code, "ref", r.RemoteID)
-	d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: d.railTxn, Status: st, Peer: d.label, Result: r,
-		Detail: fmt.Sprintf("the display's terminal: %s %s", a.Details["Result"], reason)})
-}
-
 // replyLocked sends an answer that is not a screen change (the app's
 // LIMIT_CHECK_RESULT), journaled first like a screen.
 func (d *display) replyLocked(typ string, scr Screen, data Data) {
@@ -585,11 +575,22 @@ func (d *display) methodLocked(a Action, frame []byte) {
 	if h, ok := m.Rail.(payment.HealthReporter); ok {
 		if st := h.Health(); !st.Up {
 			d.s.log.Warn("display method's rail is down", "display", d.label, "method", m.Name, "rail", m.RailName, "detail", st.Detail)
-			d.showLocked(ScreenDeviceError, Data{"errorMessage": "The payment terminal is not available (" + st.Detail + ")", "errorCode": "TERMINAL_ERROR"})
+			d.showLocked(ScreenDeviceError, Data{"errorMessage": textUnavailable, "errorCode": "TERMINAL_ERROR"})
 			return
 		}
 	}
 	if d.limitLocked(d.amount, true) {
+		return
+	}
+	if m.paysAtDisplay() {
+		// The display's own terminal takes it: journaled as started there
+		// now, so its clock runs from the tap (the app says nothing more
+		// until its card check).
+		if !d.startLocalLocked(m.Name, d.amount, "the customer chose "+m.Name+"; the display takes the payment on its own terminal") {
+			d.showLocked(ScreenDeviceError, Data{"errorMessage": "Payments are unavailable, please ask staff", "errorCode": "TERMINAL_ERROR"})
+			return
+		}
+		d.showLocked(ScreenProcessing, Data{})
 		return
 	}
 	d.method = m.Name
@@ -603,10 +604,10 @@ func (d *display) methodLocked(a Action, frame []byte) {
 		d.reserved.Store(0)
 		d.s.log.Warn("display payment not started", "display", d.label, "method", m.Name, "rail", m.RailName, "amount", d.amount.Decimal(), "err", err)
 		if errors.Is(err, payment.ErrNoPeer) || errors.Is(err, payment.ErrUnavailable) || errors.Is(err, payment.ErrBusy) {
-			d.showLocked(ScreenDeviceError, Data{"errorMessage": "The payment terminal is not available: " + err.Error(), "errorCode": "TERMINAL_ERROR"})
+			d.showLocked(ScreenDeviceError, Data{"errorMessage": textUnavailable, "errorCode": "TERMINAL_ERROR"})
 			return
 		}
-		d.showLocked(ScreenFailed, Data{"errorMessage": "The payment could not start: " + err.Error(), "errorCode": "PAYMENT_FAILED"})
+		d.showLocked(ScreenFailed, Data{"errorMessage": "The payment could not start. Please try again", "errorCode": "PAYMENT_FAILED"})
 		return
 	}
 	d.railTxn = id
@@ -663,7 +664,7 @@ func (d *display) outcome(id string, st payment.Status, r *payment.Result) {
 	if d.railTxn != id || !d.inFlight {
 		return
 	}
-	d.inFlight, d.local = false, false
+	d.inFlight, d.local, d.localFlow, d.checked = false, false, "", false
 	d.reserved.Store(0)
 	d.s.mu.Lock()
 	delete(d.s.byTxn, id)
@@ -678,9 +679,11 @@ func (d *display) outcome(id string, st payment.Status, r *payment.Result) {
 	case payment.StatusApproved:
 		msg = Message{Screen: ScreenSuccess, Data: Data{"showReceipt": true}}
 	default:
+		// The customer is told what happened in words for them; the
+		// rail's reason is in the journal and the log.
 		code, text := failure(st)
-		if reason != "" {
-			text = reason
+		if t, err := d.s.bus.Journal().Txn(d.s.ctx, id); err == nil && t.HasFlag(flagUnderpaid) {
+			text = "Only part of the amount was paid. Please ask staff for a refund"
 		}
 		msg = Message{Screen: ScreenFailed, Data: Data{"errorMessage": text, "errorCode": code}}
 	}
@@ -693,15 +696,37 @@ func (d *display) outcome(id string, st payment.Status, r *payment.Result) {
 func failure(st payment.Status) (code, text string) {
 	switch st {
 	case payment.StatusDeclined:
-		return "CARD_DECLINED", "Payment declined"
+		return "CARD_DECLINED", "Payment declined. Please try another card or ask staff"
 	case payment.StatusCancelled:
 		return "CANCELLED", "Payment cancelled"
 	case payment.StatusTimedOut:
-		return "PAYMENT_TIMEOUT", "The payment terminal did not answer in time"
+		return "PAYMENT_TIMEOUT", "The payment took too long. Please try again"
 	case payment.StatusUnknown:
-		return "OUTCOME_UNKNOWN", "The payment's outcome is not known; please ask staff"
+		return "OUTCOME_UNKNOWN", "We could not confirm your payment. Please ask staff"
 	}
-	return "PAYMENT_FAILED", "Payment failed"
+	return "PAYMENT_FAILED", "Payment failed. Please try again"
+}
+
+// flagUnderpaid is M-Pesa's flag (mpesa.FlagUnderpaid) on a sale the
+// customer paid only part of: they are owed a refund, and told so.
+const flagUnderpaid = "underpaid"
+
+// textUnavailable is DEVICE_ERROR's message when a method's rail is down.
+const textUnavailable = "This payment method is not available right now. Please try another or ask staff"
+
+// customerText is an ERROR's errorMessage for its code: words for the
+// customer, since the app shows it on its FAILED screen. Why the message
+// was refused goes to the log and the journal.
+func customerText(code string) string {
+	switch code {
+	case CodeInvalidAmount:
+		return "Please choose another amount"
+	case CodeBusy:
+		return "Please wait for the payment in progress"
+	case CodeTimeout:
+		return "Transaction timed out"
+	}
+	return "Please try again"
 }
 
 // resetLocked answers a RESET: the amount screen with a new flow, unless a
@@ -718,6 +743,13 @@ func (d *display) resetLocked(why string) {
 }
 
 func (d *display) cancelLocked(reason string) {
+	if d.inFlight && d.local {
+		// The display's own terminal has the payment; paydesk cannot
+		// cancel it there, and its report is awaited.
+		d.s.log.Info("display cancel while its own terminal takes the payment: awaiting its report", "display", d.label, "txn", d.railTxn, "reason", reason)
+		d.showLocked(ScreenProcessing, Data{})
+		return
+	}
 	if d.inFlight && d.railTxn != "" {
 		if m, ok := d.s.method(d.method); ok {
 			d.s.log.Info("display cancelled its payment", "display", d.label, "txn", d.railTxn, "reason", reason)
@@ -750,7 +782,7 @@ func (d *display) operatorReset() error {
 // configuration. A device that was waiting to resume takes over this
 // connection and is shown its screen.
 func (d *display) deviceInfo(c *conn, a Action) *display {
-	device := sanitize(a.Device)
+	device, ip := sanitize(a.Device), sanitize(a.IP)
 	s := d.s
 	if device != "" {
 		s.mu.Lock()
@@ -765,38 +797,113 @@ func (d *display) deviceInfo(c *conn, a Action) *display {
 		}
 		s.mu.Unlock()
 		if other != nil {
-			d.mu.Lock()
-			fresh := !d.inFlight && d.railTxn == "" && d.conn == c
-			if fresh {
-				d.conn = nil
-				d.stopTimersLocked()
-			}
-			d.mu.Unlock()
-			if fresh {
-				s.mu.Lock()
-				delete(s.sessions, d.id)
-				s.mu.Unlock()
-				s.log.Info("display recognised by its device serial: resuming", "device", device, "session", other.id)
-				other.attach(c)
-				return other
+			if n := d.handOver(c, other, "its device serial "+device); n != nil {
+				return n
 			}
 		}
 		s.mu.Lock()
 		d.device = device
 		s.mu.Unlock()
 	}
+	if ip != "" {
+		// The app's own LAN address (its serial is often "unknown"): a
+		// session waiting for the display at that address is this one.
+		if other := s.byAddress(ip, d); other != nil {
+			if n := d.handOver(c, other, "its address "+ip); n != nil {
+				n.mu.Lock()
+				n.app, n.deviceIP = true, ip
+				n.mu.Unlock()
+				return n
+			}
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if device != "" {
 		d.label = device
 	}
-	if a.IP != "" {
-		s.log.Info("display reported its address", "display", d.label, "ip", a.IP)
+	if ip != "" {
+		d.app, d.deviceIP = true, ip
+		s.log.Info("display reported its address", "display", d.label, "ip", ip)
 	}
 	if d.conn == c {
 		d.sendConfigLocked()
 	}
 	return d
+}
+
+// handOver gives connection c, now served by the new session d, to the
+// session e it turned out to be, if d has nothing of its own yet (no
+// payment, no result): d is dropped and e is shown on c where it was. It
+// returns e, or nil when d keeps c.
+func (d *display) handOver(c *conn, e *display, why string) *display {
+	d.mu.Lock()
+	fresh := d.conn == c && !d.inFlight && d.railTxn == "" && d.result == nil
+	if fresh {
+		d.conn = nil
+		d.stopTimersLocked()
+	}
+	d.mu.Unlock()
+	if !fresh {
+		return nil
+	}
+	s := d.s
+	s.mu.Lock()
+	delete(s.sessions, d.id)
+	s.forgetFlows(d)
+	s.mu.Unlock()
+	s.log.Info("display recognised by "+why+": resuming", "display", e.labelSafe(), "session", e.id, "remote", c.addr)
+	e.attach(c)
+	return e
+}
+
+// byAddress is the one session, other than not, that a display at
+// address ip resumes: one waiting for its display (with a flow under way,
+// a payment, or a result to show) whose last connection came from ip or
+// which reported ip as its own; or the app's session from ip that is
+// still connected (the app holds one connection: a new one means the old
+// one died unnoticed). None when two or more could be it.
+func (s *Server) byAddress(ip string, not *display) *display {
+	if ip == "" {
+		return nil
+	}
+	s.mu.Lock()
+	all := make([]*display, 0, len(s.sessions))
+	for _, e := range s.sessions {
+		if e != not {
+			all = append(all, e)
+		}
+	}
+	s.mu.Unlock()
+	var found *display
+	for _, e := range all {
+		e.mu.Lock()
+		match := false
+		switch {
+		case e.conn == nil:
+			match = (e.peerIP == ip || e.deviceIP == ip) && (e.inFlight || e.result != nil || (e.screen != "" && e.screen != ScreenAmountSelect))
+		default:
+			match = e.app && e.deviceIP == ip && e.peerIP == ip
+		}
+		e.mu.Unlock()
+		if match {
+			if found != nil {
+				s.log.Info("display address matches several sessions: starting afresh", "ip", ip)
+				return nil
+			}
+			found = e
+		}
+	}
+	return found
+}
+
+// hostOf is the host part of a host:port address.
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
 }
 
 // sanitize keeps a device name printable and short. The app reports
@@ -820,6 +927,7 @@ func sanitize(s string) string {
 
 func (d *display) newFlowLocked() {
 	d.flow = uuid.NewString()
+	d.s.registerFlow(d, d.flow)
 	d.amount, d.method, d.result, d.paused = payment.Money{}, "", nil, false
 	if !d.inFlight {
 		d.railTxn = ""
@@ -838,7 +946,7 @@ func (d *display) sendConfigLocked() {
 	o := d.s.opts
 	d.sendLocked(d.messageLocked(TypeDeviceInfo, "", Data{"minTransactionLimit": o.Min, "maxTransactionLimit": o.Max, "currency": o.Currency,
 		"transactionFeeType": "FIXED", "transactionFeeValue": int64(0), "yaspaEnabled": true,
-		"requireCardReceipt": o.ReceiptQuestion, "sessionId": d.id}))
+		"requireCardReceipt": o.ReceiptQuestion, "paymentProvider": o.PaymentProvider, "sessionId": d.id}))
 }
 
 // showLocked changes the display's screen: it journals the screen (with
@@ -930,10 +1038,27 @@ func (d *display) rejectLocked(frame []byte, err error) {
 	if errors.As(err, &de) {
 		code = de.Code
 	}
+	if c := d.conn; c != nil && c.refuse(d.s.opts.Now()) {
+		// Over the allowance: closed, once; what it still sends is
+		// dropped unanswered.
+		if c.shutdown() {
+			d.s.log.Warn("display closed: too many refused messages", "display", d.label, "remote", c.addr, "limit", maxRefusals, "window", refusalWindow)
+			d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label,
+				Detail: fmt.Sprintf("display closed: more than %d messages refused within %s", maxRefusals, refusalWindow)})
+			go c.closeWith(websocket.StatusPolicyViolation, "too many refused messages", d.app)
+		}
+		return
+	}
 	safe := redact(frame)
-	d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(safe)))
-	d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: "display message refused: " + err.Error(), Raw: safe})
-	d.sendLocked(d.messageLocked(TypeError, d.screen, Data{"errorCode": code, "errorMessage": err.Error()}))
+	if ok, dropped := d.s.rejects.allow(d.s.opts.Now()); ok {
+		detail := "display message refused: " + err.Error()
+		if dropped > 0 {
+			detail += fmt.Sprintf(" (and %d refusals before it not journaled: over %g a second)", dropped, rejectRate)
+		}
+		d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(safe)), "not_journaled_before", dropped)
+		d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: detail, Raw: safe})
+	}
+	d.sendLocked(d.messageLocked(TypeError, d.screen, Data{"errorCode": code, "errorMessage": customerText(code)}))
 }
 
 func (d *display) stopTimersLocked() {
@@ -963,7 +1088,16 @@ func (d *display) afterLocked(delay time.Duration, f func()) {
 func (d *display) armLocked() {
 	o := d.s.opts
 	switch d.screen {
-	case ScreenKeypad, ScreenPaymentMethod, ScreenLimitError:
+	case ScreenPaymentMethod:
+		wait := o.IdleTimeout
+		if d.localWaitLocked() {
+			// The customer may be paying on the display's own terminal,
+			// which says nothing until its card check: the method's idle
+			// time and the app's longest path.
+			wait += o.LocalTimeout
+		}
+		d.afterLocked(wait, d.timeoutLocked)
+	case ScreenKeypad, ScreenLimitError:
 		d.afterLocked(o.IdleTimeout, d.timeoutLocked)
 	case ScreenSuccess:
 		if o.ReceiptQuestion {
@@ -988,10 +1122,14 @@ func (d *display) armLocked() {
 	case ScreenProcessing:
 		if d.local && d.inFlight {
 			id := d.railTxn
-			d.afterLocked(o.LocalTimeout, func() {
-				d.s.log.Warn("display did not report its payment; marking it unknown", "display", d.label, "txn", id)
+			what := "PAYMENT_RESULT"
+			if !d.checked {
+				what = "card check"
+			}
+			d.afterLocked(max(d.localDue.Sub(o.Now()), 0), func() {
+				d.s.log.Warn("display did not report its payment; marking it unknown", "display", d.label, "txn", id, "awaited", what)
 				d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusUnknown, Peer: d.label,
-					Detail: fmt.Sprintf("no PAYMENT_RESULT from the display within %s: check its terminal", o.LocalTimeout)})
+					Detail: fmt.Sprintf("no %s from the display within %s: check its terminal", what, o.LocalTimeout)})
 			})
 		}
 	}
