@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver: no cgo, cross-builds everywhere
@@ -72,6 +73,24 @@ type Journal struct {
 	// readOnly journals take none and refuse Append.
 	lock     *os.File
 	readOnly bool
+
+	// writeFault, when set, can fail a commit as a full disk does (see
+	// SetWriteFault).
+	writeFault atomic.Pointer[func([]Event) error]
+}
+
+// SetWriteFault makes the journal's commits fail as a full or failing disk
+// makes them fail: before each commit, f is called with the events about to
+// be written, and a non-nil error rolls the commit back and is returned as
+// the write's error. SetWriteFault(nil) lets writes through again. It is
+// for tests of what paydesk does when the journal cannot write, which a
+// real full disk makes hard to arrange; nothing else calls it.
+func (j *Journal) SetWriteFault(f func(evs []Event) error) {
+	if f == nil {
+		j.writeFault.Store(nil)
+		return
+	}
+	j.writeFault.Store(&f)
 }
 
 // ErrReadOnly is returned by Append on a journal opened with
@@ -394,6 +413,19 @@ func (j *Journal) commit(batch []*appendReq) {
 				return
 			}
 			r.err = err
+		}
+	}
+	if f := j.writeFault.Load(); f != nil {
+		evs := make([]Event, 0, len(batch))
+		for _, r := range batch {
+			if r.err == nil {
+				evs = append(evs, r.ev)
+			}
+		}
+		if err := (*f)(evs); err != nil {
+			tx.Rollback()
+			fail(err)
+			return
 		}
 	}
 	if err := tx.Commit(); err != nil {
