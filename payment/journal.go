@@ -26,6 +26,14 @@ const MaxRaw = 64 << 10
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("journal closed")
 
+// ErrNotRecorded is returned (wrapped, with the disk's error) by Append when
+// the journal could not write the event: the disk is full or failing. The
+// event is not on disk, so it must not be shown as done. Unless it creates
+// a transaction, the journal keeps it and writes it when a retry succeeds
+// (subscribers then receive it with Retried set); a payment's creation is
+// not kept, since a payment whose creation failed never starts.
+var ErrNotRecorded = errors.New("not recorded in the journal")
+
 // ErrNotFound is returned when a transaction id is not in the journal.
 var ErrNotFound = errors.New("not found")
 
@@ -36,6 +44,14 @@ type JournalOptions struct {
 	MaxBatch int
 	// Now is the clock used for recovery events. The default is time.Now.
 	Now func() time.Time
+	// RetryEvery is how often the journal retries the writes that failed
+	// (a full disk) while nothing new is written; every new write retries
+	// them too. The default is one second.
+	RetryEvery time.Duration
+	// MaxBacklog is the most failed events kept for the retry; events that
+	// fail beyond it are lost (their payments are unknown at the next
+	// start). The default is 10000.
+	MaxBacklog int
 }
 
 // Journal is the durable record of every event and the transactions they
@@ -53,8 +69,15 @@ type Journal struct {
 	reqs chan *appendReq
 
 	// notify, when set (by NewBus), is called from the writer goroutine
-	// with each committed batch, in commit order.
+	// with each committed batch, in commit order, and with the notices
+	// (KindUnrecorded, KindRecorded) of writes that failed and were retried.
 	notify func([]Event)
+
+	// backlog holds, in order, the events whose write failed, for the
+	// retry; failing is set from a failed write until one succeeds. Both
+	// belong to the writer goroutine (Close reads backlog once it ended).
+	backlog []Event
+	failing bool
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -182,6 +205,12 @@ func OpenJournal(path string, opts JournalOptions) (*Journal, Recovery, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.RetryEvery <= 0 {
+		opts.RetryEvery = time.Second
+	}
+	if opts.MaxBacklog <= 0 {
+		opts.MaxBacklog = 10000
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -366,77 +395,107 @@ func (j *Journal) Append(ctx context.Context, ev Event) (Event, error) {
 }
 
 // writer is the single goroutine that writes: it takes every request
-// waiting, commits them in one transaction, then answers them all.
+// waiting, commits them in one transaction, then answers them all. While
+// writes that failed wait in the backlog it retries them every RetryEvery.
 func (j *Journal) writer() {
 	defer close(j.done)
 	batch := make([]*appendReq, 0, j.opts.MaxBatch)
-	for first := range j.reqs {
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < j.opts.MaxBatch {
-			select {
-			case r, ok := <-j.reqs:
-				if !ok {
+	var retry *time.Timer
+	var retryC <-chan time.Time
+	for {
+		switch {
+		case len(j.backlog) > 0 && retry == nil:
+			retry = time.NewTimer(j.opts.RetryEvery)
+			retryC = retry.C
+		case len(j.backlog) == 0 && retry != nil:
+			retry.Stop()
+			retry, retryC = nil, nil
+		}
+		select {
+		case first, ok := <-j.reqs:
+			if !ok {
+				if retry != nil {
+					retry.Stop()
+				}
+				if len(j.backlog) > 0 {
+					j.commit(nil) // a last try before closing
+				}
+				return
+			}
+			batch = append(batch[:0], first)
+		drain:
+			for len(batch) < j.opts.MaxBatch {
+				select {
+				case r, ok := <-j.reqs:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, r)
+				default:
 					break drain
 				}
-				batch = append(batch, r)
-			default:
-				break drain
 			}
+			j.commit(batch)
+		case <-retryC:
+			retry, retryC = nil, nil
+			j.commit(nil)
 		}
-		j.commit(batch)
 	}
 }
 
+// commit writes the backlog of failed writes, then batch, in one
+// transaction. If the write fails, every event of batch that is not
+// refused by the lifecycle joins the backlog (see ErrNotRecorded).
 func (j *Journal) commit(batch []*appendReq) {
 	ctx := context.Background()
-	fail := func(err error) {
-		for _, r := range batch {
-			if r.err == nil {
-				r.err = fmt.Errorf("journal commit: %w", err)
-			}
-			close(r.done)
-		}
-	}
 	tx, err := j.begin(ctx)
 	if err != nil {
-		fail(err)
+		j.failed(batch, err)
 		return
 	}
 	overlay := make(map[string]Status)
+	committed := make([]Event, 0, len(j.backlog)+len(batch))
+	var dropped []Event
+	for _, ev := range j.backlog {
+		if err := j.apply(ctx, tx, &ev, overlay); err != nil {
+			var te *TransitionError
+			if !errors.As(err, &te) {
+				tx.Rollback()
+				j.failed(batch, err)
+				return
+			}
+			// Not expected: each was checked in this order when it
+			// failed. Said, not silently lost.
+			dropped = append(dropped, ev)
+			continue
+		}
+		ev.Retried = true
+		committed = append(committed, ev)
+	}
+	retried := len(committed)
 	for _, r := range batch {
 		if err := j.apply(ctx, tx, &r.ev, overlay); err != nil {
 			var te *TransitionError
 			if !errors.As(err, &te) {
 				tx.Rollback()
-				fail(err)
+				j.failed(batch, err)
 				return
 			}
 			r.err = err
+			continue
 		}
+		committed = append(committed, r.ev)
 	}
 	if f := j.writeFault.Load(); f != nil {
-		evs := make([]Event, 0, len(batch))
-		for _, r := range batch {
-			if r.err == nil {
-				evs = append(evs, r.ev)
-			}
-		}
-		if err := (*f)(evs); err != nil {
+		if err := (*f)(committed); err != nil {
 			tx.Rollback()
-			fail(err)
+			j.failed(batch, err)
 			return
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		fail(err)
+		j.failed(batch, err)
 		return
-	}
-	committed := make([]Event, 0, len(batch))
-	for _, r := range batch {
-		if r.err == nil {
-			committed = append(committed, r.ev)
-		}
 	}
 	for id, st := range overlay {
 		if st.Final() {
@@ -445,12 +504,86 @@ func (j *Journal) commit(batch []*appendReq) {
 			j.open[id] = st
 		}
 	}
-	if j.notify != nil && len(committed) > 0 {
-		j.notify(committed)
+	notices := committed
+	if j.failing {
+		j.failing = false
+		for _, ev := range dropped {
+			notices = append(notices, unrecorded(ev, j.opts.Now(), "refused by the lifecycle when retried", false))
+		}
+		notices = append(notices, Event{Time: j.opts.Now(), Kind: KindRecorded, Rail: RailSystem,
+			Detail: fmt.Sprintf("journal writable again: %d event(s) that had failed written now", retried)})
+	}
+	j.backlog = nil
+	if j.notify != nil && len(notices) > 0 {
+		j.notify(notices)
 	}
 	for _, r := range batch {
 		close(r.done)
 	}
+}
+
+// failed answers a batch whose write failed: each event joins the backlog
+// for the retry (unless it creates a payment, or the backlog is full),
+// subscribers are told, and the callers get ErrNotRecorded.
+func (j *Journal) failed(batch []*appendReq, cause error) {
+	now := j.opts.Now()
+	var notices []Event
+	if !j.failing {
+		j.failing = true
+		notices = append(notices, Event{Time: now, Kind: KindUnrecorded, Rail: RailSystem,
+			Detail: fmt.Sprintf("journal write failed (%v): paydesk keeps what it could not write and retries", cause)})
+	}
+	for _, r := range batch {
+		if r.err != nil {
+			continue // refused by the lifecycle: never to be written
+		}
+		creates := r.ev.Kind == KindTransition && r.ev.Status == StatusCreated
+		kept := !creates && len(j.backlog) < j.opts.MaxBacklog
+		if kept {
+			j.backlog = append(j.backlog, r.ev)
+		}
+		switch {
+		case kept:
+			r.err = fmt.Errorf("journal write failed, retrying: %w: %w", ErrNotRecorded, cause)
+		case creates:
+			r.err = fmt.Errorf("journal write failed: %w: %w", ErrNotRecorded, cause)
+		default:
+			r.err = fmt.Errorf("journal write failed, too many writes waiting to keep it for the retry: %w: %w", ErrNotRecorded, cause)
+		}
+		if r.ev.TxnID != "" && !creates {
+			notices = append(notices, unrecorded(r.ev, now, cause.Error(), kept))
+		}
+	}
+	if j.notify != nil && len(notices) > 0 {
+		j.notify(notices)
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+// unrecorded is the notice that ev could not be written: which payment,
+// which step, and what to check, in the words of its rail. An outcome
+// is not named: nothing says approved without the durable record.
+func unrecorded(ev Event, now time.Time, why string, kept bool) Event {
+	step := ""
+	switch {
+	case ev.Kind == KindTransition && (ev.Status.Final() || ev.Status == StatusUnknown):
+	case ev.Kind == KindTransition:
+		step = " at step " + string(ev.Status)
+	case ev.Detail != "":
+		step = fmt.Sprintf(" at step %q", ev.Detail)
+	default:
+		step = " at a " + string(ev.Kind)
+	}
+	after := "paydesk retries the write"
+	if !kept {
+		after = "it is lost: the payment will be unknown at the next start"
+	}
+	unwritten := ev
+	return Event{Time: now, Kind: KindUnrecorded, Rail: ev.Rail, TxnID: ev.TxnID, Peer: ev.Peer, Unwritten: &unwritten,
+		Detail: fmt.Sprintf("%s: journal write failed%s (%s): outcome not recorded: check the %s; %s",
+			ev.TxnID, step, why, peerNoun(ev.Rail), after)}
 }
 
 // writeTx is one write transaction with the journal's prepared statements
@@ -581,9 +714,12 @@ func (j *Journal) Close() error {
 		close(j.reqs)
 		j.mu.Unlock()
 		<-j.done
+		if n := len(j.backlog); n > 0 {
+			err = fmt.Errorf("close journal: %d event(s) not recorded (the disk would not take them): their payments are unknown at the next start", n)
+		}
 		j.insEvent.Close()
 		j.selStatus.Close()
-		err = j.db.Close()
+		err = errors.Join(err, j.db.Close())
 		// The lock goes last: the next writer starts from a closed file.
 		if j.lock != nil {
 			j.lock.Close()
