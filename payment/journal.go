@@ -309,8 +309,7 @@ func (j *Journal) Path() string { return j.path }
 // as unknown, in one durable transaction, before the writer starts.
 func (j *Journal) recover(ctx context.Context) (Recovery, error) {
 	var rec Recovery
-	inflight, err := j.queryTxns(ctx, `WHERE status NOT IN (?,?,?,?,?,?) ORDER BY created_at`,
-		StatusApproved, StatusDeclined, StatusCancelled, StatusTimedOut, StatusFailed, StatusUnknown)
+	inflight, err := j.queryTxns(ctx, inflightWhere, inflightArgs...)
 	if err != nil {
 		return rec, err
 	}
@@ -343,7 +342,7 @@ func (j *Journal) recover(ctx context.Context) (Recovery, error) {
 			return rec, err
 		}
 	}
-	rec.Unresolved, err = j.queryTxns(ctx, `WHERE status = ? ORDER BY created_at`, StatusUnknown)
+	rec.Unresolved, err = j.queryTxns(ctx, unresolvedWhere, StatusUnknown)
 	if err != nil {
 		return rec, err
 	}
@@ -728,6 +727,22 @@ func (j *Journal) Close() error {
 	return err
 }
 
+// The queries of start-up (recovery, the console's first screen) and of
+// 'paydesk journal', named so a test can check SQLite answers each from an
+// index rather than by reading the whole journal.
+const (
+	inflightWhere   = `WHERE status NOT IN (?,?,?,?,?,?) ORDER BY created_at`
+	unresolvedWhere = `WHERE status = ? ORDER BY created_at`
+	recentWhere     = `ORDER BY created_at DESC, rowid DESC LIMIT ?`
+	totalsSQL       = `SELECT rail, status, currency, count(*), sum(amount_minor)
+		FROM txns WHERE created_at >= ? AND created_at < ?
+		GROUP BY rail, status, currency`
+	countsSQL = `SELECT status, count(*) FROM txns GROUP BY status`
+)
+
+// inflightArgs are the statuses recovery leaves alone.
+var inflightArgs = []any{StatusApproved, StatusDeclined, StatusCancelled, StatusTimedOut, StatusFailed, StatusUnknown}
+
 const txnCols = `id, rail, mode, amount_minor, currency, status, peer, created_at, updated_at,
 	auth_code, card, remote_id, plan_id, reason, flags`
 
@@ -762,7 +777,7 @@ func (j *Journal) Recent(ctx context.Context, limit int) ([]Txn, error) {
 	if limit <= 0 {
 		limit = 20
 	}
-	return j.queryTxns(ctx, `ORDER BY created_at DESC, rowid DESC LIMIT ?`, limit)
+	return j.queryTxns(ctx, recentWhere, limit)
 }
 
 // Txn returns one transaction, or an error wrapping ErrNotFound.
@@ -779,7 +794,7 @@ func (j *Journal) Txn(ctx context.Context, id string) (Txn, error) {
 
 // Unresolved returns the transactions in the unknown state, oldest first.
 func (j *Journal) Unresolved(ctx context.Context) ([]Txn, error) {
-	return j.queryTxns(ctx, `WHERE status = ? ORDER BY created_at`, StatusUnknown)
+	return j.queryTxns(ctx, unresolvedWhere, StatusUnknown)
 }
 
 const eventCols = `seq, at, kind, rail, txn_id, status, peer, mode, amount_minor, currency, detail, flag, result, plans, raw`
@@ -851,9 +866,7 @@ type Total struct {
 // Totals sums the transactions created in [from, to) per rail, status and
 // currency, in a stable order.
 func (j *Journal) Totals(ctx context.Context, from, to time.Time) ([]Total, error) {
-	rows, err := j.db.QueryContext(ctx, `SELECT rail, status, currency, count(*), sum(amount_minor)
-		FROM txns WHERE created_at >= ? AND created_at < ?
-		GROUP BY rail, status, currency`, from.UnixMilli(), to.UnixMilli())
+	rows, err := j.db.QueryContext(ctx, totalsSQL, from.UnixMilli(), to.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("query totals: %w", err)
 	}
@@ -877,7 +890,7 @@ func (j *Journal) Totals(ctx context.Context, from, to time.Time) ([]Total, erro
 
 // Counts returns how many transactions the journal holds in each status.
 func (j *Journal) Counts(ctx context.Context) (map[Status]int, error) {
-	rows, err := j.db.QueryContext(ctx, `SELECT status, count(*) FROM txns GROUP BY status`)
+	rows, err := j.db.QueryContext(ctx, countsSQL)
 	if err != nil {
 		return nil, fmt.Errorf("query counts: %w", err)
 	}
