@@ -96,6 +96,9 @@ type Journal struct {
 	// readOnly journals take none and refuse Append.
 	lock     *os.File
 	readOnly bool
+	// counts is the query Counts runs: countsSQL, or countsScanSQL on a
+	// read-only journal of an earlier version.
+	counts string
 
 	// writeFault, when set, can fail a commit as a full disk does (see
 	// SetWriteFault).
@@ -179,6 +182,58 @@ CREATE INDEX IF NOT EXISTS events_txn ON events(txn_id, seq);
 CREATE INDEX IF NOT EXISTS events_flagged ON events(flag, rail, at) WHERE flag <> '';
 `
 
+// schemaVersion is the journal's PRAGMA user_version once migrate has run.
+// Version 0 is every journal before it (their tables are the same).
+const schemaVersion = 1
+
+// migrations[v] brings a journal from version v to v+1. Each runs in the
+// transaction that sets the new version, so a journal is never half
+// migrated, and a journal from an earlier paydesk opens as before.
+var migrations = []string{
+	// 0 → 1: the count of transactions per status is kept up to date by
+	// triggers, so the console's counts do not read the whole journal.
+	`CREATE TABLE IF NOT EXISTS txn_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+	DELETE FROM txn_counts;
+	INSERT INTO txn_counts (status, n) SELECT status, count(*) FROM txns GROUP BY status;
+	CREATE TRIGGER IF NOT EXISTS txn_counts_insert AFTER INSERT ON txns BEGIN
+		INSERT OR IGNORE INTO txn_counts (status, n) VALUES (NEW.status, 0);
+		UPDATE txn_counts SET n = n + 1 WHERE status = NEW.status;
+	END;
+	CREATE TRIGGER IF NOT EXISTS txn_counts_update AFTER UPDATE OF status ON txns WHEN OLD.status IS NOT NEW.status BEGIN
+		UPDATE txn_counts SET n = n - 1 WHERE status = OLD.status;
+		INSERT OR IGNORE INTO txn_counts (status, n) VALUES (NEW.status, 0);
+		UPDATE txn_counts SET n = n + 1 WHERE status = NEW.status;
+	END;
+	CREATE TRIGGER IF NOT EXISTS txn_counts_delete AFTER DELETE ON txns BEGIN
+		UPDATE txn_counts SET n = n - 1 WHERE status = OLD.status;
+	END;`,
+}
+
+// migrate brings the journal's schema to schemaVersion.
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil) // immediate (_txlock): one migrator at a time
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v >= schemaVersion {
+		return nil
+	}
+	for ; v < schemaVersion; v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("migrate from version %d: %w", v, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // DefaultJournalPath is where the journal lives when none is given: the
 // user's data directory (XDG_DATA_HOME, else ~/.local/share on Unix,
 // %AppData% on Windows).
@@ -253,7 +308,14 @@ func OpenJournalReadOnly(path string) (*Journal, error) {
 		}
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
-	return &Journal{db: db, path: path, readOnly: true, closed: true, done: make(chan struct{}), open: map[string]Status{}}, nil
+	j := &Journal{db: db, path: path, readOnly: true, closed: true, done: make(chan struct{}), open: map[string]Status{}, counts: countsSQL}
+	// A journal no paydesk of this version has written yet is read as
+	// it is: its counts are counted.
+	var v int
+	if err := db.QueryRowContext(context.Background(), `PRAGMA user_version`).Scan(&v); err != nil || v < 1 {
+		j.counts = countsScanSQL
+	}
+	return j, nil
 }
 
 // openLocked opens the journal once its lock is held.
@@ -273,18 +335,23 @@ func openLocked(path string, opts JournalOptions) (*Journal, Recovery, error) {
 		db.Close()
 		return nil, Recovery{}, fmt.Errorf("open journal %s: create schema: %w", path, err)
 	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, Recovery{}, fmt.Errorf("open journal %s: %w", path, err)
+	}
 	var mode string
 	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
 		db.Close()
 		return nil, Recovery{}, fmt.Errorf("open journal %s: WAL mode not available (got %q): %v", path, mode, err)
 	}
 	j := &Journal{
-		db:   db,
-		path: path,
-		opts: opts,
-		reqs: make(chan *appendReq, 1024),
-		done: make(chan struct{}),
-		open: make(map[string]Status),
+		db:     db,
+		path:   path,
+		opts:   opts,
+		reqs:   make(chan *appendReq, 1024),
+		done:   make(chan struct{}),
+		open:   make(map[string]Status),
+		counts: countsSQL,
 	}
 	if j.insEvent, err = db.PrepareContext(ctx, insertEventSQL); err == nil {
 		j.selStatus, err = db.PrepareContext(ctx, `SELECT status FROM txns WHERE id = ?`)
@@ -731,17 +798,27 @@ func (j *Journal) Close() error {
 // 'paydesk journal', named so a test can check SQLite answers each from an
 // index rather than by reading the whole journal.
 const (
-	inflightWhere   = `WHERE status NOT IN (?,?,?,?,?,?) ORDER BY created_at`
 	unresolvedWhere = `WHERE status = ? ORDER BY created_at`
 	recentWhere     = `ORDER BY created_at DESC, rowid DESC LIMIT ?`
 	totalsSQL       = `SELECT rail, status, currency, count(*), sum(amount_minor)
 		FROM txns WHERE created_at >= ? AND created_at < ?
 		GROUP BY rail, status, currency`
-	countsSQL = `SELECT status, count(*) FROM txns GROUP BY status`
+	countsSQL     = `SELECT status, n FROM txn_counts WHERE n > 0`
+	countsScanSQL = `SELECT status, count(*) FROM txns GROUP BY status`
 )
 
-// inflightArgs are the statuses recovery leaves alone.
-var inflightArgs = []any{StatusApproved, StatusDeclined, StatusCancelled, StatusTimedOut, StatusFailed, StatusUnknown}
+// inflightWhere finds the payments recovery marks unknown: those in a
+// status that is neither final nor unknown, named one by one so SQLite
+// reads them from the status index (a NOT IN would read every row).
+var inflightWhere, inflightArgs = func() (string, []any) {
+	var args []any
+	for _, s := range Statuses {
+		if !s.Final() && s != StatusUnknown {
+			args = append(args, s)
+		}
+	}
+	return `WHERE status IN (?` + strings.Repeat(",?", len(args)-1) + `) ORDER BY created_at`, args
+}()
 
 const txnCols = `id, rail, mode, amount_minor, currency, status, peer, created_at, updated_at,
 	auth_code, card, remote_id, plan_id, reason, flags`
@@ -890,7 +967,11 @@ func (j *Journal) Totals(ctx context.Context, from, to time.Time) ([]Total, erro
 
 // Counts returns how many transactions the journal holds in each status.
 func (j *Journal) Counts(ctx context.Context) (map[Status]int, error) {
-	rows, err := j.db.QueryContext(ctx, countsSQL)
+	return j.countsBy(ctx, j.counts)
+}
+
+func (j *Journal) countsBy(ctx context.Context, q string) (map[Status]int, error) {
+	rows, err := j.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("query counts: %w", err)
 	}
