@@ -18,8 +18,9 @@ const PerDay = 1000
 
 // Generate creates a journal at path holding n transactions, PerDay a day,
 // the last created just before now: mostly approved, one in seven
-// declined, one in ten thousand unknown, and the last two still in flight
-// (the next open recovers them). Each has its created event and its last
+// declined, one in a thousand failed, and the last two still in flight
+// (the next open recovers them: they are the journal's only unknown
+// payments, as an operator resolves the others). Each has its created event and its last
 // one, so the events table is twice as long. The journal is created by
 // payment.OpenJournal, so it has the current schema.
 func Generate(ctx context.Context, path string, n int, now time.Time) error {
@@ -51,7 +52,7 @@ func Generate(ctx context.Context, path string, n int, now time.Time) error {
 			CASE n % 10 WHEN 1 THEN 'stk_push' ELSE 'card' END,
 			100 + n % 10000,
 			CASE n % 10 WHEN 0 THEN 'EUR' WHEN 1 THEN 'KES' ELSE 'MYR' END,
-			CASE WHEN n > ?1 - 2 THEN 'acknowledged' WHEN n % 10000 = 0 THEN 'unknown'
+			CASE WHEN n > ?1 - 2 THEN 'acknowledged' WHEN n % 1000 = 0 THEN 'failed'
 				WHEN n % 7 = 0 THEN 'declined' ELSE 'approved' END,
 			'POS001', ?2 + n * ?3, ?2 + n * ?3 + 4000, printf('A%05d', n % 100000), '4242'
 		FROM i`,
