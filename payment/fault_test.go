@@ -3,6 +3,7 @@ package payment
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -151,4 +152,43 @@ func TestWriteFailure(t *testing.T) {
 			t.Errorf("recovered = %+v, want T1 unknown", rec.Recovered)
 		}
 	})
+}
+
+func TestWriteFailureKeepsABoundedBacklog(t *testing.T) {
+	ctx := context.Background()
+	j, _, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"),
+		JournalOptions{RetryEvery: time.Hour, MaxBacklog: 3, MaxBacklogBytes: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	bus := NewBus(j, nil)
+	sub := bus.Subscribe(64)
+	defer sub.Close()
+	mustAppend(t, j, created("T1", 100))
+	j.SetWriteFault(diskFull)
+	raw := []byte(strings.Repeat("x", 1000))
+	for i, want := range []string{"paydesk retries the write", "paydesk retries the write", "paydesk retries the write", "it is lost"} {
+		_, err := bus.Publish(ctx, Event{Kind: KindStep, Rail: RailPOS, TxnID: "T1", Detail: fmt.Sprintf("step %d", i), Raw: raw})
+		if !errors.Is(err, ErrNotRecorded) {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		n := next(t, sub, "notice", func(ev Event) bool { return ev.Kind == KindUnrecorded && ev.TxnID == "T1" })
+		if !strings.Contains(n.Detail, want) || !strings.Contains(n.Detail, fmt.Sprintf("step %d", i)) {
+			t.Errorf("notice %d = %q, want %q", i, n.Detail, want)
+		}
+	}
+	j.SetWriteFault(nil)
+	mustAppend(t, j, Event{Kind: KindNotice, Rail: RailSystem, Detail: "the disk is back"})
+	h, err := j.History(ctx, "T1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 4 {
+		t.Fatalf("history has %d events, want created and the three steps kept", len(h))
+	}
+	if len(h[1].Raw) != 1000 || len(h[2].Raw) != 0 || !strings.Contains(h[2].Detail, "raw message not kept") {
+		t.Errorf("kept raw: %d bytes then %d (%q); want the first within the bound, the next without",
+			len(h[1].Raw), len(h[2].Raw), h[2].Detail)
+	}
 }

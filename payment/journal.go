@@ -52,6 +52,10 @@ type JournalOptions struct {
 	// fail beyond it are lost (their payments are unknown at the next
 	// start). The default is 10000.
 	MaxBacklog int
+	// MaxBacklogBytes bounds the raw messages kept with those events;
+	// beyond it an event is kept without its raw message (its detail says
+	// so). The default is 32 MiB.
+	MaxBacklogBytes int
 }
 
 // Journal is the durable record of every event and the transactions they
@@ -76,8 +80,9 @@ type Journal struct {
 	// backlog holds, in order, the events whose write failed, for the
 	// retry; failing is set from a failed write until one succeeds. Both
 	// belong to the writer goroutine (Close reads backlog once it ended).
-	backlog []Event
-	failing bool
+	backlog      []Event
+	backlogBytes int
+	failing      bool
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -266,6 +271,9 @@ func OpenJournal(path string, opts JournalOptions) (*Journal, Recovery, error) {
 	}
 	if opts.MaxBacklog <= 0 {
 		opts.MaxBacklog = 10000
+	}
+	if opts.MaxBacklogBytes <= 0 {
+		opts.MaxBacklogBytes = 32 << 20
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -579,7 +587,7 @@ func (j *Journal) commit(batch []*appendReq) {
 		notices = append(notices, Event{Time: j.opts.Now(), Kind: KindRecorded, Rail: RailSystem,
 			Detail: fmt.Sprintf("journal writable again: %d event(s) that had failed written now", retried)})
 	}
-	j.backlog = nil
+	j.backlog, j.backlogBytes = nil, 0
 	if j.notify != nil && len(notices) > 0 {
 		j.notify(notices)
 	}
@@ -606,7 +614,14 @@ func (j *Journal) failed(batch []*appendReq, cause error) {
 		creates := r.ev.Kind == KindTransition && r.ev.Status == StatusCreated
 		kept := !creates && len(j.backlog) < j.opts.MaxBacklog
 		if kept {
-			j.backlog = append(j.backlog, r.ev)
+			ev := r.ev
+			if n := min(len(ev.Raw), MaxRaw); j.backlogBytes+n > j.opts.MaxBacklogBytes {
+				ev.Raw = nil
+				ev.Detail += " (raw message not kept: too much waited for the disk)"
+			} else {
+				j.backlogBytes += n
+			}
+			j.backlog = append(j.backlog, ev)
 		}
 		switch {
 		case kept:
