@@ -192,3 +192,53 @@ func TestWriteFailureKeepsABoundedBacklog(t *testing.T) {
 			len(h[1].Raw), len(h[2].Raw), h[2].Detail)
 	}
 }
+
+// TestRealFullDisk fills the database as a full disk does, from inside
+// SQLite (max_page_count: SQLITE_FULL, "database or disk is full"), rather
+// than through SetWriteFault: the write fails in the engine, is rolled
+// back, and lands once there is room again.
+func TestRealFullDisk(t *testing.T) {
+	ctx := context.Background()
+	j, _, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"), JournalOptions{RetryEvery: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	bus := NewBus(j, nil)
+	sub := bus.Subscribe(64)
+	defer sub.Close()
+	mustAppend(t, j, created("T1", 100))
+	mustAppend(t, j, to("T1", StatusSent))
+
+	// One connection, so the pragma holds for the writer's too.
+	j.db.SetMaxOpenConns(1)
+	limit := func(pages string) {
+		t.Helper()
+		if _, err := j.db.ExecContext(ctx, `PRAGMA max_page_count = `+pages); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pages int
+	if err := j.db.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	limit(fmt.Sprint(pages))
+	fin := to("T1", StatusApproved)
+	fin.Raw = []byte(strings.Repeat("r", 50_000)) // needs pages the file may not have
+	_, err = bus.Publish(ctx, fin)
+	if !errors.Is(err, ErrNotRecorded) || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("write past the limit: %v, want ErrNotRecorded with SQLite's 'database or disk is full'", err)
+	}
+	next(t, sub, "notice", func(ev Event) bool { return ev.Kind == KindUnrecorded && ev.TxnID == "T1" })
+	if tx, err := j.Txn(ctx, "T1"); err != nil || tx.Status != StatusSent {
+		t.Errorf("T1 = %v, %v; want still sent after the rollback", tx.Status, err)
+	}
+	limit("1073741823") // room again
+	landed := next(t, sub, "the approval, retried", func(ev Event) bool { return ev.TxnID == "T1" && ev.Kind == KindTransition })
+	if landed.Status != StatusApproved || !landed.Retried {
+		t.Errorf("landed %+v", landed)
+	}
+	if tx, err := j.Txn(ctx, "T1"); err != nil || tx.Status != StatusApproved {
+		t.Errorf("T1 = %v, %v; want approved", tx.Status, err)
+	}
+}
