@@ -62,9 +62,12 @@ func TestWriteFailure(t *testing.T) {
 		j.SetWriteFault(diskFull)
 		fin := to("T1", StatusApproved)
 		fin.Result = &Result{AuthCode: "A1"}
-		_, err := bus.Publish(ctx, fin)
+		got, err := bus.Publish(ctx, fin)
 		if !errors.Is(err, ErrNotRecorded) || !errors.Is(err, errDiskFull) {
 			t.Fatalf("publish on a full disk: err = %v, want ErrNotRecorded wrapping the disk's error", err)
+		}
+		if got.Seq != 0 {
+			t.Errorf("an event not written has sequence number %d (of its rolled-back insert)", got.Seq)
 		}
 		notice := next(t, sub, "notice of the failed write", func(ev Event) bool {
 			if ev.Kind == KindTransition && ev.Status == StatusApproved {

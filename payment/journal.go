@@ -611,6 +611,7 @@ func (j *Journal) failed(batch []*appendReq, cause error) {
 		if r.err != nil {
 			continue // refused by the lifecycle: never to be written
 		}
+		r.ev.Seq = 0 // its insert was rolled back
 		creates := r.ev.Kind == KindTransition && r.ev.Status == StatusCreated
 		kept := !creates && len(j.backlog) < j.opts.MaxBacklog
 		if kept {
