@@ -103,7 +103,14 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	if err != nil {
 		return err
 	}
-	defer journal.Close()
+	defer func() {
+		// Writes that failed and never landed (a full disk) are said
+		// here too: their payments are unknown at the next start.
+		if err := journal.Close(); err != nil {
+			log.Error("journal", "err", err)
+			fmt.Fprintf(stderr, "paydesk: %v\n", err)
+		}
+	}()
 	for _, t := range rec.Recovered {
 		log.Warn("transaction was in flight at shutdown; now unknown", "txn", t.ID, "rail", t.Rail, "amount", t.Amount.Decimal())
 	}

@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 )
@@ -40,10 +41,16 @@ func (b *Bus) Journal() *Journal { return b.j }
 
 // Publish journals ev and then delivers it to every subscriber. It returns
 // the event as committed (with Seq). An illegal transition is logged and
-// returned as an error; it is neither written nor shown.
+// returned as an error; it is neither written nor shown. A write the disk
+// refused returns ErrNotRecorded: subscribers are told at once (a
+// KindUnrecorded event, not the event itself) and receive the event, with
+// Retried set, once the journal's retry writes it.
 func (b *Bus) Publish(ctx context.Context, ev Event) (Event, error) {
 	ev, err := b.j.Append(ctx, ev)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotRecorded):
+		b.log.Error("journal could not write event", "txn", ev.TxnID, "kind", ev.Kind, "status", ev.Status, "err", err)
+	case err != nil:
 		b.log.Error("journal refused event", "txn", ev.TxnID, "kind", ev.Kind, "status", ev.Status, "err", err)
 	}
 	return ev, err

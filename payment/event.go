@@ -55,6 +55,17 @@ const (
 	KindMessage Kind = "message"
 	// KindNotice records anything else worth showing (start, warnings).
 	KindNotice Kind = "notice"
+	// KindUnrecorded is never journaled: the bus tells subscribers at once
+	// that the journal could not write an event (a full or failing disk).
+	// TxnID, Rail and Peer are those of the unwritten event, which is in
+	// Unwritten; Status stays empty, so nothing that reads statuses takes
+	// it for a transition. Detail says which payment and step, and what to
+	// check. Without a TxnID it says that the journal's writes failed.
+	KindUnrecorded Kind = "unrecorded"
+	// KindRecorded is never journaled: the journal's retry has written the
+	// events that failed before (they are delivered just before it, with
+	// Retried set).
+	KindRecorded Kind = "recorded"
 )
 
 // Flags mark a transaction for the operator's attention.
@@ -100,6 +111,12 @@ type Event struct {
 	// buffer overflowed: how many events it did not get (re-read them from
 	// the journal with EventsSince).
 	Missed int
+	// Unwritten is, on a KindUnrecorded event, the event the journal could
+	// not write.
+	Unwritten *Event
+	// Retried is set on an event the journal wrote only when it retried:
+	// its first write failed and subscribers were told (KindUnrecorded).
+	Retried bool
 }
 
 // Result is what a peer said about a final outcome.

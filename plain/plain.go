@@ -5,6 +5,10 @@
 // Each finished transaction prints exactly one machine-readable line:
 //
 //	RESULT <txn_id> <status> <amount> [key=value ...]
+//
+// A journal write that fails prints NOT RECORDED <txn_id>: ... at once; an
+// outcome that could not be written ends the payment as unknown, and a
+// RECORDED line follows if the journal's retry writes it.
 package plain
 
 import (
@@ -66,6 +70,10 @@ type Console struct {
 	active   payment.Starter // the rail of the payment being entered or in flight
 	phone    string          // the phone typed for an M-Pesa payment
 	finished map[string]bool
+	// unrecorded are the payments with a journal write that failed and
+	// has not landed yet, by id, in the order they failed (order).
+	unrecorded map[string]payment.Event
+	order      []string
 }
 
 type state int
@@ -87,7 +95,8 @@ func New(cfg Config, rail Rail, bus *payment.Bus, out io.Writer) *Console {
 	if cfg.Currency == "" {
 		cfg.Currency = payment.DefaultCurrency
 	}
-	return &Console{cfg: cfg, rail: rail, bus: bus, out: bufio.NewWriter(out), finished: make(map[string]bool)}
+	return &Console{cfg: cfg, rail: rail, bus: bus, out: bufio.NewWriter(out), finished: make(map[string]bool),
+		unrecorded: make(map[string]payment.Event)}
 }
 
 var menuItems = []struct {
@@ -576,6 +585,12 @@ func (c *Console) status(ctx context.Context) {
 		}
 		c.printf("Current transaction: %s %s %s on %s: %s%s\n", f.ID, f.Mode, f.Amount, f.Peer, f.Status, wait)
 	}
+	if len(c.order) > 0 {
+		c.printf("Not recorded in the journal (a write failed; paydesk retries it):\n")
+	}
+	for _, id := range c.order {
+		c.printf("  %s\n", c.unrecorded[id].Detail)
+	}
 	counts, err := c.bus.Journal().Counts(ctx)
 	if err != nil {
 		c.printf("ERROR journal: %v\n", err)
@@ -609,12 +624,18 @@ t    list connected POS and choose the target
 r    resolve a transaction left unknown by a crash
 While a payment is in flight, lines other than 5, 6 and h wait until it finishes.
 Each finished payment prints: RESULT <txn_id> <status> <amount> [key=value ...]
+If the journal cannot write (a full disk), NOT RECORDED <txn_id>: ... says so at once;
+a payment whose outcome could not be written ends as unknown, and RECORDED <txn_id>
+<status> ... follows if the journal's retry writes it later.
 `)
 }
 
 // event prints what happened and, for a final transition of a payment
 // started here, the RESULT line.
 func (c *Console) event(ev payment.Event) {
+	if ev.Retried {
+		c.landed(ev.TxnID)
+	}
 	switch ev.Kind {
 	case payment.KindConnection:
 		c.printf("\n[%s] %s %s\n", ev.Time.Format("15:04:05"), orDash(ev.Peer), ev.Detail)
@@ -631,6 +652,12 @@ func (c *Console) event(ev payment.Event) {
 		if ev.Flag != "" && ev.TxnID == "" {
 			c.printf("\n[%s] NOTICE %s\n", ev.Time.Format("15:04:05"), ev.Detail)
 		}
+		return
+	case payment.KindUnrecorded:
+		c.notRecorded(ev)
+		return
+	case payment.KindRecorded:
+		c.printf("\n[%s] JOURNAL %s\n", ev.Time.Format("15:04:05"), ev.Detail)
 		return
 	case payment.KindStep:
 		if ev.TxnID == c.current {
@@ -649,31 +676,76 @@ func (c *Console) event(ev payment.Event) {
 		c.showPlans(ev)
 	case ev.Status.Final() || (ev.Status == payment.StatusUnknown && ev.Flag != payment.FlagRecovered):
 		if c.finished[ev.TxnID] {
+			if ev.Retried {
+				c.printf("\nRECORDED %s %s %s%s (written to the journal when it retried)\n", ev.TxnID, ev.Status,
+					c.amount(ev).Decimal(), payment.ResultFields(ev.Result))
+			}
 			return
 		}
-		c.finished[ev.TxnID] = true
-		t, err := c.bus.Journal().Txn(context.Background(), ev.TxnID)
-		amount := ev.Amount
-		if err == nil {
-			amount = t.Amount
-		}
-		if ev.TxnID == c.current {
-			c.printf("\n%s %s\n", statusLine(ev.Status), ev.Detail)
-		}
-		c.printf("%s\n", payment.ResultLine(ev.TxnID, ev.Status, amount, ev.Result))
-		if ev.TxnID == c.current {
-			c.current = ""
-			if c.plansFor == ev.TxnID {
-				c.plansFor = ""
-				c.state = stMenu
-			}
-			if len(c.pending) == 0 {
-				c.menu()
-			}
-		}
+		c.finish(ev.TxnID, ev.Status, c.amount(ev), ev.Result, ev.Detail)
 	case ev.TxnID == c.current && ev.Status != payment.StatusCreated:
 		c.printf("  %s: %s\n", ev.TxnID, ev.Detail)
 	}
+}
+
+// amount is the amount of ev's payment, as the journal has it.
+func (c *Console) amount(ev payment.Event) payment.Money {
+	if t, err := c.bus.Journal().Txn(context.Background(), ev.TxnID); err == nil {
+		return t.Amount
+	}
+	return ev.Amount
+}
+
+// finish prints the end of a payment (its RESULT line) and, for the one in
+// flight here, frees the console for the next.
+func (c *Console) finish(id string, st payment.Status, amount payment.Money, r *payment.Result, detail string) {
+	c.finished[id] = true
+	if id == c.current {
+		c.printf("\n%s %s\n", statusLine(st), detail)
+	}
+	c.printf("%s\n", payment.ResultLine(id, st, amount, r))
+	if id == c.current {
+		c.current = ""
+		if c.plansFor == id {
+			c.plansFor = ""
+			c.state = stMenu
+		}
+		if len(c.pending) == 0 {
+			c.menu()
+		}
+	}
+}
+
+// notRecorded says at once that a journal write failed. When it was a
+// payment's outcome, the rail is done with the payment but the journal
+// does not know how it ended: it ends here as unknown (never as what the
+// peer said), so the console takes the next payment; the outcome is
+// printed as RECORDED if the journal's retry writes it.
+func (c *Console) notRecorded(ev payment.Event) {
+	if ev.TxnID == "" {
+		c.printf("\n[%s] JOURNAL %s\n", ev.Time.Format("15:04:05"), ev.Detail)
+		return
+	}
+	c.printf("\nNOT RECORDED %s\n", ev.Detail)
+	if _, ok := c.unrecorded[ev.TxnID]; !ok {
+		c.order = append(c.order, ev.TxnID)
+	}
+	c.unrecorded[ev.TxnID] = ev
+	u := ev.Unwritten
+	if u == nil || u.Kind != payment.KindTransition || !(u.Status.Final() || u.Status == payment.StatusUnknown) || c.finished[ev.TxnID] {
+		return
+	}
+	c.finish(ev.TxnID, payment.StatusUnknown, c.amount(ev), &payment.Result{Reason: "outcome not recorded in the journal"},
+		"its outcome is not in the journal (see NOT RECORDED above)")
+}
+
+// landed forgets a payment's failed write once the journal's retry wrote it.
+func (c *Console) landed(id string) {
+	if _, ok := c.unrecorded[id]; !ok {
+		return
+	}
+	delete(c.unrecorded, id)
+	c.order = slices.DeleteFunc(c.order, func(s string) bool { return s == id })
 }
 
 func statusLine(s payment.Status) string {

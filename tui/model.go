@@ -5,6 +5,7 @@ package tui
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,6 +123,14 @@ type Model struct {
 	// target is the POS the operator chose with tab; "" means the rail's
 	// default (the POS that last completed a payment, else the earliest).
 	target string
+
+	// unrecorded are the payments with a journal write that failed and
+	// has not landed yet (the latest notice of each, in the order they
+	// failed); journalFault is the journal's own word that writes fail,
+	// and notice a passing note (a retried write landed).
+	unrecorded   []payment.Event
+	journalFault string
+	notice       string
 
 	displays      []payment.Display
 	displayCursor int
@@ -304,7 +313,19 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // event applies a bus event to the screens.
 func (m *Model) event(ev payment.Event) {
 	m.log.add(ev)
+	if ev.Retried {
+		m.landed(ev)
+	}
 	switch ev.Kind {
+	case payment.KindUnrecorded:
+		m.notRecorded(ev)
+	case payment.KindRecorded:
+		// The outcomes it wrote (just before it) say more; else this.
+		m.journalFault = ""
+		if m.notice == "" {
+			m.notice = ev.Detail
+		}
+		return
 	case payment.KindConnection, payment.KindRejected:
 		m.refresh()
 		if ev.Kind == payment.KindConnection {
@@ -322,6 +343,25 @@ func (m *Model) event(ev payment.Event) {
 	m.apply(ev)
 }
 
+// notRecorded keeps a failed journal write in view until it lands.
+func (m *Model) notRecorded(ev payment.Event) {
+	if ev.TxnID == "" {
+		m.journalFault = ev.Detail
+		return
+	}
+	m.unrecorded = slices.DeleteFunc(m.unrecorded, func(e payment.Event) bool { return e.TxnID == ev.TxnID })
+	m.unrecorded = append(m.unrecorded, ev)
+}
+
+// landed forgets a payment's failed write once the journal's retry wrote
+// it, and says which outcome was written.
+func (m *Model) landed(ev payment.Event) {
+	m.unrecorded = slices.DeleteFunc(m.unrecorded, func(e payment.Event) bool { return e.TxnID == ev.TxnID })
+	if ev.Kind == payment.KindTransition && (ev.Status.Final() || ev.Status == payment.StatusUnknown) {
+		m.notice = ev.TxnID + " recorded after the retry: " + string(ev.Status)
+	}
+}
+
 // maxEarly bounds the events kept for payments not yet shown.
 const maxEarly = 64
 
@@ -336,6 +376,10 @@ func (m *Model) keepEarly(ev payment.Event) {
 
 // apply shows an event of the payment on screen.
 func (m *Model) apply(ev payment.Event) {
+	if ev.Kind == payment.KindUnrecorded {
+		m.applyUnrecorded(ev)
+		return
+	}
 	// The rail's own words for the sent transition ("prompt sent to
 	// 2547****678", "request sent to POS001") replace the console's
 	// placeholder first step.
@@ -355,6 +399,22 @@ func (m *Model) apply(ev payment.Event) {
 		m.result, m.screen, m.confirmCanc = ev, scrResult, false
 		m.refresh()
 	}
+}
+
+// applyUnrecorded shows on the payment's screen that one of its writes
+// failed. When it was the outcome, the rail is done with the payment but
+// the journal does not know how it ended: the result screen says so, as
+// unknown, never as what the peer said.
+func (m *Model) applyUnrecorded(ev payment.Event) {
+	m.steps = append(m.steps, "journal write failed: not recorded (see below)")
+	u := ev.Unwritten
+	if u == nil || u.Kind != payment.KindTransition || !(u.Status.Final() || u.Status == payment.StatusUnknown) {
+		return
+	}
+	m.result = payment.Event{Kind: payment.KindUnrecorded, TxnID: ev.TxnID, Rail: ev.Rail, Status: payment.StatusUnknown,
+		Detail: ev.Detail, Result: &payment.Result{Reason: "outcome not recorded in the journal"}}
+	m.screen, m.confirmCanc = scrResult, false
+	m.refresh()
 }
 
 func (m Model) inFlight() bool {
@@ -390,7 +450,7 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case scrPlans:
 		return m.plansKey(k)
 	case scrResult:
-		m.screen, m.txn = scrMenu, ""
+		m.screen, m.txn, m.notice = scrMenu, "", ""
 		return m, nil
 	case scrStatus:
 		if key.Matches(k, km.Back, km.Status, km.Enter) {
@@ -468,7 +528,7 @@ func (m Model) quit() (tea.Model, tea.Cmd) {
 
 func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	km := m.keys
-	m.errLine = ""
+	m.errLine, m.notice = "", ""
 	items := m.items()
 	pick := -1
 	switch {

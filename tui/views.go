@@ -83,6 +83,9 @@ func (m Model) View() string {
 	} else if m.errLine != "" {
 		footer = m.styles.ErrorText.Render("! "+m.errLine) + "\n" + footer
 	}
+	if w := m.writesView(); w != "" && m.screen != scrStatus {
+		footer = w + "\n" + footer
+	}
 	return clip(lipgloss.JoinVertical(lipgloss.Left, m.headerView(), "", body, "", footer), m.width)
 }
 
@@ -287,17 +290,46 @@ func (m Model) plansView() string {
 	return lipgloss.JoinHorizontal(lipgloss.Top, list.String(), "  ", s.Box.Render(strings.TrimRight(d.String(), "\n")))
 }
 
+// maxUnrecordedShown is how many failed journal writes every screen lists
+// above its help line; the status screen lists them all.
+const maxUnrecordedShown = 2
+
+// writesView says, on every screen, which payments have a journal write
+// that failed and has not landed yet, and what landed since.
+func (m Model) writesView() string {
+	s := m.styles
+	var lines []string
+	if m.journalFault != "" && len(m.unrecorded) == 0 {
+		lines = append(lines, s.ErrorText.Render(wrap("! "+m.journalFault, m.width)))
+	}
+	for i, ev := range m.unrecorded {
+		if i == maxUnrecordedShown {
+			lines = append(lines, s.ErrorText.Render(fmt.Sprintf("! and %d more not recorded (6: status)", len(m.unrecorded)-i)))
+			break
+		}
+		lines = append(lines, s.ErrorText.Render(wrap("! NOT RECORDED "+ev.Detail, m.width)))
+	}
+	if m.notice != "" {
+		lines = append(lines, s.Approved.Render(wrap(m.notice, m.width)))
+	}
+	return strings.Join(lines, "\n")
+}
+
 func (m Model) resultView() string {
 	s := m.styles
 	ev := m.result
 	glyph, style := "✗", s.Declined
+	word := strings.ToUpper(strings.ReplaceAll(string(ev.Status), "_", " "))
 	switch ev.Status {
 	case payment.StatusApproved:
 		glyph, style = "✓", s.Approved
 	case payment.StatusCancelled, payment.StatusTimedOut, payment.StatusUnknown:
 		glyph, style = "!", s.Pending
 	}
-	v := style.Render(fmt.Sprintf("%s %s", glyph, strings.ToUpper(strings.ReplaceAll(string(ev.Status), "_", " ")))) +
+	if ev.Kind == payment.KindUnrecorded {
+		glyph, style, word = "!", s.ErrorText, "NOT RECORDED (unknown)"
+	}
+	v := style.Render(fmt.Sprintf("%s %s", glyph, word)) +
 		"  " + m.txn + " " + modeNames[m.mode] + " " + m.txnAmount.String() + "\n\n"
 	r := ev.Result
 	if r == nil {
@@ -359,6 +391,12 @@ func (m Model) statusView() string {
 			total += n
 			parts = append(parts, fmt.Sprintf("%s %d", st, n))
 		}
+	}
+	if len(m.unrecorded) > 0 {
+		b.WriteString("\n" + s.Title.Render("Not recorded (a journal write failed; paydesk retries it)") + "\n")
+	}
+	for _, ev := range m.unrecorded {
+		b.WriteString(wrap("  "+ev.Detail, m.width) + "\n")
 	}
 	b.WriteString(fmt.Sprintf("\nJournal: %d transactions", total))
 	if len(parts) > 0 {

@@ -1,0 +1,94 @@
+package tui
+
+import (
+	"bytes"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/exp/teatest"
+
+	"paydesk/payment"
+	"paydesk/protocol"
+	"paydesk/protocol/possim"
+	"paydesk/protocol/postest"
+)
+
+var errDiskFull = errors.New("database or disk is full")
+
+// fillAfterSent fills the disk as soon as a request has gone out: the
+// sent transition is written, nothing after it is, until space comes back.
+func fillAfterSent(j *payment.Journal) (spaceBack func()) {
+	var full, back atomic.Bool
+	j.SetWriteFault(func(evs []payment.Event) error {
+		if full.Load() && !back.Load() {
+			return errDiskFull
+		}
+		for _, ev := range evs {
+			if ev.Kind == payment.KindTransition && ev.Status == payment.StatusSent {
+				full.Store(true)
+			}
+		}
+		return nil
+	})
+	return func() { back.Store(true) }
+}
+
+// waitSeen waits until the output read by this call holds every text and
+// returns it. The limit is generous for a loaded machine: each step is a
+// loopback round trip or a journal retry (every second by default).
+func waitSeen(t *testing.T, tm *teatest.TestModel, texts ...string) []byte {
+	t.Helper()
+	var seen []byte
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+		seen = b
+		for _, s := range texts {
+			if !bytes.Contains(b, []byte(s)) {
+				return false
+			}
+		}
+		return true
+	}, teatest.WithDuration(15*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+	return seen
+}
+
+func TestJournalWriteFails(t *testing.T) {
+	k := postest.New(t, protocol.Options{})
+	k.AddSim(t, possim.Options{})
+	spaceBack := fillAfterSent(k.Journal)
+	cfg := testConfig()
+	cfg.Now = time.Now
+	tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(100, 30))
+
+	tm.Type("110.00")
+	enter(tm)
+	// Said at once, and the payment ends as not recorded, never as
+	// approved. (The ack's failure may show only between two frames.)
+	seen := waitSeen(t, tm, "check the POS", "NOT RECORDED (unknown)")
+	if bytes.Contains(seen, []byte("APPROVED")) {
+		t.Fatalf("approved shown without the durable record:\n%s", seen)
+	}
+
+	// The console takes the next payment: refused at once, as its start
+	// cannot be written, rather than waiting.
+	tm.Type("x") // any key: back to the menu
+	tm.Type("120.00")
+	enter(tm)
+	waitSeen(t, tm, "! start payment")
+
+	// Status lists the payment needing attention.
+	tm.Type("6")
+	waitSeen(t, tm, "Not recorded (a journal write failed")
+	tm.Type("6")
+
+	spaceBack()
+	waitSeen(t, tm, "recorded after the retry: approved")
+
+	tm.Type("130.00")
+	enter(tm)
+	waitSeen(t, tm, "APPROVED")
+	tm.Type("x")
+	tm.Type("7")
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+}
