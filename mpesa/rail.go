@@ -749,13 +749,28 @@ func (r *Rail) resolveLocked(s *sale, res STKResult, source string) {
 		return
 	}
 	s.receipt = res.Receipt
-	flag := ""
-	detail := fmt.Sprintf("paid: M-Pesa receipt %s (from %s)", res.Receipt, source)
-	if res.Amount != nil && (res.Amount.Fractional() || res.Amount.Minor() != s.amount*100) {
-		flag = payment.FlagAmountMismatch
-		detail += fmt.Sprintf("; Daraja reports %s, the sale asked KES %d: check", res.Amount.Raw, s.amount)
+	flag, why := amountCheck(s, res)
+	if r.transition(s, payment.StatusApproved, fmt.Sprintf("paid: M-Pesa receipt %s (from %s)%s", res.Receipt, source, why),
+		&payment.Result{RemoteID: res.Receipt}, flag) {
+		r.noteFraction(s, res)
 	}
-	if r.transition(s, payment.StatusApproved, detail, &payment.Result{RemoteID: res.Receipt}, flag) && res.Amount != nil && res.Amount.Fractional() {
+}
+
+// amountCheck compares the amount a success reports with what sale s
+// asked: the flag and the words to add to the detail when they differ
+// (or the amount has a fraction), none when they agree or no amount was
+// reported (a query's answer).
+func amountCheck(s *sale, res STKResult) (flag, detail string) {
+	if res.Amount == nil || (!res.Amount.Fractional() && res.Amount.Minor() == s.amount*100) {
+		return "", ""
+	}
+	return payment.FlagAmountMismatch, fmt.Sprintf("; Daraja reports %s, the sale asked KES %d: check", res.Amount.Raw, s.amount)
+}
+
+// noteFraction flags an amount with a fraction of a shilling on s; call
+// with s.mu held.
+func (r *Rail) noteFraction(s *sale, res STKResult) {
+	if res.Amount != nil && res.Amount.Fractional() {
 		r.note(s, payment.KindStep, "amount "+res.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
 	}
 }
@@ -768,8 +783,12 @@ func (r *Rail) resolveFinal(s *sale, res STKResult, source string) {
 	case s.status == payment.StatusApproved && res.Success() && res.Receipt == "":
 		// A query agreeing with the success: nothing new.
 	case s.status == payment.StatusApproved && res.Success() && s.receipt == "":
+		// Approved by a query, which reports no amount: the amount is
+		// checked now, whichever source came first.
 		s.receipt = res.Receipt
-		r.note(s, payment.KindStep, fmt.Sprintf("M-Pesa receipt %s (from %s)", res.Receipt, source), "", &payment.Result{RemoteID: res.Receipt})
+		flag, why := amountCheck(s, res)
+		r.note(s, payment.KindStep, fmt.Sprintf("M-Pesa receipt %s (from %s)%s", res.Receipt, source, why), flag, &payment.Result{RemoteID: res.Receipt})
+		r.noteFraction(s, res)
 	case s.status == payment.StatusApproved && res.Success():
 		r.note(s, payment.KindLate, fmt.Sprintf("a second payment (%s): receipt %s after %s, refund due", source, res.Receipt, s.receipt),
 			FlagLateSuccess, &payment.Result{RemoteID: res.Receipt})
