@@ -35,11 +35,12 @@ func (r *Rail) Handler() http.Handler {
 	return mux
 }
 
-// inbound is one callback as received.
+// inbound is one callback as received: body to decode, raw (the body
+// with phone numbers masked) to journal.
 type inbound struct {
-	body    []byte
-	source  string
-	allowed bool
+	body, raw []byte
+	source    string
+	allowed   bool
 }
 
 // serve reads the capped body, checks the source, and hands it to h,
@@ -53,13 +54,13 @@ func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (in
 		if errors.As(err, &tooBig) {
 			status = http.StatusRequestEntityTooLarge
 		}
-		r.publish(payment.Event{Kind: payment.KindRejected, Peer: src, Raw: body,
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: src, Raw: MaskRaw(body),
 			Detail: fmt.Sprintf("callback on %s refused: %s", pathKind(q.URL.Path), shortErr(err))})
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
 	if !allowed && r.opt.EnforceAllowList {
-		r.publish(payment.Event{Kind: payment.KindRejected, Peer: src, Raw: body, Flag: FlagSourceNotAllowed,
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: src, Raw: MaskRaw(body), Flag: FlagSourceNotAllowed,
 			Detail: fmt.Sprintf("callback on %s from %s refused: not on the allow-list", pathKind(q.URL.Path), src)})
 		r.log.Warn("callback from outside the allow-list refused", "source", src)
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
@@ -68,7 +69,7 @@ func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (in
 	if !allowed {
 		r.log.Warn("callback from outside the allow-list (flagged)", "source", src)
 	}
-	status, answer := h(inbound{body: body, source: src, allowed: allowed})
+	status, answer := h(inbound{body: body, raw: MaskRaw(body), source: src, allowed: allowed})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(answer)
@@ -128,7 +129,7 @@ func sourceFlag(in inbound) string {
 func (r *Rail) onSTK(in inbound) (int, []byte) {
 	res, err := DecodeSTKCallback(in.body)
 	if err != nil {
-		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.body, Flag: sourceFlag(in), Detail: err.Error()})
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in), Detail: err.Error()})
 		return http.StatusBadRequest, []byte(`{"ResultCode":1,"ResultDesc":"Rejected: malformed body"}`)
 	}
 	r.mu.Lock()
@@ -144,12 +145,12 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	r.mu.Unlock()
 	if s != nil && in.allowed {
 		// One journal write: the body rides on the outcome's event.
-		if !r.resolveRaw(s, res, "callback", in.body, in.source) {
+		if !r.resolveRaw(s, res, "callback", in.raw, in.source) {
 			return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
 		}
 		return http.StatusOK, answerSTK
 	}
-	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
+	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in),
 		Detail: fmt.Sprintf("STK callback %s: ResultCode %s %s", res.CheckoutRequestID, res.Code, res.Desc)}
 	switch {
 	case s != nil:
@@ -168,7 +169,7 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.orphan(res, in.body)
+			r.orphan(res, in.raw)
 		}()
 	}
 	return http.StatusOK, answerSTK
@@ -229,7 +230,7 @@ func (r *Rail) matchLost(res STKResult) *sale {
 func (r *Rail) onValidation(in inbound) (int, []byte) {
 	p, err := DecodeC2B(in.body)
 	if err != nil {
-		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.body, Flag: sourceFlag(in), Detail: "C2B validation: " + err.Error()})
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in), Detail: "C2B validation: " + err.Error()})
 		return http.StatusOK, answerAccept // money has not moved; let Daraja's default apply to what we cannot read
 	}
 	answer, verdict := answerAccept, "accepted"
@@ -245,7 +246,7 @@ func (r *Rail) onValidation(in inbound) (int, []byte) {
 			answer, verdict = answerReject, "rejected: sale "+s.id+" is already closed"
 		}
 	}
-	if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: txn, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
+	if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: txn, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in),
 		Detail: fmt.Sprintf("C2B validation %s KES %s ref %q: %s", p.TransID, p.Amount.Raw, string(p.BillRefNumber), verdict)}); err != nil {
 		return http.StatusInternalServerError, answerAccept
 	}
@@ -258,7 +259,7 @@ func (r *Rail) onValidation(in inbound) (int, []byte) {
 func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	p, err := DecodeC2B(in.body)
 	if err != nil {
-		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in),
 			Detail: "C2B confirmation (money has moved; check the statement): " + err.Error()})
 		return http.StatusOK, answerConfirmed // never refuse a confirmation
 	}
@@ -279,13 +280,13 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	r.mu.Unlock()
 	detail := fmt.Sprintf("C2B confirmation %s KES %s ref %q from %s", p.TransID, p.Amount.Raw, string(p.BillRefNumber), MaskPhone(string(p.MSISDN)))
 	if seen {
-		if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: owner, Peer: in.source, Raw: in.body,
+		if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: owner, Peer: in.source, Raw: in.raw,
 			Flag: FlagDuplicate, Detail: "duplicate " + detail + ": receipt already recorded"}); err != nil {
 			return http.StatusInternalServerError, answerConfirmed
 		}
 		return http.StatusOK, answerConfirmed
 	}
-	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.body, Flag: sourceFlag(in), Detail: detail}
+	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in), Detail: detail}
 	if s != nil {
 		ev.TxnID = s.id
 	}
@@ -310,10 +311,10 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 		} else if near := r.nearMisses(ref); len(near) > 0 {
 			tp.Note += "; did the customer mean " + strings.Join(near, " or ") + "?"
 		}
-		r.unmatched(tp, in.body)
+		r.unmatched(tp, in.raw)
 		return http.StatusOK, answerConfirmed
 	}
-	r.applyC2B(s, p, tp, in.body)
+	r.applyC2B(s, p, tp, in.raw)
 	return http.StatusOK, answerConfirmed
 }
 

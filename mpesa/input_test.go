@@ -122,3 +122,20 @@ func TestOneSlip(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskRaw(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"Item":[{"Value":254708374149,"Name":"PhoneNumber"},{"Name":"Amount","Value":10.00}]}`,
+			`{"Item":[{"Value":"2547****149","Name":"PhoneNumber"},{"Name":"Amount","Value":10.00}]}`},
+		{`{ "MSISDN" : "254708374149", "TransTime":"20261204102115", "CheckoutRequestID":"ws_CO_254708374149"}`,
+			`{ "MSISDN" : "2547****149", "TransTime":"20261204102115", "CheckoutRequestID":"ws_CO_254708374149"}`},
+		{`{"MSISDN":"2547 ***** 126","BusinessShortCode":600984}`, `{"MSISDN":"2547 ***** 126","BusinessShortCode":600984}`},
+		{`{"PhoneNumber":null}`, `{"PhoneNumber":null}`},
+		{`{"Body":{"PhoneNumber":254722334455,`, `{"Body":{"PhoneNumber":2547****455,`},
+		{`not json +254722334455 and 0711223344 but not 20261204102115`, `not json 2547****455 and 0711****344 but not 20261204102115`},
+	} {
+		if got := string(MaskRaw([]byte(c.in))); got != c.want {
+			t.Errorf("MaskRaw(%s)\n = %s\nwant %s", c.in, got, c.want)
+		}
+	}
+}

@@ -58,3 +58,52 @@ func TestCallbackAmountCheckedAfterQueryApproval(t *testing.T) {
 		t.Errorf("Amount 29.00 for a KES 30 sale approved by the query not flagged: %v%s", tx.Flags, h.history(id))
 	}
 }
+
+// No full phone number reaches the journal: the STK callback's
+// PhoneNumber (a JSON number), a C2B MSISDN sent in full, and a number in
+// a body too broken to decode are masked before they are stored.
+func TestPhoneNumbersMaskedInJournal(t *testing.T) {
+	h := newHarness(t, sandbox.Options{PlainMSISDN: true}, nil)
+	if _, err := h.rail.RegisterC2B(t.Context(), "v2", "Completed"); err != nil {
+		t.Fatal(err)
+	}
+	id := h.start("0708374149", 40)
+	h.waitStatus(id, payment.StatusApproved)
+	if _, _, err := h.fake.SimulateC2B(t.Context(), sandbox.C2B{Amount: "5", Till: true, MSISDN: "254711223344"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(h.rail.STKCallbackURL(), "application/json", strings.NewReader(`{"Body":{"PhoneNumber":254722334455,`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	raws := 0
+	for _, e := range h.allEvents() {
+		if len(e.Raw) == 0 {
+			continue
+		}
+		raws++
+		for _, full := range []string{"708374149", "711223344", "722334455"} {
+			if strings.Contains(string(e.Raw), full) {
+				t.Errorf("%s event keeps a full phone number: %s", e.Kind, e.Raw)
+			}
+		}
+	}
+	if raws < 3 {
+		t.Errorf("%d events with a body, want the callback, the confirmation and the rejection", raws)
+	}
+	if !strings.Contains(string(h.rawOf(id)), `"2547****149"`) {
+		t.Errorf("the callback's PhoneNumber is not stored masked: %s", h.rawOf(id))
+	}
+}
+
+// rawOf is the last body journaled on payment id.
+func (h *harness) rawOf(id string) []byte {
+	var raw []byte
+	for _, e := range h.events(id) {
+		if len(e.Raw) > 0 {
+			raw = e.Raw
+		}
+	}
+	return raw
+}
