@@ -32,7 +32,34 @@ func (r *Rail) Handler() http.Handler {
 	mux.HandleFunc("POST "+base+"/stk/result", func(w http.ResponseWriter, q *http.Request) { r.serve(w, q, r.onSTK) })
 	mux.HandleFunc("POST "+base+"/c2b/validation", func(w http.ResponseWriter, q *http.Request) { r.serve(w, q, r.onValidation) })
 	mux.HandleFunc("POST "+base+"/c2b/confirmation", func(w http.ResponseWriter, q *http.Request) { r.serve(w, q, r.onConfirmation) })
+	mux.HandleFunc("/", r.unknownPath)
 	return mux
+}
+
+// unknownPath answers 404 to a request on no callback path, and logs it
+// at a bounded rate, without the path's first segment (a path secret,
+// perhaps an old one): a callback for a URL given before the secret
+// changed leaves a trace.
+func (r *Rail) unknownPath(w http.ResponseWriter, q *http.Request) {
+	src, _ := r.source(q)
+	seg, rest, _ := strings.Cut(strings.TrimPrefix(q.URL.Path, "/"), "/")
+	which := "another secret"
+	switch {
+	case seg == r.secret:
+		which = "this secret"
+	case rest == "" && seg != "":
+		which = "no secret"
+		rest, seg = seg, ""
+	}
+	path := "/…/" + truncate(rest, 40)
+	if seg == "" && rest == "" {
+		path = "/"
+	}
+	if n, ok := r.unknownLimit.allow(r.opt.Now()); ok {
+		r.log.Warn("M-Pesa callback server: request on an unknown path", "method", q.Method, "path", path,
+			"path_secret", which, "source", src, "not_logged_before", n)
+	}
+	http.NotFound(w, q)
 }
 
 // inbound is one callback as received: body to decode, raw (the body

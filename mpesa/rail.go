@@ -94,7 +94,8 @@ type Options struct {
 	// path: "https://kiosk.example.com" (HTTPS in production).
 	PublicURL string
 	// PathSecret is the unguessable first segment of every callback path;
-	// empty means a random one (then the C2B URLs change on each start).
+	// empty means a random one (then the callback URLs change on each
+	// start; LoadPathSecret keeps one in a file).
 	PathSecret string
 	// AllowList are the sources callbacks may come from; nil means
 	// DefaultAllowList. TrustedProxies are the proxies whose
@@ -146,6 +147,29 @@ type Rail struct {
 	early      map[string][]STKResult // callbacks whose push is not known yet
 	receipts   map[string]string      // receipt → txn id ("" when unmatched)
 	till       []payment.TillPayment
+
+	unknownLimit limiter // logs of requests on unknown paths
+}
+
+// limiter allows one event per second and counts the others.
+type limiter struct {
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+// allow reports whether an event at now may be logged, and how many were
+// not since the last one that was.
+func (l *limiter) allow(now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.last) < time.Second {
+		l.dropped++
+		return 0, false
+	}
+	n := l.dropped
+	l.last, l.dropped = now, 0
+	return n, true
 }
 
 // sale is one STK Push payment (its txn id is its AccountReference).

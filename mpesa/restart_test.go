@@ -1,11 +1,17 @@
 package mpesa_test
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"paydesk/mpesa"
 	"paydesk/mpesa/sandbox"
 	"paydesk/payment"
 )
@@ -106,4 +112,82 @@ func (h *harness) rawOf(id string) []byte {
 		}
 	}
 	return raw
+}
+
+// The path secret is made once, kept with mode 0600, read back the same;
+// a file others may read, or a secret too short, is refused.
+func TestLoadPathSecret(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state", mpesa.PathSecretFile)
+	a, created, err := mpesa.LoadPathSecret(file)
+	if err != nil || !created || len(a) < 20 {
+		t.Fatalf("first load: %q %v %v", a, created, err)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kept as %v, %v; want mode 0600", fi.Mode(), err)
+	}
+	b, created, err := mpesa.LoadPathSecret(file)
+	if err != nil || created || b != a {
+		t.Errorf("second load: %q %v %v, want %q kept", b, created, err, a)
+	}
+	os.Chmod(file, 0o644)
+	if _, _, err := mpesa.LoadPathSecret(file); err == nil || strings.Contains(err.Error(), a) {
+		t.Errorf("a world-readable file: %v, want a refusal that does not repeat the secret", err)
+	}
+	os.WriteFile(file, []byte("short\n"), 0o600)
+	os.Chmod(file, 0o600)
+	if _, _, err := mpesa.LoadPathSecret(file); err == nil {
+		t.Error("a 5-character secret was taken")
+	}
+}
+
+// A request on an unknown path is answered 404 and logged without the
+// path's first segment, at a bounded rate.
+func TestUnknownPathLogged(t *testing.T) {
+	var log syncBuffer
+	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	})
+	for range 5 {
+		h.postStatus("/oldsecret4711/stk/result", http.StatusNotFound)
+	}
+	out := log.String()
+	if strings.Count(out, "unknown path") != 1 || !strings.Contains(out, "path=/…/stk/result") || !strings.Contains(out, "path_secret=\"another secret\"") {
+		t.Errorf("log, want one line for the five requests, without the secret:\n%s", out)
+	}
+	if strings.Contains(out, "oldsecret4711") {
+		t.Errorf("the path's secret reached the log:\n%s", out)
+	}
+}
+
+// postStatus posts an empty JSON object to path on the callback server
+// and fails the test unless it is answered want.
+func (h *harness) postStatus(path string, want int) {
+	h.t.Helper()
+	resp, err := http.Post(h.cbURL+path, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		h.t.Errorf("POST %s: %d, want %d", path, resp.StatusCode, want)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the rail's goroutines may log to while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
