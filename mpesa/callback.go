@@ -164,6 +164,16 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	if s == nil && res.Success() {
 		s = r.matchLost(res)
 	}
+	r.mu.Unlock()
+	if s == nil {
+		// A sale this process does not hold: one that finished before a
+		// restart, or was forgotten, is in the journal.
+		s = r.recall(r.ctx, res.CheckoutRequestID, res.Receipt)
+	}
+	r.mu.Lock()
+	if s == nil {
+		s = r.byCheckout[res.CheckoutRequestID] // its push answered meanwhile
+	}
 	kept := false
 	if s == nil && len(r.early) < maxEarly {
 		r.early[res.CheckoutRequestID] = append(r.early[res.CheckoutRequestID], res)
@@ -595,12 +605,16 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 	if err != nil {
 		return fmt.Errorf("M-Pesa recovery: %w", err)
 	}
-	r.mu.Lock()
+	// The sales that finished within the retention window are held
+	// again, with their CheckoutRequestIDs and receipts, so a callback
+	// or a confirmation that arrives after the restart finds its sale.
+	since := r.opt.Now().Add(-r.opt.Retention)
 	for _, t := range recent {
-		if t.Rail == payment.RailMPesa && t.Status == payment.StatusApproved && t.Result.RemoteID != "" {
-			r.receipts[t.Result.RemoteID] = t.ID
+		if t.Rail == payment.RailMPesa && t.Status.Final() && !t.UpdatedAt.Before(since) {
+			r.recallSale(ctx, t.ID)
 		}
 	}
+	r.mu.Lock()
 	var queried []*sale
 	for _, t := range unresolved {
 		if t.Rail != payment.RailMPesa || r.sales[t.ID] != nil {
@@ -634,6 +648,82 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 		}()
 	}
 	return nil
+}
+
+// recall finds in the journal the M-Pesa sale one of ids (a
+// CheckoutRequestID, a receipt) belongs to, when this process does not
+// hold it (it finished before a restart, or was forgotten), and holds it
+// again as it ended. It returns nil when the journal knows none.
+func (r *Rail) recall(ctx context.Context, ids ...string) *sale {
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		evs, err := r.bus.Journal().ByRemoteID(ctx, payment.RailMPesa, id)
+		if err != nil {
+			r.log.Warn("M-Pesa: journal lookup failed", "id", id, "err", err)
+			return nil
+		}
+		for _, e := range evs {
+			if e.TxnID != "" {
+				return r.recallSale(ctx, e.TxnID)
+			}
+		}
+	}
+	return nil
+}
+
+// recallSale holds finished sale id again from the journal (see recall);
+// a sale already held is returned as it is, and nil when id is no
+// finished M-Pesa sale.
+func (r *Rail) recallSale(ctx context.Context, id string) *sale {
+	if s := r.lookup(id); s != nil {
+		return s
+	}
+	j := r.bus.Journal()
+	t, err := j.Txn(ctx, id)
+	if err != nil || t.Rail != payment.RailMPesa || !t.Status.Final() {
+		return nil
+	}
+	evs, err := j.History(ctx, id)
+	if err != nil {
+		r.log.Warn("M-Pesa: journal lookup failed", "txn", id, "err", err)
+		return nil
+	}
+	s := &sale{id: t.ID, amount: t.Amount.Minor / 100, status: t.Status, c2b: t.Mode == payment.ModeC2B,
+		created: t.CreatedAt, done: make(chan struct{})}
+	close(s.done)
+	s.ended.Store(true)
+	var receipts []string
+	for _, e := range evs {
+		if e.Result == nil || e.Result.RemoteID == "" {
+			continue
+		}
+		switch {
+		case e.Kind == payment.KindTransition && e.Status == payment.StatusAcknowledged:
+			s.checkout = e.Result.RemoteID
+		case e.Status == payment.StatusApproved && s.receipt == "" && (e.Kind == payment.KindTransition || e.Kind == payment.KindStep):
+			s.receipt = e.Result.RemoteID
+			receipts = append(receipts, e.Result.RemoteID)
+		case e.Kind == payment.KindLate:
+			receipts = append(receipts, e.Result.RemoteID) // money after the end, already reported
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur := r.sales[id]; cur != nil {
+		return cur
+	}
+	r.sales[id] = s
+	if s.checkout != "" && r.byCheckout[s.checkout] == nil {
+		r.byCheckout[s.checkout] = s
+	}
+	for _, rc := range receipts {
+		if _, ok := r.receipts[rc]; !ok {
+			r.receipts[rc] = id
+		}
+	}
+	return s
 }
 
 // Check queries Daraja now for payment id (an operator's "check with

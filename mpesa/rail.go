@@ -122,7 +122,12 @@ type Options struct {
 	// customer's payment before it is timed out. The default is
 	// DefaultC2BWait.
 	C2BWait time.Duration
-	Logger  *slog.Logger
+	// Retention is how long a finished sale stays in memory (Recover
+	// holds again those that finished this recently). A callback about an
+	// older one is judged from the journal. The default is
+	// DefaultRetention.
+	Retention time.Duration
+	Logger    *slog.Logger
 	// Now and After are the clock (time.Now and time.After by default):
 	// tests replace both to run the query policy without waiting.
 	Now   func() time.Time
@@ -199,6 +204,11 @@ type sale struct {
 // maxEarly bounds the callbacks kept while their push is unknown.
 const maxEarly = 10000
 
+// DefaultRetention is how long a finished sale stays in memory by
+// default: a day, well past Daraja's late callbacks and the reconciling
+// query.
+const DefaultRetention = 24 * time.Hour
+
 // NewRail returns the rail. Its goroutines (pushes, queries) stop with
 // ctx; Close waits for them.
 func NewRail(ctx context.Context, opt Options) (*Rail, error) {
@@ -234,6 +244,9 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	}
 	if opt.C2BWait <= 0 {
 		opt.C2BWait = DefaultC2BWait
+	}
+	if opt.Retention <= 0 {
+		opt.Retention = DefaultRetention
 	}
 	if len(opt.Desc) > MaxTransactionDesc {
 		return nil, fmt.Errorf("%w: TransactionDesc %q is over %d characters", ErrConfig, opt.Desc, MaxTransactionDesc)

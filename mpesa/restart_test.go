@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"paydesk/mpesa"
 	"paydesk/mpesa/sandbox"
@@ -190,4 +191,53 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A sale the query approved before a restart, whose callback arrives
+// after it, is that sale's receipt: journaled on the sale, the receipt on
+// its row, never listed as an unmatched till payment. Its duplicate is a
+// duplicate.
+func TestReceiptAfterRestartIsTheSales(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) { o.EarlyGrace = 50 * time.Millisecond })
+	h.fake.Next(sandbox.Outcome{Code: "0", Drop: true})
+	id := h.start("0708374149", 150)
+	h.waitStatus(id, payment.StatusApproved) // by the query: no receipt yet
+	checkout := h.checkoutOf(id)
+	h.close()
+	h.open(func(o *mpesa.Options) { o.EarlyGrace = 50 * time.Millisecond })
+
+	body := stkCallback(checkout, "150.00", "RCPTAFTER1", "254708374149")
+	h.postCallback(body) // answered once journaled
+	if !strings.Contains(h.history(id), "RCPTAFTER1") {
+		t.Errorf("the callback is not journaled on its sale:%s", h.history(id))
+	}
+	tx, _ := h.j.Txn(t.Context(), id)
+	if tx.Result.RemoteID != "RCPTAFTER1" {
+		t.Errorf("the row's remote id is %q, want the receipt", tx.Result.RemoteID)
+	}
+	h.postCallback(body)
+	if n := h.count(id, hasFlag(mpesa.FlagDuplicate)); n != 1 {
+		t.Errorf("%d duplicates on the sale, want 1:%s", n, h.history(id))
+	}
+	for _, e := range h.allEvents() {
+		if e.Flag == mpesa.FlagUnmatched {
+			t.Errorf("listed for the operator: %s", e.Detail)
+		}
+	}
+	if p := h.rail.TillPayments(); len(p) != 0 {
+		t.Errorf("till payments %+v, want none", p)
+	}
+}
+
+// Without a restart too, the receipt that follows a query's approval
+// reaches the transaction's row.
+func TestReceiptAfterQueryApprovalOnRow(t *testing.T) {
+	h := newHarness(t, sandbox.Options{}, nil)
+	h.fake.Next(sandbox.Outcome{Code: "0", Drop: true})
+	id := h.start("0708374149", 151)
+	h.waitStatus(id, payment.StatusApproved)
+	h.postCallback(stkCallback(h.checkoutOf(id), "151.00", "RCPTROW001", "254708374149"))
+	if tx, _ := h.j.Txn(t.Context(), id); tx.Result.RemoteID != "RCPTROW001" {
+		t.Errorf("the row's remote id is %q, want the receipt", tx.Result.RemoteID)
+	}
 }
