@@ -175,11 +175,16 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 		s = r.byCheckout[res.CheckoutRequestID] // its push answered meanwhile
 	}
 	kept := false
-	if s == nil && len(r.early) < maxEarly {
-		r.early[res.CheckoutRequestID] = append(r.early[res.CheckoutRequestID], res)
-		kept = true
+	if s == nil {
+		kept = r.keepEarly(res)
+		if kept && res.Success() {
+			if kept = r.orphans < r.opt.MaxEarly; kept {
+				r.orphans++
+			}
+		}
 	}
 	r.mu.Unlock()
+	r.sweep()
 	if s != nil && in.allowed {
 		// One journal write: the body rides on the outcome's event.
 		if !r.resolveRaw(s, res, "callback", in.raw, in.source) {
@@ -195,7 +200,7 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	case kept:
 		ev.Detail += " (push not known yet: kept until it is)"
 	default:
-		ev.Detail += fmt.Sprintf(" (push not known yet, and %d such callbacks are already kept: not kept)", maxEarly)
+		ev.Detail += fmt.Sprintf(" (push not known yet, and %d such callbacks are already kept: not kept; if paid, assign it by hand)", r.opt.MaxEarly)
 	}
 	if _, err := r.publish(ev); err != nil {
 		return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
@@ -207,6 +212,9 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 		go func() {
 			defer r.wg.Done()
 			r.orphan(res, in.raw)
+			r.mu.Lock()
+			r.orphans--
+			r.mu.Unlock()
 		}()
 	}
 	return http.StatusOK, answerSTK
@@ -219,15 +227,16 @@ func (r *Rail) orphan(res STKResult, raw []byte) {
 	if !r.sleep(nil, r.opt.EarlyGrace) {
 		return
 	}
+	_, seenBefore := r.receiptOwner(r.ctx, res.Receipt)
 	r.mu.Lock()
-	_, waiting := r.early[res.CheckoutRequestID]
+	known := r.byCheckout[res.CheckoutRequestID] != nil // its push was answered
 	_, seen := r.receipts[res.Receipt]
-	if !waiting || seen {
+	if known || seen || seenBefore {
 		r.mu.Unlock()
 		return
 	}
 	delete(r.early, res.CheckoutRequestID)
-	r.receipts[res.Receipt] = ""
+	r.putReceipt(res.Receipt, "")
 	r.mu.Unlock()
 	tp := payment.TillPayment{ID: res.Receipt, Payer: MaskPhone(res.Phone), Time: res.Paid,
 		Note: "STK payment for a push this kiosk does not know (" + res.CheckoutRequestID + ")"}
@@ -302,10 +311,19 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	}
 	ref := NormalizeReference(string(p.BillRefNumber))
 	noRef := p.BillRefNumber == "" // Flex is trimmed as decoded
+	if !noRef && r.lookup(ref) == nil {
+		r.recallSale(r.ctx, ref) // a finished sale no longer held
+	}
+	before, seenBefore := r.receiptOwner(r.ctx, p.TransID)
+	r.sweep()
 	r.mu.Lock()
-	owner, seen := r.receipts[p.TransID]
+	rec, seen := r.receipts[p.TransID]
+	owner := rec.txn
+	if !seen && seenBefore {
+		seen, owner = true, before
+	}
 	if !seen {
-		r.receipts[p.TransID] = ""
+		r.putReceipt(p.TransID, "")
 	}
 	s := r.sales[ref]
 	tillWhy := ""
@@ -427,7 +445,7 @@ func (r *Rail) unmatched(tp payment.TillPayment, raw []byte) {
 		Result: &payment.Result{RemoteID: tp.ID, Reason: tp.Note},
 		Detail: fmt.Sprintf("unmatched till payment %s %s ref %q: %s; assign it to a sale", tp.ID, tp.Amount, tp.Reference, tp.Note)})
 	r.mu.Lock()
-	r.till = append(r.till, tp)
+	r.till = append(r.till, tillEntry{TillPayment: tp, at: r.opt.Now()})
 	r.mu.Unlock()
 }
 
@@ -451,7 +469,7 @@ func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byt
 		return
 	}
 	r.mu.Lock()
-	r.receipts[p.TransID] = s.id
+	r.putReceipt(p.TransID, s.id)
 	r.mu.Unlock()
 	if p.Amount.Fractional() {
 		r.note(s, payment.KindStep, "C2B amount "+p.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
@@ -461,7 +479,7 @@ func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byt
 		"paid by till/paybill: M-Pesa receipt "+p.TransID, "")
 	s.mu.Unlock()
 	r.mu.Lock()
-	r.till = append(r.till, tp)
+	r.till = append(r.till, tillEntry{TillPayment: tp, at: r.opt.Now()})
 	r.mu.Unlock()
 }
 
@@ -495,7 +513,7 @@ func (r *Rail) TillPayments() []payment.TillPayment {
 	defer r.mu.Unlock()
 	out := make([]payment.TillPayment, len(r.till))
 	for i, p := range r.till {
-		out[len(r.till)-1-i] = p
+		out[len(r.till)-1-i] = p.TillPayment
 	}
 	return out
 }
@@ -505,14 +523,17 @@ func (r *Rail) TillPayments() []payment.TillPayment {
 // sale that already ended keeps its status and records the assignment.
 func (r *Rail) AssignTill(id, txnID string) error {
 	r.mu.Lock()
-	i := slices.IndexFunc(r.till, func(p payment.TillPayment) bool { return p.ID == id })
+	i := slices.IndexFunc(r.till, func(p tillEntry) bool { return p.ID == id })
 	if i < 0 {
 		r.mu.Unlock()
 		return fmt.Errorf("till payment %s: %w", id, payment.ErrNotFound)
 	}
-	tp := r.till[i]
+	tp := r.till[i].TillPayment
 	s := r.sales[txnID]
 	r.mu.Unlock()
+	if s == nil {
+		s = r.recallSale(r.ctx, txnID) // a finished sale no longer held
+	}
 	if !tp.Unmatched() {
 		return fmt.Errorf("till payment %s is already assigned to %s", id, tp.TxnID)
 	}
@@ -542,7 +563,7 @@ func (r *Rail) AssignTill(id, txnID string) error {
 			r.till[j].TxnID, r.till[j].Note = txnID, "assigned by the operator"
 		}
 	}
-	r.receipts[id] = txnID
+	r.putReceipt(id, txnID)
 	return nil
 }
 
@@ -585,8 +606,8 @@ func (r *Rail) recoverTill(ctx context.Context, j *payment.Journal) error {
 		if tp.Time.IsZero() {
 			tp.Time = e.Time
 		}
-		r.till = append(r.till, tp)
-		r.receipts[tp.ID] = ""
+		r.till = append(r.till, tillEntry{TillPayment: tp, at: r.opt.Now()})
+		r.putReceipt(tp.ID, "")
 	}
 	return nil
 }
@@ -673,6 +694,30 @@ func (r *Rail) recall(ctx context.Context, ids ...string) *sale {
 	return nil
 }
 
+// receiptOwner reports whether receipt was recorded, in memory or in the
+// journal, and the sale it paid ("" when unmatched).
+func (r *Rail) receiptOwner(ctx context.Context, receipt string) (string, bool) {
+	if receipt == "" {
+		return "", false
+	}
+	r.mu.Lock()
+	rec, ok := r.receipts[receipt]
+	r.mu.Unlock()
+	if ok {
+		return rec.txn, true
+	}
+	evs, err := r.bus.Journal().ByRemoteID(ctx, payment.RailMPesa, receipt)
+	if err != nil || len(evs) == 0 {
+		return "", false
+	}
+	for _, e := range evs {
+		if e.TxnID != "" {
+			return e.TxnID, true
+		}
+	}
+	return "", true
+}
+
 // recallSale holds finished sale id again from the journal (see recall);
 // a sale already held is returned as it is, and nil when id is no
 // finished M-Pesa sale.
@@ -720,9 +765,10 @@ func (r *Rail) recallSale(ctx context.Context, id string) *sale {
 	}
 	for _, rc := range receipts {
 		if _, ok := r.receipts[rc]; !ok {
-			r.receipts[rc] = id
+			r.putReceipt(rc, id)
 		}
 	}
+	s.endedAt.Store(r.opt.Now().UnixNano()) // held again for a retention window
 	return s
 }
 

@@ -122,12 +122,17 @@ type Options struct {
 	// customer's payment before it is timed out. The default is
 	// DefaultC2BWait.
 	C2BWait time.Duration
-	// Retention is how long a finished sale stays in memory (Recover
-	// holds again those that finished this recently). A callback about an
-	// older one is judged from the journal. The default is
-	// DefaultRetention.
+	// Retention is how long a finished sale, and a matched till payment,
+	// stay in memory (Recover holds again the sales that finished this
+	// recently). A callback about an older one is judged from the
+	// journal. The default is DefaultRetention.
 	Retention time.Duration
-	Logger    *slog.Logger
+	// MaxEarly, MaxFinished and MaxTill cap the callbacks kept while
+	// their push is unknown, the finished sales held and the till
+	// payments listed; the oldest go first. The defaults are
+	// DefaultMaxEarly, DefaultMaxFinished and DefaultMaxTill.
+	MaxEarly, MaxFinished, MaxTill int
+	Logger                         *slog.Logger
 	// Now and After are the clock (time.Now and time.After by default):
 	// tests replace both to run the query policy without waiting.
 	Now   func() time.Time
@@ -149,9 +154,12 @@ type Rail struct {
 	mu         sync.Mutex
 	sales      map[string]*sale // by reference = txn id
 	byCheckout map[string]*sale
-	early      map[string][]STKResult // callbacks whose push is not known yet
-	receipts   map[string]string      // receipt → txn id ("" when unmatched)
-	till       []payment.TillPayment
+	early      map[string]*earlyCallbacks // callbacks whose push is not known yet
+	earlyOrder []earlyRef                 // the order they came in
+	receipts   map[string]receiptRec      // receipt → txn id ("" when unmatched)
+	till       []tillEntry
+	swept      time.Time // the last sweep, on the rail's clock
+	orphans    int       // paid callbacks waiting for their push, at most MaxEarly
 
 	unknownLimit limiter // logs of requests on unknown paths
 }
@@ -199,10 +207,8 @@ type sale struct {
 	created time.Time
 	done    chan struct{} // closed when final
 	ended   atomic.Bool   // final, readable without the lock
+	endedAt atomic.Int64  // when it became final (or was recalled), Unix ns
 }
-
-// maxEarly bounds the callbacks kept while their push is unknown.
-const maxEarly = 10000
 
 // DefaultRetention is how long a finished sale stays in memory by
 // default: a day, well past Daraja's late callbacks and the reconciling
@@ -248,6 +254,15 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	if opt.Retention <= 0 {
 		opt.Retention = DefaultRetention
 	}
+	if opt.MaxEarly <= 0 {
+		opt.MaxEarly = DefaultMaxEarly
+	}
+	if opt.MaxFinished <= 0 {
+		opt.MaxFinished = DefaultMaxFinished
+	}
+	if opt.MaxTill <= 0 {
+		opt.MaxTill = DefaultMaxTill
+	}
 	if len(opt.Desc) > MaxTransactionDesc {
 		return nil, fmt.Errorf("%w: TransactionDesc %q is over %d characters", ErrConfig, opt.Desc, MaxTransactionDesc)
 	}
@@ -261,13 +276,18 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	}
 	ctx, stop := context.WithCancel(ctx)
 	r := &Rail{opt: opt, c: opt.Client, bus: opt.Bus, log: opt.Logger, secret: secret, ctx: ctx, stop: stop,
-		sales: map[string]*sale{}, byCheckout: map[string]*sale{}, early: map[string][]STKResult{}, receipts: map[string]string{}}
+		sales: map[string]*sale{}, byCheckout: map[string]*sale{}, early: map[string]*earlyCallbacks{}, receipts: map[string]receiptRec{}}
 	for _, u := range []string{r.STKCallbackURL(), r.ConfirmationURL(), r.ValidationURL()} {
 		if err := CheckCallbackURL(u); err != nil {
 			stop()
 			return nil, err
 		}
 	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.janitor()
+	}()
 	return r, nil
 }
 
@@ -362,6 +382,7 @@ func (r *Rail) reject(err error) error {
 // background. The phone is normalised and the amount checked first; bad
 // input is journaled as a rejection and returned.
 func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
+	r.sweep()
 	if req.Mode == payment.ModeC2B {
 		return r.startC2B(req)
 	}
@@ -464,6 +485,7 @@ func (r *Rail) transition(s *sale, st payment.Status, detail string, res *paymen
 	}
 	s.status = st
 	if st.Final() {
+		s.endedAt.Store(r.opt.Now().UnixNano())
 		s.ended.Store(true)
 		close(s.done)
 	}
@@ -499,8 +521,7 @@ func (r *Rail) push(s *sale) {
 	r.mu.Lock()
 	s.checkout = resp.CheckoutRequestID
 	r.byCheckout[s.checkout] = s
-	early := r.early[s.checkout]
-	delete(r.early, s.checkout)
+	early := r.takeEarly(s.checkout)
 	r.mu.Unlock()
 	if !s.status.Final() {
 		s.deadline = r.opt.Now().Add(r.opt.Poll.Budget)
@@ -760,9 +781,10 @@ func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, pee
 func (r *Rail) resolveLocked(s *sale, res STKResult, source string) {
 	if res.Success() && res.Receipt != "" {
 		r.mu.Lock()
-		owner, seen := r.receipts[res.Receipt]
+		rec, seen := r.receipts[res.Receipt]
+		owner := rec.txn
 		if !seen {
-			r.receipts[res.Receipt] = s.id
+			r.putReceipt(res.Receipt, s.id)
 		}
 		r.mu.Unlock()
 		if seen {
