@@ -176,7 +176,7 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	}
 	kept := false
 	if s == nil {
-		kept = r.keepEarly(res)
+		kept = r.keepEarly(res, sourceFlag(in))
 		if kept && res.Success() {
 			if kept = r.orphans < r.opt.MaxEarly; kept {
 				r.orphans++
@@ -187,7 +187,7 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	r.sweep()
 	if s != nil && in.allowed {
 		// One journal write: the body rides on the outcome's event.
-		if !r.resolveRaw(s, res, "callback", in.raw, in.source) {
+		if !r.resolveRaw(s, res, "callback", in.raw, in.source, "") {
 			return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
 		}
 		return http.StatusOK, answerSTK
@@ -206,7 +206,7 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 		return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
 	}
 	if s != nil {
-		r.resolve(s, res, "callback")
+		r.resolveRaw(s, res, "callback", nil, "", sourceFlag(in))
 	} else if kept && res.Success() {
 		r.wg.Add(1)
 		go func() {
@@ -369,7 +369,7 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 		r.unmatched(tp, in.raw)
 		return http.StatusOK, answerConfirmed
 	}
-	r.applyC2B(s, p, tp, in.raw)
+	r.applyC2B(s, p, tp, in.raw, sourceFlag(in))
 	return http.StatusOK, answerConfirmed
 }
 
@@ -452,7 +452,9 @@ func (r *Rail) unmatched(tp payment.TillPayment, raw []byte) {
 // applyC2B pays sale s with a C2B payment: the sale completes when what
 // was paid reaches what it asked; less stays open with the shortfall
 // shown, more completes with a refund flagged.
-func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byte) {
+// A payment from outside the allow-list is flagged (flag) on the sale's
+// outcome.
+func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byte, flag string) {
 	s.mu.Lock()
 	if s.status.Final() {
 		st := s.status
@@ -472,11 +474,12 @@ func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byt
 	r.putReceipt(p.TransID, s.id)
 	r.mu.Unlock()
 	if p.Amount.Fractional() {
+		s.fraction = true
 		r.note(s, payment.KindStep, "C2B amount "+p.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
 	}
 	tp.TxnID = s.id
 	tp.Note = r.credit(s, p.Amount.Minor(), p.TransID, "till payment "+p.TransID,
-		"paid by till/paybill: M-Pesa receipt "+p.TransID, "")
+		"paid by till/paybill: M-Pesa receipt "+p.TransID, flag)
 	s.mu.Unlock()
 	r.mu.Lock()
 	r.till = append(r.till, tillEntry{TillPayment: tp, at: r.opt.Now()})
@@ -498,7 +501,18 @@ func (r *Rail) credit(s *sale, minor int64, receipt, what, detail, flag string) 
 		return fmt.Sprintf("underpaid: KES %s of %d, %s short", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid))
 	}
 	s.receipt = receipt
-	if !r.transition(s, payment.StatusApproved, detail, &payment.Result{RemoteID: receipt}, flag) || s.paid == due {
+	res := &payment.Result{RemoteID: receipt}
+	if s.paid != due {
+		res.Paid = &payment.Money{Minor: s.paid, Currency: "KES"}
+		res.Flags = append(res.Flags, FlagOverpaid)
+	}
+	if s.fraction {
+		res.Flags = append(res.Flags, FlagFractional)
+	}
+	if flag != "" && flag != payment.FlagResolved {
+		res.Flags = append(res.Flags, flag)
+	}
+	if !r.transition(s, payment.StatusApproved, detail, res, flag) || s.paid == due {
 		return "paid"
 	}
 	r.note(s, payment.KindStep, fmt.Sprintf("overpaid: KES %s for KES %d, refund KES %s due", payment.FormatMinor(s.paid), s.amount,

@@ -29,6 +29,7 @@ const (
 // earlyCallbacks are the callbacks about one push not known yet.
 type earlyCallbacks struct {
 	results []STKResult
+	flags   []string // each one's source flag ("" from the allow-list)
 	at      time.Time
 }
 
@@ -85,7 +86,7 @@ func (r *Rail) putReceipt(receipt, txn string) {
 // keepEarly keeps a callback whose push is not known yet, forgetting
 // first those older than the grace period and, when full, the oldest. It
 // reports whether it was kept. Call with r.mu held.
-func (r *Rail) keepEarly(res STKResult) bool {
+func (r *Rail) keepEarly(res STKResult, flag string) bool {
 	now := r.opt.Now()
 	r.expireEarly(now)
 	e := r.early[res.CheckoutRequestID]
@@ -101,6 +102,7 @@ func (r *Rail) keepEarly(res STKResult) bool {
 		return false
 	}
 	e.results = append(e.results, res)
+	e.flags = append(e.flags, flag)
 	return true
 }
 
@@ -127,13 +129,13 @@ func (r *Rail) dropEarly() {
 
 // takeEarly returns and forgets the callbacks kept for checkout; call
 // with r.mu held.
-func (r *Rail) takeEarly(checkout string) []STKResult {
+func (r *Rail) takeEarly(checkout string) *earlyCallbacks {
 	e := r.early[checkout]
 	if e == nil {
-		return nil
+		return &earlyCallbacks{}
 	}
 	delete(r.early, checkout)
-	return e.results
+	return e
 }
 
 // sweep forgets, at most once a minute on the rail's clock (or at once

@@ -195,6 +195,7 @@ type sale struct {
 	receipt  string
 	status   payment.Status
 	paid     int64 // minor units received by C2B
+	fraction bool  // one of them had a fraction of a shilling
 	// raw is a callback body waiting to ride on the next event published
 	// about the sale, so a callback costs one journal write; see resolve.
 	raw      []byte
@@ -529,9 +530,9 @@ func (r *Rail) push(s *sale) {
 			&payment.Result{RemoteID: resp.CheckoutRequestID}, "")
 	}
 	s.mu.Unlock()
-	r.log.Info("STK Push accepted", "txn", s.id, "checkout", resp.CheckoutRequestID, "early_callbacks", len(early))
-	for _, res := range early {
-		r.resolve(s, res, "callback (arrived before the push answer)")
+	r.log.Info("STK Push accepted", "txn", s.id, "checkout", resp.CheckoutRequestID, "early_callbacks", len(early.results))
+	for i, res := range early.results {
+		r.resolveRaw(s, res, "callback (arrived before the push answer)", nil, "", early.flags[i])
 	}
 	r.waitResult(s, r.opt.Poll.First, true)
 }
@@ -756,7 +757,7 @@ func (r *Rail) Cancel(id string) error {
 // result after the payment ended is journaled and flagged, and a query
 // never overrides a success that carries a receipt.
 func (r *Rail) resolve(s *sale, res STKResult, source string) {
-	r.resolveRaw(s, res, source, nil, "")
+	r.resolveRaw(s, res, source, nil, "", "")
 }
 
 // resolveRaw is resolve for a callback whose body (raw, from peer) is not
@@ -764,11 +765,14 @@ func (r *Rail) resolve(s *sale, res STKResult, source string) {
 // transition, the duplicate or the late note), and is journaled on its
 // own if the outcome publishes nothing. It returns false when the body
 // could not be journaled.
-func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, peer string) bool {
+//
+// flag, when not "", marks the outcome for the operator (the callback
+// came from outside the allow-list).
+func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, peer, flag string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.raw, s.peer = raw, peer
-	r.resolveLocked(s, res, source)
+	r.resolveLocked(s, res, source, flag)
 	if s.raw == nil {
 		return true
 	}
@@ -778,7 +782,7 @@ func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, pee
 	return err == nil
 }
 
-func (r *Rail) resolveLocked(s *sale, res STKResult, source string) {
+func (r *Rail) resolveLocked(s *sale, res STKResult, source, extra string) {
 	if res.Success() && res.Receipt != "" {
 		r.mu.Lock()
 		rec, seen := r.receipts[res.Receipt]
@@ -793,24 +797,33 @@ func (r *Rail) resolveLocked(s *sale, res STKResult, source string) {
 		}
 	}
 	if s.status.Final() {
-		r.resolveFinal(s, res, source)
+		r.resolveFinal(s, res, source, extra)
 		return
 	}
 	m := Meaning(res.Code, res.Desc)
 	if !res.Success() {
-		r.transition(s, m.Status, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source), &payment.Result{Reason: m.Words}, "")
+		r.transition(s, m.Status, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source),
+			&payment.Result{Reason: m.Words, Flags: flags(extra)}, extra)
 		return
 	}
 	if res.Receipt == "" {
 		// The query says paid but carries no receipt: approve; the
 		// receipt comes with the callback or the C2B confirmation.
-		r.transition(s, payment.StatusApproved, fmt.Sprintf("paid (from %s; the receipt follows with the callback)", source), nil, "")
+		var out *payment.Result
+		if extra != "" {
+			out = &payment.Result{Flags: flags(extra)}
+		}
+		r.transition(s, payment.StatusApproved, fmt.Sprintf("paid (from %s; the receipt follows with the callback)", source), out, extra)
 		return
 	}
 	s.receipt = res.Receipt
 	flag, why := amountCheck(s, res)
+	if flag == "" {
+		flag = extra
+	}
+	paid, attn := attention(s, res, extra)
 	if r.transition(s, payment.StatusApproved, fmt.Sprintf("paid: M-Pesa receipt %s (from %s)%s", res.Receipt, source, why),
-		&payment.Result{RemoteID: res.Receipt}, flag) {
+		&payment.Result{RemoteID: res.Receipt, Paid: paid, Flags: attn}, flag) {
 		r.noteFraction(s, res)
 	}
 }
@@ -826,6 +839,34 @@ func amountCheck(s *sale, res STKResult) (flag, detail string) {
 	return payment.FlagAmountMismatch, fmt.Sprintf("; Daraja reports %s, the sale asked KES %d: check", res.Amount.Raw, s.amount)
 }
 
+// attention is what a success reported for s needs the operator for:
+// the amount paid when it is not the one asked, and the flags (underpaid
+// or overpaid, a fraction of a shilling, extra).
+func attention(s *sale, res STKResult, extra string) (*payment.Money, []string) {
+	var paid *payment.Money
+	var fl []string
+	if a := res.Amount; a != nil && a.Minor() != s.amount*100 {
+		paid = &payment.Money{Minor: a.Minor(), Currency: "KES"}
+		if a.Minor() < s.amount*100 {
+			fl = append(fl, FlagUnderpaid)
+		} else {
+			fl = append(fl, FlagOverpaid)
+		}
+	}
+	if res.Amount != nil && res.Amount.Fractional() {
+		fl = append(fl, FlagFractional)
+	}
+	return paid, append(fl, flags(extra)...)
+}
+
+// flags is the list of f, none when f is "".
+func flags(f string) []string {
+	if f == "" {
+		return nil
+	}
+	return []string{f}
+}
+
 // noteFraction flags an amount with a fraction of a shilling on s; call
 // with s.mu held.
 func (r *Rail) noteFraction(s *sale, res STKResult) {
@@ -836,7 +877,7 @@ func (r *Rail) noteFraction(s *sale, res STKResult) {
 
 // resolveFinal handles an outcome for a payment that has already ended;
 // call with s.mu held.
-func (r *Rail) resolveFinal(s *sale, res STKResult, source string) {
+func (r *Rail) resolveFinal(s *sale, res STKResult, source, extra string) {
 	m := Meaning(res.Code, res.Desc)
 	switch {
 	case s.status == payment.StatusApproved && res.Success() && res.Receipt == "":
@@ -846,7 +887,12 @@ func (r *Rail) resolveFinal(s *sale, res STKResult, source string) {
 		// checked now, whichever source came first.
 		s.receipt = res.Receipt
 		flag, why := amountCheck(s, res)
-		r.note(s, payment.KindStep, fmt.Sprintf("M-Pesa receipt %s (from %s)%s", res.Receipt, source, why), flag, &payment.Result{RemoteID: res.Receipt})
+		if flag == "" {
+			flag = extra
+		}
+		paid, attn := attention(s, res, extra)
+		r.note(s, payment.KindStep, fmt.Sprintf("M-Pesa receipt %s (from %s)%s", res.Receipt, source, why), flag,
+			&payment.Result{RemoteID: res.Receipt, Paid: paid, Flags: attn})
 		r.noteFraction(s, res)
 	case s.status == payment.StatusApproved && res.Success():
 		r.note(s, payment.KindLate, fmt.Sprintf("a second payment (%s): receipt %s after %s, refund due", source, res.Receipt, s.receipt),

@@ -52,3 +52,17 @@ func TestByRemoteID(t *testing.T) {
 		t.Errorf("ByRemoteID's query does not use its index:\n%s", plan)
 	}
 }
+
+// The RESULT line shows the amount actually paid and the flags, and a
+// payment left unknown names what to check on its own rail.
+func TestResultLineAttention(t *testing.T) {
+	r := &Result{RemoteID: "RCPT000001", Paid: &Money{Minor: 14900, Currency: "KES"}, Flags: []string{"underpaid"}}
+	if got, want := ResultLine("PD1", StatusApproved, Money{Minor: 15000, Currency: "KES"}, r), "RESULT PD1 approved 150.00 pos_txn=RCPT000001 paid=149.00 flags=underpaid"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	for rail, want := range map[Rail]string{RailPOS: "the POS", RailTerminal: "the card terminal", RailMPesa: "the M-Pesa statement"} {
+		if got := WhereToCheck(rail); got != want {
+			t.Errorf("WhereToCheck(%s) = %q, want %q", rail, got, want)
+		}
+	}
+}
