@@ -202,7 +202,14 @@ func TestCase4WrongAmounts(t *testing.T) {
 	}
 
 	stk := h.start("0712340099", 30) // the fake pays one shilling less
-	tx = h.waitStatus(stk, payment.StatusApproved)
+	h.waitStatus(stk, payment.StatusApproved)
+	// The query may approve before the callback brings the amount and the
+	// receipt: wait for the receipt (10 characters, where the query left
+	// the ws_CO_ id).
+	h.waitFor("the callback's receipt", func() bool {
+		tx, _ = h.j.Txn(context.Background(), stk)
+		return len(tx.Result.RemoteID) == 10
+	})
 	if !tx.HasFlag(payment.FlagAmountMismatch) {
 		t.Errorf("STK callback Amount 29.00 for a KES 30 sale not flagged: %v%s", tx.Flags, h.history(stk))
 	}
