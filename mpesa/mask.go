@@ -16,6 +16,10 @@ import (
 // callback's number is the Value of the Item named PhoneNumber.
 var phoneKeys = []string{"msisdn", "phonenumber", "partya", "phone"}
 
+// mayHavePhone is true of a body that may hold a phone number: a phone
+// field's name, or a run of nine digits.
+var mayHavePhone = regexp.MustCompile(`(?i)phone|msisdn|partya|[0-9]{9}`)
+
 // loosePhone finds a Kenyan mobile number written alone (not part of a
 // longer run of digits) in a body too broken to decode.
 var loosePhone = regexp.MustCompile(`(?:\+?254|0)?[17][0-9]{8}`)
@@ -27,6 +31,9 @@ var loosePhone = regexp.MustCompile(`(?:\+?254|0)?[17][0-9]{8}`)
 // a body that is not JSON, anything shaped like a Kenyan mobile number
 // is. The input is not modified.
 func MaskRaw(body []byte) []byte {
+	if !mayHavePhone.Match(body) {
+		return body // no phone field, no number long enough: nothing to walk
+	}
 	spans, err := phoneSpans(body)
 	if err != nil {
 		return maskLoose(body)
