@@ -175,12 +175,11 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 		s = r.byCheckout[res.CheckoutRequestID] // its push answered meanwhile
 	}
 	kept := false
-	if s == nil {
+	// A paid one also waits in an orphan goroutine: at most MaxEarly.
+	if s == nil && (!res.Success() || r.orphans < r.opt.MaxEarly) {
 		kept = r.keepEarly(res, sourceFlag(in))
 		if kept && res.Success() {
-			if kept = r.orphans < r.opt.MaxEarly; kept {
-				r.orphans++
-			}
+			r.orphans++
 		}
 	}
 	r.mu.Unlock()
@@ -620,7 +619,7 @@ func (r *Rail) recoverTill(ctx context.Context, j *payment.Journal) error {
 		if tp.Time.IsZero() {
 			tp.Time = e.Time
 		}
-		r.till = append(r.till, tillEntry{TillPayment: tp, at: r.opt.Now()})
+		r.till = append(r.till, tillEntry{TillPayment: tp, at: e.Time}) // kept TillMemory from when it came
 		r.putReceipt(tp.ID, "")
 	}
 	return nil
