@@ -70,7 +70,9 @@ func TestCallbackAmountCheckedAfterQueryApproval(t *testing.T) {
 // PhoneNumber (a JSON number), a C2B MSISDN sent in full, and a number in
 // a body too broken to decode are masked before they are stored.
 func TestPhoneNumbersMaskedInJournal(t *testing.T) {
-	h := newHarness(t, sandbox.Options{PlainMSISDN: true}, nil)
+	// Only the callback settles the sale (the first query is an hour
+	// away), so its body is journaled by the time the sale is approved.
+	h := newHarness(t, sandbox.Options{PlainMSISDN: true}, func(o *mpesa.Options) { o.Poll.First, o.Poll.Budget = time.Hour, 2*time.Hour })
 	if _, err := h.rail.RegisterC2B(t.Context(), "v2", "Completed"); err != nil {
 		t.Fatal(err)
 	}
@@ -145,8 +147,12 @@ func TestLoadPathSecret(t *testing.T) {
 // path's first segment, at a bounded rate.
 func TestUnknownPathLogged(t *testing.T) {
 	var log syncBuffer
+	// The rail's clock stands still: the five requests fall within the
+	// limiter's second however slowly they are served.
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
 	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&log, nil))
+		o.Now = func() time.Time { return at }
 	})
 	for range 5 {
 		h.postStatus("/oldsecret4711/stk/result", http.StatusNotFound)
