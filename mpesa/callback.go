@@ -199,7 +199,7 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	case kept:
 		ev.Detail += " (push not known yet: kept until it is)"
 	default:
-		ev.Detail += fmt.Sprintf(" (push not known yet, and %d such callbacks are already kept: not kept; if paid, assign it by hand)", r.opt.MaxEarly)
+		ev.Detail += " (push not known yet; not kept, too many such callbacks wait already: if it paid, assign the receipt by hand)"
 	}
 	if _, err := r.publish(ev); err != nil {
 		return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
