@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -174,6 +175,20 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 			return nil, errors.New("M-Pesa needs --mpesa-callback-url: the public base URL Daraja posts results to (HTTPS in production)")
 		}
 		public = "http://" + ln.Addr().String()
+	}
+	if pathSecret == "" && e.journal != "" {
+		// Kept beside the journal, so the URLs given to Daraja before a
+		// restart (each push's CallBackURL, the registered C2B URLs)
+		// still lead here after it.
+		file := filepath.Join(filepath.Dir(e.journal), mpesa.PathSecretFile)
+		var created bool
+		if pathSecret, created, err = mpesa.LoadPathSecret(file); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("%w (or set PAYDESK_MPESA_PATH_SECRET)", err)
+		}
+		if created {
+			e.log.Info("M-Pesa callback path secret made and kept", "file", file)
+		}
 	}
 	rail, err := mpesa.NewRail(e.ctx, mpesa.Options{Client: client, Bus: e.bus, PublicURL: public, PathSecret: pathSecret,
 		AllowList: allow, TrustedProxies: proxies, EnforceAllowList: m.enforce, Poll: poll, Desc: m.desc, C2BWait: m.c2bWait, Logger: e.log})

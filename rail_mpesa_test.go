@@ -178,3 +178,75 @@ func TestMPesaSettingsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Without PAYDESK_MPESA_PATH_SECRET the callback path secret is made once
+// and kept beside the journal (mode 0600): a callback for a push made
+// before a restart still finds its URL. A request to an unknown path is
+// logged, without the path's secret segment.
+func TestMPesaPathSecretSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	_, _, simOut := startPaydesk(t, []string{"PAYDESK_LOG=" + filepath.Join(dir, "sim.log")}, "sim", "daraja", "--listen", "127.0.0.1:0")
+	url := simOut.waitFor(t, regexp.MustCompile(`daraja on (http://\S+)`))[1]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cbAddr := ln.Addr().String()
+	ln.Close()
+	journal := filepath.Join(dir, "kiosk", "journal.db")
+	logFile := filepath.Join(dir, "paydesk.log")
+	run := func() (*exec.Cmd, io.WriteCloser) {
+		cmd, stdin, out := startPaydesk(t, []string{"XDG_CONFIG_HOME=" + dir, "PAYDESK_MPESA_CONSUMER_KEY=paydesk-demo-key",
+			"PAYDESK_MPESA_CONSUMER_SECRET=paydesk-demo-secret",
+			"PAYDESK_MPESA_PASSKEY=bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"},
+			"--plain", "--listen", "127.0.0.1:0", "--journal", journal, "--log", logFile,
+			"--mpesa-base-url", url, "--mpesa-shortcode", "174379", "--mpesa-callback-listen", cbAddr, "--mpesa-allow", "127.0.0.1")
+		out.waitFor(t, regexp.MustCompile(`Select option`))
+		return cmd, stdin
+	}
+	post := func(path string) int {
+		t.Helper()
+		resp, err := http.Post("http://"+cbAddr+path, "application/json",
+			strings.NewReader(`{"Body":{"stkCallback":{"MerchantRequestID":"m","CheckoutRequestID":"ws_CO_none","ResultCode":1032,"ResultDesc":"Request cancelled by user"}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	cmd, stdin := run()
+	file := filepath.Join(dir, "kiosk", "mpesa-path-secret")
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatalf("no path secret kept beside the journal: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", file, fi.Mode().Perm())
+	}
+	b, _ := os.ReadFile(file)
+	secret := strings.TrimSpace(string(b))
+	if c := post("/" + secret + "/stk/result"); c != 200 {
+		t.Errorf("callback on the kept secret's path: %d, want 200", c)
+	}
+	io.WriteString(stdin, "7\n")
+	stdin.Close()
+	cmd.Wait()
+
+	cmd, stdin = run()
+	if c := post("/" + secret + "/stk/result"); c != 200 {
+		t.Errorf("after a restart, callback on the path given before it: %d, want 200", c)
+	}
+	if c := post("/oldsecret4711/stk/result"); c != 404 {
+		t.Errorf("unknown path: %d, want 404", c)
+	}
+	io.WriteString(stdin, "7\n")
+	stdin.Close()
+	cmd.Wait()
+	log, _ := os.ReadFile(logFile)
+	if !bytes.Contains(log, []byte("/…/stk/result")) {
+		t.Errorf("the request to an unknown path is not logged:\n%s", log)
+	}
+	if bytes.Contains(log, []byte("oldsecret4711")) || bytes.Contains(log, []byte(secret)) {
+		t.Errorf("a path secret reached the log:\n%s", log)
+	}
+}

@@ -32,14 +32,42 @@ func (r *Rail) Handler() http.Handler {
 	mux.HandleFunc("POST "+base+"/stk/result", func(w http.ResponseWriter, q *http.Request) { r.serve(w, q, r.onSTK) })
 	mux.HandleFunc("POST "+base+"/c2b/validation", func(w http.ResponseWriter, q *http.Request) { r.serve(w, q, r.onValidation) })
 	mux.HandleFunc("POST "+base+"/c2b/confirmation", func(w http.ResponseWriter, q *http.Request) { r.serve(w, q, r.onConfirmation) })
+	mux.HandleFunc("/", r.unknownPath)
 	return mux
 }
 
-// inbound is one callback as received.
+// unknownPath answers 404 to a request on no callback path, and logs it
+// at a bounded rate, without the path's first segment (a path secret,
+// perhaps an old one): a callback for a URL given before the secret
+// changed leaves a trace.
+func (r *Rail) unknownPath(w http.ResponseWriter, q *http.Request) {
+	src, _ := r.source(q)
+	seg, rest, _ := strings.Cut(strings.TrimPrefix(q.URL.Path, "/"), "/")
+	which := "another secret"
+	switch {
+	case seg == r.secret:
+		which = "this secret"
+	case rest == "" && seg != "":
+		which = "no secret"
+		rest, seg = seg, ""
+	}
+	path := "/…/" + truncate(rest, 40)
+	if seg == "" && rest == "" {
+		path = "/"
+	}
+	if n, ok := r.unknownLimit.allow(r.opt.Now()); ok {
+		r.log.Warn("M-Pesa callback server: request on an unknown path", "method", q.Method, "path", path,
+			"path_secret", which, "source", src, "not_logged_before", n)
+	}
+	http.NotFound(w, q)
+}
+
+// inbound is one callback as received: body to decode, raw (the body
+// with phone numbers masked) to journal.
 type inbound struct {
-	body    []byte
-	source  string
-	allowed bool
+	body, raw []byte
+	source    string
+	allowed   bool
 }
 
 // serve reads the capped body, checks the source, and hands it to h,
@@ -53,13 +81,13 @@ func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (in
 		if errors.As(err, &tooBig) {
 			status = http.StatusRequestEntityTooLarge
 		}
-		r.publish(payment.Event{Kind: payment.KindRejected, Peer: src, Raw: body,
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: src, Raw: MaskRaw(body),
 			Detail: fmt.Sprintf("callback on %s refused: %s", pathKind(q.URL.Path), shortErr(err))})
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
 	if !allowed && r.opt.EnforceAllowList {
-		r.publish(payment.Event{Kind: payment.KindRejected, Peer: src, Raw: body, Flag: FlagSourceNotAllowed,
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: src, Raw: MaskRaw(body), Flag: FlagSourceNotAllowed,
 			Detail: fmt.Sprintf("callback on %s from %s refused: not on the allow-list", pathKind(q.URL.Path), src)})
 		r.log.Warn("callback from outside the allow-list refused", "source", src)
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
@@ -68,7 +96,7 @@ func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (in
 	if !allowed {
 		r.log.Warn("callback from outside the allow-list (flagged)", "source", src)
 	}
-	status, answer := h(inbound{body: body, source: src, allowed: allowed})
+	status, answer := h(inbound{body: body, raw: MaskRaw(body), source: src, allowed: allowed})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(answer)
@@ -128,7 +156,7 @@ func sourceFlag(in inbound) string {
 func (r *Rail) onSTK(in inbound) (int, []byte) {
 	res, err := DecodeSTKCallback(in.body)
 	if err != nil {
-		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.body, Flag: sourceFlag(in), Detail: err.Error()})
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in), Detail: err.Error()})
 		return http.StatusBadRequest, []byte(`{"ResultCode":1,"ResultDesc":"Rejected: malformed body"}`)
 	}
 	r.mu.Lock()
@@ -136,20 +164,34 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	if s == nil && res.Success() {
 		s = r.matchLost(res)
 	}
+	r.mu.Unlock()
+	if s == nil {
+		// A sale this process does not hold: one that finished before a
+		// restart, or was forgotten, is in the journal.
+		s = r.recall(r.ctx, res.CheckoutRequestID, res.Receipt)
+	}
+	r.mu.Lock()
+	if s == nil {
+		s = r.byCheckout[res.CheckoutRequestID] // its push answered meanwhile
+	}
 	kept := false
-	if s == nil && len(r.early) < maxEarly {
-		r.early[res.CheckoutRequestID] = append(r.early[res.CheckoutRequestID], res)
-		kept = true
+	// A paid one also waits in an orphan goroutine: at most MaxEarly.
+	if s == nil && (!res.Success() || r.orphans < r.opt.MaxEarly) {
+		kept = r.keepEarly(res, sourceFlag(in))
+		if kept && res.Success() {
+			r.orphans++
+		}
 	}
 	r.mu.Unlock()
+	r.sweep()
 	if s != nil && in.allowed {
 		// One journal write: the body rides on the outcome's event.
-		if !r.resolveRaw(s, res, "callback", in.body, in.source) {
+		if !r.resolveRaw(s, res, "callback", in.raw, in.source, "") {
 			return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
 		}
 		return http.StatusOK, answerSTK
 	}
-	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
+	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in),
 		Detail: fmt.Sprintf("STK callback %s: ResultCode %s %s", res.CheckoutRequestID, res.Code, res.Desc)}
 	switch {
 	case s != nil:
@@ -157,18 +199,21 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	case kept:
 		ev.Detail += " (push not known yet: kept until it is)"
 	default:
-		ev.Detail += fmt.Sprintf(" (push not known yet, and %d such callbacks are already kept: not kept)", maxEarly)
+		ev.Detail += " (push not known yet; not kept, too many such callbacks wait already: if it paid, assign the receipt by hand)"
 	}
 	if _, err := r.publish(ev); err != nil {
 		return http.StatusInternalServerError, []byte(`{"ResultCode":1,"ResultDesc":"Try again"}`)
 	}
 	if s != nil {
-		r.resolve(s, res, "callback")
+		r.resolveRaw(s, res, "callback", nil, "", sourceFlag(in))
 	} else if kept && res.Success() {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.orphan(res, in.body)
+			r.orphan(res, in.raw)
+			r.mu.Lock()
+			r.orphans--
+			r.mu.Unlock()
 		}()
 	}
 	return http.StatusOK, answerSTK
@@ -181,15 +226,16 @@ func (r *Rail) orphan(res STKResult, raw []byte) {
 	if !r.sleep(nil, r.opt.EarlyGrace) {
 		return
 	}
+	_, seenBefore := r.receiptOwner(r.ctx, res.Receipt)
 	r.mu.Lock()
-	_, waiting := r.early[res.CheckoutRequestID]
+	known := r.byCheckout[res.CheckoutRequestID] != nil // its push was answered
 	_, seen := r.receipts[res.Receipt]
-	if !waiting || seen {
+	if known || seen || seenBefore {
 		r.mu.Unlock()
 		return
 	}
 	delete(r.early, res.CheckoutRequestID)
-	r.receipts[res.Receipt] = ""
+	r.putReceipt(res.Receipt, "")
 	r.mu.Unlock()
 	tp := payment.TillPayment{ID: res.Receipt, Payer: MaskPhone(res.Phone), Time: res.Paid,
 		Note: "STK payment for a push this kiosk does not know (" + res.CheckoutRequestID + ")"}
@@ -229,7 +275,7 @@ func (r *Rail) matchLost(res STKResult) *sale {
 func (r *Rail) onValidation(in inbound) (int, []byte) {
 	p, err := DecodeC2B(in.body)
 	if err != nil {
-		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.body, Flag: sourceFlag(in), Detail: "C2B validation: " + err.Error()})
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in), Detail: "C2B validation: " + err.Error()})
 		return http.StatusOK, answerAccept // money has not moved; let Daraja's default apply to what we cannot read
 	}
 	answer, verdict := answerAccept, "accepted"
@@ -245,7 +291,7 @@ func (r *Rail) onValidation(in inbound) (int, []byte) {
 			answer, verdict = answerReject, "rejected: sale "+s.id+" is already closed"
 		}
 	}
-	if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: txn, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
+	if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: txn, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in),
 		Detail: fmt.Sprintf("C2B validation %s KES %s ref %q: %s", p.TransID, p.Amount.Raw, string(p.BillRefNumber), verdict)}); err != nil {
 		return http.StatusInternalServerError, answerAccept
 	}
@@ -258,16 +304,25 @@ func (r *Rail) onValidation(in inbound) (int, []byte) {
 func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	p, err := DecodeC2B(in.body)
 	if err != nil {
-		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.body, Flag: sourceFlag(in),
+		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in),
 			Detail: "C2B confirmation (money has moved; check the statement): " + err.Error()})
 		return http.StatusOK, answerConfirmed // never refuse a confirmation
 	}
 	ref := NormalizeReference(string(p.BillRefNumber))
 	noRef := p.BillRefNumber == "" // Flex is trimmed as decoded
+	if !noRef && r.lookup(ref) == nil {
+		r.recallSale(r.ctx, ref) // a finished sale no longer held
+	}
+	before, seenBefore := r.receiptOwner(r.ctx, p.TransID)
+	r.sweep()
 	r.mu.Lock()
-	owner, seen := r.receipts[p.TransID]
+	rec, seen := r.receipts[p.TransID]
+	owner := rec.txn
+	if !seen && seenBefore {
+		seen, owner = true, before
+	}
 	if !seen {
-		r.receipts[p.TransID] = ""
+		r.putReceipt(p.TransID, "")
 	}
 	s := r.sales[ref]
 	tillWhy := ""
@@ -279,13 +334,13 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	r.mu.Unlock()
 	detail := fmt.Sprintf("C2B confirmation %s KES %s ref %q from %s", p.TransID, p.Amount.Raw, string(p.BillRefNumber), MaskPhone(string(p.MSISDN)))
 	if seen {
-		if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: owner, Peer: in.source, Raw: in.body,
+		if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: owner, Peer: in.source, Raw: in.raw,
 			Flag: FlagDuplicate, Detail: "duplicate " + detail + ": receipt already recorded"}); err != nil {
 			return http.StatusInternalServerError, answerConfirmed
 		}
 		return http.StatusOK, answerConfirmed
 	}
-	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.body, Flag: sourceFlag(in), Detail: detail}
+	ev := payment.Event{Kind: payment.KindMessage, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in), Detail: detail}
 	if s != nil {
 		ev.TxnID = s.id
 	}
@@ -310,10 +365,10 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 		} else if near := r.nearMisses(ref); len(near) > 0 {
 			tp.Note += "; did the customer mean " + strings.Join(near, " or ") + "?"
 		}
-		r.unmatched(tp, in.body)
+		r.unmatched(tp, in.raw)
 		return http.StatusOK, answerConfirmed
 	}
-	r.applyC2B(s, p, tp, in.body)
+	r.applyC2B(s, p, tp, in.raw, sourceFlag(in))
 	return http.StatusOK, answerConfirmed
 }
 
@@ -389,14 +444,16 @@ func (r *Rail) unmatched(tp payment.TillPayment, raw []byte) {
 		Result: &payment.Result{RemoteID: tp.ID, Reason: tp.Note},
 		Detail: fmt.Sprintf("unmatched till payment %s %s ref %q: %s; assign it to a sale", tp.ID, tp.Amount, tp.Reference, tp.Note)})
 	r.mu.Lock()
-	r.till = append(r.till, tp)
+	r.till = append(r.till, tillEntry{TillPayment: tp, at: r.opt.Now()})
 	r.mu.Unlock()
 }
 
 // applyC2B pays sale s with a C2B payment: the sale completes when what
 // was paid reaches what it asked; less stays open with the shortfall
 // shown, more completes with a refund flagged.
-func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byte) {
+// A payment from outside the allow-list is flagged (flag) on the sale's
+// outcome.
+func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byte, flag string) {
 	s.mu.Lock()
 	if s.status.Final() {
 		st := s.status
@@ -413,17 +470,18 @@ func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byt
 		return
 	}
 	r.mu.Lock()
-	r.receipts[p.TransID] = s.id
+	r.putReceipt(p.TransID, s.id)
 	r.mu.Unlock()
 	if p.Amount.Fractional() {
+		s.fraction = true
 		r.note(s, payment.KindStep, "C2B amount "+p.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
 	}
 	tp.TxnID = s.id
 	tp.Note = r.credit(s, p.Amount.Minor(), p.TransID, "till payment "+p.TransID,
-		"paid by till/paybill: M-Pesa receipt "+p.TransID, "")
+		"paid by till/paybill: M-Pesa receipt "+p.TransID, flag)
 	s.mu.Unlock()
 	r.mu.Lock()
-	r.till = append(r.till, tp)
+	r.till = append(r.till, tillEntry{TillPayment: tp, at: r.opt.Now()})
 	r.mu.Unlock()
 }
 
@@ -442,7 +500,18 @@ func (r *Rail) credit(s *sale, minor int64, receipt, what, detail, flag string) 
 		return fmt.Sprintf("underpaid: KES %s of %d, %s short", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(due-s.paid))
 	}
 	s.receipt = receipt
-	if !r.transition(s, payment.StatusApproved, detail, &payment.Result{RemoteID: receipt}, flag) || s.paid == due {
+	res := &payment.Result{RemoteID: receipt}
+	if s.paid != due {
+		res.Paid = &payment.Money{Minor: s.paid, Currency: "KES"}
+		res.Flags = append(res.Flags, FlagOverpaid)
+	}
+	if s.fraction {
+		res.Flags = append(res.Flags, FlagFractional)
+	}
+	if flag != "" && flag != payment.FlagResolved {
+		res.Flags = append(res.Flags, flag)
+	}
+	if !r.transition(s, payment.StatusApproved, detail, res, flag) || s.paid == due {
 		return "paid"
 	}
 	r.note(s, payment.KindStep, fmt.Sprintf("overpaid: KES %s for KES %d, refund KES %s due", payment.FormatMinor(s.paid), s.amount,
@@ -457,7 +526,7 @@ func (r *Rail) TillPayments() []payment.TillPayment {
 	defer r.mu.Unlock()
 	out := make([]payment.TillPayment, len(r.till))
 	for i, p := range r.till {
-		out[len(r.till)-1-i] = p
+		out[len(r.till)-1-i] = p.TillPayment
 	}
 	return out
 }
@@ -467,14 +536,17 @@ func (r *Rail) TillPayments() []payment.TillPayment {
 // sale that already ended keeps its status and records the assignment.
 func (r *Rail) AssignTill(id, txnID string) error {
 	r.mu.Lock()
-	i := slices.IndexFunc(r.till, func(p payment.TillPayment) bool { return p.ID == id })
+	i := slices.IndexFunc(r.till, func(p tillEntry) bool { return p.ID == id })
 	if i < 0 {
 		r.mu.Unlock()
 		return fmt.Errorf("till payment %s: %w", id, payment.ErrNotFound)
 	}
-	tp := r.till[i]
+	tp := r.till[i].TillPayment
 	s := r.sales[txnID]
 	r.mu.Unlock()
+	if s == nil {
+		s = r.recallSale(r.ctx, txnID) // a finished sale no longer held
+	}
 	if !tp.Unmatched() {
 		return fmt.Errorf("till payment %s is already assigned to %s", id, tp.TxnID)
 	}
@@ -504,7 +576,7 @@ func (r *Rail) AssignTill(id, txnID string) error {
 			r.till[j].TxnID, r.till[j].Note = txnID, "assigned by the operator"
 		}
 	}
-	r.receipts[id] = txnID
+	r.putReceipt(id, txnID)
 	return nil
 }
 
@@ -547,8 +619,8 @@ func (r *Rail) recoverTill(ctx context.Context, j *payment.Journal) error {
 		if tp.Time.IsZero() {
 			tp.Time = e.Time
 		}
-		r.till = append(r.till, tp)
-		r.receipts[tp.ID] = ""
+		r.till = append(r.till, tillEntry{TillPayment: tp, at: e.Time}) // kept TillMemory from when it came
+		r.putReceipt(tp.ID, "")
 	}
 	return nil
 }
@@ -567,12 +639,16 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 	if err != nil {
 		return fmt.Errorf("M-Pesa recovery: %w", err)
 	}
-	r.mu.Lock()
+	// The sales that finished within the retention window are held
+	// again, with their CheckoutRequestIDs and receipts, so a callback
+	// or a confirmation that arrives after the restart finds its sale.
+	since := r.opt.Now().Add(-r.opt.Retention)
 	for _, t := range recent {
-		if t.Rail == payment.RailMPesa && t.Status == payment.StatusApproved && t.Result.RemoteID != "" {
-			r.receipts[t.Result.RemoteID] = t.ID
+		if t.Rail == payment.RailMPesa && t.Status.Final() && !t.UpdatedAt.Before(since) {
+			r.recallSale(ctx, t.ID)
 		}
 	}
+	r.mu.Lock()
 	var queried []*sale
 	for _, t := range unresolved {
 		if t.Rail != payment.RailMPesa || r.sales[t.ID] != nil {
@@ -606,6 +682,107 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 		}()
 	}
 	return nil
+}
+
+// recall finds in the journal the M-Pesa sale one of ids (a
+// CheckoutRequestID, a receipt) belongs to, when this process does not
+// hold it (it finished before a restart, or was forgotten), and holds it
+// again as it ended. It returns nil when the journal knows none.
+func (r *Rail) recall(ctx context.Context, ids ...string) *sale {
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		evs, err := r.bus.Journal().ByRemoteID(ctx, payment.RailMPesa, id)
+		if err != nil {
+			r.log.Warn("M-Pesa: journal lookup failed", "id", id, "err", err)
+			return nil
+		}
+		for _, e := range evs {
+			if e.TxnID != "" {
+				return r.recallSale(ctx, e.TxnID)
+			}
+		}
+	}
+	return nil
+}
+
+// receiptOwner reports whether receipt was recorded, in memory or in the
+// journal, and the sale it paid ("" when unmatched).
+func (r *Rail) receiptOwner(ctx context.Context, receipt string) (string, bool) {
+	if receipt == "" {
+		return "", false
+	}
+	r.mu.Lock()
+	rec, ok := r.receipts[receipt]
+	r.mu.Unlock()
+	if ok {
+		return rec.txn, true
+	}
+	evs, err := r.bus.Journal().ByRemoteID(ctx, payment.RailMPesa, receipt)
+	if err != nil || len(evs) == 0 {
+		return "", false
+	}
+	for _, e := range evs {
+		if e.TxnID != "" {
+			return e.TxnID, true
+		}
+	}
+	return "", true
+}
+
+// recallSale holds finished sale id again from the journal (see recall);
+// a sale already held is returned as it is, and nil when id is no
+// finished M-Pesa sale.
+func (r *Rail) recallSale(ctx context.Context, id string) *sale {
+	if s := r.lookup(id); s != nil {
+		return s
+	}
+	j := r.bus.Journal()
+	t, err := j.Txn(ctx, id)
+	if err != nil || t.Rail != payment.RailMPesa || !t.Status.Final() {
+		return nil
+	}
+	evs, err := j.History(ctx, id)
+	if err != nil {
+		r.log.Warn("M-Pesa: journal lookup failed", "txn", id, "err", err)
+		return nil
+	}
+	s := &sale{id: t.ID, amount: t.Amount.Minor / 100, status: t.Status, c2b: t.Mode == payment.ModeC2B,
+		created: t.CreatedAt, done: make(chan struct{})}
+	close(s.done)
+	s.ended.Store(true)
+	var receipts []string
+	for _, e := range evs {
+		if e.Result == nil || e.Result.RemoteID == "" {
+			continue
+		}
+		switch {
+		case e.Kind == payment.KindTransition && e.Status == payment.StatusAcknowledged:
+			s.checkout = e.Result.RemoteID
+		case e.Status == payment.StatusApproved && s.receipt == "" && (e.Kind == payment.KindTransition || e.Kind == payment.KindStep):
+			s.receipt = e.Result.RemoteID
+			receipts = append(receipts, e.Result.RemoteID)
+		case e.Kind == payment.KindLate:
+			receipts = append(receipts, e.Result.RemoteID) // money after the end, already reported
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur := r.sales[id]; cur != nil {
+		return cur
+	}
+	r.sales[id] = s
+	if s.checkout != "" && r.byCheckout[s.checkout] == nil {
+		r.byCheckout[s.checkout] = s
+	}
+	for _, rc := range receipts {
+		if _, ok := r.receipts[rc]; !ok {
+			r.putReceipt(rc, id)
+		}
+	}
+	s.endedAt.Store(r.opt.Now().UnixNano()) // held again for a retention window
+	return s
 }
 
 // Check queries Daraja now for payment id (an operator's "check with

@@ -94,7 +94,8 @@ type Options struct {
 	// path: "https://kiosk.example.com" (HTTPS in production).
 	PublicURL string
 	// PathSecret is the unguessable first segment of every callback path;
-	// empty means a random one (then the C2B URLs change on each start).
+	// empty means a random one (then the callback URLs change on each
+	// start; LoadPathSecret keeps one in a file).
 	PathSecret string
 	// AllowList are the sources callbacks may come from; nil means
 	// DefaultAllowList. TrustedProxies are the proxies whose
@@ -121,7 +122,17 @@ type Options struct {
 	// customer's payment before it is timed out. The default is
 	// DefaultC2BWait.
 	C2BWait time.Duration
-	Logger  *slog.Logger
+	// Retention is how long a finished sale, and a matched till payment,
+	// stay in memory (Recover holds again the sales that finished this
+	// recently). A callback about an older one is judged from the
+	// journal. The default is DefaultRetention.
+	Retention time.Duration
+	// MaxEarly, MaxFinished and MaxTill cap the callbacks kept while
+	// their push is unknown, the finished sales held and the till
+	// payments listed; the oldest go first. The defaults are
+	// DefaultMaxEarly, DefaultMaxFinished and DefaultMaxTill.
+	MaxEarly, MaxFinished, MaxTill int
+	Logger                         *slog.Logger
 	// Now and After are the clock (time.Now and time.After by default):
 	// tests replace both to run the query policy without waiting.
 	Now   func() time.Time
@@ -143,9 +154,35 @@ type Rail struct {
 	mu         sync.Mutex
 	sales      map[string]*sale // by reference = txn id
 	byCheckout map[string]*sale
-	early      map[string][]STKResult // callbacks whose push is not known yet
-	receipts   map[string]string      // receipt → txn id ("" when unmatched)
-	till       []payment.TillPayment
+	early      map[string]*earlyCallbacks // callbacks whose push is not known yet
+	earlyOrder []earlyRef                 // the order they came in
+	receipts   map[string]receiptRec      // receipt → txn id ("" when unmatched)
+	till       []tillEntry
+	swept      time.Time // the last sweep, on the rail's clock
+	orphans    int       // paid callbacks waiting for their push, at most MaxEarly
+
+	unknownLimit limiter // logs of requests on unknown paths
+}
+
+// limiter allows one event per second and counts the others.
+type limiter struct {
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+// allow reports whether an event at now may be logged, and how many were
+// not since the last one that was.
+func (l *limiter) allow(now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.last) < time.Second {
+		l.dropped++
+		return 0, false
+	}
+	n := l.dropped
+	l.last, l.dropped = now, 0
+	return n, true
 }
 
 // sale is one STK Push payment (its txn id is its AccountReference).
@@ -158,6 +195,7 @@ type sale struct {
 	receipt  string
 	status   payment.Status
 	paid     int64 // minor units received by C2B
+	fraction bool  // one of them had a fraction of a shilling
 	// raw is a callback body waiting to ride on the next event published
 	// about the sale, so a callback costs one journal write; see resolve.
 	raw      []byte
@@ -170,10 +208,13 @@ type sale struct {
 	created time.Time
 	done    chan struct{} // closed when final
 	ended   atomic.Bool   // final, readable without the lock
+	endedAt atomic.Int64  // when it became final (or was recalled), Unix ns
 }
 
-// maxEarly bounds the callbacks kept while their push is unknown.
-const maxEarly = 10000
+// DefaultRetention is how long a finished sale stays in memory by
+// default: a day, well past Daraja's late callbacks and the reconciling
+// query.
+const DefaultRetention = 24 * time.Hour
 
 // NewRail returns the rail. Its goroutines (pushes, queries) stop with
 // ctx; Close waits for them.
@@ -211,6 +252,18 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	if opt.C2BWait <= 0 {
 		opt.C2BWait = DefaultC2BWait
 	}
+	if opt.Retention <= 0 {
+		opt.Retention = DefaultRetention
+	}
+	if opt.MaxEarly <= 0 {
+		opt.MaxEarly = DefaultMaxEarly
+	}
+	if opt.MaxFinished <= 0 {
+		opt.MaxFinished = DefaultMaxFinished
+	}
+	if opt.MaxTill <= 0 {
+		opt.MaxTill = DefaultMaxTill
+	}
 	if len(opt.Desc) > MaxTransactionDesc {
 		return nil, fmt.Errorf("%w: TransactionDesc %q is over %d characters", ErrConfig, opt.Desc, MaxTransactionDesc)
 	}
@@ -224,13 +277,18 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	}
 	ctx, stop := context.WithCancel(ctx)
 	r := &Rail{opt: opt, c: opt.Client, bus: opt.Bus, log: opt.Logger, secret: secret, ctx: ctx, stop: stop,
-		sales: map[string]*sale{}, byCheckout: map[string]*sale{}, early: map[string][]STKResult{}, receipts: map[string]string{}}
+		sales: map[string]*sale{}, byCheckout: map[string]*sale{}, early: map[string]*earlyCallbacks{}, receipts: map[string]receiptRec{}}
 	for _, u := range []string{r.STKCallbackURL(), r.ConfirmationURL(), r.ValidationURL()} {
 		if err := CheckCallbackURL(u); err != nil {
 			stop()
 			return nil, err
 		}
 	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.janitor()
+	}()
 	return r, nil
 }
 
@@ -325,6 +383,7 @@ func (r *Rail) reject(err error) error {
 // background. The phone is normalised and the amount checked first; bad
 // input is journaled as a rejection and returned.
 func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
+	r.sweep()
 	if req.Mode == payment.ModeC2B {
 		return r.startC2B(req)
 	}
@@ -427,6 +486,7 @@ func (r *Rail) transition(s *sale, st payment.Status, detail string, res *paymen
 	}
 	s.status = st
 	if st.Final() {
+		s.endedAt.Store(r.opt.Now().UnixNano())
 		s.ended.Store(true)
 		close(s.done)
 	}
@@ -462,8 +522,7 @@ func (r *Rail) push(s *sale) {
 	r.mu.Lock()
 	s.checkout = resp.CheckoutRequestID
 	r.byCheckout[s.checkout] = s
-	early := r.early[s.checkout]
-	delete(r.early, s.checkout)
+	early := r.takeEarly(s.checkout)
 	r.mu.Unlock()
 	if !s.status.Final() {
 		s.deadline = r.opt.Now().Add(r.opt.Poll.Budget)
@@ -471,9 +530,9 @@ func (r *Rail) push(s *sale) {
 			&payment.Result{RemoteID: resp.CheckoutRequestID}, "")
 	}
 	s.mu.Unlock()
-	r.log.Info("STK Push accepted", "txn", s.id, "checkout", resp.CheckoutRequestID, "early_callbacks", len(early))
-	for _, res := range early {
-		r.resolve(s, res, "callback (arrived before the push answer)")
+	r.log.Info("STK Push accepted", "txn", s.id, "checkout", resp.CheckoutRequestID, "early_callbacks", len(early.results))
+	for i, res := range early.results {
+		r.resolveRaw(s, res, "callback (arrived before the push answer)", nil, "", early.flags[i])
 	}
 	r.waitResult(s, r.opt.Poll.First, true)
 }
@@ -698,7 +757,7 @@ func (r *Rail) Cancel(id string) error {
 // result after the payment ended is journaled and flagged, and a query
 // never overrides a success that carries a receipt.
 func (r *Rail) resolve(s *sale, res STKResult, source string) {
-	r.resolveRaw(s, res, source, nil, "")
+	r.resolveRaw(s, res, source, nil, "", "")
 }
 
 // resolveRaw is resolve for a callback whose body (raw, from peer) is not
@@ -706,11 +765,14 @@ func (r *Rail) resolve(s *sale, res STKResult, source string) {
 // transition, the duplicate or the late note), and is journaled on its
 // own if the outcome publishes nothing. It returns false when the body
 // could not be journaled.
-func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, peer string) bool {
+//
+// flag, when not "", marks the outcome for the operator (the callback
+// came from outside the allow-list).
+func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, peer, flag string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.raw, s.peer = raw, peer
-	r.resolveLocked(s, res, source)
+	r.resolveLocked(s, res, source, flag)
 	if s.raw == nil {
 		return true
 	}
@@ -720,12 +782,13 @@ func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, pee
 	return err == nil
 }
 
-func (r *Rail) resolveLocked(s *sale, res STKResult, source string) {
+func (r *Rail) resolveLocked(s *sale, res STKResult, source, extra string) {
 	if res.Success() && res.Receipt != "" {
 		r.mu.Lock()
-		owner, seen := r.receipts[res.Receipt]
+		rec, seen := r.receipts[res.Receipt]
+		owner := rec.txn
 		if !seen {
-			r.receipts[res.Receipt] = s.id
+			r.putReceipt(res.Receipt, s.id)
 		}
 		r.mu.Unlock()
 		if seen {
@@ -734,42 +797,103 @@ func (r *Rail) resolveLocked(s *sale, res STKResult, source string) {
 		}
 	}
 	if s.status.Final() {
-		r.resolveFinal(s, res, source)
+		r.resolveFinal(s, res, source, extra)
 		return
 	}
 	m := Meaning(res.Code, res.Desc)
 	if !res.Success() {
-		r.transition(s, m.Status, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source), &payment.Result{Reason: m.Words}, "")
+		r.transition(s, m.Status, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source),
+			&payment.Result{Reason: m.Words, Flags: flags(extra)}, extra)
 		return
 	}
 	if res.Receipt == "" {
 		// The query says paid but carries no receipt: approve; the
 		// receipt comes with the callback or the C2B confirmation.
-		r.transition(s, payment.StatusApproved, fmt.Sprintf("paid (from %s; the receipt follows with the callback)", source), nil, "")
+		var out *payment.Result
+		if extra != "" {
+			out = &payment.Result{Flags: flags(extra)}
+		}
+		r.transition(s, payment.StatusApproved, fmt.Sprintf("paid (from %s; the receipt follows with the callback)", source), out, extra)
 		return
 	}
 	s.receipt = res.Receipt
-	flag := ""
-	detail := fmt.Sprintf("paid: M-Pesa receipt %s (from %s)", res.Receipt, source)
-	if res.Amount != nil && (res.Amount.Fractional() || res.Amount.Minor() != s.amount*100) {
-		flag = payment.FlagAmountMismatch
-		detail += fmt.Sprintf("; Daraja reports %s, the sale asked KES %d: check", res.Amount.Raw, s.amount)
+	flag, why := amountCheck(s, res)
+	if flag == "" {
+		flag = extra
 	}
-	if r.transition(s, payment.StatusApproved, detail, &payment.Result{RemoteID: res.Receipt}, flag) && res.Amount != nil && res.Amount.Fractional() {
+	paid, attn := attention(s, res, extra)
+	if r.transition(s, payment.StatusApproved, fmt.Sprintf("paid: M-Pesa receipt %s (from %s)%s", res.Receipt, source, why),
+		&payment.Result{RemoteID: res.Receipt, Paid: paid, Flags: attn}, flag) {
+		r.noteFraction(s, res)
+	}
+}
+
+// amountCheck compares the amount a success reports with what sale s
+// asked: the flag and the words to add to the detail when they differ
+// (or the amount has a fraction), none when they agree or no amount was
+// reported (a query's answer).
+func amountCheck(s *sale, res STKResult) (flag, detail string) {
+	if res.Amount == nil || (!res.Amount.Fractional() && res.Amount.Minor() == s.amount*100) {
+		return "", ""
+	}
+	return payment.FlagAmountMismatch, fmt.Sprintf("; Daraja reports %s, the sale asked KES %d: check", res.Amount.Raw, s.amount)
+}
+
+// attention is what a success reported for s needs the operator for:
+// the amount paid when it is not the one asked, and the flags (underpaid
+// or overpaid, a fraction of a shilling, extra).
+func attention(s *sale, res STKResult, extra string) (*payment.Money, []string) {
+	var paid *payment.Money
+	var fl []string
+	if a := res.Amount; a != nil && a.Minor() != s.amount*100 {
+		paid = &payment.Money{Minor: a.Minor(), Currency: "KES"}
+		if a.Minor() < s.amount*100 {
+			fl = append(fl, FlagUnderpaid)
+		} else {
+			fl = append(fl, FlagOverpaid)
+		}
+	}
+	if res.Amount != nil && res.Amount.Fractional() {
+		fl = append(fl, FlagFractional)
+	}
+	return paid, append(fl, flags(extra)...)
+}
+
+// flags is the list of f, none when f is "".
+func flags(f string) []string {
+	if f == "" {
+		return nil
+	}
+	return []string{f}
+}
+
+// noteFraction flags an amount with a fraction of a shilling on s; call
+// with s.mu held.
+func (r *Rail) noteFraction(s *sale, res STKResult) {
+	if res.Amount != nil && res.Amount.Fractional() {
 		r.note(s, payment.KindStep, "amount "+res.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
 	}
 }
 
 // resolveFinal handles an outcome for a payment that has already ended;
 // call with s.mu held.
-func (r *Rail) resolveFinal(s *sale, res STKResult, source string) {
+func (r *Rail) resolveFinal(s *sale, res STKResult, source, extra string) {
 	m := Meaning(res.Code, res.Desc)
 	switch {
 	case s.status == payment.StatusApproved && res.Success() && res.Receipt == "":
 		// A query agreeing with the success: nothing new.
 	case s.status == payment.StatusApproved && res.Success() && s.receipt == "":
+		// Approved by a query, which reports no amount: the amount is
+		// checked now, whichever source came first.
 		s.receipt = res.Receipt
-		r.note(s, payment.KindStep, fmt.Sprintf("M-Pesa receipt %s (from %s)", res.Receipt, source), "", &payment.Result{RemoteID: res.Receipt})
+		flag, why := amountCheck(s, res)
+		if flag == "" {
+			flag = extra
+		}
+		paid, attn := attention(s, res, extra)
+		r.note(s, payment.KindStep, fmt.Sprintf("M-Pesa receipt %s (from %s)%s", res.Receipt, source, why), flag,
+			&payment.Result{RemoteID: res.Receipt, Paid: paid, Flags: attn})
+		r.noteFraction(s, res)
 	case s.status == payment.StatusApproved && res.Success():
 		r.note(s, payment.KindLate, fmt.Sprintf("a second payment (%s): receipt %s after %s, refund due", source, res.Receipt, s.receipt),
 			FlagLateSuccess, &payment.Result{RemoteID: res.Receipt})

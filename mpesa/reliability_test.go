@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,7 +177,10 @@ func TestCase3Unmatched(t *testing.T) {
 // callback whose Amount differs from the sale, and a fractional amount,
 // are flagged.
 func TestCase4WrongAmounts(t *testing.T) {
-	h := newHarness(t, sandbox.Options{}, nil)
+	// The first sale must stay open while two till payments arrive: a
+	// wait budget of an hour, not fastPoll's 3 s, which a loaded machine
+	// can spend before the second payment is in.
+	h := newHarness(t, sandbox.Options{}, func(o *mpesa.Options) { o.Poll.Budget = time.Hour })
 	if _, err := h.rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +203,14 @@ func TestCase4WrongAmounts(t *testing.T) {
 	}
 
 	stk := h.start("0712340099", 30) // the fake pays one shilling less
-	tx = h.waitStatus(stk, payment.StatusApproved)
+	h.waitStatus(stk, payment.StatusApproved)
+	// The query may approve before the callback brings the amount and the
+	// receipt: wait for the receipt (10 characters, where the query left
+	// the ws_CO_ id).
+	h.waitFor("the callback's receipt", func() bool {
+		tx, _ = h.j.Txn(context.Background(), stk)
+		return len(tx.Result.RemoteID) == 10
+	})
 	if !tx.HasFlag(payment.FlagAmountMismatch) {
 		t.Errorf("STK callback Amount 29.00 for a KES 30 sale not flagged: %v%s", tx.Flags, h.history(stk))
 	}
@@ -312,9 +323,17 @@ func TestCase6TokenExpiry(t *testing.T) {
 // a query that disagrees after a success callback leaves the success
 // standing; Spike Arrest makes the poller back off.
 func TestCase7Query(t *testing.T) {
-	h := newHarness(t, sandbox.Options{}, nil)
-	h.fake.Next(sandbox.Outcome{Code: "2001", Drop: true, Delay: 300 * time.Millisecond})
+	// The fake's clock moves past the customer's answer only once the
+	// rail's first query has been answered "still processing", so the
+	// pending answer is seen however slowly the poller runs; the budget
+	// is generous for the same reason.
+	var ahead atomic.Int64
+	h := newHarness(t, sandbox.Options{Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }},
+		func(o *mpesa.Options) { o.Poll.Budget = time.Hour })
+	h.fake.Next(sandbox.Outcome{Code: "2001", Drop: true, Delay: time.Minute})
 	id := h.start("0708374149", 10)
+	h.waitFor("a query answered pending", func() bool { return h.fake.Counts().Query >= 1 })
+	ahead.Store(int64(2 * time.Minute))
 	tx := h.waitStatus(id, payment.StatusDeclined)
 	if tx.Result.Reason != "the customer entered a wrong PIN" {
 		t.Errorf("reason %q", tx.Result.Reason)
@@ -326,6 +345,10 @@ func TestCase7Query(t *testing.T) {
 		t.Errorf("the outcome did not come from the query:%s", h.history(id))
 	}
 
+	// The success callback must come first: no query runs by itself
+	// (the first is an hour away), so the approval is the callback's and
+	// the disagreeing query is the operator's check.
+	h = newHarness(t, sandbox.Options{}, func(o *mpesa.Options) { o.Poll.First, o.Poll.Budget = time.Hour, 2*time.Hour })
 	h.fake.Next(sandbox.Outcome{Code: "0", QueryDisagrees: true})
 	ok := h.start("0708374149", 11)
 	h.waitStatus(ok, payment.StatusApproved)

@@ -129,6 +129,12 @@ type Result struct {
 	PlanID   string `json:"plan_id,omitempty"`
 	// Reason is why a payment did not succeed, in the peer's words.
 	Reason string `json:"reason,omitempty"`
+	// Paid is what the customer actually paid, when the peer reports an
+	// amount other than the one asked (an M-Pesa underpayment).
+	Paid *Money `json:"paid,omitempty"`
+	// Flags mark an outcome for the operator's attention (underpaid,
+	// source_not_allowed): a success that is not simply one.
+	Flags []string `json:"flags,omitempty"`
 }
 
 // Plan is an instalment plan a POS offers for an IPP payment.

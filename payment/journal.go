@@ -185,6 +185,10 @@ CREATE INDEX IF NOT EXISTS events_txn ON events(txn_id, seq);
 -- Only flagged events are indexed, so the write path of the others
 -- (nearly all) does not pay for it; Flagged reads through it.
 CREATE INDEX IF NOT EXISTS events_flagged ON events(flag, rail, at) WHERE flag <> '';
+-- The peer's id in an event's result (an M-Pesa receipt or
+-- CheckoutRequestID): ByRemoteID reads through it. Only events with a
+-- result are indexed.
+CREATE INDEX IF NOT EXISTS events_remote ON events(json_extract(result, '$.remote_id')) WHERE result <> '';
 `
 
 // schemaVersion is the journal's PRAGMA user_version once migrate has run.
@@ -737,8 +741,17 @@ func (j *Journal) apply(ctx context.Context, tx *writeTx, ev *Event, overlay map
 				return err
 			}
 			overlay[ev.TxnID] = ev.Status
-		} else if ev.Status == "" {
-			ev.Status = cur
+		} else {
+			if ev.Status == "" {
+				ev.Status = cur
+			}
+			if ev.Kind == KindStep && cur == StatusApproved && ev.Result != nil && ev.Result.RemoteID != "" {
+				// The peer's id learnt after the approval (the M-Pesa
+				// receipt that follows a query's answer) completes the row.
+				if _, err := tx.ExecContext(ctx, `UPDATE txns SET remote_id = ? WHERE id = ?`, ev.Result.RemoteID, ev.TxnID); err != nil {
+					return err
+				}
+			}
 		}
 		flag := ev.Flag
 		if ev.Kind == KindLate && flag == "" {
@@ -936,6 +949,16 @@ func (j *Journal) History(ctx context.Context, id string) ([]Event, error) {
 func (j *Journal) Flagged(ctx context.Context, rail Rail, flag string, since time.Time) ([]Event, error) {
 	return j.queryEvents(ctx, flaggedWhere, flag, rail, since.UnixMilli())
 }
+
+// ByRemoteID returns the events of one rail whose result carries the
+// peer's id (an M-Pesa receipt or CheckoutRequestID), in order: how a
+// rail recognises a callback about a payment it no longer holds in
+// memory. It reads through the index of those ids.
+func (j *Journal) ByRemoteID(ctx context.Context, rail Rail, id string) ([]Event, error) {
+	return j.queryEvents(ctx, byRemoteWhere, id, rail)
+}
+
+const byRemoteWhere = `WHERE result <> '' AND json_extract(result, '$.remote_id') = ? AND rail = ? ORDER BY seq`
 
 const flaggedWhere = `WHERE flag <> '' AND flag = ? AND rail = ? AND at >= ? ORDER BY seq`
 

@@ -77,8 +77,10 @@ func CardDisplay(last4 string) string {
 //
 //	RESULT <txn_id> <status> <amount> [key=value ...]
 //
-// Keys, when known: auth, card (****last4), pos_txn, plan, reason. Values
-// with spaces, tabs, quotes or '=' are Go-quoted.
+// Keys, when known: auth, card (****last4), pos_txn, plan, reason, paid
+// (the amount actually paid, when it is not the amount asked) and flags
+// (comma-separated, what needs the operator's attention). Values with
+// spaces, tabs, quotes or '=' are Go-quoted.
 func ResultLine(txnID string, st Status, amount Money, r *Result) string {
 	return fmt.Sprintf("RESULT %s %s %s%s", txnID, st, amount.Decimal(), ResultFields(r))
 }
@@ -92,8 +94,13 @@ func ResultFields(r *Result) string {
 	if r.Card != "" {
 		card = "****" + r.Card
 	}
+	paid := ""
+	if r.Paid != nil {
+		paid = r.Paid.Decimal()
+	}
 	var b strings.Builder
-	for _, kv := range [][2]string{{"auth", r.AuthCode}, {"card", card}, {"pos_txn", r.RemoteID}, {"plan", r.PlanID}, {"reason", r.Reason}} {
+	for _, kv := range [][2]string{{"auth", r.AuthCode}, {"card", card}, {"pos_txn", r.RemoteID}, {"plan", r.PlanID}, {"reason", r.Reason},
+		{"paid", paid}, {"flags", strings.Join(r.Flags, ",")}} {
 		k, v := kv[0], kv[1]
 		if v == "" {
 			continue
@@ -104,6 +111,23 @@ func ResultFields(r *Result) string {
 		fmt.Fprintf(&b, " %s=%s", k, v)
 	}
 	return b.String()
+}
+
+// WhereToCheck names, for the operator, where the truth about a payment
+// on rail r is found when paydesk does not know it: "the POS", "the card
+// terminal", "the M-Pesa statement".
+func WhereToCheck(r Rail) string {
+	switch r {
+	case RailPOS:
+		return "the POS"
+	case RailTerminal:
+		return "the card terminal"
+	case RailMPesa:
+		return "the M-Pesa statement"
+	case RailScreen:
+		return "the customer display's terminal"
+	}
+	return "the payment's peer"
 }
 
 // Health is a rail's own account of whether it can take a payment now, for

@@ -185,8 +185,8 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 		c.printf("%s\n", b)
 	}
 	for _, t := range c.cfg.Unresolved {
-		c.printf("UNKNOWN %s %s %s %s: in flight when paydesk stopped; check the POS, then 'r' to resolve\n",
-			t.ID, t.Mode, t.Amount.Decimal(), t.Peer)
+		c.printf("UNKNOWN %s %s %s %s: in flight when paydesk stopped; check %s, then 'r' to resolve\n",
+			t.ID, t.Mode, t.Amount.Decimal(), t.Peer, payment.WhereToCheck(t.Rail))
 	}
 	c.menu()
 	c.out.Flush()
@@ -486,7 +486,7 @@ func (c *Console) listUnknown(ctx context.Context) {
 	for _, t := range ts {
 		c.printf("  %s %s %s %s %s\n", t.ID, t.Mode, t.Amount.Decimal(), orDash(t.Peer), t.CreatedAt.Format("2006-01-02 15:04:05"))
 	}
-	c.printf("Resolve as '<txn_id> approved' or '<txn_id> declined' (after checking the POS), '<txn_id> ask' to ask its rail (M-Pesa), empty to go back: ")
+	c.printf("Resolve as '<txn_id> approved' or '<txn_id> declined' (after checking its POS, card terminal or M-Pesa statement), '<txn_id> ask' to ask its rail (M-Pesa), empty to go back: ")
 	c.state = stResolve
 }
 
@@ -701,7 +701,7 @@ func (c *Console) amount(ev payment.Event) payment.Money {
 func (c *Console) finish(id string, st payment.Status, amount payment.Money, r *payment.Result, detail string) {
 	c.finished[id] = true
 	if id == c.current {
-		c.printf("\n%s %s\n", statusLine(st), detail)
+		c.printf("\n%s %s\n", statusLine(st, amount, r), detail)
 	}
 	c.printf("%s\n", payment.ResultLine(id, st, amount, r))
 	if id == c.current {
@@ -748,7 +748,16 @@ func (c *Console) landed(id string) {
 	c.order = slices.DeleteFunc(c.order, func(s string) bool { return s == id })
 }
 
-func statusLine(s payment.Status) string {
+func statusLine(s payment.Status, amount payment.Money, r *payment.Result) string {
+	switch {
+	case s == payment.StatusApproved && r != nil && len(r.Flags) > 0:
+		// Money came, but not simply: say what to check.
+		what := strings.Join(r.Flags, ", ")
+		if r.Paid != nil {
+			what += fmt.Sprintf("; paid %s of %s", r.Paid.Decimal(), amount.Decimal())
+		}
+		return "Payment Needs Checking (" + what + "):"
+	}
 	switch s {
 	case payment.StatusApproved:
 		return "Payment Successful!"

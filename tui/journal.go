@@ -118,7 +118,7 @@ func (m Model) journalScreen() string {
 	var b strings.Builder
 	b.WriteString(s.Title.Render(t.ID) + fmt.Sprintf("  %s %s %s on %s: ", t.Rail, t.Mode, t.Amount, orDash(t.Peer)))
 	if t.Status == payment.StatusUnknown {
-		hint := "UNKNOWN: check the POS, then a (approved) or d (declined)"
+		hint := "UNKNOWN: check " + payment.WhereToCheck(t.Rail) + ", then a (approved) or d (declined)"
 		if m.checker(t) != nil {
 			hint = "UNKNOWN: k asks " + string(t.Rail) + "; or check, then a (approved) or d (declined)"
 		}

@@ -167,8 +167,8 @@ func (m Model) menuView() string {
 		b.WriteString(line + "\n")
 	}
 	for _, t := range m.cfg.Unresolved {
-		b.WriteString(s.Pending.Render(fmt.Sprintf("\nUNKNOWN %s %s %s on %s: in flight when paydesk stopped; check the POS",
-			t.ID, t.Mode, t.Amount, t.Peer)))
+		b.WriteString(s.Pending.Render(fmt.Sprintf("\nUNKNOWN %s %s %s on %s: in flight when paydesk stopped; check %s",
+			t.ID, t.Mode, t.Amount, t.Peer, payment.WhereToCheck(t.Rail))))
 	}
 	if m.cfg.Demo && m.cfg.DemoNotes != "" {
 		// Header, blank, menu, blank, footer: the notes get what is left.
@@ -318,11 +318,18 @@ func (m Model) writesView() string {
 func (m Model) resultView() string {
 	s := m.styles
 	ev := m.result
-	glyph, style := "✗", s.Declined
-	word := strings.ToUpper(strings.ReplaceAll(string(ev.Status), "_", " "))
+	r := ev.Result
+	if r == nil {
+		r = &payment.Result{}
+	}
+	glyph, style, word := "✗", s.Declined, strings.ToUpper(strings.ReplaceAll(string(ev.Status), "_", " "))
 	switch ev.Status {
 	case payment.StatusApproved:
 		glyph, style = "✓", s.Approved
+		if len(r.Flags) > 0 {
+			// Money came, but not simply: not a plain tick.
+			glyph, style, word = "!", s.Pending, word+", CHECK"
+		}
 	case payment.StatusCancelled, payment.StatusTimedOut, payment.StatusUnknown:
 		glyph, style = "!", s.Pending
 	}
@@ -331,12 +338,13 @@ func (m Model) resultView() string {
 	}
 	v := style.Render(fmt.Sprintf("%s %s", glyph, word)) +
 		"  " + m.txn + " " + modeNames[m.mode] + " " + m.txnAmount.String() + "\n\n"
-	r := ev.Result
-	if r == nil {
-		r = &payment.Result{}
+	paid := ""
+	if r.Paid != nil {
+		paid = r.Paid.String()
 	}
 	for _, kv := range [][2]string{{"Auth code", r.AuthCode}, {"Card", payment.CardDisplay(r.Card)},
-		{remoteLabel(m.railName), r.RemoteID}, {"Plan", r.PlanID}, {"Reason", r.Reason}} {
+		{remoteLabel(m.railName), r.RemoteID}, {"Plan", r.PlanID}, {"Reason", r.Reason},
+		{"Paid", paid}, {"Check", strings.Join(r.Flags, ", ")}} {
 		if kv[1] != "" {
 			v += fmt.Sprintf("%-16s %s\n", kv[0], kv[1])
 		}

@@ -165,6 +165,7 @@ type Server struct {
 	mu       sync.Mutex
 	tokens   map[string]time.Time
 	pushes   map[string]*push
+	order    []pushRef // pushes by arrival, to forget the old ones
 	next     []Outcome
 	counts   Counts
 	urls     map[string]string // "confirmation", "validation"
@@ -173,6 +174,17 @@ type Server struct {
 	wg       sync.WaitGroup
 	closed   chan struct{}
 	seq      int
+}
+
+// PushMemory is how long, on its clock, the fake remembers a push for
+// queries; older ones are forgotten, so a long run stays in bounded
+// memory.
+const PushMemory = 24 * time.Hour
+
+// pushRef is a push's place in the order pushes came in.
+type pushRef struct {
+	checkout string
+	at       time.Time
 }
 
 type push struct {
@@ -467,6 +479,11 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, p pushWire, amou
 		pu.receipt = receipt()
 	}
 	s.pushes[pu.checkout] = pu
+	s.order = append(s.order, pushRef{checkout: pu.checkout, at: now})
+	for len(s.order) > 0 && now.Sub(s.order[0].at) > PushMemory {
+		delete(s.pushes, s.order[0].checkout)
+		s.order = s.order[1:]
+	}
 	s.mu.Unlock()
 	s.log.Info("sandbox push", "checkout", pu.checkout, "code", out.Code, "amount", amount)
 
