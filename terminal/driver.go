@@ -571,6 +571,13 @@ func (d *Driver) idleBytes(l *link, ev *idleEvents) error {
 			}
 			return err
 		}
+		if b == EOT {
+			// The end of a session: harmless while idle (the terminal
+			// closing one we gave up on, or an old session's last byte).
+			l.w.logBytes("serial rx", []byte{b})
+			d.log.Info("EOT from the terminal while idle: ignored")
+			continue
+		}
 		if b != ENQ {
 			noise = append(noise, b)
 			continue

@@ -138,18 +138,29 @@ func TestCase4BadLRC(t *testing.T) {
 		ans := reply(t, q, '0', true)
 		m.send(ENQ)
 		m.expect(ACK)
+		// The Concert link rule (serial-terminal.md §1.5): every bad copy is
+		// NAKed, three NAKs in all, and then EOT ends the session.
 		m.send(corrupt(ans)...)
 		m.expect(NAK)
 		m.send(corrupt(ans)...)
 		m.expect(NAK)
 		m.send(corrupt(ans)...)
-		m.expect(EOT)
+		m.expect(NAK, EOT)
 		tx := h.status(id, payment.StatusUnknown)
 		if !strings.Contains(tx.Result.Reason, "bad too many times") {
 			t.Fatalf("status %s (%s), want unknown: gave up", tx.Status, tx.Result.Reason)
 		}
 		if n := kinds(h.history(id))[payment.KindRejected]; n != 3 {
 			t.Errorf("%d rejections journaled, want 3", n)
+		}
+		// A terminal following the same rule ends its side with EOT too:
+		// the end of a session, not noise.
+		m.send(EOT)
+		h.waitFor("the terminal's EOT taken while idle", func(payment.Event) bool {
+			return strings.Contains(h.logs.String(), "EOT from the terminal while idle")
+		})
+		if strings.Contains(h.logs.String(), "unexpected byte(s) on the line while idle") {
+			t.Errorf("the terminal's EOT was rejected as noise")
 		}
 	})
 }

@@ -48,8 +48,8 @@ type Timers struct {
 	// default is 3 seconds.
 	EOT time.Duration
 	// BadFrames is how many bad copies of a frame (wrong LRC, cut short,
-	// control bytes inside) we take from the terminal: each but the last
-	// is NAKed, the last ends the session with EOT. The default is 3.
+	// control bytes inside) we take from the terminal: each is NAKed, and
+	// after the last NAK an EOT ends the session. The default is 3.
 	BadFrames int
 }
 
@@ -326,15 +326,16 @@ func (l *link) receive(ev linkEvents) error {
 			if err != nil {
 				bad++
 				ev.rejected(fmt.Sprintf("bad frame from the terminal (%d/%d): %v", bad, l.t.BadFrames, err), raw)
+				if err := l.w.write([]byte{NAK}); err != nil {
+					return err
+				}
 				if bad >= l.t.BadFrames {
+					// Three NAKs, then EOT (serial-terminal.md §1.5).
 					if err := l.w.write([]byte{EOT}); err != nil {
 						return err
 					}
 					l.to(stateIdle)
 					return fmt.Errorf("%w (%d copies): %v", ErrGaveUp, bad, err)
-				}
-				if err := l.w.write([]byte{NAK}); err != nil {
-					return err
 				}
 				continue
 			}

@@ -614,8 +614,9 @@ func (s *Sim) sendAnswer(ctx context.Context, c *conn, data []byte, bh Behaviour
 		case terminal.ACK:
 		case terminal.NAK:
 			s.count(func(st *Stats) { st.NAKsRecv++ })
-			if copyN >= 5 {
-				return nil
+			if copyN >= 3 {
+				// Three sends, then EOT, as the ECR does with its own frame.
+				return c.write(terminal.EOT)
 			}
 			continue
 		default: // EOT: the ECR gave up
