@@ -435,6 +435,14 @@ func (d *Driver) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		// Whatever the port holds is from before this run (a session cut
+		// by a crash): drop it, or a stale ENQ opens a session the
+		// terminal is not in.
+		if fl, ok := p.(inputFlusher); ok {
+			if err := fl.ResetInputBuffer(); err != nil {
+				d.log.Warn("cannot flush the terminal port's input", "port", d.portName(), "err", err)
+			}
+		}
 		w := newWire(p, d.portName(), d.log)
 		d.publish(payment.Event{Kind: payment.KindConnection, Peer: d.portName(), Detail: "terminal port " + d.portName() + " open"})
 		d.log.Info("terminal port open", "port", d.portName())
@@ -820,6 +828,13 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 			d.finish(f, payment.StatusUnknown, &payment.Result{Reason: "the terminal's port failed while the payment was on the terminal: check the terminal, then resolve"},
 				nil, "", "port lost mid-transaction: "+err.Error())
 			return err
+		}
+		if b == EOT {
+			// The end of a session the terminal gave up (or of the one
+			// just ended): not noise, and nothing to answer.
+			l.w.logBytes("serial rx", []byte{b})
+			d.log.Info("EOT from the terminal while waiting for its answer: ignored", "txn", f.id)
+			continue
 		}
 		if b != ENQ {
 			l.w.logBytes("serial rx", []byte{b})

@@ -483,3 +483,82 @@ func TestCase15Input(t *testing.T) {
 		t.Errorf("the driver wrote % x for refused input", got)
 	}
 }
+
+// After a crash (kill -9) the port may still hold the last session's
+// bytes; the driver flushes its input when it opens the port, so a stale
+// ENQ is not taken for the terminal opening a session.
+func TestStaleBytesFlushedOnOpen(t *testing.T) {
+	h := newHarness(t, nil)
+	old := h.cur
+	next := h.plug()
+	next.in <- []byte{ENQ} // left in the port by the previous run
+	old.unplug()           // the driver reopens: it gets next
+	m := h.term()
+	if b := m.next(); b != ENQ {
+		t.Fatalf("first byte on the reopened port 0x%02X, want the probe's ENQ (a stale ENQ was answered)", b)
+	}
+	m.send(ACK)
+	m.expect(EOT)
+	m.quiet(200 * time.Millisecond)
+}
+
+// The terminal may end its session with EOT where it would send its
+// frame (it has nothing to send, or gave up): the driver ends the
+// session there and then, and waits for the next one without NAKing.
+func TestEOTEndsTheTerminalSessionBeforeItsFrame(t *testing.T) {
+	h := newHarness(t, nil)
+	id, q := accept(h, 1250)
+	m := h.term()
+	m.send(ENQ)
+	m.expect(ACK)
+	m.send(EOT) // no frame after all
+	// A new session at once: its ENQ must be ACKed, not read as noise
+	// before a frame (which ends in a NAK after the inter-byte timeout).
+	m.send(ENQ)
+	m.expect(ACK)
+	m.send(Frame(reply(t, q, '0', true))...)
+	m.expect(ACK)
+	m.send(EOT)
+	if tx := h.final(id); tx.Status != payment.StatusApproved {
+		t.Fatalf("status %s, want approved", tx.Status)
+	}
+	if n := kinds(h.history(id))[payment.KindRejected]; n != 0 {
+		t.Errorf("%d rejections journaled for a session the terminal closed with EOT", n)
+	}
+}
+
+// An EOT in answer to our ENQ is the terminal declining the session: the
+// driver closes its side and tries again, as after a NAK, without
+// journaling the EOT as noise.
+func TestEOTToOurENQIsADecline(t *testing.T) {
+	h := newHarness(t, nil)
+	id := h.start(payment.ModeCard, 1250)
+	m := h.term()
+	m.expect(ENQ)
+	m.send(EOT)
+	m.expect(EOT) // our side closed at once, then the next attempt
+	q := m.request()
+	m.answer(reply(t, q, '0', true), true)
+	if tx := h.final(id); tx.Status != payment.StatusApproved {
+		t.Fatalf("status %s, want approved", tx.Status)
+	}
+	if n := kinds(h.history(id))[payment.KindRejected]; n != 0 {
+		t.Errorf("%d rejections journaled for the terminal's EOT", n)
+	}
+}
+
+// While the driver waits for the terminal's answer, an EOT (the end of a
+// session the terminal gave up) is not noise.
+func TestEOTWhileWaitingForTheAnswer(t *testing.T) {
+	h := newHarness(t, nil)
+	id, q := accept(h, 1250)
+	m := h.term()
+	m.send(EOT)
+	m.answer(reply(t, q, '0', true), true)
+	if tx := h.final(id); tx.Status != payment.StatusApproved {
+		t.Fatalf("status %s, want approved", tx.Status)
+	}
+	if n := kinds(h.history(id))[payment.KindRejected]; n != 0 {
+		t.Errorf("%d rejections journaled for the terminal's EOT", n)
+	}
+}

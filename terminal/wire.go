@@ -17,6 +17,12 @@ type Port interface {
 	io.ReadWriteCloser
 }
 
+// inputFlusher is a port that can drop the bytes received and not read
+// yet; go.bug.st/serial's Port is one.
+type inputFlusher interface {
+	ResetInputBuffer() error
+}
+
 // ErrPortLost is wrapped when the port fails under the driver: the cable
 // was unplugged (Read reports the port closed, Write EIO).
 var ErrPortLost = errors.New("serial port lost")
