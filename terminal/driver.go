@@ -818,7 +818,9 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 				d.release(f)
 				d.step(f, fmt.Sprintf("no answer within %s: the status stays unknown; check the terminal, then resolve", wait), nil)
 			case f.cancelReq:
-				d.finish(f, payment.StatusCancelled, &payment.Result{Reason: fmt.Sprintf("the terminal did not answer within %s after the cancel request", wait)},
+				// A cancel is only a request: without the terminal's
+				// answer, the payment timed out like any other.
+				d.finish(f, payment.StatusTimedOut, &payment.Result{Reason: fmt.Sprintf("no answer from the terminal within %s; the cancel request was not confirmed", wait)},
 					nil, payment.FlagCancelUnconf, "")
 			default:
 				d.finish(f, payment.StatusTimedOut, &payment.Result{Reason: fmt.Sprintf("no answer from the terminal within %s", wait)}, nil, "", "")

@@ -562,3 +562,21 @@ func TestEOTWhileWaitingForTheAnswer(t *testing.T) {
 		t.Errorf("%d rejections journaled for the terminal's EOT", n)
 	}
 }
+
+// A cancel after the terminal accepted is only a request: when the
+// terminal then says nothing, the payment times out as any silent one
+// does (flagged: the cancel was not confirmed), never "cancelled".
+func TestCancelRequestUnansweredTimesOut(t *testing.T) {
+	h := newHarness(t, nil)
+	id, _ := accept(h, 1250)
+	if err := h.d.Cancel(id); err != nil {
+		t.Fatal(err)
+	}
+	tx := h.final(id)
+	if tx.Status != payment.StatusTimedOut {
+		t.Fatalf("status %s (%s), want timed_out: the terminal never confirmed the cancel", tx.Status, tx.Result.Reason)
+	}
+	if !tx.HasFlag(payment.FlagCancelUnconf) || !strings.Contains(tx.Result.Reason, "cancel") {
+		t.Errorf("flags %v, reason %q: want the unconfirmed cancel said", tx.Flags, tx.Result.Reason)
+	}
+}

@@ -8,7 +8,7 @@
 // The API, on http://localhost:{LOCAL_PORT}:
 //
 //	POST /            a payment (also POST /payment), answered when it ends
-//	GET  /cancel      cancel the payment in progress
+//	GET  /cancel      ask to cancel the payment in progress (202)
 //	GET  /check       the terminal's status (an ENQ/ACK/EOT probe)
 //	GET  /reset       close and reopen the terminal's port, then probe
 //	GET  /version     paydesk's version in the connector's shape
@@ -598,7 +598,11 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusInternalServerError, CodeInternal, err.Error(), "")
 		return
 	}
-	msg := "cancelled: the request had not reached the terminal; the payment's answer says so"
+	// Even before the terminal accepted, its ACK may be on the way: the
+	// cancel is a request either way, and the payment's own answer says
+	// whether it was cancelled (Cancelled only when the session ended
+	// before the terminal took the request, or the terminal confirmed).
+	msg := "cancel requested: the request had not been accepted by the terminal; the payment's answer says whether it was cancelled"
 	if f.Accepted {
 		msg = "cancel requested: the terminal has the payment and Concert cannot abort it; the payment's answer gives the terminal's outcome"
 	}
@@ -609,14 +613,14 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Unlock()
 	h.log.Info("ecr cancel", "txn", f.ID, "order", order, "accepted", f.Accepted, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, []any{struct {
+	writeJSON(w, http.StatusAccepted, []any{struct {
 		Status        string    `json:"status"`
 		Error         *APIError `json:"error"`
 		Message       string    `json:"message"`
 		TransactionID string    `json:"transactionId"`
 		OrderID       string    `json:"orderId,omitempty"`
 		Accepted      bool      `json:"acceptedByTerminal"`
-	}{StatusSuccess, nil, msg, f.ID, order, f.Accepted}})
+	}{StatusCancelRequested, nil, msg, f.ID, order, f.Accepted}})
 }
 
 // stop calls Options.Stop, or answers 501.

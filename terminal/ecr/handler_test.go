@@ -251,11 +251,11 @@ func TestCancelAfterTerminalAccepted(t *testing.T) {
 	}()
 	waitFor(t, 2*time.Second, "the terminal to accept", func() bool { f, ok := a.drv.Current(); return ok && f.Accepted })
 	resp, b := a.do(http.MethodGet, "/cancel", "")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("cancel: %d %s", resp.StatusCode, b)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("cancel: %d %s, want 202: the terminal decides", resp.StatusCode, b)
 	}
 	m := one(t, b)
-	if m["status"] != StatusSuccess || m["acceptedByTerminal"] != true || m["orderId"] != "to-cancel" ||
+	if m["status"] != StatusCancelRequested || m["acceptedByTerminal"] != true || m["orderId"] != "to-cancel" ||
 		!strings.Contains(m["message"].(string), "cancel requested") {
 		t.Errorf("cancel answer %s", b)
 	}
@@ -269,6 +269,30 @@ func TestCancelAfterTerminalAccepted(t *testing.T) {
 	}
 	if code, _ := errCode(t, pay); code != string(payment.StatusCancelled) {
 		t.Errorf("code %q", code)
+	}
+}
+
+// A cancel the terminal never confirms is not a cancellation: the
+// payment's answer is the same Timeout as a silent terminal's without
+// a cancel.
+func TestCancelWithoutTheTerminalsAnswerIsATimeout(t *testing.T) {
+	timers := testTimers
+	timers.Result = time.Second
+	a := newAPI(t, newRigTimers(t, timers), nil)
+	var wg sync.WaitGroup
+	var pay []byte
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, pay = a.do(http.MethodPost, "/", `{"amount": `+amountFor(termsim.NeverAnswer)+`, "orderId": "silent"}`)
+	}()
+	waitFor(t, 2*time.Second, "the terminal to accept", func() bool { f, ok := a.drv.Current(); return ok && f.Accepted })
+	if resp, b := a.do(http.MethodGet, "/cancel", ""); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("cancel: %d %s", resp.StatusCode, b)
+	}
+	wg.Wait()
+	if m := one(t, pay); m["status"] != StatusTimeout {
+		t.Fatalf("payment after an unconfirmed cancel: %s, want Timeout", pay)
 	}
 }
 

@@ -69,9 +69,9 @@ func TestConsolePaymentMakesTheAPIBusy(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict || one(t, b)["transactionId"] != id {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
-	// /cancel cancels the terminal's payment, whoever started it.
+	// /cancel asks to cancel the terminal's payment, whoever started it.
 	waitFor(t, 2*time.Second, "the slow payment on the terminal", func() bool { f, ok := a.drv.Current(); return ok && f.Accepted })
-	if resp, b := a.do(http.MethodGet, "/cancel", ""); resp.StatusCode != http.StatusOK || one(t, b)["transactionId"] != id {
+	if resp, b := a.do(http.MethodGet, "/cancel", ""); resp.StatusCode != http.StatusAccepted || one(t, b)["transactionId"] != id {
 		t.Fatalf("cancel: %d %s", resp.StatusCode, b)
 	}
 	waitFor(t, 4*time.Second, "the payment to end", func() bool { _, ok := a.drv.Current(); return !ok })
