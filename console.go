@@ -134,7 +134,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 
 	// The rails beside the POS link. Each is off unless configured (the
 	// demo configures them all, against their simulators); see rails.go.
-	renv := &railEnv{ctx: ctx, bus: bus, log: log, file: file, demo: demo, dir: demoDir, journal: cfg.journal}
+	renv := &railEnv{ctx: ctx, bus: bus, log: log, file: file, demo: demo, dir: demoDir, journal: cfg.journal, maxMinor: cfg.maxMinor}
 	defer renv.stop()
 	if demo {
 		simCtx, stopSim := context.WithCancel(ctx)

@@ -40,6 +40,10 @@ type Options struct {
 	// Currency is the ISO 4217 code used when a request has none. The
 	// default is EUR.
 	Currency string
+	// MaxMinor is the largest amount taken, in minor units: the kiosk's
+	// --max-amount, applied to every entry point. The default (and
+	// ceiling) is 99,999,999, the most a Concert request carries.
+	MaxMinor int64
 	// ProtocolE sends the 26-byte protocol E request, for terminals whose
 	// Telium Manager predates E+ (no A/B fields, so no forced online).
 	ProtocolE bool
@@ -73,6 +77,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Currency == "" {
 		o.Currency = DefaultCurrency
+	}
+	if o.MaxMinor <= 0 || o.MaxMinor > MaxAmount {
+		o.MaxMinor = MaxAmount
 	}
 	if o.ProbeInterval == 0 {
 		o.ProbeInterval = DefaultProbeInterval
@@ -245,6 +252,13 @@ func (d *Driver) StartWith(ctx context.Context, req payment.Request, so StartOpt
 	cur, err := LookupCurrency(curCode)
 	if err != nil {
 		return "", fmt.Errorf("start terminal payment: %w", err)
+	}
+	if home, _ := LookupCurrency(d.opts.Currency); cur.Numeric != home.Numeric {
+		return "", fmt.Errorf("start terminal payment: %w: currency %s: the terminal is set up for %s", ErrBadRequest, cur.Alpha, home.Alpha)
+	}
+	if req.Amount.Minor > d.opts.MaxMinor {
+		return "", fmt.Errorf("start terminal payment: %w: amount %s is over the maximum of %s", ErrBadRequest,
+			req.Amount, payment.Money{Minor: d.opts.MaxMinor, Currency: cur.Alpha})
 	}
 	req.Amount.Currency = cur.Alpha
 	q := Request{POS: d.opts.POS, Amount: req.Amount.Minor, FullAnswer: !d.opts.ShortAnswer, Type: typ,

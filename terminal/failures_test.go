@@ -3,6 +3,7 @@ package terminal
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -578,5 +579,25 @@ func TestCancelRequestUnansweredTimesOut(t *testing.T) {
 	}
 	if !tx.HasFlag(payment.FlagCancelUnconf) || !strings.Contains(tx.Result.Reason, "cancel") {
 		t.Errorf("flags %v, reason %q: want the unconfirmed cancel said", tx.Flags, tx.Result.Reason)
+	}
+}
+
+// The terminal is set up for one currency and the kiosk for a largest
+// amount: the driver refuses anything else, whoever starts the payment
+// (console, customer display, HTTP API), before a byte is sent.
+func TestStartRefusesAnotherCurrencyAndOverTheMaximum(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxMinor = 5_000_000 })
+	for _, m := range []payment.Money{{Minor: 1250, Currency: "USD"}, {Minor: 6_000_000, Currency: "EUR"}} {
+		_, err := h.d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: m})
+		if !errors.Is(err, ErrBadRequest) {
+			t.Errorf("Start(%v): %v, want ErrBadRequest", m, err)
+		}
+	}
+	if _, err := h.d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: payment.Money{Minor: 5_000_000, Currency: "EUR"}}); err != nil {
+		t.Errorf("Start(50000.00 EUR), the maximum: %v", err)
+	}
+	q := h.term().request() // the first request on the line: nothing was sent for the refused ones
+	if q.Currency != "978" || q.Amount != 5_000_000 {
+		t.Errorf("request %+v", q)
 	}
 }

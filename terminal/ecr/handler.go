@@ -73,8 +73,9 @@ type Options struct {
 	Password Secret
 	// Settings are shown (masked) at /config.
 	Settings Settings
-	// Currency is the currency of a request without one. The default is
-	// EUR.
+	// Currency is the currency the terminal is set up for: a request
+	// without one is in it, and a request in another is refused (400).
+	// The default is EUR.
 	Currency string
 	// MaxMinor is the largest amount accepted, in minor units. The default
 	// (and ceiling) is 99,999,999, the Concert maximum.
@@ -121,6 +122,7 @@ type Handler struct {
 	user   [32]byte
 	pass   [32]byte
 	dopts  DecodeOptions
+	home   terminal.Currency // the terminal's currency: the only one taken
 	quit   chan struct{}
 	closer sync.Once
 	wg     sync.WaitGroup
@@ -152,7 +154,8 @@ func NewHandler(opts Options) (*Handler, error) {
 	if opts.Currency == "" {
 		opts.Currency = DefaultCurrency
 	}
-	if _, err := terminal.LookupCurrency(opts.Currency); err != nil {
+	home, err := terminal.LookupCurrency(opts.Currency)
+	if err != nil {
 		return nil, fmt.Errorf("ecr: default currency: %w", err)
 	}
 	if opts.MaxBody <= 0 {
@@ -178,6 +181,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		pass:  sha256.Sum256([]byte(opts.Password.Reveal())),
 		dopts: DecodeOptions{Currency: opts.Currency, MaxMinor: opts.MaxMinor, AllowUnknown: opts.AllowUnknown},
 		quit:  make(chan struct{}),
+		home:  home,
 
 		unresolved: map[string]PaymentRequest{},
 	}
@@ -348,6 +352,11 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pr, err := DecodePaymentRequest(body, h.dopts)
+	if err == nil && pr.Currency.Alpha != h.home.Alpha {
+		// The terminal is set up for one currency: another one would be
+		// sent as its numeric code and charged as if it were that.
+		err = &RequestError{Field: "currency", Reason: fmt.Sprintf("%q is not the currency the terminal is set up for (%s)", pr.Currency.Alpha, h.home.Alpha)}
+	}
 	if err != nil {
 		h.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error(), "")
 		return

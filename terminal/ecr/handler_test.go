@@ -371,6 +371,7 @@ func TestBadRequestsAreRefusedWithSpecificMessages(t *testing.T) {
 		{"customData null value", `{"amount": 9.99, "customData": {"x": null}}`, 400, "customData.x: is null"},
 		{"customData not an object", `{"amount": 9.99, "customData": "shop"}`, 400, "customData: must be an object"},
 		{"unknown currency", `{"amount": 9.99, "currency": "XYZ"}`, 400, `currency: "XYZ" is not a currency`},
+		{"another currency", `{"amount": 9.99, "currency": "USD"}`, 400, `currency: "USD" is not the currency the terminal is set up for (EUR)`},
 		{"numeric currency", `{"amount": 9.99, "currency": "978"}`, 400, "not an ISO 4217 alphabetic code"},
 		{"currency as number", `{"amount": 9.99, "currency": 978}`, 400, "currency: must be a string"},
 		{"basket as string", `{"amount": 9.99, "basket": "x"}`, 400, "basket: must be a cart object"},
