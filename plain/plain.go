@@ -198,7 +198,7 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 				if !exiting {
 					exiting = true
 					if c.current != "" {
-						c.printf("\nend of input: waiting for %s to finish\n", c.current)
+						c.printf("\nend of input: waiting for %s to finish (Ctrl-C or SIGTERM quits now; it stays in the journal)\n", c.current)
 					}
 				}
 				break
@@ -210,7 +210,7 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 			if c.handle(ctx, line) {
 				exiting = true
 				if c.current != "" {
-					c.printf("waiting for %s to finish before exit (it is journaled either way)\n", c.current)
+					c.printf("waiting for %s to finish before exit (Ctrl-C or SIGTERM quits now; it stays in the journal)\n", c.current)
 				}
 			}
 			exiting = c.drain(ctx) || exiting

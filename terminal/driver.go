@@ -458,9 +458,11 @@ func (d *Driver) Run(ctx context.Context) error {
 			}
 		}
 		w := newWire(p, d.portName(), d.log)
+		unhook := context.AfterFunc(ctx, w.halt)
 		d.publish(payment.Event{Kind: payment.KindConnection, Peer: d.portName(), Detail: "terminal port " + d.portName() + " open"})
 		d.log.Info("terminal port open", "port", d.portName())
 		reply = d.serve(ctx, w, reply)
+		unhook()
 		w.close()
 		if ctx.Err() != nil {
 			return nil
@@ -511,7 +513,7 @@ func (d *Driver) serve(ctx context.Context, w *wire, pending chan error) chan er
 	doProbe := func() error {
 		rtt, err := l.probe(idle)
 		if err != nil {
-			if errors.Is(err, ErrPortLost) {
+			if errors.Is(err, ErrPortLost) || errors.Is(err, ErrStopped) {
 				return err
 			}
 			d.setHealth(HealthNoAnswer, err.Error(), 0, true)
@@ -562,6 +564,9 @@ func (d *Driver) serve(ctx context.Context, w *wire, pending chan error) chan er
 				d.publish(payment.Event{Kind: payment.KindConnection, Peer: d.portName(), Detail: "reset: closing and reopening " + d.portName()})
 				return r
 			}
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrStopped) {
+			return nil
 		}
 		if errors.Is(err, ErrPortLost) {
 			d.portLost(err)
@@ -771,6 +776,10 @@ func (d *Driver) session(l *link, f *flight) error {
 	frame := Frame(mustEncode(f.req))
 	d.setWaiting(f, "terminal ready (ACK)", time.Now().Add(d.opts.Timers.Ack))
 	out, err := l.send(frame, f.cancel, ev)
+	if errors.Is(err, ErrStopped) {
+		d.stopped(f)
+		return err
+	}
 	switch out {
 	case sendPortLost:
 		if f.status == payment.StatusCreated {
@@ -803,6 +812,16 @@ func (d *Driver) session(l *link, f *flight) error {
 	return d.awaitResult(l, f, ev)
 }
 
+// stopped leaves f as the journal has it: the driver is stopping and the
+// terminal's answer will not be waited for. The next start recovers the
+// payment as unknown; an answer the terminal sends then is taken as late.
+func (d *Driver) stopped(f *flight) {
+	d.mu.Lock()
+	st := f.status
+	d.mu.Unlock()
+	d.log.Warn("terminal driver stopping: the payment stays in the journal as it stands", "txn", f.id, "status", st)
+}
+
 // awaitResult waits for the terminal's session with the answer.
 func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 	deadline := time.Now().Add(d.opts.Timers.Result)
@@ -812,6 +831,9 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 	for !f.done {
 		b, err := l.w.readByte(deadline, intr)
 		switch {
+		case errors.Is(err, ErrStopped):
+			d.stopped(f)
+			return err
 		case errors.Is(err, errInterrupted):
 			intr = nil
 			f.cancelReq = true
@@ -861,6 +883,11 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 		d.step(f, "the terminal is sending its answer", nil)
 		err = l.receive(ev)
 		switch {
+		case errors.Is(err, ErrStopped):
+			if !f.done {
+				d.stopped(f)
+			}
+			return err
 		case errors.Is(err, ErrPortLost):
 			if !f.done {
 				d.finish(f, payment.StatusUnknown, &payment.Result{Reason: "the terminal's port failed while it sent its answer: check the terminal, then resolve"},

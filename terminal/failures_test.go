@@ -601,3 +601,26 @@ func TestStartRefusesAnotherCurrencyAndOverTheMaximum(t *testing.T) {
 		t.Errorf("request %+v", q)
 	}
 }
+
+// Stopping the driver (paydesk quitting) never waits for the terminal:
+// Run returns at once, and the payment stays in the journal as it stands,
+// for the next start to recover as unknown.
+func TestStopWithAPaymentOnTheTerminal(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Timers.Result = time.Minute })
+	id, _ := accept(h, 1250)
+	h.status(id, payment.StatusAcknowledged)
+	begin := time.Now()
+	h.stop()
+	select {
+	case <-h.done:
+	case <-time.After(scriptWait):
+		t.Fatalf("Run still running %s after its context ended", scriptWait)
+	}
+	// Generous for a loaded machine: the stop itself does no I/O.
+	if took := time.Since(begin); took > time.Second {
+		t.Errorf("Run took %s to stop, want well under a second", took)
+	}
+	if tx := h.txn(id); tx.Status != payment.StatusAcknowledged {
+		t.Errorf("status %s after the stop, want acknowledged as it stood", tx.Status)
+	}
+}
