@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -266,4 +267,30 @@ func TestSIGTERMWithATerminalPaymentInFlight(t *testing.T) {
 	defer stdin2.Close()
 	out2.waitFor(t, regexp.MustCompile(`UNKNOWN `+id+` card 6\.02 .*in flight when paydesk stopped`))
 	io.WriteString(stdin2, "7\n")
+}
+
+// A script piped in whole acts only once the terminal driver is up: the
+// first payment of 'printf "8\n12.00\n7\n" | paydesk --terminal-port X'
+// is taken, every time.
+func TestScriptSeesTheTerminalReady(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the terminal simulator needs Linux pseudo-terminals")
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "tty")
+	simTerminal(t, dir, link)
+	for i := range 5 {
+		cmd := exec.Command(bin, "--plain", "--listen", "127.0.0.1:0", "--journal", filepath.Join(dir, fmt.Sprintf("journal%d.db", i)),
+			"--terminal-port", link, "--terminal-currency", "EUR")
+		cmd.Env = append(cmd.Environ(), "XDG_CONFIG_HOME="+dir)
+		cmd.Stdin = strings.NewReader("8\n12.00\n7\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", i, err, out)
+		}
+		if !regexp.MustCompile(`RESULT TRM[0-9A-Z]{10} approved 12\.00`).Match(out) {
+			t.Fatalf("run %d: no approved payment:\n%s", i, out)
+		}
+	}
 }

@@ -181,6 +181,9 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 	}
 	c.menu()
 	c.out.Flush()
+	if err := c.waitRails(ctx); err != nil {
+		return err
+	}
 
 	exiting := false
 	input := lines
@@ -223,6 +226,42 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 		}
 		c.out.Flush()
 	}
+}
+
+// starting is a rail that starts in the background (the card terminal
+// opens its port and checks the terminal first): Ready is closed once it
+// takes payments, or knows and says why it cannot.
+type starting interface {
+	Ready() <-chan struct{}
+}
+
+// waitRails waits, before the first line is acted on, for the configured
+// rails that start in the background, saying which one it waits for, so
+// a piped script never finds a rail still starting.
+func (c *Console) waitRails(ctx context.Context) error {
+	for _, r := range []struct {
+		name string
+		rail payment.Starter
+	}{{"the card terminal (item 8)", c.cfg.Terminal}, {"M-Pesa (item 9)", c.cfg.MPesa}} {
+		s, ok := r.rail.(starting)
+		if !ok || r.rail == nil {
+			continue
+		}
+		select {
+		case <-s.Ready():
+			continue
+		default:
+		}
+		c.printf("\nwaiting for %s to start...\n", r.name)
+		c.out.Flush()
+		select {
+		case <-s.Ready():
+			c.printf("%s is up\n", r.name)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // hold reports whether a line must wait: while a payment is in flight,

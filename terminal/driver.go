@@ -160,8 +160,11 @@ type Driver struct {
 	log  *slog.Logger
 
 	startc chan *flight
-	probec chan chan error
-	resetc chan chan error
+	// ready is closed once Run has tried the port (see Ready).
+	ready     chan struct{}
+	readyOnce sync.Once
+	probec    chan chan error
+	resetc    chan chan error
 
 	mu      sync.Mutex
 	cur     *flight
@@ -193,6 +196,7 @@ func NewDriver(bus *payment.Bus, opts Options) (*Driver, error) {
 		bus:    bus,
 		log:    opts.Logger.With("rail", payment.RailTerminal),
 		startc: make(chan *flight, 1),
+		ready:  make(chan struct{}),
 		probec: make(chan chan error),
 		resetc: make(chan chan error),
 	}
@@ -411,6 +415,13 @@ func (d *Driver) ask(ctx context.Context, c chan chan error) (Health, error) {
 	}
 }
 
+// Ready is closed once Run has tried the port: it opened and the
+// terminal was probed, or it could not be opened (Health and Start say
+// why). A console waits for it before it acts on a script's first line.
+func (d *Driver) Ready() <-chan struct{} { return d.ready }
+
+func (d *Driver) setReady() { d.readyOnce.Do(func() { close(d.ready) }) }
+
 // Run opens the port and serves until ctx ends: payments, the idle
 // terminal's unsolicited sessions (late results), health probes. A port
 // that fails is reopened every ReopenInterval; the console sees each
@@ -423,6 +434,7 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 	d.running = true
 	d.mu.Unlock()
+	defer d.setReady()
 	defer func() {
 		d.mu.Lock()
 		d.running = false
@@ -444,6 +456,7 @@ func (d *Driver) Run(ctx context.Context) error {
 				reply = nil
 			}
 			d.failQueued(err)
+			d.setReady()
 			if !d.pause(ctx, d.opts.ReopenInterval) {
 				return nil
 			}
@@ -522,7 +535,9 @@ func (d *Driver) serve(ctx context.Context, w *wire, pending chan error) chan er
 		d.setHealth(HealthOK, fmt.Sprintf("answered ENQ in %s", rtt.Round(time.Millisecond)), rtt, true)
 		return nil
 	}
-	if err := doProbe(); errors.Is(err, ErrPortLost) {
+	err := doProbe()
+	d.setReady()
+	if errors.Is(err, ErrPortLost) {
 		d.portLost(err)
 		if pending != nil {
 			pending <- err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -622,5 +623,41 @@ func TestStopWithAPaymentOnTheTerminal(t *testing.T) {
 	}
 	if tx := h.txn(id); tx.Status != payment.StatusAcknowledged {
 		t.Errorf("status %s after the stop, want acknowledged as it stood", tx.Status)
+	}
+}
+
+// Ready tells a console when the driver takes payments: not before Run
+// has tried the port, and then whether or not the port opened (a Start
+// then says why it cannot run).
+func TestReadyOnceThePortWasTried(t *testing.T) {
+	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "journal.db"), payment.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	bus := payment.NewBus(j, nil)
+	defer bus.Close()
+	d, err := NewDriver(bus, Options{Timers: fastTimers, ProbeInterval: -1, ReopenInterval: time.Hour,
+		Open: func() (Port, error) { return nil, &PortError{Path: "fake", Kind: ErrPortMissing} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.Ready():
+		t.Fatal("ready before Run")
+	default:
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-d.Ready():
+	case <-time.After(scriptWait):
+		t.Fatal("not ready after the port failed to open")
+	}
+	_, err = d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: payment.Money{Minor: 100, Currency: "EUR"}})
+	if !errors.Is(err, payment.ErrUnavailable) || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("Start on a missing port: %v, want unavailable saying why", err)
 	}
 }
