@@ -62,7 +62,7 @@ func newRig(t *testing.T) *rig {
 	dir := t.TempDir()
 	link := filepath.Join(dir, "terminal")
 	sim := termsim.New(termsim.Options{Think: 30 * time.Millisecond, Timeout: 2 * time.Second,
-		SlowDelay: time.Second, LateDelay: 3500 * time.Millisecond, BusyFor: 4 * time.Second,
+		SlowDelay: time.Second, LateDelay: 500 * time.Millisecond, BusyFor: 4 * time.Second,
 		HangUpFor: 300 * time.Millisecond, Link: link})
 	if _, err := sim.Open(); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -269,8 +269,12 @@ func TestFailureCasesOverPTY(t *testing.T) {
 	// 7. No answer: timed out; a late answer is ACKed and journaled.
 	r.run(t, "7 never answers", func(t *testing.T) { want(t, r.pay(602), payment.StatusTimedOut) })
 	r.run(t, "7 late answer", func(t *testing.T) {
+		// The answer is held until the driver has timed out: a delay
+		// alone raced the driver's result timeout on a loaded machine.
+		r.sim.HoldAnswers(true)
 		id := r.start(614)
 		want(t, r.settle(id), payment.StatusTimedOut)
+		r.sim.HoldAnswers(false)
 		r.until("the late answer journaled", 5*time.Second, func() bool {
 			return hasFlag(r.txn(id), payment.FlagLateResult) || has(r.history(id), payment.KindLate, "late answer")
 		})
@@ -349,11 +353,16 @@ func TestFailureCasesOverPTY(t *testing.T) {
 	// 14. Cancel after the terminal accepted: requested, then the
 	// terminal's answer decides.
 	r.run(t, "14 cancel after ACK", func(t *testing.T) {
+		// The terminal's answer (abandoned) is held until the cancel was
+		// requested: a think delay alone raced the cancel under load.
+		r.sim.HoldAnswers(true)
 		id := r.start(624)
-		r.until("the terminal accepting", 3*time.Second, func() bool { f, _ := r.d.Current(); return f.ID == id && f.Accepted })
+		r.until("the terminal accepting", 5*time.Second, func() bool { f, _ := r.d.Current(); return f.ID == id && f.Accepted })
 		if err := r.d.Cancel(id); err != nil {
 			t.Fatal(err)
 		}
+		r.until("the cancel requested", 5*time.Second, func() bool { return has(r.history(id), payment.KindStep, "cancel requested") })
+		r.sim.HoldAnswers(false)
 		tx := r.settle(id)
 		want(t, tx, payment.StatusCancelled)
 		if !has(r.history(id), payment.KindStep, "cancel requested") {
@@ -378,8 +387,13 @@ func TestFailureCasesOverPTY(t *testing.T) {
 	// ends the session; without a cancel, "not ready".
 	r.run(t, "2 busy terminal, 14 cancel before ACK", func(t *testing.T) {
 		want(t, r.pay(613), payment.StatusApproved) // then busy for 4 s
+		r.until("the terminal busy", 5*time.Second, r.sim.Busy)
+		// Busy for as long as the test needs, not the 4 s a loaded
+		// machine may spend before the last ENQ: the end is set below.
+		r.sim.SetBusy(time.Minute)
+		ignored := r.sim.Stats().ENQIgnore
 		id := r.start(1250)
-		time.Sleep(200 * time.Millisecond)
+		r.until("the driver's ENQ ignored", 5*time.Second, func() bool { return r.sim.Stats().ENQIgnore > ignored })
 		if err := r.d.Cancel(id); err != nil {
 			t.Fatal(err)
 		}
@@ -393,7 +407,8 @@ func TestFailureCasesOverPTY(t *testing.T) {
 		if !strings.Contains(tx.Result.Reason, "not ready") {
 			t.Errorf("reason %q does not say the terminal is not ready", tx.Result.Reason)
 		}
-		r.until("the terminal free again", 6*time.Second, func() bool {
+		r.sim.SetBusy(0)
+		r.until("the terminal free again", 10*time.Second, func() bool {
 			h, err := r.d.Probe(context.Background())
 			return err == nil && h.State == terminal.HealthOK
 		})
@@ -408,10 +423,13 @@ func TestFailureCasesOverPTY(t *testing.T) {
 		}
 		r.waitHealthy()
 		var id string
-		r.until("a payment accepted after the reopen", 5*time.Second, func() bool {
+		r.until("a payment accepted after the reopen", 10*time.Second, func() bool {
 			var err error
 			id, err = r.d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: payment.Money{Minor: 1250, Currency: "EUR"}})
-			return err == nil || !errors.Is(err, payment.ErrUnavailable)
+			if err != nil && !errors.Is(err, payment.ErrUnavailable) {
+				t.Fatalf("start after the reopen: %v", err)
+			}
+			return err == nil
 		})
 		want(t, r.settle(id), payment.StatusApproved)
 	})

@@ -193,10 +193,12 @@ type Sim struct {
 	busyUntil time.Time
 	held      []byte // an answer held for the next ENQ (collide)
 	late      []lateAnswer
-	master    *os.File
-	slave     *os.File
-	path      string
-	pathc     chan string
+	// holdAnswers keeps answers waiting, however due (HoldAnswers)
+	holdAnswers bool
+	master      *os.File
+	slave       *os.File
+	path        string
+	pathc       chan string
 }
 
 type lateAnswer struct {
@@ -224,6 +226,38 @@ func (s *Sim) SetBusy(d time.Duration) {
 	s.mu.Lock()
 	s.busyUntil = time.Now().Add(d)
 	s.mu.Unlock()
+}
+
+// HoldAnswers keeps the terminal's answers (after the think time, and
+// the late ones) from being sent while on is set, however due they are;
+// HoldAnswers(false) lets them go. Tests use it to have an answer arrive
+// after an event they wait for, not after a delay that a loaded machine
+// may stretch past the one it races.
+func (s *Sim) HoldAnswers(on bool) {
+	s.mu.Lock()
+	s.holdAnswers = on
+	s.mu.Unlock()
+}
+
+// Busy reports whether the terminal is ignoring ENQs (SetBusy, or the
+// busy behaviour after its answer).
+func (s *Sim) Busy() bool { return s.busy() }
+
+// waitHeld waits while answers are held, or until ctx ends.
+func (s *Sim) waitHeld(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		held := s.holdAnswers
+		s.mu.Unlock()
+		if !held {
+			return nil
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (s *Sim) busy() bool {
@@ -386,6 +420,9 @@ func (s *Sim) deliverLate(ctx context.Context, c *conn) error {
 	s.mu.Lock()
 	var due []byte
 	for i, l := range s.late {
+		if s.holdAnswers {
+			break
+		}
 		if time.Now().After(l.at) {
 			due = l.data
 			s.late = append(s.late[:i], s.late[i+1:]...)
@@ -505,6 +542,9 @@ func (s *Sim) session(ctx context.Context, c *conn) error {
 	case <-time.After(think):
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if err := s.waitHeld(ctx); err != nil {
+		return err
 	}
 	if err := s.phase2(ctx, c, data, bh); err != nil {
 		return err
