@@ -303,7 +303,6 @@ func TestMaintenanceEndpoints(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || m["cr"] != "0" || m["periph"] != "0" || m["card"] != nil || m["call"] != nil || m["state"] != "ok" {
 		t.Errorf("check: %d %s", resp.StatusCode, b)
 	}
-	a.afterProbe()
 	before := a.drv.Health().LastProbe
 	resp, b = a.do(http.MethodGet, "/reset", "")
 	if resp.StatusCode != http.StatusOK || one(t, b)["state"] != "ok" {

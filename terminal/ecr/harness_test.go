@@ -62,9 +62,9 @@ func (s *syncBuffer) String() string {
 // testTimers shrink the driver's timers so failure paths take
 // milliseconds; the result wait stays long enough for the slow cases.
 //
-// Ack is below the simulator's Timeout, or the simulator ends its session
-// before our resend after an unanswered frame; ENQPause is above it (see
-// afterProbe).
+// The simulator ends a probe's session at its EOT and waits for the
+// ECR's EOT after unanswered frames, so no timer here needs to fit
+// around the simulator's Timeout.
 var testTimers = terminal.Timers{
 	Ack:       150 * time.Millisecond,
 	InterByte: 300 * time.Millisecond,
@@ -123,18 +123,11 @@ func newRigWith(t *testing.T, timers terminal.Timers, so termsim.Options, now fu
 		j.Close()
 	})
 	waitFor(t, 3*time.Second, "the driver's first probe", func() bool { return drv.Health().State == terminal.HealthOK })
-	r.afterProbe()
 	return r
 }
 
 // simTimeout is the simulator's wait for bytes and ACKs.
 const simTimeout = 250 * time.Millisecond
-
-// afterProbe works around a simulator bug: after an ENQ/ACK/EOT probe the
-// simulator waits its Timeout for a request frame and takes the EOT and
-// any ENQ meanwhile as line noise, so an ENQ sent right after a probe is
-// lost. Tests wait that out after each probe.
-func (r *rig) afterProbe() { time.Sleep(simTimeout + 50*time.Millisecond) }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

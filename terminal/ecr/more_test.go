@@ -39,7 +39,6 @@ func TestOutcomesBeyondApproveAndRefuse(t *testing.T) {
 				_, busy := a.drv.Current()
 				return !busy && a.drv.Health().State != "port closed"
 			})
-			a.afterProbe()
 			resp, b := a.do(http.MethodPost, "/", `{"amount": `+amountFor(tc.b)+`}`)
 			m := one(t, b)
 			if resp.StatusCode != http.StatusOK || m["status"] != tc.status {

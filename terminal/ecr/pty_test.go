@@ -60,7 +60,6 @@ func TestPaymentOverAPseudoTerminal(t *testing.T) {
 		j.Close()
 	}()
 	waitFor(t, 3*time.Second, "the driver on "+path, func() bool { return drv.Health().State == terminal.HealthOK })
-	time.Sleep(simTimeout + 50*time.Millisecond) // see rig.afterProbe
 
 	h, err := NewHandler(Options{Terminal: drv, Bus: bus, Login: testUser, Password: testPass, Logger: log})
 	if err != nil {

@@ -489,12 +489,13 @@ func (s *Sim) session(ctx context.Context, c *conn) error {
 		s.count(func(st *Stats) { st.Requests++; st.LastRequest = q })
 		bh = BehaviourFor(q.Amount)
 		if bh == NoAckFrame {
-			s.log.Info("sim: no-ack, frame ignored")
-			if naks++; naks < 3 {
-				continue
-			}
-			// The ECR gives up and sends EOT; approve later anyway.
-			s.waitEOT(ctx, c)
+			// Every copy is ignored until the ECR gives up with EOT; the
+			// terminal approves later anyway. The wait is per byte and
+			// generous: an ECR slowed down (a loaded machine) resends
+			// later than its usual ACK timeout, and a session ended here
+			// would never answer.
+			s.log.Info("sim: no-ack, frames ignored until the ECR's EOT")
+			s.ignoreUntilEOT(ctx, c)
 			s.schedule(answer(q, Approve), s.opts.Think)
 			return nil
 		}
@@ -569,6 +570,18 @@ func (s *Sim) count(f func(*Stats)) {
 
 func isClosed(err error) bool {
 	return err != nil && !errors.Is(err, errTimeout) && strings.Contains(err.Error(), "line closed")
+}
+
+// ignoreUntilEOT reads and drops bytes until the ECR's EOT, waiting up to
+// four timeouts (at least 2 s) for each.
+func (s *Sim) ignoreUntilEOT(ctx context.Context, c *conn) {
+	wait := max(4*s.opts.Timeout, 2*time.Second)
+	for {
+		b, err := c.read(ctx, wait)
+		if err != nil || b == terminal.EOT {
+			return
+		}
+	}
 }
 
 func (s *Sim) waitEOT(ctx context.Context, c *conn) {
