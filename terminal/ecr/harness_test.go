@@ -126,8 +126,12 @@ func newRigWith(t *testing.T, timers terminal.Timers, so termsim.Options, now fu
 	return r
 }
 
-// simTimeout is the simulator's wait for bytes and ACKs.
-const simTimeout = 250 * time.Millisecond
+// simTimeout is the simulator's wait for bytes and ACKs. It is generous:
+// the simulator gives up an answer after three ENQs unanswered within it,
+// and a loaded machine can delay the driver's ACK by much more than the
+// 250 ms it once was (TestConsolePaymentMakesTheAPIBusy then waited in
+// vain for the answer). Nothing waits this out on a good path.
+const simTimeout = 2 * time.Second
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
