@@ -5,17 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"paydesk/payment"
 	"paydesk/terminal"
 	"paydesk/terminal/termsim"
+	"paydesk/terminal/termtest"
 )
 
 // The failure cases of serial-terminal.md §4.3, end to end: the driver on
@@ -30,74 +27,22 @@ import (
 var ptyTimers = terminal.Timers{Ack: 800 * time.Millisecond, InterByte: 800 * time.Millisecond,
 	ENQPause: 50 * time.Millisecond, Result: 2500 * time.Millisecond, EOT: 800 * time.Millisecond}
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// rig is the simulator on a pseudo-terminal and the driver on its slave.
+// rig is termtest's rig on a pseudo-terminal, reporting to the running
+// subtest.
 type rig struct {
+	*termtest.Rig
 	t   *testing.T
 	sim *termsim.Sim
 	d   *terminal.Driver
-	j   *payment.Journal
-	bus *payment.Bus
-	log *syncBuffer
+	log *termtest.SyncBuffer
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	dir := t.TempDir()
-	link := filepath.Join(dir, "terminal")
-	sim := termsim.New(termsim.Options{Think: 30 * time.Millisecond, Timeout: 2 * time.Second,
-		SlowDelay: time.Second, LateDelay: 500 * time.Millisecond, BusyFor: 4 * time.Second,
-		HangUpFor: 300 * time.Millisecond, Link: link})
-	if _, err := sim.Open(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no pseudo-terminal under CI: %v", err)
-		}
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	j, _, err := payment.OpenJournal(filepath.Join(dir, "journal.db"), payment.JournalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &rig{t: t, sim: sim, j: j, log: &syncBuffer{}}
-	logger := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r.bus = payment.NewBus(j, logger)
-	r.d, err = terminal.NewDriver(r.bus, terminal.Options{Port: terminal.PortOptions{Path: link}, Timers: ptyTimers,
-		ProbeInterval: -1, ReopenInterval: 50 * time.Millisecond, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); sim.Run(ctx) }()
-	go func() { defer wg.Done(); r.d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		r.bus.Close()
-		r.j.Close()
-		if t.Failed() {
-			t.Logf("driver log:\n%s", r.log.String())
-		}
-	})
-	r.waitHealthy()
-	return r
+	tr := termtest.New(t, termtest.Options{PTY: true, Timers: ptyTimers, Sim: termsim.Options{Think: 30 * time.Millisecond,
+		Timeout: 2 * time.Second, SlowDelay: time.Second, LateDelay: 500 * time.Millisecond, BusyFor: 4 * time.Second,
+		HangUpFor: 300 * time.Millisecond}})
+	return &rig{Rig: tr, t: t, sim: tr.Sim, d: tr.Driver, log: tr.Log}
 }
 
 // run runs a subtest with the rig reporting to it.
@@ -109,58 +54,21 @@ func (r *rig) run(t *testing.T, name string, f func(t *testing.T)) {
 	})
 }
 
-func (r *rig) waitHealthy() {
-	r.t.Helper()
-	r.until("the terminal healthy", 5*time.Second, func() bool { return r.d.Health().State == terminal.HealthOK })
-}
+func (r *rig) waitHealthy() { r.t.Helper(); r.WaitHealthy(r.t) }
 
 func (r *rig) until(what string, d time.Duration, ok func() bool) {
 	r.t.Helper()
-	end := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(end) {
-			r.t.Fatalf("waiting for %s: not within %s (health %+v)", what, d, r.d.Health())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	termtest.WaitFor(r.t, d, what, ok)
 }
 
-func (r *rig) start(minor int64) string {
-	r.t.Helper()
-	id, err := r.d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: payment.Money{Minor: minor, Currency: "EUR"}})
-	if err != nil {
-		r.t.Fatalf("start %d: %v", minor, err)
-	}
-	return id
-}
+func (r *rig) start(minor int64) string { r.t.Helper(); return r.Start(r.t, minor) }
 
 // settle waits until the driver has let go of id and returns its record.
-func (r *rig) settle(id string) payment.Txn {
-	r.t.Helper()
-	r.until(id+" settled", 10*time.Second, func() bool {
-		f, busy := r.d.Current()
-		return !busy || f.ID != id
-	})
-	return r.txn(id)
-}
+func (r *rig) settle(id string) payment.Txn { r.t.Helper(); return r.Settle(r.t, id) }
 
-func (r *rig) txn(id string) payment.Txn {
-	r.t.Helper()
-	tx, err := r.j.Txn(context.Background(), id)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return tx
-}
+func (r *rig) txn(id string) payment.Txn { r.t.Helper(); return r.Txn(r.t, id) }
 
-func (r *rig) history(id string) []payment.Event {
-	r.t.Helper()
-	evs, err := r.j.History(context.Background(), id)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return evs
-}
+func (r *rig) history(id string) []payment.Event { r.t.Helper(); return r.History(r.t, id) }
 
 func (r *rig) pay(minor int64) payment.Txn {
 	r.t.Helper()
