@@ -19,6 +19,11 @@ import (
 // opens the port: the terminal's side sees the probe's ENQ, not an ACK
 // to the stale ENQ.
 func TestStaleBytesFlushedOnARealPort(t *testing.T) {
+	t.Run("serial", func(t *testing.T) { staleBytesFlushed(t, false) })
+	t.Run("plain", func(t *testing.T) { staleBytesFlushed(t, true) })
+}
+
+func staleBytesFlushed(t *testing.T, plain bool) {
 	if runtime.GOOS != "linux" {
 		t.Skip("pseudo-terminals as serial ports: Linux")
 	}
@@ -45,7 +50,7 @@ func TestStaleBytesFlushedOnARealPort(t *testing.T) {
 	defer j.Close()
 	bus := payment.NewBus(j, nil)
 	defer bus.Close()
-	d, err := NewDriver(bus, Options{Port: PortOptions{Path: slave.Name()}, Timers: fastTimers, ProbeInterval: -1})
+	d, err := NewDriver(bus, Options{Port: PortOptions{Path: slave.Name(), Plain: plain}, Timers: fastTimers, ProbeInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
