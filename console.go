@@ -204,7 +204,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		return err
 	}
 	con := plain.New(plain.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor,
-		Banner: banner, Terminal: rails.Terminal, MPesa: rails.MPesa, Unresolved: rec.Unresolved}, srv, bus, stdout)
+		Banner: banner, Terminal: rails.Terminal, MPesa: rails.MPesa, Unresolved: rec.Unresolved, Interactive: isTerminal(stdin)}, srv, bus, stdout)
 	err = con.Run(ctx, stdin)
 	if errors.Is(err, context.Canceled) {
 		return nil

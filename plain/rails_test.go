@@ -212,3 +212,46 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// silentRail journals a payment's start and then never hears back, like
+// a card terminal whose customer walked away.
+type silentRail struct {
+	bus *payment.Bus
+	id  string
+}
+
+func (r *silentRail) Start(ctx context.Context, req payment.Request) (string, error) {
+	_, err := r.bus.Publish(ctx, payment.Event{Kind: payment.KindTransition, Rail: payment.RailTerminal, TxnID: r.id,
+		Status: payment.StatusCreated, Mode: req.Mode, Amount: req.Amount})
+	return r.id, err
+}
+
+func (r *silentRail) Cancel(string) error { return nil }
+
+// An operator at the keyboard (interactive line mode) who quits with a
+// payment in flight quits at once: the payment stays in the journal as it
+// stands. A script's 7 still waits for the payment before it (see
+// TestMenu).
+func TestInteractiveQuitDoesNotWaitForThePayment(t *testing.T) {
+	k := newKiosk(t, protocol.Options{})
+	term := &silentRail{bus: k.bus, id: "TRM0000000001"}
+	out := &syncBuffer{}
+	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Terminal: term, Interactive: true}, k.srv, k.bus, out)
+	ctx, cancel := context.WithTimeout(k.ctx, 20*time.Second)
+	defer cancel()
+	begin := time.Now()
+	if err := con.Run(ctx, strings.NewReader("8\n12.00\n7\n")); err != nil {
+		t.Fatalf("console: %v\n%s", err, out.String())
+	}
+	// Generous for a loaded machine: nothing is waited for.
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("quit took %s with a payment in flight, want at once", took)
+	}
+	if !strings.Contains(out.String(), "TRM0000000001 stays in the journal") {
+		t.Errorf("the console did not say what becomes of the payment:\n%s", out.String())
+	}
+	tx, err := k.bus.Journal().Txn(context.Background(), "TRM0000000001")
+	if err != nil || tx.Status != payment.StatusCreated {
+		t.Errorf("journal: %+v %v, want created as it stood", tx, err)
+	}
+}
