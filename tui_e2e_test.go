@@ -74,3 +74,31 @@ func TestTUIQuitWithATerminalPaymentInFlight(t *testing.T) {
 		t.Errorf("the console took %s to exit after quit, want about 2 s at most", took)
 	}
 }
+
+// The line console typed at a keyboard (--plain on a terminal): 7 with a
+// payment on the card terminal quits at once too, and says the payment
+// stays in the journal.
+func TestPlainQuitAtTheKeyboardWithATerminalPaymentInFlight(t *testing.T) {
+	bin := binary(t)
+	journal := filepath.Join(t.TempDir(), "journal.db")
+	tm := startTmux(t, "plainquit", fmt.Sprintf("'%s' demo --plain --journal '%s'; echo paydesk-exit=$?; sleep 30", bin, journal), 15*time.Second)
+	tmux, waitFor := tm.run, tm.waitFor
+	waitFor("Select option")
+	tmux("send-keys", "-t", "t", "8", "Enter")
+	waitFor("Enter amount (EUR)")
+	tmux("send-keys", "-t", "t", "6.02", "Enter") // the simulated terminal accepts and never answers
+	waitFor("terminal accepted the request")
+	begin := time.Now()
+	tmux("send-keys", "-t", "t", "7", "Enter")
+	screen := waitFor("paydesk-exit=0")
+	took := time.Since(begin)
+	t.Logf("exit %s after 7", took.Round(time.Millisecond))
+	// "A couple of seconds", with room for a loaded machine and tmux's
+	// polling.
+	if took > 4*time.Second {
+		t.Errorf("the line console took %s to exit after 7, want about 2 s at most", took)
+	}
+	if !strings.Contains(screen, "stays in the journal") {
+		t.Errorf("no word on the payment in flight:\n%s", screen)
+	}
+}
