@@ -661,3 +661,30 @@ func TestReadyOnceThePortWasTried(t *testing.T) {
 		t.Errorf("Start on a missing port: %v, want unavailable saying why", err)
 	}
 }
+
+// Stopping while the terminal is sending its answer leaves the session
+// too: nothing more on the line, nothing journaled.
+func TestStopWhileTheTerminalSendsItsAnswer(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Timers.Result = time.Minute; o.Timers.InterByte = time.Minute })
+	id, q := accept(h, 1250)
+	m := h.term()
+	m.send(ENQ)
+	m.expect(ACK)
+	m.send(Frame(reply(t, q, '0', true))[:20]...) // and the rest never comes
+	h.waitFor("the frame begun", func(payment.Event) bool {
+		return strings.Contains(h.logs.String(), "the terminal is sending its answer")
+	})
+	mark := h.mark()
+	h.stop()
+	select {
+	case <-h.done:
+	case <-time.After(scriptWait):
+		t.Fatalf("Run still running %s after its context ended", scriptWait)
+	}
+	if got := h.since(mark); len(got) != 0 {
+		t.Errorf("the driver wrote % x while stopping", got)
+	}
+	if tx := h.txn(id); tx.Status != payment.StatusAcknowledged {
+		t.Errorf("status %s after the stop, want acknowledged as it stood", tx.Status)
+	}
+}

@@ -229,7 +229,7 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 					// Collision: the terminal wants to send (a late
 					// result). Yield, receive, then start again.
 					ev.step("collision: the terminal sent ENQ too; receiving its frame first")
-					if err := l.receive(ev); err != nil && errors.Is(err, ErrPortLost) {
+					if err := l.receive(ev); err != nil && (errors.Is(err, ErrPortLost) || errors.Is(err, ErrStopped)) {
 						return sendPortLost, err
 					}
 					enqs = 0
@@ -322,7 +322,7 @@ func (l *link) receive(ev linkEvents) error {
 
 		case stateReadFrame:
 			data, raw, ctl, err := l.readFrame()
-			if err != nil && errors.Is(err, ErrPortLost) {
+			if err != nil && (errors.Is(err, ErrPortLost) || errors.Is(err, ErrStopped)) {
 				return err
 			}
 			if len(raw) > 0 && ctl != 0 {
@@ -443,7 +443,7 @@ func (l *link) readFrame() (data, raw []byte, ctl byte, err error) {
 	}
 	data, _, err = ReadFrame(r)
 	l.w.logBytes("serial rx", r.rec)
-	if errors.Is(err, ErrPortLost) {
+	if errors.Is(err, ErrPortLost) || errors.Is(err, ErrStopped) {
 		return nil, MaskPAN(r.rec), 0, err
 	}
 	return data, MaskPAN(r.rec), 0, err
