@@ -141,7 +141,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 
 	// The rails beside the POS link. Each is off unless configured (the
 	// demo configures them all, against their simulators); see rails.go.
-	renv := &railEnv{ctx: ctx, bus: bus, log: log, file: file, demo: demo, dir: demoDir, journal: cfg.journal}
+	renv := &railEnv{ctx: ctx, bus: bus, log: log, file: file, demo: demo, dir: demoDir, journal: cfg.journal, maxMinor: cfg.maxMinor}
 	defer renv.stop()
 	if demo {
 		simCtx, stopSim := context.WithCancel(ctx)
@@ -211,7 +211,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		return err
 	}
 	con := plain.New(plain.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor,
-		Banner: banner, Terminal: rails.Terminal, MPesa: rails.MPesa, Unresolved: rec.Unresolved}, srv, bus, stdout)
+		Banner: banner, Terminal: rails.Terminal, MPesa: rails.MPesa, Unresolved: rec.Unresolved, Interactive: isTerminal(stdin)}, srv, bus, stdout)
 	err = con.Run(ctx, stdin)
 	if errors.Is(err, context.Canceled) {
 		return nil

@@ -178,6 +178,7 @@ func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
 		return nil, err
 	}
 	opts.Logger = e.log
+	opts.MaxMinor = e.maxMinor
 	d, err := terminal.NewDriver(e.bus, opts)
 	if err != nil {
 		return nil, fmt.Errorf("card terminal: %w", err)
@@ -218,7 +219,7 @@ func (t *terminalSettings) startAPI(e *railEnv, d *terminal.Driver, st ecr.Setti
 		}
 	}
 	h, err := ecr.NewHandler(ecr.Options{Terminal: d, Bus: e.bus, Login: st.TerminalManagerLogin,
-		Password: st.TerminalManagerPassword, Settings: st, Currency: t.currency, Outbox: outbox, Logger: e.log})
+		Password: st.TerminalManagerPassword, Settings: st, Currency: t.currency, MaxMinor: e.maxMinor, Outbox: outbox, Logger: e.log})
 	if err != nil {
 		return err
 	}

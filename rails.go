@@ -25,6 +25,8 @@ type railEnv struct {
 	dir string
 	// journal is the journal's path; rails keep their files beside it.
 	journal string
+	// maxMinor is --max-amount: every entry point of a rail refuses more.
+	maxMinor int64
 
 	notes  []string
 	briefs []string

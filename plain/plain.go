@@ -50,7 +50,12 @@ type Config struct {
 	MPesa    payment.Starter
 	// Unresolved are transactions left unknown by an earlier run.
 	Unresolved []payment.Txn
-	Now        func() time.Time
+	// Interactive is set when a person types the lines (stdin is a
+	// terminal): then 7, q and the end of input quit at once, leaving a
+	// payment in flight in the journal as it stands. A script's lines act
+	// in order instead: its 7 waits for the payment before it.
+	Interactive bool
+	Now         func() time.Time
 }
 
 // Console runs the menu. Build it with New and call Run.
@@ -161,7 +166,9 @@ func (c *Console) menu() {
 
 // Run reads lines from in until "7", end of input or ctx ends. On exit it
 // first waits for the payment in flight to finish (it is journaled either
-// way), so a piped script sees every RESULT line.
+// way), so a piped script sees every RESULT line; an interactive console
+// (Config.Interactive) and the end of ctx quit at once, leaving it in the
+// journal as it stands.
 func (c *Console) Run(ctx context.Context, in io.Reader) error {
 	defer c.out.Flush()
 	sub := c.bus.Subscribe(0)
@@ -190,10 +197,17 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 	}
 	c.menu()
 	c.out.Flush()
+	if err := c.waitRails(ctx); err != nil {
+		return err
+	}
 
 	exiting := false
 	input := lines
 	for {
+		if exiting && c.current != "" && c.cfg.Interactive {
+			c.printf("\nQuitting: %s stays in the journal as it stands; the next start shows it for checking.\n", c.current)
+			c.current = ""
+		}
 		if exiting && c.current == "" {
 			c.printf("Bye.\n")
 			return nil
@@ -206,8 +220,8 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 				input = nil
 				if !exiting {
 					exiting = true
-					if c.current != "" {
-						c.printf("\nend of input: waiting for %s to finish\n", c.current)
+					if c.current != "" && !c.cfg.Interactive {
+						c.printf("\nend of input: waiting for %s to finish (Ctrl-C or SIGTERM quits now; it stays in the journal)\n", c.current)
 					}
 				}
 				break
@@ -218,8 +232,8 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 			}
 			if c.handle(ctx, line) {
 				exiting = true
-				if c.current != "" {
-					c.printf("waiting for %s to finish before exit (it is journaled either way)\n", c.current)
+				if c.current != "" && !c.cfg.Interactive {
+					c.printf("waiting for %s to finish before exit (Ctrl-C or SIGTERM quits now; it stays in the journal)\n", c.current)
 				}
 			}
 			exiting = c.drain(ctx) || exiting
@@ -234,6 +248,42 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 	}
 }
 
+// starting is a rail that starts in the background (the card terminal
+// opens its port and checks the terminal first): Ready is closed once it
+// takes payments, or knows and says why it cannot.
+type starting interface {
+	Ready() <-chan struct{}
+}
+
+// waitRails waits, before the first line is acted on, for the configured
+// rails that start in the background, saying which one it waits for, so
+// a piped script never finds a rail still starting.
+func (c *Console) waitRails(ctx context.Context) error {
+	for _, r := range []struct {
+		name string
+		rail payment.Starter
+	}{{"the card terminal (item 8)", c.cfg.Terminal}, {"M-Pesa (item 9)", c.cfg.MPesa}} {
+		s, ok := r.rail.(starting)
+		if !ok || r.rail == nil {
+			continue
+		}
+		select {
+		case <-s.Ready():
+			continue
+		default:
+		}
+		c.printf("\nwaiting for %s to start...\n", r.name)
+		c.out.Flush()
+		select {
+		case <-s.Ready():
+			c.printf("%s is up\n", r.name)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // hold reports whether a line must wait: while a payment is in flight,
 // any line that would start something new waits until it finishes, and
 // once one line waits every later one queues behind it, so a script's
@@ -244,7 +294,18 @@ func (c *Console) hold(line string) bool {
 }
 
 func (c *Console) blocked(line string) bool {
+	if c.cfg.Interactive && quit(line) {
+		return false // a person quitting is not kept waiting
+	}
 	return c.current != "" && c.state == stMenu && !immediate(line)
+}
+
+func quit(line string) bool {
+	switch strings.TrimSpace(line) {
+	case "7", "q", "exit", "quit":
+		return true
+	}
+	return false
 }
 
 func immediate(line string) bool {
@@ -619,7 +680,8 @@ func (c *Console) help() {
 4    IPP: when the POS offers plans, the next line picks one (number or id; q cancels)
 5    cancel the payment in flight (the POS must confirm)
 6    status: connected POS, current transaction, journal counts
-7    exit (waits for the payment in flight to finish)
+7    exit: in a script, after the payment in flight finishes; typed at the keyboard, at once
+     (the payment in flight stays in the journal and is shown for checking at the next start)
 t    list connected POS and choose the target
 r    resolve a transaction left unknown by a crash
 While a payment is in flight, lines other than 5, 6 and h wait until it finishes.

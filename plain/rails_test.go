@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"paydesk/payment"
 	"paydesk/plain"
@@ -141,5 +142,116 @@ func TestAskTheRailAboutAnUnknownPayment(t *testing.T) {
 		if !strings.Contains(got, s) {
 			t.Errorf("output lacks %q:\n%s", s, got)
 		}
+	}
+}
+
+// startingRail is a rail that starts in the background: it refuses
+// payments until ready is closed, as the terminal driver does before its
+// goroutine runs.
+type startingRail struct {
+	approvingRail
+	ready chan struct{}
+}
+
+func (r *startingRail) Ready() <-chan struct{} { return r.ready }
+
+func (r *startingRail) Start(ctx context.Context, req payment.Request) (string, error) {
+	select {
+	case <-r.ready:
+	default:
+		return "", errors.New("start terminal payment: the terminal driver is not running: rail unavailable")
+	}
+	return r.approvingRail.Start(ctx, req)
+}
+
+// A script piped in acts only once the configured rails are up: line
+// mode says which rail it waits for, and the first payment goes through.
+func TestScriptWaitsForTheRailsToStart(t *testing.T) {
+	k := newKiosk(t, protocol.Options{})
+	term := &startingRail{approvingRail: approvingRail{bus: k.bus, rail: payment.RailTerminal, id: "TXN8"}, ready: make(chan struct{})}
+	out := &syncBuffer{}
+	// Ready once the console has said it waits, or after a second (then
+	// the console must not have taken the script before).
+	go func() {
+		defer close(term.ready)
+		for range 100 {
+			if strings.Contains(out.String(), "waiting for") {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Terminal: term}, k.srv, k.bus, out)
+	ctx, cancel := context.WithTimeout(k.ctx, 20*time.Second)
+	defer cancel()
+	if err := con.Run(ctx, strings.NewReader("8\n12.00\n7\n")); err != nil {
+		t.Fatalf("console: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	if !strings.Contains(got, "RESULT TXN8 approved 12.00") || strings.Contains(got, "not running") {
+		t.Errorf("the script did not wait for the terminal:\n%s", got)
+	}
+	if !strings.Contains(got, "waiting for the card terminal (item 8) to start") {
+		t.Errorf("the console did not say what it waits for:\n%s", got)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// silentRail journals a payment's start and then never hears back, like
+// a card terminal whose customer walked away.
+type silentRail struct {
+	bus *payment.Bus
+	id  string
+}
+
+func (r *silentRail) Start(ctx context.Context, req payment.Request) (string, error) {
+	_, err := r.bus.Publish(ctx, payment.Event{Kind: payment.KindTransition, Rail: payment.RailTerminal, TxnID: r.id,
+		Status: payment.StatusCreated, Mode: req.Mode, Amount: req.Amount})
+	return r.id, err
+}
+
+func (r *silentRail) Cancel(string) error { return nil }
+
+// An operator at the keyboard (interactive line mode) who quits with a
+// payment in flight quits at once: the payment stays in the journal as it
+// stands. A script's 7 still waits for the payment before it (see
+// TestMenu).
+func TestInteractiveQuitDoesNotWaitForThePayment(t *testing.T) {
+	k := newKiosk(t, protocol.Options{})
+	term := &silentRail{bus: k.bus, id: "TRM0000000001"}
+	out := &syncBuffer{}
+	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Terminal: term, Interactive: true}, k.srv, k.bus, out)
+	ctx, cancel := context.WithTimeout(k.ctx, 20*time.Second)
+	defer cancel()
+	begin := time.Now()
+	if err := con.Run(ctx, strings.NewReader("8\n12.00\n7\n")); err != nil {
+		t.Fatalf("console: %v\n%s", err, out.String())
+	}
+	// Generous for a loaded machine: nothing is waited for.
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("quit took %s with a payment in flight, want at once", took)
+	}
+	if !strings.Contains(out.String(), "TRM0000000001 stays in the journal") {
+		t.Errorf("the console did not say what becomes of the payment:\n%s", out.String())
+	}
+	tx, err := k.bus.Journal().Txn(context.Background(), "TRM0000000001")
+	if err != nil || tx.Status != payment.StatusCreated {
+		t.Errorf("journal: %+v %v, want created as it stood", tx, err)
 	}
 }

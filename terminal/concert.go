@@ -109,6 +109,10 @@ func ReadFrame(r io.ByteReader) (data, skipped []byte, err error) {
 	return data, skipped, nil
 }
 
+// MaxAmount is the largest amount a Concert V2 request carries: 8 digits
+// of minor units.
+const MaxAmount = 99_999_999
+
 // TxType is the Concert transaction type.
 type TxType byte
 
@@ -146,7 +150,7 @@ func (q Request) Encode() ([]byte, error) {
 	if q.POS < 1 || q.POS > 99 {
 		return bad("POS number %d is not 1-99", q.POS)
 	}
-	if q.Amount < 1 || q.Amount > 99_999_999 {
+	if q.Amount < 1 || q.Amount > MaxAmount {
 		return bad("amount %d is not 1-99999999 minor units", q.Amount)
 	}
 	if q.Type != Debit && q.Type != Credit {

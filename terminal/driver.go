@@ -40,6 +40,10 @@ type Options struct {
 	// Currency is the ISO 4217 code used when a request has none. The
 	// default is EUR.
 	Currency string
+	// MaxMinor is the largest amount taken, in minor units: the kiosk's
+	// --max-amount, applied to every entry point. The default (and
+	// ceiling) is 99,999,999, the most a Concert request carries.
+	MaxMinor int64
 	// ProtocolE sends the 26-byte protocol E request, for terminals whose
 	// Telium Manager predates E+ (no A/B fields, so no forced online).
 	ProtocolE bool
@@ -73,6 +77,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Currency == "" {
 		o.Currency = DefaultCurrency
+	}
+	if o.MaxMinor <= 0 || o.MaxMinor > MaxAmount {
+		o.MaxMinor = MaxAmount
 	}
 	if o.ProbeInterval == 0 {
 		o.ProbeInterval = DefaultProbeInterval
@@ -153,8 +160,11 @@ type Driver struct {
 	log  *slog.Logger
 
 	startc chan *flight
-	probec chan chan error
-	resetc chan chan error
+	// ready is closed once Run has tried the port (see Ready).
+	ready     chan struct{}
+	readyOnce sync.Once
+	probec    chan chan error
+	resetc    chan chan error
 
 	mu      sync.Mutex
 	cur     *flight
@@ -186,6 +196,7 @@ func NewDriver(bus *payment.Bus, opts Options) (*Driver, error) {
 		bus:    bus,
 		log:    opts.Logger.With("rail", payment.RailTerminal),
 		startc: make(chan *flight, 1),
+		ready:  make(chan struct{}),
 		probec: make(chan chan error),
 		resetc: make(chan chan error),
 	}
@@ -245,6 +256,13 @@ func (d *Driver) StartWith(ctx context.Context, req payment.Request, so StartOpt
 	cur, err := LookupCurrency(curCode)
 	if err != nil {
 		return "", fmt.Errorf("start terminal payment: %w", err)
+	}
+	if home, _ := LookupCurrency(d.opts.Currency); cur.Numeric != home.Numeric {
+		return "", fmt.Errorf("start terminal payment: %w: currency %s: the terminal is set up for %s", ErrBadRequest, cur.Alpha, home.Alpha)
+	}
+	if req.Amount.Minor > d.opts.MaxMinor {
+		return "", fmt.Errorf("start terminal payment: %w: amount %s is over the maximum of %s", ErrBadRequest,
+			req.Amount, payment.Money{Minor: d.opts.MaxMinor, Currency: cur.Alpha})
 	}
 	req.Amount.Currency = cur.Alpha
 	q := Request{POS: d.opts.POS, Amount: req.Amount.Minor, FullAnswer: !d.opts.ShortAnswer, Type: typ,
@@ -397,6 +415,13 @@ func (d *Driver) ask(ctx context.Context, c chan chan error) (Health, error) {
 	}
 }
 
+// Ready is closed once Run has tried the port: it opened and the
+// terminal was probed, or it could not be opened (Health and Start say
+// why). A console waits for it before it acts on a script's first line.
+func (d *Driver) Ready() <-chan struct{} { return d.ready }
+
+func (d *Driver) setReady() { d.readyOnce.Do(func() { close(d.ready) }) }
+
 // Run opens the port and serves until ctx ends: payments, the idle
 // terminal's unsolicited sessions (late results), health probes. A port
 // that fails is reopened every ReopenInterval; the console sees each
@@ -409,6 +434,7 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 	d.running = true
 	d.mu.Unlock()
+	defer d.setReady()
 	defer func() {
 		d.mu.Lock()
 		d.running = false
@@ -430,15 +456,26 @@ func (d *Driver) Run(ctx context.Context) error {
 				reply = nil
 			}
 			d.failQueued(err)
+			d.setReady()
 			if !d.pause(ctx, d.opts.ReopenInterval) {
 				return nil
 			}
 			continue
 		}
+		// Whatever the port holds is from before this run (a session cut
+		// by a crash): drop it, or a stale ENQ opens a session the
+		// terminal is not in.
+		if fl, ok := p.(inputFlusher); ok {
+			if err := fl.ResetInputBuffer(); err != nil {
+				d.log.Warn("cannot flush the terminal port's input", "port", d.portName(), "err", err)
+			}
+		}
 		w := newWire(p, d.portName(), d.log)
+		unhook := context.AfterFunc(ctx, w.halt)
 		d.publish(payment.Event{Kind: payment.KindConnection, Peer: d.portName(), Detail: "terminal port " + d.portName() + " open"})
 		d.log.Info("terminal port open", "port", d.portName())
 		reply = d.serve(ctx, w, reply)
+		unhook()
 		w.close()
 		if ctx.Err() != nil {
 			return nil
@@ -489,7 +526,7 @@ func (d *Driver) serve(ctx context.Context, w *wire, pending chan error) chan er
 	doProbe := func() error {
 		rtt, err := l.probe(idle)
 		if err != nil {
-			if errors.Is(err, ErrPortLost) {
+			if errors.Is(err, ErrPortLost) || errors.Is(err, ErrStopped) {
 				return err
 			}
 			d.setHealth(HealthNoAnswer, err.Error(), 0, true)
@@ -498,7 +535,9 @@ func (d *Driver) serve(ctx context.Context, w *wire, pending chan error) chan er
 		d.setHealth(HealthOK, fmt.Sprintf("answered ENQ in %s", rtt.Round(time.Millisecond)), rtt, true)
 		return nil
 	}
-	if err := doProbe(); errors.Is(err, ErrPortLost) {
+	err := doProbe()
+	d.setReady()
+	if errors.Is(err, ErrPortLost) {
 		d.portLost(err)
 		if pending != nil {
 			pending <- err
@@ -541,6 +580,9 @@ func (d *Driver) serve(ctx context.Context, w *wire, pending chan error) chan er
 				return r
 			}
 		}
+		if ctx.Err() != nil || errors.Is(err, ErrStopped) {
+			return nil
+		}
 		if errors.Is(err, ErrPortLost) {
 			d.portLost(err)
 			return nil
@@ -570,6 +612,13 @@ func (d *Driver) idleBytes(l *link, ev *idleEvents) error {
 				return nil
 			}
 			return err
+		}
+		if b == EOT {
+			// The end of a session: harmless while idle (the terminal
+			// closing one we gave up on, or an old session's last byte).
+			l.w.logBytes("serial rx", []byte{b})
+			d.log.Info("EOT from the terminal while idle: ignored")
+			continue
 		}
 		if b != ENQ {
 			noise = append(noise, b)
@@ -742,6 +791,10 @@ func (d *Driver) session(l *link, f *flight) error {
 	frame := Frame(mustEncode(f.req))
 	d.setWaiting(f, "terminal ready (ACK)", time.Now().Add(d.opts.Timers.Ack))
 	out, err := l.send(frame, f.cancel, ev)
+	if errors.Is(err, ErrStopped) {
+		d.stopped(f)
+		return err
+	}
 	switch out {
 	case sendPortLost:
 		if f.status == payment.StatusCreated {
@@ -774,6 +827,16 @@ func (d *Driver) session(l *link, f *flight) error {
 	return d.awaitResult(l, f, ev)
 }
 
+// stopped leaves f as the journal has it: the driver is stopping and the
+// terminal's answer will not be waited for. The next start recovers the
+// payment as unknown; an answer the terminal sends then is taken as late.
+func (d *Driver) stopped(f *flight) {
+	d.mu.Lock()
+	st := f.status
+	d.mu.Unlock()
+	d.log.Warn("terminal driver stopping: the payment stays in the journal as it stands", "txn", f.id, "status", st)
+}
+
 // awaitResult waits for the terminal's session with the answer.
 func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 	deadline := time.Now().Add(d.opts.Timers.Result)
@@ -783,6 +846,9 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 	for !f.done {
 		b, err := l.w.readByte(deadline, intr)
 		switch {
+		case errors.Is(err, ErrStopped):
+			d.stopped(f)
+			return err
 		case errors.Is(err, errInterrupted):
 			intr = nil
 			f.cancelReq = true
@@ -803,7 +869,9 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 				d.release(f)
 				d.step(f, fmt.Sprintf("no answer within %s: the status stays unknown; check the terminal, then resolve", wait), nil)
 			case f.cancelReq:
-				d.finish(f, payment.StatusCancelled, &payment.Result{Reason: fmt.Sprintf("the terminal did not answer within %s after the cancel request", wait)},
+				// A cancel is only a request: without the terminal's
+				// answer, the payment timed out like any other.
+				d.finish(f, payment.StatusTimedOut, &payment.Result{Reason: fmt.Sprintf("no answer from the terminal within %s; the cancel request was not confirmed", wait)},
 					nil, payment.FlagCancelUnconf, "")
 			default:
 				d.finish(f, payment.StatusTimedOut, &payment.Result{Reason: fmt.Sprintf("no answer from the terminal within %s", wait)}, nil, "", "")
@@ -814,6 +882,13 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 				nil, "", "port lost mid-transaction: "+err.Error())
 			return err
 		}
+		if b == EOT {
+			// The end of a session the terminal gave up (or of the one
+			// just ended): not noise, and nothing to answer.
+			l.w.logBytes("serial rx", []byte{b})
+			d.log.Info("EOT from the terminal while waiting for its answer: ignored", "txn", f.id)
+			continue
+		}
 		if b != ENQ {
 			l.w.logBytes("serial rx", []byte{b})
 			ev.rejected(fmt.Sprintf("unexpected byte 0x%02X while waiting for the terminal's answer", b), []byte{b})
@@ -823,6 +898,11 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 		d.step(f, "the terminal is sending its answer", nil)
 		err = l.receive(ev)
 		switch {
+		case errors.Is(err, ErrStopped):
+			if !f.done {
+				d.stopped(f)
+			}
+			return err
 		case errors.Is(err, ErrPortLost):
 			if !f.done {
 				d.finish(f, payment.StatusUnknown, &payment.Result{Reason: "the terminal's port failed while it sent its answer: check the terminal, then resolve"},

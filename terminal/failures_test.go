@@ -3,6 +3,8 @@ package terminal
 import (
 	"bytes"
 	"context"
+	"errors"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,18 +141,29 @@ func TestCase4BadLRC(t *testing.T) {
 		ans := reply(t, q, '0', true)
 		m.send(ENQ)
 		m.expect(ACK)
+		// The Concert link rule (serial-terminal.md §1.5): every bad copy is
+		// NAKed, three NAKs in all, and then EOT ends the session.
 		m.send(corrupt(ans)...)
 		m.expect(NAK)
 		m.send(corrupt(ans)...)
 		m.expect(NAK)
 		m.send(corrupt(ans)...)
-		m.expect(EOT)
+		m.expect(NAK, EOT)
 		tx := h.status(id, payment.StatusUnknown)
 		if !strings.Contains(tx.Result.Reason, "bad too many times") {
 			t.Fatalf("status %s (%s), want unknown: gave up", tx.Status, tx.Result.Reason)
 		}
 		if n := kinds(h.history(id))[payment.KindRejected]; n != 3 {
 			t.Errorf("%d rejections journaled, want 3", n)
+		}
+		// A terminal following the same rule ends its side with EOT too:
+		// the end of a session, not noise.
+		m.send(EOT)
+		h.waitFor("the terminal's EOT taken while idle", func(payment.Event) bool {
+			return strings.Contains(h.logs.String(), "EOT from the terminal while idle")
+		})
+		if strings.Contains(h.logs.String(), "unexpected byte(s) on the line while idle") {
+			t.Errorf("the terminal's EOT was rejected as noise")
 		}
 	})
 }
@@ -471,5 +484,208 @@ func TestCase15Input(t *testing.T) {
 	h.term().quiet(200 * time.Millisecond)
 	if got := h.since(mark); len(got) != 0 {
 		t.Errorf("the driver wrote % x for refused input", got)
+	}
+}
+
+// After a crash (kill -9) the port may still hold the last session's
+// bytes; the driver flushes its input when it opens the port, so a stale
+// ENQ is not taken for the terminal opening a session.
+func TestStaleBytesFlushedOnOpen(t *testing.T) {
+	h := newHarness(t, nil)
+	old := h.cur
+	next := h.plug()
+	next.in <- []byte{ENQ} // left in the port by the previous run
+	old.unplug()           // the driver reopens: it gets next
+	m := h.term()
+	if b := m.next(); b != ENQ {
+		t.Fatalf("first byte on the reopened port 0x%02X, want the probe's ENQ (a stale ENQ was answered)", b)
+	}
+	m.send(ACK)
+	m.expect(EOT)
+	m.quiet(200 * time.Millisecond)
+}
+
+// The terminal may end its session with EOT where it would send its
+// frame (it has nothing to send, or gave up): the driver ends the
+// session there and then, and waits for the next one without NAKing.
+func TestEOTEndsTheTerminalSessionBeforeItsFrame(t *testing.T) {
+	h := newHarness(t, nil)
+	id, q := accept(h, 1250)
+	m := h.term()
+	m.send(ENQ)
+	m.expect(ACK)
+	m.send(EOT) // no frame after all
+	// A new session at once: its ENQ must be ACKed, not read as noise
+	// before a frame (which ends in a NAK after the inter-byte timeout).
+	m.send(ENQ)
+	m.expect(ACK)
+	m.send(Frame(reply(t, q, '0', true))...)
+	m.expect(ACK)
+	m.send(EOT)
+	if tx := h.final(id); tx.Status != payment.StatusApproved {
+		t.Fatalf("status %s, want approved", tx.Status)
+	}
+	if n := kinds(h.history(id))[payment.KindRejected]; n != 0 {
+		t.Errorf("%d rejections journaled for a session the terminal closed with EOT", n)
+	}
+}
+
+// An EOT in answer to our ENQ is the terminal declining the session: the
+// driver closes its side and tries again, as after a NAK, without
+// journaling the EOT as noise.
+func TestEOTToOurENQIsADecline(t *testing.T) {
+	h := newHarness(t, nil)
+	id := h.start(payment.ModeCard, 1250)
+	m := h.term()
+	m.expect(ENQ)
+	m.send(EOT)
+	m.expect(EOT) // our side closed at once, then the next attempt
+	q := m.request()
+	m.answer(reply(t, q, '0', true), true)
+	if tx := h.final(id); tx.Status != payment.StatusApproved {
+		t.Fatalf("status %s, want approved", tx.Status)
+	}
+	if n := kinds(h.history(id))[payment.KindRejected]; n != 0 {
+		t.Errorf("%d rejections journaled for the terminal's EOT", n)
+	}
+}
+
+// While the driver waits for the terminal's answer, an EOT (the end of a
+// session the terminal gave up) is not noise.
+func TestEOTWhileWaitingForTheAnswer(t *testing.T) {
+	h := newHarness(t, nil)
+	id, q := accept(h, 1250)
+	m := h.term()
+	m.send(EOT)
+	m.answer(reply(t, q, '0', true), true)
+	if tx := h.final(id); tx.Status != payment.StatusApproved {
+		t.Fatalf("status %s, want approved", tx.Status)
+	}
+	if n := kinds(h.history(id))[payment.KindRejected]; n != 0 {
+		t.Errorf("%d rejections journaled for the terminal's EOT", n)
+	}
+}
+
+// A cancel after the terminal accepted is only a request: when the
+// terminal then says nothing, the payment times out as any silent one
+// does (flagged: the cancel was not confirmed), never "cancelled".
+func TestCancelRequestUnansweredTimesOut(t *testing.T) {
+	h := newHarness(t, nil)
+	id, _ := accept(h, 1250)
+	if err := h.d.Cancel(id); err != nil {
+		t.Fatal(err)
+	}
+	tx := h.final(id)
+	if tx.Status != payment.StatusTimedOut {
+		t.Fatalf("status %s (%s), want timed_out: the terminal never confirmed the cancel", tx.Status, tx.Result.Reason)
+	}
+	if !tx.HasFlag(payment.FlagCancelUnconf) || !strings.Contains(tx.Result.Reason, "cancel") {
+		t.Errorf("flags %v, reason %q: want the unconfirmed cancel said", tx.Flags, tx.Result.Reason)
+	}
+}
+
+// The terminal is set up for one currency and the kiosk for a largest
+// amount: the driver refuses anything else, whoever starts the payment
+// (console, customer display, HTTP API), before a byte is sent.
+func TestStartRefusesAnotherCurrencyAndOverTheMaximum(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxMinor = 5_000_000 })
+	for _, m := range []payment.Money{{Minor: 1250, Currency: "USD"}, {Minor: 6_000_000, Currency: "EUR"}} {
+		_, err := h.d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: m})
+		if !errors.Is(err, ErrBadRequest) {
+			t.Errorf("Start(%v): %v, want ErrBadRequest", m, err)
+		}
+	}
+	if _, err := h.d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: payment.Money{Minor: 5_000_000, Currency: "EUR"}}); err != nil {
+		t.Errorf("Start(50000.00 EUR), the maximum: %v", err)
+	}
+	q := h.term().request() // the first request on the line: nothing was sent for the refused ones
+	if q.Currency != "978" || q.Amount != 5_000_000 {
+		t.Errorf("request %+v", q)
+	}
+}
+
+// Stopping the driver (paydesk quitting) never waits for the terminal:
+// Run returns at once, and the payment stays in the journal as it stands,
+// for the next start to recover as unknown.
+func TestStopWithAPaymentOnTheTerminal(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Timers.Result = time.Minute })
+	id, _ := accept(h, 1250)
+	h.status(id, payment.StatusAcknowledged)
+	begin := time.Now()
+	h.stop()
+	select {
+	case <-h.done:
+	case <-time.After(scriptWait):
+		t.Fatalf("Run still running %s after its context ended", scriptWait)
+	}
+	// Generous for a loaded machine: the stop itself does no I/O.
+	if took := time.Since(begin); took > time.Second {
+		t.Errorf("Run took %s to stop, want well under a second", took)
+	}
+	if tx := h.txn(id); tx.Status != payment.StatusAcknowledged {
+		t.Errorf("status %s after the stop, want acknowledged as it stood", tx.Status)
+	}
+}
+
+// Ready tells a console when the driver takes payments: not before Run
+// has tried the port, and then whether or not the port opened (a Start
+// then says why it cannot run).
+func TestReadyOnceThePortWasTried(t *testing.T) {
+	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "journal.db"), payment.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	bus := payment.NewBus(j, nil)
+	defer bus.Close()
+	d, err := NewDriver(bus, Options{Timers: fastTimers, ProbeInterval: -1, ReopenInterval: time.Hour,
+		Open: func() (Port, error) { return nil, &PortError{Path: "fake", Kind: ErrPortMissing} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.Ready():
+		t.Fatal("ready before Run")
+	default:
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-d.Ready():
+	case <-time.After(scriptWait):
+		t.Fatal("not ready after the port failed to open")
+	}
+	_, err = d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: payment.Money{Minor: 100, Currency: "EUR"}})
+	if !errors.Is(err, payment.ErrUnavailable) || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("Start on a missing port: %v, want unavailable saying why", err)
+	}
+}
+
+// Stopping while the terminal is sending its answer leaves the session
+// too: nothing more on the line, nothing journaled.
+func TestStopWhileTheTerminalSendsItsAnswer(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Timers.Result = time.Minute; o.Timers.InterByte = time.Minute })
+	id, q := accept(h, 1250)
+	m := h.term()
+	m.send(ENQ)
+	m.expect(ACK)
+	m.send(Frame(reply(t, q, '0', true))[:20]...) // and the rest never comes
+	h.waitFor("the frame begun", func(payment.Event) bool {
+		return strings.Contains(h.logs.String(), "the terminal is sending its answer")
+	})
+	mark := h.mark()
+	h.stop()
+	select {
+	case <-h.done:
+	case <-time.After(scriptWait):
+		t.Fatalf("Run still running %s after its context ended", scriptWait)
+	}
+	if got := h.since(mark); len(got) != 0 {
+		t.Errorf("the driver wrote % x while stopping", got)
+	}
+	if tx := h.txn(id); tx.Status != payment.StatusAcknowledged {
+		t.Errorf("status %s after the stop, want acknowledged as it stood", tx.Status)
 	}
 }

@@ -65,6 +65,19 @@ func (p *fakePort) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// ResetInputBuffer drops what the terminal sent before the port was
+// opened, as go.bug.st/serial's does with TCIFLUSH. It runs before the
+// driver starts reading.
+func (p *fakePort) ResetInputBuffer() error {
+	for {
+		select {
+		case <-p.in:
+		default:
+			return nil
+		}
+	}
+}
+
 func (p *fakePort) Close() error {
 	p.unplug()
 	return nil

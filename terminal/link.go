@@ -48,8 +48,8 @@ type Timers struct {
 	// default is 3 seconds.
 	EOT time.Duration
 	// BadFrames is how many bad copies of a frame (wrong LRC, cut short,
-	// control bytes inside) we take from the terminal: each but the last
-	// is NAKed, the last ends the session with EOT. The default is 3.
+	// control bytes inside) we take from the terminal: each is NAKed, and
+	// after the last NAK an EOT ends the session. The default is 3.
 	BadFrames int
 }
 
@@ -228,13 +228,15 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 					// Collision: the terminal wants to send (a late
 					// result). Yield, receive, then start again.
 					ev.step("collision: the terminal sent ENQ too; receiving its frame first")
-					if err := l.receive(ev); err != nil && errors.Is(err, ErrPortLost) {
+					if err := l.receive(ev); err != nil && (errors.Is(err, ErrPortLost) || errors.Is(err, ErrStopped)) {
 						return sendPortLost, err
 					}
 					enqs = 0
 					l.to(stateSendENQ)
-				case NAK:
-					deadline = time.Now() // as an unanswered ENQ: EOT, pause, retry
+				case NAK, EOT:
+					// The terminal declines the session (EOT: ends it):
+					// as an unanswered ENQ, EOT, pause, retry.
+					deadline = time.Now()
 				default:
 					ev.rejected(fmt.Sprintf("unexpected byte 0x%02X while waiting for ACK to ENQ", b), []byte{b})
 				}
@@ -305,7 +307,7 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 // delivered, EOT. A copy of the frame resent because our ACK was lost is
 // ACKed again and not delivered twice.
 func (l *link) receive(ev linkEvents) error {
-	bad := 0
+	bad, enqs := 0, 0
 	l.missingEOT = false
 	var deadline time.Time
 	l.to(stateAckENQ)
@@ -318,22 +320,46 @@ func (l *link) receive(ev linkEvents) error {
 			l.to(stateReadFrame)
 
 		case stateReadFrame:
-			data, raw, err := l.readFrame()
-			if err != nil && errors.Is(err, ErrPortLost) {
+			data, raw, ctl, err := l.readFrame()
+			if err != nil && (errors.Is(err, ErrPortLost) || errors.Is(err, ErrStopped)) {
 				return err
+			}
+			if len(raw) > 0 && ctl != 0 {
+				ev.rejected(fmt.Sprintf("%d unexpected byte(s) before the terminal's 0x%02X", len(raw), ctl), raw)
+			}
+			switch ctl {
+			case EOT:
+				// The terminal ends its session where its frame would be
+				// (it has nothing to send, or it gave up): so do we.
+				ev.step("the terminal closed its session (EOT) without sending a frame")
+				l.to(stateIdle)
+				return nil
+			case ENQ:
+				// It did not get our ACK and opens its session again.
+				if enqs++; enqs >= l.t.BadFrames {
+					if err := l.w.write([]byte{EOT}); err != nil {
+						return err
+					}
+					l.to(stateIdle)
+					return fmt.Errorf("%w: ENQ %d times without a frame", ErrGaveUp, enqs+1)
+				}
+				ev.step("the terminal sent ENQ again: ACKed again")
+				l.to(stateAckENQ)
+				continue
 			}
 			if err != nil {
 				bad++
 				ev.rejected(fmt.Sprintf("bad frame from the terminal (%d/%d): %v", bad, l.t.BadFrames, err), raw)
+				if err := l.w.write([]byte{NAK}); err != nil {
+					return err
+				}
 				if bad >= l.t.BadFrames {
+					// Three NAKs, then EOT (serial-terminal.md §1.5).
 					if err := l.w.write([]byte{EOT}); err != nil {
 						return err
 					}
 					l.to(stateIdle)
 					return fmt.Errorf("%w (%d copies): %v", ErrGaveUp, bad, err)
-				}
-				if err := l.w.write([]byte{NAK}); err != nil {
-					return err
 				}
 				continue
 			}
@@ -389,15 +415,37 @@ func (l *link) receive(ev linkEvents) error {
 }
 
 // readFrame reads one frame with the inter-byte timeout, logging every
-// byte it consumed (noise included), masked.
-func (l *link) readFrame() (data, raw []byte, err error) {
+// byte it consumed (noise included), masked. An EOT or ENQ before the
+// frame's STX is the terminal ending or reopening its session: it is
+// returned as ctl (with the noise before it as raw) and no frame is read.
+func (l *link) readFrame() (data, raw []byte, ctl byte, err error) {
 	r := &gapReader{w: l.w, gap: l.t.InterByte}
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			l.w.logBytes("serial rx", r.rec)
+			return nil, MaskPAN(r.rec), 0, fmt.Errorf("no frame: %w", err)
+		}
+		if b == EOT || b == ENQ {
+			l.w.logBytes("serial rx", r.rec)
+			return nil, MaskPAN(r.rec[:len(r.rec)-1]), b, nil
+		}
+		if b == STX {
+			l.w.unread(b)
+			r.rec = r.rec[:len(r.rec)-1]
+			break
+		}
+		if len(r.rec) > MaxNoise {
+			l.w.logBytes("serial rx", r.rec)
+			return nil, MaskPAN(r.rec), 0, ErrNotAFrame
+		}
+	}
 	data, _, err = ReadFrame(r)
 	l.w.logBytes("serial rx", r.rec)
-	if errors.Is(err, ErrPortLost) {
-		return nil, MaskPAN(r.rec), err
+	if errors.Is(err, ErrPortLost) || errors.Is(err, ErrStopped) {
+		return nil, MaskPAN(r.rec), 0, err
 	}
-	return data, MaskPAN(r.rec), err
+	return data, MaskPAN(r.rec), 0, err
 }
 
 // gapReader reads bytes from a wire, each within gap of the one before,

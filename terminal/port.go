@@ -128,7 +128,7 @@ func OpenPort(o PortOptions) (Port, error) {
 		if err != nil {
 			return nil, classifyOpen(o.Path, err)
 		}
-		return f, nil
+		return &plainPort{File: f}, nil
 	}
 	mode, err := ParseFormat(o.Format)
 	if err != nil {
@@ -170,3 +170,7 @@ func classifyOpen(path string, err error) error {
 	}
 	return &PortError{Path: path, Kind: ErrNotSerial, Err: err}
 }
+
+// plainPort is a device opened as a plain file (PortOptions.Plain). On
+// Linux it can flush its input like a serial port (port_linux.go).
+type plainPort struct{ *os.File }

@@ -17,9 +17,20 @@ type Port interface {
 	io.ReadWriteCloser
 }
 
+// inputFlusher is a port that can drop the bytes received and not read
+// yet; go.bug.st/serial's Port is one.
+type inputFlusher interface {
+	ResetInputBuffer() error
+}
+
 // ErrPortLost is wrapped when the port fails under the driver: the cable
 // was unplugged (Read reports the port closed, Write EIO).
 var ErrPortLost = errors.New("serial port lost")
+
+// ErrStopped is returned by every wait on the line once the driver is
+// stopping (its Run context ended): a session in progress is left as it
+// stands, and the journal has the payment for the next start.
+var ErrStopped = errors.New("terminal driver stopping")
 
 var (
 	errTimeout     = errors.New("timed out")
@@ -38,17 +49,22 @@ type wire struct {
 	chunks chan []byte
 	failed chan struct{}
 	quit   chan struct{}
-	err    error // why the reader stopped; set before failed is closed
+	halted chan struct{} // closed by halt: every wait returns ErrStopped
+	err    error         // why the reader stopped; set before failed is closed
 	buf    []byte
 	dead   error
 	timer  *time.Timer
 
 	closeOnce sync.Once
+	haltOnce  sync.Once
 }
+
+// halt makes every wait on the line, now and later, return ErrStopped.
+func (w *wire) halt() { w.haltOnce.Do(func() { close(w.halted) }) }
 
 func newWire(p Port, name string, log *slog.Logger) *wire {
 	w := &wire{port: p, name: name, log: log, chunks: make(chan []byte, 64), failed: make(chan struct{}),
-		quit: make(chan struct{}), timer: time.NewTimer(time.Hour)}
+		quit: make(chan struct{}), halted: make(chan struct{}), timer: time.NewTimer(time.Hour)}
 	w.timer.Stop()
 	go w.pump()
 	return w
@@ -86,6 +102,11 @@ func (w *wire) close() error {
 // readByte returns the next byte, waiting until deadline (zero: forever)
 // or until intr is closed.
 func (w *wire) readByte(deadline time.Time, intr <-chan struct{}) (byte, error) {
+	select {
+	case <-w.halted:
+		return 0, ErrStopped
+	default:
+	}
 	for len(w.buf) == 0 {
 		if w.dead != nil {
 			return 0, w.dead
@@ -120,6 +141,9 @@ func (w *wire) readByte(deadline time.Time, intr <-chan struct{}) (byte, error) 
 		case <-intr:
 			w.timer.Stop()
 			return 0, errInterrupted
+		case <-w.halted:
+			w.timer.Stop()
+			return 0, ErrStopped
 		}
 		w.timer.Stop()
 	}

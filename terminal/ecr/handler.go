@@ -8,7 +8,7 @@
 // The API, on http://localhost:{LOCAL_PORT}:
 //
 //	POST /            a payment (also POST /payment), answered when it ends
-//	GET  /cancel      cancel the payment in progress
+//	GET  /cancel      ask to cancel the payment in progress (202)
 //	GET  /check       the terminal's status (an ENQ/ACK/EOT probe)
 //	GET  /reset       close and reopen the terminal's port, then probe
 //	GET  /version     paydesk's version in the connector's shape
@@ -73,8 +73,9 @@ type Options struct {
 	Password Secret
 	// Settings are shown (masked) at /config.
 	Settings Settings
-	// Currency is the currency of a request without one. The default is
-	// EUR.
+	// Currency is the currency the terminal is set up for: a request
+	// without one is in it, and a request in another is refused (400).
+	// The default is EUR.
 	Currency string
 	// MaxMinor is the largest amount accepted, in minor units. The default
 	// (and ceiling) is 99,999,999, the Concert maximum.
@@ -121,6 +122,7 @@ type Handler struct {
 	user   [32]byte
 	pass   [32]byte
 	dopts  DecodeOptions
+	home   terminal.Currency // the terminal's currency: the only one taken
 	quit   chan struct{}
 	closer sync.Once
 	wg     sync.WaitGroup
@@ -152,7 +154,8 @@ func NewHandler(opts Options) (*Handler, error) {
 	if opts.Currency == "" {
 		opts.Currency = DefaultCurrency
 	}
-	if _, err := terminal.LookupCurrency(opts.Currency); err != nil {
+	home, err := terminal.LookupCurrency(opts.Currency)
+	if err != nil {
 		return nil, fmt.Errorf("ecr: default currency: %w", err)
 	}
 	if opts.MaxBody <= 0 {
@@ -178,6 +181,7 @@ func NewHandler(opts Options) (*Handler, error) {
 		pass:  sha256.Sum256([]byte(opts.Password.Reveal())),
 		dopts: DecodeOptions{Currency: opts.Currency, MaxMinor: opts.MaxMinor, AllowUnknown: opts.AllowUnknown},
 		quit:  make(chan struct{}),
+		home:  home,
 
 		unresolved: map[string]PaymentRequest{},
 	}
@@ -348,6 +352,11 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pr, err := DecodePaymentRequest(body, h.dopts)
+	if err == nil && pr.Currency.Alpha != h.home.Alpha {
+		// The terminal is set up for one currency: another one would be
+		// sent as its numeric code and charged as if it were that.
+		err = &RequestError{Field: "currency", Reason: fmt.Sprintf("%q is not the currency the terminal is set up for (%s)", pr.Currency.Alpha, h.home.Alpha)}
+	}
 	if err != nil {
 		h.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error(), "")
 		return
@@ -598,7 +607,11 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusInternalServerError, CodeInternal, err.Error(), "")
 		return
 	}
-	msg := "cancelled: the request had not reached the terminal; the payment's answer says so"
+	// Even before the terminal accepted, its ACK may be on the way: the
+	// cancel is a request either way, and the payment's own answer says
+	// whether it was cancelled (Cancelled only when the session ended
+	// before the terminal took the request, or the terminal confirmed).
+	msg := "cancel requested: the request had not been accepted by the terminal; the payment's answer says whether it was cancelled"
 	if f.Accepted {
 		msg = "cancel requested: the terminal has the payment and Concert cannot abort it; the payment's answer gives the terminal's outcome"
 	}
@@ -609,14 +622,14 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Unlock()
 	h.log.Info("ecr cancel", "txn", f.ID, "order", order, "accepted", f.Accepted, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, []any{struct {
+	writeJSON(w, http.StatusAccepted, []any{struct {
 		Status        string    `json:"status"`
 		Error         *APIError `json:"error"`
 		Message       string    `json:"message"`
 		TransactionID string    `json:"transactionId"`
 		OrderID       string    `json:"orderId,omitempty"`
 		Accepted      bool      `json:"acceptedByTerminal"`
-	}{StatusSuccess, nil, msg, f.ID, order, f.Accepted}})
+	}{StatusCancelRequested, nil, msg, f.ID, order, f.Accepted}})
 }
 
 // stop calls Options.Stop, or answers 501.

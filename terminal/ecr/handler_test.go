@@ -251,11 +251,11 @@ func TestCancelAfterTerminalAccepted(t *testing.T) {
 	}()
 	waitFor(t, 2*time.Second, "the terminal to accept", func() bool { f, ok := a.drv.Current(); return ok && f.Accepted })
 	resp, b := a.do(http.MethodGet, "/cancel", "")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("cancel: %d %s", resp.StatusCode, b)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("cancel: %d %s, want 202: the terminal decides", resp.StatusCode, b)
 	}
 	m := one(t, b)
-	if m["status"] != StatusSuccess || m["acceptedByTerminal"] != true || m["orderId"] != "to-cancel" ||
+	if m["status"] != StatusCancelRequested || m["acceptedByTerminal"] != true || m["orderId"] != "to-cancel" ||
 		!strings.Contains(m["message"].(string), "cancel requested") {
 		t.Errorf("cancel answer %s", b)
 	}
@@ -272,6 +272,30 @@ func TestCancelAfterTerminalAccepted(t *testing.T) {
 	}
 }
 
+// A cancel the terminal never confirms is not a cancellation: the
+// payment's answer is the same Timeout as a silent terminal's without
+// a cancel.
+func TestCancelWithoutTheTerminalsAnswerIsATimeout(t *testing.T) {
+	timers := testTimers
+	timers.Result = time.Second
+	a := newAPI(t, newRigTimers(t, timers), nil)
+	var wg sync.WaitGroup
+	var pay []byte
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, pay = a.do(http.MethodPost, "/", `{"amount": `+amountFor(termsim.NeverAnswer)+`, "orderId": "silent"}`)
+	}()
+	waitFor(t, 2*time.Second, "the terminal to accept", func() bool { f, ok := a.drv.Current(); return ok && f.Accepted })
+	if resp, b := a.do(http.MethodGet, "/cancel", ""); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("cancel: %d %s", resp.StatusCode, b)
+	}
+	wg.Wait()
+	if m := one(t, pay); m["status"] != StatusTimeout {
+		t.Fatalf("payment after an unconfirmed cancel: %s, want Timeout", pay)
+	}
+}
+
 func TestMaintenanceEndpoints(t *testing.T) {
 	a := newAPI(t, newRig(t), func(o *Options) { o.Version = "1.2.3" })
 	resp, b := a.do(http.MethodGet, "/check", "")
@@ -279,7 +303,6 @@ func TestMaintenanceEndpoints(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || m["cr"] != "0" || m["periph"] != "0" || m["card"] != nil || m["call"] != nil || m["state"] != "ok" {
 		t.Errorf("check: %d %s", resp.StatusCode, b)
 	}
-	a.afterProbe()
 	before := a.drv.Health().LastProbe
 	resp, b = a.do(http.MethodGet, "/reset", "")
 	if resp.StatusCode != http.StatusOK || one(t, b)["state"] != "ok" {
@@ -347,6 +370,7 @@ func TestBadRequestsAreRefusedWithSpecificMessages(t *testing.T) {
 		{"customData null value", `{"amount": 9.99, "customData": {"x": null}}`, 400, "customData.x: is null"},
 		{"customData not an object", `{"amount": 9.99, "customData": "shop"}`, 400, "customData: must be an object"},
 		{"unknown currency", `{"amount": 9.99, "currency": "XYZ"}`, 400, `currency: "XYZ" is not a currency`},
+		{"another currency", `{"amount": 9.99, "currency": "USD"}`, 400, `currency: "USD" is not the currency the terminal is set up for (EUR)`},
 		{"numeric currency", `{"amount": 9.99, "currency": "978"}`, 400, "not an ISO 4217 alphabetic code"},
 		{"currency as number", `{"amount": 9.99, "currency": 978}`, 400, "currency: must be a string"},
 		{"basket as string", `{"amount": 9.99, "basket": "x"}`, 400, "basket: must be a cart object"},

@@ -39,7 +39,6 @@ func TestOutcomesBeyondApproveAndRefuse(t *testing.T) {
 				_, busy := a.drv.Current()
 				return !busy && a.drv.Health().State != "port closed"
 			})
-			a.afterProbe()
 			resp, b := a.do(http.MethodPost, "/", `{"amount": `+amountFor(tc.b)+`}`)
 			m := one(t, b)
 			if resp.StatusCode != http.StatusOK || m["status"] != tc.status {
@@ -69,9 +68,9 @@ func TestConsolePaymentMakesTheAPIBusy(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict || one(t, b)["transactionId"] != id {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
-	// /cancel cancels the terminal's payment, whoever started it.
+	// /cancel asks to cancel the terminal's payment, whoever started it.
 	waitFor(t, 2*time.Second, "the slow payment on the terminal", func() bool { f, ok := a.drv.Current(); return ok && f.Accepted })
-	if resp, b := a.do(http.MethodGet, "/cancel", ""); resp.StatusCode != http.StatusOK || one(t, b)["transactionId"] != id {
+	if resp, b := a.do(http.MethodGet, "/cancel", ""); resp.StatusCode != http.StatusAccepted || one(t, b)["transactionId"] != id {
 		t.Fatalf("cancel: %d %s", resp.StatusCode, b)
 	}
 	waitFor(t, 4*time.Second, "the payment to end", func() bool { _, ok := a.drv.Current(); return !ok })
@@ -167,20 +166,24 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func TestUnknownPaymentResolvedLaterIsForwarded(t *testing.T) {
 	timers := testTimers
 	timers.Result = 500 * time.Millisecond
-	// The terminal never ACKs the request and answers (approved) 1.5 s
-	// later, after the driver gave up waiting: the API answers Unknown,
-	// then the late answer resolves the payment and it is forwarded.
-	r := newRigWith(t, timers, termsim.Options{Think: 1500 * time.Millisecond}, nil)
+	// The terminal never ACKs the request and answers (approved) only
+	// once the API has answered Unknown: the simulator holds its late
+	// answer until then (a delay raced the API's settle wait on a loaded
+	// machine). The late answer resolves the payment and it is forwarded.
+	r := newRigWith(t, timers, termsim.Options{Think: 30 * time.Millisecond}, nil)
 	ep := newEndpoint(t)
 	ob := openTestOutbox(t, t.TempDir(), ep.srv.URL, r.log)
 	defer runOutbox(t, ob)()
 	a := newAPI(t, r, func(o *Options) { o.Outbox = ob })
+	r.sim.HoldAnswers(true)
 	_, b := a.do(http.MethodPost, "/", `{"amount": `+amountFor(termsim.NoAckFrame)+`, "orderId": "late-1"}`)
 	m := one(t, b)
 	if m["status"] != StatusUnknown || m["notificationHipaySent"] != true {
 		t.Fatalf("first answer: %s", b)
 	}
-	waitFor(t, 4*time.Second, "the resolution's notification", func() bool { return len(ep.received()) == 2 })
+	r.sim.HoldAnswers(false)
+	// Generous: the answer goes out at once; the limit only bounds a hang.
+	waitFor(t, 10*time.Second, "the resolution's notification", func() bool { return len(ep.received()) == 2 })
 	got := ep.received()
 	if got[0].body["status"] != StatusUnknown || got[1].body["status"] != StatusSuccess || got[1].body["orderId"] != "late-1" ||
 		got[1].txn != m["transactionId"] || got[1].key == got[0].key {

@@ -22,6 +22,9 @@ const (
 	StatusFailed    = "Failed"    // the payment could not run (terminal not ready, link error)
 	StatusUnknown   = "Unknown"   // the outcome must be checked on the terminal
 	StatusError     = "Error"     // the request itself was refused (4xx/5xx)
+	// StatusCancelRequested answers GET /cancel: the cancel is asked; the
+	// payment's own answer says whether the terminal cancelled it.
+	StatusCancelRequested = "CancelRequested"
 )
 
 // APIError is the "error" member of a response. HiPay's document shows only

@@ -5,17 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"paydesk/payment"
 	"paydesk/terminal"
 	"paydesk/terminal/termsim"
+	"paydesk/terminal/termtest"
 )
 
 // The Concert link's failure cases, end to end: the driver on
@@ -30,74 +27,22 @@ import (
 var ptyTimers = terminal.Timers{Ack: 800 * time.Millisecond, InterByte: 800 * time.Millisecond,
 	ENQPause: 50 * time.Millisecond, Result: 2500 * time.Millisecond, EOT: 800 * time.Millisecond}
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// rig is the simulator on a pseudo-terminal and the driver on its slave.
+// rig is termtest's rig on a pseudo-terminal, reporting to the running
+// subtest.
 type rig struct {
+	*termtest.Rig
 	t   *testing.T
 	sim *termsim.Sim
 	d   *terminal.Driver
-	j   *payment.Journal
-	bus *payment.Bus
-	log *syncBuffer
+	log *termtest.SyncBuffer
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	dir := t.TempDir()
-	link := filepath.Join(dir, "terminal")
-	sim := termsim.New(termsim.Options{Think: 30 * time.Millisecond, Timeout: 2 * time.Second,
-		SlowDelay: time.Second, LateDelay: 3500 * time.Millisecond, BusyFor: 4 * time.Second,
-		HangUpFor: 300 * time.Millisecond, Link: link})
-	if _, err := sim.Open(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no pseudo-terminal under CI: %v", err)
-		}
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	j, _, err := payment.OpenJournal(filepath.Join(dir, "journal.db"), payment.JournalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &rig{t: t, sim: sim, j: j, log: &syncBuffer{}}
-	logger := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r.bus = payment.NewBus(j, logger)
-	r.d, err = terminal.NewDriver(r.bus, terminal.Options{Port: terminal.PortOptions{Path: link}, Timers: ptyTimers,
-		ProbeInterval: -1, ReopenInterval: 50 * time.Millisecond, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); sim.Run(ctx) }()
-	go func() { defer wg.Done(); r.d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		r.bus.Close()
-		r.j.Close()
-		if t.Failed() {
-			t.Logf("driver log:\n%s", r.log.String())
-		}
-	})
-	r.waitHealthy()
-	return r
+	tr := termtest.New(t, termtest.Options{PTY: true, Timers: ptyTimers, Sim: termsim.Options{Think: 30 * time.Millisecond,
+		Timeout: 2 * time.Second, SlowDelay: time.Second, LateDelay: 500 * time.Millisecond, BusyFor: 4 * time.Second,
+		HangUpFor: 300 * time.Millisecond}})
+	return &rig{Rig: tr, t: t, sim: tr.Sim, d: tr.Driver, log: tr.Log}
 }
 
 // run runs a subtest with the rig reporting to it.
@@ -109,58 +54,21 @@ func (r *rig) run(t *testing.T, name string, f func(t *testing.T)) {
 	})
 }
 
-func (r *rig) waitHealthy() {
-	r.t.Helper()
-	r.until("the terminal healthy", 5*time.Second, func() bool { return r.d.Health().State == terminal.HealthOK })
-}
+func (r *rig) waitHealthy() { r.t.Helper(); r.WaitHealthy(r.t) }
 
 func (r *rig) until(what string, d time.Duration, ok func() bool) {
 	r.t.Helper()
-	end := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(end) {
-			r.t.Fatalf("waiting for %s: not within %s (health %+v)", what, d, r.d.Health())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	termtest.WaitFor(r.t, d, what, ok)
 }
 
-func (r *rig) start(minor int64) string {
-	r.t.Helper()
-	id, err := r.d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: payment.Money{Minor: minor, Currency: "EUR"}})
-	if err != nil {
-		r.t.Fatalf("start %d: %v", minor, err)
-	}
-	return id
-}
+func (r *rig) start(minor int64) string { r.t.Helper(); return r.Start(r.t, minor) }
 
 // settle waits until the driver has let go of id and returns its record.
-func (r *rig) settle(id string) payment.Txn {
-	r.t.Helper()
-	r.until(id+" settled", 10*time.Second, func() bool {
-		f, busy := r.d.Current()
-		return !busy || f.ID != id
-	})
-	return r.txn(id)
-}
+func (r *rig) settle(id string) payment.Txn { r.t.Helper(); return r.Settle(r.t, id) }
 
-func (r *rig) txn(id string) payment.Txn {
-	r.t.Helper()
-	tx, err := r.j.Txn(context.Background(), id)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return tx
-}
+func (r *rig) txn(id string) payment.Txn { r.t.Helper(); return r.Txn(r.t, id) }
 
-func (r *rig) history(id string) []payment.Event {
-	r.t.Helper()
-	evs, err := r.j.History(context.Background(), id)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return evs
-}
+func (r *rig) history(id string) []payment.Event { r.t.Helper(); return r.History(r.t, id) }
 
 func (r *rig) pay(minor int64) payment.Txn {
 	r.t.Helper()
@@ -269,8 +177,12 @@ func TestFailureCasesOverPTY(t *testing.T) {
 	// 7. No answer: timed out; a late answer is ACKed and journaled.
 	r.run(t, "7 never answers", func(t *testing.T) { want(t, r.pay(602), payment.StatusTimedOut) })
 	r.run(t, "7 late answer", func(t *testing.T) {
+		// The answer is held until the driver has timed out: a delay
+		// alone raced the driver's result timeout on a loaded machine.
+		r.sim.HoldAnswers(true)
 		id := r.start(614)
 		want(t, r.settle(id), payment.StatusTimedOut)
+		r.sim.HoldAnswers(false)
 		r.until("the late answer journaled", 5*time.Second, func() bool {
 			return hasFlag(r.txn(id), payment.FlagLateResult) || has(r.history(id), payment.KindLate, "late answer")
 		})
@@ -349,11 +261,16 @@ func TestFailureCasesOverPTY(t *testing.T) {
 	// 14. Cancel after the terminal accepted: requested, then the
 	// terminal's answer decides.
 	r.run(t, "14 cancel after ACK", func(t *testing.T) {
+		// The terminal's answer (abandoned) is held until the cancel was
+		// requested: a think delay alone raced the cancel under load.
+		r.sim.HoldAnswers(true)
 		id := r.start(624)
-		r.until("the terminal accepting", 3*time.Second, func() bool { f, _ := r.d.Current(); return f.ID == id && f.Accepted })
+		r.until("the terminal accepting", 5*time.Second, func() bool { f, _ := r.d.Current(); return f.ID == id && f.Accepted })
 		if err := r.d.Cancel(id); err != nil {
 			t.Fatal(err)
 		}
+		r.until("the cancel requested", 5*time.Second, func() bool { return has(r.history(id), payment.KindStep, "cancel requested") })
+		r.sim.HoldAnswers(false)
 		tx := r.settle(id)
 		want(t, tx, payment.StatusCancelled)
 		if !has(r.history(id), payment.KindStep, "cancel requested") {
@@ -378,8 +295,13 @@ func TestFailureCasesOverPTY(t *testing.T) {
 	// ends the session; without a cancel, "not ready".
 	r.run(t, "2 busy terminal, 14 cancel before ACK", func(t *testing.T) {
 		want(t, r.pay(613), payment.StatusApproved) // then busy for 4 s
+		r.until("the terminal busy", 5*time.Second, r.sim.Busy)
+		// Busy for as long as the test needs, not the 4 s a loaded
+		// machine may spend before the last ENQ: the end is set below.
+		r.sim.SetBusy(time.Minute)
+		ignored := r.sim.Stats().ENQIgnore
 		id := r.start(1250)
-		time.Sleep(200 * time.Millisecond)
+		r.until("the driver's ENQ ignored", 5*time.Second, func() bool { return r.sim.Stats().ENQIgnore > ignored })
 		if err := r.d.Cancel(id); err != nil {
 			t.Fatal(err)
 		}
@@ -393,7 +315,8 @@ func TestFailureCasesOverPTY(t *testing.T) {
 		if !strings.Contains(tx.Result.Reason, "not ready") {
 			t.Errorf("reason %q does not say the terminal is not ready", tx.Result.Reason)
 		}
-		r.until("the terminal free again", 6*time.Second, func() bool {
+		r.sim.SetBusy(0)
+		r.until("the terminal free again", 10*time.Second, func() bool {
 			h, err := r.d.Probe(context.Background())
 			return err == nil && h.State == terminal.HealthOK
 		})
@@ -408,10 +331,13 @@ func TestFailureCasesOverPTY(t *testing.T) {
 		}
 		r.waitHealthy()
 		var id string
-		r.until("a payment accepted after the reopen", 5*time.Second, func() bool {
+		r.until("a payment accepted after the reopen", 10*time.Second, func() bool {
 			var err error
 			id, err = r.d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: payment.Money{Minor: 1250, Currency: "EUR"}})
-			return err == nil || !errors.Is(err, payment.ErrUnavailable)
+			if err != nil && !errors.Is(err, payment.ErrUnavailable) {
+				t.Fatalf("start after the reopen: %v", err)
+			}
+			return err == nil
 		})
 		want(t, r.settle(id), payment.StatusApproved)
 	})

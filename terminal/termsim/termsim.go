@@ -193,10 +193,12 @@ type Sim struct {
 	busyUntil time.Time
 	held      []byte // an answer held for the next ENQ (collide)
 	late      []lateAnswer
-	master    *os.File
-	slave     *os.File
-	path      string
-	pathc     chan string
+	// holdAnswers keeps answers waiting, however due (HoldAnswers)
+	holdAnswers bool
+	master      *os.File
+	slave       *os.File
+	path        string
+	pathc       chan string
 }
 
 type lateAnswer struct {
@@ -224,6 +226,38 @@ func (s *Sim) SetBusy(d time.Duration) {
 	s.mu.Lock()
 	s.busyUntil = time.Now().Add(d)
 	s.mu.Unlock()
+}
+
+// HoldAnswers keeps the terminal's answers (after the think time, and
+// the late ones) from being sent while on is set, however due they are;
+// HoldAnswers(false) lets them go. Tests use it to have an answer arrive
+// after an event they wait for, not after a delay that a loaded machine
+// may stretch past the one it races.
+func (s *Sim) HoldAnswers(on bool) {
+	s.mu.Lock()
+	s.holdAnswers = on
+	s.mu.Unlock()
+}
+
+// Busy reports whether the terminal is ignoring ENQs (SetBusy, or the
+// busy behaviour after its answer).
+func (s *Sim) Busy() bool { return s.busy() }
+
+// waitHeld waits while answers are held, or until ctx ends.
+func (s *Sim) waitHeld(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		held := s.holdAnswers
+		s.mu.Unlock()
+		if !held {
+			return nil
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (s *Sim) busy() bool {
@@ -386,6 +420,9 @@ func (s *Sim) deliverLate(ctx context.Context, c *conn) error {
 	s.mu.Lock()
 	var due []byte
 	for i, l := range s.late {
+		if s.holdAnswers {
+			break
+		}
 		if time.Now().After(l.at) {
 			due = l.data
 			s.late = append(s.late[:i], s.late[i+1:]...)
@@ -452,12 +489,13 @@ func (s *Sim) session(ctx context.Context, c *conn) error {
 		s.count(func(st *Stats) { st.Requests++; st.LastRequest = q })
 		bh = BehaviourFor(q.Amount)
 		if bh == NoAckFrame {
-			s.log.Info("sim: no-ack, frame ignored")
-			if naks++; naks < 3 {
-				continue
-			}
-			// The ECR gives up and sends EOT; approve later anyway.
-			s.waitEOT(ctx, c)
+			// Every copy is ignored until the ECR gives up with EOT; the
+			// terminal approves later anyway. The wait is per byte and
+			// generous: an ECR slowed down (a loaded machine) resends
+			// later than its usual ACK timeout, and a session ended here
+			// would never answer.
+			s.log.Info("sim: no-ack, frames ignored until the ECR's EOT")
+			s.ignoreUntilEOT(ctx, c)
 			s.schedule(answer(q, Approve), s.opts.Think)
 			return nil
 		}
@@ -506,6 +544,9 @@ func (s *Sim) session(ctx context.Context, c *conn) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if err := s.waitHeld(ctx); err != nil {
+		return err
+	}
 	if err := s.phase2(ctx, c, data, bh); err != nil {
 		return err
 	}
@@ -529,6 +570,18 @@ func (s *Sim) count(f func(*Stats)) {
 
 func isClosed(err error) bool {
 	return err != nil && !errors.Is(err, errTimeout) && strings.Contains(err.Error(), "line closed")
+}
+
+// ignoreUntilEOT reads and drops bytes until the ECR's EOT, waiting up to
+// four timeouts (at least 2 s) for each.
+func (s *Sim) ignoreUntilEOT(ctx context.Context, c *conn) {
+	wait := max(4*s.opts.Timeout, 2*time.Second)
+	for {
+		b, err := c.read(ctx, wait)
+		if err != nil || b == terminal.EOT {
+			return
+		}
+	}
 }
 
 func (s *Sim) waitEOT(ctx context.Context, c *conn) {
@@ -614,8 +667,9 @@ func (s *Sim) sendAnswer(ctx context.Context, c *conn, data []byte, bh Behaviour
 		case terminal.ACK:
 		case terminal.NAK:
 			s.count(func(st *Stats) { st.NAKsRecv++ })
-			if copyN >= 5 {
-				return nil
+			if copyN >= 3 {
+				// Three sends, then EOT, as the ECR does with its own frame.
+				return c.write(terminal.EOT)
 			}
 			continue
 		default: // EOT: the ECR gave up
