@@ -141,7 +141,7 @@ func TestCase4BadLRC(t *testing.T) {
 		ans := reply(t, q, '0', true)
 		m.send(ENQ)
 		m.expect(ACK)
-		// The Concert link rule (serial-terminal.md §1.5): every bad copy is
+		// The Concert link rule: every bad copy is
 		// NAKed, three NAKs in all, and then EOT ends the session.
 		m.send(corrupt(ans)...)
 		m.expect(NAK)

@@ -354,7 +354,7 @@ func (l *link) receive(ev linkEvents) error {
 					return err
 				}
 				if bad >= l.t.BadFrames {
-					// Three NAKs, then EOT (serial-terminal.md §1.5).
+					// Three NAKs, then EOT.
 					if err := l.w.write([]byte{EOT}); err != nil {
 						return err
 					}
