@@ -2,13 +2,14 @@ package mpesa
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func addGolden(f *testing.F, names ...string) {
 	for _, n := range names {
-		b, err := os.ReadFile("../testdata/mpesa/" + n)
+		b, err := os.ReadFile(filepath.Join("testdata", n))
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 func golden(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/mpesa/" + name)
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +24,7 @@ func golden(t *testing.T, name string) []byte {
 }
 
 // The portal's Password sample: base64(174379 + sandbox passkey +
-// 20210628092408), pinned in testdata/mpesa/password.txt.
+// 20210628092408), pinned in testdata/password.txt.
 func TestPasswordGoldenVector(t *testing.T) {
 	v := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(golden(t, "password.txt")))

@@ -25,7 +25,7 @@ type wireCanonCase struct {
 
 func wireLoadJSON(t testing.TB, name string, v any) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "canonical", name))
+	b, err := os.ReadFile(filepath.Join("testdata", "canonical", name))
 	if err != nil {
 		t.Fatalf("reading %s: %v", name, err)
 	}

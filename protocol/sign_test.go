@@ -31,7 +31,7 @@ var wireGoldens = []wireGolden{
 
 func wireReadGolden(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "pos", name))
+	b, err := os.ReadFile(filepath.Join("testdata", "pos", name))
 	if err != nil {
 		t.Fatalf("reading golden frame: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -14,10 +15,10 @@ import (
 	"paydesk/payment"
 )
 
-// golden reads a frame written as hex bytes in testdata/terminal.
+// golden reads a frame written as hex bytes in testdata.
 func golden(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/terminal/" + name)
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

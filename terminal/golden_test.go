@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// Worked Concert V2 frames, as hex in testdata/terminal.
+// Worked Concert V2 frames, as hex in testdata.
 // Each request is built with Request.Encode and Frame and must equal its
 // golden bytes; each golden is read back with ReadFrame and decoded with
 // ParseRequest or ParseAnswer to the fields the frame was built from.

@@ -13,9 +13,9 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/ecr")
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-const testdata = "../../testdata/ecr"
+const testdata = "testdata"
 
 // configGolden is what the golden file records of a parsed config.txt:
 // the settings as /config shows them (masked), the secrets' real values
