@@ -63,3 +63,20 @@ func DB(t testing.TB) string {
 	}
 	return dsn
 }
+
+// Own starts a cluster for this test alone, stopped when it ends: for
+// test binaries whose TestMain is not Main. It skips or fails as DB does.
+func Own(t testing.TB) *pgtemp.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := pgtemp.Start(ctx)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL is needed under CI=true: %v", err)
+		}
+		t.Skipf("skipping: needs PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
