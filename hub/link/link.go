@@ -288,8 +288,9 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 	if acked > last {
 		return true, fmt.Errorf("%w (hub: %d, journal: %d); use a new kiosk id for a new journal", ErrForeignHistory, acked, last)
 	}
+	// The state file first, so whoever sees the status finds it written.
+	l.saveState(acked, time.Time{})
 	l.update(func(s *Status) { s.Connected, s.AckedSeq, s.LastError = true, acked, "" })
-	l.saveState()
 	l.log.Info("hub link: connected", "hub", l.opts.URL, "acked_seq", acked, "journal_seq", last)
 
 	poll := time.NewTicker(l.opts.Poll)
@@ -342,8 +343,9 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 					return true, fmt.Errorf("the hub acknowledged %d, short of the batch's last event %d", f.AckedSeq, inflight)
 				}
 				acked, inflight, ackBy = f.AckedSeq, 0, nil
-				l.update(func(s *Status) { s.AckedSeq, s.AckedAt = acked, time.Now() })
-				l.saveState()
+				now := time.Now()
+				l.saveState(acked, now)
+				l.update(func(s *Status) { s.AckedSeq, s.AckedAt = acked, now })
 			case wire.TypeMessage:
 				if f.Message == nil || l.opts.OnMessage == nil {
 					continue
@@ -420,13 +422,16 @@ func ReadState(path string) (State, error) {
 }
 
 // saveState writes the state file (atomically: a reader never sees half).
-func (l *Link) saveState() {
+// A zero ackedAt keeps the time of the last acknowledgement.
+func (l *Link) saveState(acked int64, ackedAt time.Time) {
 	if l.opts.StatePath == "" {
 		return
 	}
-	st := l.Status()
+	if ackedAt.IsZero() {
+		ackedAt = l.Status().AckedAt
+	}
 	b, _ := json.Marshal(State{Hub: strings.TrimSuffix(l.opts.URL, wire.Path), KioskID: l.opts.KioskID,
-		AckedSeq: st.AckedSeq, AckedAt: st.AckedAt, Updated: time.Now()})
+		AckedSeq: acked, AckedAt: ackedAt, Updated: time.Now()})
 	tmp := l.opts.StatePath + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		l.log.Warn("hub link: write state", "err", err)
