@@ -277,7 +277,7 @@ func printHubReport(w io.Writer, asJSON, asCSV bool, day time.Time, rows []hub.R
 		cw.Flush()
 		return cw.Error()
 	}
-	fmt.Fprintf(w, "Totals for %s (%s)\n", day.Format("Monday 2 January 2006"), day.Location())
+	fmt.Fprintf(w, "Totals for %s (days start at midnight %s)\n", day.Format("Monday 2 January 2006"), day.Format("MST, UTC-07:00"))
 	if len(rows) == 0 {
 		fmt.Fprintln(w, "No transactions.")
 		return nil
@@ -398,7 +398,7 @@ func runHubDemo(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		wg.Go(func() { l.Run(ctx) })
 		wg.Go(func() { simulateSales(ctx, bus, id, *every) })
 	}
-	fmt.Fprintf(stdout, "hub:      %s (kiosks link to %s%s)\n", url, url, "/v1/link")
+	fmt.Fprintf(stdout, "hub:      %s (a kiosk's [hub] url)\n", url)
 	fmt.Fprintf(stdout, "database: %s\n", dsn)
 	fmt.Fprintf(stdout, "report:   paydesk hub report --db '%s'\n", dsn)
 	fmt.Fprintf(stdout, "kiosks:   %d simulated, taking a payment about every %s each; log: %s\n", *n, *every, logf.Name())
@@ -432,7 +432,7 @@ func simulateSales(ctx context.Context, bus *payment.Bus, kiosk string, every ti
 		id := fmt.Sprintf("%s-%d", kiosk, i)
 		rail, mode, money := payment.RailPOS, payment.ModeCard, payment.Money{Minor: 100 * (5 + rand.Int64N(200)), Currency: "MYR"}
 		if rand.N(3) == 0 {
-			rail, mode, money = payment.RailMPesa, payment.ModeSTKPush, payment.Money{Minor: 10 + rand.Int64N(2000), Currency: "KES"}
+			rail, mode, money = payment.RailMPesa, payment.ModeSTKPush, payment.Money{Minor: 100 * (10 + rand.Int64N(2000)), Currency: "KES"} // whole shillings
 		}
 		end := payment.StatusApproved
 		if rand.N(8) == 0 {

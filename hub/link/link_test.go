@@ -105,27 +105,46 @@ func openJournal(t *testing.T) *payment.Journal {
 }
 
 // sales appends n payments of three transitions each and returns the
-// journal's last sequence.
+// journal's last sequence. Payments are appended from several goroutines,
+// so the journal commits them in groups (one fsync per group).
 func sales(t *testing.T, j *payment.Journal, prefix string, n int) int64 {
 	t.Helper()
 	ctx := context.Background()
-	var last payment.Event
-	var err error
-	for i := range n {
-		id := fmt.Sprintf("%s-%d", prefix, i)
-		for _, ev := range []payment.Event{
-			{Kind: payment.KindTransition, Rail: payment.RailPOS, TxnID: id, Status: payment.StatusCreated,
-				Mode: payment.ModeCard, Amount: payment.Money{Minor: int64(100 + i), Currency: "MYR"}, Peer: "POS001"},
-			{Kind: payment.KindTransition, Rail: payment.RailPOS, TxnID: id, Status: payment.StatusSent},
-			{Kind: payment.KindTransition, Rail: payment.RailPOS, TxnID: id, Status: payment.StatusApproved,
-				Result: &payment.Result{AuthCode: "A1", Card: "1111"}},
-		} {
-			if last, err = j.Append(ctx, ev); err != nil {
-				t.Fatal(err)
+	const workers = 8
+	var mu sync.Mutex
+	var last int64
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				id := fmt.Sprintf("%s-%d", prefix, i)
+				for _, ev := range []payment.Event{
+					{Kind: payment.KindTransition, Rail: payment.RailPOS, TxnID: id, Status: payment.StatusCreated,
+						Mode: payment.ModeCard, Amount: payment.Money{Minor: int64(100 + i), Currency: "MYR"}, Peer: "POS001"},
+					{Kind: payment.KindTransition, Rail: payment.RailPOS, TxnID: id, Status: payment.StatusSent},
+					{Kind: payment.KindTransition, Rail: payment.RailPOS, TxnID: id, Status: payment.StatusApproved,
+						Result: &payment.Result{AuthCode: "A1", Card: "1111"}},
+				} {
+					got, err := j.Append(ctx, ev)
+					mu.Lock()
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					last = max(last, got.Seq)
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
 			}
-		}
+		})
 	}
-	return last.Seq
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatal(firstErr)
+	}
+	return last
 }
 
 func (f *fixture) runLink(j *payment.Journal, kiosk, token string, tune func(*link.Options)) *link.Link {
