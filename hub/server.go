@@ -42,10 +42,11 @@ type Server struct {
 	log   *slog.Logger
 	rej   *limiter
 
-	mu     sync.Mutex
-	cancel context.CancelFunc // ends Serve; set while serving
-	closed bool
-	links  sync.WaitGroup
+	mu       sync.Mutex
+	cancel   context.CancelFunc // ends Serve; set while serving
+	closed   bool
+	stopping bool // Serve is waiting for the links: no new ones
+	links    sync.WaitGroup
 }
 
 // NewServer returns a server of the kiosks' links on store.
@@ -110,6 +111,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	cancel() // ends the links, whose contexts derive from ctx
 	hs.Close()
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
 	s.links.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -152,7 +156,14 @@ func bearer(r *http.Request) string {
 }
 
 func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		http.Error(w, "hub stopping", http.StatusServiceUnavailable)
+		return
+	}
 	s.links.Add(1)
+	s.mu.Unlock()
 	defer s.links.Done()
 	ctx := r.Context()
 	remote := r.RemoteAddr

@@ -19,7 +19,9 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-func openStore(t *testing.T) (*Store, string) {
+func openStore(t *testing.T) (*Store, string) { return openStoreTB(t) }
+
+func openStoreTB(t testing.TB) (*Store, string) {
 	t.Helper()
 	dsn := pgtest.DB(t)
 	s, err := Open(context.Background(), dsn)

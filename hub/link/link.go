@@ -330,7 +330,11 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 			return true, fmt.Errorf("link to the hub: %w", err)
 		case <-ackBy:
 			return true, fmt.Errorf("the hub did not acknowledge events up to %d in %s", inflight, l.opts.AckTimeout)
-		case ev := <-wake:
+		case ev, ok := <-wake:
+			if !ok { // the bus closed: the console is stopping
+				wake = nil
+				continue
+			}
 			l.update(func(s *Status) { s.JournalSeq = max(s.JournalSeq, ev.Seq) })
 		case <-poll.C:
 			if seq, err := l.opts.Journal.LastSeq(ctx); err == nil {

@@ -30,13 +30,15 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 const wait = 60 * time.Second
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	dsn   string
 	store *hub.Store
 	addr  string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureTB(t) }
+
+func newFixtureTB(t testing.TB) *fixture {
 	t.Helper()
 	dsn := pgtest.DB(t)
 	st, err := hub.Open(context.Background(), dsn)
@@ -94,7 +96,7 @@ func (f *fixture) addKiosk(id string) string {
 	return tok
 }
 
-func openJournal(t *testing.T) *payment.Journal {
+func openJournal(t testing.TB) *payment.Journal {
 	t.Helper()
 	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "journal.db"), payment.JournalOptions{})
 	if err != nil {
@@ -107,7 +109,7 @@ func openJournal(t *testing.T) *payment.Journal {
 // sales appends n payments of three transitions each and returns the
 // journal's last sequence. Payments are appended from several goroutines,
 // so the journal commits them in groups (one fsync per group).
-func sales(t *testing.T, j *payment.Journal, prefix string, n int) int64 {
+func sales(t testing.TB, j *payment.Journal, prefix string, n int) int64 {
 	t.Helper()
 	ctx := context.Background()
 	const workers = 8
@@ -368,7 +370,7 @@ func TestReport(t *testing.T) {
 // rawKiosk is a test's own end of the link, to send what a real kiosk
 // would not.
 type rawKiosk struct {
-	t *testing.T
+	t testing.TB
 	c *websocket.Conn
 }
 

@@ -84,7 +84,7 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "paydesk-pg-")
+	dir, err := os.MkdirTemp(tempRoot(), "paydesk-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtemp: temporary directory: %w", err)
 	}
@@ -146,6 +146,17 @@ func Start(ctx context.Context) (*Cluster, error) {
 			return nil, fmt.Errorf("pgtemp: postgres did not accept connections in 60s: %v: %s", err, c.Log())
 		}
 	}
+}
+
+// tempRoot is where the cluster's directory goes: the usual temporary
+// directory, unless others cannot pass through it (a root-only TMPDIR),
+// since the cluster may run as another user; then /tmp.
+func tempRoot() string {
+	d := os.TempDir()
+	if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 && os.Geteuid() == 0 {
+		return "/tmp"
+	}
+	return d
 }
 
 // DSN returns the connection string of database db on the cluster.
