@@ -78,7 +78,7 @@ func TestHubWithAKiosk(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if got := journalOut(); !strings.Contains(got, "Hub "+strings.Replace(url, "http://", "ws://", 1)+": up to date") {
+	if got := journalOut(); !strings.Contains(got, "Hub "+url+": up to date") {
 		t.Fatalf("journal:\n%s", got)
 	}
 	stdin.Close()

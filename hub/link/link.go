@@ -92,6 +92,7 @@ func (s Status) Lag() int64 {
 // Link replicates a kiosk's journal to the hub: Run(ctx) until ctx ends.
 type Link struct {
 	opts Options
+	base string // the hub's URL as configured
 	log  *slog.Logger
 
 	mu     sync.Mutex
@@ -109,6 +110,7 @@ func New(opts Options) (*Link, error) {
 	if opts.URL == "" || opts.Token == "" || opts.KioskID == "" || opts.Journal == nil {
 		return nil, errors.New("hub link: needs the hub's URL, a token, the kiosk id and the journal")
 	}
+	base := strings.TrimRight(opts.URL, "/")
 	u, err := linkURL(opts.URL)
 	if err != nil {
 		return nil, err
@@ -135,7 +137,7 @@ func New(opts Options) (*Link, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = http.DefaultClient
 	}
-	return &Link{opts: opts, log: opts.Logger, acked: make(chan struct{})}, nil
+	return &Link{opts: opts, base: base, log: opts.Logger, acked: make(chan struct{})}, nil
 }
 
 // linkURL turns the hub's base URL into the link's WebSocket URL.
@@ -434,7 +436,7 @@ func (l *Link) saveState(acked int64, ackedAt time.Time) {
 	if ackedAt.IsZero() {
 		ackedAt = l.Status().AckedAt
 	}
-	b, _ := json.Marshal(State{Hub: strings.TrimSuffix(l.opts.URL, wire.Path), KioskID: l.opts.KioskID,
+	b, _ := json.Marshal(State{Hub: l.base, KioskID: l.opts.KioskID,
 		AckedSeq: acked, AckedAt: ackedAt, Updated: time.Now()})
 	tmp := l.opts.StatePath + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {

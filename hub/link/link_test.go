@@ -308,7 +308,7 @@ func TestReplication(t *testing.T) {
 		l := f.runLink(j, "K1", tok, func(o *link.Options) { o.StatePath = path })
 		waitAcked(t, l, last)
 		st, err := link.ReadState(path)
-		if err != nil || st.AckedSeq != last || st.KioskID != "K1" || st.Hub != "ws://"+f.addr {
+		if err != nil || st.AckedSeq != last || st.KioskID != "K1" || st.Hub != f.url() {
 			t.Fatalf("state = %+v, %v; want acked %d", st, err, last)
 		}
 	})
