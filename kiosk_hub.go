@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 
 	"paydesk/hub/link"
@@ -66,6 +68,10 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 	if err != nil {
 		return err
 	}
+	if u, err := url.Parse(h.url); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		e.note("WARNING: the hub URL is not https: this kiosk's token and journal cross the network in clear")
+		e.log.Warn("hub URL is not https", "url", h.url)
+	}
 	e.goRun("hub link", l.Run, nil)
 	e.note("Hub: this kiosk's journal is replicated to " + h.url + " ('paydesk journal' shows how far)")
 	return nil
@@ -95,4 +101,12 @@ func hubLag(ctx context.Context, j *payment.Journal) (string, error) {
 	}
 	return fmt.Sprintf("Hub %s: %d events not yet replicated (the hub has up to %d of %d; last acknowledged %s)",
 		st.Hub, lag, st.AckedSeq, last, when), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -49,6 +49,10 @@ type Options struct {
 	// AckTimeout is how long a batch waits for the hub's ack before the
 	// link is dropped and made again. The default is 30 seconds.
 	AckTimeout time.Duration
+	// Keepalive is how often the link pings the hub, so a connection that
+	// died silently (a NAT that forgot it) is found and made again, and
+	// proxies do not close it as idle. The default is 30 seconds.
+	Keepalive time.Duration
 	// MinBackoff and MaxBackoff bound the wait between attempts to
 	// connect, doubled after each failure, with jitter. The defaults are
 	// 500 ms and 30 seconds.
@@ -127,6 +131,9 @@ func New(opts Options) (*Link, error) {
 	}
 	if opts.AckTimeout <= 0 {
 		opts.AckTimeout = 30 * time.Second
+	}
+	if opts.Keepalive <= 0 {
+		opts.Keepalive = 30 * time.Second
 	}
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = 500 * time.Millisecond
@@ -297,6 +304,9 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 
 	poll := time.NewTicker(l.opts.Poll)
 	defer poll.Stop()
+	keep := time.NewTicker(l.opts.Keepalive)
+	defer keep.Stop()
+	pingErr := make(chan error, 1)
 	var inflight int64 // last seq of the batch awaiting its ack, 0 if none
 	var ackBy <-chan time.Time
 	for {
@@ -330,6 +340,21 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 			return true, ctx.Err()
 		case err := <-readErr:
 			return true, fmt.Errorf("link to the hub: %w", err)
+		case <-keep.C:
+			// The pong is read by the reader goroutine; wait for it
+			// beside the loop, which goes on sending.
+			go func() {
+				pctx, cancel := context.WithTimeout(ctx, l.opts.AckTimeout)
+				defer cancel()
+				if err := c.Ping(pctx); err != nil && ctx.Err() == nil {
+					select {
+					case pingErr <- err:
+					default:
+					}
+				}
+			}()
+		case err := <-pingErr:
+			return true, fmt.Errorf("the hub did not answer a ping: %w", err)
 		case <-ackBy:
 			return true, fmt.Errorf("the hub did not acknowledge events up to %d in %s", inflight, l.opts.AckTimeout)
 		case ev, ok := <-wake:

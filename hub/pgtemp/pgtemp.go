@@ -50,6 +50,9 @@ type Cluster struct {
 	n  int // databases made by NewDatabase
 }
 
+// debianBins is where Debian and Ubuntu install each PostgreSQL version.
+var debianBins = "/usr/lib/postgresql/*/bin"
+
 // BinDir returns the directory holding initdb and postgres.
 func BinDir() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
@@ -61,7 +64,7 @@ func BinDir() (string, error) {
 			return dir, nil
 		}
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(debianBins)
 	// The newest version first: 15 before 9.6.
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
 	for _, d := range dirs {
