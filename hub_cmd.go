@@ -153,6 +153,9 @@ func runHubKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	ok := len(rest) == 2 && (rest[0] == "add" || rest[0] == "revoke") || len(rest) == 1 && rest[0] == "list"
 	if !ok {
 		fs.Usage()
+		if len(rest) == 0 {
+			return errors.New("hub kiosk: say add ID, revoke ID or list")
+		}
 		return fmt.Errorf("hub kiosk: unexpected arguments %q", strings.Join(rest, " "))
 	}
 	store, err := openHubStore(ctx, *db)

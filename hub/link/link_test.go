@@ -167,6 +167,15 @@ func (f *fixture) runLink(j *payment.Journal, kiosk, token string, tune func(*li
 	return l
 }
 
+// runUntilCleanup runs l until the test ends.
+func runUntilCleanup(t testing.TB, l *link.Link) <-chan struct{} {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return done
+}
+
 func waitAcked(t *testing.T, l *link.Link, seq int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
