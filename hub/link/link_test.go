@@ -3,6 +3,7 @@ package link_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -659,4 +660,29 @@ func TestMessagesReachOnlyTheirKiosk(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("B's message never came")
 	}
+}
+
+// TestANewJournalUnderAnOldIDStops: a kiosk id whose events at the hub go
+// beyond this journal's last is another journal's; replicating would
+// drop this one's events as duplicates, so the link stops and says why.
+func TestANewJournalUnderAnOldIDStops(t *testing.T) {
+	f := newFixture(t)
+	tok := f.addKiosk("K1")
+	f.startHub()
+	old := openJournal(t)
+	last := sales(t, old, "old", 10)
+	waitAcked(t, f.runLink(old, "K1", tok, nil), last)
+
+	fresh := openJournal(t)
+	sales(t, fresh, "new", 2)
+	l, err := link.New(link.Options{URL: f.url(), Token: tok, KioskID: "K1", Journal: fresh, MinBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := l.Run(ctx); !errors.Is(err, link.ErrForeignHistory) {
+		t.Fatalf("Run = %v, want ErrForeignHistory", err)
+	}
+	f.checkReplica(old, "K1") // the hub still holds the old journal, untouched
 }
