@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -203,10 +204,10 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 		statuses[i], peers[i], modes[i], minors[i], currencies[i] = string(ev.Status), ev.Peer, string(ev.Mode), ev.Minor, ev.Currency
 		details[i], flags[i], raws[i] = ev.Detail, ev.Flag, ev.Raw
 		if ev.Result != nil {
-			results[i], _ = jsonOf(ev.Result)
+			results[i], _ = json.Marshal(ev.Result)
 		}
 		if len(ev.Plans) > 0 {
-			plans[i], _ = jsonOf(ev.Plans)
+			plans[i], _ = json.Marshal(ev.Plans)
 		}
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
