@@ -70,7 +70,18 @@ func runJournal(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		return printTxns(stdout, format, ts)
+		if err := printTxns(stdout, format, ts); err != nil || format != "table" {
+			return err
+		}
+		// How far the hub has this journal, when the kiosk has one.
+		line, err := hubLag(ctx, j)
+		if err != nil {
+			return err
+		}
+		if line != "" {
+			fmt.Fprintln(stdout, line)
+		}
+		return nil
 	case rest[0] == "show" && len(rest) == 2:
 		t, err := j.Txn(ctx, rest[1])
 		if err != nil {

@@ -41,6 +41,8 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	scr.register(fs)
 	var mp mpesaSettings
 	mp.register(fs)
+	var hubs hubSettings
+	hubs.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nFlags:\n", name)
 		fs.PrintDefaults()
@@ -159,6 +161,9 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		for _, l := range strings.Split(possim.Outcomes, "\n") {
 			renv.note("  " + l)
 		}
+	}
+	if err := hubs.start(renv, cfg.kioskID); err != nil {
+		return err
 	}
 	var rails tui.Rails
 	if tr, err := term.start(renv); err != nil {

@@ -6,6 +6,7 @@
 //	paydesk demo [flags]       run the console with every peer simulated
 //	paydesk journal [...]      print the journal
 //	paydesk sim NAME [flags]   run a simulated peer: pos, terminal or daraja
+//	paydesk hub [...]          the hub kiosks replicate their journals to
 package main
 
 import (
@@ -28,6 +29,7 @@ Usage:
   paydesk sim pos [flags]      a simulated POS terminal that connects to a kiosk
   paydesk sim terminal [flags] a simulated serial card terminal on a pseudo-terminal
   paydesk sim daraja [flags]   a fake Safaricom Daraja for the M-Pesa rail
+  paydesk hub [flags]          the hub kiosks connect to; 'paydesk hub help' for its commands
   paydesk help                 this text; 'paydesk <command> -h' for a command's flags
 
 Run 'paydesk -h' for the console's flags.
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return runJournal(ctx, args[1:], stdout, stderr)
 		case "sim":
 			return runSim(ctx, args[1:], stdout, stderr)
+		case "hub":
+			return runHub(ctx, args[1:], stdout, stderr)
 		case "help", "--help", "-help":
 			fmt.Fprint(stdout, usage)
 			return nil

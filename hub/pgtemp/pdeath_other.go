@@ -1,0 +1,7 @@
+//go:build unix && !linux
+
+package pgtemp
+
+import "syscall"
+
+func setParentDeath(*syscall.SysProcAttr) {}

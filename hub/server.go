@@ -1,0 +1,380 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"paydesk/hub/wire"
+)
+
+// Options configure a Server. Zero values take the defaults written beside
+// them.
+type Options struct {
+	// Logger receives connection events and rejections. The default
+	// discards them.
+	Logger *slog.Logger
+	// HelloTimeout is how long a new link has to say hello. The default
+	// is 10 seconds.
+	HelloTimeout time.Duration
+	// MessagePoll is how often a link looks for new messages for its
+	// kiosk (the messages are in the database, which every replica
+	// reads). The default is 2 seconds.
+	MessagePoll time.Duration
+	// RejectLogs is how many rejections are logged per second; the rest
+	// are counted and the count logged. The default is 10.
+	RejectLogs int
+}
+
+// Server serves kiosks' links: Serve(ctx, ln) until ctx ends or Close.
+type Server struct {
+	store *Store
+	opts  Options
+	log   *slog.Logger
+	rej   *limiter
+
+	mu       sync.Mutex
+	cancel   context.CancelFunc // ends Serve; set while serving
+	closed   bool
+	stopping bool // Serve is waiting for the links: no new ones
+	links    sync.WaitGroup
+}
+
+// NewServer returns a server of the kiosks' links on store.
+func NewServer(store *Store, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.HelloTimeout <= 0 {
+		opts.HelloTimeout = 10 * time.Second
+	}
+	if opts.MessagePoll <= 0 {
+		opts.MessagePoll = 2 * time.Second
+	}
+	if opts.RejectLogs <= 0 {
+		opts.RejectLogs = 10
+	}
+	return &Server{store: store, opts: opts, log: opts.Logger, rej: &limiter{per: opts.RejectLogs}}
+}
+
+// Handler returns the hub's HTTP handler: the link at wire.Path and a
+// health check at /healthz (200 when the database answers).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+wire.Path, s.serveLink)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.store.Ping(r.Context()); err != nil {
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	// Nothing else is served; a body is never read but the link's.
+	return http.MaxBytesHandler(mux, 1<<10)
+}
+
+// Serve serves the links on ln until ctx ends or Close is called, then
+// closes every link and returns once they have all ended.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	s.cancel = cancel
+	s.mu.Unlock()
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel() // ends the links, whose contexts derive from ctx
+	hs.Close()
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	s.links.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close stops Serve.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return nil
+}
+
+// reject logs a refused link or frame at a bounded rate.
+func (s *Server) reject(remote, kiosk, reason string, err error) {
+	if ok, dropped := s.rej.allow(time.Now()); ok {
+		args := []any{"remote", remote, "kiosk", kiosk, "reason", reason}
+		if err != nil {
+			args = append(args, "err", err)
+		}
+		if dropped > 0 {
+			args = append(args, "not_logged_before", dropped)
+		}
+		s.log.Warn("hub: rejected", args...)
+	}
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		http.Error(w, "hub stopping", http.StatusServiceUnavailable)
+		return
+	}
+	s.links.Add(1)
+	s.mu.Unlock()
+	defer s.links.Done()
+	ctx := r.Context()
+	remote := r.RemoteAddr
+	kiosk, err := s.store.Authenticate(ctx, bearer(r))
+	if err != nil {
+		if errors.Is(err, ErrBadToken) {
+			s.reject(remote, "", "unknown or revoked token", nil)
+			http.Error(w, "unknown or revoked kiosk token", http.StatusUnauthorized)
+			return
+		}
+		s.log.Error("hub: checking a token", "remote", remote, "err", err)
+		http.Error(w, "hub unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		s.reject(remote, kiosk, "not a WebSocket upgrade", err)
+		return
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(wire.MaxFrame)
+	l := &link{s: s, c: c, kiosk: kiosk, remote: remote}
+	err = l.run(ctx)
+	switch {
+	case ctx.Err() != nil:
+		c.Close(websocket.StatusGoingAway, "hub stopping")
+	case websocket.CloseStatus(err) == websocket.StatusNormalClosure || websocket.CloseStatus(err) == websocket.StatusGoingAway:
+		s.log.Info("hub: kiosk left", "kiosk", kiosk, "remote", remote)
+	case websocket.CloseStatus(err) == websocket.StatusMessageTooBig || strings.Contains(fmt.Sprint(err), "read limited"):
+		s.reject(remote, kiosk, fmt.Sprintf("frame over %d bytes", wire.MaxFrame), nil)
+		c.Close(websocket.StatusMessageTooBig, "frame too large")
+	case err != nil:
+		var rj *rejection
+		if errors.As(err, &rj) {
+			s.reject(remote, kiosk, rj.reason, rj.err)
+			l.send(ctx, wire.Frame{Type: wire.TypeError, Reason: rj.reason})
+			c.Close(websocket.StatusPolicyViolation, truncateReason(rj.reason))
+			return
+		}
+		s.log.Warn("hub: link ended", "kiosk", kiosk, "remote", remote, "err", err)
+		c.Close(websocket.StatusInternalError, "hub error")
+	}
+}
+
+// rejection is a refusal of the kiosk's input: said to the kiosk, logged,
+// and the link closed.
+type rejection struct {
+	reason string
+	err    error
+}
+
+func (r *rejection) Error() string { return r.reason }
+func (r *rejection) Unwrap() error { return r.err }
+
+func truncateReason(s string) string {
+	if len(s) > 120 { // a close reason must fit a control frame
+		return s[:120]
+	}
+	return s
+}
+
+// link is one kiosk's connection.
+type link struct {
+	s      *Server
+	c      *websocket.Conn
+	kiosk  string
+	remote string
+}
+
+func (l *link) send(ctx context.Context, f wire.Frame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", f.Type, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return l.c.Write(ctx, websocket.MessageText, b)
+}
+
+func (l *link) read(ctx context.Context) (wire.Frame, error) {
+	typ, b, err := l.c.Read(ctx)
+	if err != nil {
+		return wire.Frame{}, err
+	}
+	var f wire.Frame
+	if typ != websocket.MessageText {
+		return f, &rejection{reason: "binary frame; the link speaks JSON text"}
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, &rejection{reason: "frame is not JSON", err: err}
+	}
+	return f, nil
+}
+
+func (l *link) run(ctx context.Context) error {
+	hctx, cancel := context.WithTimeout(ctx, l.s.opts.HelloTimeout)
+	hello, err := l.read(hctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if hello.Type != wire.TypeHello {
+		return &rejection{reason: fmt.Sprintf("expected hello, got %q", truncate(hello.Type))}
+	}
+	if hello.KioskID != l.kiosk {
+		return &rejection{reason: fmt.Sprintf("kiosk id %q does not match the token's kiosk", truncate(hello.KioskID))}
+	}
+	acked, err := l.s.store.Acked(ctx, l.kiosk)
+	if err != nil {
+		return err
+	}
+	if err := l.send(ctx, wire.Frame{Type: wire.TypeWelcome, KioskID: l.kiosk, AckedSeq: acked}); err != nil {
+		return err
+	}
+	l.s.log.Info("hub: kiosk connected", "kiosk", l.kiosk, "remote", l.remote, "acked_seq", acked, "journal_seq", hello.JournalSeq)
+
+	// Messages for this kiosk go out from their own goroutine.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	msgDone := make(chan error, 1)
+	go func() { msgDone <- l.deliver(ctx) }()
+	defer func() { stop(); <-msgDone }()
+
+	for {
+		f, err := l.read(ctx)
+		if err != nil {
+			return err
+		}
+		switch f.Type {
+		case wire.TypeEvents:
+			acked, added, err := l.s.store.Ingest(ctx, l.kiosk, f.Events)
+			switch {
+			case errors.Is(err, wire.ErrBadBatch):
+				return &rejection{reason: err.Error(), err: err}
+			case errors.Is(err, ErrRevoked):
+				return &rejection{reason: "kiosk token revoked", err: err}
+			case err != nil:
+				return err
+			}
+			if added < len(f.Events) {
+				l.s.log.Info("hub: replayed events ignored", "kiosk", l.kiosk, "events", len(f.Events), "new", added)
+			}
+			if err := l.send(ctx, wire.Frame{Type: wire.TypeAck, AckedSeq: acked}); err != nil {
+				return err
+			}
+		case wire.TypeMessageAck:
+			if err := l.s.store.AckMessage(ctx, l.kiosk, f.ID); errors.Is(err, ErrNoMessage) {
+				// Not this kiosk's: refused, logged, and the link stays.
+				l.s.reject(l.remote, l.kiosk, fmt.Sprintf("acknowledged message %d, which is not its own", f.ID), nil)
+			} else if err != nil {
+				return err
+			}
+		default:
+			return &rejection{reason: fmt.Sprintf("unexpected frame %q", truncate(f.Type))}
+		}
+	}
+}
+
+// deliver sends the kiosk's pending messages, then looks for new ones
+// every MessagePoll. A message sent and not yet acknowledged is sent again
+// on the kiosk's next link.
+func (l *link) deliver(ctx context.Context) error {
+	var after int64
+	t := time.NewTicker(l.s.opts.MessagePoll)
+	defer t.Stop()
+	for {
+		msgs, err := l.s.store.Pending(ctx, l.kiosk, after, 100)
+		if err != nil && ctx.Err() == nil {
+			l.s.log.Warn("hub: reading messages", "kiosk", l.kiosk, "err", err)
+		}
+		for _, m := range msgs {
+			if err := l.send(ctx, wire.Frame{Type: wire.TypeMessage, Message: &m}); err != nil {
+				return err
+			}
+			after = m.ID
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// limiter allows per events a second and counts the rest.
+type limiter struct {
+	per     int
+	mu      sync.Mutex
+	window  time.Time
+	n       int
+	dropped int
+}
+
+func (l *limiter) allow(now time.Time) (ok bool, dropped int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) >= time.Second {
+		l.window, l.n = now, 0
+	}
+	if l.n >= l.per {
+		l.dropped++
+		return false, 0
+	}
+	l.n++
+	dropped, l.dropped = l.dropped, 0
+	return true, dropped
+}

@@ -1,0 +1,454 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"paydesk/hub"
+	"paydesk/hub/link"
+	"paydesk/hub/pgtemp"
+	"paydesk/payment"
+)
+
+const hubUsage = `Usage:
+  paydesk hub [flags]                 run the hub (kiosks connect to it; PostgreSQL is its store)
+  paydesk hub kiosk add ID            register a kiosk and print its token (shown this once)
+  paydesk hub kiosk revoke ID         revoke a kiosk's token
+  paydesk hub kiosk list              the kiosks, their last sequence and when last seen
+  paydesk hub report [--day D]        a day's totals per kiosk, rail, currency and status
+  paydesk hub demo [--kiosks N]       a throwaway PostgreSQL, a hub and simulated kiosks
+
+The database: --db or PAYDESK_HUB_DB, a PostgreSQL URL such as
+postgres://paydesk@db.example.com/paydesk?sslmode=verify-full (a password is
+better in ~/.pgpass or PGPASSWORD than in the URL).
+`
+
+// runHub runs 'paydesk hub …'.
+func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "kiosk":
+			return runHubKiosk(ctx, args[1:], stdout, stderr)
+		case "report":
+			return runHubReport(ctx, args[1:], stdout, stderr)
+		case "demo":
+			return runHubDemo(ctx, args[1:], stdout, stderr)
+		case "help", "-h", "--help", "-help":
+			fmt.Fprint(stdout, hubUsage)
+			return nil
+		}
+	}
+	return runHubServer(ctx, args, stdout, stderr)
+}
+
+func hubFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", env("HUB_DB", ""), "PostgreSQL URL (PAYDESK_HUB_DB)")
+	return fs, db
+}
+
+func openHubStore(ctx context.Context, dsn string) (*hub.Store, error) {
+	if dsn == "" {
+		return nil, errors.New("hub: no database: give --db postgres://… or set PAYDESK_HUB_DB")
+	}
+	// Generous: a database across a network, or one just started.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return hub.Open(ctx, dsn)
+}
+
+// runHubServer serves kiosks' links until ctx ends.
+func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, db := hubFlags("paydesk hub", stderr)
+	listen := fs.String("listen", env("HUB_LISTEN", ":8090"), "address kiosks connect to (PAYDESK_HUB_LISTEN)")
+	certFile := fs.String("tls-cert", env("HUB_TLS_CERT", ""), "TLS certificate; without it the hub speaks plain HTTP for a TLS proxy in front (PAYDESK_HUB_TLS_CERT)")
+	keyFile := fs.String("tls-key", env("HUB_TLS_KEY", ""), "TLS key (PAYDESK_HUB_TLS_KEY)")
+	logPath := fs.String("log", env("HUB_LOG", ""), "log file, JSON lines (PAYDESK_HUB_LOG; default: text on standard error)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, hubUsage+"\nFlags of 'paydesk hub':\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("hub: unexpected argument %q", fs.Arg(0))
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if *logPath != "" {
+		l, f, err := openLog(*logPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		log = l
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("hub: listen: %w", err)
+	}
+	scheme := "http"
+	if *certFile != "" || *keyFile != "" {
+		c := config{tlsCert: *certFile, tlsKey: *keyFile}
+		tlsCfg, err := c.tlsConfig()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln, scheme = tls.NewListener(ln, tlsCfg), "https"
+	}
+	store, err := openHubStore(ctx, *db)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer store.Close()
+	srv := hub.NewServer(store, hub.Options{Logger: log})
+	log.Info("hub started", "listen", ln.Addr().String(), "tls", scheme == "https")
+	fmt.Fprintf(stdout, "paydesk hub on %s://%s (kiosks: [hub] url = \"%s://HOST:%s\")\n", scheme, ln.Addr(), scheme, portOf(ln.Addr()))
+	return srv.Serve(ctx, ln)
+}
+
+func portOf(a net.Addr) string {
+	_, p, _ := net.SplitHostPort(a.String())
+	return p
+}
+
+// runHubKiosk adds, revokes and lists kiosks.
+func runHubKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, db := hubFlags("paydesk hub kiosk", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: paydesk hub kiosk {add ID|revoke ID|list} [--db URL]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	var rest []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	ok := len(rest) == 2 && (rest[0] == "add" || rest[0] == "revoke") || len(rest) == 1 && rest[0] == "list"
+	if !ok {
+		fs.Usage()
+		if len(rest) == 0 {
+			return errors.New("hub kiosk: say add ID, revoke ID or list")
+		}
+		return fmt.Errorf("hub kiosk: unexpected arguments %q", strings.Join(rest, " "))
+	}
+	store, err := openHubStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	switch rest[0] {
+	case "add":
+		token, err := store.AddKiosk(ctx, rest[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "kiosk %s added. Its token, shown this once (the hub keeps only a hash):\n\n  %s\n\n"+
+			"On the kiosk: PAYDESK_HUB_TOKEN=<token> (or a file named by PAYDESK_HUB_TOKEN_FILE),\n"+
+			"kiosk-id = %q and [hub] url in its config file.\n", rest[1], token, rest[1])
+		return nil
+	case "revoke":
+		if err := store.RevokeKiosk(ctx, rest[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "kiosk %s revoked: its token no longer connects; its events stay.\n", rest[1])
+		return nil
+	}
+	ks, err := store.Kiosks(ctx)
+	if err != nil {
+		return err
+	}
+	if len(ks) == 0 {
+		fmt.Fprintln(stdout, "No kiosks. Add one with 'paydesk hub kiosk add ID'.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIOSK\tSTATE\tEVENTS\tLAST SEQ\tLAST SEEN")
+	for _, k := range ks {
+		state, seen := "active", "-"
+		if k.Revoked != nil {
+			state = "revoked " + k.Revoked.Local().Format("2006-01-02 15:04")
+		}
+		if k.LastSeen != nil {
+			seen = k.LastSeen.Local().Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", k.ID, state, k.Events, k.AckedSeq, seen)
+	}
+	return tw.Flush()
+}
+
+// runHubReport prints a day's totals from the hub's database.
+func runHubReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, db := hubFlags("paydesk hub report", stderr)
+	day := fs.String("day", "", "the day, YYYY-MM-DD (default today)")
+	tz := fs.String("tz", env("HUB_TZ", "Local"), "time zone the day is in, e.g. Africa/Nairobi (PAYDESK_HUB_TZ)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	asCSV := fs.Bool("csv", false, "print CSV")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: paydesk hub report [--day YYYY-MM-DD] [--tz ZONE] [--json|--csv] [--db URL]\n\n"+
+			"Totals of the transactions created that day, per kiosk, rail, currency and status.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("hub report: unexpected argument %q", fs.Arg(0))
+	}
+	if *asJSON && *asCSV {
+		return errors.New("hub report: choose one of --json and --csv")
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return fmt.Errorf("hub report: --tz: %w", err)
+	}
+	when := time.Now().In(loc)
+	if *day != "" {
+		if when, err = time.ParseInLocation("2006-01-02", *day, loc); err != nil {
+			return fmt.Errorf("hub report: --day: want YYYY-MM-DD: %w", err)
+		}
+	}
+	from, to := payment.Day(when)
+	store, err := openHubStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rows, err := store.Report(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	return printHubReport(stdout, *asJSON, *asCSV, from, rows)
+}
+
+func printHubReport(w io.Writer, asJSON, asCSV bool, day time.Time, rows []hub.ReportRow) error {
+	d := day.Format("2006-01-02")
+	switch {
+	case asJSON:
+		type row struct {
+			Kiosk    string `json:"kiosk"`
+			Rail     string `json:"rail"`
+			Currency string `json:"currency"`
+			Status   string `json:"status"`
+			Count    int64  `json:"count"`
+			Amount   string `json:"amount"`
+			Minor    int64  `json:"amount_minor"`
+		}
+		out := struct {
+			Day  string `json:"day"`
+			Rows []row  `json:"totals"`
+		}{Day: d, Rows: []row{}}
+		for _, r := range rows {
+			out.Rows = append(out.Rows, row{r.Kiosk, string(r.Rail), r.Amount.Currency, string(r.Status), r.Count, r.Amount.Decimal(), r.Amount.Minor})
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	case asCSV:
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"day", "kiosk", "rail", "currency", "status", "count", "amount"})
+		for _, r := range rows {
+			cw.Write([]string{d, r.Kiosk, string(r.Rail), r.Amount.Currency, string(r.Status), strconv.FormatInt(r.Count, 10), r.Amount.Decimal()})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	fmt.Fprintf(w, "Totals for %s (days start at midnight %s)\n", day.Format("Monday 2 January 2006"), day.Format("MST, UTC-07:00"))
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "No transactions.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "KIOSK\tRAIL\tCURRENCY\tSTATUS\tCOUNT\tAMOUNT\t")
+	approved := map[string]int64{}
+	var currencies []string
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t\n", r.Kiosk, r.Rail, r.Amount.Currency, r.Status, r.Count, r.Amount.Decimal())
+		if r.Status == payment.StatusApproved {
+			if _, ok := approved[r.Amount.Currency]; !ok {
+				currencies = append(currencies, r.Amount.Currency)
+			}
+			approved[r.Amount.Currency] += r.Amount.Minor
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range currencies {
+		fmt.Fprintf(w, "Approved, all kiosks: %s\n", payment.Money{Minor: approved[c], Currency: c})
+	}
+	return nil
+}
+
+// runHubDemo starts a throwaway PostgreSQL cluster, a hub and simulated
+// kiosks taking payments, until ctx ends.
+func runHubDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("paydesk hub demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("kiosks", 3, "how many simulated kiosks")
+	listen := fs.String("listen", "127.0.0.1:0", "address the hub listens on")
+	every := fs.Duration("every", 2*time.Second, "about how often each kiosk takes a payment")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: paydesk hub demo [flags]\n\nA throwaway PostgreSQL cluster (from the installed PostgreSQL), a hub and\nsimulated kiosks taking payments, in one process; all removed on exit.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || *n > 100 {
+		return errors.New("hub demo: --kiosks must be 1 to 100")
+	}
+	if *every <= 0 {
+		return errors.New("hub demo: --every must be positive")
+	}
+	fmt.Fprintln(stdout, "starting a throwaway PostgreSQL cluster…")
+	cl, err := pgtemp.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("hub demo: %w", err)
+	}
+	defer cl.Close()
+	dir, err := os.MkdirTemp("", "paydesk-hub-demo-")
+	if err != nil {
+		return fmt.Errorf("hub demo: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	logf, err := os.OpenFile(filepath.Join(dir, "hub.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("hub demo: %w", err)
+	}
+	defer logf.Close()
+	log := slog.New(slog.NewJSONHandler(logf, nil))
+
+	dsn := cl.DSN("postgres")
+	store, err := openHubStore(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("hub demo: listen: %w", err)
+	}
+	url := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var closers []func() error
+	// Stop every goroutine first, then close what they used.
+	defer func() {
+		cancel()
+		wg.Wait()
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+	srv := hub.NewServer(store, hub.Options{Logger: log})
+	wg.Go(func() {
+		if err := srv.Serve(ctx, ln); err != nil {
+			log.Error("hub stopped", "err", err)
+		}
+	})
+
+	type kiosk struct {
+		id string
+		l  *link.Link
+	}
+	var kiosks []kiosk
+	for i := range *n {
+		id := fmt.Sprintf("DEMO%03d", i+1)
+		token, err := store.AddKiosk(ctx, id)
+		if err != nil {
+			return err
+		}
+		j, _, err := payment.OpenJournal(filepath.Join(dir, id+".db"), payment.JournalOptions{})
+		if err != nil {
+			return err
+		}
+		bus := payment.NewBus(j, log)
+		closers = append(closers, j.Close, func() error { bus.Close(); return nil })
+		l, err := link.New(link.Options{URL: url, Token: token, KioskID: id, Journal: j, Bus: bus,
+			StatePath: link.StatePath(j.Path()), Logger: log.With("kiosk", id)})
+		if err != nil {
+			return err
+		}
+		kiosks = append(kiosks, kiosk{id, l})
+		wg.Go(func() { l.Run(ctx) })
+		wg.Go(func() { simulateSales(ctx, bus, id, *every) })
+	}
+	fmt.Fprintf(stdout, "hub:      %s (a kiosk's [hub] url)\n", url)
+	fmt.Fprintf(stdout, "database: %s\n", dsn)
+	fmt.Fprintf(stdout, "report:   paydesk hub report --db '%s'\n", dsn)
+	fmt.Fprintf(stdout, "kiosks:   %d simulated, taking a payment about every %s each; log: %s\n", *n, *every, logf.Name())
+	fmt.Fprintln(stdout, "Ctrl-C stops and removes everything.")
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			var parts []string
+			for _, k := range kiosks {
+				st := k.l.Status()
+				parts = append(parts, fmt.Sprintf("%s acked %d lag %d", k.id, st.AckedSeq, st.Lag()))
+			}
+			fmt.Fprintln(stdout, time.Now().Format("15:04:05"), strings.Join(parts, "; "))
+		}
+	}
+}
+
+// simulateSales takes payments on a simulated kiosk: card sales in MYR
+// mostly approved, M-Pesa sales in KES, until ctx ends.
+func simulateSales(ctx context.Context, bus *payment.Bus, kiosk string, every time.Duration) {
+	for i := 1; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every/2 + rand.N(every)):
+		}
+		id := fmt.Sprintf("%s-%d", kiosk, i)
+		rail, mode, money := payment.RailPOS, payment.ModeCard, payment.Money{Minor: 100 * (5 + rand.Int64N(200)), Currency: "MYR"}
+		if rand.N(3) == 0 {
+			rail, mode, money = payment.RailMPesa, payment.ModeSTKPush, payment.Money{Minor: 100 * (10 + rand.Int64N(2000)), Currency: "KES"} // whole shillings
+		}
+		end := payment.StatusApproved
+		if rand.N(8) == 0 {
+			end = payment.StatusDeclined
+		}
+		for _, ev := range []payment.Event{
+			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: payment.StatusCreated, Mode: mode, Amount: money, Peer: "SIM"},
+			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: payment.StatusSent},
+			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: end},
+		} {
+			if _, err := bus.Publish(ctx, ev); err != nil {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"paydesk/hub/pgtemp/pgtest"
+	"paydesk/protocol"
+)
+
+// TestHubWithAKiosk runs the hub and a kiosk (the demo console with
+// --hub-url) as a user would: a kiosk registered with 'hub kiosk add',
+// payments made at the kiosk reach the hub, 'paydesk journal' says the hub
+// is up to date, and 'hub report' shows the day's totals.
+func TestHubWithAKiosk(t *testing.T) {
+	cl := pgtest.Own(t)
+	dsn := cl.DSN("postgres")
+	ctx := context.Background()
+	hubCmd := func(args ...string) string {
+		t.Helper()
+		var out, errs bytes.Buffer
+		if err := run(ctx, append([]string{"hub"}, args...), nil, &out, &errs); err != nil {
+			t.Fatalf("hub %v: %v\n%s", args, err, errs.String())
+		}
+		return out.String()
+	}
+	added := hubCmd("kiosk", "add", "KIOSK001", "--db", dsn)
+	token := regexp.MustCompile(`pdh_[A-Za-z0-9_-]{43}`).FindString(added)
+	if token == "" {
+		t.Fatalf("no token in:\n%s", added)
+	}
+	if out := hubCmd("kiosk", "list", "--db", dsn); !regexp.MustCompile(`KIOSK001 +active +0 +0 +-`).MatchString(out) {
+		t.Fatalf("kiosk list:\n%s", out)
+	}
+
+	hubCtx, stopHub := context.WithCancel(ctx)
+	hubOut := &lines{}
+	hubDone := make(chan error, 1)
+	go func() {
+		hubDone <- run(hubCtx, []string{"hub", "--db", dsn, "--listen", "127.0.0.1:0"}, nil, hubOut, io.Discard)
+	}()
+	t.Cleanup(func() {
+		stopHub()
+		if err := <-hubDone; err != nil {
+			t.Errorf("hub: %v", err)
+		}
+	})
+	url := hubOut.waitFor(t, regexp.MustCompile(`paydesk hub on (http://\S+)`))[1]
+
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "journal.db")
+	_, stdin, out := startPaydesk(t, []string{"PAYDESK_SECRET=" + protocol.DevSecret, "PAYDESK_HUB_TOKEN=" + token},
+		"demo", "--plain", "--journal", journal, "--hub-url", url)
+	io.WriteString(stdin, "1\n25.50\n2\n80.51\n")
+	// Two payments, each with a RESULT line (a simulated POS answers in
+	// well under a second; waitFor's limit is generous).
+	out.waitFor(t, regexp.MustCompile(`(?s)RESULT .*RESULT `))
+
+	journalOut := func() string {
+		var b bytes.Buffer
+		if err := run(ctx, []string{"journal", "--journal", journal}, nil, &b, io.Discard); err != nil {
+			t.Fatalf("journal: %v", err)
+		}
+		return b.String()
+	}
+	// Wait for the hub to have every event; a minute is generous for a
+	// link that catches up in milliseconds, on a loaded machine.
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(journalOut(), "up to date") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub never caught up:\n%s\nkiosk:\n%s", journalOut(), out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := journalOut(); !strings.Contains(got, "Hub "+url+": up to date") {
+		t.Fatalf("journal:\n%s", got)
+	}
+	stdin.Close()
+
+	report := hubCmd("report", "--db", dsn)
+	for _, want := range []string{`KIOSK001 +pos +MYR +approved +1 +25\.50`, `KIOSK001 +pos +MYR +declined +1 +80\.51`, `Approved, all kiosks: RM25\.50`} {
+		if !regexp.MustCompile(want).MatchString(report) {
+			t.Errorf("report lacks %s:\n%s", want, report)
+		}
+	}
+	if out := hubCmd("report", "--db", dsn, "--day", "2001-01-01"); !strings.Contains(out, "No transactions.") {
+		t.Errorf("a day without sales:\n%s", out)
+	}
+	if out := hubCmd("kiosk", "revoke", "KIOSK001", "--db", dsn); !strings.Contains(out, "revoked") {
+		t.Errorf("revoke: %s", out)
+	}
+	if out := hubCmd("kiosk", "list", "--db", dsn); !strings.Contains(out, "KIOSK001  revoked") {
+		t.Errorf("kiosk list after revoke:\n%s", out)
+	}
+}

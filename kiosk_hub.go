@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+
+	"paydesk/hub/link"
+	"paydesk/payment"
+)
+
+// hubSettings connect this kiosk to a hub, which its journal is
+// replicated to. Off unless a URL is set; the token is a secret:
+// PAYDESK_HUB_TOKEN, the file named by PAYDESK_HUB_TOKEN_FILE, or the
+// config file's [hub] token, never a flag.
+//
+//	[hub]
+//	url = "https://hub.example.com"
+type hubSettings struct {
+	url string
+	ca  string
+}
+
+func init() {
+	secretSettings = append(secretSettings, "hub-token")
+}
+
+func (h *hubSettings) register(f *flag.FlagSet) {
+	f.StringVar(&h.url, "hub-url", env("HUB_URL", ""), "the hub this kiosk's journal is replicated to, https://HOST[:PORT]; empty: no hub (PAYDESK_HUB_URL)")
+	f.StringVar(&h.ca, "hub-ca", env("HUB_CA", ""), "PEM file of the CA that signed the hub's certificate, when not a public one (PAYDESK_HUB_CA)")
+}
+
+// start runs the link to the hub until the console exits, or does nothing
+// when no hub is configured.
+func (h *hubSettings) start(e *railEnv, kioskID string) error {
+	if h.url == "" {
+		return nil
+	}
+	token, err := e.file.secret("hub-token")
+	if err != nil {
+		return err
+	}
+	if token == "" {
+		return fmt.Errorf("hub: --hub-url is set but no token: set PAYDESK_HUB_TOKEN or PAYDESK_HUB_TOKEN_FILE ('paydesk hub kiosk add %s' prints one)", kioskID)
+	}
+	client := http.DefaultClient
+	if h.ca != "" {
+		pem, err := os.ReadFile(h.ca)
+		if err != nil {
+			return fmt.Errorf("hub: read --hub-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("hub: --hub-ca %s holds no PEM certificate", h.ca)
+		}
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	}
+	l, err := link.New(link.Options{URL: h.url, Token: token, KioskID: kioskID, Journal: e.bus.Journal(), Bus: e.bus,
+		StatePath: link.StatePath(e.journal), HTTPClient: client, Logger: e.log})
+	if err != nil {
+		return err
+	}
+	if u, err := url.Parse(h.url); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		e.note("WARNING: the hub URL is not https: this kiosk's token and journal cross the network in clear")
+		e.log.Warn("hub URL is not https", "url", h.url)
+	}
+	e.goRun("hub link", l.Run, nil)
+	e.note("Hub: this kiosk's journal is replicated to " + h.url + " ('paydesk journal' shows how far)")
+	return nil
+}
+
+// hubLag describes how far the hub has this journal, from the state the
+// link leaves beside it; "" when this kiosk has never linked to a hub.
+func hubLag(ctx context.Context, j *payment.Journal) (string, error) {
+	st, err := link.ReadState(link.StatePath(j.Path()))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	last, err := j.LastSeq(ctx)
+	if err != nil {
+		return "", err
+	}
+	lag := max(last-st.AckedSeq, 0)
+	when := "never"
+	if !st.AckedAt.IsZero() {
+		when = st.AckedAt.Local().Format("2006-01-02 15:04:05")
+	}
+	if lag == 0 {
+		return fmt.Sprintf("Hub %s: up to date (all %d events; last acknowledged %s)", st.Hub, last, when), nil
+	}
+	return fmt.Sprintf("Hub %s: %d events not yet replicated (the hub has up to %d of %d; last acknowledged %s)",
+		st.Hub, lag, st.AckedSeq, last, when), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
