@@ -114,8 +114,10 @@ func TestSlowJournalWriteOfOneDisplayDoesNotDelayOthers(t *testing.T) {
 		t.Fatal("display A's SUCCESS screen was never journaled")
 	}
 	// A's write now hangs. B's payment ends: B is shown it.
+	began := time.Now()
 	approve(t, bus, idB)
 	b.screen(ScreenSuccess)
+	t.Logf("B's SUCCESS %s after its approval was published, while A's journal write hung", time.Since(began).Round(time.Millisecond))
 	promptly(t, "Displays", func() { s.Displays() })
 	unblock()
 	a.screen(ScreenSuccess)
@@ -141,7 +143,9 @@ func TestSlowRailStartOfOneDisplayDoesNotDelayOthers(t *testing.T) {
 	a.pay(20, "SLOW")
 	idA := waitID(t, slow.started) // A's Start now hangs
 
+	began := time.Now()
 	promptly(t, "Displays", func() { s.Displays() })
+	t.Logf("Displays answered in %s while A's Start hung", time.Since(began).Round(time.Microsecond))
 	c := dial(t, url, nil) // a display that names nothing: found by its address first
 	c.screen(ScreenAmountSelect)
 	b := dial(t, url+"?device=B", nil)
