@@ -108,6 +108,22 @@ type Journal struct {
 	// writeFault, when set, can fail a commit as a full disk does (see
 	// SetWriteFault).
 	writeFault atomic.Pointer[func([]Event) error]
+	// appendHook, when set, is called by Append before it queues an
+	// event (see SetAppendHook).
+	appendHook atomic.Pointer[func(Event)]
+}
+
+// SetAppendHook makes Append call f with each event, in the caller's
+// goroutine, before the event is queued for the writer: a test that
+// blocks in f for one caller's events makes that caller's write slow
+// without slowing the writer, so it can check that nobody else waits on
+// it. SetAppendHook(nil) removes it. Nothing else calls it.
+func (j *Journal) SetAppendHook(f func(ev Event)) {
+	if f == nil {
+		j.appendHook.Store(nil)
+		return
+	}
+	j.appendHook.Store(&f)
 }
 
 // SetWriteFault makes the journal's commits fail as a full or failing disk
@@ -452,6 +468,9 @@ func (j *Journal) Append(ctx context.Context, ev Event) (Event, error) {
 	}
 	if j.readOnly {
 		return ev, ErrReadOnly
+	}
+	if f := j.appendHook.Load(); f != nil {
+		(*f)(ev)
 	}
 	r := &appendReq{ev: ev, done: make(chan struct{})}
 	j.mu.RLock()

@@ -288,7 +288,33 @@ type conn struct {
 	trusted bool // sent at least one valid message
 	gone    bool
 
-	wmu sync.Mutex // serialises writes
+	// writes hands frames to the connection's writer goroutine (see
+	// writer), so no lock is held across a write to the POS.
+	writes chan writeReq
+}
+
+// writeReq is a frame for a connection's writer, and where it answers.
+type writeReq struct {
+	line []byte
+	done chan error // buffered: the writer never waits on it
+}
+
+// writeTimeout bounds one write to a POS.
+const writeTimeout = 5 * time.Second
+
+// writer writes the frames sent to c one at a time, each within
+// writeTimeout, until the connection has ended.
+func (c *conn) writer() {
+	for {
+		select {
+		case w := <-c.writes:
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_, err := c.nc.Write(w.line)
+			w.done <- err
+		case <-c.done:
+			return
+		}
+	}
 }
 
 // identity is the pos_id the connection has claimed, empty if none yet.
@@ -402,7 +428,7 @@ func (s *Server) accept(nc net.Conn) {
 	if err != nil {
 		host = addr
 	}
-	c := &conn{nc: nc, addr: addr, host: host, since: s.opts.Now(), done: make(chan struct{})}
+	c := &conn{nc: nc, addr: addr, host: host, since: s.opts.Now(), done: make(chan struct{}), writes: make(chan writeReq)}
 	c.rejects = s.rejectLimiter(c)
 	s.mu.Lock()
 	if s.closed {
@@ -506,6 +532,7 @@ func (s *Server) uncountLocked(c *conn) {
 
 func (s *Server) serveConn(c *conn) {
 	defer s.wg.Done()
+	go c.writer() // ends once c.done is closed, below
 	// Journaled here, not in the accept loop, which must never wait on disk.
 	s.publish(payment.Event{Kind: payment.KindConnection, Peer: c.addr, Detail: "connected from " + c.addr})
 	reason := "disconnected"
@@ -766,7 +793,7 @@ func (s *Server) busyLocked(c *conn) bool {
 	return false
 }
 
-// send signs payload and writes it as one line to c.
+// send signs payload and writes it as one line to c, through c's writer.
 func (s *Server) send(c *conn, p Payload) ([]byte, error) {
 	p["kiosk_id"] = s.opts.KioskID
 	p["timestamp"] = strconv.FormatInt(s.opts.Now().UnixMilli(), 10)
@@ -781,10 +808,16 @@ func (s *Server) send(c *conn, p Payload) ([]byte, error) {
 		// already pending (the next read sets its own).
 		c.nc.SetReadDeadline(time.Time{})
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.nc.Write(line); err != nil {
+	// The connection's writer writes it: whoever sends holds no lock
+	// while the POS's socket takes it (or not, for up to writeTimeout).
+	w := writeReq{line: line, done: make(chan error, 1)}
+	select {
+	case c.writes <- w:
+		err = <-w.done
+	case <-c.done:
+		err = net.ErrClosed
+	}
+	if err != nil {
 		return line, fmt.Errorf("send %v to %s: %w", p["type"], c.label(), err)
 	}
 	return line, nil

@@ -20,15 +20,32 @@ var ErrUnknownTxn = errors.New("no such transaction in flight")
 // ErrUnknownPlan is returned when the chosen plan was not offered.
 var ErrUnknownPlan = errors.New("plan not offered")
 
-// txn is a transaction in flight on the POS link. Its mutex serialises
-// everything that can move it: the POS's messages, the timers and the
-// operator.
+// txn is a transaction in flight on the POS link.
+//
+// Everything that can move it (Start's first steps, the POS's messages, the
+// timers, the operator's Cancel and SelectPlan) runs as a job of the
+// transaction's own serial executor (see do): one at a time, in the order
+// they arrive. The running job holds mu while it reads and decides, and
+// releases it around every journal append and every write to the POS (see
+// outside). So a transaction's transitions are journaled in order, the
+// request is sent only once its creation is journaled, and an answer is
+// applied only after the steps before it; yet no lock is held across I/O,
+// and nothing outside the transaction (another payment, the console's
+// InFlight, the server's busy checks) waits for its disk or its POS.
 type txn struct {
 	s      *Server
 	id     string
 	mode   payment.Mode
 	amount payment.Money
 
+	// jobs wait to run, oldest first; working is true while a goroutine
+	// runs them. Guarded by qmu, a leaf never held while a job runs.
+	qmu     sync.Mutex
+	jobs    []func()
+	working bool
+
+	// mu guards the fields below. The running job, which alone changes
+	// them, holds it except during I/O; InFlight and Close take it briefly.
 	mu        sync.Mutex
 	status    payment.Status
 	conn      *conn  // where the request went (or the POS's newest connection)
@@ -48,6 +65,66 @@ type txn struct {
 	// who reacts to that event (a console starting the next payment) finds
 	// the POS free. Read without t.mu by the server's busy checks.
 	ended atomic.Bool
+}
+
+// do queues f to run, with t.mu held, after the jobs queued before it; it
+// does not wait. A goroutine runs the queue while it is not empty.
+func (t *txn) do(f func()) {
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	t.jobs = append(t.jobs, f)
+	if !t.working {
+		t.working = true
+		go t.work()
+	}
+}
+
+// run is do, then waits until f has run. A job never calls it (it would
+// wait on itself).
+func (t *txn) run(f func()) {
+	done := make(chan struct{})
+	t.do(func() { defer close(done); f() })
+	<-done
+}
+
+// work runs the queued jobs in order until the queue is empty.
+func (t *txn) work() {
+	for {
+		t.qmu.Lock()
+		if len(t.jobs) == 0 {
+			t.working = false
+			t.qmu.Unlock()
+			return
+		}
+		f := t.jobs[0]
+		t.jobs[0] = nil
+		t.jobs = t.jobs[1:]
+		t.qmu.Unlock()
+		t.mu.Lock()
+		f()
+		t.mu.Unlock()
+	}
+}
+
+// outside runs f, an I/O step of the running job, with t.mu released. The
+// job keeps its turn: no other job of t runs meanwhile, so f uses values
+// the job read before, and the job goes on from where it was.
+func (t *txn) outside(f func()) {
+	t.mu.Unlock()
+	defer t.mu.Lock()
+	f()
+}
+
+// publishLocked journals ev with t.mu released.
+func (t *txn) publishLocked(ev payment.Event) (err error) {
+	t.outside(func() { _, err = t.s.publish(ev) })
+	return err
+}
+
+// sendLocked writes p to c with t.mu released.
+func (t *txn) sendLocked(c *conn, p Payload) (raw []byte, err error) {
+	t.outside(func() { raw, err = t.s.send(c, p) })
+	return raw, err
 }
 
 // active reports whether t still occupies its POS.
@@ -130,24 +207,35 @@ func (s *Server) Start(ctx context.Context, req payment.Request) (string, error)
 	s.txns[t.id] = t
 	s.mu.Unlock()
 
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	_, err := s.publish(payment.Event{Kind: payment.KindTransition, TxnID: t.id, Status: payment.StatusCreated,
+	var err error
+	t.run(func() { err = t.startLocked(c) })
+	if err != nil {
+		return "", err
+	}
+	return t.id, nil
+}
+
+// startLocked journals the new transaction, then sends its request.
+func (t *txn) startLocked(c *conn) error {
+	s := t.s
+	err := t.publishLocked(payment.Event{Kind: payment.KindTransition, TxnID: t.id, Status: payment.StatusCreated,
 		Mode: t.mode, Amount: t.amount, Peer: c.label(), Detail: fmt.Sprintf("%s %s to %s", t.mode, t.amount, c.label())})
 	if err != nil {
+		t.done = true
+		t.ended.Store(true)
 		s.forget(t)
-		return "", fmt.Errorf("start payment: journal: %w", err)
+		return fmt.Errorf("start payment: journal: %w", err)
 	}
-	raw, err := s.send(c, Payload{"type": "transaction_request", "txn_id": t.id,
+	raw, err := t.sendLocked(c, Payload{"type": "transaction_request", "txn_id": t.id,
 		"amount": amountFloat(t.amount.Minor), "payment_mode": string(t.mode)})
 	if err != nil {
 		t.finish(payment.StatusFailed, &payment.Result{Reason: err.Error()}, nil, "")
-		return t.id, nil
+		return nil
 	}
 	t.move(payment.StatusSent, raw, fmt.Sprintf("request sent to %s", c.label()))
 	t.arm(s.opts.AckTimeout, "ack")
 	s.log.Info("payment request sent", "txn", t.id, "mode", t.mode, "amount", t.amount.Decimal(), "pos", c.label())
-	return t.id, nil
+	return nil
 }
 
 // amountFloat is the amount as the JSON float the POS expects (10.0).
@@ -161,15 +249,19 @@ func (s *Server) Cancel(id string) error {
 	if t == nil {
 		return fmt.Errorf("cancel %s: %w", id, ErrUnknownTxn)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	var err error
+	t.run(func() { err = t.cancelLocked() })
+	return err
+}
+
+func (t *txn) cancelLocked() error {
 	if t.done {
-		return fmt.Errorf("cancel %s: %w", id, ErrUnknownTxn)
+		return fmt.Errorf("cancel %s: %w", t.id, ErrUnknownTxn)
 	}
 	if t.cancelReq {
 		return nil
 	}
-	raw, err := s.send(t.conn, Payload{"type": "cancel_transaction", "txn_id": t.id})
+	raw, err := t.sendLocked(t.conn, Payload{"type": "cancel_transaction", "txn_id": t.id})
 	if err != nil {
 		t.finishFlag(payment.StatusCancelled, &payment.Result{Reason: "POS unreachable, cancel not delivered: " + err.Error()},
 			nil, payment.FlagCancelUnconf)
@@ -177,7 +269,7 @@ func (s *Server) Cancel(id string) error {
 	}
 	t.cancelReq = true
 	t.step(raw, "cancel requested", "")
-	t.arm(s.opts.AckTimeout, "cancel confirmation")
+	t.arm(t.s.opts.AckTimeout, "cancel confirmation")
 	return nil
 }
 
@@ -187,21 +279,26 @@ func (s *Server) SelectPlan(id, planID string) error {
 	if t == nil {
 		return fmt.Errorf("select plan for %s: %w", id, ErrUnknownTxn)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	var err error
+	t.run(func() { err = t.selectPlanLocked(planID) })
+	return err
+}
+
+func (t *txn) selectPlanLocked(planID string) error {
+	id := t.id
 	if t.done || t.status != payment.StatusPlansOffered {
 		return fmt.Errorf("select plan for %s: no plans on offer (status %s)", id, t.status)
 	}
 	if !slices.ContainsFunc(t.plans, func(p payment.Plan) bool { return p.ID == planID }) {
 		return fmt.Errorf("select plan %q for %s: %w", planID, id, ErrUnknownPlan)
 	}
-	raw, err := s.send(t.conn, Payload{"type": "ipp_plan_selection", "txn_id": t.id, "plan_id": planID})
+	raw, err := t.sendLocked(t.conn, Payload{"type": "ipp_plan_selection", "txn_id": t.id, "plan_id": planID})
 	if err != nil {
 		t.finish(payment.StatusFailed, &payment.Result{Reason: err.Error(), PlanID: planID}, nil, "")
 		return nil
 	}
 	t.moveResult(payment.StatusPlanSelected, raw, &payment.Result{PlanID: planID}, "plan "+planID+" selected")
-	t.arm(s.opts.ResultTimeout, "result")
+	t.arm(t.s.opts.ResultTimeout, "result")
 	return nil
 }
 
@@ -230,7 +327,7 @@ func (t *txn) move(st payment.Status, raw []byte, detail string) bool {
 }
 
 func (t *txn) moveResult(st payment.Status, raw []byte, r *payment.Result, detail string) bool {
-	_, err := t.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: t.id, Status: st, Peer: t.peerLabel(),
+	err := t.publishLocked(payment.Event{Kind: payment.KindTransition, TxnID: t.id, Status: st, Peer: t.peerLabel(),
 		Raw: raw, Result: r, Detail: detail, Plans: plansIf(st, t.plans)})
 	if err != nil {
 		return false
@@ -248,7 +345,7 @@ func plansIf(st payment.Status, plans []payment.Plan) []payment.Plan {
 
 // step journals progress that does not change the status.
 func (t *txn) step(raw []byte, detail, flag string) {
-	t.s.publish(payment.Event{Kind: payment.KindStep, TxnID: t.id, Peer: t.peerLabel(), Raw: raw, Detail: detail, Flag: flag})
+	t.publishLocked(payment.Event{Kind: payment.KindStep, TxnID: t.id, Peer: t.peerLabel(), Raw: raw, Detail: detail, Flag: flag})
 }
 
 func (t *txn) finish(st payment.Status, r *payment.Result, raw []byte, detail string) {
@@ -274,7 +371,7 @@ func (t *txn) finishFlag(st payment.Status, r *payment.Result, raw []byte, flag 
 		t.s.mu.Unlock()
 	}
 	ev := payment.Event{Kind: payment.KindTransition, TxnID: t.id, Status: st, Peer: t.peerLabel(), Raw: raw, Result: r, Detail: d, Flag: flag}
-	if _, err := t.s.publish(ev); err == nil {
+	if err := t.publishLocked(ev); err == nil {
 		t.status = st
 	}
 	t.done = true
@@ -283,11 +380,19 @@ func (t *txn) finishFlag(st payment.Status, r *payment.Result, raw []byte, flag 
 }
 
 // arm (re)starts the transaction's timer; called with t.mu held.
+// Once the server is closed no timer is armed: Close stops the timers,
+// and a job still running then must not start another.
 func (t *txn) arm(d time.Duration, waiting string) {
 	t.stopTimerLocked()
 	t.waiting = waiting
 	t.deadline = t.s.opts.Now().Add(d)
-	t.timer = time.AfterFunc(d, func() { t.expire(waiting, d) })
+	t.s.mu.Lock()
+	closed := t.s.closed
+	t.s.mu.Unlock()
+	if closed {
+		return
+	}
+	t.timer = time.AfterFunc(d, func() { t.do(func() { t.expireLocked(waiting, d) }) })
 }
 
 func (t *txn) stopTimerLocked() {
@@ -305,9 +410,9 @@ func (t *txn) stopTimer() {
 	t.stopTimerLocked()
 }
 
-func (t *txn) expire(waiting string, d time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// expireLocked ends the wait for waiting after d, unless the transaction
+// moved on meanwhile.
+func (t *txn) expireLocked(waiting string, d time.Duration) {
 	if t.done || t.waiting != waiting {
 		return
 	}
@@ -326,7 +431,7 @@ func (t *txn) expire(waiting string, d time.Duration) {
 		reason = fmt.Sprintf("no plan chosen within %s", d)
 	}
 	// Tell the POS to stop too, so it does not take money later.
-	raw, _ := t.s.send(t.conn, Payload{"type": "cancel_transaction", "txn_id": t.id})
+	raw, _ := t.sendLocked(t.conn, Payload{"type": "cancel_transaction", "txn_id": t.id})
 	if raw != nil {
 		t.step(raw, "cancel sent to POS after timeout", "")
 	}
@@ -351,12 +456,14 @@ func (s *Server) contest(c *conn, m *Message) {
 	if t == nil {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.done && t.posID != "" && t.posID == m.PosID && t.contested == "" {
-		t.contested = fmt.Sprintf("a second connection (%s) claiming %s sent %s for it, refused while %s's connection was open",
-			c.addr, m.PosID, strings.TrimSpace(m.Type+" "+m.Status), m.PosID)
-	}
+	// Queued, not waited for: the claimant's reader does not wait on this
+	// payment's I/O.
+	t.do(func() {
+		if !t.done && t.posID != "" && t.posID == m.PosID && t.contested == "" {
+			t.contested = fmt.Sprintf("a second connection (%s) claiming %s sent %s for it, refused while %s's connection was open",
+				c.addr, m.PosID, strings.TrimSpace(m.Type+" "+m.Status), m.PosID)
+		}
+	})
 }
 
 // dispatch routes a verified message from c.
@@ -379,19 +486,24 @@ func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
 		s.notInFlight(c, m, raw)
 		return
 	}
-	t.mu.Lock()
-	if t.done {
-		t.mu.Unlock()
+	// The reader waits for its message to be applied (its own payment's
+	// I/O), as it waits for the journal elsewhere; nobody else does.
+	over := false
+	t.run(func() {
+		if t.done {
+			over = true
+			return
+		}
+		if !t.acceptsFrom(c) {
+			s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
+				m.Type, t.id, c.label(), t.peerLabel()), Err: ErrWrongPOS})
+			return
+		}
+		t.handle(m, raw)
+	})
+	if over {
 		s.notInFlight(c, m, raw)
-		return
 	}
-	defer t.mu.Unlock()
-	if !t.acceptsFrom(c) {
-		s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
-			m.Type, t.id, c.label(), t.peerLabel()), Err: ErrWrongPOS})
-		return
-	}
-	t.handle(m, raw)
 }
 
 // ErrWrongPOS is the reason an answer from a POS other than the one the
@@ -628,15 +740,18 @@ func (s *Server) staleAnswer(c *conn, frame []byte, re *RejectError) {
 	what := strings.TrimSpace(m.Type + " " + m.Status)
 	if m.TxnID != "" && (m.PosID == "" || m.PosID == c.identity() || s.identify(c, m) == nil) {
 		if t := s.lookup(m.TxnID); t != nil {
-			t.mu.Lock()
-			if !t.done && t.acceptsFrom(c) {
-				s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, t.id, re.Reason), Err: re.Err})
-				detail := fmt.Sprintf("%s: its signed %s was refused for its timestamp, and the POS may have taken the payment: check it on the POS, then resolve", words, what)
-				t.finishFlag(payment.StatusUnknown, &payment.Result{Reason: words}, slices.Clone(frame), FlagClockSkew, detail)
-				t.mu.Unlock()
+			handled := false
+			t.run(func() {
+				if !t.done && t.acceptsFrom(c) {
+					handled = true
+					s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, t.id, re.Reason), Err: re.Err})
+					detail := fmt.Sprintf("%s: its signed %s was refused for its timestamp, and the POS may have taken the payment: check it on the POS, then resolve", words, what)
+					t.finishFlag(payment.StatusUnknown, &payment.Result{Reason: words}, slices.Clone(frame), FlagClockSkew, detail)
+				}
+			})
+			if handled {
 				return
 			}
-			t.mu.Unlock()
 		} else if tx, err := s.bus.Journal().Txn(context.Background(), m.TxnID); err == nil && tx.Rail == payment.RailPOS && s.tied(c, tx) {
 			s.reject(c, frame, tx.ID, &RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, tx.ID, re.Reason), Err: re.Err})
 			return

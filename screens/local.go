@@ -64,15 +64,15 @@ func (d *display) localWaitLocked() bool {
 // display's payment in flight. The daily limit must already be reserved.
 func (d *display) startLocalLocked(method string, amt payment.Money, why string) bool {
 	id := d.s.flowTxnID(d.flow)
-	if _, err := d.s.bus.Journal().Txn(d.s.ctx, id); err == nil {
+	if _, err := d.txnLocked(id); err == nil {
 		id = d.s.localTxnID() // this flow already has a payment (a retry)
 	}
-	if err := d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeCard,
+	if err := d.publishLocked(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeCard,
 		Amount: amt, Peer: d.label, Detail: fmt.Sprintf("%s %s on %s's own terminal (flow %s)", method, amt, d.label, d.flow)}); err != nil {
 		d.reserved.Store(0)
 		return false
 	}
-	d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusSent, Peer: d.label, Detail: why})
+	d.publishLocked(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusSent, Peer: d.label, Detail: why})
 	d.amount, d.method, d.railTxn, d.inFlight, d.local, d.localFlow, d.checked, d.result, d.pay = amt, method, id, true, true, d.flow, false, nil, nil
 	d.localDue = d.s.opts.Now().Add(d.s.opts.LocalTimeout)
 	d.s.mu.Lock()
@@ -101,7 +101,7 @@ func (d *display) cardCheckLocked(a Action) {
 				d.limitRefusalLocked(remaining, err)
 				return
 			}
-			d.s.publish(payment.Event{Kind: payment.KindNotice, TxnID: d.railTxn, Peer: d.label,
+			d.publishLocked(payment.Event{Kind: payment.KindNotice, TxnID: d.railTxn, Peer: d.label,
 				Detail: fmt.Sprintf("the display's card check is for %s, the amount chosen was %s (the app adds its fee)", amt, d.amount)})
 			d.amount = amt
 		}
@@ -137,7 +137,7 @@ func (d *display) cardCheckLocked(a Action) {
 			d.limitRefusalLocked(remaining, err)
 			return
 		}
-		if t, err := d.s.bus.Journal().Txn(d.s.ctx, d.s.flowTxnID(a.TxnID)); err == nil && !t.Status.Final() {
+		if t, err := d.txnLocked(d.s.flowTxnID(a.TxnID)); err == nil && !t.Status.Final() {
 			// The flow's payment is journaled already, from before a
 			// restart (unknown since): the card check carries it on.
 			d.s.log.Info("display card check for a payment journaled before", "display", d.label, "txn", t.ID, "status", t.Status)
@@ -153,7 +153,7 @@ func (d *display) cardCheckLocked(a Action) {
 	if !d.checked {
 		d.checked = true
 		d.localDue = d.s.opts.Now().Add(o.LocalTimeout)
-		d.s.publish(payment.Event{Kind: payment.KindStep, TxnID: d.railTxn, Peer: d.label, Detail: "card checked: daily limit approved, the display takes the payment"})
+		d.publishLocked(payment.Event{Kind: payment.KindStep, TxnID: d.railTxn, Peer: d.label, Detail: "card checked: daily limit approved, the display takes the payment"})
 	}
 	d.s.log.Info("display card check approved", "display", d.label, "txn", d.railTxn, "flow", d.flow, "amount", d.amount.Decimal())
 	d.replyLocked(TypeLimitCheckResult, "APPROVED", Data{})
@@ -180,10 +180,10 @@ func (d *display) limitRefusalLocked(remaining int64, err error) {
 // operator sees it, under id or (when id is taken) a fresh one; it
 // returns the id used, "" when the journal refused it.
 func (d *display) journalLocalLocked(id, flow string, amt payment.Money) string {
-	if _, err := d.s.bus.Journal().Txn(d.s.ctx, id); err == nil {
+	if _, err := d.txnLocked(id); err == nil {
 		id = d.s.localTxnID()
 	}
-	if d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeCard,
+	if d.publishLocked(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated, Mode: payment.ModeCard,
 		Amount: amt, Peer: d.label, Detail: fmt.Sprintf("card check of %s on %s's own terminal (flow %s)", amt, d.label, flow)}) != nil {
 		return ""
 	}
@@ -194,7 +194,7 @@ func (d *display) journalLocalLocked(id, flow string, amt payment.Money) string 
 // paydesk does not approve; the app reverses what it took.
 func (d *display) declineLocalLocked(id, why string) {
 	d.s.log.Warn("display card check refused", "display", d.label, "txn", id, "why", why)
-	d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusDeclined, Peer: d.label,
+	d.publishLocked(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusDeclined, Peer: d.label,
 		Result: &payment.Result{Reason: why}, Detail: "refused: " + why})
 	if d.railTxn == id {
 		d.inFlight, d.local = false, false
@@ -233,11 +233,11 @@ func (d *display) paymentResultLocked(a Action) {
 	detail := fmt.Sprintf("the display's terminal: %s %s", a.Details["Result"], reason)
 	if d.inFlight && d.local && d.localFlow == a.TxnID {
 		d.s.log.Info("display reported its payment", "display", d.label, "txn", d.railTxn, "screen", a.Screen, "code", a.Code, "ref", r.RemoteID)
-		d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: d.railTxn, Status: st, Peer: d.label, Result: r, Detail: detail})
+		d.publishLocked(payment.Event{Kind: payment.KindTransition, TxnID: d.railTxn, Status: st, Peer: d.label, Result: r, Detail: detail})
 		return
 	}
 	id := d.s.flowTxnID(a.TxnID)
-	t, err := d.s.bus.Journal().Txn(d.s.ctx, id)
+	t, err := d.txnLocked(id)
 	switch {
 	case err != nil:
 		// No payment of this flow was journaled: the app reports one
@@ -251,11 +251,11 @@ func (d *display) paymentResultLocked(a Action) {
 		if id = d.journalLocalLocked(id, a.TxnID, amt); id == "" {
 			return
 		}
-		d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusUnknown, Peer: d.label, Result: r, Flag: payment.FlagLateResult,
+		d.publishLocked(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusUnknown, Peer: d.label, Result: r, Flag: payment.FlagLateResult,
 			Detail: fmt.Sprintf("the display reported %s for a payment paydesk did not approve (ref %q, %s %s): check the display's terminal", a.Screen, r.RemoteID, a.Code, a.Reason)})
 	case t.Status.Final():
 		if t.Status != st {
-			d.s.publish(payment.Event{Kind: payment.KindNotice, TxnID: id, Peer: d.label, Flag: payment.FlagLateResult,
+			d.publishLocked(payment.Event{Kind: payment.KindNotice, TxnID: id, Peer: d.label, Flag: payment.FlagLateResult,
 				Detail: fmt.Sprintf("the display now reports %s for this %s payment: check the display's terminal", a.Screen, t.Status)})
 		}
 		d.s.log.Info("display reported a payment already ended", "display", d.label, "txn", id, "status", t.Status, "screen", a.Screen)
@@ -275,7 +275,7 @@ func (d *display) paymentResultLocked(a Action) {
 		if t.Status == payment.StatusUnknown {
 			flag = payment.FlagLateResult
 		}
-		d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: st, Peer: d.label, Result: r, Flag: flag, Detail: detail})
+		d.publishLocked(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: st, Peer: d.label, Result: r, Flag: flag, Detail: detail})
 	}
 }
 

@@ -71,6 +71,17 @@ func (c *conn) refuse(now time.Time) bool {
 // display is one customer display's session: its screen and the
 // customer's flow. It outlives its connection for the resume window, so a
 // tablet that drops and reconnects is put back where it was.
+//
+// A display's operations (a frame from it, its payment's outcome, its
+// timers, a reconnect, the operator's reset) run one at a time, in the
+// order they arrive, as jobs of the display's own serial executor (see
+// do). The running job holds mu while it reads and decides, and releases
+// it around every journal write, journal read and rail call (see
+// outside): so the display's transitions are journaled in order and each
+// before it is shown, and yet no lock is held across I/O. Another display,
+// the bus's follower and the consoles never wait for this display's disk
+// or rail: the follower hands an outcome over without waiting, and the
+// consoles' views take mu only between two I/O steps.
 type display struct {
 	s     *Server
 	id    string // server-issued session id, unguessable
@@ -83,6 +94,16 @@ type display struct {
 	// guarded by s.mu.
 	flows []string
 
+	// jobs are the display's operations waiting to run, oldest first;
+	// working is true while a goroutine runs them (see do). Guarded by
+	// qmu, a leaf lock never held while a job runs.
+	qmu     sync.Mutex
+	jobs    []func()
+	working bool
+
+	// mu guards the fields below. It is taken by the display's running
+	// job, which alone changes them, and briefly by the views (snapshot,
+	// byAddress, Close); the job releases it for I/O (outside).
 	mu    sync.Mutex
 	label string
 	conn  *conn
@@ -132,6 +153,70 @@ type display struct {
 	// by this display's payment in flight.
 	reserved atomic.Int64
 	expire   *time.Timer
+}
+
+// do queues f to run, with mu held, after the display's operations
+// queued before it; it does not wait. A goroutine runs the queue while it
+// is not empty, so an idle display costs none.
+func (d *display) do(f func()) {
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	d.jobs = append(d.jobs, f)
+	if !d.working {
+		d.working = true
+		go d.work()
+	}
+}
+
+// run is do, then waits until f has run. It is never called from a job
+// (a job waiting on a queue would wait on itself, or on another display
+// that may be waiting on it).
+func (d *display) run(f func()) {
+	done := make(chan struct{})
+	d.do(func() { defer close(done); f() })
+	<-done
+}
+
+// work runs the queued jobs in order until the queue is empty.
+func (d *display) work() {
+	for {
+		d.qmu.Lock()
+		if len(d.jobs) == 0 {
+			d.working = false
+			d.qmu.Unlock()
+			return
+		}
+		f := d.jobs[0]
+		d.jobs[0] = nil
+		d.jobs = d.jobs[1:]
+		d.qmu.Unlock()
+		d.mu.Lock()
+		f()
+		d.mu.Unlock()
+	}
+}
+
+// outside runs f, an I/O step of the running job, with mu released. The
+// job keeps its turn: no other operation of this display runs meanwhile,
+// so f works on values the job read before, and the job goes on from
+// where it was. Only the views may take mu meanwhile.
+func (d *display) outside(f func()) {
+	d.mu.Unlock()
+	defer d.mu.Lock()
+	f()
+}
+
+// publishLocked journals ev with mu released (see outside).
+func (d *display) publishLocked(ev payment.Event) error {
+	var err error
+	d.outside(func() { err = d.s.publish(ev) })
+	return err
+}
+
+// txnLocked reads payment id from the journal with mu released.
+func (d *display) txnLocked(id string) (t payment.Txn, err error) {
+	d.outside(func() { t, err = d.s.bus.Journal().Txn(d.s.ctx, id) })
+	return t, err
 }
 
 func newSessionID() string {
@@ -272,8 +357,10 @@ func (d *display) labelSafe() string {
 // display, its screen for a resumed one (the result of a payment finished
 // meanwhile), then the configuration.
 func (d *display) attach(c *conn) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.run(func() { d.attachLocked(c) })
+}
+
+func (d *display) attachLocked(c *conn) {
 	if old := d.conn; old != nil && old != c {
 		d.s.log.Info("display connection replaced", "display", d.label, "old", old.addr, "new", c.addr)
 		// Not under the lock: a dead tablet never answers the close, and
@@ -327,15 +414,18 @@ func (d *display) askDeviceInfoLocked() {
 // detach forgets c; the session waits ResumeWindow for a reconnect (for
 // as long as its payment is in flight, and longer).
 func (d *display) detach(c *conn, reason string) {
-	d.mu.Lock()
-	if d.conn != c {
-		d.mu.Unlock()
+	mine, label := false, ""
+	d.run(func() {
+		if d.conn != c {
+			return
+		}
+		mine, label = true, d.label
+		d.conn = nil
+		d.armExpireLocked()
+	})
+	if !mine {
 		return
 	}
-	d.conn = nil
-	label := d.label
-	d.armExpireLocked()
-	d.mu.Unlock()
 	d.s.log.Info("display disconnected", "display", label, "remote", c.addr, "reason", reason)
 	d.s.publish(payment.Event{Kind: payment.KindConnection, Peer: label, Detail: "display disconnected: " + reason})
 }
@@ -350,27 +440,24 @@ func (d *display) armExpireLocked() {
 // expired drops a session whose display did not come back, unless its
 // payment is still in flight.
 func (d *display) expired() {
-	d.mu.Lock()
-	if d.conn != nil || d.s.ctx.Err() != nil {
-		d.mu.Unlock()
-		return
-	}
-	if d.inFlight {
-		d.armExpireLocked()
-		d.mu.Unlock()
-		return
-	}
-	d.stopTimersLocked()
-	label, txn := d.label, d.railTxn
-	d.mu.Unlock()
-	d.s.mu.Lock()
-	delete(d.s.sessions, d.id)
-	if txn != "" && d.s.byTxn[txn] == d {
-		delete(d.s.byTxn, txn)
-	}
-	d.s.forgetFlows(d)
-	d.s.mu.Unlock()
-	d.s.log.Info("display session expired", "display", label)
+	d.do(func() {
+		if d.conn != nil || d.s.ctx.Err() != nil {
+			return
+		}
+		if d.inFlight {
+			d.armExpireLocked()
+			return
+		}
+		d.stopTimersLocked()
+		d.s.mu.Lock()
+		delete(d.s.sessions, d.id)
+		if d.railTxn != "" && d.s.byTxn[d.railTxn] == d {
+			delete(d.s.byTxn, d.railTxn)
+		}
+		d.s.forgetFlows(d)
+		d.s.mu.Unlock()
+		d.s.log.Info("display session expired", "display", d.label)
+	})
 }
 
 // handle acts on one inbound frame and returns the session now serving
@@ -393,17 +480,20 @@ func (d *display) handle(c *conn, frame []byte) *display {
 			if n := d.handOver(c, e, "its flow "+a.TxnID); n != nil {
 				d = n
 			} else if a.Kind == ActPaymentResult {
-				e.mu.Lock()
-				e.paymentResultLocked(a)
-				e.mu.Unlock()
+				e.run(func() { e.paymentResultLocked(a) })
 				return d
 			}
 		}
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.run(func() { d.actLocked(c, a, frame) })
+	return d
+}
+
+// actLocked acts on a decoded frame from c, if c is still the display's
+// connection.
+func (d *display) actLocked(c *conn, a Action, frame []byte) {
 	if d.conn != c {
-		return d
+		return
 	}
 	switch a.Kind {
 	case ActPing:
@@ -415,11 +505,11 @@ func (d *display) handle(c *conn, frame []byte) *display {
 	case ActOther:
 		if err := d.expectLocked(a, ScreenAmountSelect, ScreenKeypad); err != nil {
 			d.rejectLocked(frame, err)
-			return d
+			return
 		}
 		if d.s.opts.NoOther {
 			d.rejectLocked(frame, &DecodeError{Code: CodeInvalidAmount, Reason: "other amounts are not offered; choose a preset"})
-			return d
+			return
 		}
 		d.showLocked(ScreenKeypad, Data{"currency": d.s.symbol, "minAmount": d.s.opts.Min, "maxAmount": d.s.opts.Max})
 	case ActAmount:
@@ -435,10 +525,9 @@ func (d *display) handle(c *conn, frame []byte) *display {
 	case ActReport:
 		d.s.log.Warn("display reported on its own terminal", "display", d.label, "type", a.MessageType,
 			"code", a.Code, "reason", a.Reason, "result", a.Details["Result"])
-		d.s.publish(payment.Event{Kind: payment.KindNotice, TxnID: d.railTxn, Peer: d.label,
+		d.publishLocked(payment.Event{Kind: payment.KindNotice, TxnID: d.railTxn, Peer: d.label,
 			Detail: fmt.Sprintf("display %s: %s %s %s", a.MessageType, a.Details["Result"], a.Code, a.Reason)})
 	}
-	return d
 }
 
 // expectLocked checks that an action answers the screen shown and names
@@ -505,24 +594,30 @@ func (d *display) checkLimitLocked(amt payment.Money, reserve bool) (ok bool, re
 		}
 		return true, 0, nil
 	}
-	d.s.limitMu.Lock()
-	defer d.s.limitMu.Unlock()
-	used, err := d.s.usedToday(d.s.ctx)
-	if err != nil {
-		d.s.log.Error("daily limit unknown", "err", err)
-		return false, 0, err
-	}
-	limit := o.DailyLimit * d.s.unit
-	if used+amt.Minor <= limit {
-		if reserve {
-			d.reserved.Store(amt.Minor)
+	label := d.label
+	// The journal read, under limitMu, runs outside the display's lock.
+	d.outside(func() {
+		d.s.limitMu.Lock()
+		defer d.s.limitMu.Unlock()
+		used, uerr := d.s.usedToday(d.s.ctx)
+		if uerr != nil {
+			d.s.log.Error("daily limit unknown", "err", uerr)
+			err = uerr
+			return
 		}
-		return true, 0, nil
-	}
-	remaining = max(limit-used, 0) / d.s.unit
-	d.s.log.Info("display amount over the daily limit", "display", d.label, "amount", amt.Decimal(),
-		"limit", o.DailyLimit, "used", payment.FormatMinor(used), "remaining", remaining)
-	return false, remaining, nil
+		limit := o.DailyLimit * d.s.unit
+		if used+amt.Minor <= limit {
+			if reserve {
+				d.reserved.Store(amt.Minor)
+			}
+			ok = true
+			return
+		}
+		remaining = max(limit-used, 0) / d.s.unit
+		d.s.log.Info("display amount over the daily limit", "display", label, "amount", amt.Decimal(),
+			"limit", o.DailyLimit, "used", payment.FormatMinor(used), "remaining", remaining)
+	})
+	return ok, remaining, err
 }
 
 // receiptLocked takes the answer to RECEIPT_QUESTION (YES or NO), notes it
@@ -544,7 +639,7 @@ func (d *display) receiptLocked(a Action, frame []byte) {
 		wants = "a card receipt"
 	}
 	d.s.log.Info("receipt answer", "display", d.label, "txn", d.railTxn, "answer", a.SelectionMethod)
-	d.s.publish(payment.Event{Kind: payment.KindStep, TxnID: d.railTxn, Peer: d.label, Detail: "the customer wants " + wants})
+	d.publishLocked(payment.Event{Kind: payment.KindStep, TxnID: d.railTxn, Peer: d.label, Detail: "the customer wants " + wants})
 	d.showLocked(ScreenPrintTicket, Data{})
 }
 
@@ -596,9 +691,17 @@ func (d *display) methodLocked(a Action, frame []byte) {
 	d.method = m.Name
 	d.inFlight, d.railTxn, d.result, d.pay = true, "", nil, nil
 	d.showLocked(ScreenProcessing, Data{})
-	ctx, cancel := context.WithTimeout(d.s.ctx, startTimeout)
-	id, err := m.Rail.Start(ctx, payment.Request{Mode: m.Mode, Amount: d.amount, Target: m.Target})
-	cancel()
+	req := payment.Request{Mode: m.Mode, Amount: d.amount, Target: m.Target}
+	var id string
+	var err error
+	// The rail journals and sends: outside the lock. The display's other
+	// operations wait their turn (its outcome is read back below if it
+	// came first); the other displays do not wait at all.
+	d.outside(func() {
+		ctx, cancel := context.WithTimeout(d.s.ctx, startTimeout)
+		id, err = m.Rail.Start(ctx, req)
+		cancel()
+	})
 	if err != nil {
 		d.inFlight = false
 		d.reserved.Store(0)
@@ -658,9 +761,15 @@ func (d *display) processingData() Data {
 }
 
 // outcome shows the result of the display's payment id.
+//
+// It queues the work on the display's executor and returns at once: the
+// bus's follower, which calls it, never waits for one display's journal
+// or rail.
 func (d *display) outcome(id string, st payment.Status, r *payment.Result) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.do(func() { d.outcomeLocked(id, st, r) })
+}
+
+func (d *display) outcomeLocked(id string, st payment.Status, r *payment.Result) {
 	if d.railTxn != id || !d.inFlight {
 		return
 	}
@@ -682,7 +791,7 @@ func (d *display) outcome(id string, st payment.Status, r *payment.Result) {
 		// The customer is told what happened in words for them; the
 		// rail's reason is in the journal and the log.
 		code, text := failure(st)
-		if t, err := d.s.bus.Journal().Txn(d.s.ctx, id); err == nil && t.HasFlag(flagUnderpaid) {
+		if t, err := d.txnLocked(id); err == nil && t.HasFlag(flagUnderpaid) {
 			text = "Only part of the amount was paid. Please ask staff for a refund"
 		}
 		msg = Message{Screen: ScreenFailed, Data: Data{"errorMessage": text, "errorCode": code}}
@@ -753,9 +862,12 @@ func (d *display) cancelLocked(reason string) {
 	if d.inFlight && d.railTxn != "" {
 		if m, ok := d.s.method(d.method); ok {
 			d.s.log.Info("display cancelled its payment", "display", d.label, "txn", d.railTxn, "reason", reason)
-			if err := m.Rail.Cancel(d.railTxn); err != nil {
-				d.s.log.Warn("cancel refused by the rail", "txn", d.railTxn, "err", err)
-			}
+			id := d.railTxn
+			d.outside(func() {
+				if err := m.Rail.Cancel(id); err != nil {
+					d.s.log.Warn("cancel refused by the rail", "txn", id, "err", err)
+				}
+			})
 		}
 		d.showLocked(ScreenProcessing, Data{})
 		return
@@ -765,9 +877,12 @@ func (d *display) cancelLocked(reason string) {
 }
 
 // operatorReset is ResetDisplay for one display.
-func (d *display) operatorReset() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+func (d *display) operatorReset() (err error) {
+	d.run(func() { err = d.operatorResetLocked() })
+	return err
+}
+
+func (d *display) operatorResetLocked() error {
 	if d.inFlight {
 		return fmt.Errorf("reset display %s: payment %s is in flight; its outcome must reach the customer", d.label, d.railTxn)
 	}
@@ -810,25 +925,23 @@ func (d *display) deviceInfo(c *conn, a Action) *display {
 		// session waiting for the display at that address is this one.
 		if other := s.byAddress(ip, d); other != nil {
 			if n := d.handOver(c, other, "its address "+ip); n != nil {
-				n.mu.Lock()
-				n.app, n.deviceIP = true, ip
-				n.mu.Unlock()
+				n.run(func() { n.app, n.deviceIP = true, ip })
 				return n
 			}
 		}
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if device != "" {
-		d.label = device
-	}
-	if ip != "" {
-		d.app, d.deviceIP = true, ip
-		s.log.Info("display reported its address", "display", d.label, "ip", ip)
-	}
-	if d.conn == c {
-		d.sendConfigLocked()
-	}
+	d.run(func() {
+		if device != "" {
+			d.label = device
+		}
+		if ip != "" {
+			d.app, d.deviceIP = true, ip
+			s.log.Info("display reported its address", "display", d.label, "ip", ip)
+		}
+		if d.conn == c {
+			d.sendConfigLocked()
+		}
+	})
 	return d
 }
 
@@ -837,13 +950,14 @@ func (d *display) deviceInfo(c *conn, a Action) *display {
 // payment, no result): d is dropped and e is shown on c where it was. It
 // returns e, or nil when d keeps c.
 func (d *display) handOver(c *conn, e *display, why string) *display {
-	d.mu.Lock()
-	fresh := d.conn == c && !d.inFlight && d.railTxn == "" && d.result == nil
-	if fresh {
-		d.conn = nil
-		d.stopTimersLocked()
-	}
-	d.mu.Unlock()
+	fresh := false
+	d.run(func() {
+		fresh = d.conn == c && !d.inFlight && d.railTxn == "" && d.result == nil
+		if fresh {
+			d.conn = nil
+			d.stopTimersLocked()
+		}
+	})
 	if !fresh {
 		return nil
 	}
@@ -956,10 +1070,13 @@ func (d *display) showLocked(scr Screen, data Data) {
 	if data == nil {
 		data = Data{}
 	}
+	// Journaled before the state changes: the consoles' views, which may
+	// look while the journal writes, never see a screen the journal does
+	// not have.
+	raw := d.journalLocked(d.messageLocked(TypeScreenChange, scr, data), d.railTxn, "display "+string(scr))
 	d.screen, d.data = scr, data
 	d.gen++
 	d.stopTimersLocked()
-	raw := d.journalLocked(d.messageLocked(TypeScreenChange, scr, data), d.railTxn, "display "+string(scr))
 	if raw == nil {
 		return
 	}
@@ -977,7 +1094,7 @@ func (d *display) messageLocked(typ string, scr Screen, data Data) Message {
 // not on disk is not shown.
 func (d *display) journalLocked(msg Message, txn, detail string) []byte {
 	raw := msg.Encode()
-	if err := d.s.publish(payment.Event{Kind: payment.KindMessage, TxnID: txn, Peer: d.label, Detail: detail, Raw: raw}); err != nil {
+	if err := d.publishLocked(payment.Event{Kind: payment.KindMessage, TxnID: txn, Peer: d.label, Detail: detail, Raw: raw}); err != nil {
 		return nil
 	}
 	return raw
@@ -1007,9 +1124,10 @@ func (d *display) writeLocked(typ string, scr Screen, raw []byte, journaled bool
 		// under way. The session is detached now, so its steps wait and the
 		// reconnect shows it its screen; the reader's detach is then a no-op.
 		go c.ws.CloseNow()
+		// Journaled before the views see the display disconnected.
+		d.publishLocked(payment.Event{Kind: payment.KindConnection, Peer: d.label, Detail: "display disconnected: " + reason})
 		d.conn = nil
 		d.armExpireLocked()
-		d.s.publish(payment.Event{Kind: payment.KindConnection, Peer: d.label, Detail: "display disconnected: " + reason})
 		return
 	case err != nil:
 		d.s.log.Info("display message dropped: connection closing", "display", d.label, "type", typ, "screen", scr)
@@ -1024,12 +1142,11 @@ func (d *display) writeLocked(typ string, scr Screen, raw []byte, journaled bool
 
 // reject answers a refused frame with ERROR (the connection stays open).
 func (d *display) reject(c *conn, frame []byte, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.conn != c {
-		return
-	}
-	d.rejectLocked(frame, err)
+	d.run(func() {
+		if d.conn == c {
+			d.rejectLocked(frame, err)
+		}
+	})
 }
 
 func (d *display) rejectLocked(frame []byte, err error) {
@@ -1043,7 +1160,7 @@ func (d *display) rejectLocked(frame []byte, err error) {
 		// dropped unanswered.
 		if c.shutdown() {
 			d.s.log.Warn("display closed: too many refused messages", "display", d.label, "remote", c.addr, "limit", maxRefusals, "window", refusalWindow)
-			d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label,
+			d.publishLocked(payment.Event{Kind: payment.KindRejected, Peer: d.label,
 				Detail: fmt.Sprintf("display closed: more than %d messages refused within %s", maxRefusals, refusalWindow)})
 			go c.closeWith(websocket.StatusPolicyViolation, "too many refused messages", d.app)
 		}
@@ -1056,7 +1173,7 @@ func (d *display) rejectLocked(frame []byte, err error) {
 			detail += fmt.Sprintf(" (and %d refusals before it not journaled: over %g a second)", dropped, rejectRate)
 		}
 		d.s.log.Warn("display message refused", "display", d.label, "code", code, "reason", err.Error(), "raw", trunc(string(safe)), "not_journaled_before", dropped)
-		d.s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: detail, Raw: safe})
+		d.publishLocked(payment.Event{Kind: payment.KindRejected, Peer: d.label, Detail: detail, Raw: safe})
 	}
 	d.sendLocked(d.messageLocked(TypeError, d.screen, Data{"errorCode": code, "errorMessage": customerText(code)}))
 }
@@ -1073,12 +1190,12 @@ func (d *display) stopTimersLocked() {
 func (d *display) afterLocked(delay time.Duration, f func()) {
 	gen := d.gen
 	d.timer = time.AfterFunc(delay, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.gen != gen || d.s.ctx.Err() != nil {
-			return
-		}
-		f()
+		d.do(func() {
+			if d.gen != gen || d.s.ctx.Err() != nil {
+				return
+			}
+			f()
+		})
 	})
 }
 
@@ -1128,7 +1245,7 @@ func (d *display) armLocked() {
 			}
 			d.afterLocked(max(d.localDue.Sub(o.Now()), 0), func() {
 				d.s.log.Warn("display did not report its payment; marking it unknown", "display", d.label, "txn", id, "awaited", what)
-				d.s.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusUnknown, Peer: d.label,
+				d.publishLocked(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusUnknown, Peer: d.label,
 					Detail: fmt.Sprintf("no %s from the display within %s: check its terminal", what, o.LocalTimeout)})
 			})
 		}
