@@ -258,9 +258,15 @@ func TestPaymentFlows(t *testing.T) {
 
 	t.Run("a result after the timeout is journaled and flagged", func(t *testing.T) {
 		h := newHarness(t, protocol.Options{ResultTimeout: 200 * time.Millisecond})
-		h.sim(possim.Options{ResultDelay: 600 * time.Millisecond})
+		pos := dialRaw(t, h.addr)
+		h.wait(5*time.Second, "connection", func(ev payment.Event) bool { return ev.Kind == payment.KindConnection })
 		id := h.start(payment.ModeCard, 500, "")
+		pos.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POS001"})
 		h.waitStatus(id, payment.StatusTimedOut)
+		// Sent once the timeout is journaled, the result is late however
+		// long the kiosk took to time out on a loaded machine.
+		pos.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POS001",
+			"authorization_code": "AUTH411", "card_last4": "4242", "transaction_id": "000411", "amount": 5})
 		late := h.wait(5*time.Second, "the late result", func(ev payment.Event) bool {
 			return ev.TxnID == id && ev.Kind == payment.KindLate
 		})
