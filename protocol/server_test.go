@@ -82,10 +82,24 @@ func (h *harness) waitStatusFor(d time.Duration, id string, st payment.Status) p
 			}
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out after %s waiting for %s to become %s", d, id, st)
+			h.t.Fatalf("timed out after %s waiting for %s to become %s; the journal:\n%s", d, id, st, h.journalDump())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// journalDump lists the journal's events (rejections included), for a
+// failure to say what the kiosk did instead.
+func (h *harness) journalDump() string {
+	evs, err := h.j.EventsSince(context.Background(), 0, 200)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "  %s %s %s %s %s: %s\n", ev.Time.Format("15:04:05.000"), ev.Kind, ev.TxnID, ev.Status, ev.Peer, ev.Detail)
+	}
+	return b.String()
 }
 
 // sim starts a simulated POS and waits until the kiosk has it.
