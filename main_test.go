@@ -112,6 +112,26 @@ func (l *lines) waitFor(t *testing.T, re *regexp.Regexp) []string {
 	return nil
 }
 
+// waitForLog waits until the JSON-lines log at path holds a record with
+// message msg: the event to wait for when the console does not print one
+// (or may print it before the test is watching). The records wanted come
+// within a second; 10 s leaves room for a loaded machine.
+func waitForLog(t *testing.T, path, msg string) {
+	t.Helper()
+	want := []byte(`"msg":` + strconv.Quote(msg))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if bytes.Contains(b, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the log %s:\n%s", want, path, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // fakePOS is a POS that acknowledges requests and never sends a result.
 func fakePOS(t *testing.T, addr string, got chan<- *protocol.Message) {
 	t.Helper()

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The demo drives M-Pesa end to end through the real binary in line
@@ -114,7 +113,10 @@ register-c2b = true
 // approved.
 func TestMPesaKilledAndRestarted(t *testing.T) {
 	dir := t.TempDir()
-	_, _, simOut := startPaydesk(t, []string{"PAYDESK_LOG=" + filepath.Join(dir, "sim.log")}, "sim", "daraja", "--listen", "127.0.0.1:0", "--delay", "3s")
+	// The customer answers 3 s after the push: paydesk is killed a moment
+	// after it prints the wait, well before.
+	simLog := filepath.Join(dir, "sim.log")
+	_, _, simOut := startPaydesk(t, []string{"PAYDESK_LOG=" + simLog}, "sim", "daraja", "--listen", "127.0.0.1:0", "--delay", "3s")
 	url := simOut.waitFor(t, regexp.MustCompile(`daraja on (http://\S+)`))[1]
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -138,7 +140,8 @@ func TestMPesaKilledAndRestarted(t *testing.T) {
 	out.waitFor(t, regexp.MustCompile(`waiting for the customer to enter the M-Pesa PIN`))
 	cmd.Process.Kill()
 	cmd.Wait()
-	time.Sleep(3500 * time.Millisecond) // the callback finds nobody; the outcome is final at Daraja
+	// The callback finds nobody; the outcome is final at Daraja.
+	waitForLog(t, simLog, "sandbox callback failed")
 
 	_, stdin, out = run()
 	out.waitFor(t, regexp.MustCompile(`UNKNOWN `+id+` stk_push 120\.00`))

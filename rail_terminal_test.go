@@ -32,10 +32,14 @@ func TestTerminalRailWithSimCommand(t *testing.T) {
 	link := filepath.Join(dir, "tty")
 	simTerminal(t, dir, link)
 
-	journal := filepath.Join(dir, "journal.db")
+	journal, logPath := filepath.Join(dir, "journal.db"), filepath.Join(dir, "paydesk.log")
 	cmd, stdin, out := startPaydesk(t, []string{"XDG_CONFIG_HOME=" + dir},
-		"--plain", "--listen", "127.0.0.1:0", "--journal", journal, "--terminal-port", link, "--terminal-currency", "EUR")
+		"--plain", "--listen", "127.0.0.1:0", "--journal", journal, "--log", logPath, "--terminal-port", link, "--terminal-currency", "EUR")
 	out.waitFor(t, regexp.MustCompile(`Select option`))
+	// The driver starts beside the console, which refuses item 8 until it
+	// runs ("the terminal driver is not running"): wait for the port to be
+	// open. The console's own line for it may come before it subscribes.
+	waitForLog(t, logPath, "terminal port open")
 	io.WriteString(stdin, "8\n12.50\n")
 	out.waitFor(t, regexp.MustCompile(`Enter amount \(EUR\)`))
 	id := out.waitFor(t, regexp.MustCompile(`Transaction ID: (TRM[0-9A-Z]{10})`))[1]

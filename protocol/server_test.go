@@ -82,10 +82,24 @@ func (h *harness) waitStatusFor(d time.Duration, id string, st payment.Status) p
 			}
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out after %s waiting for %s to become %s", d, id, st)
+			h.t.Fatalf("timed out after %s waiting for %s to become %s; the journal:\n%s", d, id, st, h.journalDump())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// journalDump lists the journal's events (rejections included), for a
+// failure to say what the kiosk did instead.
+func (h *harness) journalDump() string {
+	evs, err := h.j.EventsSince(context.Background(), 0, 200)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "  %s %s %s %s %s: %s\n", ev.Time.Format("15:04:05.000"), ev.Kind, ev.TxnID, ev.Status, ev.Peer, ev.Detail)
+	}
+	return b.String()
 }
 
 // sim starts a simulated POS and waits until the kiosk has it.
@@ -258,9 +272,15 @@ func TestPaymentFlows(t *testing.T) {
 
 	t.Run("a result after the timeout is journaled and flagged", func(t *testing.T) {
 		h := newHarness(t, protocol.Options{ResultTimeout: 200 * time.Millisecond})
-		h.sim(possim.Options{ResultDelay: 600 * time.Millisecond})
+		pos := dialRaw(t, h.addr)
+		h.wait(5*time.Second, "connection", func(ev payment.Event) bool { return ev.Kind == payment.KindConnection })
 		id := h.start(payment.ModeCard, 500, "")
+		pos.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POS001"})
 		h.waitStatus(id, payment.StatusTimedOut)
+		// Sent once the timeout is journaled, the result is late however
+		// long the kiosk took to time out on a loaded machine.
+		pos.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POS001",
+			"authorization_code": "AUTH411", "card_last4": "4242", "transaction_id": "000411", "amount": 5})
 		late := h.wait(5*time.Second, "the late result", func(ev payment.Event) bool {
 			return ev.TxnID == id && ev.Kind == payment.KindLate
 		})

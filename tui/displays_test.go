@@ -69,7 +69,6 @@ func TestDisplaysView(t *testing.T) {
 	waitText(t, tm, "Customer displays")
 	tm.Type("v")
 	waitText(t, tm, "SN-0042")
-	time.Sleep(50 * time.Millisecond)
 	golden.RequireEqual(t, []byte(final(t, tm)))
 }
 

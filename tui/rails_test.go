@@ -153,7 +153,11 @@ func TestOtherRails(t *testing.T) {
 
 // instantRail decides a payment before Start returns its id, as a terminal
 // that refuses at once does: the console must still show the outcome.
-type instantRail struct{ scriptRail }
+// Start returns once the console has handled the outcome (seen).
+type instantRail struct {
+	scriptRail
+	seen chan struct{}
+}
 
 func (r *instantRail) Start(ctx context.Context, req payment.Request) (string, error) {
 	id, err := r.scriptRail.Start(ctx, req)
@@ -162,14 +166,40 @@ func (r *instantRail) Start(ctx context.Context, req payment.Request) (string, e
 	}
 	_, err = r.bus.Publish(ctx, payment.Event{Kind: payment.KindTransition, Rail: r.rail, TxnID: id,
 		Status: payment.StatusDeclined, Detail: "declined by the issuer", Result: &payment.Result{Reason: "declined by the issuer"}})
-	time.Sleep(100 * time.Millisecond) // let the console see the events first
+	// The console sees the events first; it needs milliseconds, 10 s is
+	// for a loaded machine.
+	select {
+	case <-r.seen:
+	case <-time.After(10 * time.Second):
+		return "", errors.New("test: the console did not handle the outcome within 10 s")
+	}
 	return id, err
+}
+
+// seenModel is the console that closes seen once it has handled a
+// declined outcome.
+type seenModel struct {
+	testModel
+	seen chan struct{}
+	once *sync.Once
+}
+
+func (m seenModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	next, cmd := m.testModel.Update(msg)
+	if ev, ok := msg.(eventMsg); ok && ev.Status == payment.StatusDeclined {
+		m.once.Do(func() { close(m.seen) })
+	}
+	m.testModel = next.(testModel)
+	return m, cmd
 }
 
 func TestOutcomeBeforeStartReturns(t *testing.T) {
 	bus := testBus(t)
-	term := &instantRail{scriptRail{bus: bus, rail: payment.RailTerminal, health: payment.Health{Up: true, Detail: "ready"}}}
-	tm := startWithRails(t, Rails{Terminal: term}, bus)
+	term := &instantRail{scriptRail: scriptRail{bus: bus, rail: payment.RailTerminal, health: payment.Health{Up: true, Detail: "ready"}},
+		seen: make(chan struct{})}
+	cfg := testConfig()
+	cfg.Rails = Rails{Terminal: term}
+	tm := teatest.NewTestModel(t, seenModel{testModel{New(cfg, &fakeRail{}, bus)}, term.seen, &sync.Once{}}, teatest.WithInitialTermSize(80, 24))
 	waitText(t, tm, "terminal ready")
 	typeText(tm, "8")
 	waitText(t, tm, "on the unattended terminal")
