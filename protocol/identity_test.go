@@ -249,3 +249,29 @@ func TestContestedPaymentEndsUnknown(t *testing.T) {
 		t.Errorf("unknown transition says %q", ev.Detail)
 	}
 }
+
+func TestAnAnswerBeforeItsPOSSaidWhoItIs(t *testing.T) {
+	// A POS that reconnects mid-payment may have its result read on the
+	// new connection before the kiosk has read, on the old one, the ack
+	// that says which POS it is. The result cannot be tied to the payment
+	// then and is refused; but an authentic answer was seen, so the
+	// payment's outcome is not known: unknown, never timed_out.
+	// 5 s: ample for the refused result to be read on a loaded machine.
+	h := newHarness(t, protocol.Options{ResultTimeout: 5 * time.Second})
+	a := dialRaw(t, h.addr)
+	h.waitConn()
+	id := h.start(payment.ModeCard, 500, "")
+	a.request(t)
+	c := dialRaw(t, h.addr)
+	h.waitConn()
+	c.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA",
+		"authorization_code": "AUTH1", "card_last4": "4242", "transaction_id": "000411"})
+	h.waitTxnEvent(id, payment.KindRejected)
+	a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
+	a.Close()
+	// 30 s: the ack timeout (10 s) must pass first.
+	ev := h.waitStatusFor(30*time.Second, id, payment.StatusUnknown)
+	if ev.Flag != protocol.FlagContested || !strings.Contains(ev.Detail, "transaction_result success") {
+		t.Errorf("unknown transition: flag %q, detail %q", ev.Flag, ev.Detail)
+	}
+}

@@ -497,6 +497,14 @@ func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
 		if !t.acceptsFrom(c) {
 			s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
 				m.Type, t.id, c.label(), t.peerLabel()), Err: ErrWrongPOS})
+			// The answer is authentic (it passed the signature check) and
+			// may be the POS's own, read on its new connection before its
+			// old one said which POS it is: if nothing the kiosk can accept
+			// follows, the payment's outcome is not known.
+			if t.contested == "" {
+				t.contested = fmt.Sprintf("another connection (%s) sent %s for it, refused because the request went to %s",
+					c.label(), strings.TrimSpace(m.Type+" "+m.Status), t.peerLabel())
+			}
 			return
 		}
 		t.handle(m, raw)
