@@ -222,7 +222,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 			lipgloss.SetColorProfile(termenv.Ascii) // https://no-color.org
 		}
 		m := tui.New(tui.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor, Demo: demo,
-			DemoNotes: notes, DemoBrief: strings.Join(renv.briefs, "\n"), Rails: rails, Displays: disp, Unresolved: rec.Unresolved}, srv, bus)
+			DemoNotes: notes, DemoBrief: strings.Join(renv.briefs, "\n"), DevSecret: cfg.devSec && !demo, Rails: rails, Displays: disp, Unresolved: rec.Unresolved}, srv, bus)
 		_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx)).Run()
 		if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 			return nil
@@ -230,7 +230,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		return err
 	}
 	con := plain.New(plain.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor,
-		Banner: banner, Terminal: rails.Terminal, MPesa: rails.MPesa, Unresolved: rec.Unresolved}, srv, bus, stdout)
+		Banner: banner, DevSecret: cfg.devSec && !demo, Terminal: rails.Terminal, MPesa: rails.MPesa, Unresolved: rec.Unresolved}, srv, bus, stdout)
 	err = con.Run(ctx, stdin)
 	if errors.Is(err, context.Canceled) {
 		return nil

@@ -44,6 +44,9 @@ type Config struct {
 	MaxMinor int64
 	// Banner lines printed before the menu (warnings, demo outcomes).
 	Banner []string
+	// DevSecret is set while the POS link uses the public development
+	// secret; status (6) says so.
+	DevSecret bool
 	// Terminal (item 8) and MPesa (item 9) are the other rails; nil ones
 	// are not configured and their items say so.
 	Terminal payment.Starter
@@ -558,6 +561,9 @@ func (c *Console) status(ctx context.Context) {
 	now := c.cfg.Now()
 	peers := c.rail.Peers()
 	c.printf("\nKiosk %s, listening on %s\n", c.cfg.KioskID, c.cfg.Listen)
+	if c.cfg.DevSecret {
+		c.printf("Secret: the public development secret; anyone can sign POS messages. Set PAYDESK_SECRET or --secret-file (the POS needs the same secret).\n")
+	}
 	c.printf("Connected POS terminals: %d\n", len(peers))
 	def := c.rail.DefaultTarget()
 	for _, p := range peers {
@@ -604,7 +610,11 @@ func (c *Console) status(ctx context.Context) {
 			total += n
 		}
 	}
-	c.printf("Journal: %d transactions", total)
+	if total == 1 {
+		c.printf("Journal: 1 transaction")
+	} else {
+		c.printf("Journal: %d transactions", total)
+	}
 	if len(parts) > 0 {
 		c.printf(" (%s)", strings.Join(parts, ", "))
 	}

@@ -47,7 +47,7 @@ func (m Model) displaysView() string {
 		b.WriteString("  none connected\n")
 	}
 	// Show the rows that fit, keeping the cursor in view.
-	rows := max(m.height-8-len(m.health), 3)
+	rows := max(m.height-8-len(m.health)-m.warnLines(), 3)
 	first := 0
 	if m.displayCursor >= rows {
 		first = m.displayCursor - rows + 1

@@ -75,7 +75,7 @@ func (m Model) View() string {
 	case scrTill:
 		body = m.tillScreen()
 	case scrLog:
-		body = m.styles.Title.Render("Event log") + "\n" + m.log.view(m.width, max(m.height-6, 3))
+		body = m.styles.Title.Render("Event log") + "\n" + m.log.view(m.width, max(m.height-6-m.warnLines(), 3))
 	}
 	footer := m.help.View(helpFor{m})
 	if m.confirmQuit {
@@ -115,6 +115,19 @@ func wrap(text string, width int) string {
 	return ansi.Wrap(text, width, " ")
 }
 
+// devSecretWarning is the header's line while the POS link uses the
+// public development secret, which anyone can sign POS messages with.
+const devSecretWarning = "! public development secret: set PAYDESK_SECRET or --secret-file"
+
+// warnLines is how many lines the development secret's warning takes in
+// the header, for the screens that fit a list to the window.
+func (m Model) warnLines() int {
+	if m.cfg.DevSecret {
+		return 1
+	}
+	return 0
+}
+
 func (m Model) headerView() string {
 	s := m.styles
 	n := len(m.peers)
@@ -125,6 +138,9 @@ func (m Model) headerView() string {
 	h := s.Header.Render("paydesk "+m.cfg.KioskID) + s.Muted.Render("  listening on "+m.cfg.Listen+"  ") + state
 	if m.cfg.Demo {
 		h = s.Demo.Render("DEMO ") + h
+	}
+	if m.cfg.DevSecret {
+		h += "\n" + s.ErrorText.Render(devSecretWarning)
 	}
 	// The other rails' health goes on a line of its own, so the header
 	// fits 80 columns however many rails there are.
@@ -172,7 +188,7 @@ func (m Model) menuView() string {
 	}
 	if m.cfg.Demo && m.cfg.DemoNotes != "" {
 		// Header, blank, menu, blank, footer: the notes get what is left.
-		used := 4 + len(m.items()) + 2*len(m.cfg.Unresolved)
+		used := 4 + len(m.items()) + 2*len(m.cfg.Unresolved) + m.warnLines()
 		if len(m.health) > 0 || m.cfg.Displays != nil {
 			used++
 		}
@@ -353,6 +369,14 @@ func (m Model) resultView() string {
 	return v + "\n" + s.Muted.Render(line)
 }
 
+// plural is "1 transaction", "2 transactions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -363,6 +387,10 @@ func orDash(s string) string {
 func (m Model) statusView() string {
 	s := m.styles
 	var b strings.Builder
+	if m.cfg.DevSecret {
+		b.WriteString(s.ErrorText.Render("Secret: the public development secret; anyone can sign POS messages.") + "\n" +
+			"  Set PAYDESK_SECRET or --secret-file (the POS needs the same secret).\n\n")
+	}
 	b.WriteString(s.Title.Render("Connected POS") + "\n")
 	if len(m.peers) == 0 {
 		b.WriteString("  none\n")
@@ -374,7 +402,7 @@ func (m Model) statusView() string {
 		}
 		refused := ""
 		if p.Rejected > 0 {
-			refused = fmt.Sprintf("  %d frames refused", p.Rejected)
+			refused = "  " + plural(int(p.Rejected), "frame") + " refused"
 		}
 		b.WriteString(fmt.Sprintf("  %-8s %-21s since %s  last %s%s\n", orDash(p.ID), p.Addr, p.Since.Format("15:04:05"), last, refused))
 	}
@@ -406,7 +434,7 @@ func (m Model) statusView() string {
 	for _, ev := range m.unrecorded {
 		b.WriteString(wrap("  "+ev.Detail, m.width) + "\n")
 	}
-	b.WriteString(fmt.Sprintf("\nJournal: %d transactions", total))
+	b.WriteString("\nJournal: " + plural(total, "transaction"))
 	if len(parts) > 0 {
 		b.WriteString(" (" + strings.Join(parts, ", ") + ")")
 	}

@@ -1,0 +1,28 @@
+package plain_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"paydesk/plain"
+	"paydesk/protocol"
+)
+
+// 6 (status) says when the public development secret is in use, and
+// counts one transaction in the singular.
+func TestStatusWarnsOfDevSecret(t *testing.T) {
+	k := newKiosk(t, protocol.Options{}, "POS001")
+	out := k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", DevSecret: true}, "1\n25.50\n6\n7\n")
+	if !strings.Contains(out, "Secret: the public development secret") {
+		t.Errorf("status does not warn of the development secret:\n%s", out)
+	}
+	// 6 acts at once, so the payment may still be in flight: any status.
+	if !regexp.MustCompile(`Journal: 1 transaction \(\w+ 1\)`).MatchString(out) {
+		t.Errorf("status does not count one transaction:\n%s", out)
+	}
+	out = k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080"}, "6\n7\n")
+	if strings.Contains(out, "development secret") {
+		t.Errorf("a real secret is warned of:\n%s", out)
+	}
+}
