@@ -65,3 +65,22 @@ func TestStatusCountsOneTransaction(t *testing.T) {
 		t.Errorf("status screen:\n%s", v)
 	}
 }
+
+// A long reason (the POS's secret differs) is read whole at 80 columns,
+// not cut at the edge.
+func TestResultReasonWraps(t *testing.T) {
+	m := New(testConfig(), &fakeRail{}, testBus(t))
+	m.screen, m.txn, m.railName = scrResult, "TXN1795340000000", "pos"
+	reason := "no ack from POS within 10s: the POS's messages fail the signature check: the POS and this kiosk have different secrets"
+	m.result = payment.Event{Kind: payment.KindTransition, Status: payment.StatusTimedOut, Result: &payment.Result{Reason: reason}}
+	v := m.View()
+	flat := strings.Join(strings.Fields(v), " ")
+	if !strings.Contains(flat, reason) {
+		t.Errorf("the reason is cut:\n%s", v)
+	}
+	for _, l := range strings.Split(v, "\n") {
+		if w := len([]rune(l)); w > 80 {
+			t.Errorf("line of %d columns: %q", w, l)
+		}
+	}
+}

@@ -362,7 +362,9 @@ func (m Model) resultView() string {
 		{remoteLabel(m.railName), r.RemoteID}, {"Plan", r.PlanID}, {"Reason", r.Reason},
 		{"Paid", paid}, {"Check", strings.Join(r.Flags, ", ")}} {
 		if kv[1] != "" {
-			v += fmt.Sprintf("%-16s %s\n", kv[0], kv[1])
+			// A long value (a reason) wraps under itself, read whole.
+			val := strings.ReplaceAll(wrap(kv[1], max(m.width-17, 20)), "\n", "\n"+strings.Repeat(" ", 17))
+			v += fmt.Sprintf("%-16s %s\n", kv[0], val)
 		}
 	}
 	line := payment.ResultLine(m.txn, ev.Status, m.txnAmount, ev.Result)
