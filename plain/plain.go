@@ -188,8 +188,8 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 		c.printf("%s\n", b)
 	}
 	for _, t := range c.cfg.Unresolved {
-		c.printf("UNKNOWN %s %s %s %s: in flight when paydesk stopped; check %s, then 'r' to resolve\n",
-			t.ID, t.Mode, t.Amount.Decimal(), t.Peer, payment.WhereToCheck(t.Rail))
+		c.printf("UNKNOWN %s %s %s %s: %s; check %s, then 'r' to resolve\n",
+			t.ID, t.Mode, t.Amount.Decimal(), t.Peer, payment.UnknownWhy(t), payment.WhereToCheck(t.Rail))
 	}
 	c.menu()
 	c.out.Flush()
@@ -487,9 +487,10 @@ func (c *Console) listUnknown(ctx context.Context) {
 		return
 	}
 	for _, t := range ts {
-		c.printf("  %s %s %s %s %s\n", t.ID, t.Mode, t.Amount.Decimal(), orDash(t.Peer), t.CreatedAt.Format("2006-01-02 15:04:05"))
+		c.printf("  %s %s %s %s %s: %s; check %s\n", t.ID, t.Mode, t.Amount.Decimal(), orDash(t.Peer), t.CreatedAt.Format("2006-01-02 15:04:05"),
+			payment.UnknownWhy(t), payment.WhereToCheck(t.Rail))
 	}
-	c.printf("Resolve as '<txn_id> approved' or '<txn_id> declined' (after checking its POS, card terminal or M-Pesa statement), '<txn_id> ask' to ask its rail (M-Pesa), empty to go back: ")
+	c.printf("Resolve as '<txn_id> approved' or '<txn_id> declined' (after checking where its line says), '<txn_id> ask' to ask its rail (M-Pesa), empty to go back: ")
 	c.state = stResolve
 }
 

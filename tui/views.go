@@ -183,8 +183,8 @@ func (m Model) menuView() string {
 		b.WriteString(line + "\n")
 	}
 	for _, t := range m.cfg.Unresolved {
-		b.WriteString(s.Pending.Render(fmt.Sprintf("\nUNKNOWN %s %s %s on %s: in flight when paydesk stopped; check %s",
-			t.ID, t.Mode, t.Amount, t.Peer, payment.WhereToCheck(t.Rail))))
+		b.WriteString("\n" + s.Pending.Render(wrap(fmt.Sprintf("UNKNOWN %s %s %s on %s: %s; check %s",
+			t.ID, t.Mode, t.Amount, t.Peer, payment.UnknownWhy(t), payment.WhereToCheck(t.Rail)), m.width)))
 	}
 	if m.cfg.Demo && m.cfg.DemoNotes != "" {
 		// Header, blank, menu, blank, footer: the notes get what is left.
