@@ -420,7 +420,7 @@ func (m Model) statusView() string {
 		b.WriteString("  no transactions\n")
 	}
 	for _, t := range m.totals {
-		b.WriteString(fmt.Sprintf("  %-6s %-12s %4d  %s\n", t.Rail, t.Status, t.Count, t.Amount))
+		b.WriteString(fmt.Sprintf("  %-8s %-12s %4d  %s\n", t.Rail, t.Status, t.Count, t.Amount))
 	}
 	total := 0
 	var parts []string

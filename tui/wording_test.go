@@ -46,3 +46,58 @@ func TestJournalShowsPhoneWhole(t *testing.T) {
 		}
 	}
 }
+
+// The displays list says what its columns are.
+func TestDisplaysListHasHeaders(t *testing.T) {
+	cfg := testConfig()
+	cfg.Displays = &fakeDisplays{list: []payment.Display{{ID: "a1", Label: "SN-0042", Connected: true, Screen: "PROCESSING",
+		TxnID: "TXN1795340000777", Amount: payment.Money{Minor: 6000, Currency: "MYR"}, Method: "DEBIT_CARD"}}}
+	m := press(New(cfg, &fakeRail{}, testBus(t)), "v")
+	lines := strings.Split(m.View(), "\n")
+	for i, l := range lines {
+		if !strings.Contains(l, "SN-0042") {
+			continue
+		}
+		head := strings.Fields(lines[i-1])
+		want := []string{"Display", "State", "Screen", "Amount", "Method", "Payment"}
+		if strings.Join(head, " ") != strings.Join(want, " ") {
+			t.Errorf("the line above the first display is %q, want the headers %v:\n%s", lines[i-1], want, m.View())
+		}
+		// Each header starts where its column does.
+		for _, h := range []string{"Screen", "Amount", "Method", "Payment"} {
+			col := map[string]string{"Screen": "PROCESSING", "Amount": "RM60.00", "Method": "DEBIT_CARD", "Payment": "TXN1795340000777"}[h]
+			if strings.Index(lines[i-1], h) != strings.Index(l, col) {
+				t.Errorf("header %s is not above %s:\n%s\n%s", h, col, lines[i-1], l)
+			}
+		}
+		return
+	}
+	t.Fatalf("no display listed:\n%s", m.View())
+}
+
+// The status screen's totals keep their columns for every rail's name.
+func TestStatusTotalsAligned(t *testing.T) {
+	bus := testBus(t)
+	for i, r := range []payment.Rail{payment.RailPOS, payment.RailTerminal} {
+		id := "TXN179534000000" + string(rune('0'+i))
+		for _, ev := range []payment.Event{
+			{Time: clock, Kind: payment.KindTransition, TxnID: id, Rail: r, Status: payment.StatusCreated, Mode: payment.ModeCard,
+				Amount: payment.Money{Minor: 500, Currency: "MYR"}, Peer: "POS001"},
+			{Time: clock, Kind: payment.KindTransition, TxnID: id, Rail: r, Status: payment.StatusApproved},
+		} {
+			if _, err := bus.Publish(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	v := press(New(testConfig(), &fakeRail{}, bus), "6").View()
+	var cols []int
+	for _, l := range strings.Split(v, "\n") {
+		if strings.HasPrefix(l, "  pos ") || strings.HasPrefix(l, "  terminal ") {
+			cols = append(cols, strings.Index(l, "approved"))
+		}
+	}
+	if len(cols) != 2 || cols[0] != cols[1] {
+		t.Errorf("the totals' status columns start at %v:\n%s", cols, v)
+	}
+}
