@@ -26,3 +26,13 @@ func TestStatusWarnsOfDevSecret(t *testing.T) {
 		t.Errorf("a real secret is warned of:\n%s", out)
 	}
 }
+
+// An approval says so once: "Payment Successful!", not "Payment
+// Successful! approved".
+func TestApprovedSaidOnce(t *testing.T) {
+	k := newKiosk(t, protocol.Options{}, "POS001")
+	out := k.run(t, "1\n25.50\n7\n")
+	if !regexp.MustCompile(`(?m)^Payment Successful!$`).MatchString(out) {
+		t.Errorf("the approval line:\n%s", out)
+	}
+}

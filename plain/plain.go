@@ -712,7 +712,11 @@ func (c *Console) amount(ev payment.Event) payment.Money {
 func (c *Console) finish(id string, st payment.Status, amount payment.Money, r *payment.Result, detail string) {
 	c.finished[id] = true
 	if id == c.current {
-		c.printf("\n%s %s\n", statusLine(st, amount, r), detail)
+		line := statusLine(st, amount, r)
+		if detail != "" && detail != string(st) { // "approved" says it twice
+			line += " " + detail
+		}
+		c.printf("\n%s\n", line)
 	}
 	c.printf("%s\n", payment.ResultLine(id, st, amount, r))
 	if id == c.current {

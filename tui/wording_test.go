@@ -101,3 +101,12 @@ func TestStatusTotalsAligned(t *testing.T) {
 		t.Errorf("the totals' status columns start at %v:\n%s", cols, v)
 	}
 }
+
+// A transition whose detail is its status says it once in the event log.
+func TestEventLogSaysApprovedOnce(t *testing.T) {
+	l := newEventLog()
+	l.add(payment.Event{Time: clock, Kind: payment.KindTransition, TxnID: "TXN1", Peer: "POS001", Status: payment.StatusApproved, Detail: "approved"})
+	if got := l.lines[0]; strings.Contains(got, "approved approved") || !strings.HasSuffix(got, "TXN1 POS001 → approved") {
+		t.Errorf("event log line %q", got)
+	}
+}
