@@ -36,3 +36,13 @@ func TestApprovedSaidOnce(t *testing.T) {
 		t.Errorf("the approval line:\n%s", out)
 	}
 }
+
+// Help's cancel line holds for every rail, not only the POS.
+func TestHelpCancelForEveryRail(t *testing.T) {
+	k := newKiosk(t, protocol.Options{}, "POS001")
+	out := k.run(t, "h\n7\n")
+	m := regexp.MustCompile(`(?m)^5 +(.*)$`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(m[1], "card terminal") || !strings.Contains(m[1], "M-Pesa") {
+		t.Errorf("help's cancel line %q does not cover the terminal and M-Pesa:\n%s", m, out)
+	}
+}

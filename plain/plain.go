@@ -628,7 +628,7 @@ func (c *Console) help() {
 8    card payment on the unattended terminal: the next line is the amount
 9    M-Pesa STK Push: the next line is the customer's phone, then the amount
 4    IPP: when the POS offers plans, the next line picks one (number or id; q cancels)
-5    cancel the payment in flight (the POS must confirm)
+5    cancel the payment in flight (the POS or card terminal must confirm; an M-Pesa prompt cannot be withdrawn, paydesk stops waiting)
 6    status: connected POS, current transaction, journal counts
 7    exit (waits for the payment in flight to finish)
 t    list connected POS and choose the target
