@@ -76,3 +76,26 @@ func wrongPOS(t *testing.T, addr string, secret []byte) {
 		}
 	}()
 }
+
+// The simulated POS, given another secret, refuses the kiosk's request
+// with an error message signed with its own secret (as a POS reports a
+// configuration problem); the kiosk, refusing that, says the secrets
+// differ.
+func TestSimWithAnotherSecret(t *testing.T) {
+	// See TestAckTimeoutNamesDifferentSecrets for the timeout.
+	h := newHarness(t, protocol.Options{AckTimeout: 2 * time.Second})
+	sim := possim.New(possim.Options{Addr: h.addr, Secret: []byte("not the kiosk's secret"), PosID: "POS101"})
+	go sim.Run(h.ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.srv.Peers()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the POS did not connect")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	id := h.start(payment.ModeCard, 2550, "")
+	ev := h.waitStatusFor(10*time.Second, id, payment.StatusTimedOut)
+	if !strings.Contains(ev.Detail, "the POS and this kiosk have different secrets") {
+		t.Errorf("timed out with %q", ev.Detail)
+	}
+}
