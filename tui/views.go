@@ -189,6 +189,12 @@ func (m Model) menuView() string {
 	if m.cfg.Demo && m.cfg.DemoNotes != "" {
 		// Header, blank, menu, blank, footer: the notes get what is left.
 		used := 4 + len(m.items()) + 2*len(m.cfg.Unresolved) + m.warnLines()
+		// The full help (?) and an error line take more than the one
+		// footer line counted above.
+		used += lipgloss.Height(m.help.View(helpFor{m})) - 1
+		if m.errLine != "" {
+			used++
+		}
 		if len(m.health) > 0 || m.cfg.Displays != nil {
 			used++
 		}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
+
 	"paydesk/payment"
 )
 
@@ -108,5 +110,22 @@ func TestEventLogSaysApprovedOnce(t *testing.T) {
 	l.add(payment.Event{Time: clock, Kind: payment.KindTransition, TxnID: "TXN1", Peer: "POS001", Status: payment.StatusApproved, Detail: "approved"})
 	if got := l.lines[0]; strings.Contains(got, "approved approved") || !strings.HasSuffix(got, "TXN1 POS001 → approved") {
 		t.Errorf("event log line %q", got)
+	}
+}
+
+// The full help (?) on the menu at 80×24 keeps the header on screen: the
+// demo's notes give up the lines the help takes.
+func TestFullHelpKeepsHeader(t *testing.T) {
+	cfg := testConfig()
+	cfg.Displays = &fakeDisplays{} // a second header line and item v, as in the demo
+	m := New(cfg, &fakeRail{}, testBus(t))
+	next, _ := m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	m = press(next.(Model), "?")
+	if !m.help.ShowAll {
+		t.Fatal("? did not open the full help")
+	}
+	lines := strings.Split(m.View(), "\n")
+	if len(lines) > 24 || !strings.Contains(lines[0], "paydesk KIOSK001") {
+		t.Errorf("%d lines, the first %q:\n%s", len(lines), lines[0], m.View())
 	}
 }
