@@ -208,11 +208,15 @@ func (m Model) menuView() string {
 					"  .91 wrong amount  .92 reconnects  other: approved (full table: taller window)"
 			}
 			// The brief's first lines matter most: keep those that fit.
+			// None fits when the window is full (the full help is
+			// open): the header must not scroll off.
 			lines := strings.Split(brief, "\n")
 			if avail := m.height - used - 1; avail < len(lines) {
-				lines = lines[:max(avail, 1)]
+				lines = lines[:max(avail, 0)]
 			}
-			b.WriteString("\n" + s.Muted.Render(strings.Join(lines, "\n")))
+			if len(lines) > 0 {
+				b.WriteString("\n" + s.Muted.Render(strings.Join(lines, "\n")))
+			}
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")

@@ -118,14 +118,18 @@ func TestEventLogSaysApprovedOnce(t *testing.T) {
 func TestFullHelpKeepsHeader(t *testing.T) {
 	cfg := testConfig()
 	cfg.Displays = &fakeDisplays{} // a second header line and item v, as in the demo
-	m := New(cfg, &fakeRail{}, testBus(t))
-	next, _ := m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
-	m = press(next.(Model), "?")
-	if !m.help.ShowAll {
-		t.Fatal("? did not open the full help")
-	}
-	lines := strings.Split(m.View(), "\n")
-	if len(lines) > 24 || !strings.Contains(lines[0], "paydesk KIOSK001") {
-		t.Errorf("%d lines, the first %q:\n%s", len(lines), lines[0], m.View())
+	// 23 rows leave no line for the notes: the demo's menu has one item
+	// more (m) than this one.
+	for _, rows := range []int{24, 23} {
+		m := New(cfg, &fakeRail{}, testBus(t))
+		next, _ := m.Update(tea.WindowSizeMsg{Width: 80, Height: rows})
+		m = press(next.(Model), "?")
+		if !m.help.ShowAll {
+			t.Fatal("? did not open the full help")
+		}
+		lines := strings.Split(m.View(), "\n")
+		if len(lines) > rows || !strings.Contains(lines[0], "paydesk KIOSK001") {
+			t.Errorf("%d lines at %d rows, the first %q:\n%s", len(lines), rows, lines[0], m.View())
+		}
 	}
 }
