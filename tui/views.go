@@ -294,6 +294,9 @@ func (m Model) plansView() string {
 	list.WriteString(s.Title.Render("Instalment plans for "+m.txnAmount.String()) + "\n")
 	for i, p := range m.plans {
 		label := fmt.Sprintf("%s (%s, %d)", p.ID, orDash(p.Frequency), p.TotalInstallments)
+		if p.TotalInstallments == 0 && p.Frequency == "" {
+			label = p.ID + " (one payment)"
+		}
 		if i == m.planCursor {
 			list.WriteString(s.Selected.Render("> "+label) + "\n")
 		} else {

@@ -133,3 +133,14 @@ func TestFullHelpKeepsHeader(t *testing.T) {
 		}
 	}
 }
+
+// A plan without instalments is not listed as "(-, 0)".
+func TestPayInFullPlanLabel(t *testing.T) {
+	m := New(testConfig(), &fakeRail{}, testBus(t))
+	m.screen, m.txnAmount = scrPlans, payment.Money{Minor: 10000, Currency: "MYR"}
+	m.plans = []payment.Plan{{ID: "IPP_3M", Frequency: "Monthly", TotalInstallments: 3}, {ID: "pay-in-full"}}
+	v := m.View()
+	if strings.Contains(v, "(-, 0)") || !strings.Contains(v, "pay-in-full (one payment)") || !strings.Contains(v, "IPP_3M (Monthly, 3)") {
+		t.Errorf("plan labels:\n%s", v)
+	}
+}
