@@ -140,3 +140,17 @@ func TestDemoKeptJournalIsNotTemporary(t *testing.T) {
 		t.Errorf("journal not kept: %v", err)
 	}
 }
+
+// 'paydesk sim -h' asks for help: it lists the simulators and is no error.
+func TestSimHelp(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"sim", "-h"}, nil, &out, &out)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("paydesk sim -h: %v", err)
+	}
+	for _, n := range []string{"pos", "terminal", "daraja"} {
+		if !strings.Contains(out.String(), n) {
+			t.Errorf("paydesk sim -h does not list %s:\n%s", n, out.String())
+		}
+	}
+}

@@ -285,6 +285,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sort.Strings(names)
 	if len(args) == 0 || simulators[args[0]] == nil {
 		fmt.Fprintf(stderr, "Usage: paydesk sim {%s} [flags]  ('paydesk sim NAME -h' for its flags)\n", strings.Join(names, "|"))
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+			return flag.ErrHelp
+		}
 		return fmt.Errorf("sim: name a simulator: %s", strings.Join(names, ", "))
 	}
 	return simulators[args[0]](ctx, args, stdout, stderr)
