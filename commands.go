@@ -296,6 +296,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sort.Strings(names)
 	if len(args) == 0 || simulators[args[0]] == nil {
 		fmt.Fprintf(stderr, "Usage: paydesk sim {%s} [flags]  ('paydesk sim NAME -h' for its flags)\n", strings.Join(names, "|"))
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+			return flag.ErrHelp
+		}
 		return fmt.Errorf("sim: name a simulator: %s", strings.Join(names, ", "))
 	}
 	return simulators[args[0]](ctx, args, stdout, stderr)
@@ -306,7 +309,7 @@ func runSimPOS(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("paydesk sim pos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("connect", "127.0.0.1:8080", "the kiosk's address")
-	posID := fs.String("pos-id", "POS001", "pos_id to send")
+	posID := fs.String("pos-id", "POS101", "pos_id to send (the demo's own simulated POS is POS001)")
 	secretFile := fs.String("secret-file", env("SECRET_FILE", ""), "file holding the shared secret (or PAYDESK_SECRET)")
 	mode := fs.String("write", string(possim.WriteLines), "write mode: lines (one write per message), bytes (every byte separately), coalesced (ack and result in one write, no separator)")
 	ackDelay := fs.Duration("ack-delay", 0, "wait before each ack")
@@ -348,14 +351,14 @@ func runSimPOS(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if dev {
 		fmt.Fprintln(stderr, "sim pos: using the public development secret")
 	}
-	log, logf, err := openLog(env("LOG", "paydesk-sim.log"))
+	log, logf, err := openSimLog("pos", stdout)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
 	sim := possim.New(possim.Options{Addr: *addr, Secret: secret, PosID: *posID, Mode: possim.WriteMode(*mode),
 		AckDelay: *ackDelay, ResultDelay: *resultDelay, DisconnectAfterAck: *drop, Reconnect: *reconnect, TLS: tlsCfg, Logger: log})
-	fmt.Fprintf(stdout, "simulated POS %s connecting to %s (log: %s); Ctrl-C stops\n", *posID, *addr, env("LOG", "paydesk-sim.log"))
+	fmt.Fprintf(stdout, "simulated POS %s connecting to %s; Ctrl-C stops\n", *posID, *addr)
 	go func() {
 		select {
 		case <-sim.Connected():

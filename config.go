@@ -149,6 +149,24 @@ func openLog(path string) (*slog.Logger, io.Closer, error) {
 	return log, f, nil
 }
 
+// simLogPath is where simulator name logs: PAYDESK_LOG, else
+// paydesk-sim-NAME.log beside the journal's default directory (where
+// paydesk.log goes), never the current directory.
+func simLogPath(name string) string {
+	return env("LOG", filepath.Join(filepath.Dir(env("JOURNAL", payment.DefaultJournalPath())), "paydesk-sim-"+name+".log"))
+}
+
+// openSimLog opens simulator name's log and says where it is.
+func openSimLog(name string, stdout io.Writer) (*slog.Logger, io.Closer, error) {
+	path := simLogPath(name)
+	log, f, err := openLog(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sim %s: %w", name, err)
+	}
+	fmt.Fprintf(stdout, "sim %s: log: %s\n", name, path)
+	return log, f, nil
+}
+
 // secretSettings are the config file's keys that hold secrets: they have
 // no flag, and each is also read from PAYDESK_<KEY> or the file named by
 // PAYDESK_<KEY>_FILE (see fileConfig.secret). Rails add theirs.

@@ -35,6 +35,18 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	fs.SetOutput(stderr)
 	var cfg config
 	cfg.register(fs, listen)
+	if demo {
+		// The demo keeps its journal and log in a temporary directory
+		// unless told otherwise; its help must not name the console's.
+		for name, use := range map[string]string{
+			"journal": "journal database file, kept after the demo (default: journal.db in a temporary directory, removed on exit)",
+			"log":     "log file, JSON lines (default: paydesk.log in the temporary directory)",
+		} {
+			f := fs.Lookup(name)
+			f.Value.Set("")
+			f.DefValue, f.Usage = "", use
+		}
+	}
 	var term terminalSettings
 	term.register(fs)
 	var scr screensSettings
@@ -44,7 +56,12 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	var hubs hubSettings
 	hubs.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nFlags:\n", name)
+		if demo {
+			fmt.Fprint(stderr, "Usage: paydesk demo [flags]\n\nThe console with every peer simulated (POS, card terminal, M-Pesa, customer\n"+
+				"display). The journal and log are in a temporary directory, removed on exit,\nunless --journal or --log names a file.\n\nFlags:\n")
+		} else {
+			fmt.Fprint(stderr, usage+"\nFlags of the console:\n")
+		}
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -76,13 +93,15 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		}
 		defer os.RemoveAll(dir)
 		demoDir = dir
-		if !flagSet(fs, "journal") {
+		if cfg.journal == "" {
 			cfg.journal = filepath.Join(dir, "journal.db")
+			banner = append(banner, "DEMO: peers are simulated; the journal is temporary ("+cfg.journal+")")
+		} else {
+			banner = append(banner, "DEMO: peers are simulated; the journal "+cfg.journal+" is kept")
 		}
-		if !flagSet(fs, "log") {
+		if cfg.logPath == "" {
 			cfg.logPath = filepath.Join(dir, "paydesk.log")
 		}
-		banner = append(banner, "DEMO: peers are simulated; the journal is temporary ("+cfg.journal+")")
 	}
 	if err := cfg.load(file); err != nil {
 		return err
@@ -208,7 +227,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 			lipgloss.SetColorProfile(termenv.Ascii) // https://no-color.org
 		}
 		m := tui.New(tui.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor, Demo: demo,
-			DemoNotes: notes, DemoBrief: strings.Join(renv.briefs, "\n"), Rails: rails, Displays: disp, Unresolved: rec.Unresolved}, srv, bus)
+			DemoNotes: notes, DemoBrief: strings.Join(renv.briefs, "\n"), DevSecret: cfg.devSec && !demo, Rails: rails, Displays: disp, Unresolved: rec.Unresolved}, srv, bus)
 		_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx)).Run()
 		if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 			return nil
@@ -216,7 +235,8 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		return err
 	}
 	con := plain.New(plain.Config{KioskID: cfg.kioskID, Listen: addr, MaxMinor: cfg.maxMinor,
-		Banner: banner, Terminal: rails.Terminal, MPesa: rails.MPesa, Unresolved: rec.Unresolved, Interactive: isTerminal(stdin)}, srv, bus, stdout)
+		Banner: banner, DevSecret: cfg.devSec && !demo, Terminal: rails.Terminal, MPesa: rails.MPesa, Unresolved: rec.Unresolved,
+		Interactive: isTerminal(stdin)}, srv, bus, stdout)
 	err = con.Run(ctx, stdin)
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -228,10 +248,4 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 func isTerminal(f any) bool {
 	file, ok := f.(*os.File)
 	return ok && term.IsTerminal(int(file.Fd()))
-}
-
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }

@@ -7,6 +7,7 @@
 //	paydesk journal [...]      print the journal
 //	paydesk sim NAME [flags]   run a simulated peer: pos, terminal or daraja
 //	paydesk hub [...]          the hub kiosks replicate their journals to
+//	paydesk version            the version, commit and Go version
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -24,15 +26,15 @@ const usage = `paydesk: a cashier console for self-service kiosks.
 
 Usage:
   paydesk [flags]              run the console (MobyPay POS terminals connect to --listen)
-  paydesk demo [flags]         the console with every peer simulated and a temporary journal
+  paydesk demo [flags]         try it: the console with every peer simulated (POS, card
+                               terminal, M-Pesa, customer display) and a temporary journal
   paydesk journal [flags]      recent transactions; 'journal show TXN', 'journal totals'
   paydesk sim pos [flags]      a simulated POS terminal that connects to a kiosk
   paydesk sim terminal [flags] a simulated serial card terminal on a pseudo-terminal
   paydesk sim daraja [flags]   a fake Safaricom Daraja for the M-Pesa rail
   paydesk hub [flags]          the hub kiosks connect to; 'paydesk hub help' for its commands
+  paydesk version              the version, commit and Go version of this binary
   paydesk help                 this text; 'paydesk <command> -h' for a command's flags
-
-Run 'paydesk -h' for the console's flags.
 `
 
 func main() {
@@ -58,9 +60,54 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		case "hub":
 			return runHub(ctx, args[1:], stdout, stderr)
 		case "help", "--help", "-help":
-			fmt.Fprint(stdout, usage)
+			fmt.Fprint(stdout, usage+"\nRun 'paydesk -h' for the console's flags.\n")
+			return nil
+		case "version", "--version", "-version":
+			fmt.Fprintln(stdout, version())
 			return nil
 		}
 	}
 	return runConsole(ctx, args, false, stdin, stdout, stderr)
+}
+
+// version says which paydesk this is: the module version, the commit it
+// was built from (with "modified" when the work tree had changes) and the
+// Go version, as the build recorded them.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "paydesk (no build information)"
+	}
+	return formatVersion(bi)
+}
+
+func formatVersion(bi *debug.BuildInfo) string {
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, modified, when string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		case "vcs.time":
+			when = s.Value
+		}
+	}
+	out := "paydesk " + v
+	if rev != "" {
+		out += ", commit " + rev
+		if modified == "true" {
+			out += " (modified)"
+		}
+		if when != "" {
+			out += " of " + when
+		}
+	} else {
+		out += ", commit unknown (built with -buildvcs=false or outside git)"
+	}
+	return out + ", built with " + bi.GoVersion
 }

@@ -226,7 +226,7 @@ func TestKillMidPaymentLeavesUnknown(t *testing.T) {
 	if !want.Match(b) {
 		t.Errorf("restart output lacks %s:\n%s", want, b)
 	}
-	if !strings.Contains(string(b), "Journal: 1 transactions (unknown 1)") {
+	if !strings.Contains(string(b), "Journal: 1 transaction (unknown 1)") {
 		t.Errorf("status after restart:\n%s", b)
 	}
 

@@ -264,7 +264,7 @@ func runSimDaraja(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	log, logf, err := openLog(env("LOG", "paydesk-sim.log"))
+	log, logf, err := openSimLog("daraja", stdout)
 	if err != nil {
 		return err
 	}

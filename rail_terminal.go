@@ -300,7 +300,7 @@ func runSimTerminal(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	log, logf, err := openLog(env("LOG", "paydesk-sim.log"))
+	log, logf, err := openSimLog("terminal", stdout)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,6 +129,24 @@ func WhereToCheck(r Rail) string {
 		return "the customer display's terminal"
 	}
 	return "the payment's peer"
+}
+
+// UnknownWhy says in a few words why t, a payment left unknown, is
+// unknown: "in flight when paydesk stopped" only for one the journal
+// recovered at start, else its own reason without its advice (the
+// consoles add where to check, from WhereToCheck).
+func UnknownWhy(t Txn) string {
+	if slices.Contains(t.Flags, FlagRecovered) {
+		return "in flight when paydesk stopped"
+	}
+	why := t.Result.Reason
+	if i := strings.Index(why, ": check "); i > 0 {
+		why = why[:i]
+	}
+	if why == "" {
+		return "outcome not known"
+	}
+	return why
 }
 
 // Health is a rail's own account of whether it can take a payment now, for

@@ -44,6 +44,9 @@ type Config struct {
 	MaxMinor int64
 	// Banner lines printed before the menu (warnings, demo outcomes).
 	Banner []string
+	// DevSecret is set while the POS link uses the public development
+	// secret; status (6) says so.
+	DevSecret bool
 	// Terminal (item 8) and MPesa (item 9) are the other rails; nil ones
 	// are not configured and their items say so.
 	Terminal payment.Starter
@@ -192,8 +195,8 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 		c.printf("%s\n", b)
 	}
 	for _, t := range c.cfg.Unresolved {
-		c.printf("UNKNOWN %s %s %s %s: in flight when paydesk stopped; check %s, then 'r' to resolve\n",
-			t.ID, t.Mode, t.Amount.Decimal(), t.Peer, payment.WhereToCheck(t.Rail))
+		c.printf("UNKNOWN %s %s %s %s: %s; check %s, then 'r' to resolve\n",
+			t.ID, t.Mode, t.Amount.Decimal(), t.Peer, payment.UnknownWhy(t), payment.WhereToCheck(t.Rail))
 	}
 	c.menu()
 	c.out.Flush()
@@ -545,9 +548,10 @@ func (c *Console) listUnknown(ctx context.Context) {
 		return
 	}
 	for _, t := range ts {
-		c.printf("  %s %s %s %s %s\n", t.ID, t.Mode, t.Amount.Decimal(), orDash(t.Peer), t.CreatedAt.Format("2006-01-02 15:04:05"))
+		c.printf("  %s %s %s %s %s: %s; check %s\n", t.ID, t.Mode, t.Amount.Decimal(), orDash(t.Peer), t.CreatedAt.Format("2006-01-02 15:04:05"),
+			payment.UnknownWhy(t), payment.WhereToCheck(t.Rail))
 	}
-	c.printf("Resolve as '<txn_id> approved' or '<txn_id> declined' (after checking its POS, card terminal or M-Pesa statement), '<txn_id> ask' to ask its rail (M-Pesa), empty to go back: ")
+	c.printf("Resolve as '<txn_id> approved' or '<txn_id> declined' (after checking where its line says), '<txn_id> ask' to ask its rail (M-Pesa), empty to go back: ")
 	c.state = stResolve
 }
 
@@ -619,6 +623,9 @@ func (c *Console) status(ctx context.Context) {
 	now := c.cfg.Now()
 	peers := c.rail.Peers()
 	c.printf("\nKiosk %s, listening on %s\n", c.cfg.KioskID, c.cfg.Listen)
+	if c.cfg.DevSecret {
+		c.printf("Secret: the public development secret; anyone can sign POS messages. Set PAYDESK_SECRET or --secret-file (the POS needs the same secret).\n")
+	}
 	c.printf("Connected POS terminals: %d\n", len(peers))
 	def := c.rail.DefaultTarget()
 	for _, p := range peers {
@@ -665,7 +672,11 @@ func (c *Console) status(ctx context.Context) {
 			total += n
 		}
 	}
-	c.printf("Journal: %d transactions", total)
+	if total == 1 {
+		c.printf("Journal: 1 transaction")
+	} else {
+		c.printf("Journal: %d transactions", total)
+	}
 	if len(parts) > 0 {
 		c.printf(" (%s)", strings.Join(parts, ", "))
 	}
@@ -678,7 +689,7 @@ func (c *Console) help() {
 8    card payment on the unattended terminal: the next line is the amount
 9    M-Pesa STK Push: the next line is the customer's phone, then the amount
 4    IPP: when the POS offers plans, the next line picks one (number or id; q cancels)
-5    cancel the payment in flight (the POS must confirm)
+5    cancel the payment in flight (the POS or card terminal must confirm; an M-Pesa prompt cannot be withdrawn, paydesk stops waiting)
 6    status: connected POS, current transaction, journal counts
 7    exit: in a script, after the payment in flight finishes; typed at the keyboard, at once
      (the payment in flight stays in the journal and is shown for checking at the next start)
@@ -763,7 +774,11 @@ func (c *Console) amount(ev payment.Event) payment.Money {
 func (c *Console) finish(id string, st payment.Status, amount payment.Money, r *payment.Result, detail string) {
 	c.finished[id] = true
 	if id == c.current {
-		c.printf("\n%s %s\n", statusLine(st, amount, r), detail)
+		line := statusLine(st, amount, r)
+		if detail != "" && detail != string(st) { // "approved" says it twice
+			line += " " + detail
+		}
+		c.printf("\n%s\n", line)
 	}
 	c.printf("%s\n", payment.ResultLine(id, st, amount, r))
 	if id == c.current {

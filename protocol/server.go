@@ -278,6 +278,9 @@ type conn struct {
 	// bounded rate, off its reader; rejected counts them all.
 	rejects  *limiter
 	rejected atomic.Int64
+	// badSigs counts the frames refused for their signature: a POS whose
+	// every message fails it signs with another secret.
+	badSigs atomic.Int64
 
 	mu sync.Mutex // guards the fields below
 	// posID is the pos_id this connection claimed in its first authentic
@@ -732,6 +735,9 @@ func (s *Server) reject(c *conn, frame []byte, txnID string, err error) {
 		reason = re.Reason
 	}
 	c.rejected.Add(1)
+	if errors.Is(err, ErrBadSignature) {
+		c.badSigs.Add(1)
+	}
 	raw := frame
 	if len(raw) > 1024 {
 		raw = raw[:1024]

@@ -60,6 +60,10 @@ type txn struct {
 	// answered for it (refused while the first connection lived): if no
 	// accepted answer ends the payment, its outcome is not known.
 	contested string
+	// badSigs is conn's count of frames refused for their signature when
+	// the request went: more by a timeout means the POS's answers were
+	// refused, not missing.
+	badSigs int64
 
 	// ended is set before the final event is published, so that anyone
 	// who reacts to that event (a console starting the next payment) finds
@@ -203,7 +207,7 @@ func (s *Server) Start(ctx context.Context, req payment.Request) (string, error)
 			return "", fmt.Errorf("start payment: POS %s is busy with %s: %w", c.label(), t.id, payment.ErrBusy)
 		}
 	}
-	t := &txn{s: s, id: s.newTxnIDLocked(), mode: req.Mode, amount: req.Amount, conn: c, posID: posID, status: payment.StatusCreated}
+	t := &txn{s: s, id: s.newTxnIDLocked(), mode: req.Mode, amount: req.Amount, conn: c, posID: posID, status: payment.StatusCreated, badSigs: c.badSigs.Load()}
 	s.txns[t.id] = t
 	s.mu.Unlock()
 
@@ -429,6 +433,8 @@ func (t *txn) expireLocked(waiting string, d time.Duration) {
 	reason := fmt.Sprintf("no %s from POS within %s", waiting, d)
 	if waiting == "plan choice" {
 		reason = fmt.Sprintf("no plan chosen within %s", d)
+	} else if t.conn != nil && t.conn.badSigs.Load() > t.badSigs {
+		reason += ": the POS's messages fail the signature check: the POS and this kiosk have different secrets"
 	}
 	// Tell the POS to stop too, so it does not take money later.
 	raw, _ := t.sendLocked(t.conn, Payload{"type": "cancel_transaction", "txn_id": t.id})

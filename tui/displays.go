@@ -45,9 +45,12 @@ func (m Model) displaysView() string {
 	b.WriteString(s.Title.Render("Customer displays") + "\n")
 	if len(m.displays) == 0 {
 		b.WriteString("  none connected\n")
+	} else {
+		b.WriteString(s.Muted.Render(fmt.Sprintf("  %-12s %-9s %-14s %-10s %-11s %s", "Display", "State", "Screen", "Amount", "Method", "Payment")) + "\n")
 	}
-	// Show the rows that fit, keeping the cursor in view.
-	rows := max(m.height-8-len(m.health), 3)
+	// Show the rows that fit (below the headers), keeping the cursor in
+	// view.
+	rows := max(m.height-9-len(m.health)-m.warnLines(), 3)
 	first := 0
 	if m.displayCursor >= rows {
 		first = m.displayCursor - rows + 1

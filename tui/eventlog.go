@@ -31,7 +31,11 @@ func (l *eventLog) add(ev payment.Event) {
 	}
 	line := fmt.Sprintf("%s %-10s %s %s", ev.Time.Format("15:04:05"), ev.Kind, who, ev.Detail)
 	if ev.Kind == payment.KindTransition {
-		line = fmt.Sprintf("%s %-10s %s → %s %s", ev.Time.Format("15:04:05"), ev.Kind, who, ev.Status, ev.Detail)
+		detail := ev.Detail
+		if detail == string(ev.Status) { // "→ approved approved"
+			detail = ""
+		}
+		line = strings.TrimSpace(fmt.Sprintf("%s %-10s %s → %s %s", ev.Time.Format("15:04:05"), ev.Kind, who, ev.Status, detail))
 	}
 	if ev.Flag != "" {
 		line += " [" + ev.Flag + "]"

@@ -29,7 +29,7 @@ type journalView struct {
 
 func newJournalView() journalView {
 	cols := []table.Column{{Title: "Time", Width: 8}, {Title: "Txn", Width: 16}, {Title: "Mode", Width: 10},
-		{Title: "Amount", Width: 11}, {Title: "Status", Width: 12}, {Title: "POS", Width: 8}}
+		{Title: "Amount", Width: 11}, {Title: "Status", Width: 12}, {Title: "Peer", Width: 11}}
 	t := table.New(table.WithColumns(cols), table.WithFocused(true), table.WithHeight(12))
 	return journalView{tbl: t}
 }
@@ -131,11 +131,14 @@ func (m Model) journalScreen() string {
 	}
 	b.WriteString("\n\n")
 	for _, ev := range j.history {
-		line := fmt.Sprintf("%s %-10s %-13s %s", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Status, ev.Detail)
+		d := ev.Detail
 		if ev.Flag != "" {
-			line += " [" + ev.Flag + "]"
+			d += " [" + ev.Flag + "]"
 		}
-		b.WriteString(line + "\n")
+		// The detail wraps under itself, so it is read whole.
+		const indent = 38 // time, kind and status
+		d = strings.ReplaceAll(wrap(d, max(m.width-indent, 20)), "\n", "\n"+strings.Repeat(" ", indent))
+		b.WriteString(fmt.Sprintf("%s %-10s %-13s %s\n", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Status, d))
 	}
 	switch {
 	case j.asking:

@@ -41,6 +41,10 @@ type Config struct {
 	// DemoBrief is the notes in a few lines, for windows too short for
 	// DemoNotes; empty means the POS simulator's brief.
 	DemoBrief string
+	// DevSecret is set while the POS link uses the public development
+	// secret: the header and the status screen warn until a real one is
+	// set.
+	DevSecret bool
 	// Rails are the other rails (terminal, M-Pesa); nil ones are off.
 	Rails Rails
 	// Displays is the customer-display server; nil when it is off.

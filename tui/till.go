@@ -111,7 +111,7 @@ func (m Model) tillScreen() string {
 		return b.String()
 	}
 	unmatched := 0
-	rows := max((m.height-12)/2, 2) // two lines per payment
+	rows := max((m.height-12-m.warnLines())/2, 2) // two lines per payment
 	start := max(0, min(tv.cursor-rows+1, len(list)-rows))
 	for i, p := range list {
 		if p.Unmatched() {
@@ -138,7 +138,7 @@ func (m Model) tillScreen() string {
 			b.WriteString(cursor + line + "\n  " + s.Muted.Render(status) + "\n")
 		}
 	}
-	b.WriteString(s.Muted.Render(fmt.Sprintf("%d payments, %d unmatched", len(list), unmatched)) + "\n")
+	b.WriteString(s.Muted.Render(fmt.Sprintf("%s, %d unmatched", plural(len(list), "payment"), unmatched)) + "\n")
 	if tv.assigning {
 		b.WriteString("\nAssign " + tv.assignID + " to sale: " + tv.input.View() + "\n")
 	}

@@ -82,7 +82,7 @@ func TestTillAssignWhileAPaymentArrives(t *testing.T) {
 	}
 	tm := startWithRails(t, Rails{MPesa: mp}, bus)
 	typeText(tm, "m")
-	waitText(t, tm, "1 payments, 1 unmatched")
+	waitText(t, tm, "1 payment, 1 unmatched")
 	typeText(tm, "a")
 	waitText(t, tm, "Assign RKTQDM7W6S to sale:")
 	mp.tmu.Lock()

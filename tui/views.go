@@ -75,7 +75,7 @@ func (m Model) View() string {
 	case scrTill:
 		body = m.tillScreen()
 	case scrLog:
-		body = m.styles.Title.Render("Event log") + "\n" + m.log.view(m.width, max(m.height-6, 3))
+		body = m.styles.Title.Render("Event log") + "\n" + m.log.view(m.width, max(m.height-6-m.warnLines(), 3))
 	}
 	footer := m.help.View(helpFor{m})
 	if m.confirmQuit {
@@ -115,6 +115,19 @@ func wrap(text string, width int) string {
 	return ansi.Wrap(text, width, " ")
 }
 
+// devSecretWarning is the header's line while the POS link uses the
+// public development secret, which anyone can sign POS messages with.
+const devSecretWarning = "! public development secret: set PAYDESK_SECRET or --secret-file"
+
+// warnLines is how many lines the development secret's warning takes in
+// the header, for the screens that fit a list to the window.
+func (m Model) warnLines() int {
+	if m.cfg.DevSecret {
+		return 1
+	}
+	return 0
+}
+
 func (m Model) headerView() string {
 	s := m.styles
 	n := len(m.peers)
@@ -125,6 +138,9 @@ func (m Model) headerView() string {
 	h := s.Header.Render("paydesk "+m.cfg.KioskID) + s.Muted.Render("  listening on "+m.cfg.Listen+"  ") + state
 	if m.cfg.Demo {
 		h = s.Demo.Render("DEMO ") + h
+	}
+	if m.cfg.DevSecret {
+		h += "\n" + s.ErrorText.Render(devSecretWarning)
 	}
 	// The other rails' health goes on a line of its own, so the header
 	// fits 80 columns however many rails there are.
@@ -167,12 +183,18 @@ func (m Model) menuView() string {
 		b.WriteString(line + "\n")
 	}
 	for _, t := range m.cfg.Unresolved {
-		b.WriteString(s.Pending.Render(fmt.Sprintf("\nUNKNOWN %s %s %s on %s: in flight when paydesk stopped; check %s",
-			t.ID, t.Mode, t.Amount, t.Peer, payment.WhereToCheck(t.Rail))))
+		b.WriteString("\n" + s.Pending.Render(wrap(fmt.Sprintf("UNKNOWN %s %s %s on %s: %s; check %s",
+			t.ID, t.Mode, t.Amount, t.Peer, payment.UnknownWhy(t), payment.WhereToCheck(t.Rail)), m.width)))
 	}
 	if m.cfg.Demo && m.cfg.DemoNotes != "" {
 		// Header, blank, menu, blank, footer: the notes get what is left.
-		used := 4 + len(m.items()) + 2*len(m.cfg.Unresolved)
+		used := 4 + len(m.items()) + 2*len(m.cfg.Unresolved) + m.warnLines()
+		// The full help (?) and an error line take more than the one
+		// footer line counted above.
+		used += lipgloss.Height(m.help.View(helpFor{m})) - 1
+		if m.errLine != "" {
+			used++
+		}
 		if len(m.health) > 0 || m.cfg.Displays != nil {
 			used++
 		}
@@ -186,11 +208,15 @@ func (m Model) menuView() string {
 					"  .91 wrong amount  .92 reconnects  other: approved (full table: taller window)"
 			}
 			// The brief's first lines matter most: keep those that fit.
+			// None fits when the window is full (the full help is
+			// open): the header must not scroll off.
 			lines := strings.Split(brief, "\n")
 			if avail := m.height - used - 1; avail < len(lines) {
-				lines = lines[:max(avail, 1)]
+				lines = lines[:max(avail, 0)]
 			}
-			b.WriteString("\n" + s.Muted.Render(strings.Join(lines, "\n")))
+			if len(lines) > 0 {
+				b.WriteString("\n" + s.Muted.Render(strings.Join(lines, "\n")))
+			}
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
@@ -268,6 +294,9 @@ func (m Model) plansView() string {
 	list.WriteString(s.Title.Render("Instalment plans for "+m.txnAmount.String()) + "\n")
 	for i, p := range m.plans {
 		label := fmt.Sprintf("%s (%s, %d)", p.ID, orDash(p.Frequency), p.TotalInstallments)
+		if p.TotalInstallments == 0 && p.Frequency == "" {
+			label = p.ID + " (one payment)"
+		}
 		if i == m.planCursor {
 			list.WriteString(s.Selected.Render("> "+label) + "\n")
 		} else {
@@ -346,11 +375,21 @@ func (m Model) resultView() string {
 		{remoteLabel(m.railName), r.RemoteID}, {"Plan", r.PlanID}, {"Reason", r.Reason},
 		{"Paid", paid}, {"Check", strings.Join(r.Flags, ", ")}} {
 		if kv[1] != "" {
-			v += fmt.Sprintf("%-16s %s\n", kv[0], kv[1])
+			// A long value (a reason) wraps under itself, read whole.
+			val := strings.ReplaceAll(wrap(kv[1], max(m.width-17, 20)), "\n", "\n"+strings.Repeat(" ", 17))
+			v += fmt.Sprintf("%-16s %s\n", kv[0], val)
 		}
 	}
 	line := payment.ResultLine(m.txn, ev.Status, m.txnAmount, ev.Result)
 	return v + "\n" + s.Muted.Render(line)
+}
+
+// plural is "1 transaction", "2 transactions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func orDash(s string) string {
@@ -363,6 +402,10 @@ func orDash(s string) string {
 func (m Model) statusView() string {
 	s := m.styles
 	var b strings.Builder
+	if m.cfg.DevSecret {
+		b.WriteString(s.ErrorText.Render("Secret: the public development secret; anyone can sign POS messages.") + "\n" +
+			"  Set PAYDESK_SECRET or --secret-file (the POS needs the same secret).\n\n")
+	}
 	b.WriteString(s.Title.Render("Connected POS") + "\n")
 	if len(m.peers) == 0 {
 		b.WriteString("  none\n")
@@ -374,7 +417,7 @@ func (m Model) statusView() string {
 		}
 		refused := ""
 		if p.Rejected > 0 {
-			refused = fmt.Sprintf("  %d frames refused", p.Rejected)
+			refused = "  " + plural(int(p.Rejected), "frame") + " refused"
 		}
 		b.WriteString(fmt.Sprintf("  %-8s %-21s since %s  last %s%s\n", orDash(p.ID), p.Addr, p.Since.Format("15:04:05"), last, refused))
 	}
@@ -390,7 +433,7 @@ func (m Model) statusView() string {
 		b.WriteString("  no transactions\n")
 	}
 	for _, t := range m.totals {
-		b.WriteString(fmt.Sprintf("  %-6s %-12s %4d  %s\n", t.Rail, t.Status, t.Count, t.Amount))
+		b.WriteString(fmt.Sprintf("  %-8s %-12s %4d  %s\n", t.Rail, t.Status, t.Count, t.Amount))
 	}
 	total := 0
 	var parts []string
@@ -406,7 +449,7 @@ func (m Model) statusView() string {
 	for _, ev := range m.unrecorded {
 		b.WriteString(wrap("  "+ev.Detail, m.width) + "\n")
 	}
-	b.WriteString(fmt.Sprintf("\nJournal: %d transactions", total))
+	b.WriteString("\nJournal: " + plural(total, "transaction"))
 	if len(parts) > 0 {
 		b.WriteString(" (" + strings.Join(parts, ", ") + ")")
 	}

@@ -7,6 +7,7 @@ package possim
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -200,6 +201,12 @@ func (s *Sim) serve(ctx context.Context, c net.Conn) error {
 		m, err := v.Check(frame)
 		if err != nil {
 			s.log.Warn("kiosk message rejected", "err", err)
+			if errors.Is(err, protocol.ErrBadSignature) {
+				// A POS reports a configuration problem with an error
+				// message; signed with this POS's own secret, the kiosk
+				// refuses it too, and so learns the secrets differ.
+				s.send(protocol.Payload{"type": "error", "txn_id": unverifiedTxnID(frame), "message": "Invalid signature"})
+			}
 			continue
 		}
 		s.handled.Add(1)
@@ -357,4 +364,18 @@ func trimNL(b []byte) []byte {
 		return b[:n-1]
 	}
 	return b
+}
+
+// unverifiedTxnID is the txn_id a frame refused for its signature claims,
+// for the error that answers it; "" if it has none.
+func unverifiedTxnID(frame []byte) string {
+	var env struct {
+		Payload struct {
+			TxnID string `json:"txn_id"`
+		} `json:"payload"`
+	}
+	if json.Unmarshal(frame, &env) != nil {
+		return ""
+	}
+	return env.Payload.TxnID
 }
