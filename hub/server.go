@@ -33,6 +33,16 @@ type Options struct {
 	// RejectLogs is how many rejections are logged per second; the rest
 	// are counted and the count logged. The default is 10.
 	RejectLogs int
+	// SessionTTL is how long an operator's dashboard session lasts. The
+	// default is 12 hours.
+	SessionTTL time.Duration
+	// BehindTLSProxy says the operators' browsers reach the hub through a
+	// proxy that terminates TLS: session cookies are then marked Secure,
+	// as they are when the hub serves TLS itself.
+	BehindTLSProxy bool
+	// Location is the time zone the dashboard's days are in. The default
+	// is time.Local.
+	Location *time.Location
 }
 
 // Server serves kiosks' links: Serve(ctx, ln) until ctx ends or Close.
@@ -63,11 +73,18 @@ func NewServer(store *Store, opts Options) *Server {
 	if opts.RejectLogs <= 0 {
 		opts.RejectLogs = 10
 	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = 12 * time.Hour
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
 	return &Server{store: store, opts: opts, log: opts.Logger, rej: &limiter{per: opts.RejectLogs}}
 }
 
-// Handler returns the hub's HTTP handler: the link at wire.Path and a
-// health check at /healthz (200 when the database answers).
+// Handler returns the hub's HTTP handler: the link at wire.Path (kiosk
+// tokens only), a health check at /healthz (200 when the database
+// answers), and the operators' dashboard (sessions only) at /.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.Path, s.serveLink)
@@ -78,8 +95,9 @@ func (s *Server) Handler() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	// Nothing else is served; a body is never read but the link's.
-	return http.MaxBytesHandler(mux, 1<<10)
+	s.dashboard(mux)
+	// A body is read only by the link and the login and logout forms.
+	return http.MaxBytesHandler(mux, 4<<10)
 }
 
 // Serve serves the links on ln until ctx ends or Close is called, then
@@ -271,8 +289,14 @@ func (l *link) run(ctx context.Context) error {
 	if hello.KioskID != l.kiosk {
 		return &rejection{reason: fmt.Sprintf("kiosk id %q does not match the token's kiosk", truncate(hello.KioskID))}
 	}
+	if err := wire.CheckHello(hello); err != nil {
+		return &rejection{reason: err.Error(), err: err}
+	}
 	acked, err := l.s.store.Acked(ctx, l.kiosk)
 	if err != nil {
+		return err
+	}
+	if err := l.s.store.Hello(ctx, l.kiosk, hello.Version, hello.JournalSeq, hello.Rails); err != nil {
 		return err
 	}
 	if err := l.send(ctx, wire.Frame{Type: wire.TypeWelcome, KioskID: l.kiosk, AckedSeq: acked}); err != nil {

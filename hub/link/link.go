@@ -68,6 +68,12 @@ type Options struct {
 	OnMessage func(ctx context.Context, m wire.Message) error
 	// Logger receives connection events. The default discards them.
 	Logger *slog.Logger
+	// Version is this kiosk's paydesk version, said in the hello for the
+	// hub's dashboard.
+	Version string
+	// Health, when set, gives each rail's health ("ok", or what is
+	// wrong), said in every hello for the hub's dashboard.
+	Health func() map[string]string
 }
 
 // Status is the link as a console shows it.
@@ -259,7 +265,11 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	if err := send(ctx, c, wire.Frame{Type: wire.TypeHello, KioskID: l.opts.KioskID, JournalSeq: last}); err != nil {
+	hello := wire.Frame{Type: wire.TypeHello, KioskID: l.opts.KioskID, JournalSeq: last, Version: l.opts.Version}
+	if l.opts.Health != nil {
+		hello.Rails = l.opts.Health()
+	}
+	if err := send(ctx, c, hello); err != nil {
 		return false, err
 	}
 	frames := make(chan wire.Frame)
