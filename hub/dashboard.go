@@ -142,7 +142,18 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request, code int, pro
 	s.render(w, "login.html", map[string]any{"CSRF": token, "Problem": problem})
 }
 
-func clientAddr(r *http.Request) string {
+// clientAddr is the operator's address for the login limit: behind a TLS
+// proxy, the last address of X-Forwarded-For (the one the proxy added),
+// else the connection's.
+func (s *Server) clientAddr(r *http.Request) string {
+	if s.opts.BehindTLSProxy {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if a := strings.TrimSpace(parts[len(parts)-1]); a != "" {
+				return a
+			}
+		}
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -159,7 +170,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	name, password := r.PostFormValue("name"), r.PostFormValue("password")
-	keys := []string{"operator:" + name, "addr:" + clientAddr(r)}
+	keys := []string{"operator:" + name, "addr:" + s.clientAddr(r)}
 	n, err := s.store.LoginFailures(ctx, s.store.now().Add(-loginFailureWindow), keys...)
 	if err != nil {
 		s.log.Error("hub dashboard: login", "err", err)

@@ -429,3 +429,28 @@ func TestTotalsAndCSVMatchTheReport(t *testing.T) {
 		t.Fatalf("CSV differs from WriteReportCSV or amounts are not major units:\n%s", body)
 	}
 }
+
+// Behind a TLS proxy, the limit per address uses the address the proxy
+// adds to X-Forwarded-For, so one client's failures do not lock out the
+// others that share the proxy.
+func TestLoginLimitBehindAProxy(t *testing.T) {
+	d := newDash(t, Options{BehindTLSProxy: true})
+	attempt := func(from, name, password string) int {
+		c := d.client()
+		_, body := c.get("/login")
+		resp, _ := c.post("/login", url.Values{"csrf": {csrfOf(t, body)}, "name": {name}, "password": {password}},
+			"X-Forwarded-For", "203.0.113.9, "+from)
+		return resp.StatusCode
+	}
+	for i := range loginFailureLimit {
+		if code := attempt("198.51.100.1", fmt.Sprintf("guess%d", i), "wrong password"); code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, code)
+		}
+	}
+	if code := attempt("198.51.100.1", "ann", testPassword); code != http.StatusTooManyRequests {
+		t.Fatalf("the failing address, right password: %d, want 429", code)
+	}
+	if code := attempt("198.51.100.2", "ann", testPassword); code != http.StatusSeeOther {
+		t.Fatalf("another address behind the same proxy: %d, want 303 (logged in)", code)
+	}
+}
