@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,10 +32,11 @@ const testPassword = "correct horse battery"
 // "ann", and kiosk K1 whose journal (an approved sale, a sale left
 // unknown, a flagged sale) is replicated to it over the link.
 type dash struct {
-	t     *testing.T
-	store *Store
-	srv   *Server
-	ts    *httptest.Server
+	t      *testing.T
+	store  *Store
+	srv    *Server
+	ts     *httptest.Server
+	health atomic.Pointer[map[string]string] // what K1's rails report
 }
 
 func newDash(t *testing.T, opts Options) *dash {
@@ -47,7 +50,9 @@ func newDash(t *testing.T, opts Options) *dash {
 	if err := store.AddOperator(context.Background(), "ann", testPassword); err != nil {
 		t.Fatal(err)
 	}
-	return &dash{t: t, store: store, srv: srv, ts: ts}
+	d := &dash{t: t, store: store, srv: srv, ts: ts}
+	d.health.Store(&map[string]string{"pos": "ok", "mpesa": "down: no route to Daraja"})
+	return d
 }
 
 // replicate journals three sales on kiosk K1 and runs its link until the
@@ -82,7 +87,7 @@ func (d *dash) replicate() {
 		last = e.Seq
 	}
 	l, err := kiosklink.New(kiosklink.Options{URL: d.ts.URL, Token: token, KioskID: "K1", Journal: j, Poll: 50 * time.Millisecond,
-		Version: "paydesk test-1.2", Health: func() map[string]string { return map[string]string{"pos": "ok", "mpesa": "down: no route to Daraja"} }})
+		Version: "paydesk test-1.2", Health: func() map[string]string { return maps.Clone(*d.health.Load()) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,5 +457,42 @@ func TestLoginLimitBehindAProxy(t *testing.T) {
 	}
 	if code := attempt("198.51.100.2", "ann", testPassword); code != http.StatusSeeOther {
 		t.Fatalf("another address behind the same proxy: %d, want 303 (logged in)", code)
+	}
+}
+
+// While connected, a kiosk reports its rails' health when it changes and
+// its journal's last sequence, so the dashboard's lag is current.
+func TestStatusFramesKeepTheKioskCurrent(t *testing.T) {
+	d := newDash(t, Options{StatusEvery: time.Second})
+	d.replicate()
+	ctx := context.Background()
+	d.health.Store(&map[string]string{"pos": "ok", "mpesa": "ok"})
+	kiosk := func() Kiosk {
+		ks, err := d.store.Kiosks(ctx)
+		if err != nil || len(ks) != 1 {
+			t.Fatalf("kiosks: %+v, %v", ks, err)
+		}
+		return ks[0]
+	}
+	// Generous: a status frame is due within a second; the machine is busy.
+	deadline := time.Now().Add(time.Minute)
+	for k := kiosk(); k.Rails["mpesa"] != "ok"; k = kiosk() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub still has the rails of the hello: %v", k.Rails)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A kiosk ahead of the hub by 5 events shows a lag of 5.
+	k := kiosk()
+	if err := d.store.Status(ctx, "K1", k.AckedSeq+5, nil); err != nil {
+		t.Fatal(err)
+	}
+	if k = kiosk(); k.Lag() != 5 || k.Rails["mpesa"] != "ok" {
+		t.Fatalf("after a status 5 ahead: lag %d, rails %v", k.Lag(), k.Rails)
+	}
+	c := d.client()
+	c.mustLogin()
+	if _, body := c.get("/kiosks/K1"); !strings.Contains(body, `id="lag">5<`) {
+		t.Fatalf("kiosk page does not show the lag of 5:\n%s", body)
 	}
 }

@@ -33,6 +33,10 @@ type Options struct {
 	// RejectLogs is how many rejections are logged per second; the rest
 	// are counted and the count logged. The default is 10.
 	RejectLogs int
+	// StatusEvery is how often, at most, a kiosk reports its journal's
+	// last sequence and its rails' health while connected (for the
+	// dashboard's lag). The default is 10 seconds.
+	StatusEvery time.Duration
 	// SessionTTL is how long an operator's dashboard session lasts. The
 	// default is 12 hours.
 	SessionTTL time.Duration
@@ -72,6 +76,9 @@ func NewServer(store *Store, opts Options) *Server {
 	}
 	if opts.RejectLogs <= 0 {
 		opts.RejectLogs = 10
+	}
+	if opts.StatusEvery < time.Second {
+		opts.StatusEvery = 10 * time.Second
 	}
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = 12 * time.Hour
@@ -299,7 +306,8 @@ func (l *link) run(ctx context.Context) error {
 	if err := l.s.store.Hello(ctx, l.kiosk, hello.Version, hello.JournalSeq, hello.Rails); err != nil {
 		return err
 	}
-	if err := l.send(ctx, wire.Frame{Type: wire.TypeWelcome, KioskID: l.kiosk, AckedSeq: acked}); err != nil {
+	if err := l.send(ctx, wire.Frame{Type: wire.TypeWelcome, KioskID: l.kiosk, AckedSeq: acked,
+		StatusEvery: int(l.s.opts.StatusEvery / time.Second)}); err != nil {
 		return err
 	}
 	l.s.log.Info("hub: kiosk connected", "kiosk", l.kiosk, "remote", l.remote, "acked_seq", acked, "journal_seq", hello.JournalSeq)
@@ -331,6 +339,13 @@ func (l *link) run(ctx context.Context) error {
 				l.s.log.Info("hub: replayed events ignored", "kiosk", l.kiosk, "events", len(f.Events), "new", added)
 			}
 			if err := l.send(ctx, wire.Frame{Type: wire.TypeAck, AckedSeq: acked}); err != nil {
+				return err
+			}
+		case wire.TypeStatus:
+			if err := wire.CheckHello(f); err != nil {
+				return &rejection{reason: strings.Replace(err.Error(), "hello", "status", 1), err: err}
+			}
+			if err := l.s.store.Status(ctx, l.kiosk, f.JournalSeq, f.Rails); err != nil {
 				return err
 			}
 		case wire.TypeMessageAck:

@@ -148,7 +148,8 @@ type Kiosk struct {
 }
 
 // Lag is how many events of the kiosk's journal the hub did not have when
-// the kiosk last said hello, less those stored since.
+// the kiosk last reported its journal (its hello, or a status frame while
+// connected), less those stored since.
 func (k Kiosk) Lag() int64 { return max(0, k.JournalSeq-k.AckedSeq) }
 
 // Kiosks lists the registered kiosks by id.
@@ -424,6 +425,17 @@ func (s *Store) Hello(ctx context.Context, kiosk, version string, journalSeq int
 		hello_at = now(), last_seen = now() WHERE id = $1`, kiosk, version, journalSeq, rails)
 	if err != nil {
 		return fmt.Errorf("record hello of %s: %w", kiosk, err)
+	}
+	return nil
+}
+
+// Status records a kiosk's status frame: its journal's last sequence and
+// its rails' health (nil keeps what it said before).
+func (s *Store) Status(ctx context.Context, kiosk string, journalSeq int64, rails map[string]string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE kiosks SET journal_seq = greatest(journal_seq, $2), rails = coalesce($3, rails),
+		last_seen = now() WHERE id = $1`, kiosk, journalSeq, rails)
+	if err != nil {
+		return fmt.Errorf("record status of %s: %w", kiosk, err)
 	}
 	return nil
 }

@@ -3,7 +3,8 @@
 // by the kiosk's bearer token on the upgrade request.
 //
 //	kiosk → hub  hello        {kiosk_id, journal_seq, version, rails}
-//	hub → kiosk  welcome      {kiosk_id, acked_seq}: the highest sequence the hub holds
+//	hub → kiosk  welcome      {kiosk_id, acked_seq, status_every}: the highest sequence the hub holds
+//	kiosk → hub  status       {journal_seq, rails}: when they changed, if the welcome asked
 //	kiosk → hub  events       {events: [...]}: the journal's next events, in order
 //	hub → kiosk  ack          {acked_seq}: stored (once, whatever the replays)
 //	hub → kiosk  message      {message}: something for this kiosk only
@@ -48,6 +49,7 @@ const (
 	TypeMessage    = "message"
 	TypeMessageAck = "message_ack"
 	TypeError      = "error"
+	TypeStatus     = "status"
 )
 
 // Frame is every message of the link; Type says which fields are set.
@@ -64,9 +66,14 @@ type Frame struct {
 	// each rail's health as the kiosk sees it ("ok", or what is wrong).
 	Version string            `json:"version,omitempty"`
 	Rails   map[string]string `json:"rails,omitempty"`
+	// StatusEvery, in a welcome, asks the kiosk for a status frame
+	// (journal_seq, rails) at most this many seconds apart when either
+	// changed; 0 (a hub that predates status frames): none.
+	StatusEvery int `json:"status_every,omitempty"`
 }
 
-// CheckHello bounds what a hello reports of the kiosk.
+// CheckHello bounds what a hello (or a status frame) reports of the
+// kiosk.
 func CheckHello(f Frame) error {
 	if len(f.Version) > 64 {
 		return errors.New("hello: version longer than 64 bytes")
