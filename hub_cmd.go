@@ -550,8 +550,11 @@ func paydeskVersion() string {
 		return ""
 	}
 	v := bi.Main.Version
+	if v == "(devel)" {
+		v = "devel"
+	}
 	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 && (v == "" || v == "(devel)") {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 && (v == "" || v == "devel") {
 			v = "devel " + s.Value[:12]
 		}
 	}
@@ -573,8 +576,11 @@ func simulateSales(ctx context.Context, bus *payment.Bus, kiosk string, every ti
 			rail, mode, money = payment.RailMPesa, payment.ModeSTKPush, payment.Money{Minor: 100 * (10 + rand.Int64N(2000)), Currency: "KES"} // whole shillings
 		}
 		end := payment.StatusApproved
-		if rand.N(8) == 0 {
+		switch rand.N(24) {
+		case 0, 1, 2:
 			end = payment.StatusDeclined
+		case 3: // the answer never came: for the dashboard's list
+			end = payment.StatusUnknown
 		}
 		for _, ev := range []payment.Event{
 			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: payment.StatusCreated, Mode: mode, Amount: money, Peer: "SIM"},
