@@ -496,3 +496,26 @@ func TestStatusFramesKeepTheKioskCurrent(t *testing.T) {
 		t.Fatalf("kiosk page does not show the lag of 5:\n%s", body)
 	}
 }
+
+// Served over TLS the session cookie is Secure; a session made on one
+// replica opens the dashboard on another (both on one database).
+func TestSessionsOverTLSAndAcrossReplicas(t *testing.T) {
+	d := newDash(t, Options{})
+	tlsSrv := httptest.NewTLSServer(NewServer(d.store, Options{}).Handler())
+	defer tlsSrv.Close()
+	c := d.client()
+	c.base = tlsSrv.URL
+	c.c.Transport = tlsSrv.Client().Transport
+	resp, _ := c.login(testPassword)
+	sc := cookieOf(resp, sessionCookie)
+	if resp.StatusCode != http.StatusSeeOther || sc == nil || !sc.Secure || !sc.HttpOnly || sc.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login over TLS: %s, cookie %+v; want Secure, HttpOnly, SameSite=Strict", resp.Status, sc)
+	}
+	// The same session on the plain replica d.ts.
+	other := d.client()
+	u, _ := url.Parse(d.ts.URL)
+	other.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: sc.Value}})
+	if resp, body := other.get("/"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "<h1>Kiosks</h1>") {
+		t.Fatalf("the session on another replica: %s", resp.Status)
+	}
+}
