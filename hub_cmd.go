@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	cryptorand "crypto/rand"
 	"crypto/tls"
-	"encoding/csv"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,11 +16,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
 
 	"paydesk/hub"
 	"paydesk/hub/link"
@@ -32,6 +36,9 @@ const hubUsage = `Usage:
   paydesk hub kiosk revoke ID         revoke a kiosk's token
   paydesk hub kiosk list              the kiosks, their last sequence and when last seen
   paydesk hub report [--day D]        a day's totals per kiosk, rail, currency and status
+  paydesk hub user add NAME           add a dashboard operator (password from the terminal or stdin)
+  paydesk hub user remove NAME        remove an operator and end their sessions
+  paydesk hub user list               the operators
   paydesk hub demo [--kiosks N]       a throwaway PostgreSQL, a hub and simulated kiosks
 
 The database: --db or PAYDESK_HUB_DB, a PostgreSQL URL such as
@@ -40,9 +47,11 @@ better in ~/.pgpass or PGPASSWORD than in the URL).
 `
 
 // runHub runs 'paydesk hub …'.
-func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runHub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
+		case "user":
+			return runHubUser(ctx, args[1:], stdin, stdout, stderr)
 		case "kiosk":
 			return runHubKiosk(ctx, args[1:], stdout, stderr)
 		case "report":
@@ -81,6 +90,9 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	certFile := fs.String("tls-cert", env("HUB_TLS_CERT", ""), "TLS certificate; without it the hub speaks plain HTTP for a TLS proxy in front (PAYDESK_HUB_TLS_CERT)")
 	keyFile := fs.String("tls-key", env("HUB_TLS_KEY", ""), "TLS key (PAYDESK_HUB_TLS_KEY)")
 	logPath := fs.String("log", env("HUB_LOG", ""), "log file, JSON lines (PAYDESK_HUB_LOG; default: text on standard error)")
+	behindTLS := fs.Bool("behind-tls-proxy", env("HUB_BEHIND_TLS_PROXY", "") == "true", "operators reach the dashboard through a proxy that terminates TLS: mark session cookies Secure (PAYDESK_HUB_BEHIND_TLS_PROXY=true)")
+	tz := fs.String("tz", env("HUB_TZ", "Local"), "time zone of the dashboard's days, e.g. Africa/Nairobi (PAYDESK_HUB_TZ)")
+	sessionTTL := fs.Duration("session", 12*time.Hour, "how long an operator's dashboard session lasts")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, hubUsage+"\nFlags of 'paydesk hub':\n")
 		fs.PrintDefaults()
@@ -91,6 +103,10 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return fmt.Errorf("hub: unexpected argument %q", fs.Arg(0))
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return fmt.Errorf("hub: --tz: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if *logPath != "" {
@@ -121,7 +137,7 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer store.Close()
-	srv := hub.NewServer(store, hub.Options{Logger: log})
+	srv := hub.NewServer(store, hub.Options{Logger: log, Location: loc, SessionTTL: *sessionTTL, BehindTLSProxy: *behindTLS})
 	log.Info("hub started", "listen", ln.Addr().String(), "tls", scheme == "https")
 	fmt.Fprintf(stdout, "paydesk hub on %s://%s (kiosks: [hub] url = \"%s://HOST:%s\")\n", scheme, ln.Addr(), scheme, portOf(ln.Addr()))
 	return srv.Serve(ctx, ln)
@@ -203,6 +219,105 @@ func runHubKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return tw.Flush()
 }
 
+// runHubUser adds, removes and lists the dashboard's operators. A
+// password is read from the terminal (twice, not echoed) or from stdin's
+// first line, never from a flag.
+func runHubUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs, db := hubFlags("paydesk hub user", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: paydesk hub user {add NAME|remove NAME|list} [--db URL]\n\n"+
+			"add reads the password from the terminal, or from the first line of standard input.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	var rest []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	ok := len(rest) == 2 && (rest[0] == "add" || rest[0] == "remove") || len(rest) == 1 && rest[0] == "list"
+	if !ok {
+		fs.Usage()
+		if len(rest) == 0 {
+			return errors.New("hub user: say add NAME, remove NAME or list")
+		}
+		return fmt.Errorf("hub user: unexpected arguments %q", strings.Join(rest, " "))
+	}
+	var password string
+	if rest[0] == "add" {
+		var err error
+		if password, err = readPassword(stdin, stderr); err != nil {
+			return err
+		}
+	}
+	store, err := openHubStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	switch rest[0] {
+	case "add":
+		if err := store.AddOperator(ctx, rest[1], password); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "operator %s added: they log in to the hub's dashboard at its URL.\n", rest[1])
+		return nil
+	case "remove":
+		if err := store.RemoveOperator(ctx, rest[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "operator %s removed; their sessions are ended.\n", rest[1])
+		return nil
+	}
+	ops, err := store.Operators(ctx)
+	if err != nil {
+		return err
+	}
+	if len(ops) == 0 {
+		fmt.Fprintln(stdout, "No operators. Add one with 'paydesk hub user add NAME'.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OPERATOR\tADDED")
+	for _, o := range ops {
+		fmt.Fprintf(tw, "%s\t%s\n", o.Name, o.Created.Local().Format("2006-01-02 15:04"))
+	}
+	return tw.Flush()
+}
+
+// readPassword reads a new password: from the terminal, asked twice and
+// not echoed, or else the first line of stdin (for scripts).
+func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok && isTerminal(f) {
+		fmt.Fprint(stderr, "Password (10 characters at least): ")
+		a, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("hub user: read password: %w", err)
+		}
+		fmt.Fprint(stderr, "Again: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("hub user: read password: %w", err)
+		}
+		if string(a) != string(b) {
+			return "", errors.New("hub user: the passwords differ")
+		}
+		return string(a), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 1024)).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", errors.New("hub user: no password on standard input (give it on the first line, or run from a terminal)")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
 // runHubReport prints a day's totals from the hub's database.
 func runHubReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, db := hubFlags("paydesk hub report", stderr)
@@ -272,13 +387,7 @@ func printHubReport(w io.Writer, asJSON, asCSV bool, day time.Time, rows []hub.R
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	case asCSV:
-		cw := csv.NewWriter(w)
-		cw.Write([]string{"day", "kiosk", "rail", "currency", "status", "count", "amount"})
-		for _, r := range rows {
-			cw.Write([]string{d, r.Kiosk, string(r.Rail), r.Amount.Currency, string(r.Status), strconv.FormatInt(r.Count, 10), r.Amount.Decimal()})
-		}
-		cw.Flush()
-		return cw.Error()
+		return hub.WriteReportCSV(w, day, rows)
 	}
 	fmt.Fprintf(w, "Totals for %s (days start at midnight %s)\n", day.Format("Monday 2 January 2006"), day.Format("MST, UTC-07:00"))
 	if len(rows) == 0 {
@@ -287,22 +396,14 @@ func printHubReport(w io.Writer, asJSON, asCSV bool, day time.Time, rows []hub.R
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "KIOSK\tRAIL\tCURRENCY\tSTATUS\tCOUNT\tAMOUNT\t")
-	approved := map[string]int64{}
-	var currencies []string
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t\n", r.Kiosk, r.Rail, r.Amount.Currency, r.Status, r.Count, r.Amount.Decimal())
-		if r.Status == payment.StatusApproved {
-			if _, ok := approved[r.Amount.Currency]; !ok {
-				currencies = append(currencies, r.Amount.Currency)
-			}
-			approved[r.Amount.Currency] += r.Amount.Minor
-		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, c := range currencies {
-		fmt.Fprintf(w, "Approved, all kiosks: %s\n", payment.Money{Minor: approved[c], Currency: c})
+	for _, m := range hub.ApprovedTotals(rows) {
+		fmt.Fprintf(w, "Approved, all kiosks: %s\n", m)
 	}
 	return nil
 }
@@ -393,7 +494,8 @@ func runHubDemo(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		bus := payment.NewBus(j, log)
 		closers = append(closers, j.Close, func() error { bus.Close(); return nil })
 		l, err := link.New(link.Options{URL: url, Token: token, KioskID: id, Journal: j, Bus: bus,
-			StatePath: link.StatePath(j.Path()), Logger: log.With("kiosk", id)})
+			StatePath: link.StatePath(j.Path()), Logger: log.With("kiosk", id), Version: paydeskVersion(),
+			Health: func() map[string]string { return map[string]string{"pos": "ok", "mpesa": "ok"} }})
 		if err != nil {
 			return err
 		}
@@ -401,7 +503,15 @@ func runHubDemo(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		wg.Go(func() { l.Run(ctx) })
 		wg.Go(func() { simulateSales(ctx, bus, id, *every) })
 	}
+	password, err := randomPassword()
+	if err != nil {
+		return err
+	}
+	if err := store.AddOperator(ctx, "demo", password); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "hub:      %s (a kiosk's [hub] url)\n", url)
+	fmt.Fprintf(stdout, "dashboard: %s/ (operator demo, password %s)\n", url, password)
 	fmt.Fprintf(stdout, "database: %s\n", dsn)
 	fmt.Fprintf(stdout, "report:   paydesk hub report --db '%s'\n", dsn)
 	fmt.Fprintf(stdout, "kiosks:   %d simulated, taking a payment about every %s each; log: %s\n", *n, *every, logf.Name())
@@ -423,6 +533,34 @@ func runHubDemo(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 }
 
+// randomPassword makes the demo operator's password.
+func randomPassword() (string, error) {
+	b := make([]byte, 12)
+	if _, err := cryptorand.Read(b); err != nil {
+		return "", fmt.Errorf("hub demo: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// paydeskVersion is this binary's version as the build recorded it: the
+// module version, else the VCS revision, for the hub's dashboard.
+func paydeskVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	v := bi.Main.Version
+	if v == "(devel)" {
+		v = "devel"
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 && (v == "" || v == "devel") {
+			v = "devel " + s.Value[:12]
+		}
+	}
+	return v
+}
+
 // simulateSales takes payments on a simulated kiosk: card sales in MYR
 // mostly approved, M-Pesa sales in KES, until ctx ends.
 func simulateSales(ctx context.Context, bus *payment.Bus, kiosk string, every time.Duration) {
@@ -438,8 +576,11 @@ func simulateSales(ctx context.Context, bus *payment.Bus, kiosk string, every ti
 			rail, mode, money = payment.RailMPesa, payment.ModeSTKPush, payment.Money{Minor: 100 * (10 + rand.Int64N(2000)), Currency: "KES"} // whole shillings
 		}
 		end := payment.StatusApproved
-		if rand.N(8) == 0 {
+		switch rand.N(24) {
+		case 0, 1, 2:
 			end = payment.StatusDeclined
+		case 3: // the answer never came: for the dashboard's list
+			end = payment.StatusUnknown
 		}
 		for _, ev := range []payment.Event{
 			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: payment.StatusCreated, Mode: mode, Amount: money, Peer: "SIM"},

@@ -64,7 +64,7 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 	}
 	l, err := link.New(link.Options{URL: h.url, Token: token, KioskID: kioskID, Journal: e.bus.Journal(), Bus: e.bus,
-		StatePath: link.StatePath(e.journal), HTTPClient: client, Logger: e.log})
+		StatePath: link.StatePath(e.journal), HTTPClient: client, Logger: e.log, Version: paydeskVersion()})
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		case "sim":
 			return runSim(ctx, args[1:], stdout, stderr)
 		case "hub":
-			return runHub(ctx, args[1:], stdout, stderr)
+			return runHub(ctx, args[1:], stdin, stdout, stderr)
 		case "help", "--help", "-help":
 			fmt.Fprint(stdout, usage+"\nRun 'paydesk -h' for the console's flags.\n")
 			return nil

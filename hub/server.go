@@ -33,6 +33,20 @@ type Options struct {
 	// RejectLogs is how many rejections are logged per second; the rest
 	// are counted and the count logged. The default is 10.
 	RejectLogs int
+	// StatusEvery is how often, at most, a kiosk reports its journal's
+	// last sequence and its rails' health while connected (for the
+	// dashboard's lag). The default is 10 seconds.
+	StatusEvery time.Duration
+	// SessionTTL is how long an operator's dashboard session lasts. The
+	// default is 12 hours.
+	SessionTTL time.Duration
+	// BehindTLSProxy says the operators' browsers reach the hub through a
+	// proxy that terminates TLS: session cookies are then marked Secure,
+	// as they are when the hub serves TLS itself.
+	BehindTLSProxy bool
+	// Location is the time zone the dashboard's days are in. The default
+	// is time.Local.
+	Location *time.Location
 }
 
 // Server serves kiosks' links: Serve(ctx, ln) until ctx ends or Close.
@@ -63,11 +77,21 @@ func NewServer(store *Store, opts Options) *Server {
 	if opts.RejectLogs <= 0 {
 		opts.RejectLogs = 10
 	}
+	if opts.StatusEvery < time.Second {
+		opts.StatusEvery = 10 * time.Second
+	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = 12 * time.Hour
+	}
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
 	return &Server{store: store, opts: opts, log: opts.Logger, rej: &limiter{per: opts.RejectLogs}}
 }
 
-// Handler returns the hub's HTTP handler: the link at wire.Path and a
-// health check at /healthz (200 when the database answers).
+// Handler returns the hub's HTTP handler: the link at wire.Path (kiosk
+// tokens only), a health check at /healthz (200 when the database
+// answers), and the operators' dashboard (sessions only) at /.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.Path, s.serveLink)
@@ -78,8 +102,9 @@ func (s *Server) Handler() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	// Nothing else is served; a body is never read but the link's.
-	return http.MaxBytesHandler(mux, 1<<10)
+	s.dashboard(mux)
+	// A body is read only by the link and the login and logout forms.
+	return http.MaxBytesHandler(mux, 4<<10)
 }
 
 // Serve serves the links on ln until ctx ends or Close is called, then
@@ -271,11 +296,18 @@ func (l *link) run(ctx context.Context) error {
 	if hello.KioskID != l.kiosk {
 		return &rejection{reason: fmt.Sprintf("kiosk id %q does not match the token's kiosk", truncate(hello.KioskID))}
 	}
+	if err := wire.CheckHello(hello); err != nil {
+		return &rejection{reason: err.Error(), err: err}
+	}
 	acked, err := l.s.store.Acked(ctx, l.kiosk)
 	if err != nil {
 		return err
 	}
-	if err := l.send(ctx, wire.Frame{Type: wire.TypeWelcome, KioskID: l.kiosk, AckedSeq: acked}); err != nil {
+	if err := l.s.store.Hello(ctx, l.kiosk, hello.Version, hello.JournalSeq, hello.Rails); err != nil {
+		return err
+	}
+	if err := l.send(ctx, wire.Frame{Type: wire.TypeWelcome, KioskID: l.kiosk, AckedSeq: acked,
+		StatusEvery: int(l.s.opts.StatusEvery / time.Second)}); err != nil {
 		return err
 	}
 	l.s.log.Info("hub: kiosk connected", "kiosk", l.kiosk, "remote", l.remote, "acked_seq", acked, "journal_seq", hello.JournalSeq)
@@ -307,6 +339,13 @@ func (l *link) run(ctx context.Context) error {
 				l.s.log.Info("hub: replayed events ignored", "kiosk", l.kiosk, "events", len(f.Events), "new", added)
 			}
 			if err := l.send(ctx, wire.Frame{Type: wire.TypeAck, AckedSeq: acked}); err != nil {
+				return err
+			}
+		case wire.TypeStatus:
+			if err := wire.CheckHello(f); err != nil {
+				return &rejection{reason: strings.Replace(err.Error(), "hello", "status", 1), err: err}
+			}
+			if err := l.s.store.Status(ctx, l.kiosk, f.JournalSeq, f.Rails); err != nil {
 				return err
 			}
 		case wire.TypeMessageAck:

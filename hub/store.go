@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
 
 	"paydesk/hub/wire"
 	"paydesk/payment"
@@ -55,6 +56,8 @@ const tokenPrefix = "pdh_"
 type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
+	// bcryptCost hashes operators' passwords (lowered by tests).
+	bcryptCost int
 }
 
 // Open connects to the database at dsn and applies the embedded
@@ -77,7 +80,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, now: time.Now}, nil
+	return &Store{pool: pool, now: time.Now, bcryptCost: bcrypt.DefaultCost}, nil
 }
 
 // Close closes the connections.
@@ -136,18 +139,31 @@ type Kiosk struct {
 	LastSeen  *time.Time
 	Events    int64
 	TokenHash []byte
+	// What the kiosk said in its last hello: its paydesk version, its
+	// journal's last sequence then, each rail's health, and when.
+	Version    string
+	JournalSeq int64
+	Rails      map[string]string
+	HelloAt    *time.Time
 }
+
+// Lag is how many events of the kiosk's journal the hub did not have when
+// the kiosk last reported its journal (its hello, or a status frame while
+// connected), less those stored since.
+func (k Kiosk) Lag() int64 { return max(0, k.JournalSeq-k.AckedSeq) }
 
 // Kiosks lists the registered kiosks by id.
 func (s *Store) Kiosks(ctx context.Context) ([]Kiosk, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, created_at, revoked_at, acked_seq, last_seen, token_hash,
-		(SELECT count(*) FROM events e WHERE e.kiosk_id = k.id) FROM kiosks k ORDER BY id`)
+		(SELECT count(*) FROM events e WHERE e.kiosk_id = k.id), version, journal_seq, rails, hello_at
+		FROM kiosks k ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list kiosks: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Kiosk, error) {
 		var k Kiosk
-		err := r.Scan(&k.ID, &k.Created, &k.Revoked, &k.AckedSeq, &k.LastSeen, &k.TokenHash, &k.Events)
+		err := r.Scan(&k.ID, &k.Created, &k.Revoked, &k.AckedSeq, &k.LastSeen, &k.TokenHash, &k.Events,
+			&k.Version, &k.JournalSeq, &k.Rails, &k.HelloAt)
 		return k, err
 	})
 	if err != nil {
@@ -400,4 +416,68 @@ func (s *Store) AckMessage(ctx context.Context, kiosk string, id int64) error {
 		return fmt.Errorf("message %d, kiosk %s: %w", id, kiosk, ErrNoMessage)
 	}
 	return nil
+}
+
+// Hello records what a kiosk said in its hello: its version, its journal's
+// last sequence and its rails' health (nil keeps what it said before).
+func (s *Store) Hello(ctx context.Context, kiosk, version string, journalSeq int64, rails map[string]string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE kiosks SET version = $2, journal_seq = $3, rails = coalesce($4, rails),
+		hello_at = now(), last_seen = now() WHERE id = $1`, kiosk, version, journalSeq, rails)
+	if err != nil {
+		return fmt.Errorf("record hello of %s: %w", kiosk, err)
+	}
+	return nil
+}
+
+// Status records a kiosk's status frame: its journal's last sequence and
+// its rails' health (nil keeps what it said before).
+func (s *Store) Status(ctx context.Context, kiosk string, journalSeq int64, rails map[string]string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE kiosks SET journal_seq = greatest(journal_seq, $2), rails = coalesce($3, rails),
+		last_seen = now() WHERE id = $1`, kiosk, journalSeq, rails)
+	if err != nil {
+		return fmt.Errorf("record status of %s: %w", kiosk, err)
+	}
+	return nil
+}
+
+// Attention is a payment an operator should look at: its status is
+// unknown, or one of its events carries a flag and none says an operator
+// resolved it.
+type Attention struct {
+	Kiosk   string
+	TxnID   string
+	Rail    payment.Rail
+	Mode    payment.Mode
+	Status  payment.Status
+	Amount  payment.Money
+	Flags   []string
+	Created *time.Time
+	Updated time.Time
+}
+
+// NeedsAttention lists, across the fleet, the payments whose status is
+// unknown or that carry a flag (from the replicated journals), newest
+// first, at most limit.
+func (s *Store) NeedsAttention(ctx context.Context, kiosk string, limit int) ([]Attention, error) {
+	rows, err := s.pool.Query(ctx, `SELECT t.kiosk_id, t.txn_id, t.rail, t.mode, t.status, t.amount_minor, t.currency,
+			coalesce(f.flags, '{}'), t.created_at, t.updated_at
+		FROM txns t
+		LEFT JOIN LATERAL (SELECT array_agg(DISTINCT e.flag ORDER BY e.flag) AS flags FROM events e
+			WHERE e.kiosk_id = t.kiosk_id AND e.txn_id = t.txn_id AND e.flag <> '') f ON true
+		WHERE (t.status = 'unknown' OR f.flags IS NOT NULL AND NOT $3 = ANY(f.flags)) AND ($1 = '' OR t.kiosk_id = $1)
+		ORDER BY coalesce(t.created_at, t.updated_at) DESC, t.kiosk_id, t.txn_id
+		LIMIT $2`, kiosk, limit, payment.FlagResolved)
+	if err != nil {
+		return nil, fmt.Errorf("payments needing attention: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attention, error) {
+		var a Attention
+		err := r.Scan(&a.Kiosk, &a.TxnID, &a.Rail, &a.Mode, &a.Status, &a.Amount.Minor, &a.Amount.Currency,
+			&a.Flags, &a.Created, &a.Updated)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("payments needing attention: %w", err)
+	}
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -68,6 +69,13 @@ type Options struct {
 	OnMessage func(ctx context.Context, m wire.Message) error
 	// Logger receives connection events. The default discards them.
 	Logger *slog.Logger
+	// Version is this kiosk's paydesk version, said in the hello for the
+	// hub's dashboard.
+	Version string
+	// Health, when set, gives each rail's health ("ok", or what is
+	// wrong), said in every hello for the hub's dashboard, and in a status
+	// frame when it changes, if the hub asks for them.
+	Health func() map[string]string
 }
 
 // Status is the link as a console shows it.
@@ -259,7 +267,12 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	if err := send(ctx, c, wire.Frame{Type: wire.TypeHello, KioskID: l.opts.KioskID, JournalSeq: last}); err != nil {
+	hello := wire.Frame{Type: wire.TypeHello, KioskID: l.opts.KioskID, JournalSeq: last, Version: l.opts.Version}
+	if l.opts.Health != nil {
+		hello.Rails = l.opts.Health()
+	}
+	reported := hello // what the hub was last told
+	if err := send(ctx, c, hello); err != nil {
 		return false, err
 	}
 	frames := make(chan wire.Frame)
@@ -304,6 +317,14 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 
 	poll := time.NewTicker(l.opts.Poll)
 	defer poll.Stop()
+	// A status frame when the journal or the rails' health changed, at
+	// most every StatusEvery seconds, if the hub asked for them.
+	var statusTick <-chan time.Time
+	if welcome.StatusEvery > 0 {
+		st := time.NewTicker(time.Duration(welcome.StatusEvery) * time.Second)
+		defer st.Stop()
+		statusTick = st.C
+	}
 	keep := time.NewTicker(l.opts.Keepalive)
 	defer keep.Stop()
 	pingErr := make(chan error, 1)
@@ -353,6 +374,18 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 					}
 				}
 			}()
+		case <-statusTick:
+			f := wire.Frame{Type: wire.TypeStatus, JournalSeq: l.Status().JournalSeq}
+			if l.opts.Health != nil {
+				f.Rails = l.opts.Health()
+			}
+			if f.JournalSeq == reported.JournalSeq && maps.Equal(f.Rails, reported.Rails) {
+				continue
+			}
+			if err := send(ctx, c, f); err != nil {
+				return true, err
+			}
+			reported = f
 		case err := <-pingErr:
 			return true, fmt.Errorf("the hub did not answer a ping: %w", err)
 		case <-ackBy:

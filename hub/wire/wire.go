@@ -2,8 +2,9 @@
 // over one WebSocket the kiosk opens (HTTPS in production), authenticated
 // by the kiosk's bearer token on the upgrade request.
 //
-//	kiosk → hub  hello        {kiosk_id, journal_seq}
-//	hub → kiosk  welcome      {kiosk_id, acked_seq}: the highest sequence the hub holds
+//	kiosk → hub  hello        {kiosk_id, journal_seq, version, rails}
+//	hub → kiosk  welcome      {kiosk_id, acked_seq, status_every}: the highest sequence the hub holds
+//	kiosk → hub  status       {journal_seq, rails}: when they changed, if the welcome asked
 //	kiosk → hub  events       {events: [...]}: the journal's next events, in order
 //	hub → kiosk  ack          {acked_seq}: stored (once, whatever the replays)
 //	hub → kiosk  message      {message}: something for this kiosk only
@@ -48,6 +49,7 @@ const (
 	TypeMessage    = "message"
 	TypeMessageAck = "message_ack"
 	TypeError      = "error"
+	TypeStatus     = "status"
 )
 
 // Frame is every message of the link; Type says which fields are set.
@@ -60,6 +62,34 @@ type Frame struct {
 	Message    *Message `json:"message,omitempty"`
 	ID         int64    `json:"id,omitempty"`
 	Reason     string   `json:"reason,omitempty"`
+	// Version and Rails are in a hello: the kiosk's paydesk version and
+	// each rail's health as the kiosk sees it ("ok", or what is wrong).
+	Version string            `json:"version,omitempty"`
+	Rails   map[string]string `json:"rails,omitempty"`
+	// StatusEvery, in a welcome, asks the kiosk for a status frame
+	// (journal_seq, rails) at most this many seconds apart when either
+	// changed; 0 (a hub that predates status frames): none.
+	StatusEvery int `json:"status_every,omitempty"`
+}
+
+// CheckHello bounds what a hello (or a status frame) reports of the
+// kiosk.
+func CheckHello(f Frame) error {
+	if len(f.Version) > 64 {
+		return errors.New("hello: version longer than 64 bytes")
+	}
+	if len(f.Rails) > 16 {
+		return errors.New("hello: more than 16 rails")
+	}
+	for k, v := range f.Rails {
+		if k == "" || len(k) > 32 || len(v) > 200 {
+			return fmt.Errorf("hello: rail %q: name 1 to 32 bytes, health at most 200", truncate(k))
+		}
+	}
+	if f.JournalSeq < 0 {
+		return errors.New("hello: negative journal sequence")
+	}
+	return nil
 }
 
 // Message is something the hub holds for one kiosk until it acknowledges

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +78,27 @@ func FuzzFrame(f *testing.F) {
 			prev = e.Seq
 		}
 	})
+}
+
+func TestCheckHello(t *testing.T) {
+	ok := Frame{Type: TypeHello, KioskID: "K1", JournalSeq: 3, Version: "v1.2.3", Rails: map[string]string{"pos": "ok"}}
+	if err := CheckHello(ok); err != nil {
+		t.Fatalf("a good hello: %v", err)
+	}
+	many := map[string]string{}
+	for i := range 17 {
+		many[fmt.Sprintf("r%d", i)] = "ok"
+	}
+	for name, f := range map[string]Frame{
+		"long version": {Version: strings.Repeat("v", 65)},
+		"17 rails":     {Rails: many},
+		"long rail":    {Rails: map[string]string{strings.Repeat("r", 33): "ok"}},
+		"empty rail":   {Rails: map[string]string{"": "ok"}},
+		"long health":  {Rails: map[string]string{"pos": strings.Repeat("h", 201)}},
+		"negative seq": {JournalSeq: -1},
+	} {
+		if CheckHello(f) == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
 }
