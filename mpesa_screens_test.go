@@ -53,13 +53,13 @@ func newKenyaKiosk(t *testing.T, wait time.Duration) *kenyaKiosk {
 		t.Fatal(err)
 	}
 	prefixes, _ := mpesa.ParsePrefixes("127.0.0.0/8")
-	rail, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: client, Bus: bus, PublicURL: "http://" + ln.Addr().String(),
+	rail, err := mpesa.NewRail(mpesa.Options{Client: client, Bus: bus, PublicURL: "http://" + ln.Addr().String(),
 		AllowList: prefixes, C2BWait: wait, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb := &http.Server{Handler: rail.Handler()}
-	go cb.Serve(ln)
+	served := make(chan error, 1)
+	go func() { served <- rail.Serve(context.Background(), ln) }()
 	if _, err := rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +83,10 @@ func newKenyaKiosk(t *testing.T, wait time.Duration) *kenyaKiosk {
 	t.Cleanup(func() {
 		srv.Close()
 		<-done
-		cb.Close()
 		rail.Close()
+		if err := <-served; err != nil {
+			t.Errorf("M-Pesa rail: %v", err)
+		}
 		fake.Close()
 		fs.Close()
 		bus.Close()

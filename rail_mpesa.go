@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -190,7 +189,7 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 			e.log.Info("M-Pesa callback path secret made and kept", "file", file)
 		}
 	}
-	rail, err := mpesa.NewRail(e.ctx, mpesa.Options{Client: client, Bus: e.bus, PublicURL: public, PathSecret: pathSecret,
+	rail, err := mpesa.NewRail(mpesa.Options{Client: client, Bus: e.bus, PublicURL: public, PathSecret: pathSecret,
 		AllowList: allow, TrustedProxies: proxies, EnforceAllowList: m.enforce, Poll: poll, Desc: m.desc, C2BWait: m.c2bWait, Logger: e.log})
 	if err != nil {
 		ln.Close()
@@ -201,21 +200,7 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 		rail.Close()
 		return nil, err
 	}
-	srv := &http.Server{Handler: rail.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			e.log.Error("M-Pesa callback server stopped", "err", err)
-		}
-	}()
-	e.onStop(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-		rail.Close()
-	})
+	e.goRun("M-Pesa rail", func(ctx context.Context) error { return rail.Serve(ctx, ln) }, nil)
 	e.log.Info("M-Pesa rail started", "base_url", base, "shortcode", m.shortCode, "type", m.kind,
 		"callback_listen", ln.Addr().String(), "public_url", public)
 	go func() {

@@ -1,6 +1,7 @@
 package mpesa
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -73,18 +74,14 @@ func (r *Rail) startC2B(req payment.Request) (string, error) {
 		return "", fmt.Errorf("M-Pesa payment: %w", err)
 	}
 	r.log.Info("M-Pesa paybill/till sale waiting", "txn", id, "type", kind, "number", number, "shillings", sh, "wait", r.opt.C2BWait.String())
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.waitC2B(s)
-	}()
+	r.goWork(func(ctx context.Context) { r.waitC2B(ctx, s) })
 	return id, nil
 }
 
 // waitC2B times out a paybill or till sale that was not paid in full
 // within Options.C2BWait.
-func (r *Rail) waitC2B(s *sale) {
-	if !r.sleep(s.done, r.opt.C2BWait) {
+func (r *Rail) waitC2B(ctx context.Context, s *sale) {
+	if !r.sleep(ctx, s.done, r.opt.C2BWait) {
 		return
 	}
 	s.mu.Lock()

@@ -63,8 +63,11 @@ func (r *Rail) unknownPath(w http.ResponseWriter, q *http.Request) {
 }
 
 // inbound is one callback as received: body to decode, raw (the body
-// with phone numbers masked) to journal.
+// with phone numbers masked) to journal, and the context to read the
+// journal with (the request's, not cancelled when Daraja hangs up: what
+// was received is still journaled).
 type inbound struct {
+	ctx       context.Context
 	body, raw []byte
 	source    string
 	allowed   bool
@@ -96,7 +99,7 @@ func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (in
 	if !allowed {
 		r.log.Warn("callback from outside the allow-list (flagged)", "source", src)
 	}
-	status, answer := h(inbound{body: body, raw: MaskRaw(body), source: src, allowed: allowed})
+	status, answer := h(inbound{ctx: context.WithoutCancel(q.Context()), body: body, raw: MaskRaw(body), source: src, allowed: allowed})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(answer)
@@ -168,7 +171,7 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	if s == nil {
 		// A sale this process does not hold: one that finished before a
 		// restart, or was forgotten, is in the journal.
-		s = r.recall(r.ctx, res.CheckoutRequestID, res.Receipt)
+		s = r.recall(in.ctx, res.CheckoutRequestID, res.Receipt)
 	}
 	r.mu.Lock()
 	if s == nil {
@@ -207,14 +210,12 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	if s != nil {
 		r.resolveRaw(s, res, "callback", nil, "", sourceFlag(in))
 	} else if kept && res.Success() {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.orphan(res, in.raw)
+		r.goWork(func(ctx context.Context) {
+			r.orphan(ctx, res, in.raw)
 			r.mu.Lock()
 			r.orphans--
 			r.mu.Unlock()
-		}()
+		})
 	}
 	return http.StatusOK, answerSTK
 }
@@ -222,11 +223,11 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 // orphan lists a paid STK callback whose push never became known (after
 // Options.EarlyGrace) as an unmatched till payment: money was received,
 // and the operator decides which sale it pays.
-func (r *Rail) orphan(res STKResult, raw []byte) {
-	if !r.sleep(nil, r.opt.EarlyGrace) {
+func (r *Rail) orphan(ctx context.Context, res STKResult, raw []byte) {
+	if !r.sleep(ctx, nil, r.opt.EarlyGrace) {
 		return
 	}
-	_, seenBefore := r.receiptOwner(r.ctx, res.Receipt)
+	_, seenBefore := r.receiptOwner(ctx, res.Receipt)
 	r.mu.Lock()
 	known := r.byCheckout[res.CheckoutRequestID] != nil // its push was answered
 	_, seen := r.receipts[res.Receipt]
@@ -311,9 +312,9 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	ref := NormalizeReference(string(p.BillRefNumber))
 	noRef := p.BillRefNumber == "" // Flex is trimmed as decoded
 	if !noRef && r.lookup(ref) == nil {
-		r.recallSale(r.ctx, ref) // a finished sale no longer held
+		r.recallSale(in.ctx, ref) // a finished sale no longer held
 	}
-	before, seenBefore := r.receiptOwner(r.ctx, p.TransID)
+	before, seenBefore := r.receiptOwner(in.ctx, p.TransID)
 	r.sweep()
 	r.mu.Lock()
 	rec, seen := r.receipts[p.TransID]
@@ -545,7 +546,7 @@ func (r *Rail) AssignTill(id, txnID string) error {
 	s := r.sales[txnID]
 	r.mu.Unlock()
 	if s == nil {
-		s = r.recallSale(r.ctx, txnID) // a finished sale no longer held
+		s = r.recallSale(context.Background(), txnID) // a finished sale no longer held
 	}
 	if !tp.Unmatched() {
 		return fmt.Errorf("till payment %s is already assigned to %s", id, tp.TxnID)
@@ -675,11 +676,7 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 	}
 	for _, s := range queried {
 		r.log.Info("M-Pesa payment left unknown: querying", "txn", s.id, "checkout", r.checkoutOf(s))
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.waitResult(s, 0, false)
-		}()
+		r.goWork(func(ctx context.Context) { r.waitResult(ctx, s, 0, false) })
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ type harness struct {
 	path    string
 	cbURL   string
 	ln      net.Listener
-	srv     *http.Server
+	served  chan error // Serve's result
 	closed  bool
 }
 
@@ -91,7 +91,7 @@ func (h *harness) open(tune func(*mpesa.Options)) {
 	if tune != nil {
 		tune(&o)
 	}
-	r, err := mpesa.NewRail(context.Background(), o)
+	r, err := mpesa.NewRail(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +106,9 @@ func (h *harness) open(tune func(*mpesa.Options)) {
 		}
 		h.ln = ln
 	}
-	h.srv = &http.Server{Handler: r.Handler()}
-	go h.srv.Serve(h.ln)
+	served := make(chan error, 1)
+	h.served = served
+	go func(ln net.Listener) { served <- r.Serve(context.Background(), ln) }(h.ln)
 	h.closed = false
 }
 
@@ -118,9 +119,11 @@ func (h *harness) close() {
 		return
 	}
 	h.closed = true
-	h.srv.Close()
-	h.ln = nil
 	h.rail.Close()
+	if err := <-h.served; err != nil {
+		h.t.Errorf("Serve: %v", err)
+	}
+	h.ln = nil
 	h.bus.Close()
 	h.j.Close()
 }

@@ -210,19 +210,3 @@ func (r *Rail) forget(s *sale) {
 		delete(r.byCheckout, s.checkout)
 	}
 }
-
-// janitor sweeps every grace period while the rail runs, so what an idle
-// kiosk holds shrinks too. It ticks in real time, not on Options.After,
-// which belongs to the query policy (tests drive that one by hand).
-func (r *Rail) janitor() {
-	t := time.NewTicker(r.opt.EarlyGrace)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-			r.sweep()
-		}
-	}
-}

@@ -131,7 +131,7 @@ func stubRail(t *testing.T, url string, now func() time.Time, after func(time.Du
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: bus, PublicURL: "https://kiosk.example", Logger: quietLog(),
+	r, err := mpesa.NewRail(mpesa.Options{Client: c, Bus: bus, PublicURL: "https://kiosk.example", Logger: quietLog(),
 		Now: now, After: after})
 	if err != nil {
 		t.Fatal(err)

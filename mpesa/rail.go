@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -147,9 +148,15 @@ type Rail struct {
 	bus    *payment.Bus
 	log    *slog.Logger
 	secret string
-	ctx    context.Context
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
+	// quit is closed when the rail stops: the contexts of its pushes,
+	// queries and waits end. work counts those goroutines.
+	quit     chan struct{}
+	quitOnce sync.Once
+	work     sync.WaitGroup
+	// served is closed when a running Serve has returned; guarded by
+	// serveMu.
+	serveMu sync.Mutex
+	served  chan struct{}
 
 	mu         sync.Mutex
 	sales      map[string]*sale // by reference = txn id
@@ -216,9 +223,10 @@ type sale struct {
 // query.
 const DefaultRetention = 24 * time.Hour
 
-// NewRail returns the rail. Its goroutines (pushes, queries) stop with
-// ctx; Close waits for them.
-func NewRail(ctx context.Context, opt Options) (*Rail, error) {
+// NewRail returns the rail. It takes payments at once; Serve runs its
+// callback server until the context ends, and then stops the rail's
+// pushes and queries and waits for them (as Close does).
+func NewRail(opt Options) (*Rail, error) {
 	if opt.Client == nil || opt.Bus == nil {
 		return nil, fmt.Errorf("%w: the rail needs a client and a bus", ErrConfig)
 	}
@@ -275,20 +283,13 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	if secret == "" {
 		secret = NewPathSecret()
 	}
-	ctx, stop := context.WithCancel(ctx)
-	r := &Rail{opt: opt, c: opt.Client, bus: opt.Bus, log: opt.Logger, secret: secret, ctx: ctx, stop: stop,
+	r := &Rail{opt: opt, c: opt.Client, bus: opt.Bus, log: opt.Logger, secret: secret, quit: make(chan struct{}),
 		sales: map[string]*sale{}, byCheckout: map[string]*sale{}, early: map[string]*earlyCallbacks{}, receipts: map[string]receiptRec{}}
 	for _, u := range []string{r.STKCallbackURL(), r.ConfirmationURL(), r.ValidationURL()} {
 		if err := CheckCallbackURL(u); err != nil {
-			stop()
 			return nil, err
 		}
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.janitor()
-	}()
 	return r, nil
 }
 
@@ -318,10 +319,94 @@ func (r *Rail) ConfirmationURL() string {
 // ValidationURL is the C2B validation URL to register.
 func (r *Rail) ValidationURL() string { return r.opt.PublicURL + "/" + r.secret + "/c2b/validation" }
 
-// Close stops the rail's goroutines and waits for them.
+// ShutdownGrace is how long Serve lets callbacks in flight finish when it
+// stops.
+const ShutdownGrace = 5 * time.Second
+
+// Serve answers Daraja's callbacks on ln (see Handler) and keeps the
+// rail's memory swept, until ctx ends or Close is called. Then it stops
+// the callback server (callbacks in flight have ShutdownGrace to finish),
+// stops the rail's pushes, queries and waits, waits for them, and returns
+// nil. The listener is closed. A callback server that fails is logged;
+// the rail goes on taking payments (it queries Daraja) until it is
+// stopped.
+func (r *Rail) Serve(ctx context.Context, ln net.Listener) error {
+	done := make(chan struct{})
+	defer close(done)
+	r.serveMu.Lock()
+	r.served = done
+	r.serveMu.Unlock()
+	hs := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	r.log.Info("M-Pesa callback server listening", "addr", ln.Addr().String())
+	// The sweeps tick in real time, not on Options.After, which belongs
+	// to the query policy (tests drive that one by hand): an idle kiosk's
+	// memory shrinks too.
+	tick := time.NewTicker(r.opt.EarlyGrace)
+	defer tick.Stop()
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-r.quit:
+			running = false
+		case err := <-served:
+			r.log.Error("M-Pesa callback server stopped", "err", err)
+			served = nil
+		case <-tick.C:
+			r.sweep()
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
+	if err := hs.Shutdown(sctx); err != nil {
+		r.log.Warn("M-Pesa callback server: callbacks in flight cut off", "err", err)
+	}
+	cancel()
+	if served != nil {
+		<-served
+	}
+	r.stopWork()
+	return nil
+}
+
+// Close stops the rail: a Serve returns, and the rail's pushes, queries
+// and waits end; Close waits for both.
 func (r *Rail) Close() {
-	r.stop()
-	r.wg.Wait()
+	r.quitOnce.Do(func() { close(r.quit) })
+	r.serveMu.Lock()
+	served := r.served
+	r.serveMu.Unlock()
+	if served != nil {
+		<-served // it has stopped the callback server, then the work
+	}
+	r.stopWork()
+}
+
+// stopWork ends the contexts of the rail's goroutines and waits for them.
+func (r *Rail) stopWork() {
+	r.quitOnce.Do(func() { close(r.quit) })
+	r.work.Wait()
+}
+
+// goWork runs fn in a goroutine the rail waits for when it stops; fn's
+// context ends then.
+func (r *Rail) goWork(fn func(ctx context.Context)) {
+	r.work.Add(1)
+	go func() {
+		defer r.work.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-r.quit:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		fn(ctx)
+	}()
 }
 
 // Currency is what M-Pesa amounts are in.
@@ -369,7 +454,7 @@ func (r *Rail) publish(ev payment.Event) (payment.Event, error) {
 	if ev.Time.IsZero() {
 		ev.Time = r.opt.Now()
 	}
-	return r.bus.Publish(context.WithoutCancel(r.ctx), ev)
+	return r.bus.Publish(context.Background(), ev)
 }
 
 // reject journals refused input and returns err.
@@ -417,11 +502,7 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 		r.dropSale(id)
 		return "", fmt.Errorf("M-Pesa payment: %w", err)
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.push(s)
-	}()
+	r.goWork(func(ctx context.Context) { r.push(ctx, s) })
 	return id, nil
 }
 
@@ -503,15 +584,15 @@ func (r *Rail) note(s *sale, kind payment.Kind, detail, flag string, res *paymen
 }
 
 // push sends the STK Push and waits for its outcome.
-func (r *Rail) push(s *sale) {
+func (r *Rail) push(ctx context.Context, s *sale) {
 	s.mu.Lock()
 	ok := r.transition(s, payment.StatusSent, "prompt sent to "+MaskPhone(s.phone), nil, "")
 	s.mu.Unlock()
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.opt.PushTimeout)
-	resp, err := r.c.STKPush(ctx, PushRequest{Phone: s.phone, Amount: s.amount, Reference: s.id, Desc: r.opt.Desc,
+	pctx, cancel := context.WithTimeout(ctx, r.opt.PushTimeout)
+	resp, err := r.c.STKPush(pctx, PushRequest{Phone: s.phone, Amount: s.amount, Reference: s.id, Desc: r.opt.Desc,
 		CallbackURL: r.STKCallbackURL()})
 	cancel()
 	if err != nil {
@@ -534,7 +615,7 @@ func (r *Rail) push(s *sale) {
 	for i, res := range early.results {
 		r.resolveRaw(s, res, "callback (arrived before the push answer)", nil, "", early.flags[i])
 	}
-	r.waitResult(s, r.opt.Poll.First, true)
+	r.waitResult(ctx, s, r.opt.Poll.First, true)
 }
 
 // pushFailed ends a payment whose push Daraja refused, or marks it
@@ -626,16 +707,16 @@ func shortErr(err error) string {
 // waitResult queries Daraja per the policy until s is final or the
 // budget is spent; then, if timeout, it times the payment out and runs
 // one reconciling query later.
-func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
+func (r *Rail) waitResult(ctx context.Context, s *sale, first time.Duration, timeout bool) {
 	p := r.opt.Poll
 	start := r.opt.Now()
 	wait := first
 	backoff := p.Every
 	for {
-		if !r.sleep(s.done, wait) {
+		if !r.sleep(ctx, s.done, wait) {
 			return
 		}
-		res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s))
+		res, err := r.c.STKQuery(ctx, r.checkoutOf(s))
 		var ae *APIError
 		switch {
 		case err == nil:
@@ -648,7 +729,7 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 			wait = backoff
 			r.log.Info("STK query rate-limited; backing off", "txn", s.id, "code", ae.Code, "wait", wait.String())
 		default:
-			if r.ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return
 			}
 			r.log.Warn("STK query failed", "txn", s.id, "err", err)
@@ -658,7 +739,7 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 			if !timeout {
 				return
 			}
-			r.timeOut(s, p.Budget-r.opt.Now().Sub(start))
+			r.timeOut(ctx, s, p.Budget-r.opt.Now().Sub(start))
 			return
 		}
 	}
@@ -666,8 +747,8 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 
 // timeOut ends the wait (after left, if the budget is not yet spent)
 // and schedules one more query to reconcile.
-func (r *Rail) timeOut(s *sale, left time.Duration) {
-	if left > 0 && !r.sleep(s.done, left) {
+func (r *Rail) timeOut(ctx context.Context, s *sale, left time.Duration) {
+	if left > 0 && !r.sleep(ctx, s.done, left) {
 		return
 	}
 	s.mu.Lock()
@@ -676,29 +757,29 @@ func (r *Rail) timeOut(s *sale, left time.Duration) {
 			&payment.Result{Reason: "no answer from M-Pesa"}, "")
 	}
 	s.mu.Unlock()
-	r.reconcileLater(s)
+	r.reconcileLater(ctx, s)
 }
 
 // reconcileLater runs one more query after Poll.Reconcile, so a payment
 // that was timed out or cancelled locally still learns its real outcome.
-func (r *Rail) reconcileLater(s *sale) {
-	if !r.sleep(nil, r.opt.Poll.Reconcile) {
+func (r *Rail) reconcileLater(ctx context.Context, s *sale) {
+	if !r.sleep(ctx, nil, r.opt.Poll.Reconcile) {
 		return
 	}
 	checkout := r.checkoutOf(s)
 	if checkout == "" {
 		return // the push was never answered: nothing to query
 	}
-	if res, err := r.c.STKQuery(r.ctx, checkout); err == nil {
+	if res, err := r.c.STKQuery(ctx, checkout); err == nil {
 		r.resolve(s, res, "reconciling query")
 	}
 }
 
-// sleep waits d on the rail's clock; it returns false, early, when the
-// rail stops or done is closed (a nil done is never closed).
-func (r *Rail) sleep(done <-chan struct{}, d time.Duration) bool {
+// sleep waits d on the rail's clock; it returns false, early, when ctx
+// ends or done is closed (a nil done is never closed).
+func (r *Rail) sleep(ctx context.Context, done <-chan struct{}, d time.Duration) bool {
 	select {
-	case <-r.ctx.Done():
+	case <-ctx.Done():
 		return false
 	case <-done:
 		return false
@@ -744,11 +825,7 @@ func (r *Rail) Cancel(id string) error {
 	if s.c2b {
 		return nil // no push to query: a late payment arrives as a C2B confirmation
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.reconcileLater(s)
-	}()
+	r.goWork(func(ctx context.Context) { r.reconcileLater(ctx, s) })
 	return nil
 }
 

@@ -72,7 +72,7 @@ func TestHealthAndUnreachable(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	c, _ := mpesa.NewClient(mpesa.Config{BaseURL: "http://" + addr, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "174379", Passkey: "p", Logger: quietLog()})
-	r, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: h.bus, PublicURL: "http://127.0.0.1:1", Logger: quietLog()})
+	r, err := mpesa.NewRail(mpesa.Options{Client: c, Bus: h.bus, PublicURL: "http://127.0.0.1:1", Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestHealthAndUnreachable(t *testing.T) {
 	if tx.Result.Reason != "Daraja unreachable" || r.Health().Up {
 		t.Errorf("unreachable: %+v, health %+v", tx, r.Health())
 	}
-	if _, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: h.bus, PublicURL: "https://kiosk.example/mpesa"}); !errors.Is(err, mpesa.ErrBadURL) {
+	if _, err := mpesa.NewRail(mpesa.Options{Client: c, Bus: h.bus, PublicURL: "https://kiosk.example/mpesa"}); !errors.Is(err, mpesa.ErrBadURL) {
 		t.Errorf("a public URL with 'mpesa': %v", err)
 	}
 }
