@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
 	"paydesk/payment"
 	"paydesk/screens"
@@ -43,7 +44,7 @@ func newKenyaKiosk(t *testing.T, wait time.Duration) *kenyaKiosk {
 	bus := payment.NewBus(j, log)
 	fake := sandbox.New(sandbox.Options{Logger: log})
 	fs := httptest.NewServer(fake.Handler())
-	client, err := mpesa.NewClient(mpesa.Config{BaseURL: fs.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+	client, err := daraja.NewClient(daraja.Config{BaseURL: fs.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 		ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Logger: log})
 	if err != nil {
 		t.Fatal(err)

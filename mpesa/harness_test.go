@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
 	"paydesk/payment"
 )
@@ -31,7 +32,7 @@ type harness struct {
 	t       testing.TB
 	fake    *sandbox.Server
 	fakeURL string
-	client  *mpesa.Client
+	client  *daraja.Client
 	rail    *mpesa.Rail
 	bus     *payment.Bus
 	j       *payment.Journal
@@ -79,7 +80,7 @@ func (h *harness) open(tune func(*mpesa.Options)) {
 	_ = rec
 	h.j = j
 	h.bus = payment.NewBus(j, quietLog())
-	c, err := mpesa.NewClient(mpesa.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+	c, err := daraja.NewClient(daraja.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 		ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Logger: quietLog(),
 		HTTP: &http.Client{Timeout: 5 * time.Second}})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"paydesk/mpesa/daraja"
 	"paydesk/payment"
 )
 
@@ -28,7 +29,7 @@ const (
 
 // earlyCallbacks are the callbacks about one push not known yet.
 type earlyCallbacks struct {
-	results []STKResult
+	results []daraja.STKResult
 	flags   []string // each one's source flag ("" from the allow-list)
 	at      time.Time
 }
@@ -86,7 +87,7 @@ func (r *Rail) putReceipt(receipt, txn string) {
 // keepEarly keeps a callback whose push is not known yet, forgetting
 // first those older than the grace period and, when full, the oldest. It
 // reports whether it was kept. Call with r.mu held.
-func (r *Rail) keepEarly(res STKResult, flag string) bool {
+func (r *Rail) keepEarly(res daraja.STKResult, flag string) bool {
 	now := r.opt.Now()
 	r.expireEarly(now)
 	e := r.early[res.CheckoutRequestID]

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"paydesk/mpesa/daraja"
 	"paydesk/payment"
 )
 
@@ -89,7 +90,7 @@ func ParsePrefixes(s string) ([]netip.Prefix, error) {
 
 // Options configure a Rail.
 type Options struct {
-	Client *Client
+	Client *daraja.Client
 	Bus    *payment.Bus
 	// PublicURL is where Daraja reaches the callback server, without the
 	// path: "https://kiosk.example.com" (HTTPS in production).
@@ -144,7 +145,7 @@ type Options struct {
 // callback server's handler, and the till list for C2B payments.
 type Rail struct {
 	opt    Options
-	c      *Client
+	c      *daraja.Client
 	bus    *payment.Bus
 	log    *slog.Logger
 	secret string
@@ -228,10 +229,10 @@ const DefaultRetention = 24 * time.Hour
 // pushes and queries and waits for them (as Close does).
 func NewRail(opt Options) (*Rail, error) {
 	if opt.Client == nil || opt.Bus == nil {
-		return nil, fmt.Errorf("%w: the rail needs a client and a bus", ErrConfig)
+		return nil, fmt.Errorf("%w: the rail needs a client and a bus", daraja.ErrConfig)
 	}
 	if opt.PublicURL == "" {
-		return nil, fmt.Errorf("%w: the rail needs the callback server's public URL", ErrConfig)
+		return nil, fmt.Errorf("%w: the rail needs the callback server's public URL", daraja.ErrConfig)
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -272,8 +273,8 @@ func NewRail(opt Options) (*Rail, error) {
 	if opt.MaxTill <= 0 {
 		opt.MaxTill = DefaultMaxTill
 	}
-	if len(opt.Desc) > MaxTransactionDesc {
-		return nil, fmt.Errorf("%w: TransactionDesc %q is over %d characters", ErrConfig, opt.Desc, MaxTransactionDesc)
+	if len(opt.Desc) > daraja.MaxTransactionDesc {
+		return nil, fmt.Errorf("%w: TransactionDesc %q is over %d characters", daraja.ErrConfig, opt.Desc, daraja.MaxTransactionDesc)
 	}
 	if opt.AllowList == nil {
 		opt.AllowList = DefaultAllowList
@@ -286,7 +287,7 @@ func NewRail(opt Options) (*Rail, error) {
 	r := &Rail{opt: opt, c: opt.Client, bus: opt.Bus, log: opt.Logger, secret: secret, quit: make(chan struct{}),
 		sales: map[string]*sale{}, byCheckout: map[string]*sale{}, early: map[string]*earlyCallbacks{}, receipts: map[string]receiptRec{}}
 	for _, u := range []string{r.STKCallbackURL(), r.ConfirmationURL(), r.ValidationURL()} {
-		if err := CheckCallbackURL(u); err != nil {
+		if err := daraja.CheckCallbackURL(u); err != nil {
 			return nil, err
 		}
 	}
@@ -302,7 +303,7 @@ func NewPathSecret() string {
 			panic("mpesa: crypto/rand failed: " + err.Error())
 		}
 		s := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-		if CheckCallbackURL("https://x/"+s) == nil {
+		if daraja.CheckCallbackURL("https://x/"+s) == nil {
 			return s
 		}
 	}
@@ -415,14 +416,14 @@ func (r *Rail) Currency() string { return "KES" }
 // CheckPhone implements payment.PhoneChecker: the error says why a number
 // is not one Start would take.
 func (r *Rail) CheckPhone(phone string) error {
-	_, err := NormalizePhone(phone)
+	_, err := daraja.NormalizePhone(phone)
 	return err
 }
 
 // Health is whether Daraja issued the last token asked for.
 func (r *Rail) Health() payment.Health {
 	if err := r.c.TokenError(); err != nil {
-		var ae *APIError
+		var ae *daraja.APIError
 		if errors.As(err, &ae) {
 			return payment.Health{Up: false, Detail: fmt.Sprintf("token refused (HTTP %d)", ae.Status)}
 		}
@@ -440,7 +441,7 @@ func (r *Rail) Deadline(id string) (string, time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.c2b && s.status == payment.StatusSent {
-		kind, _ := r.payTo()
+		kind, _ := r.c.PayTo()
 		return "the customer's " + kind + " payment", s.deadline, true
 	}
 	if s.status != payment.StatusAcknowledged || s.deadline.IsZero() {
@@ -475,7 +476,7 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 	if req.Mode != "" && req.Mode != payment.ModeSTKPush {
 		return "", r.reject(fmt.Errorf("M-Pesa takes STK Push or paybill/till (c2b) payments, not %s", req.Mode))
 	}
-	phone, err := NormalizePhone(req.Phone)
+	phone, err := daraja.NormalizePhone(req.Phone)
 	if err != nil {
 		return "", r.reject(fmt.Errorf("phone number refused: %w", err))
 	}
@@ -487,13 +488,13 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 	if err := r.addSale(s); err != nil {
 		return "", err
 	}
-	if !LikelySafaricom(phone) {
-		r.log.Info("phone number outside Safaricom's ranges (it may have been ported)", "phone", MaskPhone(phone))
+	if !daraja.LikelySafaricom(phone) {
+		r.log.Info("phone number outside Safaricom's ranges (it may have been ported)", "phone", daraja.MaskPhone(phone))
 	}
 	s.mu.Lock()
 	_, err = r.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated,
-		Mode: payment.ModeSTKPush, Amount: payment.Money{Minor: sh * 100, Currency: "KES"}, Peer: MaskPhone(phone),
-		Detail: fmt.Sprintf("STK Push of KES %d to %s, reference %s", sh, MaskPhone(phone), id)})
+		Mode: payment.ModeSTKPush, Amount: payment.Money{Minor: sh * 100, Currency: "KES"}, Peer: daraja.MaskPhone(phone),
+		Detail: fmt.Sprintf("STK Push of KES %d to %s, reference %s", sh, daraja.MaskPhone(phone), id)})
 	if err == nil {
 		s.status = payment.StatusCreated
 	}
@@ -513,15 +514,15 @@ func (r *Rail) checkSale(req payment.Request, ref string) (shillings int64, id s
 	if req.Amount.Currency != "" && req.Amount.Currency != "KES" {
 		return 0, "", r.reject(fmt.Errorf("M-Pesa takes shillings (KES), not %s", req.Amount.Currency))
 	}
-	sh, err := CheckPushAmount(req.Amount.Minor)
+	sh, err := daraja.CheckPushAmount(req.Amount.Minor)
 	if err != nil {
 		return 0, "", r.reject(err)
 	}
 	if req.Reference == "" {
 		return sh, NewReference(), nil
 	}
-	if !ValidAccountReference(ref) {
-		return 0, "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", req.Reference, MaxAccountReference))
+	if !daraja.ValidAccountReference(ref) {
+		return 0, "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", req.Reference, daraja.MaxAccountReference))
 	}
 	return sh, ref, nil
 }
@@ -558,7 +559,7 @@ func (r *Rail) dropSale(id string) {
 // transition publishes a status change of s; call with s.mu held.
 func (r *Rail) transition(s *sale, st payment.Status, detail string, res *payment.Result, flag string) bool {
 	ev := payment.Event{Kind: payment.KindTransition, TxnID: s.id, Status: st, Detail: detail,
-		Result: res, Flag: flag, Peer: MaskPhone(s.phone)}
+		Result: res, Flag: flag, Peer: daraja.MaskPhone(s.phone)}
 	ev.Raw, s.raw = s.raw, nil
 	_, err := r.publish(ev)
 	if err != nil {
@@ -586,13 +587,13 @@ func (r *Rail) note(s *sale, kind payment.Kind, detail, flag string, res *paymen
 // push sends the STK Push and waits for its outcome.
 func (r *Rail) push(ctx context.Context, s *sale) {
 	s.mu.Lock()
-	ok := r.transition(s, payment.StatusSent, "prompt sent to "+MaskPhone(s.phone), nil, "")
+	ok := r.transition(s, payment.StatusSent, "prompt sent to "+daraja.MaskPhone(s.phone), nil, "")
 	s.mu.Unlock()
 	if !ok {
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, r.opt.PushTimeout)
-	resp, err := r.c.STKPush(pctx, PushRequest{Phone: s.phone, Amount: s.amount, Reference: s.id, Desc: r.opt.Desc,
+	resp, err := r.c.STKPush(pctx, daraja.PushRequest{Phone: s.phone, Amount: s.amount, Reference: s.id, Desc: r.opt.Desc,
 		CallbackURL: r.STKCallbackURL()})
 	cancel()
 	if err != nil {
@@ -627,7 +628,7 @@ func (r *Rail) pushFailed(s *sale, err error) {
 	if s.status.Final() {
 		return
 	}
-	var ae *APIError
+	var ae *daraja.APIError
 	switch {
 	case errors.As(err, &ae) && ae.Code == "500.003.1001":
 		// An internal error after the request was taken: the push may
@@ -640,7 +641,7 @@ func (r *Rail) pushFailed(s *sale, err error) {
 		if strings.Contains(strings.ToLower(ae.Message), "unable to lock subscriber") {
 			// The push refused outright for what a callback reports as
 			// ResultCode 1001: said and ended the same way.
-			m := Meaning("1001", "")
+			m := daraja.Meaning("1001", "")
 			st, why = m.Status, m.Words
 		}
 		r.log.Warn("STK Push refused", "txn", s.id, "status", ae.Status, "code", ae.Code, "request_id", ae.RequestID)
@@ -717,12 +718,12 @@ func (r *Rail) waitResult(ctx context.Context, s *sale, first time.Duration, tim
 			return
 		}
 		res, err := r.c.STKQuery(ctx, r.checkoutOf(s))
-		var ae *APIError
+		var ae *daraja.APIError
 		switch {
 		case err == nil:
 			r.resolve(s, res, "query")
 			return
-		case errors.Is(err, ErrPending):
+		case errors.Is(err, daraja.ErrPending):
 			wait, backoff = jitter(p.Every, p.Jitter), p.Every
 		case errors.As(err, &ae) && ae.RateLimited():
 			backoff = min(backoff*2, p.MaxBackoff)
@@ -833,7 +834,7 @@ func (r *Rail) Cancel(id string) error {
 // duplicates (same receipt, from any channel) are journaled as such, a
 // result after the payment ended is journaled and flagged, and a query
 // never overrides a success that carries a receipt.
-func (r *Rail) resolve(s *sale, res STKResult, source string) {
+func (r *Rail) resolve(s *sale, res daraja.STKResult, source string) {
 	r.resolveRaw(s, res, source, nil, "", "")
 }
 
@@ -845,7 +846,7 @@ func (r *Rail) resolve(s *sale, res STKResult, source string) {
 //
 // flag, when not "", marks the outcome for the operator (the callback
 // came from outside the allow-list).
-func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, peer, flag string) bool {
+func (r *Rail) resolveRaw(s *sale, res daraja.STKResult, source string, raw []byte, peer, flag string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.raw, s.peer = raw, peer
@@ -859,7 +860,7 @@ func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, pee
 	return err == nil
 }
 
-func (r *Rail) resolveLocked(s *sale, res STKResult, source, extra string) {
+func (r *Rail) resolveLocked(s *sale, res daraja.STKResult, source, extra string) {
 	if res.Success() && res.Receipt != "" {
 		r.mu.Lock()
 		rec, seen := r.receipts[res.Receipt]
@@ -877,7 +878,7 @@ func (r *Rail) resolveLocked(s *sale, res STKResult, source, extra string) {
 		r.resolveFinal(s, res, source, extra)
 		return
 	}
-	m := Meaning(res.Code, res.Desc)
+	m := daraja.Meaning(res.Code, res.Desc)
 	if !res.Success() {
 		r.transition(s, m.Status, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source),
 			&payment.Result{Reason: m.Words, Flags: flags(extra)}, extra)
@@ -909,7 +910,7 @@ func (r *Rail) resolveLocked(s *sale, res STKResult, source, extra string) {
 // asked: the flag and the words to add to the detail when they differ
 // (or the amount has a fraction), none when they agree or no amount was
 // reported (a query's answer).
-func amountCheck(s *sale, res STKResult) (flag, detail string) {
+func amountCheck(s *sale, res daraja.STKResult) (flag, detail string) {
 	if res.Amount == nil || (!res.Amount.Fractional() && res.Amount.Minor() == s.amount*100) {
 		return "", ""
 	}
@@ -919,7 +920,7 @@ func amountCheck(s *sale, res STKResult) (flag, detail string) {
 // attention is what a success reported for s needs the operator for:
 // the amount paid when it is not the one asked, and the flags (underpaid
 // or overpaid, a fraction of a shilling, extra).
-func attention(s *sale, res STKResult, extra string) (*payment.Money, []string) {
+func attention(s *sale, res daraja.STKResult, extra string) (*payment.Money, []string) {
 	var paid *payment.Money
 	var fl []string
 	if a := res.Amount; a != nil && a.Minor() != s.amount*100 {
@@ -946,7 +947,7 @@ func flags(f string) []string {
 
 // noteFraction flags an amount with a fraction of a shilling on s; call
 // with s.mu held.
-func (r *Rail) noteFraction(s *sale, res STKResult) {
+func (r *Rail) noteFraction(s *sale, res daraja.STKResult) {
 	if res.Amount != nil && res.Amount.Fractional() {
 		r.note(s, payment.KindStep, "amount "+res.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
 	}
@@ -954,8 +955,8 @@ func (r *Rail) noteFraction(s *sale, res STKResult) {
 
 // resolveFinal handles an outcome for a payment that has already ended;
 // call with s.mu held.
-func (r *Rail) resolveFinal(s *sale, res STKResult, source, extra string) {
-	m := Meaning(res.Code, res.Desc)
+func (r *Rail) resolveFinal(s *sale, res daraja.STKResult, source, extra string) {
+	m := daraja.Meaning(res.Code, res.Desc)
 	switch {
 	case s.status == payment.StatusApproved && res.Success() && res.Receipt == "":
 		// A query agreeing with the success: nothing new.
@@ -991,4 +992,12 @@ func orNone(s string) string {
 		return "unmatched"
 	}
 	return "by " + s
+}
+
+// truncate cuts s to n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

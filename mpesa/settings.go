@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"paydesk/mpesa/daraja"
 	"paydesk/payment"
 )
 
@@ -79,9 +80,9 @@ func (s Settings) resolve() (resolved, error) {
 	if v.base == "" {
 		switch s.Env {
 		case "sandbox":
-			v.base = SandboxURL
+			v.base = daraja.SandboxURL
 		case "production":
-			v.base = ProductionURL
+			v.base = daraja.ProductionURL
 		default:
 			return v, fmt.Errorf("--mpesa-env must be sandbox or production, not %q", s.Env)
 		}
@@ -130,7 +131,7 @@ func (s Settings) resolve() (resolved, error) {
 type Opened struct {
 	Rail     *Rail
 	Listener net.Listener
-	Client   *Client
+	Client   *daraja.Client
 	// BaseURL is Daraja's; PublicURL the callback server's.
 	BaseURL, PublicURL string
 }
@@ -146,7 +147,7 @@ func (s Settings) Open(bus *payment.Bus, log *slog.Logger, journalDir string) (*
 	if err != nil {
 		return nil, err
 	}
-	client, err := NewClient(Config{BaseURL: v.base, ConsumerKey: s.ConsumerKey, ConsumerSecret: s.ConsumerSecret, ShortCode: s.ShortCode,
+	client, err := daraja.NewClient(daraja.Config{BaseURL: v.base, ConsumerKey: s.ConsumerKey, ConsumerSecret: s.ConsumerSecret, ShortCode: s.ShortCode,
 		Passkey: s.Passkey, Till: v.till, TillNumber: s.TillNumber, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("M-Pesa: %w (key, secret and passkey come from PAYDESK_MPESA_CONSUMER_KEY, PAYDESK_MPESA_CONSUMER_SECRET, PAYDESK_MPESA_PASSKEY or the config file)", err)
@@ -163,7 +164,7 @@ func (s Settings) Open(bus *payment.Bus, log *slog.Logger, journalDir string) (*
 	return &Opened{Rail: r, Listener: ln, Client: client, BaseURL: v.base, PublicURL: public}, nil
 }
 
-func (s Settings) openRail(v resolved, client *Client, ln net.Listener, bus *payment.Bus, log *slog.Logger, journalDir string) (*Rail, string, error) {
+func (s Settings) openRail(v resolved, client *daraja.Client, ln net.Listener, bus *payment.Bus, log *slog.Logger, journalDir string) (*Rail, string, error) {
 	public := s.CallbackURL
 	if public == "" {
 		if !s.Local && s.BaseURL == "" {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/payment"
 )
 
@@ -88,7 +89,7 @@ func TestSettingsOpen(t *testing.T) {
 	if first.Rail.STKCallbackURL() != second.Rail.STKCallbackURL() {
 		t.Errorf("callback URL changed across opens: %s, then %s", first.Rail.STKCallbackURL(), second.Rail.STKCallbackURL())
 	}
-	if first.BaseURL != mpesa.SandboxURL || first.PublicURL != "https://kiosk.example.com" {
+	if first.BaseURL != daraja.SandboxURL || first.PublicURL != "https://kiosk.example.com" {
 		t.Errorf("base %s public %s", first.BaseURL, first.PublicURL)
 	}
 

@@ -1,4 +1,4 @@
-package mpesa
+package daraja
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 
 func addGolden(f *testing.F, names ...string) {
 	for _, n := range names {
-		b, err := os.ReadFile("../testdata/mpesa/" + n)
+		b, err := os.ReadFile("../../testdata/mpesa/" + n)
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package mpesa
+package daraja
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 
 func golden(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/mpesa/" + name)
+	b, err := os.ReadFile("../../testdata/mpesa/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
