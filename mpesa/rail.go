@@ -330,7 +330,7 @@ const ShutdownGrace = 5 * time.Second
 // stops the rail's pushes, queries and waits, waits for them, and returns
 // nil. The listener is closed. A callback server that fails is logged;
 // the rail goes on taking payments (it queries Daraja) until it is
-// stopped.
+// stopped. A rail is served once.
 func (r *Rail) Serve(ctx context.Context, ln net.Listener) error {
 	done := make(chan struct{})
 	defer close(done)
