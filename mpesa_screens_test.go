@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
 	"paydesk/payment"
 	"paydesk/screens"
@@ -43,7 +44,7 @@ func newKenyaKiosk(t *testing.T, wait time.Duration) *kenyaKiosk {
 	bus := payment.NewBus(j, log)
 	fake := sandbox.New(sandbox.Options{Logger: log})
 	fs := httptest.NewServer(fake.Handler())
-	client, err := mpesa.NewClient(mpesa.Config{BaseURL: fs.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+	client, err := daraja.NewClient(daraja.Config{BaseURL: fs.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 		ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -53,13 +54,13 @@ func newKenyaKiosk(t *testing.T, wait time.Duration) *kenyaKiosk {
 		t.Fatal(err)
 	}
 	prefixes, _ := mpesa.ParsePrefixes("127.0.0.0/8")
-	rail, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: client, Bus: bus, PublicURL: "http://" + ln.Addr().String(),
+	rail, err := mpesa.NewRail(mpesa.Options{Client: client, Bus: bus, PublicURL: "http://" + ln.Addr().String(),
 		AllowList: prefixes, C2BWait: wait, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb := &http.Server{Handler: rail.Handler()}
-	go cb.Serve(ln)
+	served := make(chan error, 1)
+	go func() { served <- rail.Serve(context.Background(), ln) }()
 	if _, err := rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +84,10 @@ func newKenyaKiosk(t *testing.T, wait time.Duration) *kenyaKiosk {
 	t.Cleanup(func() {
 		srv.Close()
 		<-done
-		cb.Close()
 		rail.Close()
+		if err := <-served; err != nil {
+			t.Errorf("M-Pesa rail: %v", err)
+		}
 		fake.Close()
 		fs.Close()
 		bus.Close()

@@ -3,13 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,30 +15,14 @@ import (
 	"paydesk/mpesa/sandbox"
 )
 
-// mpesaSettings configure M-Pesa through Safaricom's Daraja API. The rail
-// is off unless a shortcode is set (the demo sets everything, against the
-// fake Daraja). The consumer key and secret, the passkey and the
-// callback path secret are secrets: PAYDESK_MPESA_CONSUMER_KEY,
-// PAYDESK_MPESA_CONSUMER_SECRET, PAYDESK_MPESA_PASSKEY,
-// PAYDESK_MPESA_PATH_SECRET (or their _FILE forms, or the config file's
-// [mpesa] table), never flags.
+// mpesaSettings bind mpesa.Settings to flags. The rail is off unless a
+// shortcode is set (the demo sets everything, against the fake Daraja).
+// The consumer key and secret, the passkey and the callback path secret
+// are secrets: PAYDESK_MPESA_CONSUMER_KEY, PAYDESK_MPESA_CONSUMER_SECRET,
+// PAYDESK_MPESA_PASSKEY, PAYDESK_MPESA_PATH_SECRET (or their _FILE forms,
+// or the config file's [mpesa] table), never flags.
 type mpesaSettings struct {
-	env          string
-	baseURL      string
-	shortCode    string
-	kind         string
-	tillNumber   string
-	callbackURL  string
-	listen       string
-	allow        string
-	proxies      string
-	enforce      bool
-	c2bVersion   string
-	registerC2B  bool
-	responseType string
-	desc         string
-	wait         time.Duration
-	c2bWait      time.Duration
+	mpesa.Settings
 }
 
 func init() {
@@ -52,182 +32,74 @@ func init() {
 
 // register adds the M-Pesa flags to fs, with defaults from PAYDESK_MPESA_*.
 func (m *mpesaSettings) register(fs *flag.FlagSet) {
-	fs.StringVar(&m.env, "mpesa-env", env("MPESA_ENV", "sandbox"), "Daraja environment: sandbox or production (PAYDESK_MPESA_ENV)")
-	fs.StringVar(&m.baseURL, "mpesa-base-url", env("MPESA_BASE_URL", ""), "Daraja base URL, overriding --mpesa-env (a fake Daraja: 'paydesk sim daraja') (PAYDESK_MPESA_BASE_URL)")
-	fs.StringVar(&m.shortCode, "mpesa-shortcode", env("MPESA_SHORTCODE", ""), "BusinessShortCode: the paybill, or for a till the store number used at Go-Live; empty turns M-Pesa off (PAYDESK_MPESA_SHORTCODE)")
-	fs.StringVar(&m.kind, "mpesa-type", env("MPESA_TYPE", "paybill"), "paybill (CustomerPayBillOnline) or till (CustomerBuyGoodsOnline) (PAYDESK_MPESA_TYPE)")
-	fs.StringVar(&m.tillNumber, "mpesa-till-number", env("MPESA_TILL_NUMBER", ""), "till number (PartyB) when --mpesa-type=till (PAYDESK_MPESA_TILL_NUMBER)")
-	fs.StringVar(&m.callbackURL, "mpesa-callback-url", env("MPESA_CALLBACK_URL", ""), "public base URL Daraja reaches the callback server on, e.g. https://kiosk.example.com (PAYDESK_MPESA_CALLBACK_URL)")
-	fs.StringVar(&m.listen, "mpesa-callback-listen", env("MPESA_CALLBACK_LISTEN", "127.0.0.1:8085"), "address the callback server listens on (PAYDESK_MPESA_CALLBACK_LISTEN)")
-	fs.StringVar(&m.allow, "mpesa-allow", env("MPESA_ALLOW", ""), "callback sources allowed, comma-separated addresses or CIDRs (PAYDESK_MPESA_ALLOW; default: the 14 addresses reported for Safaricom)")
-	fs.StringVar(&m.proxies, "mpesa-trusted-proxies", env("MPESA_TRUSTED_PROXIES", ""), "proxies whose X-Forwarded-For is believed, comma-separated (PAYDESK_MPESA_TRUSTED_PROXIES)")
-	fs.BoolVar(&m.enforce, "mpesa-enforce-allow", env("MPESA_ENFORCE_ALLOW", "") != "", "refuse callbacks from outside the allow-list (default: journal and flag them) (PAYDESK_MPESA_ENFORCE_ALLOW)")
-	fs.StringVar(&m.c2bVersion, "mpesa-c2b-version", env("MPESA_C2B_VERSION", "v2"), "C2B API version enabled on the Daraja app: v1 or v2 (PAYDESK_MPESA_C2B_VERSION)")
-	fs.BoolVar(&m.registerC2B, "mpesa-register-c2b", env("MPESA_REGISTER_C2B", "") != "", "register the C2B confirmation and validation URLs at start (one-shot in production) (PAYDESK_MPESA_REGISTER_C2B)")
-	fs.StringVar(&m.responseType, "mpesa-c2b-response-type", env("MPESA_C2B_RESPONSE_TYPE", "Completed"), "what Daraja does when validation does not answer: Completed or Cancelled (PAYDESK_MPESA_C2B_RESPONSE_TYPE)")
-	fs.StringVar(&m.desc, "mpesa-desc", env("MPESA_DESC", "Kiosk sale"), "TransactionDesc of each push, at most 13 characters (PAYDESK_MPESA_DESC)")
-	fs.DurationVar(&m.wait, "mpesa-wait", envDuration("MPESA_WAIT", mpesa.DefaultPoll.Budget), "how long the console waits for the customer's PIN (PAYDESK_MPESA_WAIT)")
-	fs.DurationVar(&m.c2bWait, "mpesa-c2b-wait", envDuration("MPESA_C2B_WAIT", mpesa.DefaultC2BWait), "how long a customer display's M-Pesa sale waits for the customer's paybill or till payment (PAYDESK_MPESA_C2B_WAIT)")
+	fs.StringVar(&m.Env, "mpesa-env", env("MPESA_ENV", "sandbox"), "Daraja environment: sandbox or production (PAYDESK_MPESA_ENV)")
+	fs.StringVar(&m.BaseURL, "mpesa-base-url", env("MPESA_BASE_URL", ""), "Daraja base URL, overriding --mpesa-env (a fake Daraja: 'paydesk sim daraja') (PAYDESK_MPESA_BASE_URL)")
+	fs.StringVar(&m.ShortCode, "mpesa-shortcode", env("MPESA_SHORTCODE", ""), "BusinessShortCode: the paybill, or for a till the store number used at Go-Live; empty turns M-Pesa off (PAYDESK_MPESA_SHORTCODE)")
+	fs.StringVar(&m.Kind, "mpesa-type", env("MPESA_TYPE", "paybill"), "paybill (CustomerPayBillOnline) or till (CustomerBuyGoodsOnline) (PAYDESK_MPESA_TYPE)")
+	fs.StringVar(&m.TillNumber, "mpesa-till-number", env("MPESA_TILL_NUMBER", ""), "till number (PartyB) when --mpesa-type=till (PAYDESK_MPESA_TILL_NUMBER)")
+	fs.StringVar(&m.CallbackURL, "mpesa-callback-url", env("MPESA_CALLBACK_URL", ""), "public base URL Daraja reaches the callback server on, e.g. https://kiosk.example.com (PAYDESK_MPESA_CALLBACK_URL)")
+	fs.StringVar(&m.Listen, "mpesa-callback-listen", env("MPESA_CALLBACK_LISTEN", "127.0.0.1:8085"), "address the callback server listens on (PAYDESK_MPESA_CALLBACK_LISTEN)")
+	fs.StringVar(&m.Allow, "mpesa-allow", env("MPESA_ALLOW", ""), "callback sources allowed, comma-separated addresses or CIDRs (PAYDESK_MPESA_ALLOW; default: the 14 addresses reported for Safaricom)")
+	fs.StringVar(&m.TrustedProxies, "mpesa-trusted-proxies", env("MPESA_TRUSTED_PROXIES", ""), "proxies whose X-Forwarded-For is believed, comma-separated (PAYDESK_MPESA_TRUSTED_PROXIES)")
+	fs.BoolVar(&m.EnforceAllow, "mpesa-enforce-allow", env("MPESA_ENFORCE_ALLOW", "") != "", "refuse callbacks from outside the allow-list (default: journal and flag them) (PAYDESK_MPESA_ENFORCE_ALLOW)")
+	fs.StringVar(&m.C2BVersion, "mpesa-c2b-version", env("MPESA_C2B_VERSION", "v2"), "C2B API version enabled on the Daraja app: v1 or v2 (PAYDESK_MPESA_C2B_VERSION)")
+	fs.BoolVar(&m.RegisterC2B, "mpesa-register-c2b", env("MPESA_REGISTER_C2B", "") != "", "register the C2B confirmation and validation URLs at start (one-shot in production) (PAYDESK_MPESA_REGISTER_C2B)")
+	fs.StringVar(&m.ResponseType, "mpesa-c2b-response-type", env("MPESA_C2B_RESPONSE_TYPE", "Completed"), "what Daraja does when validation does not answer: Completed or Cancelled (PAYDESK_MPESA_C2B_RESPONSE_TYPE)")
+	fs.StringVar(&m.Desc, "mpesa-desc", env("MPESA_DESC", "Kiosk sale"), "TransactionDesc of each push, at most 13 characters (PAYDESK_MPESA_DESC)")
+	fs.DurationVar(&m.Wait, "mpesa-wait", envDuration("MPESA_WAIT", mpesa.DefaultPoll.Budget), "how long the console waits for the customer's PIN (PAYDESK_MPESA_WAIT)")
+	fs.DurationVar(&m.C2BWait, "mpesa-c2b-wait", envDuration("MPESA_C2B_WAIT", mpesa.DefaultC2BWait), "how long a customer display's M-Pesa sale waits for the customer's paybill or till payment (PAYDESK_MPESA_C2B_WAIT)")
 }
 
 // start runs the M-Pesa rail and its callback server (in the demo,
 // against the fake Daraja started in-process), or returns nil when no
-// shortcode is configured.
+// shortcode is configured. The settings' rules are mpesa.Settings'.
 func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
-	key, err := e.file.secret("mpesa-consumer-key")
-	if err != nil {
-		return nil, err
-	}
-	secret, err := e.file.secret("mpesa-consumer-secret")
-	if err != nil {
-		return nil, err
-	}
-	passkey, err := e.file.secret("mpesa-passkey")
-	if err != nil {
-		return nil, err
-	}
-	pathSecret, err := e.file.secret("mpesa-path-secret")
-	if err != nil {
-		return nil, err
-	}
-	poll := mpesa.DefaultPoll
-	if e.demo && m.shortCode == "" && m.baseURL == "" {
-		fake := sandbox.New(sandbox.Options{Logger: e.log, PromptDelay: 3 * time.Second, PromptTTL: 20 * time.Second, C2BVersion: "any"})
-		ctx, stop := context.WithCancel(e.ctx)
-		url, done, err := fake.Listen(ctx, "127.0.0.1:0")
+	s := m.Settings
+	for _, sec := range []struct {
+		name string
+		to   *string
+	}{{"mpesa-consumer-key", &s.ConsumerKey}, {"mpesa-consumer-secret", &s.ConsumerSecret}, {"mpesa-passkey", &s.Passkey}, {"mpesa-path-secret", &s.PathSecret}} {
+		v, err := e.file.secret(sec.name)
 		if err != nil {
-			stop()
-			e.note("No fake Daraja: " + err.Error())
-			return nil, nil
+			return nil, err
 		}
-		e.onStop(func() { stop(); <-done })
-		m.baseURL, m.shortCode, key, secret, passkey = url, sandbox.DefaultShortCode, sandbox.DefaultKey, sandbox.DefaultSecret, sandbox.DefaultPasskey
-		m.listen, m.callbackURL, m.registerC2B = "127.0.0.1:0", "", true
-		if m.allow == "" {
-			m.allow = "127.0.0.0/8,::1/128"
-		}
-		// The demo's customer answers in 3 s: ask Daraja sooner than a
-		// real kiosk would.
-		poll.First, poll.Every = 5*time.Second, 3*time.Second
-		e.note("Fake Daraja (item 9, KES) on "+url+"; the phone's last 4 digits choose the outcome:", "  "+strings.ReplaceAll(sandbox.Outcomes, "\n", "\n  "))
-		e.note("A customer paying the till: curl -d amount=100 -d ref=<sale reference> " + url + "/sandbox/c2b")
-		e.brief("Demo M-Pesa (9), phone ending: 0001 no funds  1032 cancelled  2001 wrong PIN")
+		*sec.to = v
 	}
-	if m.shortCode == "" {
+	if e.demo && s.ShortCode == "" && s.BaseURL == "" && !demoDaraja(e, &s) {
 		return nil, nil
 	}
-	base := m.baseURL
-	if base == "" {
-		switch m.env {
-		case "sandbox":
-			base = mpesa.SandboxURL
-		case "production":
-			base = mpesa.ProductionURL
-		default:
-			return nil, fmt.Errorf("--mpesa-env must be sandbox or production, not %q", m.env)
-		}
+	if s.ShortCode == "" {
+		return nil, nil
 	}
-	if m.env == "production" && m.baseURL == "" {
-		if !strings.HasPrefix(m.callbackURL, "https://") {
-			return nil, fmt.Errorf("--mpesa-callback-url must be an https:// URL in production, not %q", m.callbackURL)
-		}
-		if m.registerC2B && pathSecret == "" {
-			return nil, errors.New("registering C2B URLs in production is one-shot: set PAYDESK_MPESA_PATH_SECRET so the registered URLs stay valid across restarts")
-		}
+	s.Local = e.demo
+	journalDir := ""
+	if e.journal != "" {
+		journalDir = filepath.Dir(e.journal)
 	}
-	till := false
-	switch m.kind {
-	case "paybill":
-	case "till":
-		till = true
-	default:
-		return nil, fmt.Errorf("--mpesa-type must be paybill or till, not %q", m.kind)
-	}
-	var allow, proxies = mpesa.DefaultAllowList, []netip.Prefix(nil)
-	if m.allow != "" {
-		if allow, err = mpesa.ParsePrefixes(m.allow); err != nil {
-			return nil, fmt.Errorf("--mpesa-allow: %w", err)
-		}
-	}
-	if proxies, err = mpesa.ParsePrefixes(m.proxies); err != nil {
-		return nil, fmt.Errorf("--mpesa-trusted-proxies: %w", err)
-	}
-	if m.wait <= 0 {
-		return nil, fmt.Errorf("--mpesa-wait must be positive, got %s", m.wait)
-	}
-	if m.c2bWait <= 0 {
-		return nil, fmt.Errorf("--mpesa-c2b-wait must be positive, got %s", m.c2bWait)
-	}
-	poll.Budget = m.wait
-	client, err := mpesa.NewClient(mpesa.Config{BaseURL: base, ConsumerKey: key, ConsumerSecret: secret, ShortCode: m.shortCode,
-		Passkey: passkey, Till: till, TillNumber: m.tillNumber, Logger: e.log})
+	o, err := s.Open(e.bus, e.log, journalDir)
 	if err != nil {
-		return nil, fmt.Errorf("M-Pesa: %w (key, secret and passkey come from PAYDESK_MPESA_CONSUMER_KEY, PAYDESK_MPESA_CONSUMER_SECRET, PAYDESK_MPESA_PASSKEY or the config file)", err)
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", m.listen)
-	if err != nil {
-		return nil, fmt.Errorf("M-Pesa callback server: %w", err)
-	}
-	public := m.callbackURL
-	if public == "" {
-		if !e.demo && m.baseURL == "" {
-			ln.Close()
-			return nil, errors.New("M-Pesa needs --mpesa-callback-url: the public base URL Daraja posts results to (HTTPS in production)")
-		}
-		public = "http://" + ln.Addr().String()
-	}
-	if pathSecret == "" && e.journal != "" {
-		// Kept beside the journal, so the URLs given to Daraja before a
-		// restart (each push's CallBackURL, the registered C2B URLs)
-		// still lead here after it.
-		file := filepath.Join(filepath.Dir(e.journal), mpesa.PathSecretFile)
-		var created bool
-		if pathSecret, created, err = mpesa.LoadPathSecret(file); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("%w (or set PAYDESK_MPESA_PATH_SECRET)", err)
-		}
-		if created {
-			e.log.Info("M-Pesa callback path secret made and kept", "file", file)
-		}
-	}
-	rail, err := mpesa.NewRail(e.ctx, mpesa.Options{Client: client, Bus: e.bus, PublicURL: public, PathSecret: pathSecret,
-		AllowList: allow, TrustedProxies: proxies, EnforceAllowList: m.enforce, Poll: poll, Desc: m.desc, C2BWait: m.c2bWait, Logger: e.log})
-	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("M-Pesa: %w", err)
-	}
+	rail := o.Rail
 	if err := rail.Recover(e.ctx, e.bus.Journal()); err != nil {
-		ln.Close()
+		o.Listener.Close()
 		rail.Close()
 		return nil, err
 	}
-	srv := &http.Server{Handler: rail.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			e.log.Error("M-Pesa callback server stopped", "err", err)
-		}
-	}()
-	e.onStop(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-		rail.Close()
-	})
-	e.log.Info("M-Pesa rail started", "base_url", base, "shortcode", m.shortCode, "type", m.kind,
-		"callback_listen", ln.Addr().String(), "public_url", public)
+	e.goRun("M-Pesa rail", func(ctx context.Context) error { return rail.Serve(ctx, o.Listener) }, nil)
+	addr := o.Listener.Addr().String()
+	e.log.Info("M-Pesa rail started", "base_url", o.BaseURL, "shortcode", s.ShortCode, "type", s.Kind,
+		"callback_listen", addr, "public_url", o.PublicURL)
 	go func() {
 		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 		defer cancel()
-		if err := client.Ping(ctx); err != nil && e.ctx.Err() == nil {
+		if err := o.Client.Ping(ctx); err != nil && e.ctx.Err() == nil {
 			e.log.Warn("Daraja refused the credentials or is unreachable", "err", err)
 		}
 	}()
-	if m.registerC2B {
+	if s.RegisterC2B {
 		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
-		_, err := rail.RegisterC2B(ctx, m.c2bVersion, m.responseType)
+		_, err := rail.RegisterC2B(ctx, s.C2BVersion, s.ResponseType)
 		cancel()
 		if err != nil {
 			e.log.Warn("C2B URL registration failed", "err", err)
@@ -235,9 +107,36 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 		}
 	}
 	if !e.demo {
-		e.note("M-Pesa callbacks on " + ln.Addr().String() + " (public " + public + ")")
+		e.note("M-Pesa callbacks on " + addr + " (public " + o.PublicURL + ")")
 	}
 	return rail, nil
+}
+
+// demoDaraja starts the fake Daraja in-process and points s at it; it
+// reports false (with a note) when the fake could not start.
+func demoDaraja(e *railEnv, s *mpesa.Settings) bool {
+	fake := sandbox.New(sandbox.Options{Logger: e.log, PromptDelay: 3 * time.Second, PromptTTL: 20 * time.Second, C2BVersion: "any"})
+	ctx, stop := context.WithCancel(e.ctx)
+	url, done, err := fake.Listen(ctx, "127.0.0.1:0")
+	if err != nil {
+		stop()
+		e.note("No fake Daraja: " + err.Error())
+		return false
+	}
+	e.onStop(func() { stop(); <-done })
+	s.BaseURL, s.ShortCode, s.ConsumerKey, s.ConsumerSecret, s.Passkey = url, sandbox.DefaultShortCode, sandbox.DefaultKey, sandbox.DefaultSecret, sandbox.DefaultPasskey
+	s.Listen, s.CallbackURL, s.RegisterC2B = "127.0.0.1:0", "", true
+	if s.Allow == "" {
+		s.Allow = "127.0.0.0/8,::1/128"
+	}
+	// The demo's customer answers in 3 s: ask Daraja sooner than a real
+	// kiosk would.
+	s.Poll = mpesa.DefaultPoll
+	s.Poll.First, s.Poll.Every = 5*time.Second, 3*time.Second
+	e.note("Fake Daraja (item 9, KES) on "+url+"; the phone's last 4 digits choose the outcome:", "  "+strings.ReplaceAll(sandbox.Outcomes, "\n", "\n  "))
+	e.note("A customer paying the till: curl -d amount=100 -d ref=<sale reference> " + url + "/sandbox/c2b")
+	e.brief("Demo M-Pesa (9), phone ending: 0001 no funds  1032 cancelled  2001 wrong PIN")
+	return true
 }
 
 // runSimDaraja runs the fake Daraja on a port and prints how to point

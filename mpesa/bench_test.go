@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
 	"paydesk/payment"
 )
@@ -134,7 +135,7 @@ func thirtyDays(b *testing.B) {
 	})
 	// The client on the same clock as the fake and the rail (timestamps,
 	// token lifetimes).
-	c, err := mpesa.NewClient(mpesa.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+	c, err := daraja.NewClient(daraja.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 		ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Logger: quietLog(), Now: clk.Now})
 	if err != nil {
 		b.Fatal(err)

@@ -1,6 +1,7 @@
 package mpesa
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -22,15 +23,6 @@ const tillSkew = 2 * time.Minute
 // part of its amount paid.
 const partPaidReason = "only part of the amount was paid: please ask staff for a refund"
 
-// payTo is what a customer pays to: the paybill (the BusinessShortCode)
-// or, for Buy Goods, the till number.
-func (r *Rail) payTo() (kind, number string) {
-	if r.c.cfg.Till {
-		return "till", r.c.cfg.TillNumber
-	}
-	return "paybill", r.c.cfg.ShortCode
-}
-
 // startC2B journals a sale the customer pays from their own phone, by
 // paybill with the sale's reference as the account, or by till: no
 // phone number, no push. The sale waits Options.C2BWait for a C2B
@@ -45,7 +37,7 @@ func (r *Rail) startC2B(req payment.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	kind, number := r.payTo()
+	kind, number := r.c.PayTo()
 	now := r.opt.Now()
 	s := &sale{id: id, amount: sh, c2b: true, created: now, done: make(chan struct{})}
 	if err := r.addSale(s); err != nil {
@@ -73,18 +65,14 @@ func (r *Rail) startC2B(req payment.Request) (string, error) {
 		return "", fmt.Errorf("M-Pesa payment: %w", err)
 	}
 	r.log.Info("M-Pesa paybill/till sale waiting", "txn", id, "type", kind, "number", number, "shillings", sh, "wait", r.opt.C2BWait.String())
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.waitC2B(s)
-	}()
+	r.goWork(func(ctx context.Context) { r.waitC2B(ctx, s) })
 	return id, nil
 }
 
 // waitC2B times out a paybill or till sale that was not paid in full
 // within Options.C2BWait.
-func (r *Rail) waitC2B(s *sale) {
-	if !r.sleep(s.done, r.opt.C2BWait) {
+func (r *Rail) waitC2B(ctx context.Context, s *sale) {
+	if !r.sleep(ctx, s.done, r.opt.C2BWait) {
 		return
 	}
 	s.mu.Lock()
@@ -110,7 +98,7 @@ func (r *Rail) Instructions(id string) (payment.PayInstructions, bool) {
 	if s == nil || !s.c2b {
 		return payment.PayInstructions{}, false
 	}
-	kind, number := r.payTo()
+	kind, number := r.c.PayTo()
 	in := payment.PayInstructions{Kind: kind, Number: number, Amount: payment.Money{Minor: s.amount * 100, Currency: "KES"}}
 	if kind == "paybill" {
 		in.Account = s.id

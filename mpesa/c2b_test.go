@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
 	"paydesk/payment"
 )
@@ -159,7 +160,7 @@ func TestC2BTillMatchedByAmount(t *testing.T) {
 	h := newHarness(t, sandbox.Options{}, nil)
 	h.close()
 	h.open(func(o *mpesa.Options) {
-		c, err := mpesa.NewClient(mpesa.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+		c, err := daraja.NewClient(daraja.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 			ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Till: true, TillNumber: "5123456", Logger: quietLog()})
 		if err != nil {
 			t.Fatal(err)
@@ -220,7 +221,7 @@ func TestC2BSaleSurvivesRestart(t *testing.T) {
 func TestC2BTillSaleSurvivesRestart(t *testing.T) {
 	h := newHarness(t, sandbox.Options{}, nil)
 	till := func(o *mpesa.Options) {
-		c, err := mpesa.NewClient(mpesa.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+		c, err := daraja.NewClient(daraja.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 			ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Till: true, TillNumber: "5123456", Logger: quietLog()})
 		if err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"paydesk/mpesa/daraja"
 	"paydesk/payment"
 )
 
@@ -63,8 +64,11 @@ func (r *Rail) unknownPath(w http.ResponseWriter, q *http.Request) {
 }
 
 // inbound is one callback as received: body to decode, raw (the body
-// with phone numbers masked) to journal.
+// with phone numbers masked) to journal, and the context to read the
+// journal with (the request's, not cancelled when Daraja hangs up: what
+// was received is still journaled).
 type inbound struct {
+	ctx       context.Context
 	body, raw []byte
 	source    string
 	allowed   bool
@@ -96,7 +100,7 @@ func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (in
 	if !allowed {
 		r.log.Warn("callback from outside the allow-list (flagged)", "source", src)
 	}
-	status, answer := h(inbound{body: body, raw: MaskRaw(body), source: src, allowed: allowed})
+	status, answer := h(inbound{ctx: context.WithoutCancel(q.Context()), body: body, raw: MaskRaw(body), source: src, allowed: allowed})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(answer)
@@ -154,7 +158,7 @@ func sourceFlag(in inbound) string {
 
 // onSTK journals an STK callback, then applies it.
 func (r *Rail) onSTK(in inbound) (int, []byte) {
-	res, err := DecodeSTKCallback(in.body)
+	res, err := daraja.DecodeSTKCallback(in.body)
 	if err != nil {
 		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in), Detail: err.Error()})
 		return http.StatusBadRequest, []byte(`{"ResultCode":1,"ResultDesc":"Rejected: malformed body"}`)
@@ -168,7 +172,7 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	if s == nil {
 		// A sale this process does not hold: one that finished before a
 		// restart, or was forgotten, is in the journal.
-		s = r.recall(r.ctx, res.CheckoutRequestID, res.Receipt)
+		s = r.recall(in.ctx, res.CheckoutRequestID, res.Receipt)
 	}
 	r.mu.Lock()
 	if s == nil {
@@ -207,14 +211,12 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	if s != nil {
 		r.resolveRaw(s, res, "callback", nil, "", sourceFlag(in))
 	} else if kept && res.Success() {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.orphan(res, in.raw)
+		r.goWork(func(ctx context.Context) {
+			r.orphan(ctx, res, in.raw)
 			r.mu.Lock()
 			r.orphans--
 			r.mu.Unlock()
-		}()
+		})
 	}
 	return http.StatusOK, answerSTK
 }
@@ -222,11 +224,11 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 // orphan lists a paid STK callback whose push never became known (after
 // Options.EarlyGrace) as an unmatched till payment: money was received,
 // and the operator decides which sale it pays.
-func (r *Rail) orphan(res STKResult, raw []byte) {
-	if !r.sleep(nil, r.opt.EarlyGrace) {
+func (r *Rail) orphan(ctx context.Context, res daraja.STKResult, raw []byte) {
+	if !r.sleep(ctx, nil, r.opt.EarlyGrace) {
 		return
 	}
-	_, seenBefore := r.receiptOwner(r.ctx, res.Receipt)
+	_, seenBefore := r.receiptOwner(ctx, res.Receipt)
 	r.mu.Lock()
 	known := r.byCheckout[res.CheckoutRequestID] != nil // its push was answered
 	_, seen := r.receipts[res.Receipt]
@@ -237,7 +239,7 @@ func (r *Rail) orphan(res STKResult, raw []byte) {
 	delete(r.early, res.CheckoutRequestID)
 	r.putReceipt(res.Receipt, "")
 	r.mu.Unlock()
-	tp := payment.TillPayment{ID: res.Receipt, Payer: MaskPhone(res.Phone), Time: res.Paid,
+	tp := payment.TillPayment{ID: res.Receipt, Payer: daraja.MaskPhone(res.Phone), Time: res.Paid,
 		Note: "STK payment for a push this kiosk does not know (" + res.CheckoutRequestID + ")"}
 	if res.Amount != nil {
 		tp.Amount = payment.Money{Minor: res.Amount.Minor(), Currency: "KES"}
@@ -250,7 +252,7 @@ func (r *Rail) orphan(res STKResult, raw []byte) {
 
 // matchLost finds the payment whose push answer was lost that a success
 // callback belongs to: same phone, same amount. Called with r.mu held.
-func (r *Rail) matchLost(res STKResult) *sale {
+func (r *Rail) matchLost(res daraja.STKResult) *sale {
 	if res.Phone == "" || res.Amount == nil {
 		return nil
 	}
@@ -273,7 +275,7 @@ func (r *Rail) matchLost(res STKResult) *sale {
 // onValidation accepts a C2B payment unless its reference names a sale
 // that is already paid or closed.
 func (r *Rail) onValidation(in inbound) (int, []byte) {
-	p, err := DecodeC2B(in.body)
+	p, err := daraja.DecodeC2B(in.body)
 	if err != nil {
 		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in), Detail: "C2B validation: " + err.Error()})
 		return http.StatusOK, answerAccept // money has not moved; let Daraja's default apply to what we cannot read
@@ -302,7 +304,7 @@ func (r *Rail) onValidation(in inbound) (int, []byte) {
 // (duplicates), then by bill reference to an open sale, comparing the
 // amount. What matches nothing is kept for the operator.
 func (r *Rail) onConfirmation(in inbound) (int, []byte) {
-	p, err := DecodeC2B(in.body)
+	p, err := daraja.DecodeC2B(in.body)
 	if err != nil {
 		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in),
 			Detail: "C2B confirmation (money has moved; check the statement): " + err.Error()})
@@ -311,9 +313,9 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	ref := NormalizeReference(string(p.BillRefNumber))
 	noRef := p.BillRefNumber == "" // Flex is trimmed as decoded
 	if !noRef && r.lookup(ref) == nil {
-		r.recallSale(r.ctx, ref) // a finished sale no longer held
+		r.recallSale(in.ctx, ref) // a finished sale no longer held
 	}
-	before, seenBefore := r.receiptOwner(r.ctx, p.TransID)
+	before, seenBefore := r.receiptOwner(in.ctx, p.TransID)
 	r.sweep()
 	r.mu.Lock()
 	rec, seen := r.receipts[p.TransID]
@@ -332,7 +334,7 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 		s, tillWhy = r.matchTill(p.Amount.Minor(), p.Time)
 	}
 	r.mu.Unlock()
-	detail := fmt.Sprintf("C2B confirmation %s KES %s ref %q from %s", p.TransID, p.Amount.Raw, string(p.BillRefNumber), MaskPhone(string(p.MSISDN)))
+	detail := fmt.Sprintf("C2B confirmation %s KES %s ref %q from %s", p.TransID, p.Amount.Raw, string(p.BillRefNumber), daraja.MaskPhone(string(p.MSISDN)))
 	if seen {
 		if _, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: owner, Peer: in.source, Raw: in.raw,
 			Flag: FlagDuplicate, Detail: "duplicate " + detail + ": receipt already recorded"}); err != nil {
@@ -427,8 +429,8 @@ func orDash(s string) string {
 	return s
 }
 
-func payerOf(p C2BPayment) string {
-	m := MaskPhone(string(p.MSISDN))
+func payerOf(p daraja.C2BPayment) string {
+	m := daraja.MaskPhone(string(p.MSISDN))
 	if p.FirstName != "" {
 		if m != "" {
 			return p.FirstName + " " + m
@@ -453,7 +455,7 @@ func (r *Rail) unmatched(tp payment.TillPayment, raw []byte) {
 // shown, more completes with a refund flagged.
 // A payment from outside the allow-list is flagged (flag) on the sale's
 // outcome.
-func (r *Rail) applyC2B(s *sale, p C2BPayment, tp payment.TillPayment, raw []byte, flag string) {
+func (r *Rail) applyC2B(s *sale, p daraja.C2BPayment, tp payment.TillPayment, raw []byte, flag string) {
 	s.mu.Lock()
 	if s.status.Final() {
 		st := s.status
@@ -545,7 +547,7 @@ func (r *Rail) AssignTill(id, txnID string) error {
 	s := r.sales[txnID]
 	r.mu.Unlock()
 	if s == nil {
-		s = r.recallSale(r.ctx, txnID) // a finished sale no longer held
+		s = r.recallSale(context.Background(), txnID) // a finished sale no longer held
 	}
 	if !tp.Unmatched() {
 		return fmt.Errorf("till payment %s is already assigned to %s", id, tp.TxnID)
@@ -609,10 +611,10 @@ func (r *Rail) recoverTill(ctx context.Context, j *payment.Journal) error {
 			continue
 		}
 		tp := payment.TillPayment{ID: e.Result.RemoteID, Amount: e.Amount, Time: e.Time, Note: e.Result.Reason + " (before restart)"}
-		if p, err := DecodeC2B(e.Raw); err == nil && p.TransID == tp.ID {
+		if p, err := daraja.DecodeC2B(e.Raw); err == nil && p.TransID == tp.ID {
 			tp.Reference, tp.Payer, tp.Time = string(p.BillRefNumber), payerOf(p), p.Time
-		} else if res, err := DecodeSTKCallback(e.Raw); err == nil && res.Receipt == tp.ID {
-			tp.Payer, tp.Time = MaskPhone(res.Phone), res.Paid
+		} else if res, err := daraja.DecodeSTKCallback(e.Raw); err == nil && res.Receipt == tp.ID {
+			tp.Payer, tp.Time = daraja.MaskPhone(res.Phone), res.Paid
 		} else {
 			continue
 		}
@@ -675,11 +677,7 @@ func (r *Rail) Recover(ctx context.Context, j *payment.Journal) error {
 	}
 	for _, s := range queried {
 		r.log.Info("M-Pesa payment left unknown: querying", "txn", s.id, "checkout", r.checkoutOf(s))
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.waitResult(s, 0, false)
-		}()
+		r.goWork(func(ctx context.Context) { r.waitResult(ctx, s, 0, false) })
 	}
 	return nil
 }
@@ -789,14 +787,14 @@ func (r *Rail) recallSale(ctx context.Context, id string) *sale {
 // M-Pesa") and applies the answer like any other source: a pending
 // answer changes nothing, and a query never overrides a success that
 // carries a receipt. It returns the result as Daraja gave it.
-func (r *Rail) Check(ctx context.Context, id string) (STKResult, error) {
+func (r *Rail) Check(ctx context.Context, id string) (daraja.STKResult, error) {
 	s := r.lookup(id)
 	if s == nil {
-		return STKResult{}, fmt.Errorf("M-Pesa payment %s: %w", id, payment.ErrNotFound)
+		return daraja.STKResult{}, fmt.Errorf("M-Pesa payment %s: %w", id, payment.ErrNotFound)
 	}
 	checkout := r.checkoutOf(s)
 	if checkout == "" {
-		return STKResult{}, fmt.Errorf("M-Pesa payment %s: Daraja never answered its push, so there is nothing to query", id)
+		return daraja.STKResult{}, fmt.Errorf("M-Pesa payment %s: Daraja never answered its push, so there is nothing to query", id)
 	}
 	res, err := r.c.STKQuery(ctx, checkout)
 	if err != nil {
@@ -811,21 +809,21 @@ func (r *Rail) Check(ctx context.Context, id string) (STKResult, error) {
 func (r *Rail) CheckOutcome(ctx context.Context, id string) (string, error) {
 	res, err := r.Check(ctx, id)
 	switch {
-	case errors.Is(err, ErrPending):
+	case errors.Is(err, daraja.ErrPending):
 		return "Daraja: the customer has not answered the prompt yet", nil
 	case err != nil:
 		return "", err
 	case res.Success():
 		return "Daraja: paid", nil
 	}
-	m := Meaning(res.Code, res.Desc)
+	m := daraja.Meaning(res.Code, res.Desc)
 	return fmt.Sprintf("Daraja: %s (ResultCode %s)", m.Words, res.Code), nil
 }
 
 // RegisterC2B registers the rail's confirmation and validation URLs for
 // the shortcode.
-func (r *Rail) RegisterC2B(ctx context.Context, version, responseType string) (RegisterResponse, error) {
-	return r.c.RegisterURLs(ctx, RegisterRequest{Version: version, ResponseType: responseType,
+func (r *Rail) RegisterC2B(ctx context.Context, version, responseType string) (daraja.RegisterResponse, error) {
+	return r.c.RegisterURLs(ctx, daraja.RegisterRequest{Version: version, ResponseType: responseType,
 		ConfirmationURL: r.ConfirmationURL(), ValidationURL: r.ValidationURL()})
 }
 

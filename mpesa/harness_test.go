@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
 	"paydesk/payment"
 )
@@ -31,14 +32,14 @@ type harness struct {
 	t       testing.TB
 	fake    *sandbox.Server
 	fakeURL string
-	client  *mpesa.Client
+	client  *daraja.Client
 	rail    *mpesa.Rail
 	bus     *payment.Bus
 	j       *payment.Journal
 	path    string
 	cbURL   string
 	ln      net.Listener
-	srv     *http.Server
+	served  chan error // Serve's result
 	closed  bool
 }
 
@@ -79,7 +80,7 @@ func (h *harness) open(tune func(*mpesa.Options)) {
 	_ = rec
 	h.j = j
 	h.bus = payment.NewBus(j, quietLog())
-	c, err := mpesa.NewClient(mpesa.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+	c, err := daraja.NewClient(daraja.Config{BaseURL: h.fakeURL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 		ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Logger: quietLog(),
 		HTTP: &http.Client{Timeout: 5 * time.Second}})
 	if err != nil {
@@ -91,7 +92,7 @@ func (h *harness) open(tune func(*mpesa.Options)) {
 	if tune != nil {
 		tune(&o)
 	}
-	r, err := mpesa.NewRail(context.Background(), o)
+	r, err := mpesa.NewRail(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +107,9 @@ func (h *harness) open(tune func(*mpesa.Options)) {
 		}
 		h.ln = ln
 	}
-	h.srv = &http.Server{Handler: r.Handler()}
-	go h.srv.Serve(h.ln)
+	served := make(chan error, 1)
+	h.served = served
+	go func(ln net.Listener) { served <- r.Serve(context.Background(), ln) }(h.ln)
 	h.closed = false
 }
 
@@ -118,9 +120,11 @@ func (h *harness) close() {
 		return
 	}
 	h.closed = true
-	h.srv.Close()
-	h.ln = nil
 	h.rail.Close()
+	if err := <-h.served; err != nil {
+		h.t.Errorf("Serve: %v", err)
+	}
+	h.ln = nil
 	h.bus.Close()
 	h.j.Close()
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"paydesk/mpesa/daraja"
 )
 
 // phoneKeys are the JSON keys whose values are phone numbers in Daraja's
@@ -24,7 +26,7 @@ var mayHavePhone = regexp.MustCompile(`(?i)phone|msisdn|partya|[0-9]{9}`)
 // longer run of digits) in a body too broken to decode.
 var loosePhone = regexp.MustCompile(`(?:\+?254|0)?[17][0-9]{8}`)
 
-// MaskRaw returns body with every phone number masked as MaskPhone does,
+// MaskRaw returns body with every phone number masked as daraja.MaskPhone does,
 // so a callback can be journaled as evidence without the payer's number:
 // in a JSON body the values of phone fields are replaced in place (a
 // number becomes a string, "2547****149"; every other byte is kept); in
@@ -44,7 +46,7 @@ func MaskRaw(body []byte) []byte {
 	out := slices.Clone(body)
 	slices.SortFunc(spans, func(a, b span) int { return b.start - a.start })
 	for _, sp := range spans {
-		masked := strconv.Quote(MaskPhone(sp.value))
+		masked := strconv.Quote(daraja.MaskPhone(sp.value))
 		out = slices.Replace(out, sp.start, sp.end, []byte(masked)...)
 	}
 	return out
@@ -152,7 +154,7 @@ func maskLoose(body []byte) []byte {
 			continue // part of a longer number: a date, an id
 		}
 		out = append(out, body[last:a]...)
-		out = append(out, MaskPhone(strings.TrimPrefix(string(body[a:b]), "+"))...)
+		out = append(out, daraja.MaskPhone(strings.TrimPrefix(string(body[a:b]), "+"))...)
 		last = b
 	}
 	return append(out, body[last:]...)

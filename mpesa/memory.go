@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"paydesk/mpesa/daraja"
 	"paydesk/payment"
 )
 
@@ -28,7 +29,7 @@ const (
 
 // earlyCallbacks are the callbacks about one push not known yet.
 type earlyCallbacks struct {
-	results []STKResult
+	results []daraja.STKResult
 	flags   []string // each one's source flag ("" from the allow-list)
 	at      time.Time
 }
@@ -86,7 +87,7 @@ func (r *Rail) putReceipt(receipt, txn string) {
 // keepEarly keeps a callback whose push is not known yet, forgetting
 // first those older than the grace period and, when full, the oldest. It
 // reports whether it was kept. Call with r.mu held.
-func (r *Rail) keepEarly(res STKResult, flag string) bool {
+func (r *Rail) keepEarly(res daraja.STKResult, flag string) bool {
 	now := r.opt.Now()
 	r.expireEarly(now)
 	e := r.early[res.CheckoutRequestID]
@@ -208,21 +209,5 @@ func (r *Rail) forget(s *sale) {
 	delete(r.sales, s.id)
 	if s.checkout != "" && r.byCheckout[s.checkout] == s {
 		delete(r.byCheckout, s.checkout)
-	}
-}
-
-// janitor sweeps every grace period while the rail runs, so what an idle
-// kiosk holds shrinks too. It ticks in real time, not on Options.After,
-// which belongs to the query policy (tests drive that one by hand).
-func (r *Rail) janitor() {
-	t := time.NewTicker(r.opt.EarlyGrace)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-			r.sweep()
-		}
 	}
 }

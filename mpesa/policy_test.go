@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/payment"
 )
 
@@ -126,12 +127,12 @@ func stubRail(t *testing.T, url string, now func() time.Time, after func(time.Du
 	t.Cleanup(func() { j.Close() })
 	bus := payment.NewBus(j, quietLog())
 	t.Cleanup(bus.Close)
-	c, err := mpesa.NewClient(mpesa.Config{BaseURL: url, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "174379", Passkey: "p",
+	c, err := daraja.NewClient(daraja.Config{BaseURL: url, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "174379", Passkey: "p",
 		Now: now, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: bus, PublicURL: "https://kiosk.example", Logger: quietLog(),
+	r, err := mpesa.NewRail(mpesa.Options{Client: c, Bus: bus, PublicURL: "https://kiosk.example", Logger: quietLog(),
 		Now: now, After: after})
 	if err != nil {
 		t.Fatal(err)

@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"paydesk/mpesa/daraja"
 	"paydesk/payment"
 )
 
@@ -88,7 +90,7 @@ func ParsePrefixes(s string) ([]netip.Prefix, error) {
 
 // Options configure a Rail.
 type Options struct {
-	Client *Client
+	Client *daraja.Client
 	Bus    *payment.Bus
 	// PublicURL is where Daraja reaches the callback server, without the
 	// path: "https://kiosk.example.com" (HTTPS in production).
@@ -143,13 +145,19 @@ type Options struct {
 // callback server's handler, and the till list for C2B payments.
 type Rail struct {
 	opt    Options
-	c      *Client
+	c      *daraja.Client
 	bus    *payment.Bus
 	log    *slog.Logger
 	secret string
-	ctx    context.Context
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
+	// quit is closed when the rail stops: the contexts of its pushes,
+	// queries and waits end. work counts those goroutines.
+	quit     chan struct{}
+	quitOnce sync.Once
+	work     sync.WaitGroup
+	// served is closed when a running Serve has returned; guarded by
+	// serveMu.
+	serveMu sync.Mutex
+	served  chan struct{}
 
 	mu         sync.Mutex
 	sales      map[string]*sale // by reference = txn id
@@ -216,14 +224,15 @@ type sale struct {
 // query.
 const DefaultRetention = 24 * time.Hour
 
-// NewRail returns the rail. Its goroutines (pushes, queries) stop with
-// ctx; Close waits for them.
-func NewRail(ctx context.Context, opt Options) (*Rail, error) {
+// NewRail returns the rail. It takes payments at once; Serve runs its
+// callback server until the context ends, and then stops the rail's
+// pushes and queries and waits for them (as Close does).
+func NewRail(opt Options) (*Rail, error) {
 	if opt.Client == nil || opt.Bus == nil {
-		return nil, fmt.Errorf("%w: the rail needs a client and a bus", ErrConfig)
+		return nil, fmt.Errorf("%w: the rail needs a client and a bus", daraja.ErrConfig)
 	}
 	if opt.PublicURL == "" {
-		return nil, fmt.Errorf("%w: the rail needs the callback server's public URL", ErrConfig)
+		return nil, fmt.Errorf("%w: the rail needs the callback server's public URL", daraja.ErrConfig)
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -264,8 +273,8 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	if opt.MaxTill <= 0 {
 		opt.MaxTill = DefaultMaxTill
 	}
-	if len(opt.Desc) > MaxTransactionDesc {
-		return nil, fmt.Errorf("%w: TransactionDesc %q is over %d characters", ErrConfig, opt.Desc, MaxTransactionDesc)
+	if len(opt.Desc) > daraja.MaxTransactionDesc {
+		return nil, fmt.Errorf("%w: TransactionDesc %q is over %d characters", daraja.ErrConfig, opt.Desc, daraja.MaxTransactionDesc)
 	}
 	if opt.AllowList == nil {
 		opt.AllowList = DefaultAllowList
@@ -275,20 +284,13 @@ func NewRail(ctx context.Context, opt Options) (*Rail, error) {
 	if secret == "" {
 		secret = NewPathSecret()
 	}
-	ctx, stop := context.WithCancel(ctx)
-	r := &Rail{opt: opt, c: opt.Client, bus: opt.Bus, log: opt.Logger, secret: secret, ctx: ctx, stop: stop,
+	r := &Rail{opt: opt, c: opt.Client, bus: opt.Bus, log: opt.Logger, secret: secret, quit: make(chan struct{}),
 		sales: map[string]*sale{}, byCheckout: map[string]*sale{}, early: map[string]*earlyCallbacks{}, receipts: map[string]receiptRec{}}
 	for _, u := range []string{r.STKCallbackURL(), r.ConfirmationURL(), r.ValidationURL()} {
-		if err := CheckCallbackURL(u); err != nil {
-			stop()
+		if err := daraja.CheckCallbackURL(u); err != nil {
 			return nil, err
 		}
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.janitor()
-	}()
 	return r, nil
 }
 
@@ -301,7 +303,7 @@ func NewPathSecret() string {
 			panic("mpesa: crypto/rand failed: " + err.Error())
 		}
 		s := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-		if CheckCallbackURL("https://x/"+s) == nil {
+		if daraja.CheckCallbackURL("https://x/"+s) == nil {
 			return s
 		}
 	}
@@ -318,10 +320,94 @@ func (r *Rail) ConfirmationURL() string {
 // ValidationURL is the C2B validation URL to register.
 func (r *Rail) ValidationURL() string { return r.opt.PublicURL + "/" + r.secret + "/c2b/validation" }
 
-// Close stops the rail's goroutines and waits for them.
+// ShutdownGrace is how long Serve lets callbacks in flight finish when it
+// stops.
+const ShutdownGrace = 5 * time.Second
+
+// Serve answers Daraja's callbacks on ln (see Handler) and keeps the
+// rail's memory swept, until ctx ends or Close is called. Then it stops
+// the callback server (callbacks in flight have ShutdownGrace to finish),
+// stops the rail's pushes, queries and waits, waits for them, and returns
+// nil. The listener is closed. A callback server that fails is logged;
+// the rail goes on taking payments (it queries Daraja) until it is
+// stopped. A rail is served once.
+func (r *Rail) Serve(ctx context.Context, ln net.Listener) error {
+	done := make(chan struct{})
+	defer close(done)
+	r.serveMu.Lock()
+	r.served = done
+	r.serveMu.Unlock()
+	hs := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	r.log.Info("M-Pesa callback server listening", "addr", ln.Addr().String())
+	// The sweeps tick in real time, not on Options.After, which belongs
+	// to the query policy (tests drive that one by hand): an idle kiosk's
+	// memory shrinks too.
+	tick := time.NewTicker(r.opt.EarlyGrace)
+	defer tick.Stop()
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-r.quit:
+			running = false
+		case err := <-served:
+			r.log.Error("M-Pesa callback server stopped", "err", err)
+			served = nil
+		case <-tick.C:
+			r.sweep()
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
+	if err := hs.Shutdown(sctx); err != nil {
+		r.log.Warn("M-Pesa callback server: callbacks in flight cut off", "err", err)
+	}
+	cancel()
+	if served != nil {
+		<-served
+	}
+	r.stopWork()
+	return nil
+}
+
+// Close stops the rail: a Serve returns, and the rail's pushes, queries
+// and waits end; Close waits for both.
 func (r *Rail) Close() {
-	r.stop()
-	r.wg.Wait()
+	r.quitOnce.Do(func() { close(r.quit) })
+	r.serveMu.Lock()
+	served := r.served
+	r.serveMu.Unlock()
+	if served != nil {
+		<-served // it has stopped the callback server, then the work
+	}
+	r.stopWork()
+}
+
+// stopWork ends the contexts of the rail's goroutines and waits for them.
+func (r *Rail) stopWork() {
+	r.quitOnce.Do(func() { close(r.quit) })
+	r.work.Wait()
+}
+
+// goWork runs fn in a goroutine the rail waits for when it stops; fn's
+// context ends then.
+func (r *Rail) goWork(fn func(ctx context.Context)) {
+	r.work.Add(1)
+	go func() {
+		defer r.work.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-r.quit:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		fn(ctx)
+	}()
 }
 
 // Currency is what M-Pesa amounts are in.
@@ -330,14 +416,14 @@ func (r *Rail) Currency() string { return "KES" }
 // CheckPhone implements payment.PhoneChecker: the error says why a number
 // is not one Start would take.
 func (r *Rail) CheckPhone(phone string) error {
-	_, err := NormalizePhone(phone)
+	_, err := daraja.NormalizePhone(phone)
 	return err
 }
 
 // Health is whether Daraja issued the last token asked for.
 func (r *Rail) Health() payment.Health {
 	if err := r.c.TokenError(); err != nil {
-		var ae *APIError
+		var ae *daraja.APIError
 		if errors.As(err, &ae) {
 			return payment.Health{Up: false, Detail: fmt.Sprintf("token refused (HTTP %d)", ae.Status)}
 		}
@@ -355,7 +441,7 @@ func (r *Rail) Deadline(id string) (string, time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.c2b && s.status == payment.StatusSent {
-		kind, _ := r.payTo()
+		kind, _ := r.c.PayTo()
 		return "the customer's " + kind + " payment", s.deadline, true
 	}
 	if s.status != payment.StatusAcknowledged || s.deadline.IsZero() {
@@ -369,7 +455,7 @@ func (r *Rail) publish(ev payment.Event) (payment.Event, error) {
 	if ev.Time.IsZero() {
 		ev.Time = r.opt.Now()
 	}
-	return r.bus.Publish(context.WithoutCancel(r.ctx), ev)
+	return r.bus.Publish(context.Background(), ev)
 }
 
 // reject journals refused input and returns err.
@@ -390,7 +476,7 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 	if req.Mode != "" && req.Mode != payment.ModeSTKPush {
 		return "", r.reject(fmt.Errorf("M-Pesa takes STK Push or paybill/till (c2b) payments, not %s", req.Mode))
 	}
-	phone, err := NormalizePhone(req.Phone)
+	phone, err := daraja.NormalizePhone(req.Phone)
 	if err != nil {
 		return "", r.reject(fmt.Errorf("phone number refused: %w", err))
 	}
@@ -402,13 +488,13 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 	if err := r.addSale(s); err != nil {
 		return "", err
 	}
-	if !LikelySafaricom(phone) {
-		r.log.Info("phone number outside Safaricom's ranges (it may have been ported)", "phone", MaskPhone(phone))
+	if !daraja.LikelySafaricom(phone) {
+		r.log.Info("phone number outside Safaricom's ranges (it may have been ported)", "phone", daraja.MaskPhone(phone))
 	}
 	s.mu.Lock()
 	_, err = r.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated,
-		Mode: payment.ModeSTKPush, Amount: payment.Money{Minor: sh * 100, Currency: "KES"}, Peer: MaskPhone(phone),
-		Detail: fmt.Sprintf("STK Push of KES %d to %s, reference %s", sh, MaskPhone(phone), id)})
+		Mode: payment.ModeSTKPush, Amount: payment.Money{Minor: sh * 100, Currency: "KES"}, Peer: daraja.MaskPhone(phone),
+		Detail: fmt.Sprintf("STK Push of KES %d to %s, reference %s", sh, daraja.MaskPhone(phone), id)})
 	if err == nil {
 		s.status = payment.StatusCreated
 	}
@@ -417,11 +503,7 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 		r.dropSale(id)
 		return "", fmt.Errorf("M-Pesa payment: %w", err)
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.push(s)
-	}()
+	r.goWork(func(ctx context.Context) { r.push(ctx, s) })
 	return id, nil
 }
 
@@ -432,15 +514,15 @@ func (r *Rail) checkSale(req payment.Request, ref string) (shillings int64, id s
 	if req.Amount.Currency != "" && req.Amount.Currency != "KES" {
 		return 0, "", r.reject(fmt.Errorf("M-Pesa takes shillings (KES), not %s", req.Amount.Currency))
 	}
-	sh, err := CheckPushAmount(req.Amount.Minor)
+	sh, err := daraja.CheckPushAmount(req.Amount.Minor)
 	if err != nil {
 		return 0, "", r.reject(err)
 	}
 	if req.Reference == "" {
 		return sh, NewReference(), nil
 	}
-	if !ValidAccountReference(ref) {
-		return 0, "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", req.Reference, MaxAccountReference))
+	if !daraja.ValidAccountReference(ref) {
+		return 0, "", r.reject(fmt.Errorf("reference %q: 1-%d letters and digits", req.Reference, daraja.MaxAccountReference))
 	}
 	return sh, ref, nil
 }
@@ -477,7 +559,7 @@ func (r *Rail) dropSale(id string) {
 // transition publishes a status change of s; call with s.mu held.
 func (r *Rail) transition(s *sale, st payment.Status, detail string, res *payment.Result, flag string) bool {
 	ev := payment.Event{Kind: payment.KindTransition, TxnID: s.id, Status: st, Detail: detail,
-		Result: res, Flag: flag, Peer: MaskPhone(s.phone)}
+		Result: res, Flag: flag, Peer: daraja.MaskPhone(s.phone)}
 	ev.Raw, s.raw = s.raw, nil
 	_, err := r.publish(ev)
 	if err != nil {
@@ -503,15 +585,15 @@ func (r *Rail) note(s *sale, kind payment.Kind, detail, flag string, res *paymen
 }
 
 // push sends the STK Push and waits for its outcome.
-func (r *Rail) push(s *sale) {
+func (r *Rail) push(ctx context.Context, s *sale) {
 	s.mu.Lock()
-	ok := r.transition(s, payment.StatusSent, "prompt sent to "+MaskPhone(s.phone), nil, "")
+	ok := r.transition(s, payment.StatusSent, "prompt sent to "+daraja.MaskPhone(s.phone), nil, "")
 	s.mu.Unlock()
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.opt.PushTimeout)
-	resp, err := r.c.STKPush(ctx, PushRequest{Phone: s.phone, Amount: s.amount, Reference: s.id, Desc: r.opt.Desc,
+	pctx, cancel := context.WithTimeout(ctx, r.opt.PushTimeout)
+	resp, err := r.c.STKPush(pctx, daraja.PushRequest{Phone: s.phone, Amount: s.amount, Reference: s.id, Desc: r.opt.Desc,
 		CallbackURL: r.STKCallbackURL()})
 	cancel()
 	if err != nil {
@@ -534,7 +616,7 @@ func (r *Rail) push(s *sale) {
 	for i, res := range early.results {
 		r.resolveRaw(s, res, "callback (arrived before the push answer)", nil, "", early.flags[i])
 	}
-	r.waitResult(s, r.opt.Poll.First, true)
+	r.waitResult(ctx, s, r.opt.Poll.First, true)
 }
 
 // pushFailed ends a payment whose push Daraja refused, or marks it
@@ -546,7 +628,7 @@ func (r *Rail) pushFailed(s *sale, err error) {
 	if s.status.Final() {
 		return
 	}
-	var ae *APIError
+	var ae *daraja.APIError
 	switch {
 	case errors.As(err, &ae) && ae.Code == "500.003.1001":
 		// An internal error after the request was taken: the push may
@@ -559,7 +641,7 @@ func (r *Rail) pushFailed(s *sale, err error) {
 		if strings.Contains(strings.ToLower(ae.Message), "unable to lock subscriber") {
 			// The push refused outright for what a callback reports as
 			// ResultCode 1001: said and ended the same way.
-			m := Meaning("1001", "")
+			m := daraja.Meaning("1001", "")
 			st, why = m.Status, m.Words
 		}
 		r.log.Warn("STK Push refused", "txn", s.id, "status", ae.Status, "code", ae.Code, "request_id", ae.RequestID)
@@ -626,29 +708,29 @@ func shortErr(err error) string {
 // waitResult queries Daraja per the policy until s is final or the
 // budget is spent; then, if timeout, it times the payment out and runs
 // one reconciling query later.
-func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
+func (r *Rail) waitResult(ctx context.Context, s *sale, first time.Duration, timeout bool) {
 	p := r.opt.Poll
 	start := r.opt.Now()
 	wait := first
 	backoff := p.Every
 	for {
-		if !r.sleep(s.done, wait) {
+		if !r.sleep(ctx, s.done, wait) {
 			return
 		}
-		res, err := r.c.STKQuery(r.ctx, r.checkoutOf(s))
-		var ae *APIError
+		res, err := r.c.STKQuery(ctx, r.checkoutOf(s))
+		var ae *daraja.APIError
 		switch {
 		case err == nil:
 			r.resolve(s, res, "query")
 			return
-		case errors.Is(err, ErrPending):
+		case errors.Is(err, daraja.ErrPending):
 			wait, backoff = jitter(p.Every, p.Jitter), p.Every
 		case errors.As(err, &ae) && ae.RateLimited():
 			backoff = min(backoff*2, p.MaxBackoff)
 			wait = backoff
 			r.log.Info("STK query rate-limited; backing off", "txn", s.id, "code", ae.Code, "wait", wait.String())
 		default:
-			if r.ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return
 			}
 			r.log.Warn("STK query failed", "txn", s.id, "err", err)
@@ -658,7 +740,7 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 			if !timeout {
 				return
 			}
-			r.timeOut(s, p.Budget-r.opt.Now().Sub(start))
+			r.timeOut(ctx, s, p.Budget-r.opt.Now().Sub(start))
 			return
 		}
 	}
@@ -666,8 +748,8 @@ func (r *Rail) waitResult(s *sale, first time.Duration, timeout bool) {
 
 // timeOut ends the wait (after left, if the budget is not yet spent)
 // and schedules one more query to reconcile.
-func (r *Rail) timeOut(s *sale, left time.Duration) {
-	if left > 0 && !r.sleep(s.done, left) {
+func (r *Rail) timeOut(ctx context.Context, s *sale, left time.Duration) {
+	if left > 0 && !r.sleep(ctx, s.done, left) {
 		return
 	}
 	s.mu.Lock()
@@ -676,29 +758,29 @@ func (r *Rail) timeOut(s *sale, left time.Duration) {
 			&payment.Result{Reason: "no answer from M-Pesa"}, "")
 	}
 	s.mu.Unlock()
-	r.reconcileLater(s)
+	r.reconcileLater(ctx, s)
 }
 
 // reconcileLater runs one more query after Poll.Reconcile, so a payment
 // that was timed out or cancelled locally still learns its real outcome.
-func (r *Rail) reconcileLater(s *sale) {
-	if !r.sleep(nil, r.opt.Poll.Reconcile) {
+func (r *Rail) reconcileLater(ctx context.Context, s *sale) {
+	if !r.sleep(ctx, nil, r.opt.Poll.Reconcile) {
 		return
 	}
 	checkout := r.checkoutOf(s)
 	if checkout == "" {
 		return // the push was never answered: nothing to query
 	}
-	if res, err := r.c.STKQuery(r.ctx, checkout); err == nil {
+	if res, err := r.c.STKQuery(ctx, checkout); err == nil {
 		r.resolve(s, res, "reconciling query")
 	}
 }
 
-// sleep waits d on the rail's clock; it returns false, early, when the
-// rail stops or done is closed (a nil done is never closed).
-func (r *Rail) sleep(done <-chan struct{}, d time.Duration) bool {
+// sleep waits d on the rail's clock; it returns false, early, when ctx
+// ends or done is closed (a nil done is never closed).
+func (r *Rail) sleep(ctx context.Context, done <-chan struct{}, d time.Duration) bool {
 	select {
-	case <-r.ctx.Done():
+	case <-ctx.Done():
 		return false
 	case <-done:
 		return false
@@ -744,11 +826,7 @@ func (r *Rail) Cancel(id string) error {
 	if s.c2b {
 		return nil // no push to query: a late payment arrives as a C2B confirmation
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.reconcileLater(s)
-	}()
+	r.goWork(func(ctx context.Context) { r.reconcileLater(ctx, s) })
 	return nil
 }
 
@@ -756,7 +834,7 @@ func (r *Rail) Cancel(id string) error {
 // duplicates (same receipt, from any channel) are journaled as such, a
 // result after the payment ended is journaled and flagged, and a query
 // never overrides a success that carries a receipt.
-func (r *Rail) resolve(s *sale, res STKResult, source string) {
+func (r *Rail) resolve(s *sale, res daraja.STKResult, source string) {
 	r.resolveRaw(s, res, source, nil, "", "")
 }
 
@@ -768,7 +846,7 @@ func (r *Rail) resolve(s *sale, res STKResult, source string) {
 //
 // flag, when not "", marks the outcome for the operator (the callback
 // came from outside the allow-list).
-func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, peer, flag string) bool {
+func (r *Rail) resolveRaw(s *sale, res daraja.STKResult, source string, raw []byte, peer, flag string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.raw, s.peer = raw, peer
@@ -782,7 +860,7 @@ func (r *Rail) resolveRaw(s *sale, res STKResult, source string, raw []byte, pee
 	return err == nil
 }
 
-func (r *Rail) resolveLocked(s *sale, res STKResult, source, extra string) {
+func (r *Rail) resolveLocked(s *sale, res daraja.STKResult, source, extra string) {
 	if res.Success() && res.Receipt != "" {
 		r.mu.Lock()
 		rec, seen := r.receipts[res.Receipt]
@@ -800,7 +878,7 @@ func (r *Rail) resolveLocked(s *sale, res STKResult, source, extra string) {
 		r.resolveFinal(s, res, source, extra)
 		return
 	}
-	m := Meaning(res.Code, res.Desc)
+	m := daraja.Meaning(res.Code, res.Desc)
 	if !res.Success() {
 		r.transition(s, m.Status, fmt.Sprintf("%s (ResultCode %s, from %s)", m.Words, res.Code, source),
 			&payment.Result{Reason: m.Words, Flags: flags(extra)}, extra)
@@ -832,7 +910,7 @@ func (r *Rail) resolveLocked(s *sale, res STKResult, source, extra string) {
 // asked: the flag and the words to add to the detail when they differ
 // (or the amount has a fraction), none when they agree or no amount was
 // reported (a query's answer).
-func amountCheck(s *sale, res STKResult) (flag, detail string) {
+func amountCheck(s *sale, res daraja.STKResult) (flag, detail string) {
 	if res.Amount == nil || (!res.Amount.Fractional() && res.Amount.Minor() == s.amount*100) {
 		return "", ""
 	}
@@ -842,7 +920,7 @@ func amountCheck(s *sale, res STKResult) (flag, detail string) {
 // attention is what a success reported for s needs the operator for:
 // the amount paid when it is not the one asked, and the flags (underpaid
 // or overpaid, a fraction of a shilling, extra).
-func attention(s *sale, res STKResult, extra string) (*payment.Money, []string) {
+func attention(s *sale, res daraja.STKResult, extra string) (*payment.Money, []string) {
 	var paid *payment.Money
 	var fl []string
 	if a := res.Amount; a != nil && a.Minor() != s.amount*100 {
@@ -869,7 +947,7 @@ func flags(f string) []string {
 
 // noteFraction flags an amount with a fraction of a shilling on s; call
 // with s.mu held.
-func (r *Rail) noteFraction(s *sale, res STKResult) {
+func (r *Rail) noteFraction(s *sale, res daraja.STKResult) {
 	if res.Amount != nil && res.Amount.Fractional() {
 		r.note(s, payment.KindStep, "amount "+res.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
 	}
@@ -877,8 +955,8 @@ func (r *Rail) noteFraction(s *sale, res STKResult) {
 
 // resolveFinal handles an outcome for a payment that has already ended;
 // call with s.mu held.
-func (r *Rail) resolveFinal(s *sale, res STKResult, source, extra string) {
-	m := Meaning(res.Code, res.Desc)
+func (r *Rail) resolveFinal(s *sale, res daraja.STKResult, source, extra string) {
+	m := daraja.Meaning(res.Code, res.Desc)
 	switch {
 	case s.status == payment.StatusApproved && res.Success() && res.Receipt == "":
 		// A query agreeing with the success: nothing new.
@@ -914,4 +992,12 @@ func orNone(s string) string {
 		return "unmatched"
 	}
 	return "by " + s
+}
+
+// truncate cuts s to n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
 	"paydesk/payment"
 )
@@ -71,8 +72,8 @@ func TestHealthAndUnreachable(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	c, _ := mpesa.NewClient(mpesa.Config{BaseURL: "http://" + addr, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "174379", Passkey: "p", Logger: quietLog()})
-	r, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: h.bus, PublicURL: "http://127.0.0.1:1", Logger: quietLog()})
+	c, _ := daraja.NewClient(daraja.Config{BaseURL: "http://" + addr, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "174379", Passkey: "p", Logger: quietLog()})
+	r, err := mpesa.NewRail(mpesa.Options{Client: c, Bus: h.bus, PublicURL: "http://127.0.0.1:1", Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestHealthAndUnreachable(t *testing.T) {
 	if tx.Result.Reason != "Daraja unreachable" || r.Health().Up {
 		t.Errorf("unreachable: %+v, health %+v", tx, r.Health())
 	}
-	if _, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: c, Bus: h.bus, PublicURL: "https://kiosk.example/mpesa"}); !errors.Is(err, mpesa.ErrBadURL) {
+	if _, err := mpesa.NewRail(mpesa.Options{Client: c, Bus: h.bus, PublicURL: "https://kiosk.example/mpesa"}); !errors.Is(err, daraja.ErrBadURL) {
 		t.Errorf("a public URL with 'mpesa': %v", err)
 	}
 }
@@ -108,7 +109,7 @@ func TestPushRefusedSubscriberLocked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := mpesa.Meaning("1001", "")
+	want := daraja.Meaning("1001", "")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		tx, err := j.Txn(context.Background(), id)

@@ -12,12 +12,6 @@ const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 // RefPrefix starts every sale reference paydesk mints.
 const RefPrefix = "PD"
 
-// MaxAccountReference and MaxTransactionDesc are Daraja's length limits.
-const (
-	MaxAccountReference = 12
-	MaxTransactionDesc  = 13
-)
-
 // NewReference mints a sale reference: "PD" and 8 Crockford base32
 // characters (40 random bits), 10 characters in all, so it fits
 // AccountReference (≤12) and a paybill's BillRefNumber, and a customer
@@ -54,18 +48,4 @@ func NormalizeReference(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// ValidAccountReference reports whether s may be sent as an
-// AccountReference: 1 to 12 letters and digits.
-func ValidAccountReference(s string) bool {
-	if s == "" || len(s) > MaxAccountReference {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') {
-			return false
-		}
-	}
-	return true
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
 	"paydesk/payment"
 )
@@ -307,10 +308,10 @@ func TestCase6TokenExpiry(t *testing.T) {
 		fake.Handler().ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	c, _ := mpesa.NewClient(mpesa.Config{BaseURL: srv.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+	c, _ := daraja.NewClient(daraja.Config{BaseURL: srv.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 		ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Logger: quietLog()})
-	_, err := c.STKPush(context.Background(), mpesa.PushRequest{Phone: "0708374149", Amount: 1, Reference: "PDTEST", CallbackURL: "https://x.example/cb"})
-	var ae *mpesa.APIError
+	_, err := c.STKPush(context.Background(), daraja.PushRequest{Phone: "0708374149", Amount: 1, Reference: "PDTEST", CallbackURL: "https://x.example/cb"})
+	var ae *daraja.APIError
 	if !errors.As(err, &ae) || !ae.InvalidToken() || ae.Status != 404 || ae.RequestID != "x-1" {
 		t.Errorf("err = %v, want *APIError 404.001.03 with its requestId", err)
 	}

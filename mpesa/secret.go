@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"paydesk/mpesa/daraja"
 )
 
 // PathSecretFile is the name of the file, beside the journal, that keeps
@@ -79,12 +81,10 @@ func checkPathSecret(s string) error {
 			return fmt.Errorf("only letters, digits, '-' and '_' may be used, not %q", c)
 		}
 	}
-	// Checked here rather than by CheckCallbackURL, whose error would
+	// Checked here rather than by daraja.CheckCallbackURL, whose error would
 	// repeat the secret.
-	for _, w := range bannedURLWords {
-		if strings.Contains(strings.ToLower(s), w) {
-			return fmt.Errorf("it contains %q, which Daraja refuses in URLs", w)
-		}
+	if w, ok := daraja.BannedURLWord(s); ok {
+		return fmt.Errorf("it contains %q, which Daraja refuses in URLs", w)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
 	"paydesk/payment"
 )
@@ -27,7 +28,7 @@ func TestBrowserShowsMPesaInstructions(t *testing.T) {
 	fake := sandbox.New(sandbox.Options{Logger: log})
 	fs := httptest.NewServer(fake.Handler())
 	t.Cleanup(func() { fake.Close(); fs.Close() })
-	client, err := mpesa.NewClient(mpesa.Config{BaseURL: fs.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+	client, err := daraja.NewClient(daraja.Config{BaseURL: fs.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 		ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -37,14 +38,13 @@ func TestBrowserShowsMPesaInstructions(t *testing.T) {
 		t.Fatal(err)
 	}
 	allow, _ := mpesa.ParsePrefixes("127.0.0.0/8")
-	rail, err := mpesa.NewRail(context.Background(), mpesa.Options{Client: client, Bus: bus, PublicURL: "http://" + ln.Addr().String(),
+	rail, err := mpesa.NewRail(mpesa.Options{Client: client, Bus: bus, PublicURL: "http://" + ln.Addr().String(),
 		AllowList: allow, C2BWait: time.Minute, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb := &http.Server{Handler: rail.Handler()}
-	go cb.Serve(ln)
-	t.Cleanup(func() { cb.Close(); rail.Close() })
+	go rail.Serve(context.Background(), ln)
+	t.Cleanup(rail.Close)
 	if _, err := rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ import (
 	"sync"
 	"time"
 
-	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 )
 
 // The public sandbox values (Daraja's own samples).
@@ -363,14 +363,14 @@ var (
 )
 
 type pushWire struct {
-	BusinessShortCode mpesa.Flex
+	BusinessShortCode daraja.Flex
 	Password          string
-	Timestamp         mpesa.Flex
+	Timestamp         daraja.Flex
 	TransactionType   string
-	Amount            mpesa.Flex
-	PartyA            mpesa.Flex
-	PartyB            mpesa.Flex
-	PhoneNumber       mpesa.Flex
+	Amount            daraja.Flex
+	PartyA            daraja.Flex
+	PartyB            daraja.Flex
+	PhoneNumber       daraja.Flex
 	CallBackURL       string
 	AccountReference  string
 	TransactionDesc   *string
@@ -387,12 +387,12 @@ func (s *Server) checkCredentials(w http.ResponseWriter, code, ts, password stri
 		s.fail(w, http.StatusBadRequest, "400.002.02", "Bad Request - Invalid Timestamp")
 		return false
 	}
-	t, err := mpesa.ParseTimestamp(ts)
+	t, err := daraja.ParseTimestamp(ts)
 	if err != nil || t.Sub(s.opt.Now()).Abs() > 10*time.Minute {
 		s.fail(w, http.StatusBadRequest, "400.002.02", "Bad Request - Invalid Timestamp")
 		return false
 	}
-	if password != mpesa.Password(code, s.opt.Passkey, ts) {
+	if password != daraja.Password(code, s.opt.Passkey, ts) {
 		s.fail(w, http.StatusInternalServerError, "500.001.1001", "Wrong credentials")
 		return false
 	}
@@ -414,22 +414,22 @@ func (s *Server) stkPush(w http.ResponseWriter, r *http.Request) {
 	bad := func(field string) { s.fail(w, http.StatusBadRequest, "400.002.02", "Bad Request - Invalid "+field) }
 	amount, err := strconv.ParseInt(string(p.Amount), 10, 64)
 	switch {
-	case p.TransactionType != mpesa.PayBillOnline && p.TransactionType != mpesa.BuyGoodsOnline:
+	case p.TransactionType != daraja.PayBillOnline && p.TransactionType != daraja.BuyGoodsOnline:
 		bad("TransactionType")
-	case err != nil || amount < mpesa.MinAmount || amount > mpesa.MaxAmount:
+	case err != nil || amount < daraja.MinAmount || amount > daraja.MaxAmount:
 		bad("Amount")
 	case !reMSISDN.MatchString(string(p.PartyA)):
 		bad("PartyA")
 	case !reMSISDN.MatchString(string(p.PhoneNumber)):
 		bad("PhoneNumber")
-	case p.TransactionType == mpesa.PayBillOnline && string(p.PartyB) != s.opt.ShortCode,
-		p.TransactionType == mpesa.BuyGoodsOnline && (s.opt.TillNumber == "" || string(p.PartyB) != s.opt.TillNumber):
+	case p.TransactionType == daraja.PayBillOnline && string(p.PartyB) != s.opt.ShortCode,
+		p.TransactionType == daraja.BuyGoodsOnline && (s.opt.TillNumber == "" || string(p.PartyB) != s.opt.TillNumber):
 		bad("PartyB")
 	case !validURL(p.CallBackURL):
 		bad("CallBackURL")
 	case !reAlnum.MatchString(p.AccountReference):
 		bad("AccountReference")
-	case p.TransactionDesc != nil && len(*p.TransactionDesc) > mpesa.MaxTransactionDesc:
+	case p.TransactionDesc != nil && len(*p.TransactionDesc) > daraja.MaxTransactionDesc:
 		bad("TransactionDesc")
 	default:
 		s.accept(w, r, p, amount)
@@ -462,7 +462,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, p pushWire, amou
 	}
 	now := s.opt.Now()
 	pu := &push{merchant: fmt.Sprintf("%d-%s-1", 29115+s.seq, randHex(4)),
-		checkout: "ws_CO_" + mpesa.Timestamp(now) + randHex(5), amount: amount, phone: phone,
+		checkout: "ws_CO_" + daraja.Timestamp(now) + randHex(5), amount: amount, phone: phone,
 		ref: p.AccountReference, callback: p.CallBackURL, out: out}
 	delay := out.Delay
 	if delay <= 0 {
@@ -566,7 +566,7 @@ func (s *Server) callbackBody(pu *push) []byte {
 			amount = pu.out.PaidAmount
 		}
 		meta = fmt.Sprintf(`,"CallbackMetadata":{"Item":[{"Name":"Amount","Value":%s},{"Name":"MpesaReceiptNumber","Value":"%s"},{"Name":"Balance"},{"Name":"TransactionDate","Value":%s},{"Name":"PhoneNumber","Value":%s}]}`,
-			amount, pu.receipt, mpesa.Timestamp(s.opt.Now()), pu.phone)
+			amount, pu.receipt, daraja.Timestamp(s.opt.Now()), pu.phone)
 	}
 	c, _ := strconv.Atoi(code)
 	return fmt.Appendf(nil, `{"Body":{"stkCallback":{"MerchantRequestID":"%s","CheckoutRequestID":"%s","ResultCode":%d,"ResultDesc":"%s"%s}}}`,
@@ -626,9 +626,9 @@ func (s *Server) stkQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var q struct {
-		BusinessShortCode mpesa.Flex
+		BusinessShortCode daraja.Flex
 		Password          string
-		Timestamp         mpesa.Flex
+		Timestamp         daraja.Flex
 		CheckoutRequestID string
 	}
 	if err := decode(r, &q); err != nil {
@@ -696,7 +696,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var q struct {
-		ShortCode       mpesa.Flex
+		ShortCode       daraja.Flex
 		ResponseType    string
 		ConfirmationURL string
 		ValidationURL   string
@@ -784,7 +784,7 @@ func (s *Server) SimulateC2B(ctx context.Context, p C2B) (string, int, error) {
 		typ, ref = "Buy Goods", ""
 	}
 	body, _ := json.Marshal(map[string]string{"TransactionType": typ, "TransID": p.TransID,
-		"TransTime": mpesa.Timestamp(s.opt.Now()), "TransAmount": p.Amount, "BusinessShortCode": s.opt.ShortCode,
+		"TransTime": daraja.Timestamp(s.opt.Now()), "TransAmount": p.Amount, "BusinessShortCode": s.opt.ShortCode,
 		"BillRefNumber": ref, "InvoiceNumber": "", "OrgAccountBalance": "", "ThirdPartyTransID": "",
 		"MSISDN": msisdn, "FirstName": p.FirstName, "MiddleName": "", "LastName": ""})
 	if s.opt.Validation && val != "" {
@@ -814,17 +814,17 @@ func (s *Server) simulate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var q struct {
-		ShortCode     mpesa.Flex
+		ShortCode     daraja.Flex
 		CommandID     string
-		Amount        mpesa.Flex
-		Msisdn        mpesa.Flex
+		Amount        daraja.Flex
+		Msisdn        daraja.Flex
 		BillRefNumber *string
 	}
 	if err := decode(r, &q); err != nil {
 		s.fail(w, http.StatusBadRequest, "400.002.05", "Invalid request payload")
 		return
 	}
-	if q.CommandID != mpesa.PayBillOnline && q.CommandID != mpesa.BuyGoodsOnline {
+	if q.CommandID != daraja.PayBillOnline && q.CommandID != daraja.BuyGoodsOnline {
 		s.fail(w, http.StatusBadRequest, "400.002.02", "Bad Request - Invalid CommandID")
 		return
 	}
@@ -832,7 +832,7 @@ func (s *Server) simulate(w http.ResponseWriter, r *http.Request) {
 	if q.BillRefNumber != nil {
 		ref = *q.BillRefNumber
 	}
-	c2b := C2B{Amount: string(q.Amount), BillRef: ref, MSISDN: string(q.Msisdn), Till: q.CommandID == mpesa.BuyGoodsOnline}
+	c2b := C2B{Amount: string(q.Amount), BillRef: ref, MSISDN: string(q.Msisdn), Till: q.CommandID == daraja.BuyGoodsOnline}
 	s.mu.Lock()
 	registered := s.urls["confirmation"] != ""
 	s.mu.Unlock()

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
 )
 
@@ -65,8 +65,8 @@ func post(t *testing.T, url, token string, body any) (int, map[string]any) {
 }
 
 func validPush() map[string]any {
-	ts := mpesa.Timestamp(time.Now())
-	return map[string]any{"BusinessShortCode": 174379, "Password": mpesa.Password(sandbox.DefaultShortCode, sandbox.DefaultPasskey, ts),
+	ts := daraja.Timestamp(time.Now())
+	return map[string]any{"BusinessShortCode": 174379, "Password": daraja.Password(sandbox.DefaultShortCode, sandbox.DefaultPasskey, ts),
 		"Timestamp": ts, "TransactionType": "CustomerPayBillOnline", "Amount": "1", "PartyA": "254708374149", "PartyB": "174379",
 		"PhoneNumber": 254708374149, "CallBackURL": "https://kiosk.example/cb", "AccountReference": "PD7K3M9QXA", "TransactionDesc": "Kiosk sale"}
 }
@@ -84,11 +84,11 @@ func TestPushValidation(t *testing.T) {
 		code, text string
 	}{
 		"password from another timestamp": {func(p map[string]any) {
-			p["Password"] = mpesa.Password(sandbox.DefaultShortCode, sandbox.DefaultPasskey, mpesa.Timestamp(time.Now().Add(time.Second)))
+			p["Password"] = daraja.Password(sandbox.DefaultShortCode, sandbox.DefaultPasskey, daraja.Timestamp(time.Now().Add(time.Second)))
 		}, 500, "500.001.1001", "Wrong credentials"},
 		"UTC timestamp from an offshore server": {func(p map[string]any) {
-			ts := time.Now().UTC().Add(-3 * time.Hour).Format(mpesa.TimestampLayout)
-			p["Timestamp"], p["Password"] = ts, mpesa.Password(sandbox.DefaultShortCode, sandbox.DefaultPasskey, ts)
+			ts := time.Now().UTC().Add(-3 * time.Hour).Format(daraja.TimestampLayout)
+			p["Timestamp"], p["Password"] = ts, daraja.Password(sandbox.DefaultShortCode, sandbox.DefaultPasskey, ts)
 		}, 400, "400.002.02", "Invalid Timestamp"},
 		"bad timestamp format":     {func(p map[string]any) { p["Timestamp"] = "2021-06-28" }, 400, "400.002.02", "Invalid Timestamp"},
 		"unknown shortcode":        {func(p map[string]any) { p["BusinessShortCode"] = "600000" }, 500, "500.001.1001", "Merchant does not exist"},
@@ -135,8 +135,8 @@ func TestTokensQueryAndRegister(t *testing.T) {
 	s.Next(sandbox.Outcome{Code: "1032", Drop: true})
 	_, out := post(t, url+"/mpesa/stkpush/v1/processrequest", tok, validPush())
 	id := out["CheckoutRequestID"]
-	ts := mpesa.Timestamp(time.Now())
-	q := map[string]any{"BusinessShortCode": "174379", "Password": mpesa.Password(sandbox.DefaultShortCode, sandbox.DefaultPasskey, ts), "Timestamp": ts, "CheckoutRequestID": id}
+	ts := daraja.Timestamp(time.Now())
+	q := map[string]any{"BusinessShortCode": "174379", "Password": daraja.Password(sandbox.DefaultShortCode, sandbox.DefaultPasskey, ts), "Timestamp": ts, "CheckoutRequestID": id}
 	if st, out := post(t, url+"/mpesa/stkpushquery/v1/query", tok, q); st != 500 || out["errorMessage"] != "The transaction is being processed" {
 		t.Errorf("query before the outcome: %d %v", st, out)
 	}
@@ -181,7 +181,7 @@ func TestTillPush(t *testing.T) {
 	defer srv.Close()
 	defer s.Close()
 	for _, till := range []string{"5123456", "5999999"} {
-		c, err := mpesa.NewClient(mpesa.Config{BaseURL: srv.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+		c, err := daraja.NewClient(daraja.Config{BaseURL: srv.URL, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 			ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Till: true, TillNumber: till})
 		if err != nil {
 			t.Fatal(err)
@@ -189,20 +189,20 @@ func TestTillPush(t *testing.T) {
 		if err := c.Ping(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.STKPush(context.Background(), mpesa.PushRequest{Phone: "0708374149", Amount: 5, Reference: "PD7K3M9QXA", CallbackURL: "https://kiosk.example/cb"})
+		_, err = c.STKPush(context.Background(), daraja.PushRequest{Phone: "0708374149", Amount: 5, Reference: "PD7K3M9QXA", CallbackURL: "https://kiosk.example/cb"})
 		if till == "5123456" && err != nil {
 			t.Errorf("till push: %v", err)
 		}
-		var ae *mpesa.APIError
+		var ae *daraja.APIError
 		if till == "5999999" && (!errors.As(err, &ae) || ae.Code != "400.002.02" || !strings.Contains(ae.Message, "PartyB")) {
 			t.Errorf("wrong till: %v, want 400.002.02 Invalid PartyB", err)
 		}
 	}
-	if _, err := mpesa.NewClient(mpesa.Config{BaseURL: srv.URL, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "1", Passkey: "p", Till: true}); !errors.Is(err, mpesa.ErrConfig) {
+	if _, err := daraja.NewClient(daraja.Config{BaseURL: srv.URL, ConsumerKey: "k", ConsumerSecret: "s", ShortCode: "1", Passkey: "p", Till: true}); !errors.Is(err, daraja.ErrConfig) {
 		t.Errorf("till without a number: %v", err)
 	}
-	bad, _ := mpesa.NewClient(mpesa.Config{BaseURL: srv.URL, ConsumerKey: "k", ConsumerSecret: "wrong", ShortCode: "1", Passkey: "p"})
-	var ae *mpesa.APIError
+	bad, _ := daraja.NewClient(daraja.Config{BaseURL: srv.URL, ConsumerKey: "k", ConsumerSecret: "wrong", ShortCode: "1", Passkey: "p"})
+	var ae *daraja.APIError
 	if err := bad.Ping(context.Background()); !errors.As(err, &ae) || ae.Status != 400 || bad.TokenError() == nil {
 		t.Errorf("bad credentials: %v, want the empty 400 as *APIError", err)
 	}

@@ -1,4 +1,4 @@
-package mpesa
+package daraja
 
 import (
 	"bytes"
@@ -89,6 +89,15 @@ type tokenCall struct {
 	done  chan struct{}
 	token string
 	err   error
+}
+
+// PayTo is what a customer pays to from their own phone: the paybill
+// (the BusinessShortCode) or, for Buy Goods, the till number.
+func (c *Client) PayTo() (kind, number string) {
+	if c.cfg.Till {
+		return "till", c.cfg.TillNumber
+	}
+	return "paybill", c.cfg.ShortCode
 }
 
 // NewClient checks cfg and returns a client.
@@ -466,6 +475,18 @@ func (c *Client) RegisterURLs(ctx context.Context, r RegisterRequest) (RegisterR
 // bannedURLWords are refused by Daraja anywhere in a callback URL.
 var bannedURLWords = []string{"m-pesa", "mpesa", "safaricom", "exe", "exec", "cmd", "sql", "query"}
 
+// BannedURLWord returns the word Daraja refuses in a callback URL that s
+// contains, in any case, if any.
+func BannedURLWord(s string) (string, bool) {
+	l := strings.ToLower(s)
+	for _, w := range bannedURLWords {
+		if strings.Contains(l, w) {
+			return w, true
+		}
+	}
+	return "", false
+}
+
 // ErrBadURL is wrapped when a callback URL would be refused by Daraja.
 var ErrBadURL = errors.New("callback URL refused")
 
@@ -477,10 +498,8 @@ func CheckCallbackURL(u string) error {
 	if !strings.HasPrefix(l, "https://") && !strings.HasPrefix(l, "http://") {
 		return fmt.Errorf("%q: not an http(s) URL: %w", u, ErrBadURL)
 	}
-	for _, w := range bannedURLWords {
-		if strings.Contains(l, w) {
-			return fmt.Errorf("%q contains %q, which Daraja refuses: %w", u, w, ErrBadURL)
-		}
+	if w, ok := BannedURLWord(l); ok {
+		return fmt.Errorf("%q contains %q, which Daraja refuses: %w", u, w, ErrBadURL)
 	}
 	for _, w := range []string{"ngrok", "mockbin", "requestbin"} {
 		if strings.Contains(l, w) {

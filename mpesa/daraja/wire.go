@@ -1,4 +1,4 @@
-package mpesa
+package daraja
 
 import (
 	"bytes"

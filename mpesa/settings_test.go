@@ -1,0 +1,106 @@
+package mpesa_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"paydesk/mpesa"
+	"paydesk/mpesa/daraja"
+	"paydesk/payment"
+)
+
+// valid are settings a sandbox kiosk starts with.
+func validSettings() mpesa.Settings {
+	return mpesa.Settings{Env: "sandbox", ShortCode: "174379", Kind: "paybill", ConsumerKey: "k", ConsumerSecret: "s", Passkey: "p",
+		CallbackURL: "https://kiosk.example.com", Listen: "127.0.0.1:0", Desc: "Kiosk sale", Wait: time.Minute, C2BWait: time.Minute}
+}
+
+// Each rule of the settings refuses with the setting's flag named; a
+// fake Daraja (BaseURL) lifts production's rules.
+func TestSettingsValidate(t *testing.T) {
+	if err := validSettings().Validate(); err != nil {
+		t.Fatalf("valid settings refused: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*mpesa.Settings)
+		want string
+	}{
+		{"env", func(s *mpesa.Settings) { s.Env = "staging" }, "--mpesa-env must be sandbox or production"},
+		{"production http", func(s *mpesa.Settings) { s.Env, s.CallbackURL = "production", "http://kiosk.example.com" }, "must be an https:// URL in production"},
+		{"production register", func(s *mpesa.Settings) { s.Env, s.RegisterC2B = "production", true }, "PAYDESK_MPESA_PATH_SECRET"},
+		{"type", func(s *mpesa.Settings) { s.Kind = "shop" }, "--mpesa-type must be paybill or till"},
+		{"allow", func(s *mpesa.Settings) { s.Allow = "not-an-ip" }, "--mpesa-allow"},
+		{"proxies", func(s *mpesa.Settings) { s.TrustedProxies = "10.0.0.0/33" }, "--mpesa-trusted-proxies"},
+		{"wait", func(s *mpesa.Settings) { s.Wait = 0 }, "--mpesa-wait must be positive"},
+		{"c2b wait", func(s *mpesa.Settings) { s.C2BWait = -time.Second }, "--mpesa-c2b-wait must be positive"},
+	} {
+		s := validSettings()
+		c.edit(&s)
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	s := validSettings()
+	s.Env, s.BaseURL, s.CallbackURL, s.RegisterC2B = "production", "http://127.0.0.1:1", "http://kiosk.example.com", true
+	if err := s.Validate(); err != nil {
+		t.Errorf("production rules applied to a fake Daraja: %v", err)
+	}
+}
+
+// Open builds the rail: without a path secret it keeps one beside the
+// journal, the same on the next open; without a callback URL it needs
+// Local (the demo) and then uses the listen address.
+func TestSettingsOpen(t *testing.T) {
+	dir := t.TempDir()
+	j, _, err := payment.OpenJournal(filepath.Join(dir, "j.db"), payment.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	bus := payment.NewBus(j, quietLog())
+	t.Cleanup(bus.Close)
+	open := func(s mpesa.Settings) *mpesa.Opened {
+		t.Helper()
+		o, err := s.Open(bus, quietLog(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- o.Rail.Serve(ctx, o.Listener) }()
+		t.Cleanup(func() {
+			stop()
+			if err := <-served; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+		return o
+	}
+	first := open(validSettings())
+	if _, err := os.Stat(filepath.Join(dir, mpesa.PathSecretFile)); err != nil {
+		t.Fatalf("no path secret kept: %v", err)
+	}
+	second := open(validSettings())
+	if first.Rail.STKCallbackURL() != second.Rail.STKCallbackURL() {
+		t.Errorf("callback URL changed across opens: %s, then %s", first.Rail.STKCallbackURL(), second.Rail.STKCallbackURL())
+	}
+	if first.BaseURL != daraja.SandboxURL || first.PublicURL != "https://kiosk.example.com" {
+		t.Errorf("base %s public %s", first.BaseURL, first.PublicURL)
+	}
+
+	s := validSettings()
+	s.CallbackURL = ""
+	if _, err := s.Open(bus, quietLog(), dir); err == nil || !strings.Contains(err.Error(), "--mpesa-callback-url") {
+		t.Errorf("no callback URL: %v", err)
+	}
+	s.Local = true
+	local := open(s)
+	if want := "http://" + local.Listener.Addr().String(); local.PublicURL != want {
+		t.Errorf("local public URL %s, want %s", local.PublicURL, want)
+	}
+}
