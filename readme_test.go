@@ -48,6 +48,7 @@ func (c shellCommand) String() string { return fmt.Sprintf("%s:%d: %s", c.File, 
 func extractCommands(file string, md []byte) []shellCommand {
 	var cmds, block []shellCommand
 	in, marked, other := false, false, false
+	pending, first := "", 0
 	sc := bufio.NewScanner(bytes.NewReader(md))
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
@@ -68,8 +69,20 @@ func extractCommands(file string, md []byte) []shellCommand {
 		if !in || other {
 			continue
 		}
+		// A line ending in a backslash goes on on the next one.
+		if cont, ok := strings.CutSuffix(line, "\\"); ok {
+			if pending == "" {
+				first = n
+			}
+			pending += cont
+			continue
+		}
+		at := n
+		if pending != "" {
+			line, at, pending = pending+line, first, ""
+		}
 		if text := strings.TrimSpace(stripComment(line)); text != "" {
-			block = append(block, shellCommand{File: file, Line: n, Text: text})
+			block = append(block, shellCommand{File: file, Line: at, Text: text})
 		}
 	}
 	return cmds
@@ -255,11 +268,10 @@ type outcome struct {
 
 // commandLine is the command as run: `go run .` is the built binary.
 func (r *readmeRunner) commandLine(text string) string {
-	if rest, ok := strings.CutPrefix(text, "go run . "); ok {
-		return shellQuote(r.bin) + " " + rest
-	}
-	return strings.ReplaceAll(text, "| go run . ", "| "+shellQuote(r.bin)+" ")
+	return goRun.ReplaceAllString(text, "${1}"+strings.ReplaceAll(shellQuote(r.bin), "$", "$$")+"${2}")
 }
+
+var goRun = regexp.MustCompile(`(^|\s)go run \.(\s|$)`)
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
@@ -372,12 +384,16 @@ func (r *readmeRunner) check(ctx context.Context, c shellCommand) (o outcome) {
 	return o
 }
 
-// shell runs line with sh in the work directory.
+// shell runs line with sh in the work directory, in a process group of
+// its own that is killed if it is still running after limit.
 func (r *readmeRunner) shell(ctx context.Context, line string, limit time.Duration) (stdout, stderr []byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", line)
 	cmd.Dir, cmd.Env = r.work, r.env
+	ownGroup(cmd)
+	cmd.Cancel = func() error { return killGroup(cmd) }
+	cmd.WaitDelay = 5 * time.Second
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
@@ -387,11 +403,12 @@ func (r *readmeRunner) shell(ctx context.Context, line string, limit time.Durati
 	return o.Bytes(), e.Bytes(), err
 }
 
-// longRun starts line, waits for its ready line, sends SIGINT and wants a
-// clean exit.
+// longRun starts line, waits for its ready line, sends SIGINT to its
+// process group, as Ctrl-C does, and wants a clean exit.
 func (r *readmeRunner) longRun(line string, rule readmeRule) (string, error) {
 	cmd := exec.Command("sh", "-c", "exec "+line)
 	cmd.Dir, cmd.Env = r.work, r.env
+	ownGroup(cmd)
 	out := &lines{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -399,7 +416,7 @@ func (r *readmeRunner) longRun(line string, rule readmeRule) (string, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	defer func() { cmd.Process.Kill(); <-exited }()
+	defer func() { killGroup(cmd); <-exited }()
 	// Each is ready in about a second (the hub's demo starts a PostgreSQL
 	// cluster); 30 s leaves room for a loaded machine.
 	deadline := time.After(30 * time.Second)
@@ -413,7 +430,7 @@ func (r *readmeRunner) longRun(line string, rule readmeRule) (string, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := interruptGroup(cmd); err != nil {
 		return "", err
 	}
 	// It stops within a second; 20 s for a loaded machine.
@@ -719,10 +736,10 @@ func TestREADMECommands(t *testing.T) {
 
 func TestExtractCommands(t *testing.T) {
 	md := "# t\n\n```sh\ngo run . demo          # a comment\n\n# a comment line\nprintf 'a # b\\n' | paydesk --plain\n```\n\n" +
-		"```toml\nkey = \"v\" # no\n```\n\n```\nRESULT TXN1 approved 1.00\n```\n\n```\npaydesk hub demo\n```\n\n```\n$ paydesk journal\nTXN1\n```\n" +
+		"```toml\nkey = \"v\" # no\n```\n\n```sh\npaydesk journal \\\n  --json   # both lines\n```\n\n```\nRESULT TXN1 approved 1.00\n```\n\n```\npaydesk hub demo\n```\n\n```\n$ paydesk journal\nTXN1\n```\n" +
 		"    go run . indented   # not fenced\n"
 	got := extractCommands("f.md", []byte(md))
-	want := []shellCommand{{"f.md", 4, "go run . demo"}, {"f.md", 7, `printf 'a # b\n' | paydesk --plain`}, {"f.md", 19, "paydesk hub demo"}}
+	want := []shellCommand{{"f.md", 4, "go run . demo"}, {"f.md", 7, `printf 'a # b\n' | paydesk --plain`}, {"f.md", 15, "paydesk journal   --json"}, {"f.md", 24, "paydesk hub demo"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("extractCommands =\n%q\nwant\n%q", got, want)
 	}
