@@ -227,7 +227,7 @@ func (t *terminalSettings) startAPI(e *railEnv, d *terminal.Driver, st ecr.Setti
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	e.goRun("terminal HTTP API", srv.Serve, func() {
+	e.goRun("terminal HTTP API", srv.Run, func() {
 		if outbox != nil {
 			outbox.Close()
 		}

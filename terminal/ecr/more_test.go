@@ -122,7 +122,7 @@ func TestServerHonoursLocalPortAndStops(t *testing.T) {
 	probe.ln.Close()
 	s := NewServer(h, Settings{LocalPort: int(port)})
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(context.Background()) }()
+	go func() { done <- s.Run(context.Background()) }()
 	url := "http://127.0.0.1:" + itoa(int(port))
 	waitFor(t, 2*time.Second, "the server", func() bool {
 		req, _ := http.NewRequest(http.MethodGet, url+"/version", nil)
@@ -207,7 +207,7 @@ func TestServerReadTimeoutDoesNotCutALongPayment(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr().String()+"/", strings.NewReader(`{"amount": `+amountFor(termsim.Slow)+`}`))
 	req.SetBasicAuth(testUser, testPass)

@@ -22,7 +22,7 @@ const (
 	DefaultLocalPort = 8080
 	// DefaultReadTimeout is Server.ReadTimeout's default.
 	DefaultReadTimeout = 30 * time.Second
-	// ShutdownTimeout bounds the graceful shutdown when Serve's context ends.
+	// ShutdownTimeout bounds the graceful shutdown when Run's context ends.
 	ShutdownTimeout = 5 * time.Second
 )
 
@@ -56,7 +56,7 @@ func NewServer(h *Handler, s Settings) *Server {
 	return &Server{Host: DefaultHost, Port: s.LocalPort, Handler: h}
 }
 
-// Listen binds the port, so a busy port is reported before Serve.
+// Listen binds the port, so a busy port is reported before Run.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,11 +90,13 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Serve listens (if Listen was not called) and serves until ctx ends or
+// Run listens (if Listen was not called) and serves until ctx ends or
 // GET /stop (when the handler has no Stop of its own), running the
 // outbox meanwhile. On return the handler is closed; the outbox file is
-// left open for the caller to Close.
-func (s *Server) Serve(ctx context.Context) error {
+// left open for the caller to Close. The server owns its port (Host,
+// Port), so it has the Run shape; Listen only binds early, so a busy port
+// is reported before anything else starts.
+func (s *Server) Run(ctx context.Context) error {
 	if s.Handler == nil {
 		return errors.New("ecr api: no handler")
 	}
