@@ -24,5 +24,7 @@
 //
 // Amounts never travel as floats inside paydesk: [AmountMinor] converts the
 // received number text to minor units exactly, and [FormatAmount] writes
-// minor units as the float text the POS expects.
+// minor units as the float text the POS expects. FormatAmount is the one
+// way an amount goes out: the kiosk's transaction_request and the
+// simulator's answers put its text in the payload as a json.Number.
 package protocol

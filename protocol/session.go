@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -227,7 +228,7 @@ func (t *txn) startLocked(c *conn) error {
 		return fmt.Errorf("start payment: journal: %w", err)
 	}
 	raw, err := t.sendLocked(c, Payload{"type": "transaction_request", "txn_id": t.id,
-		"amount": amountFloat(t.amount.Minor), "payment_mode": string(t.mode)})
+		"amount": json.Number(FormatAmount(t.amount.Minor)), "payment_mode": string(t.mode)})
 	if err != nil {
 		t.finish(payment.StatusFailed, &payment.Result{Reason: err.Error()}, nil, "")
 		return nil
@@ -237,9 +238,6 @@ func (t *txn) startLocked(c *conn) error {
 	s.log.Info("payment request sent", "txn", t.id, "mode", t.mode, "amount", t.amount.Decimal(), "pos", c.label())
 	return nil
 }
-
-// amountFloat is the amount as the JSON float the POS expects (10.0).
-func amountFloat(minor int64) float64 { return float64(minor) / 100 }
 
 // Cancel asks the POS to cancel a transaction. The transaction stays in
 // flight until the POS confirms (ack or failed result) or the cancel times
