@@ -16,6 +16,7 @@ import (
 
 	"paydesk/payment"
 	"paydesk/terminal"
+	"paydesk/terminal/concert"
 	"paydesk/terminal/ecr"
 	"paydesk/terminal/termsim"
 )
@@ -89,7 +90,7 @@ func (t *terminalSettings) options() (terminal.Options, error) {
 	if t.pos < 1 || t.pos > 99 {
 		return o, fmt.Errorf("--terminal-pos must be 1-99, got %d", t.pos)
 	}
-	cur, err := terminal.LookupCurrency(t.currency)
+	cur, err := concert.LookupCurrency(t.currency)
 	if err != nil {
 		return o, fmt.Errorf("--terminal-currency: %w", err)
 	}
