@@ -225,10 +225,12 @@ func (t *terminalSettings) startAPI(e *railEnv, d *terminal.Driver, st ecr.Setti
 		return err
 	}
 	srv := &ecr.Server{Host: host, Port: port, AnyPort: port == 0, Handler: h, Logger: e.log}
-	if err := srv.Listen(); err != nil {
+	ln, err := srv.Listen()
+	if err != nil {
 		return err
 	}
-	e.goRun("terminal HTTP API", srv.Run, func() {
+	e.goRun("terminal HTTP API", func(ctx context.Context) error { return srv.Serve(ctx, ln) }, func() {
+		srv.Close()
 		if outbox != nil {
 			outbox.Close()
 		}

@@ -378,6 +378,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		ln.Close()
 		return net.ErrClosed
 	}
 	s.httpSrv = hs
