@@ -131,16 +131,7 @@ func TestServerHonoursLocalPortAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(context.Background(), ln) }()
 	url := "http://127.0.0.1:" + itoa(int(port))
-	waitFor(t, 2*time.Second, "the server", func() bool {
-		req, _ := http.NewRequest(http.MethodGet, url+"/version", nil)
-		req.SetBasicAuth(testUser, testPass)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitForAPI(t, url)
 	req, _ := http.NewRequest(http.MethodGet, url+"/stop", nil)
 	req.SetBasicAuth(testUser, testPass)
 	resp, err := http.DefaultClient.Do(req)
@@ -244,16 +235,7 @@ func TestServerCloseStopsServe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(context.Background(), ln) }()
 	url := "http://" + s.Addr().String()
-	waitFor(t, 2*time.Second, "the server", func() bool {
-		req, _ := http.NewRequest(http.MethodGet, url+"/version", nil)
-		req.SetBasicAuth(testUser, testPass)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitForAPI(t, url)
 	s.Close()
 	// Close waits for Serve: it has returned by now.
 	select {
@@ -275,4 +257,19 @@ func TestServerCloseStopsServe(t *testing.T) {
 	if err := s.Serve(context.Background(), ln2); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Serve after Close = %v, want net.ErrClosed", err)
 	}
+}
+
+// waitForAPI waits until the API at url answers GET /version.
+func waitForAPI(t *testing.T, url string) {
+	t.Helper()
+	waitFor(t, 2*time.Second, "the server", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, url+"/version", nil)
+		req.SetBasicAuth(testUser, testPass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
