@@ -151,25 +151,19 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		srv.Serve(ctx, ln)
-	}()
-	defer func() { cancel(); srv.Close(); <-served }()
+	// Every long-running part is started by renv.goRun and stopped, in
+	// reverse order, by renv.stop; see rails.go.
+	renv := &railEnv{ctx: ctx, bus: bus, log: log, file: file, demo: demo, dir: demoDir, journal: cfg.journal, maxMinor: cfg.maxMinor}
+	defer renv.stop()
+	renv.goRun("POS link", func(ctx context.Context) error { return srv.Serve(ctx, ln) }, func() { srv.Close() })
 	addr := ln.Addr().String()
 	log.Info("paydesk started", "kiosk_id", cfg.kioskID, "listen", addr, "journal", cfg.journal, "demo", demo)
 
 	// The rails beside the POS link. Each is off unless configured (the
 	// demo configures them all, against their simulators); see rails.go.
-	renv := &railEnv{ctx: ctx, bus: bus, log: log, file: file, demo: demo, dir: demoDir, journal: cfg.journal, maxMinor: cfg.maxMinor}
-	defer renv.stop()
 	if demo {
-		simCtx, stopSim := context.WithCancel(ctx)
 		sim := possim.New(possim.Options{Addr: addr, Secret: cfg.secret, PosID: "POS001", Reconnect: true, Logger: log})
-		simDone := make(chan struct{})
-		go func() { defer close(simDone); sim.Run(simCtx) }()
-		renv.onStop(func() { stopSim(); <-simDone })
+		renv.goRun("POS simulator", sim.Run, nil)
 		// Show the menu once the simulated POS is there, so the first
 		// payment (or a piped script) does not find the kiosk empty.
 		deadline := time.Now().Add(5 * time.Second)

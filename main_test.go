@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"paydesk/protocol"
+	"paydesk/protocol/wire"
 )
 
 // binDir holds the binary built for this test run; TestMain removes it.
@@ -133,7 +134,7 @@ func waitForLog(t *testing.T, path, msg string) {
 }
 
 // fakePOS is a POS that acknowledges requests and never sends a result.
-func fakePOS(t *testing.T, addr string, got chan<- *protocol.Message) {
+func fakePOS(t *testing.T, addr string, got chan<- *wire.Message) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -141,7 +142,7 @@ func fakePOS(t *testing.T, addr string, got chan<- *protocol.Message) {
 	}
 	t.Cleanup(func() { c.Close() })
 	go func() {
-		fr := protocol.NewFrameReader(c, protocol.MaxFrame)
+		fr := wire.NewFrameReader(c, wire.MaxFrame)
 		for {
 			frame, err := fr.Next()
 			if err != nil {
@@ -151,11 +152,11 @@ func fakePOS(t *testing.T, addr string, got chan<- *protocol.Message) {
 			if json.Unmarshal(frame, &env) != nil {
 				continue
 			}
-			m, err := protocol.DecodePayload(env.Payload)
+			m, err := wire.DecodePayload(env.Payload)
 			if err != nil {
 				continue
 			}
-			env2, _ := protocol.Sign(protocol.Payload{"type": "ack", "txn_id": m.TxnID, "status": "processing", "pos_id": "POS777",
+			env2, _ := wire.Sign(wire.Payload{"type": "ack", "txn_id": m.TxnID, "status": "processing", "pos_id": "POS777",
 				"timestamp": strconv.FormatInt(time.Now().UnixMilli(), 10), "nonce": "n" + strconv.FormatInt(time.Now().UnixNano(), 10)},
 				[]byte(protocol.DevSecret))
 			c.Write(env2.Line())
@@ -175,11 +176,11 @@ func TestKillMidPaymentLeavesUnknown(t *testing.T) {
 
 	cmd, stdin, out := startPaydesk(t, []string{"PAYDESK_SECRET=" + protocol.DevSecret}, args...)
 	addr := out.waitFor(t, regexp.MustCompile(`listening for POS terminals on (\S+)`))[1]
-	got := make(chan *protocol.Message, 1)
+	got := make(chan *wire.Message, 1)
 	fakePOS(t, addr, got)
 	out.waitFor(t, regexp.MustCompile(`connected from`))
 	io.WriteString(stdin, "1\n25.50\n")
-	var req *protocol.Message
+	var req *wire.Message
 	select {
 	case req = <-got:
 	case <-time.After(10 * time.Second):

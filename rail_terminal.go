@@ -16,6 +16,7 @@ import (
 
 	"paydesk/payment"
 	"paydesk/terminal"
+	"paydesk/terminal/concert"
 	"paydesk/terminal/ecr"
 	"paydesk/terminal/termsim"
 )
@@ -89,7 +90,7 @@ func (t *terminalSettings) options() (terminal.Options, error) {
 	if t.pos < 1 || t.pos > 99 {
 		return o, fmt.Errorf("--terminal-pos must be 1-99, got %d", t.pos)
 	}
-	cur, err := terminal.LookupCurrency(t.currency)
+	cur, err := concert.LookupCurrency(t.currency)
 	if err != nil {
 		return o, fmt.Errorf("--terminal-currency: %w", err)
 	}
@@ -224,10 +225,12 @@ func (t *terminalSettings) startAPI(e *railEnv, d *terminal.Driver, st ecr.Setti
 		return err
 	}
 	srv := &ecr.Server{Host: host, Port: port, AnyPort: port == 0, Handler: h, Logger: e.log}
-	if err := srv.Listen(); err != nil {
+	ln, err := srv.Listen()
+	if err != nil {
 		return err
 	}
-	e.goRun("terminal HTTP API", srv.Serve, func() {
+	e.goRun("terminal HTTP API", func(ctx context.Context) error { return srv.Serve(ctx, ln) }, func() {
+		srv.Close()
 		if outbox != nil {
 			outbox.Close()
 		}

@@ -14,8 +14,14 @@ import (
 // A rail's setup lives in a file of its own (rail_<name>.go): a settings
 // struct with register(fs) for its flags (each defaulting from PAYDESK_*),
 // and start(env) returning the rail, or nil when it is not configured.
+//
+// Every long-running part (the POS link, its simulator, the card terminal's
+// driver, simulator and HTTP API, the customer display, the hub link) is
+// started one way, goRun, and stopped one way, stop: its context is made
+// by goRun and cancelled by stop, in reverse order of starting.
 type railEnv struct {
-	// ctx ends when the console exits; rails' goroutines stop with it.
+	// ctx ends when the console exits. Known gap: only the M-Pesa wiring
+	// (rail_mpesa.go) still reads it; goRun does not.
 	ctx  context.Context
 	bus  *payment.Bus
 	log  *slog.Logger
@@ -45,11 +51,12 @@ func (e *railEnv) brief(lines ...string) { e.briefs = append(e.briefs, lines...)
 // stopped and before the journal closes; the last registered runs first.
 func (e *railEnv) onStop(f func()) { e.stops = append(e.stops, f) }
 
-// goRun runs fn in a goroutine until the console exits. An error it
-// returns before then is logged as what stopped; on exit, fn's context is
-// cancelled, fn is waited for, and then (if given) after runs.
+// goRun runs fn, a part's Run (or a Serve on its listener), in a
+// goroutine until the console exits. An error it returns before then is
+// logged as what stopped; on exit (stop), fn's context is cancelled, fn is
+// waited for, and then (if given) after runs.
 func (e *railEnv) goRun(what string, fn func(ctx context.Context) error, after func()) {
-	ctx, stop := context.WithCancel(e.ctx)
+	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

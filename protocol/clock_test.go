@@ -9,6 +9,7 @@ import (
 
 	"paydesk/payment"
 	"paydesk/protocol"
+	"paydesk/protocol/wire"
 )
 
 func TestStaleClockMakesThePaymentUnknown(t *testing.T) {
@@ -32,8 +33,8 @@ func TestStaleClockMakesThePaymentUnknown(t *testing.T) {
 			id := h.start(payment.ModeCard, 500, "")
 			a.request(t)
 			stamp := func() string { return strconv.FormatInt(now.Add(c.skew).UnixMilli(), 10) }
-			a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA", "timestamp": stamp()})
-			a.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA",
+			a.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA", "timestamp": stamp()})
+			a.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA",
 				"authorization_code": "AUTH9", "timestamp": stamp()})
 			ev := h.waitStatus(id, payment.StatusUnknown)
 			if !strings.Contains(ev.Detail, c.words) {
@@ -74,14 +75,14 @@ func TestStaleClockMakesThePaymentUnknown(t *testing.T) {
 		h.waitConn()
 		id := h.start(payment.ModeCard, 500, "")
 		a.request(t)
-		a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
+		a.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
 		h.waitStatus(id, payment.StatusAcknowledged)
-		b.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSB",
+		b.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSB",
 			"timestamp": strconv.FormatInt(time.Now().Add(-90*time.Second).UnixMilli(), 10)})
 		if ev := h.waitTxnEvent(id, payment.KindRejected, payment.KindTransition); ev.Kind != payment.KindRejected {
 			t.Fatalf("got %s %s: %q", ev.Kind, ev.Status, ev.Detail)
 		}
-		a.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
+		a.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
 		h.waitStatus(id, payment.StatusApproved)
 	})
 }

@@ -1,28 +1,14 @@
-// Package protocol is the wire layer of the MobyPay POS link: the kiosk is a
-// TCP server and POS terminals connect to it as clients, exchanging signed
-// JSON envelopes.
+// Package protocol is the kiosk's side of the MobyPay POS link, a payment
+// rail: a TCP server (optionally TLS) that POS terminals connect to, with
+// one session per connection and one serial executor per payment.
 //
-// An envelope is {"payload": {...}, "signature": "<64 lowercase hex>"}; the
-// signature is HMAC-SHA256 over the payload's canonical JSON, which must equal
-// Python's json.dumps(payload, sort_keys=True, separators=(',', ':')) byte
-// for byte, because the reference kiosk and the POS are written in Python and
-// Flutter against that definition. [Canonical] reproduces it from the bytes
-// as received (a number written with a fraction or exponent is a float, one
-// without an integer), [Sign] and [SignRaw] sign outbound payloads, and
-// [Verify] checks one envelope.
+// The Server identifies each POS by its pos_id, sends it payment
+// requests (transaction_request, cancel_transaction, ipp_plan_selection),
+// turns its answers into journaled transitions on the payment bus, and
+// refuses bad input with a logged, journaled rejection at a bounded rate
+// (limit.go). A Server has the Serve(ctx, ln) + Close shape; Listen binds
+// its address.
 //
-// Inbound frames go through a [FrameReader], which splits a byte stream into
-// frames (newline-delimited, back to back, or split over many reads), and a
-// per-connection [Verifier], which runs the guard in a fixed order: size,
-// JSON, envelope shape, signature, required fields, timestamp window, nonce.
-// Every refusal is a [*RejectError] wrapping one of the sentinel errors, so
-// callers log the reason and test with errors.Is. Nonces live in one
-// [NonceStore] shared by all connections: it remembers each nonce until its
-// message's timestamp has left the window, so replay is never re-opened and
-// memory stays bounded (the reference kiosk cleared its whole set past 1,000
-// entries).
-//
-// Amounts never travel as floats inside paydesk: [AmountMinor] converts the
-// received number text to minor units exactly, and [FormatAmount] writes
-// minor units as the float text the POS expects.
+// Everything about the bytes on the wire (canonical JSON, signing, the
+// verifier, framing, nonces, the message types, amounts) is package wire.
 package protocol

@@ -10,6 +10,7 @@ import (
 
 	"paydesk/payment"
 	"paydesk/protocol"
+	"paydesk/protocol/wire"
 )
 
 // answer plays an honest POS on r in the background: it reads the next
@@ -31,22 +32,22 @@ func (r raw) answer(t *testing.T, posID string) <-chan string {
 func (r raw) approveNext(posID string) (string, error) {
 	r.SetReadDeadline(time.Now().Add(20 * time.Second)) // generous: a loaded machine
 	defer r.SetReadDeadline(time.Time{})
-	frame, err := protocol.NewFrameReader(r, protocol.MaxFrame).Next()
+	frame, err := wire.NewFrameReader(r, wire.MaxFrame).Next()
 	if err != nil {
 		return "", err
 	}
-	m, err := protocol.NewVerifier(secret, nil, protocol.VerifierOptions{}).Check(frame)
+	m, err := wire.NewVerifier(secret, nil, wire.VerifierOptions{}).Check(frame)
 	if err != nil {
 		return "", err
 	}
-	for _, p := range []protocol.Payload{
+	for _, p := range []wire.Payload{
 		{"type": "ack", "txn_id": m.TxnID, "status": "processing", "pos_id": posID},
 		{"type": "transaction_result", "txn_id": m.TxnID, "status": "success", "pos_id": posID,
 			"authorization_code": "AUTH1", "card_last4": "4242", "transaction_id": "000411"},
 	} {
 		p["timestamp"] = strconv.FormatInt(time.Now().UnixMilli(), 10)
 		p["nonce"] = nonce()
-		env, err := protocol.Sign(p, secret)
+		env, err := wire.Sign(p, secret)
 		if err != nil {
 			return "", err
 		}
@@ -178,7 +179,7 @@ func TestFloodNeverDisconnectsAnHonestPOS(t *testing.T) {
 		if !peerFrom(h.srv.Peers(), pos.LocalAddr().String()) {
 			t.Fatal("the POS with a payment in flight was closed to make room")
 		}
-		pos.send(t, protocol.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "success", "pos_id": "POS001"})
+		pos.send(t, wire.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "success", "pos_id": "POS001"})
 		h.waitStatus(id, payment.StatusApproved)
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"paydesk/payment"
 	"paydesk/protocol"
+	"paydesk/protocol/wire"
 )
 
 // dialFrom connects to addr from the loopback address local (127.0.0.2…),
@@ -25,16 +26,16 @@ func dialFrom(t *testing.T, addr, local string) raw {
 }
 
 // request reads the next kiosk message on r and returns it verified.
-func (r raw) request(t *testing.T) *protocol.Message {
+func (r raw) request(t *testing.T) *wire.Message {
 	t.Helper()
 	r.SetReadDeadline(time.Now().Add(10 * time.Second)) // generous: a loaded machine
 	defer r.SetReadDeadline(time.Time{})
-	fr := protocol.NewFrameReader(r, protocol.MaxFrame)
+	fr := wire.NewFrameReader(r, wire.MaxFrame)
 	frame, err := fr.Next()
 	if err != nil {
 		t.Fatalf("read the kiosk's request: %v", err)
 	}
-	m, err := protocol.NewVerifier(secret, nil, protocol.VerifierOptions{}).Check(frame)
+	m, err := wire.NewVerifier(secret, nil, wire.VerifierOptions{}).Check(frame)
 	if err != nil {
 		t.Fatalf("kiosk's request refused: %v", err)
 	}
@@ -74,12 +75,12 @@ func TestAnswerOnlyFromItsPOS(t *testing.T) {
 		h.waitConn()
 		id := h.start(payment.ModeCard, 500, "")
 		a.request(t)
-		a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
+		a.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
 		h.waitStatus(id, payment.StatusTimedOut)
 
 		b := dialRaw(t, h.addr)
 		h.waitConn()
-		b.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "authorization_code": "X1"})
+		b.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "authorization_code": "X1"})
 		ev := h.waitTxnEvent(id, payment.KindLate, payment.KindRejected)
 		if ev.Kind != payment.KindRejected || !strings.Contains(ev.Detail, "POSA") {
 			t.Fatalf("answer from another connection was %s: %q", ev.Kind, ev.Detail)
@@ -89,7 +90,7 @@ func TestAnswerOnlyFromItsPOS(t *testing.T) {
 			t.Errorf("the timed-out payment was flagged %v by another POS's answer", tx.Flags)
 		}
 		// Its own POS's late result is still kept and flagged.
-		a.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
+		a.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
 		if ev := h.waitTxnEvent(id, payment.KindLate, payment.KindRejected); ev.Kind != payment.KindLate {
 			t.Errorf("POSA's own late result was %s: %q", ev.Kind, ev.Detail)
 		}
@@ -103,14 +104,14 @@ func TestAnswerOnlyFromItsPOS(t *testing.T) {
 		h.waitConn()
 		id := h.start(payment.ModeCard, 500, "")
 		a.request(t)
-		a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
+		a.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
 		h.waitStatus(id, payment.StatusAcknowledged)
-		b.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success"})
+		b.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success"})
 		ev := h.waitTxnEvent(id, payment.KindRejected, payment.KindTransition)
 		if ev.Kind != payment.KindRejected {
 			t.Fatalf("answer from another connection was %s %s: %q", ev.Kind, ev.Status, ev.Detail)
 		}
-		a.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
+		a.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
 		if ev := h.waitStatus(id, payment.StatusApproved); ev.Peer != "POSA" {
 			t.Errorf("approved by %q", ev.Peer)
 		}
@@ -140,10 +141,10 @@ func TestAnswerOnlyFromItsPOS(t *testing.T) {
 			b := dialRaw(t, h.addr)
 			h.waitConn()
 			if named {
-				b.send(t, protocol.Payload{"type": "ack", "txn_id": "TXN1", "status": "processing", "pos_id": "POSB"})
+				b.send(t, wire.Payload{"type": "ack", "txn_id": "TXN1", "status": "processing", "pos_id": "POSB"})
 				h.wait(5*time.Second, "POSB's ack refused", func(ev payment.Event) bool { return ev.Kind == payment.KindRejected })
 			}
-			b.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "authorization_code": "X1"})
+			b.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "authorization_code": "X1"})
 			ev := h.waitTxnEvent(id, payment.KindRejected, payment.KindTransition, payment.KindLate)
 			if ev.Kind != payment.KindRejected {
 				t.Fatalf("answer from another POS was %s %s (peer %s): %q", ev.Kind, ev.Status, ev.Peer, ev.Detail)
@@ -159,7 +160,7 @@ func TestAnswerOnlyFromItsPOS(t *testing.T) {
 		id := unknownTxn(h)
 		a := dialRaw(t, h.addr)
 		h.waitConn()
-		a.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
+		a.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
 		if ev := h.waitStatus(id, payment.StatusApproved); ev.Peer != "POSA" || ev.Flag != payment.FlagLateResult {
 			t.Errorf("resolved by %q, flag %q", ev.Peer, ev.Flag)
 		}
@@ -170,9 +171,9 @@ func TestAnswerOnlyFromItsPOS(t *testing.T) {
 		id := unknownTxn(h)
 		b := dialRaw(t, h.addr)
 		h.waitConn()
-		b.send(t, protocol.Payload{"type": "ack", "txn_id": "TXN1", "status": "processing", "pos_id": "POSB"})
+		b.send(t, wire.Payload{"type": "ack", "txn_id": "TXN1", "status": "processing", "pos_id": "POSB"})
 		h.wait(5*time.Second, "POSB's ack refused", func(ev payment.Event) bool { return ev.Kind == payment.KindRejected })
-		b.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
+		b.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
 		ev := h.waitTxnEvent(id, payment.KindRejected, payment.KindTransition, payment.KindLate)
 		if ev.Kind != payment.KindRejected {
 			t.Fatalf("answer was %s %s (peer %s): %q", ev.Kind, ev.Status, ev.Peer, ev.Detail)
@@ -186,18 +187,18 @@ func TestLivePOSKeepsItsIdentity(t *testing.T) {
 	h.waitConn()
 	id := h.start(payment.ModeCard, 500, "")
 	a.request(t)
-	a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
+	a.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
 	h.waitStatus(id, payment.StatusAcknowledged)
 
 	t.Run("a second connection claiming a live POS's pos_id cannot answer for it", func(t *testing.T) {
 		c := dialRaw(t, h.addr)
 		h.waitConn()
-		c.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
+		c.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
 		ev := h.waitTxnEvent(id, payment.KindRejected, payment.KindTransition)
 		if ev.Kind != payment.KindRejected {
 			t.Fatalf("the impostor's answer was %s %s: %q", ev.Kind, ev.Status, ev.Detail)
 		}
-		a.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
+		a.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
 		h.waitStatus(id, payment.StatusApproved)
 	})
 
@@ -206,14 +207,14 @@ func TestLivePOSKeepsItsIdentity(t *testing.T) {
 		if m := a.request(t); m.TxnID != next {
 			t.Fatalf("POSA got %s %s, want %s", m.Type, m.TxnID, next)
 		}
-		a.send(t, protocol.Payload{"type": "transaction_result", "txn_id": next, "status": "success", "pos_id": "POSA"})
+		a.send(t, wire.Payload{"type": "transaction_result", "txn_id": next, "status": "success", "pos_id": "POSA"})
 		h.waitStatus(next, payment.StatusApproved)
 	})
 
 	t.Run("once POSA's connection is gone, its new connection takes over", func(t *testing.T) {
 		third := h.start(payment.ModeCard, 700, "POSA")
 		a.request(t)
-		a.send(t, protocol.Payload{"type": "ack", "txn_id": third, "status": "processing", "pos_id": "POSA"})
+		a.send(t, wire.Payload{"type": "ack", "txn_id": third, "status": "processing", "pos_id": "POSA"})
 		h.waitStatus(third, payment.StatusAcknowledged)
 		a.Close()
 		h.wait(5*time.Second, "POSA's disconnect", func(ev payment.Event) bool {
@@ -221,7 +222,7 @@ func TestLivePOSKeepsItsIdentity(t *testing.T) {
 		})
 		a2 := dialRaw(t, h.addr)
 		h.waitConn()
-		a2.send(t, protocol.Payload{"type": "transaction_result", "txn_id": third, "status": "success", "pos_id": "POSA"})
+		a2.send(t, wire.Payload{"type": "transaction_result", "txn_id": third, "status": "success", "pos_id": "POSA"})
 		h.waitStatus(third, payment.StatusApproved)
 	})
 }
@@ -239,11 +240,11 @@ func TestContestedPaymentEndsUnknown(t *testing.T) {
 	h.waitConn()
 	id := h.start(payment.ModeCard, 500, "")
 	a.request(t)
-	a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
+	a.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
 	h.waitStatus(id, payment.StatusAcknowledged)
 	c := dialRaw(t, h.addr)
 	h.waitConn()
-	c.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
+	c.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA"})
 	ev := h.waitStatusFor(30*time.Second, id, payment.StatusUnknown)
 	if !strings.Contains(ev.Detail, "second connection") || !strings.Contains(ev.Detail, "success") {
 		t.Errorf("unknown transition says %q", ev.Detail)
@@ -264,10 +265,10 @@ func TestAnAnswerBeforeItsPOSSaidWhoItIs(t *testing.T) {
 	a.request(t)
 	c := dialRaw(t, h.addr)
 	h.waitConn()
-	c.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA",
+	c.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA",
 		"authorization_code": "AUTH1", "card_last4": "4242", "transaction_id": "000411"})
 	h.waitTxnEvent(id, payment.KindRejected)
-	a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
+	a.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
 	a.Close()
 	// 30 s: the ack timeout (10 s) must pass first.
 	ev := h.waitStatusFor(30*time.Second, id, payment.StatusUnknown)

@@ -7,6 +7,7 @@ import (
 
 	"paydesk/payment"
 	"paydesk/protocol"
+	"paydesk/protocol/wire"
 )
 
 // One payment whose journal append hangs (its POS's ack being journaled)
@@ -37,7 +38,7 @@ func TestSlowJournalAppendOfOneTxnDoesNotDelayAnother(t *testing.T) {
 			<-release
 		}
 	})
-	a.send(t, protocol.Payload{"type": "ack", "txn_id": idA, "status": "processing", "pos_id": "POSA"})
+	a.send(t, wire.Payload{"type": "ack", "txn_id": idA, "status": "processing", "pos_id": "POSA"})
 	select {
 	case <-entered:
 	case <-time.After(10 * time.Second): // generous: a loaded machine
@@ -59,8 +60,8 @@ func TestSlowJournalAppendOfOneTxnDoesNotDelayAnother(t *testing.T) {
 	}
 	idB := h.start(payment.ModeCard, 700, b.LocalAddr().String())
 	b.request(t)
-	b.send(t, protocol.Payload{"type": "ack", "txn_id": idB, "status": "processing", "pos_id": "POSB"})
-	b.send(t, protocol.Payload{"type": "transaction_result", "txn_id": idB, "status": "success", "pos_id": "POSB",
+	b.send(t, wire.Payload{"type": "ack", "txn_id": idB, "status": "processing", "pos_id": "POSB"})
+	b.send(t, wire.Payload{"type": "transaction_result", "txn_id": idB, "status": "success", "pos_id": "POSB",
 		"amount": "7.00", "auth_code": "B1"})
 	h.waitStatus(idB, payment.StatusApproved)
 	t.Logf("B requested, answered and approved in %s while A's append hung", time.Since(began).Round(time.Millisecond))

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"paydesk/protocol/wire"
 	"sync"
 	"time"
 )
@@ -109,8 +110,8 @@ func (l *limiter) stop() {
 }
 
 // sentinels are the kinds of refusal, each with its own burst.
-var sentinels = []error{ErrFrameTooLarge, ErrMalformedJSON, ErrBadEnvelope, ErrBadSignature, ErrStale, ErrReplay,
-	ErrMissingField, ErrBadAmount, ErrNonceStoreFull, ErrWrongPOS, ErrPOSIDTaken, ErrUnknownTxn}
+var sentinels = []error{wire.ErrFrameTooLarge, wire.ErrMalformedJSON, wire.ErrBadEnvelope, wire.ErrBadSignature, wire.ErrStale, wire.ErrReplay,
+	wire.ErrMissingField, wire.ErrBadAmount, wire.ErrNonceStoreFull, ErrWrongPOS, ErrPOSIDTaken, ErrUnknownTxn}
 
 // kindOf returns the sentinel err wraps, or nil.
 func kindOf(err error) error {

@@ -12,17 +12,18 @@ import (
 
 	"paydesk/payment"
 	"paydesk/protocol"
+	"paydesk/protocol/wire"
 )
 
 // forged is an ack signed with the wrong secret, padded to about size bytes.
 func forged(t testing.TB, size int) []byte {
 	t.Helper()
-	p := protocol.Payload{"type": "ack", "txn_id": "TXN1", "status": "processing", "pos_id": "EVIL",
+	p := wire.Payload{"type": "ack", "txn_id": "TXN1", "status": "processing", "pos_id": "EVIL",
 		"timestamp": strconv.FormatInt(time.Now().UnixMilli(), 10), "nonce": "n"}
 	if size > 200 {
 		p["pad"] = strings.Repeat("x", size-200)
 	}
-	env, err := protocol.Sign(p, []byte("not the secret"))
+	env, err := wire.Sign(p, []byte("not the secret"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"paydesk/payment"
 	"paydesk/protocol"
+	"paydesk/protocol/wire"
 )
 
 // run is one run of a kiosk on a journal file, stopped by stop.
@@ -95,8 +96,8 @@ func TestReplayRefusedAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.request(t)
-	a.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
-	result := a.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA", "authorization_code": "AUTH1"})
+	a.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POSA"})
+	result := a.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POSA", "authorization_code": "AUTH1"})
 	approved := first.waitHistory(t, id, 0, payment.KindTransition)
 	for approved.Status != payment.StatusApproved {
 		approved = first.waitHistory(t, id, approved.Seq, payment.KindTransition)

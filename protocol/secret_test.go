@@ -11,6 +11,7 @@ import (
 	"paydesk/payment"
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
+	"paydesk/protocol/wire"
 )
 
 // A POS that signs with another secret acknowledges at once, but every
@@ -56,7 +57,7 @@ func wrongPOS(t *testing.T, addr string, secret []byte) {
 	}
 	t.Cleanup(func() { c.Close() })
 	go func() {
-		fr := protocol.NewFrameReader(c, protocol.MaxFrame)
+		fr := wire.NewFrameReader(c, wire.MaxFrame)
 		for n := 0; ; n++ {
 			frame, err := fr.Next()
 			if err != nil {
@@ -66,11 +67,11 @@ func wrongPOS(t *testing.T, addr string, secret []byte) {
 			if json.Unmarshal(frame, &env) != nil {
 				continue
 			}
-			m, err := protocol.DecodePayload(env.Payload)
+			m, err := wire.DecodePayload(env.Payload)
 			if err != nil || m.Type != "transaction_request" {
 				continue
 			}
-			ack, _ := protocol.Sign(protocol.Payload{"type": "ack", "txn_id": m.TxnID, "status": "processing", "pos_id": "POS001",
+			ack, _ := wire.Sign(wire.Payload{"type": "ack", "txn_id": m.TxnID, "status": "processing", "pos_id": "POS001",
 				"timestamp": strconv.FormatInt(time.Now().UnixMilli(), 10), "nonce": "wrong-" + strconv.Itoa(n)}, secret)
 			c.Write(ack.Line())
 		}

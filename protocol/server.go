@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"paydesk/payment"
+	"paydesk/protocol/wire"
 )
 
 // Defaults of the POS link. Each is documented on its Options field.
@@ -31,6 +32,9 @@ const (
 	DefaultRejectRate = 1 << 20
 	// DefaultMaxSilentPerAddr is the default of Options.MaxSilentPerAddr.
 	DefaultMaxSilentPerAddr = 1024
+	// DefaultWindow is the default of Options.Window: the MobyPay
+	// protocol's window, the verifier's default.
+	DefaultWindow = wire.DefaultWindow
 )
 
 // DevSecret is the shared secret published in the MobyPay documents. It is
@@ -128,7 +132,7 @@ type Server struct {
 	opts   Options
 	bus    *payment.Bus
 	log    *slog.Logger
-	nonces *NonceStore
+	nonces *wire.NonceStore
 	// started is when this run began: its nonce store knows nothing of
 	// what an earlier run accepted (see fresh).
 	started time.Time
@@ -158,7 +162,7 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 		opts:   opts,
 		bus:    bus,
 		log:    opts.Logger.With("rail", payment.RailPOS),
-		nonces: NewNonceStore(opts.Window, 0),
+		nonces: wire.NewNonceStore(opts.Window, 0),
 		txns:   make(map[string]*txn),
 		silent: make(map[string]int),
 	}
@@ -559,8 +563,8 @@ func (s *Server) serveConn(c *conn) {
 		s.log.Info("POS disconnected", "peer", c.addr, "pos_id", c.label(), "reason", reason, "connections", n)
 		s.publish(payment.Event{Kind: payment.KindConnection, Peer: c.label(), Detail: "disconnected: " + reason})
 	}()
-	v := NewVerifier(s.opts.Secret, s.nonces, VerifierOptions{Window: s.opts.Window, Now: s.opts.Now})
-	fr := NewFrameReader(&deadlineReader{s: s, c: c}, MaxFrame)
+	v := wire.NewVerifier(s.opts.Secret, s.nonces, wire.VerifierOptions{Window: s.opts.Window, Now: s.opts.Now})
+	fr := wire.NewFrameReader(&deadlineReader{s: s, c: c}, wire.MaxFrame)
 	tb := bucket{rate: float64(s.opts.RejectRate), tokens: float64(s.opts.RejectRate), last: time.Now()}
 	for {
 		if n := c.rejected.Load(); n > 0 {
@@ -575,9 +579,9 @@ func (s *Server) serveConn(c *conn) {
 			switch {
 			case errors.Is(err, io.EOF):
 				reason = "closed by POS"
-			case errors.Is(err, ErrFrameTooLarge):
-				reason = fmt.Sprintf("frame larger than %d bytes", MaxFrame)
-				s.reject(c, nil, "", &RejectError{Reason: reason + ": closing connection", Err: ErrFrameTooLarge})
+			case errors.Is(err, wire.ErrFrameTooLarge):
+				reason = fmt.Sprintf("frame larger than %d bytes", wire.MaxFrame)
+				s.reject(c, nil, "", &wire.RejectError{Reason: reason + ": closing connection", Err: wire.ErrFrameTooLarge})
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				reason = fmt.Sprintf("idle for %s", s.opts.IdleTimeout)
 			default:
@@ -587,7 +591,7 @@ func (s *Server) serveConn(c *conn) {
 		}
 		msg, err := v.Check(frame)
 		if err != nil {
-			var re *RejectError
+			var re *wire.RejectError
 			if errors.As(err, &re) && re.Stale != nil {
 				s.trust(c)
 				s.staleAnswer(c, frame, re)
@@ -663,13 +667,13 @@ var ErrPOSIDTaken = errors.New("pos_id held by another connection")
 // claim an id keeps it while it lives. A connection keeps the id it first
 // claimed; a second connection may claim the same id only once the first
 // has ended (closed by the POS, or declared dead by TCP keep-alive).
-func (s *Server) identify(c *conn, m *Message) error {
+func (s *Server) identify(c *conn, m *wire.Message) error {
 	if m.PosID == "" {
 		return nil
 	}
 	if own := c.identity(); own != "" {
 		if own != m.PosID {
-			return &RejectError{Reason: fmt.Sprintf("%s says pos_id %s, but this connection is %s", m.Type, m.PosID, own),
+			return &wire.RejectError{Reason: fmt.Sprintf("%s says pos_id %s, but this connection is %s", m.Type, m.PosID, own),
 				Err: ErrPOSIDTaken}
 		}
 		return nil
@@ -698,7 +702,7 @@ func (s *Server) identify(c *conn, m *Message) error {
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			return &RejectError{Reason: fmt.Sprintf("pos_id %s is held by the live connection from %s: claim from %s refused",
+			return &wire.RejectError{Reason: fmt.Sprintf("pos_id %s is held by the live connection from %s: claim from %s refused",
 				m.PosID, holder.addr, c.addr), Err: ErrPOSIDTaken}
 		}
 		t := time.NewTimer(wait)
@@ -730,12 +734,12 @@ func (s *Server) knownTxn(id string) string {
 // a frame it refused.
 func (s *Server) reject(c *conn, frame []byte, txnID string, err error) {
 	reason := err.Error()
-	var re *RejectError
+	var re *wire.RejectError
 	if errors.As(err, &re) {
 		reason = re.Reason
 	}
 	c.rejected.Add(1)
-	if errors.Is(err, ErrBadSignature) {
+	if errors.Is(err, wire.ErrBadSignature) {
 		c.badSigs.Add(1)
 	}
 	raw := frame
@@ -800,11 +804,11 @@ func (s *Server) busyLocked(c *conn) bool {
 }
 
 // send signs payload and writes it as one line to c, through c's writer.
-func (s *Server) send(c *conn, p Payload) ([]byte, error) {
+func (s *Server) send(c *conn, p wire.Payload) ([]byte, error) {
 	p["kiosk_id"] = s.opts.KioskID
 	p["timestamp"] = strconv.FormatInt(s.opts.Now().UnixMilli(), 10)
 	p["nonce"] = uuid.NewString()
-	env, err := Sign(p, s.opts.Secret)
+	env, err := wire.Sign(p, s.opts.Secret)
 	if err != nil {
 		return nil, fmt.Errorf("sign %v: %w", p["type"], err)
 	}

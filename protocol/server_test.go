@@ -15,6 +15,7 @@ import (
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
 	"paydesk/protocol/postest"
+	"paydesk/protocol/wire"
 )
 
 var secret = postest.Secret
@@ -225,9 +226,9 @@ func TestPaymentFlows(t *testing.T) {
 				t.Fatal(err)
 			}
 			// An ack processing may be the request's own: it confirms nothing.
-			pos.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing"})
+			pos.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": "processing"})
 			h.waitStatus(id, payment.StatusAcknowledged)
-			pos.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": status})
+			pos.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": status})
 			if ev := h.waitStatus(id, payment.StatusCancelled); ev.Flag != "" {
 				t.Errorf("confirmed cancel flagged %q", ev.Flag)
 			}
@@ -275,11 +276,11 @@ func TestPaymentFlows(t *testing.T) {
 		pos := dialRaw(t, h.addr)
 		h.wait(5*time.Second, "connection", func(ev payment.Event) bool { return ev.Kind == payment.KindConnection })
 		id := h.start(payment.ModeCard, 500, "")
-		pos.send(t, protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POS001"})
+		pos.send(t, wire.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "POS001"})
 		h.waitStatus(id, payment.StatusTimedOut)
 		// Sent once the timeout is journaled, the result is late however
 		// long the kiosk took to time out on a loaded machine.
-		pos.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POS001",
+		pos.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POS001",
 			"authorization_code": "AUTH411", "card_last4": "4242", "transaction_id": "000411", "amount": 5})
 		late := h.wait(5*time.Second, "the late result", func(ev payment.Event) bool {
 			return ev.TxnID == id && ev.Kind == payment.KindLate
@@ -406,7 +407,7 @@ func TestSeveralPOS(t *testing.T) {
 		h.wait(5*time.Second, "rogue connection", func(ev payment.Event) bool { return ev.Kind == payment.KindConnection })
 		id := h.start(payment.ModeCard, 1062, "POS001") // POS001 acks and never answers
 		h.waitStatus(id, payment.StatusAcknowledged)
-		rogue.send(t, protocol.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POS009"})
+		rogue.send(t, wire.Payload{"type": "transaction_result", "txn_id": id, "status": "success", "pos_id": "POS009"})
 		ev := h.wait(5*time.Second, "the rejection", func(ev payment.Event) bool { return ev.Kind == payment.KindRejected })
 		if !strings.Contains(ev.Detail, "the request went to POS001") {
 			t.Errorf("rejection = %q", ev.Detail)
@@ -441,7 +442,7 @@ func nonce() string {
 	return fmt.Sprintf("n-%d-%d", time.Now().UnixNano(), nonceSeq.n)
 }
 
-func (r raw) send(t *testing.T, p protocol.Payload) []byte {
+func (r raw) send(t *testing.T, p wire.Payload) []byte {
 	t.Helper()
 	if _, ok := p["timestamp"]; !ok {
 		p["timestamp"] = strconv.FormatInt(time.Now().UnixMilli(), 10)
@@ -449,7 +450,7 @@ func (r raw) send(t *testing.T, p protocol.Payload) []byte {
 	if _, ok := p["nonce"]; !ok {
 		p["nonce"] = nonce()
 	}
-	env, err := protocol.Sign(p, secret)
+	env, err := wire.Sign(p, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,14 +475,14 @@ func TestHostileInput(t *testing.T) {
 	id := h.start(payment.ModeCard, 1071, "") // slow: ack after 2 s, result after 6 s
 
 	now := time.Now().UnixMilli()
-	ack := func() protocol.Payload {
-		return protocol.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "EVIL"}
+	ack := func() wire.Payload {
+		return wire.Payload{"type": "ack", "txn_id": id, "status": "processing", "pos_id": "EVIL"}
 	}
 	forged := func() []byte {
-		env, _ := protocol.Sign(ack(), []byte("wrong secret"))
+		env, _ := wire.Sign(ack(), []byte("wrong secret"))
 		return env.Line()
 	}
-	replayed := signed(t, protocol.Payload{"type": "ack", "txn_id": "TXN0", "status": "processing",
+	replayed := signed(t, wire.Payload{"type": "ack", "txn_id": "TXN0", "status": "processing",
 		"timestamp": strconv.FormatInt(now, 10), "nonce": nonce()})
 	cases := []struct {
 		name, reason string
@@ -490,13 +491,13 @@ func TestHostileInput(t *testing.T) {
 		{"an ack for an unknown txn_id", "unknown txn_id", replayed},
 		{"a bad signature", "signature", forged()},
 		{"a replayed nonce", "nonce", replayed},
-		{"a stale timestamp", "timestamp", signed(t, protocol.Payload{"type": "ack", "txn_id": "X", "timestamp": strconv.FormatInt(now-120_000, 10), "nonce": nonce()})},
-		{"a future timestamp", "timestamp", signed(t, protocol.Payload{"type": "ack", "txn_id": "X", "timestamp": strconv.FormatInt(now+120_000, 10), "nonce": nonce()})},
-		{"a missing nonce", "nonce", signed(t, protocol.Payload{"type": "ack", "txn_id": "X", "timestamp": strconv.FormatInt(now, 10)})},
-		{"a missing type", "type", signed(t, protocol.Payload{"txn_id": "X", "timestamp": strconv.FormatInt(now, 10), "nonce": nonce()})},
+		{"a stale timestamp", "timestamp", signed(t, wire.Payload{"type": "ack", "txn_id": "X", "timestamp": strconv.FormatInt(now-120_000, 10), "nonce": nonce()})},
+		{"a future timestamp", "timestamp", signed(t, wire.Payload{"type": "ack", "txn_id": "X", "timestamp": strconv.FormatInt(now+120_000, 10), "nonce": nonce()})},
+		{"a missing nonce", "nonce", signed(t, wire.Payload{"type": "ack", "txn_id": "X", "timestamp": strconv.FormatInt(now, 10)})},
+		{"a missing type", "type", signed(t, wire.Payload{"txn_id": "X", "timestamp": strconv.FormatInt(now, 10), "nonce": nonce()})},
 		{"a missing signature", "signature", []byte(`{"payload":{"type":"ack"}}` + "\n")},
 		{"non-JSON garbage", "JSON", []byte("\x00\xff garbage GET / HTTP/1.1\n")},
-		{"an unknown txn_id", "unknown txn_id", signed(t, protocol.Payload{"type": "transaction_result", "txn_id": "TXN42", "status": "success", "timestamp": strconv.FormatInt(now, 10), "nonce": nonce()})},
+		{"an unknown txn_id", "unknown txn_id", signed(t, wire.Payload{"type": "transaction_result", "txn_id": "TXN42", "status": "success", "timestamp": strconv.FormatInt(now, 10), "nonce": nonce()})},
 	}
 	for _, c := range cases {
 		t.Run(c.name+" is rejected with its reason", func(t *testing.T) {
@@ -528,9 +529,9 @@ func TestHostileInput(t *testing.T) {
 	})
 }
 
-func signed(t *testing.T, p protocol.Payload) []byte {
+func signed(t *testing.T, p wire.Payload) []byte {
 	t.Helper()
-	env, err := protocol.Sign(p, secret)
+	env, err := wire.Sign(p, secret)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"paydesk/payment"
+	"paydesk/protocol/wire"
 )
 
 // ErrUnknownTxn is returned for an operation on a transaction that is not
@@ -126,7 +128,7 @@ func (t *txn) publishLocked(ev payment.Event) (err error) {
 }
 
 // sendLocked writes p to c with t.mu released.
-func (t *txn) sendLocked(c *conn, p Payload) (raw []byte, err error) {
+func (t *txn) sendLocked(c *conn, p wire.Payload) (raw []byte, err error) {
 	t.outside(func() { raw, err = t.s.send(c, p) })
 	return raw, err
 }
@@ -230,8 +232,8 @@ func (t *txn) startLocked(c *conn) error {
 		s.forget(t)
 		return fmt.Errorf("start payment: journal: %w", err)
 	}
-	raw, err := t.sendLocked(c, Payload{"type": "transaction_request", "txn_id": t.id,
-		"amount": amountFloat(t.amount.Minor), "payment_mode": string(t.mode)})
+	raw, err := t.sendLocked(c, wire.Payload{"type": "transaction_request", "txn_id": t.id,
+		"amount": json.Number(wire.FormatAmount(t.amount.Minor)), "payment_mode": string(t.mode)})
 	if err != nil {
 		t.finish(payment.StatusFailed, &payment.Result{Reason: err.Error()}, nil, "")
 		return nil
@@ -241,9 +243,6 @@ func (t *txn) startLocked(c *conn) error {
 	s.log.Info("payment request sent", "txn", t.id, "mode", t.mode, "amount", t.amount.Decimal(), "pos", c.label())
 	return nil
 }
-
-// amountFloat is the amount as the JSON float the POS expects (10.0).
-func amountFloat(minor int64) float64 { return float64(minor) / 100 }
 
 // Cancel asks the POS to cancel a transaction. The transaction stays in
 // flight until the POS confirms (ack or failed result) or the cancel times
@@ -265,7 +264,7 @@ func (t *txn) cancelLocked() error {
 	if t.cancelReq {
 		return nil
 	}
-	raw, err := t.sendLocked(t.conn, Payload{"type": "cancel_transaction", "txn_id": t.id})
+	raw, err := t.sendLocked(t.conn, wire.Payload{"type": "cancel_transaction", "txn_id": t.id})
 	if err != nil {
 		t.finishFlag(payment.StatusCancelled, &payment.Result{Reason: "POS unreachable, cancel not delivered: " + err.Error()},
 			nil, payment.FlagCancelUnconf)
@@ -296,7 +295,7 @@ func (t *txn) selectPlanLocked(planID string) error {
 	if !slices.ContainsFunc(t.plans, func(p payment.Plan) bool { return p.ID == planID }) {
 		return fmt.Errorf("select plan %q for %s: %w", planID, id, ErrUnknownPlan)
 	}
-	raw, err := t.sendLocked(t.conn, Payload{"type": "ipp_plan_selection", "txn_id": t.id, "plan_id": planID})
+	raw, err := t.sendLocked(t.conn, wire.Payload{"type": "ipp_plan_selection", "txn_id": t.id, "plan_id": planID})
 	if err != nil {
 		t.finish(payment.StatusFailed, &payment.Result{Reason: err.Error(), PlanID: planID}, nil, "")
 		return nil
@@ -437,7 +436,7 @@ func (t *txn) expireLocked(waiting string, d time.Duration) {
 		reason += ": the POS's messages fail the signature check: the POS and this kiosk have different secrets"
 	}
 	// Tell the POS to stop too, so it does not take money later.
-	raw, _ := t.sendLocked(t.conn, Payload{"type": "cancel_transaction", "txn_id": t.id})
+	raw, _ := t.sendLocked(t.conn, wire.Payload{"type": "cancel_transaction", "txn_id": t.id})
 	if raw != nil {
 		t.step(raw, "cancel sent to POS after timeout", "")
 	}
@@ -457,7 +456,7 @@ const FlagContested = "pos_id_contested"
 
 // contest notes, on the payment in flight that m answers, that a second
 // connection claiming its POS answered for it.
-func (s *Server) contest(c *conn, m *Message) {
+func (s *Server) contest(c *conn, m *wire.Message) {
 	t := s.lookup(m.TxnID)
 	if t == nil {
 		return
@@ -473,7 +472,7 @@ func (s *Server) contest(c *conn, m *Message) {
 }
 
 // dispatch routes a verified message from c.
-func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
+func (s *Server) dispatch(c *conn, m *wire.Message, frame []byte) {
 	raw := slices.Clone(frame)
 	switch m.Type {
 	case "ack", "transaction_result", "error":
@@ -484,7 +483,7 @@ func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
 		return
 	}
 	if m.TxnID == "" {
-		s.reject(c, frame, "", &RejectError{Reason: fmt.Sprintf("%s without txn_id", m.Type), Err: ErrMissingField})
+		s.reject(c, frame, "", &wire.RejectError{Reason: fmt.Sprintf("%s without txn_id", m.Type), Err: wire.ErrMissingField})
 		return
 	}
 	t := s.lookup(m.TxnID)
@@ -501,7 +500,7 @@ func (s *Server) dispatch(c *conn, m *Message, frame []byte) {
 			return
 		}
 		if !t.acceptsFrom(c) {
-			s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
+			s.reject(c, frame, t.id, &wire.RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
 				m.Type, t.id, c.label(), t.peerLabel()), Err: ErrWrongPOS})
 			// The answer is authentic (it passed the signature check) and
 			// may be the POS's own, read on its new connection before its
@@ -554,7 +553,7 @@ func (t *txn) acceptsFrom(c *conn) bool {
 }
 
 // handle applies one message to the transaction; called with t.mu held.
-func (t *txn) handle(m *Message, raw []byte) {
+func (t *txn) handle(m *wire.Message, raw []byte) {
 	switch m.Type {
 	case "ack":
 		if t.cancelReq && cancelConfirmed(m.Status) {
@@ -603,12 +602,12 @@ func cancelConfirmed(status string) bool {
 	return false
 }
 
-func (t *txn) result(m *Message, raw []byte) {
+func (t *txn) result(m *wire.Message, raw []byte) {
 	status := strings.ToLower(m.Status)
 	r := &payment.Result{AuthCode: m.AuthCode, Card: payment.MaskCard(m.CardLast4), RemoteID: m.TransactionID, PlanID: m.PlanID}
 	mismatch := ""
 	if m.Amount != "" {
-		minor, err := AmountMinor(m.Amount)
+		minor, err := wire.AmountMinor(m.Amount)
 		if err != nil {
 			mismatch = fmt.Sprintf("POS reported an unreadable amount %q", m.Amount)
 		} else if minor != t.amount.Minor {
@@ -670,10 +669,10 @@ func (t *txn) result(m *Message, raw []byte) {
 // a late result (after cancel or timeout) is journaled and flagged; a
 // result for a transaction left unknown by a crash resolves it; anything
 // else is rejected as an unknown id.
-func (s *Server) notInFlight(c *conn, m *Message, raw []byte) {
+func (s *Server) notInFlight(c *conn, m *wire.Message, raw []byte) {
 	tx, err := s.bus.Journal().Txn(context.Background(), m.TxnID)
 	if err != nil || tx.Rail != payment.RailPOS {
-		s.reject(c, raw, "", &RejectError{Reason: fmt.Sprintf("%s for unknown txn_id %q", m.Type, m.TxnID), Err: ErrUnknownTxn})
+		s.reject(c, raw, "", &wire.RejectError{Reason: fmt.Sprintf("%s for unknown txn_id %q", m.Type, m.TxnID), Err: ErrUnknownTxn})
 		return
 	}
 	// The journal names the POS the request went to (its pos_id, or its
@@ -683,13 +682,13 @@ func (s *Server) notInFlight(c *conn, m *Message, raw []byte) {
 	// connection's claim (identify), so one without pos_id on another
 	// POS's connection cannot be tied to this payment.
 	if !s.tied(c, tx) {
-		s.reject(c, raw, tx.ID, &RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
+		s.reject(c, raw, tx.ID, &wire.RejectError{Reason: fmt.Sprintf("%s for %s from %s, but the request went to %s",
 			m.Type, tx.ID, c.label(), orUnknown(tx.Peer)), Err: ErrWrongPOS})
 		return
 	}
 	if !s.fresh(m, tx) {
-		s.reject(c, raw, tx.ID, &RejectError{Reason: fmt.Sprintf("%s %s for %s stamped %s, within %s of this kiosk's start, for a payment of an earlier run: it may be a replay of a message that run accepted, so it is kept here and not applied; check the POS, then resolve",
-			m.Type, m.Status, tx.ID, m.Timestamp.Format("15:04:05.000"), s.opts.Window), Err: ErrReplay})
+		s.reject(c, raw, tx.ID, &wire.RejectError{Reason: fmt.Sprintf("%s %s for %s stamped %s, within %s of this kiosk's start, for a payment of an earlier run: it may be a replay of a message that run accepted, so it is kept here and not applied; check the POS, then resolve",
+			m.Type, m.Status, tx.ID, m.Timestamp.Format("15:04:05.000"), s.opts.Window), Err: wire.ErrReplay})
 		return
 	}
 	r := &payment.Result{AuthCode: m.AuthCode, Card: payment.MaskCard(m.CardLast4), RemoteID: m.TransactionID,
@@ -748,7 +747,7 @@ func clockWords(ts, now time.Time) string {
 // difference in words, and a payment still in flight becomes unknown (the
 // POS may have taken the money; waiting would only end it as timed_out).
 // Anything else is an ordinary refusal.
-func (s *Server) staleAnswer(c *conn, frame []byte, re *RejectError) {
+func (s *Server) staleAnswer(c *conn, frame []byte, re *wire.RejectError) {
 	m := re.Stale
 	words := clockWords(m.Timestamp, re.Now)
 	what := strings.TrimSpace(m.Type + " " + m.Status)
@@ -758,7 +757,7 @@ func (s *Server) staleAnswer(c *conn, frame []byte, re *RejectError) {
 			t.run(func() {
 				if !t.done && t.acceptsFrom(c) {
 					handled = true
-					s.reject(c, frame, t.id, &RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, t.id, re.Reason), Err: re.Err})
+					s.reject(c, frame, t.id, &wire.RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, t.id, re.Reason), Err: re.Err})
 					detail := fmt.Sprintf("%s: its signed %s was refused for its timestamp, and the POS may have taken the payment: check it on the POS, then resolve", words, what)
 					t.finishFlag(payment.StatusUnknown, &payment.Result{Reason: words}, slices.Clone(frame), FlagClockSkew, detail)
 				}
@@ -767,7 +766,7 @@ func (s *Server) staleAnswer(c *conn, frame []byte, re *RejectError) {
 				return
 			}
 		} else if tx, err := s.bus.Journal().Txn(context.Background(), m.TxnID); err == nil && tx.Rail == payment.RailPOS && s.tied(c, tx) {
-			s.reject(c, frame, tx.ID, &RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, tx.ID, re.Reason), Err: re.Err})
+			s.reject(c, frame, tx.ID, &wire.RejectError{Reason: fmt.Sprintf("%s: its %s for %s refused (%s)", words, what, tx.ID, re.Reason), Err: re.Err})
 			return
 		}
 	}
@@ -784,7 +783,7 @@ func (s *Server) staleAnswer(c *conn, frame []byte, re *RejectError) {
 // before its request. What is left (an answer stamped in the first window
 // after the start, for a payment of an earlier run) may be a replay and is
 // refused, kept in the payment's history as evidence.
-func (s *Server) fresh(m *Message, tx payment.Txn) bool {
+func (s *Server) fresh(m *wire.Message, tx payment.Txn) bool {
 	if !m.Timestamp.Before(s.started.Add(s.opts.Window)) {
 		return true
 	}

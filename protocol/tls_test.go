@@ -16,6 +16,7 @@ import (
 	"paydesk/payment"
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
+	"paydesk/protocol/wire"
 )
 
 // selfSigned returns a server certificate for 127.0.0.1 and a pool that
@@ -57,7 +58,7 @@ func TestTLS(t *testing.T) {
 
 	t.Run("a plain-TCP client is refused at the TLS handshake", func(t *testing.T) {
 		c := dialRaw(t, h.addr)
-		c.send(t, protocol.Payload{"type": "ack", "txn_id": "X"})
+		c.send(t, wire.Payload{"type": "ack", "txn_id": "X"})
 		ev := h.wait(5*time.Second, "the disconnect", func(ev payment.Event) bool {
 			return ev.Kind == payment.KindConnection && strings.HasPrefix(ev.Detail, "disconnected")
 		})

@@ -174,8 +174,10 @@ type Server struct {
 	unit int64
 	web  http.Handler
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	// done is closed when Close has told the displays it is going away:
+	// the server's work (reads, writes, journal calls, rail calls, timers)
+	// stops with it. Each call gets its own context from life.
+	done chan struct{}
 
 	// rejects bounds the refusals journaled.
 	rejects rejectBucket
@@ -297,9 +299,8 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("screens: method %s: rail %s takes %s, the display is in %s", m.Name, m.RailName, c.Currency(), opts.Currency)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{opts: opts, bus: bus, log: opts.Logger.With("component", "screens"), symbol: Symbol(opts.Currency), unit: payment.MinorPerUnit(opts.Currency),
-		web: webHandler(), ctx: ctx, cancel: cancel, sessions: map[string]*display{}, byTxn: map[string]*display{}, flows: map[string]*display{}}
+		web: webHandler(), done: make(chan struct{}), sessions: map[string]*display{}, byTxn: map[string]*display{}, flows: map[string]*display{}}
 	return s, nil
 }
 
@@ -368,7 +369,7 @@ func (s *Server) URL() string {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sub := s.bus.Subscribe(4096)
 	defer sub.Close()
-	go s.follow(sub)
+	go s.follow(ctx, sub)
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// Each request knows its TCP connection, which a display's close
@@ -377,6 +378,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		ln.Close()
 		return net.ErrClosed
 	}
 	s.httpSrv = hs
@@ -413,7 +415,7 @@ func (s *Server) Close() error {
 		err = hs.Shutdown(ctx)
 		cancel()
 	}
-	// Each display is told paydesk is going away before s.ctx ends: that
+	// Each display is told paydesk is going away before done closes: that
 	// drops the connections (their reads are bound to it) without a word.
 	// The close handshakes run together, outside the displays' locks, and
 	// a tablet that no longer answers is not waited for.
@@ -438,8 +440,32 @@ func (s *Server) Close() error {
 	case <-said:
 	case <-time.After(goingAwayWait):
 	}
-	s.cancel()
+	close(s.done)
 	return err
+}
+
+// life returns a context for one call of the server's own work that ends
+// when the server closes (or cancel is called, which the caller must do).
+func (s *Server) life() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// isClosed reports whether the server has closed.
+func (s *Server) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // goingAwayWait bounds how long Close waits for the displays to answer
@@ -485,7 +511,9 @@ func (s *Server) publish(ev payment.Event) error {
 	if ev.Rail == "" {
 		ev.Rail = payment.RailScreen
 	}
-	if _, err := s.bus.Publish(s.ctx, ev); err != nil {
+	ctx, cancel := s.life()
+	defer cancel()
+	if _, err := s.bus.Publish(ctx, ev); err != nil {
 		s.log.Error("journal refused display event", "peer", ev.Peer, "detail", ev.Detail, "err", err)
 		return err
 	}
@@ -493,11 +521,13 @@ func (s *Server) publish(ev payment.Event) error {
 }
 
 // follow applies the outcomes of the displays' payments as the bus
-// delivers them.
-func (s *Server) follow(sub *payment.Subscription) {
+// delivers them, until ctx ends or the server closes.
+func (s *Server) follow(ctx context.Context, sub *payment.Subscription) {
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
+			return
+		case <-s.done:
 			return
 		case ev, ok := <-sub.C():
 			if !ok {
@@ -540,7 +570,9 @@ func (s *Server) recheckAll() {
 // recheck applies txn id's outcome if the journal already has it: a rail
 // may finish a payment before Start has returned its id.
 func (s *Server) recheck(id string, d *display) {
-	t, err := s.bus.Journal().Txn(s.ctx, id)
+	ctx, cancel := s.life()
+	t, err := s.bus.Journal().Txn(ctx, id)
+	cancel()
 	if err != nil {
 		return
 	}

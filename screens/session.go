@@ -215,7 +215,11 @@ func (d *display) publishLocked(ev payment.Event) error {
 
 // txnLocked reads payment id from the journal with mu released.
 func (d *display) txnLocked(id string) (t payment.Txn, err error) {
-	d.outside(func() { t, err = d.s.bus.Journal().Txn(d.s.ctx, id) })
+	d.outside(func() {
+		ctx, cancel := d.s.life()
+		defer cancel()
+		t, err = d.s.bus.Journal().Txn(ctx, id)
+	})
 	return t, err
 }
 
@@ -248,13 +252,15 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 	s.log.Info("display connected", "display", d.labelSafe(), "session", d.id, "remote", c.addr, "resumed", resumed, "path", r.URL.Path)
 	s.publish(payment.Event{Kind: payment.KindConnection, Peer: d.labelSafe(), Detail: "display connected from " + c.addr})
 	d.attach(c)
-	stopPing := s.heartbeat(c)
+	ctx, cancel := s.life()
+	defer cancel()
+	stopPing := s.heartbeat(ctx, c)
 	defer stopPing()
 	var err error
 	for {
 		var typ websocket.MessageType
 		var frame []byte
-		typ, frame, err = ws.Read(s.ctx)
+		typ, frame, err = ws.Read(ctx)
 		if err != nil {
 			break
 		}
@@ -272,7 +278,7 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 		s.publish(payment.Event{Kind: payment.KindRejected, Peer: d.labelSafe(), Detail: "display frame refused: " + reason})
 	case status != -1:
 		reason = fmt.Sprintf("closed by display (%d)", status)
-	case err != nil && s.ctx.Err() == nil:
+	case err != nil && ctx.Err() == nil:
 		reason = err.Error()
 	}
 	c.shutdown() // before the close, so the writer does not report it as a failure
@@ -288,7 +294,7 @@ func (s *Server) serveConn(r *http.Request, ws *websocket.Conn) {
 // frame: OkHttp and browsers answer it themselves, the app never sees it)
 // and closes a connection that does not answer, so a display that
 // vanished is noticed and its session waits for the reconnect.
-func (s *Server) heartbeat(c *conn) (stop func()) {
+func (s *Server) heartbeat(ctx context.Context, c *conn) (stop func()) {
 	// A timer chain, not a goroutine per display: a goroutine lives only
 	// while a ping waits for its pong.
 	var mu sync.Mutex
@@ -296,12 +302,12 @@ func (s *Server) heartbeat(c *conn) (stop func()) {
 	var t *time.Timer
 	var beat func()
 	beat = func() {
-		ctx, cancel := context.WithTimeout(s.ctx, s.opts.PingInterval)
-		err := c.ws.Ping(ctx)
+		pctx, cancel := context.WithTimeout(ctx, s.opts.PingInterval)
+		err := c.ws.Ping(pctx)
 		cancel()
 		mu.Lock()
 		defer mu.Unlock()
-		if stopped || s.ctx.Err() != nil {
+		if stopped || ctx.Err() != nil {
 			return
 		}
 		if err != nil {
@@ -441,7 +447,7 @@ func (d *display) armExpireLocked() {
 // payment is still in flight.
 func (d *display) expired() {
 	d.do(func() {
-		if d.conn != nil || d.s.ctx.Err() != nil {
+		if d.conn != nil || d.s.isClosed() {
 			return
 		}
 		if d.inFlight {
@@ -599,7 +605,9 @@ func (d *display) checkLimitLocked(amt payment.Money, reserve bool) (ok bool, re
 	d.outside(func() {
 		d.s.limitMu.Lock()
 		defer d.s.limitMu.Unlock()
-		used, uerr := d.s.usedToday(d.s.ctx)
+		ctx, cancel := d.s.life()
+		defer cancel()
+		used, uerr := d.s.usedToday(ctx)
 		if uerr != nil {
 			d.s.log.Error("daily limit unknown", "err", uerr)
 			err = uerr
@@ -698,7 +706,9 @@ func (d *display) methodLocked(a Action, frame []byte) {
 	// operations wait their turn (its outcome is read back below if it
 	// came first); the other displays do not wait at all.
 	d.outside(func() {
-		ctx, cancel := context.WithTimeout(d.s.ctx, startTimeout)
+		life, stop := d.s.life()
+		defer stop()
+		ctx, cancel := context.WithTimeout(life, startTimeout)
 		id, err = m.Rail.Start(ctx, req)
 		cancel()
 	})
@@ -1191,7 +1201,7 @@ func (d *display) afterLocked(delay time.Duration, f func()) {
 	gen := d.gen
 	d.timer = time.AfterFunc(delay, func() {
 		d.do(func() {
-			if d.gen != gen || d.s.ctx.Err() != nil {
+			if d.gen != gen || d.s.isClosed() {
 				return
 			}
 			f()

@@ -61,6 +61,8 @@ func (c *conn) push(f outFrame) error {
 // connection; its reader then detaches the session, which waits for the
 // display to reconnect.
 func (c *conn) drain() {
+	life, stop := c.s.life()
+	defer stop()
 	for {
 		c.outMu.Lock()
 		if c.shut || len(c.out) == 0 {
@@ -73,7 +75,7 @@ func (c *conn) drain() {
 		c.out = c.out[1:]
 		c.outMu.Unlock()
 
-		ctx, cancel := context.WithTimeout(c.s.ctx, c.s.opts.WriteTimeout)
+		ctx, cancel := context.WithTimeout(life, c.s.opts.WriteTimeout)
 		err := c.ws.Write(ctx, websocket.MessageText, f.raw)
 		cancel()
 		if err == nil {
@@ -86,7 +88,7 @@ func (c *conn) drain() {
 		// so the reader may have seen it and shut the queue first.
 		first := c.shutdown()
 		switch {
-		case c.s.ctx.Err() != nil:
+		case life.Err() != nil:
 		case errors.Is(err, context.DeadlineExceeded):
 			c.s.log.Warn("display write timed out; closing", "display", f.label, "remote", c.addr, "timeout", c.s.opts.WriteTimeout)
 		case first:

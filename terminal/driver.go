@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"paydesk/payment"
+	"paydesk/terminal/concert"
 )
 
 // Defaults of the driver. Each is documented on its Options field.
@@ -78,8 +79,8 @@ func (o *Options) setDefaults() {
 	if o.Currency == "" {
 		o.Currency = DefaultCurrency
 	}
-	if o.MaxMinor <= 0 || o.MaxMinor > MaxAmount {
-		o.MaxMinor = MaxAmount
+	if o.MaxMinor <= 0 || o.MaxMinor > concert.MaxAmount {
+		o.MaxMinor = concert.MaxAmount
 	}
 	if o.ProbeInterval == 0 {
 		o.ProbeInterval = DefaultProbeInterval
@@ -188,7 +189,7 @@ func NewDriver(bus *payment.Bus, opts Options) (*Driver, error) {
 	if opts.POS < 1 || opts.POS > 99 {
 		return nil, fmt.Errorf("terminal: POS number %d is not 1-99", opts.POS)
 	}
-	if _, err := LookupCurrency(opts.Currency); err != nil {
+	if _, err := concert.LookupCurrency(opts.Currency); err != nil {
 		return nil, fmt.Errorf("terminal: currency: %w", err)
 	}
 	d := &Driver{
@@ -217,7 +218,7 @@ type flight struct {
 	id, ref string
 	mode    payment.Mode
 	amount  payment.Money
-	req     Request
+	req     concert.Request
 
 	status     payment.Status
 	accepted   bool
@@ -240,12 +241,12 @@ func (d *Driver) Start(ctx context.Context, req payment.Request) (string, error)
 
 // StartWith is Start with per-payment options (forced online authorisation).
 func (d *Driver) StartWith(ctx context.Context, req payment.Request, so StartOptions) (string, error) {
-	var typ TxType
+	var typ concert.TxType
 	switch req.Mode {
 	case payment.ModeCard:
-		typ = Debit
+		typ = concert.Debit
 	case payment.ModeRefund:
-		typ = Credit
+		typ = concert.Credit
 	default:
 		return "", fmt.Errorf("start terminal payment: the card terminal takes card payments and refunds, not %q", req.Mode)
 	}
@@ -253,19 +254,19 @@ func (d *Driver) StartWith(ctx context.Context, req payment.Request, so StartOpt
 	if curCode == "" {
 		curCode = d.opts.Currency
 	}
-	cur, err := LookupCurrency(curCode)
+	cur, err := concert.LookupCurrency(curCode)
 	if err != nil {
 		return "", fmt.Errorf("start terminal payment: %w", err)
 	}
-	if home, _ := LookupCurrency(d.opts.Currency); cur.Numeric != home.Numeric {
-		return "", fmt.Errorf("start terminal payment: %w: currency %s: the terminal is set up for %s", ErrBadRequest, cur.Alpha, home.Alpha)
+	if home, _ := concert.LookupCurrency(d.opts.Currency); cur.Numeric != home.Numeric {
+		return "", fmt.Errorf("start terminal payment: %w: currency %s: the terminal is set up for %s", concert.ErrBadRequest, cur.Alpha, home.Alpha)
 	}
 	if req.Amount.Minor > d.opts.MaxMinor {
-		return "", fmt.Errorf("start terminal payment: %w: amount %s is over the maximum of %s", ErrBadRequest,
+		return "", fmt.Errorf("start terminal payment: %w: amount %s is over the maximum of %s", concert.ErrBadRequest,
 			req.Amount, payment.Money{Minor: d.opts.MaxMinor, Currency: cur.Alpha})
 	}
 	req.Amount.Currency = cur.Alpha
-	q := Request{POS: d.opts.POS, Amount: req.Amount.Minor, FullAnswer: !d.opts.ShortAnswer, Type: typ,
+	q := concert.Request{POS: d.opts.POS, Amount: req.Amount.Minor, FullAnswer: !d.opts.ShortAnswer, Type: typ,
 		Currency: cur.Numeric, ProtocolE: d.opts.ProtocolE, ForceOnline: so.ForceOnline && !d.opts.ProtocolE}
 
 	d.mu.Lock()
@@ -613,14 +614,14 @@ func (d *Driver) idleBytes(l *link, ev *idleEvents) error {
 			}
 			return err
 		}
-		if b == EOT {
+		if b == concert.EOT {
 			// The end of a session: harmless while idle (the terminal
 			// closing one we gave up on, or an old session's last byte).
 			l.w.logBytes("serial rx", []byte{b})
 			d.log.Info("EOT from the terminal while idle: ignored")
 			continue
 		}
-		if b != ENQ {
+		if b != concert.ENQ {
 			noise = append(noise, b)
 			continue
 		}
@@ -714,7 +715,7 @@ func (e *flightEvents) frame(data, raw []byte) {
 }
 func (e *flightEvents) rejected(reason string, raw []byte) { e.d.reject(e.f.id, reason, raw) }
 
-func mustEncode(q Request) []byte {
+func mustEncode(q concert.Request) []byte {
 	b, _ := q.Encode()
 	return b
 }
@@ -788,7 +789,7 @@ func (d *Driver) session(l *link, f *flight) error {
 		return nil
 	default:
 	}
-	frame := Frame(mustEncode(f.req))
+	frame := concert.Frame(mustEncode(f.req))
 	d.setWaiting(f, "terminal ready (ACK)", time.Now().Add(d.opts.Timers.Ack))
 	out, err := l.send(frame, f.cancel, ev)
 	if errors.Is(err, ErrStopped) {
@@ -882,14 +883,14 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 				nil, "", "port lost mid-transaction: "+err.Error())
 			return err
 		}
-		if b == EOT {
+		if b == concert.EOT {
 			// The end of a session the terminal gave up (or of the one
 			// just ended): not noise, and nothing to answer.
 			l.w.logBytes("serial rx", []byte{b})
 			d.log.Info("EOT from the terminal while waiting for its answer: ignored", "txn", f.id)
 			continue
 		}
-		if b != ENQ {
+		if b != concert.ENQ {
 			l.w.logBytes("serial rx", []byte{b})
 			ev.rejected(fmt.Sprintf("unexpected byte 0x%02X while waiting for the terminal's answer", b), []byte{b})
 			continue
@@ -925,7 +926,7 @@ func (d *Driver) awaitResult(l *link, f *flight, ev *flightEvents) error {
 // deliver handles a good frame from the terminal, before it is ACKed. f is
 // the payment waiting for its answer, or nil.
 func (d *Driver) deliver(data, raw []byte, f *flight) {
-	a, err := ParseAnswer(data)
+	a, err := concert.ParseAnswer(data)
 	if err != nil {
 		id := ""
 		if f != nil {
@@ -999,7 +1000,7 @@ func (d *Driver) remember(ref string, data []byte) {
 }
 
 // mismatch lists the echoed fields that differ from the request.
-func mismatch(q Request, a Answer) []string {
+func mismatch(q concert.Request, a concert.Answer) []string {
 	var out []string
 	if a.POS != q.POS {
 		out = append(out, fmt.Sprintf("POS %02d (sent %02d)", a.POS, q.POS))
@@ -1018,7 +1019,7 @@ func mismatch(q Request, a Answer) []string {
 
 // answerResult is what the journal keeps of an answer: the last four
 // digits of a card, never more.
-func answerResult(a Answer) *payment.Result {
+func answerResult(a concert.Answer) *payment.Result {
 	r := &payment.Result{RemoteID: strings.TrimSpace(a.Private)}
 	if a.Mode != 'C' {
 		r.Card = a.Last4()
@@ -1039,7 +1040,7 @@ func statusReason(s byte) string {
 	return fmt.Sprintf("terminal status %q (only '0' is an approval)", s)
 }
 
-func modeNote(a Answer) string {
+func modeNote(a concert.Answer) string {
 	switch a.Mode {
 	case '1':
 		return ""
@@ -1052,7 +1053,7 @@ func modeNote(a Answer) string {
 // result applies the answer to the payment waiting for it. Echoes are
 // checked on an approval only: a terminal cancelled with its red button
 // answers without the amount (OCA/l10n-france#669).
-func (d *Driver) result(f *flight, a Answer, raw []byte) {
+func (d *Driver) result(f *flight, a concert.Answer, raw []byte) {
 	r := answerResult(a)
 	if a.Approved() {
 		if mm := mismatch(f.req, a); len(mm) > 0 {
@@ -1080,11 +1081,11 @@ func (d *Driver) result(f *flight, a Answer, raw []byte) {
 // late handles an answer for a transaction no longer in flight: it
 // resolves one left unknown (by a crash, a lost port, an unacknowledged
 // request) when the echo matches, and is kept and flagged otherwise.
-func (d *Driver) late(tx payment.Txn, a Answer, raw []byte) {
+func (d *Driver) late(tx payment.Txn, a concert.Answer, raw []byte) {
 	r := answerResult(a)
 	var mm []string
 	if a.Approved() {
-		if cur, err := LookupCurrency(tx.Amount.Currency); err == nil && cur.Numeric != a.Currency {
+		if cur, err := concert.LookupCurrency(tx.Amount.Currency); err == nil && cur.Numeric != a.Currency {
 			mm = append(mm, fmt.Sprintf("currency %s (sent %s)", a.Currency, cur.Numeric))
 		}
 		if a.Amount != tx.Amount.Minor {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"paydesk/payment"
+	"paydesk/terminal/concert"
 )
 
 // The Concert link's failure cases (NAK, bad LRC, silence, noise, missing
@@ -22,13 +23,13 @@ import (
 
 // corrupt returns the frame of data with a wrong LRC.
 func corrupt(data []byte) []byte {
-	f := Frame(data)
+	f := concert.Frame(data)
 	f[len(f)-1] ^= 0x01
 	return f
 }
 
 // accept plays the terminal taking a payment and returns its request.
-func accept(h *harness, minor int64) (string, Request) {
+func accept(h *harness, minor int64) (string, concert.Request) {
 	h.t.Helper()
 	id := h.start(payment.ModeCard, minor)
 	return id, h.term().request()
@@ -39,17 +40,17 @@ func TestCase1NAK(t *testing.T) {
 		h := newHarness(t, nil)
 		id := h.start(payment.ModeCard, 1250)
 		m := h.term()
-		m.expect(ENQ)
-		m.send(ACK)
+		m.expect(concert.ENQ)
+		m.send(concert.ACK)
 		first := m.frame()
-		m.send(NAK)
+		m.send(concert.NAK)
 		again := m.frame()
 		if !bytes.Equal(first, again) {
 			t.Fatalf("resent frame %q differs from the first %q", again, first)
 		}
-		m.send(ACK)
-		m.expect(EOT)
-		q, _ := ParseRequest(again)
+		m.send(concert.ACK)
+		m.expect(concert.EOT)
+		q, _ := concert.ParseRequest(again)
 		m.answer(reply(t, q, '0', true), true)
 		if tx := h.final(id); tx.Status != payment.StatusApproved {
 			t.Fatalf("status %s, want approved", tx.Status)
@@ -62,13 +63,13 @@ func TestCase1NAK(t *testing.T) {
 		h := newHarness(t, nil)
 		id := h.start(payment.ModeCard, 1250)
 		m := h.term()
-		m.expect(ENQ)
-		m.send(ACK)
+		m.expect(concert.ENQ)
+		m.send(concert.ACK)
 		for range 3 {
 			m.frame()
-			m.send(NAK)
+			m.send(concert.NAK)
 		}
-		m.expect(EOT)
+		m.expect(concert.EOT)
 		tx := h.final(id)
 		if tx.Status != payment.StatusFailed || !strings.Contains(tx.Result.Reason, "NAK 3 times") {
 			t.Fatalf("status %s (%s), want failed after 3 NAKs", tx.Status, tx.Result.Reason)
@@ -82,8 +83,8 @@ func TestCase2NoACKToENQ(t *testing.T) {
 	id := h.start(payment.ModeCard, 1250)
 	m := h.term()
 	for range 3 {
-		m.expect(ENQ)
-		m.expect(EOT) // after the ACK timeout
+		m.expect(concert.ENQ)
+		m.expect(concert.EOT) // after the ACK timeout
 	}
 	tx := h.final(id)
 	if tx.Status != payment.StatusFailed || !strings.Contains(tx.Result.Reason, "not ready") {
@@ -99,16 +100,16 @@ func TestCase3NoACKToFrame(t *testing.T) {
 	h := newHarness(t, nil)
 	id := h.start(payment.ModeCard, 1250)
 	m := h.term()
-	m.expect(ENQ)
-	m.send(ACK)
+	m.expect(concert.ENQ)
+	m.send(concert.ACK)
 	var data []byte
 	for range 3 {
 		data = m.frame() // and say nothing
 	}
-	m.expect(EOT)
+	m.expect(concert.EOT)
 	h.status(id, payment.StatusUnknown)
 	// The terminal had taken it after all: its answer resolves the payment.
-	q, _ := ParseRequest(data)
+	q, _ := concert.ParseRequest(data)
 	m.answer(reply(t, q, '0', true), true)
 	tx := h.final(id)
 	if tx.Status != payment.StatusApproved {
@@ -123,13 +124,13 @@ func TestCase4BadLRC(t *testing.T) {
 		id, q := accept(h, 1250)
 		m := h.term()
 		ans := reply(t, q, '0', true)
-		m.send(ENQ)
-		m.expect(ACK)
+		m.send(concert.ENQ)
+		m.expect(concert.ACK)
 		m.send(corrupt(ans)...)
-		m.expect(NAK)
-		m.send(Frame(ans)...)
-		m.expect(ACK)
-		m.send(EOT)
+		m.expect(concert.NAK)
+		m.send(concert.Frame(ans)...)
+		m.expect(concert.ACK)
+		m.send(concert.EOT)
 		if tx := h.final(id); tx.Status != payment.StatusApproved {
 			t.Fatalf("status %s, want approved", tx.Status)
 		}
@@ -139,16 +140,16 @@ func TestCase4BadLRC(t *testing.T) {
 		id, q := accept(h, 1250)
 		m := h.term()
 		ans := reply(t, q, '0', true)
-		m.send(ENQ)
-		m.expect(ACK)
+		m.send(concert.ENQ)
+		m.expect(concert.ACK)
 		// The Concert link rule: every bad copy is
 		// NAKed, three NAKs in all, and then EOT ends the session.
 		m.send(corrupt(ans)...)
-		m.expect(NAK)
+		m.expect(concert.NAK)
 		m.send(corrupt(ans)...)
-		m.expect(NAK)
+		m.expect(concert.NAK)
 		m.send(corrupt(ans)...)
-		m.expect(NAK, EOT)
+		m.expect(concert.NAK, concert.EOT)
 		tx := h.status(id, payment.StatusUnknown)
 		if !strings.Contains(tx.Result.Reason, "bad too many times") {
 			t.Fatalf("status %s (%s), want unknown: gave up", tx.Status, tx.Result.Reason)
@@ -158,7 +159,7 @@ func TestCase4BadLRC(t *testing.T) {
 		}
 		// A terminal following the same rule ends its side with EOT too:
 		// the end of a session, not noise.
-		m.send(EOT)
+		m.send(concert.EOT)
 		h.waitFor("the terminal's EOT taken while idle", func(payment.Event) bool {
 			return strings.Contains(h.logs.String(), "EOT from the terminal while idle")
 		})
@@ -178,7 +179,7 @@ func TestCase5ControlByteLRC(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
 		o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
 	})
-	for _, lrc := range []byte{STX, ETX, EOT, ENQ, ACK} {
+	for _, lrc := range []byte{concert.STX, concert.ETX, concert.EOT, concert.ENQ, concert.ACK} {
 		// Move the clock on until an amount gives the LRC wanted for the
 		// request, and a card report gives it for the answer.
 		var minor int64
@@ -189,8 +190,8 @@ func TestCase5ControlByteLRC(t *testing.T) {
 			ref := strings.ToUpper(strconv.FormatInt(at.UnixMilli(), 36))
 			ref = strings.Repeat("0", 10-len(ref)) + ref
 			for a := int64(100); a < 2000 && ans == nil; a++ {
-				q := Request{POS: 1, Amount: a, FullAnswer: true, Type: Debit, Currency: "978", Private: ref}
-				if data, err := q.Encode(); err != nil || LRC(data) != lrc {
+				q := concert.Request{POS: 1, Amount: a, FullAnswer: true, Type: concert.Debit, Currency: "978", Private: ref}
+				if data, err := q.Encode(); err != nil || concert.LRC(data) != lrc {
 					continue
 				}
 				minor, ans = a, controlAnswer(q, lrc)
@@ -202,14 +203,14 @@ func TestCase5ControlByteLRC(t *testing.T) {
 		}
 		id := h.start(payment.ModeCard, minor)
 		m := h.term()
-		m.expect(ENQ)
-		m.send(ACK)
+		m.expect(concert.ENQ)
+		m.send(concert.ACK)
 		data := m.frame() // checks the byte after ETX is the LRC
-		if got := LRC(data); got != lrc {
+		if got := concert.LRC(data); got != lrc {
 			t.Fatalf("%d: request LRC 0x%02X, want 0x%02X", minor, got, lrc)
 		}
-		m.send(ACK)
-		m.expect(EOT)
+		m.send(concert.ACK)
+		m.expect(concert.EOT)
 		m.answer(ans, true)
 		if tx := h.final(id); tx.Status != payment.StatusApproved {
 			t.Fatalf("%d: status %s, want approved", minor, tx.Status)
@@ -222,12 +223,12 @@ func TestCase5ControlByteLRC(t *testing.T) {
 // card report is free: two of its masked characters are chosen for the
 // LRC (with digits, X and an odd number of padding spaces alone the XOR
 // of the report can never reach a control byte).
-func controlAnswer(q Request, lrc byte) []byte {
+func controlAnswer(q concert.Request, lrc byte) []byte {
 	for c1 := byte(0x21); c1 < 0x7F; c1++ {
 		for c2 := byte(0x21); c2 < 0x7F; c2++ {
-			a := Answer{POS: q.POS, Status: '0', Amount: q.Amount, Mode: '1', Currency: q.Currency, Private: q.Private,
+			a := concert.Answer{POS: q.POS, Status: '0', Amount: q.Amount, Mode: '1', Currency: q.Currency, Private: q.Private,
 				Report: "497010XXXX" + string([]byte{c1, c2}) + "1234"}
-			if b, err := a.Encode(true); err == nil && LRC(b) == lrc {
+			if b, err := a.Encode(true); err == nil && concert.LRC(b) == lrc {
 				return b
 			}
 		}
@@ -240,14 +241,14 @@ func TestCase6Noise(t *testing.T) {
 		h := newHarness(t, nil)
 		id, q := accept(h, 1250)
 		m := h.term()
-		m.send(0x00, 0xFF, ENQ) // noise and a control byte in one read
-		m.expect(ACK)
+		m.send(0x00, 0xFF, concert.ENQ) // noise and a control byte in one read
+		m.expect(concert.ACK)
 		m.send('z', 0x7F) // noise before STX
-		for _, c := range Frame(reply(t, q, '0', true)) {
+		for _, c := range concert.Frame(reply(t, q, '0', true)) {
 			m.send(c) // one byte per read
 		}
-		m.expect(ACK)
-		m.send(EOT)
+		m.expect(concert.ACK)
+		m.send(concert.EOT)
 		if tx := h.final(id); tx.Status != payment.StatusApproved {
 			t.Fatalf("status %s, want approved", tx.Status)
 		}
@@ -256,13 +257,13 @@ func TestCase6Noise(t *testing.T) {
 		h := newHarness(t, nil)
 		id, q := accept(h, 1250)
 		m := h.term()
-		ans := Frame(reply(t, q, '0', true))
-		m.send(ENQ)
-		m.expect(ACK)
+		ans := concert.Frame(reply(t, q, '0', true))
+		m.send(concert.ENQ)
+		m.expect(concert.ACK)
 		m.send(ans[:30]...)
-		m.expect(NAK)               // after the inter-byte timeout
-		m.send(append(ans, EOT)...) // the frame and the EOT in one read
-		m.expect(ACK)
+		m.expect(concert.NAK)               // after the inter-byte timeout
+		m.send(append(ans, concert.EOT)...) // the frame and the EOT in one read
+		m.expect(concert.ACK)
 		if tx := h.final(id); tx.Status != payment.StatusApproved {
 			t.Fatalf("status %s, want approved", tx.Status)
 		}
@@ -305,14 +306,14 @@ func TestCase9Duplicate(t *testing.T) {
 	h := newHarness(t, nil)
 	id, q := accept(h, 1250)
 	m := h.term()
-	ans := Frame(reply(t, q, '0', true))
-	m.send(ENQ)
-	m.expect(ACK)
+	ans := concert.Frame(reply(t, q, '0', true))
+	m.send(concert.ENQ)
+	m.expect(concert.ACK)
 	m.send(ans...)
-	m.expect(ACK)
+	m.expect(concert.ACK)
 	m.send(ans...) // our ACK was "lost"
-	m.expect(ACK)
-	m.send(EOT)
+	m.expect(concert.ACK)
+	m.send(concert.EOT)
 	h.final(id)
 	h.waitFor("the resend noted", func(ev payment.Event) bool {
 		return ev.TxnID == id && ev.Kind == payment.KindStep && strings.Contains(ev.Detail, "resent its answer")
@@ -331,12 +332,12 @@ func TestCase10Collision(t *testing.T) {
 	h.final(old) // timed out
 	id := h.start(payment.ModeCard, 1250)
 	m := h.term()
-	m.expect(ENQ)
-	m.send(ENQ) // the terminal wants to send too
-	m.expect(ACK)
-	m.send(Frame(reply(t, oq, '0', true))...)
-	m.expect(ACK)
-	m.send(EOT)
+	m.expect(concert.ENQ)
+	m.send(concert.ENQ) // the terminal wants to send too
+	m.expect(concert.ACK)
+	m.send(concert.Frame(reply(t, oq, '0', true))...)
+	m.expect(concert.ACK)
+	m.send(concert.EOT)
 	q := m.request() // the driver starts its own session again
 	m.answer(reply(t, q, '0', true), true)
 	if tx := h.final(id); tx.Status != payment.StatusApproved {
@@ -371,16 +372,16 @@ func TestCase11Unplugged(t *testing.T) {
 }
 
 func TestCase12EchoMismatch(t *testing.T) {
-	for name, change := range map[string]func(*Answer){
-		"amount":   func(a *Answer) { a.Amount++ },
-		"POS":      func(a *Answer) { a.POS = 7 },
-		"currency": func(a *Answer) { a.Currency = "840" },
-		"private":  func(a *Answer) { a.Private = "0000000000" },
+	for name, change := range map[string]func(*concert.Answer){
+		"amount":   func(a *concert.Answer) { a.Amount++ },
+		"POS":      func(a *concert.Answer) { a.POS = 7 },
+		"currency": func(a *concert.Answer) { a.Currency = "840" },
+		"private":  func(a *concert.Answer) { a.Private = "0000000000" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t, nil)
 			id, q := accept(h, 1250)
-			a := Answer{POS: q.POS, Status: '0', Amount: q.Amount, Mode: '1', Currency: q.Currency, Private: q.Private, Report: "497010XXXXXX1234"}
+			a := concert.Answer{POS: q.POS, Status: '0', Amount: q.Amount, Mode: '1', Currency: q.Currency, Private: q.Private, Report: "497010XXXXXX1234"}
 			change(&a)
 			data, err := a.Encode(true)
 			if err != nil {
@@ -407,14 +408,14 @@ func TestCase13AnswerShapes(t *testing.T) {
 	}
 	h.idle()
 	id, q = accept(h, 1250)
-	refused, _ := Answer{POS: q.POS, Status: '7', Amount: 0, Mode: '1', Currency: q.Currency, Private: q.Private}.Encode(true)
+	refused, _ := concert.Answer{POS: q.POS, Status: '7', Amount: 0, Mode: '1', Currency: q.Currency, Private: q.Private}.Encode(true)
 	h.term().answer(refused, true) // refused with an empty report, no amount
 	if tx := h.final(id); tx.Status != payment.StatusDeclined {
 		t.Fatalf("refused: status %s, want declined", tx.Status)
 	}
 	h.idle()
 	id, q = accept(h, 1250)
-	cheque, _ := Answer{POS: q.POS, Status: '0', Amount: q.Amount, Mode: 'C', Currency: q.Currency, Private: q.Private}.Encode(false)
+	cheque, _ := concert.Answer{POS: q.POS, Status: '0', Amount: q.Amount, Mode: 'C', Currency: q.Currency, Private: q.Private}.Encode(false)
 	h.term().answer(cheque, true)
 	if tx := h.final(id); tx.Status != payment.StatusApproved || !hasDetail(h.history(id), payment.KindTransition, "cheque") {
 		t.Fatalf("cheque: status %s, want approved and said to be a cheque", tx.Status)
@@ -426,11 +427,11 @@ func TestCase14Cancel(t *testing.T) {
 		h := newHarness(t, nil)
 		id := h.start(payment.ModeCard, 1250)
 		m := h.term()
-		m.expect(ENQ)
+		m.expect(concert.ENQ)
 		if err := h.d.Cancel(id); err != nil {
 			t.Fatal(err)
 		}
-		m.expect(EOT)
+		m.expect(concert.EOT)
 		tx := h.final(id)
 		if tx.Status != payment.StatusCancelled || !strings.Contains(tx.Result.Reason, "EOT") {
 			t.Fatalf("status %s (%s), want cancelled with EOT", tx.Status, tx.Result.Reason)
@@ -478,7 +479,7 @@ func TestCase15Input(t *testing.T) {
 	if _, err := h.d.Start(context.Background(), payment.Request{Mode: payment.ModeC2B, Amount: payment.Money{Minor: 100, Currency: "EUR"}}); err == nil {
 		t.Errorf("the terminal took a C2B payment")
 	}
-	if _, err := (Request{POS: 1, Amount: 100, Currency: "978", Private: "caf\u00e9 12345"}).Encode(); err == nil {
+	if _, err := (concert.Request{POS: 1, Amount: 100, Currency: "978", Private: "caf\u00e9 12345"}).Encode(); err == nil {
 		t.Errorf("non-ASCII private data encoded")
 	}
 	h.term().quiet(200 * time.Millisecond)
@@ -494,14 +495,14 @@ func TestStaleBytesFlushedOnOpen(t *testing.T) {
 	h := newHarness(t, nil)
 	old := h.cur
 	next := h.plug()
-	next.in <- []byte{ENQ} // left in the port by the previous run
-	old.unplug()           // the driver reopens: it gets next
+	next.in <- []byte{concert.ENQ} // left in the port by the previous run
+	old.unplug()                   // the driver reopens: it gets next
 	m := h.term()
-	if b := m.next(); b != ENQ {
+	if b := m.next(); b != concert.ENQ {
 		t.Fatalf("first byte on the reopened port 0x%02X, want the probe's ENQ (a stale ENQ was answered)", b)
 	}
-	m.send(ACK)
-	m.expect(EOT)
+	m.send(concert.ACK)
+	m.expect(concert.EOT)
 	m.quiet(200 * time.Millisecond)
 }
 
@@ -512,16 +513,16 @@ func TestEOTEndsTheTerminalSessionBeforeItsFrame(t *testing.T) {
 	h := newHarness(t, nil)
 	id, q := accept(h, 1250)
 	m := h.term()
-	m.send(ENQ)
-	m.expect(ACK)
-	m.send(EOT) // no frame after all
+	m.send(concert.ENQ)
+	m.expect(concert.ACK)
+	m.send(concert.EOT) // no frame after all
 	// A new session at once: its ENQ must be ACKed, not read as noise
 	// before a frame (which ends in a NAK after the inter-byte timeout).
-	m.send(ENQ)
-	m.expect(ACK)
-	m.send(Frame(reply(t, q, '0', true))...)
-	m.expect(ACK)
-	m.send(EOT)
+	m.send(concert.ENQ)
+	m.expect(concert.ACK)
+	m.send(concert.Frame(reply(t, q, '0', true))...)
+	m.expect(concert.ACK)
+	m.send(concert.EOT)
 	if tx := h.final(id); tx.Status != payment.StatusApproved {
 		t.Fatalf("status %s, want approved", tx.Status)
 	}
@@ -537,9 +538,9 @@ func TestEOTToOurENQIsADecline(t *testing.T) {
 	h := newHarness(t, nil)
 	id := h.start(payment.ModeCard, 1250)
 	m := h.term()
-	m.expect(ENQ)
-	m.send(EOT)
-	m.expect(EOT) // our side closed at once, then the next attempt
+	m.expect(concert.ENQ)
+	m.send(concert.EOT)
+	m.expect(concert.EOT) // our side closed at once, then the next attempt
 	q := m.request()
 	m.answer(reply(t, q, '0', true), true)
 	if tx := h.final(id); tx.Status != payment.StatusApproved {
@@ -556,7 +557,7 @@ func TestEOTWhileWaitingForTheAnswer(t *testing.T) {
 	h := newHarness(t, nil)
 	id, q := accept(h, 1250)
 	m := h.term()
-	m.send(EOT)
+	m.send(concert.EOT)
 	m.answer(reply(t, q, '0', true), true)
 	if tx := h.final(id); tx.Status != payment.StatusApproved {
 		t.Fatalf("status %s, want approved", tx.Status)
@@ -591,7 +592,7 @@ func TestStartRefusesAnotherCurrencyAndOverTheMaximum(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.MaxMinor = 5_000_000 })
 	for _, m := range []payment.Money{{Minor: 1250, Currency: "USD"}, {Minor: 6_000_000, Currency: "EUR"}} {
 		_, err := h.d.Start(context.Background(), payment.Request{Mode: payment.ModeCard, Amount: m})
-		if !errors.Is(err, ErrBadRequest) {
+		if !errors.Is(err, concert.ErrBadRequest) {
 			t.Errorf("Start(%v): %v, want ErrBadRequest", m, err)
 		}
 	}
@@ -669,9 +670,9 @@ func TestStopWhileTheTerminalSendsItsAnswer(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.Timers.Result = time.Minute; o.Timers.InterByte = time.Minute })
 	id, q := accept(h, 1250)
 	m := h.term()
-	m.send(ENQ)
-	m.expect(ACK)
-	m.send(Frame(reply(t, q, '0', true))[:20]...) // and the rest never comes
+	m.send(concert.ENQ)
+	m.expect(concert.ACK)
+	m.send(concert.Frame(reply(t, q, '0', true))[:20]...) // and the rest never comes
 	h.waitFor("the frame begun", func(payment.Event) bool {
 		return strings.Contains(h.logs.String(), "the terminal is sending its answer")
 	})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"paydesk/payment"
+	"paydesk/terminal/concert"
 )
 
 // fakePort is an in-memory serial port: the test plays the terminal,
@@ -131,19 +132,19 @@ func (m term) expect(b ...byte) {
 // frame reads a frame the driver writes and checks its LRC.
 func (m term) frame() []byte {
 	m.t.Helper()
-	if b := m.next(); b != STX {
+	if b := m.next(); b != concert.STX {
 		m.t.Fatalf("terminal: 0x%02X from the driver, want STX (it wrote % x)", b, m.p.Written())
 	}
 	var data []byte
 	for {
 		b := m.next()
-		if b == ETX {
+		if b == concert.ETX {
 			break
 		}
 		data = append(data, b)
 	}
-	if l := m.next(); l != LRC(data) {
-		m.t.Fatalf("terminal: frame %q with LRC 0x%02X, want 0x%02X", data, l, LRC(data))
+	if l := m.next(); l != concert.LRC(data) {
+		m.t.Fatalf("terminal: frame %q with LRC 0x%02X, want 0x%02X", data, l, concert.LRC(data))
 	}
 	return data
 }
@@ -160,17 +161,17 @@ func (m term) quiet(d time.Duration) {
 
 // request plays the terminal's side of a send session that it accepts:
 // ACK the ENQ, read the request, ACK it, read the EOT.
-func (m term) request() Request {
+func (m term) request() concert.Request {
 	m.t.Helper()
-	m.expect(ENQ)
-	m.send(ACK)
+	m.expect(concert.ENQ)
+	m.send(concert.ACK)
 	data := m.frame()
-	q, err := ParseRequest(data)
+	q, err := concert.ParseRequest(data)
 	if err != nil {
 		m.t.Fatalf("terminal: driver's request %q: %v", data, err)
 	}
-	m.send(ACK)
-	m.expect(EOT)
+	m.send(concert.ACK)
+	m.expect(concert.EOT)
 	return q
 }
 
@@ -178,19 +179,19 @@ func (m term) request() Request {
 // per step, and reads the driver's ACKs; eot says whether to close it.
 func (m term) answer(data []byte, eot bool) {
 	m.t.Helper()
-	m.send(ENQ)
-	m.expect(ACK)
-	m.send(Frame(data)...)
-	m.expect(ACK)
+	m.send(concert.ENQ)
+	m.expect(concert.ACK)
+	m.send(concert.Frame(data)...)
+	m.expect(concert.ACK)
 	if eot {
-		m.send(EOT)
+		m.send(concert.EOT)
 	}
 }
 
 // reply builds the terminal's answer to q: status, mode and report.
-func reply(t testing.TB, q Request, status byte, full bool) []byte {
+func reply(t testing.TB, q concert.Request, status byte, full bool) []byte {
 	t.Helper()
-	a := Answer{POS: q.POS, Status: status, Amount: q.Amount, Mode: '1', Currency: q.Currency, Private: q.Private}
+	a := concert.Answer{POS: q.POS, Status: status, Amount: q.Amount, Mode: '1', Currency: q.Currency, Private: q.Private}
 	if full {
 		a.Report = "497010XXXXXX1234"
 	}
@@ -297,9 +298,9 @@ func (h *harness) term() term { return term{t: h.t, p: h.cur} }
 func (h *harness) probed() {
 	h.t.Helper()
 	m := h.term()
-	m.expect(ENQ)
-	m.send(ACK)
-	m.expect(EOT)
+	m.expect(concert.ENQ)
+	m.send(concert.ACK)
+	m.expect(concert.EOT)
 	h.waitFor("health ok", func(payment.Event) bool { return h.d.Health().State == HealthOK })
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"paydesk/terminal/concert"
 	"time"
 )
 
@@ -180,7 +181,7 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 				return sendCancelled, ErrCancelled
 			}
 			enqs++
-			if err := l.w.write([]byte{ENQ}); err != nil {
+			if err := l.w.write([]byte{concert.ENQ}); err != nil {
 				return sendPortLost, err
 			}
 			ev.step(fmt.Sprintf("ENQ sent (%d/%d)", enqs, l.t.ENQAttempts))
@@ -191,12 +192,12 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 			b, err := l.w.readByte(deadline, cancel)
 			switch {
 			case errors.Is(err, errInterrupted):
-				if err := l.w.write([]byte{EOT}); err != nil {
+				if err := l.w.write([]byte{concert.EOT}); err != nil {
 					return sendPortLost, err
 				}
 				return sendCancelled, ErrCancelled
 			case errors.Is(err, errTimeout):
-				if err := l.w.write([]byte{EOT}); err != nil {
+				if err := l.w.write([]byte{concert.EOT}); err != nil {
 					return sendPortLost, err
 				}
 				if enqs >= l.t.ENQAttempts {
@@ -206,7 +207,7 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 				if b, err := l.w.readByte(time.Now().Add(l.t.ENQPause), cancel); err == nil {
 					// Something arrived during the pause: look at it next.
 					l.w.unread(b)
-					if b == ENQ {
+					if b == concert.ENQ {
 						deadline = time.Now().Add(l.t.Ack)
 						continue // a collision: WaitAck receives it
 					}
@@ -221,10 +222,10 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 			default:
 				l.w.logBytes("serial rx", []byte{b})
 				switch b {
-				case ACK:
+				case concert.ACK:
 					ev.step("terminal ready (ACK)")
 					l.to(stateSendFrame)
-				case ENQ:
+				case concert.ENQ:
 					// Collision: the terminal wants to send (a late
 					// result). Yield, receive, then start again.
 					ev.step("collision: the terminal sent ENQ too; receiving its frame first")
@@ -233,7 +234,7 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 					}
 					enqs = 0
 					l.to(stateSendENQ)
-				case NAK, EOT:
+				case concert.NAK, concert.EOT:
 					// The terminal declines the session (EOT: ends it):
 					// as an unanswered ENQ, EOT, pause, retry.
 					deadline = time.Now()
@@ -258,7 +259,7 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 			switch {
 			case errors.Is(err, errTimeout):
 				if sends >= l.t.FrameSends || cancelled() {
-					if err := l.w.write([]byte{EOT}); err != nil {
+					if err := l.w.write([]byte{concert.EOT}); err != nil {
 						return sendPortLost, err
 					}
 					return sendNoAck, fmt.Errorf("%w after %d sends", ErrNoAck, sends)
@@ -270,17 +271,17 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 			default:
 				l.w.logBytes("serial rx", []byte{b})
 				switch b {
-				case ACK:
+				case concert.ACK:
 					l.to(stateSendEOT)
-				case NAK:
+				case concert.NAK:
 					if cancelled() {
-						if err := l.w.write([]byte{EOT}); err != nil {
+						if err := l.w.write([]byte{concert.EOT}); err != nil {
 							return sendPortLost, err
 						}
 						return sendCancelled, ErrCancelled
 					}
 					if sends >= l.t.FrameSends {
-						if err := l.w.write([]byte{EOT}); err != nil {
+						if err := l.w.write([]byte{concert.EOT}); err != nil {
 							return sendPortLost, err
 						}
 						return sendRefused, fmt.Errorf("%w: NAK %d times", ErrRefused, sends)
@@ -293,7 +294,7 @@ func (l *link) send(frame []byte, cancel <-chan struct{}, ev linkEvents) (sendOu
 			}
 
 		case stateSendEOT:
-			if err := l.w.write([]byte{EOT}); err != nil {
+			if err := l.w.write([]byte{concert.EOT}); err != nil {
 				return sendPortLost, err
 			}
 			l.to(stateIdle)
@@ -314,7 +315,7 @@ func (l *link) receive(ev linkEvents) error {
 	for {
 		switch l.st {
 		case stateAckENQ:
-			if err := l.w.write([]byte{ACK}); err != nil {
+			if err := l.w.write([]byte{concert.ACK}); err != nil {
 				return err
 			}
 			l.to(stateReadFrame)
@@ -328,16 +329,16 @@ func (l *link) receive(ev linkEvents) error {
 				ev.rejected(fmt.Sprintf("%d unexpected byte(s) before the terminal's 0x%02X", len(raw), ctl), raw)
 			}
 			switch ctl {
-			case EOT:
+			case concert.EOT:
 				// The terminal ends its session where its frame would be
 				// (it has nothing to send, or it gave up): so do we.
 				ev.step("the terminal closed its session (EOT) without sending a frame")
 				l.to(stateIdle)
 				return nil
-			case ENQ:
+			case concert.ENQ:
 				// It did not get our ACK and opens its session again.
 				if enqs++; enqs >= l.t.BadFrames {
-					if err := l.w.write([]byte{EOT}); err != nil {
+					if err := l.w.write([]byte{concert.EOT}); err != nil {
 						return err
 					}
 					l.to(stateIdle)
@@ -350,12 +351,12 @@ func (l *link) receive(ev linkEvents) error {
 			if err != nil {
 				bad++
 				ev.rejected(fmt.Sprintf("bad frame from the terminal (%d/%d): %v", bad, l.t.BadFrames, err), raw)
-				if err := l.w.write([]byte{NAK}); err != nil {
+				if err := l.w.write([]byte{concert.NAK}); err != nil {
 					return err
 				}
 				if bad >= l.t.BadFrames {
 					// Three NAKs, then EOT.
-					if err := l.w.write([]byte{EOT}); err != nil {
+					if err := l.w.write([]byte{concert.EOT}); err != nil {
 						return err
 					}
 					l.to(stateIdle)
@@ -372,7 +373,7 @@ func (l *link) receive(ev linkEvents) error {
 			l.to(stateAckFrame)
 
 		case stateAckFrame:
-			if err := l.w.write([]byte{ACK}); err != nil {
+			if err := l.w.write([]byte{concert.ACK}); err != nil {
 				return err
 			}
 			deadline = time.Now().Add(l.t.EOT)
@@ -391,15 +392,15 @@ func (l *link) receive(ev linkEvents) error {
 				return err
 			}
 			switch b {
-			case EOT:
+			case concert.EOT:
 				l.w.logBytes("serial rx", []byte{b})
 				l.to(stateIdle)
 				return nil
-			case STX:
+			case concert.STX:
 				// The same frame again: the terminal did not get our ACK.
 				l.w.unread(b)
 				l.to(stateReadFrame)
-			case ENQ:
+			case concert.ENQ:
 				// A new session without the EOT of the last one.
 				l.w.unread(b)
 				l.missingEOT = true
@@ -426,21 +427,21 @@ func (l *link) readFrame() (data, raw []byte, ctl byte, err error) {
 			l.w.logBytes("serial rx", r.rec)
 			return nil, MaskPAN(r.rec), 0, fmt.Errorf("no frame: %w", err)
 		}
-		if b == EOT || b == ENQ {
+		if b == concert.EOT || b == concert.ENQ {
 			l.w.logBytes("serial rx", r.rec)
 			return nil, MaskPAN(r.rec[:len(r.rec)-1]), b, nil
 		}
-		if b == STX {
+		if b == concert.STX {
 			l.w.unread(b)
 			r.rec = r.rec[:len(r.rec)-1]
 			break
 		}
-		if len(r.rec) > MaxNoise {
+		if len(r.rec) > concert.MaxNoise {
 			l.w.logBytes("serial rx", r.rec)
-			return nil, MaskPAN(r.rec), 0, ErrNotAFrame
+			return nil, MaskPAN(r.rec), 0, concert.ErrNotAFrame
 		}
 	}
-	data, _, err = ReadFrame(r)
+	data, _, err = concert.ReadFrame(r)
 	l.w.logBytes("serial rx", r.rec)
 	if errors.Is(err, ErrPortLost) || errors.Is(err, ErrStopped) {
 		return nil, MaskPAN(r.rec), 0, err
@@ -474,7 +475,7 @@ func (g *gapReader) ReadByte() (byte, error) {
 func (l *link) probe(ev linkEvents) (time.Duration, error) {
 	start := time.Now()
 	l.to(stateSendENQ)
-	if err := l.w.write([]byte{ENQ}); err != nil {
+	if err := l.w.write([]byte{concert.ENQ}); err != nil {
 		return 0, err
 	}
 	deadline := start.Add(l.t.Ack)
@@ -483,7 +484,7 @@ func (l *link) probe(ev linkEvents) (time.Duration, error) {
 		b, err := l.w.readByte(deadline, nil)
 		switch {
 		case errors.Is(err, errTimeout):
-			if err := l.w.write([]byte{EOT}); err != nil {
+			if err := l.w.write([]byte{concert.EOT}); err != nil {
 				return 0, err
 			}
 			l.to(stateIdle)
@@ -493,15 +494,15 @@ func (l *link) probe(ev linkEvents) (time.Duration, error) {
 		}
 		l.w.logBytes("serial rx", []byte{b})
 		switch b {
-		case ACK:
+		case concert.ACK:
 			rtt := time.Since(start)
 			l.to(stateSendEOT)
-			if err := l.w.write([]byte{EOT}); err != nil {
+			if err := l.w.write([]byte{concert.EOT}); err != nil {
 				return 0, err
 			}
 			l.to(stateIdle)
 			return rtt, nil
-		case ENQ:
+		case concert.ENQ:
 			rtt := time.Since(start)
 			ev.step("collision on the health probe: the terminal sent ENQ; receiving its frame")
 			if err := l.receive(ev); err != nil {

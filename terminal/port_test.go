@@ -12,6 +12,7 @@ import (
 	xterm "golang.org/x/term"
 
 	"paydesk/payment"
+	"paydesk/terminal/concert"
 )
 
 // On a real serial port (go.bug.st/serial on a pseudo-terminal) a byte
@@ -40,7 +41,7 @@ func staleBytesFlushed(t *testing.T, plain bool) {
 	if _, err := xterm.MakeRaw(int(slave.Fd())); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := master.Write([]byte{ENQ}); err != nil {
+	if _, err := master.Write([]byte{concert.ENQ}); err != nil {
 		t.Fatal(err)
 	}
 	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "journal.db"), payment.JournalOptions{})
@@ -83,13 +84,13 @@ func staleBytesFlushed(t *testing.T, plain bool) {
 	}
 	// The probe: ENQ, our ACK, its EOT. Had the stale ENQ been read, the
 	// driver would take it for a collision and answer it with ACK.
-	if b := next(); b != ENQ {
+	if b := next(); b != concert.ENQ {
 		t.Fatalf("first byte from the driver 0x%02X, want the probe's ENQ", b)
 	}
-	if _, err := master.Write([]byte{ACK}); err != nil {
+	if _, err := master.Write([]byte{concert.ACK}); err != nil {
 		t.Fatal(err)
 	}
-	if b := next(); b != EOT {
+	if b := next(); b != concert.EOT {
 		t.Fatalf("after our ACK the driver sent 0x%02X, want EOT (0x06: it answered the stale ENQ)", b)
 	}
 }

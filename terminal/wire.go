@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"paydesk/terminal/concert"
 	"strings"
 	"sync"
 	"time"
@@ -194,7 +195,7 @@ func hexBytes(b []byte) string {
 	return string(out)
 }
 
-var controlNames = map[byte]string{STX: "<STX>", ETX: "<ETX>", EOT: "<EOT>", ENQ: "<ENQ>", ACK: "<ACK>", NAK: "<NAK>"}
+var controlNames = map[byte]string{concert.STX: "<STX>", concert.ETX: "<ETX>", concert.EOT: "<EOT>", concert.ENQ: "<ENQ>", concert.ACK: "<ACK>", concert.NAK: "<NAK>"}
 
 // textBytes writes b readably: printable ASCII as is, control bytes by
 // name, others as <xx>. The byte after a frame's ETX (the LRC) is always
@@ -208,9 +209,9 @@ func textBytes(b []byte) string {
 			fmt.Fprintf(&s, "<lrc %02x>", c)
 			lrc = false
 			continue
-		case c == STX:
+		case c == concert.STX:
 			inside = true
-		case c == ETX && inside:
+		case c == concert.ETX && inside:
 			inside, lrc = false, true
 		}
 		switch {
@@ -235,9 +236,9 @@ func MaskPAN(raw []byte) []byte {
 	out := append([]byte(nil), raw...)
 	i := 0
 	for i < len(out) {
-		if out[i] != STX {
+		if out[i] != concert.STX {
 			k := i
-			for k < len(out) && out[k] != STX {
+			for k < len(out) && out[k] != concert.STX {
 				k++
 			}
 			maskRuns(out[i:k])
@@ -245,7 +246,7 @@ func MaskPAN(raw []byte) []byte {
 			continue
 		}
 		end := i + 1
-		for end < len(out) && out[end] != ETX && out[end] != STX {
+		for end < len(out) && out[end] != concert.ETX && out[end] != concert.STX {
 			end++
 		}
 		data := out[i+1 : end]
@@ -259,7 +260,7 @@ func MaskPAN(raw []byte) []byte {
 			maskRuns(data)
 		}
 		i = end
-		if i < len(out) && out[i] == ETX {
+		if i < len(out) && out[i] == concert.ETX {
 			i += 2 // ETX and the LRC, whatever its value
 		}
 	}

@@ -2,9 +2,8 @@ package possim
 
 import (
 	"encoding/json"
+	"paydesk/protocol/wire"
 	"time"
-
-	"paydesk/protocol"
 )
 
 type jsonNumber = json.Number
@@ -36,9 +35,9 @@ func plan(id, freq string, minor int64, n int, feeBP int64) map[string]any {
 		details = append(details, map[string]any{
 			"installmentNumber":        i + 1,
 			"date":                     start.AddDate(0, i, 0).Format("2006-01-02"),
-			"amount":                   json.Number(protocol.FormatAmount(amt)),
-			"installmentFee":           json.Number(protocol.FormatAmount(fee)),
-			"installmentFeePercentage": json.Number(protocol.FormatAmount(feeBP)),
+			"amount":                   json.Number(wire.FormatAmount(amt)),
+			"installmentFee":           json.Number(wire.FormatAmount(fee)),
+			"installmentFeePercentage": json.Number(wire.FormatAmount(feeBP)),
 		})
 	}
 	return map[string]any{"planId": id, "frequency": freq, "totalInstallments": n, "installmentDetails": details}

@@ -19,7 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"paydesk/protocol"
+	"paydesk/protocol/wire"
 )
 
 // Outcomes documents how the simulator answers, by the cents of the amount.
@@ -87,7 +87,7 @@ type Options struct {
 type Sim struct {
 	opts   Options
 	log    *slog.Logger
-	nonces *protocol.NonceStore
+	nonces *wire.NonceStore
 
 	mu        sync.Mutex
 	conn      net.Conn
@@ -109,12 +109,12 @@ func New(opts Options) *Sim {
 		opts.BackoffBase = time.Second
 	}
 	if opts.Window <= 0 {
-		opts.Window = protocol.DefaultWindow
+		opts.Window = wire.DefaultWindow
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Sim{opts: opts, log: opts.Logger.With("sim", opts.PosID), nonces: protocol.NewNonceStore(opts.Window, 0),
+	s := &Sim{opts: opts, log: opts.Logger.With("sim", opts.PosID), nonces: wire.NewNonceStore(opts.Window, 0),
 		connected: make(chan struct{})}
 	s.seq.Store(409)
 	return s
@@ -188,8 +188,8 @@ func (s *Sim) serve(ctx context.Context, c net.Conn) error {
 		s.mu.Unlock()
 		c.Close()
 	}()
-	v := protocol.NewVerifier(s.opts.Secret, s.nonces, protocol.VerifierOptions{Window: s.opts.Window})
-	fr := protocol.NewFrameReader(c, protocol.MaxFrame)
+	v := wire.NewVerifier(s.opts.Secret, s.nonces, wire.VerifierOptions{Window: s.opts.Window})
+	fr := wire.NewFrameReader(c, wire.MaxFrame)
 	for {
 		frame, err := fr.Next()
 		if err != nil {
@@ -201,11 +201,11 @@ func (s *Sim) serve(ctx context.Context, c net.Conn) error {
 		m, err := v.Check(frame)
 		if err != nil {
 			s.log.Warn("kiosk message rejected", "err", err)
-			if errors.Is(err, protocol.ErrBadSignature) {
+			if errors.Is(err, wire.ErrBadSignature) {
 				// A POS reports a configuration problem with an error
 				// message; signed with this POS's own secret, the kiosk
 				// refuses it too, and so learns the secrets differ.
-				s.send(protocol.Payload{"type": "error", "txn_id": unverifiedTxnID(frame), "message": "Invalid signature"})
+				s.send(wire.Payload{"type": "error", "txn_id": unverifiedTxnID(frame), "message": "Invalid signature"})
 			}
 			continue
 		}
@@ -216,11 +216,11 @@ func (s *Sim) serve(ctx context.Context, c net.Conn) error {
 
 // send signs p and writes it on the current connection; when the
 // simulator is between connections it waits for the next one.
-func (s *Sim) send(p protocol.Payload) {
+func (s *Sim) send(p wire.Payload) {
 	s.write(s.line(p))
 }
 
-func (s *Sim) line(p protocol.Payload) []byte {
+func (s *Sim) line(p wire.Payload) []byte {
 	p["pos_id"] = s.opts.PosID
 	p["timestamp"] = strconv.FormatInt(time.Now().UnixMilli(), 10)
 	var nonce [16]byte
@@ -228,7 +228,7 @@ func (s *Sim) line(p protocol.Payload) []byte {
 		nonce[i] = byte(rand.Uint32())
 	}
 	p["nonce"] = fmt.Sprintf("%x", nonce)
-	env, err := protocol.Sign(p, s.opts.Secret)
+	env, err := wire.Sign(p, s.opts.Secret)
 	if err != nil {
 		s.log.Error("sign", "err", err)
 		return nil
@@ -270,20 +270,20 @@ func (s *Sim) drop() {
 	}
 }
 
-func (s *Sim) handle(c net.Conn, m *protocol.Message) {
+func (s *Sim) handle(c net.Conn, m *wire.Message) {
 	switch m.Type {
 	case "transaction_request":
 		go s.pay(m)
 	case "ipp_plan_selection":
 		go func() {
-			s.send(protocol.Payload{"type": "ack", "txn_id": m.TxnID, "status": "plan_received"})
+			s.send(wire.Payload{"type": "ack", "txn_id": m.TxnID, "status": "plan_received"})
 			sleep(s.opts.ResultDelay)
-			s.send(protocol.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "success",
+			s.send(wire.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "success",
 				"authorization_code": "AUTH456", "card_last4": "4242", "plan_id": m.PlanID,
 				"transaction_id": s.nextID()})
 		}()
 	case "cancel_transaction":
-		s.send(protocol.Payload{"type": "ack", "txn_id": m.TxnID, "status": "received"})
+		s.send(wire.Payload{"type": "ack", "txn_id": m.TxnID, "status": "received"})
 	default:
 		s.log.Warn("unknown message type from kiosk", "type", m.Type)
 	}
@@ -298,27 +298,27 @@ func sleep(d time.Duration) {
 }
 
 // pay answers a transaction request by the cents of its amount.
-func (s *Sim) pay(m *protocol.Message) {
-	minor, err := protocol.AmountMinor(m.Amount)
+func (s *Sim) pay(m *wire.Message) {
+	minor, err := wire.AmountMinor(m.Amount)
 	if err != nil {
-		s.send(protocol.Payload{"type": "error", "txn_id": m.TxnID, "message": "invalid amount " + m.Amount})
+		s.send(wire.Payload{"type": "error", "txn_id": m.TxnID, "message": "invalid amount " + m.Amount})
 		return
 	}
-	amount := protocol.FormatAmount(minor)
+	amount := wire.FormatAmount(minor)
 	num := func(text string) any { return jsonNumber(text) }
-	ack := protocol.Payload{"type": "ack", "txn_id": m.TxnID, "status": "processing"}
-	approved := protocol.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "success",
+	ack := wire.Payload{"type": "ack", "txn_id": m.TxnID, "status": "processing"}
+	approved := wire.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "success",
 		"authorization_code": fmt.Sprintf("AUTH%03d", s.seq.Load()%1000), "card_last4": "4242",
 		"transaction_id": s.nextID(), "amount": num(amount)}
-	declined := func(code string) protocol.Payload {
-		return protocol.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "failed",
+	declined := func(code string) wire.Payload {
+		return wire.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "failed",
 			"error_message": code, "amount": num(amount)}
 	}
 	ackDelay, resultDelay := s.opts.AckDelay, s.opts.ResultDelay
-	var result protocol.Payload
+	var result wire.Payload
 	cents := minor % 100
 	if m.PaymentMode == "ipp" {
-		result = protocol.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "ipp_plans",
+		result = wire.Payload{"type": "transaction_result", "txn_id": m.TxnID, "status": "ipp_plans",
 			"amount": num(amount), "plans": Plans(minor)}
 	} else {
 		switch cents {
@@ -335,9 +335,9 @@ func (s *Sim) pay(m *protocol.Message) {
 			ackDelay, resultDelay = 2*time.Second, 6*time.Second
 			result = approved
 		case 81:
-			result = protocol.Payload{"type": "error", "txn_id": m.TxnID, "message": "card reader not responding"}
+			result = wire.Payload{"type": "error", "txn_id": m.TxnID, "message": "card reader not responding"}
 		case 91:
-			approved["amount"] = num(protocol.FormatAmount(minor + 100))
+			approved["amount"] = num(wire.FormatAmount(minor + 100))
 			result = approved
 		default:
 			result = approved

@@ -36,6 +36,7 @@ import (
 
 	"paydesk/payment"
 	"paydesk/terminal"
+	"paydesk/terminal/concert"
 )
 
 // Defaults of the handler. Each is documented on its Options field.
@@ -122,7 +123,7 @@ type Handler struct {
 	user   [32]byte
 	pass   [32]byte
 	dopts  DecodeOptions
-	home   terminal.Currency // the terminal's currency: the only one taken
+	home   concert.Currency // the terminal's currency: the only one taken
 	quit   chan struct{}
 	closer sync.Once
 	wg     sync.WaitGroup
@@ -154,7 +155,7 @@ func NewHandler(opts Options) (*Handler, error) {
 	if opts.Currency == "" {
 		opts.Currency = DefaultCurrency
 	}
-	home, err := terminal.LookupCurrency(opts.Currency)
+	home, err := concert.LookupCurrency(opts.Currency)
 	if err != nil {
 		return nil, fmt.Errorf("ecr: default currency: %w", err)
 	}
@@ -396,7 +397,7 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 			h.refuseBusy(w, r, "", cur.ID)
 		case errors.Is(err, payment.ErrUnavailable):
 			h.refuse(w, r, http.StatusServiceUnavailable, CodeUnavailable, err.Error(), "")
-		case errors.Is(err, terminal.ErrBadRequest), errors.Is(err, terminal.ErrUnknownCurrency):
+		case errors.Is(err, concert.ErrBadRequest), errors.Is(err, concert.ErrUnknownCurrency):
 			h.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error(), "")
 		default:
 			h.refuse(w, r, http.StatusInternalServerError, CodeInternal, err.Error(), "")

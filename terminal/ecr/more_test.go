@@ -3,6 +3,8 @@ package ecr
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -115,25 +117,21 @@ func TestServerHonoursLocalPortAndStops(t *testing.T) {
 	}
 	// Find a free port, then give it as LOCAL_PORT.
 	probe := &Server{Port: 0, AnyPort: true, Handler: h}
-	if err := probe.Listen(); err != nil {
+	pln, err := probe.Listen()
+	if err != nil {
 		t.Fatal(err)
 	}
 	port := probe.Addr().(interface{ AddrPort() netipAddrPort }).AddrPort().Port()
-	probe.ln.Close()
+	pln.Close()
 	s := NewServer(h, Settings{LocalPort: int(port)})
+	ln, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(context.Background()) }()
+	go func() { done <- s.Serve(context.Background(), ln) }()
 	url := "http://127.0.0.1:" + itoa(int(port))
-	waitFor(t, 2*time.Second, "the server", func() bool {
-		req, _ := http.NewRequest(http.MethodGet, url+"/version", nil)
-		req.SetBasicAuth(testUser, testPass)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitForAPI(t, url)
 	req, _ := http.NewRequest(http.MethodGet, url+"/stop", nil)
 	req.SetBasicAuth(testUser, testPass)
 	resp, err := http.DefaultClient.Do(req)
@@ -151,10 +149,10 @@ func TestServerHonoursLocalPortAndStops(t *testing.T) {
 	}
 	// The port is taken: Listen says so, naming LOCAL_PORT.
 	busy := &Server{Port: 0, AnyPort: true, Handler: h}
-	busy.Listen()
-	defer busy.ln.Close()
+	bln, _ := busy.Listen()
+	defer bln.Close()
 	p2 := busy.Addr().(interface{ AddrPort() netipAddrPort }).AddrPort().Port()
-	if err := NewServer(h, Settings{LocalPort: int(p2)}).Listen(); err == nil || !strings.Contains(err.Error(), "LOCAL_PORT") {
+	if _, err := NewServer(h, Settings{LocalPort: int(p2)}).Listen(); err == nil || !strings.Contains(err.Error(), "LOCAL_PORT") {
 		t.Errorf("listen on a busy port: %v", err)
 	}
 }
@@ -202,12 +200,13 @@ func TestServerReadTimeoutDoesNotCutALongPayment(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Server{Port: 0, AnyPort: true, Handler: h, ReadTimeout: 200 * time.Millisecond}
-	if err := s.Listen(); err != nil {
+	ln, err := s.Listen()
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	go func() { done <- s.Serve(ctx, ln) }()
 	defer func() { cancel(); <-done }()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr().String()+"/", strings.NewReader(`{"amount": `+amountFor(termsim.Slow)+`}`))
 	req.SetBasicAuth(testUser, testPass)
@@ -220,4 +219,62 @@ func TestServerReadTimeoutDoesNotCutALongPayment(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&arr); err != nil || len(arr) != 1 || arr[0]["status"] != StatusSuccess {
 		t.Fatalf("slow payment through a 200 ms read timeout: %v %v", arr, err)
 	}
+}
+
+func TestServerCloseStopsServe(t *testing.T) {
+	r := newRig(t)
+	h, err := NewHandler(Options{Terminal: r.drv, Bus: r.bus, Login: testUser, Password: testPass, Logger: r.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Port: 0, AnyPort: true, Handler: h}
+	ln, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), ln) }()
+	url := "http://" + s.Addr().String()
+	waitForAPI(t, url)
+	s.Close()
+	// Close waits for Serve to stop: Serve logs its stop before it
+	// returns, so the line is there as soon as Close returns.
+	if !strings.Contains(r.logBuf.String(), "ecr api stopped") {
+		t.Fatal("Close returned before Serve had stopped")
+	}
+	// Generous: Serve has stopped already; the limit only bounds a hang.
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after Close")
+	}
+	if _, err := http.Get(url + "/version"); err == nil {
+		t.Error("the port still answers after Close")
+	}
+	// A Serve after Close does not start.
+	ln2, err := (&Server{Port: 0, AnyPort: true, Handler: h}).Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(context.Background(), ln2); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Serve after Close = %v, want net.ErrClosed", err)
+	}
+}
+
+// waitForAPI waits until the API at url answers GET /version.
+func waitForAPI(t *testing.T, url string) {
+	t.Helper()
+	waitFor(t, 2*time.Second, "the server", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, url+"/version", nil)
+		req.SetBasicAuth(testUser, testPass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"paydesk/payment"
-	"paydesk/terminal"
+	"paydesk/terminal/concert"
 )
 
 // DefaultCurrency is the currency of a payment request without one, as in
@@ -62,7 +62,7 @@ type PaymentRequest struct {
 	// "100"), echoed in the response as a JSON number.
 	AmountText json.Number
 	// Currency is the request's currency (DefaultCurrency when absent).
-	Currency terminal.Currency
+	Currency concert.Currency
 	// OrderID is the kiosk's order number, or one generated (a UUID) when
 	// the request had none.
 	OrderID string
@@ -162,7 +162,7 @@ func DecodePaymentRequest(body []byte, o DecodeOptions) (PaymentRequest, error) 
 		}
 		curCode = strings.ToUpper(s)
 	}
-	cur, err := terminal.LookupCurrency(curCode)
+	cur, err := concert.LookupCurrency(curCode)
 	if err != nil {
 		return bad("currency", "%s is not a currency the terminal is set up for", strconv.Quote(curCode))
 	}

@@ -4,10 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
+	"paydesk/terminal/concert"
 	"strings"
 	"testing"
-
-	"paydesk/terminal"
 )
 
 func TestAmountsConvertExactlyToMinorUnits(t *testing.T) {
@@ -91,13 +90,13 @@ func TestMaskReportAndLabel(t *testing.T) {
 		{"497010******1234", "497010XXXXXX1234", "Visa"},
 		{"", "", "CARTE"},
 	} {
-		a := terminal.Answer{Mode: '1', Report: tc.report}
+		a := concert.Answer{Mode: '1', Report: tc.report}
 		pan := maskReport(a)
 		if pan != tc.pan || label(a, pan) != tc.label {
 			t.Errorf("%q: %q %q, want %q %q", tc.report, pan, label(a, pan), tc.pan, tc.label)
 		}
 	}
-	c := terminal.Answer{Mode: 'C', Report: "0000000 000000000000 0000000000000"}
+	c := concert.Answer{Mode: 'C', Report: "0000000 000000000000 0000000000000"}
 	if maskReport(c) != "" || label(c, "") != "CHEQUE" {
 		t.Error("cheque")
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"paydesk/payment"
-	"paydesk/terminal"
+	"paydesk/terminal/concert"
 )
 
 // The response statuses. HiPay's document shows only "Success"; the others are
@@ -190,7 +190,7 @@ func buildResponse(pr PaymentRequest, out outcome, acceptor string, loc *time.Lo
 		Amount:               fmt.Sprintf("%08d", a.Amount),
 		Label:                fmt.Sprintf("%-16s", label(a, pan)),
 	}
-	if cur, err := terminal.LookupCurrency(a.Currency); err == nil {
+	if cur, err := concert.LookupCurrency(a.Currency); err == nil {
 		rc.CurrencyNumCode, rc.CurrencyAlphaCode, rc.CurrencyFractionPart = cur.Numeric, cur.Alpha, fmt.Sprint(cur.Decimals)
 	}
 	resp.Receipt = rc
@@ -200,16 +200,16 @@ func buildResponse(pr PaymentRequest, out outcome, acceptor string, loc *time.Lo
 
 // answerOf finds the terminal's answer in a final event's raw bytes (the
 // frame as received, possibly with noise around it).
-func answerOf(raw []byte) (terminal.Answer, bool) {
-	i := bytes.IndexByte(raw, terminal.STX)
+func answerOf(raw []byte) (concert.Answer, bool) {
+	i := bytes.IndexByte(raw, concert.STX)
 	if i < 0 {
-		return terminal.Answer{}, false
+		return concert.Answer{}, false
 	}
-	j := bytes.IndexByte(raw[i+1:], terminal.ETX)
+	j := bytes.IndexByte(raw[i+1:], concert.ETX)
 	if j < 0 {
-		return terminal.Answer{}, false
+		return concert.Answer{}, false
 	}
-	a, err := terminal.ParseAnswer(raw[i+1 : i+1+j])
+	a, err := concert.ParseAnswer(raw[i+1 : i+1+j])
 	return a, err == nil
 }
 
@@ -217,7 +217,7 @@ func answerOf(raw []byte) (terminal.Answer, bool) {
 // a card report (the first six only for a full-length number, 13 digits
 // or more), as HiPay's "123456XXXXXX7890"; everything else becomes 'X'.
 // A report the driver or terminal already masked keeps its X's.
-func maskReport(a terminal.Answer) string {
+func maskReport(a concert.Answer) string {
 	if a.Mode == 'C' {
 		return "" // a cheque's CMC7 line is not a card number
 	}
@@ -248,7 +248,7 @@ func maskReport(a terminal.Answer) string {
 }
 
 // label guesses the brand from the card number's first digits.
-func label(a terminal.Answer, pan string) string {
+func label(a concert.Answer, pan string) string {
 	if a.Mode == 'C' {
 		return "CHEQUE"
 	}
@@ -270,7 +270,7 @@ func label(a terminal.Answer, pan string) string {
 
 // ticket writes the customer ticket as '|'-separated lines, after
 // HiPay's sample, from the fields paydesk knows.
-func ticket(rc *Receipt, a terminal.Answer, st payment.Status, t time.Time) string {
+func ticket(rc *Receipt, a concert.Answer, st payment.Status, t time.Time) string {
 	var lines []string
 	if a.Mode == 'C' {
 		lines = append(lines, "CHEQUE")
@@ -284,7 +284,7 @@ func ticket(rc *Receipt, a terminal.Answer, st payment.Status, t time.Time) stri
 	if rc.PrimaryAccountNumber != "" {
 		lines = append(lines, rc.PrimaryAccountNumber)
 	}
-	cur, err := terminal.LookupCurrency(a.Currency)
+	cur, err := concert.LookupCurrency(a.Currency)
 	amount := fmt.Sprint(a.Amount)
 	if err == nil {
 		amount = strings.Replace(formatMajor(a.Amount, cur.Decimals), ".", ",", 1) + " " + cur.Alpha

@@ -22,7 +22,7 @@ const (
 	DefaultLocalPort = 8080
 	// DefaultReadTimeout is Server.ReadTimeout's default.
 	DefaultReadTimeout = 30 * time.Second
-	// ShutdownTimeout bounds the graceful shutdown when Serve's context ends.
+	// ShutdownTimeout bounds the graceful shutdown when Serve stops.
 	ShutdownTimeout = 5 * time.Second
 )
 
@@ -48,6 +48,11 @@ type Server struct {
 
 	mu sync.Mutex
 	ln net.Listener
+	// stop ends the running Serve (Close calls it); closed is set by
+	// Close, after which Serve refuses to start.
+	stop   context.CancelFunc
+	served chan struct{}
+	closed bool
 }
 
 // NewServer returns a server for h on the settings' LOCAL_PORT (the
@@ -56,13 +61,9 @@ func NewServer(h *Handler, s Settings) *Server {
 	return &Server{Host: DefaultHost, Port: s.LocalPort, Handler: h}
 }
 
-// Listen binds the port, so a busy port is reported before Serve.
-func (s *Server) Listen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		return nil
-	}
+// Listen binds Host:Port (LOCAL_PORT), so a busy port is reported before
+// Serve.
+func (s *Server) Listen() (net.Listener, error) {
 	port := s.Port
 	if port == 0 && !s.AnyPort {
 		port = DefaultLocalPort
@@ -74,13 +75,15 @@ func (s *Server) Listen() error {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("ecr api: listen on %s (LOCAL_PORT): %w", addr, err)
+		return nil, fmt.Errorf("ecr api: listen on %s (LOCAL_PORT): %w", addr, err)
 	}
+	s.mu.Lock()
 	s.ln = ln
-	return nil
+	s.mu.Unlock()
+	return ln, nil
 }
 
-// Addr is the bound address, once Listen succeeded.
+// Addr is the bound address, once Listen succeeded or Serve started.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,17 +93,27 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Serve listens (if Listen was not called) and serves until ctx ends or
-// GET /stop (when the handler has no Stop of its own), running the
-// outbox meanwhile. On return the handler is closed; the outbox file is
-// left open for the caller to Close.
-func (s *Server) Serve(ctx context.Context) error {
+// Serve serves the API on ln until ctx ends, Close is called, or GET
+// /stop (when the handler has no Stop of its own), running the outbox
+// meanwhile. It closes ln. On return the handler is closed; the outbox
+// file is left open for the caller to Close.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.Handler == nil {
+		ln.Close()
 		return errors.New("ecr api: no handler")
 	}
-	if err := s.Listen(); err != nil {
-		return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan struct{})
+	defer close(served)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
 	}
+	s.ln, s.stop, s.served = ln, cancel, served
+	s.mu.Unlock()
 	log := s.Logger
 	if log == nil {
 		log = s.Handler.log
@@ -108,8 +121,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.ReadTimeout <= 0 {
 		s.ReadTimeout = DefaultReadTimeout
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	if s.Handler.opts.Stop == nil {
 		s.Handler.opts.Stop = cancel
 	}
@@ -131,8 +142,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
-	log.Info("ecr api listening", "addr", s.ln.Addr().String())
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("ecr api listening", "addr", ln.Addr().String())
 	var err error
 	select {
 	case <-ctx.Done():
@@ -149,4 +160,19 @@ func (s *Server) Serve(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// Close stops the running Serve, as its context ending does, and waits
+// for it to return; a Serve called after it returns at once. It may be
+// called more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	stop, served := s.stop, s.served
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-served
+	}
+	return nil
 }

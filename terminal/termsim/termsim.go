@@ -4,7 +4,8 @@
 // /dev/ttyACM0. What the simulated terminal does is chosen by the amount
 // (see Outcomes), the way payment sandboxes choose outcomes.
 //
-// It can also serve any io.ReadWriter (Serve), for tests over pipes.
+// It can also serve any io.ReadWriter (Serve), for tests over pipes. It
+// imports only the Concert codec (package concert), not the driver.
 package termsim
 
 import (
@@ -19,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"paydesk/terminal"
+	"paydesk/terminal/concert"
 )
 
 // Behaviour is what the simulated terminal does with one payment.
@@ -180,7 +181,7 @@ type Stats struct {
 	ENQIgnore int // ENQs ignored while busy
 	Sessions  int // ENQ/EOT sessions opened by the ECR
 	// LastRequest is the last request decoded.
-	LastRequest terminal.Request
+	LastRequest concert.Request
 }
 
 // Sim is a simulated terminal.
@@ -379,7 +380,7 @@ func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 		if err != nil {
 			return err
 		}
-		if b != terminal.ENQ {
+		if b != concert.ENQ {
 			s.log.Debug("sim: ignored byte in idle", "byte", fmt.Sprintf("%02x", b))
 			continue
 		}
@@ -398,10 +399,10 @@ func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 		if held != nil {
 			// Collision: answer the ECR's ENQ with our own and send first.
 			s.log.Info("sim: collision, sending the held answer first")
-			if err := c.write(terminal.ENQ); err != nil {
+			if err := c.write(concert.ENQ); err != nil {
 				return err
 			}
-			if b, err := c.read(ctx, s.opts.Timeout); err != nil || b != terminal.ACK {
+			if b, err := c.read(ctx, s.opts.Timeout); err != nil || b != concert.ACK {
 				s.log.Info("sim: collision not yielded", "byte", b, "err", err)
 				continue
 			}
@@ -440,11 +441,11 @@ func (s *Sim) deliverLate(ctx context.Context, c *conn) error {
 // session plays one ECR session after its ENQ: ACK, the request, EOT, then
 // the answer as the behaviour says.
 func (s *Sim) session(ctx context.Context, c *conn) error {
-	if err := c.write(terminal.ACK); err != nil {
+	if err := c.write(concert.ACK); err != nil {
 		return err
 	}
 	naks := 0
-	var q terminal.Request
+	var q concert.Request
 	var bh Behaviour
 	for {
 		// An EOT instead of a frame ends the session (the ECR's ENQ/EOT
@@ -458,16 +459,16 @@ func (s *Sim) session(ctx context.Context, c *conn) error {
 			s.log.Info("sim: no request frame", "err", err)
 			return nil
 		}
-		if first == terminal.EOT {
+		if first == concert.EOT {
 			s.log.Debug("sim: session ended by EOT")
 			return nil
 		}
 		c.buf = append([]byte{first}, c.buf...)
-		data, _, err := terminal.ReadFrame(c)
+		data, _, err := concert.ReadFrame(c)
 		if err != nil {
-			if errors.Is(err, terminal.ErrBadLRC) || errors.Is(err, terminal.ErrBadData) {
+			if errors.Is(err, concert.ErrBadLRC) || errors.Is(err, concert.ErrBadData) {
 				s.count(func(st *Stats) { st.NAKsSent++ })
-				if err := c.write(terminal.NAK); err != nil {
+				if err := c.write(concert.NAK); err != nil {
 					return err
 				}
 				continue
@@ -478,10 +479,10 @@ func (s *Sim) session(ctx context.Context, c *conn) error {
 			s.log.Info("sim: no request frame", "err", err)
 			return nil // EOT or silence: the ECR ended the session
 		}
-		q, err = terminal.ParseRequest(data)
+		q, err = concert.ParseRequest(data)
 		if err != nil {
 			s.log.Info("sim: bad request", "err", err)
-			if err := c.write(terminal.NAK); err != nil {
+			if err := c.write(concert.NAK); err != nil {
 				return err
 			}
 			continue
@@ -502,7 +503,7 @@ func (s *Sim) session(ctx context.Context, c *conn) error {
 		if bh == NAKAlways || (bh == NAKOnce && naks == 0) {
 			naks++
 			s.count(func(st *Stats) { st.NAKsSent++ })
-			if err := c.write(terminal.NAK); err != nil {
+			if err := c.write(concert.NAK); err != nil {
 				return err
 			}
 			continue
@@ -512,7 +513,7 @@ func (s *Sim) session(ctx context.Context, c *conn) error {
 				return err
 			}
 		}
-		if err := c.write(terminal.ACK); err != nil {
+		if err := c.write(concert.ACK); err != nil {
 			return err
 		}
 		break
@@ -578,7 +579,7 @@ func (s *Sim) ignoreUntilEOT(ctx context.Context, c *conn) {
 	wait := max(4*s.opts.Timeout, 2*time.Second)
 	for {
 		b, err := c.read(ctx, wait)
-		if err != nil || b == terminal.EOT {
+		if err != nil || b == concert.EOT {
 			return
 		}
 	}
@@ -587,7 +588,7 @@ func (s *Sim) ignoreUntilEOT(ctx context.Context, c *conn) {
 func (s *Sim) waitEOT(ctx context.Context, c *conn) {
 	for {
 		b, err := c.read(ctx, s.opts.Timeout)
-		if err != nil || b == terminal.EOT {
+		if err != nil || b == concert.EOT {
 			return
 		}
 	}
@@ -601,34 +602,34 @@ func (s *Sim) phase2(ctx context.Context, c *conn, data []byte, bh Behaviour) er
 				return err
 			}
 		}
-		if err := c.write(terminal.ENQ); err != nil {
+		if err := c.write(concert.ENQ); err != nil {
 			return err
 		}
 		b, err := c.read(ctx, s.opts.Timeout)
-		if err == nil && b == terminal.ACK {
+		if err == nil && b == concert.ACK {
 			break
 		}
 		if isClosed(err) || ctx.Err() != nil {
 			return err
 		}
-		if err == nil && b == terminal.ENQ {
+		if err == nil && b == concert.ENQ {
 			// The ECR wants to send too: we go first, as a terminal with a
 			// result does; it yields.
 			continue
 		}
 		if attempt == 2 {
 			s.log.Info("sim: the ECR never ACKed our ENQ; answer dropped")
-			c.write(terminal.EOT)
+			c.write(concert.EOT)
 			return nil
 		}
-		c.write(terminal.EOT)
+		c.write(concert.EOT)
 	}
 	return s.sendAnswer(ctx, c, data, bh)
 }
 
 // sendAnswer sends the answer frame after the ECR ACKed our ENQ.
 func (s *Sim) sendAnswer(ctx context.Context, c *conn, data []byte, bh Behaviour) error {
-	good := terminal.Frame(data)
+	good := concert.Frame(data)
 	for copyN := 1; ; copyN++ {
 		f := bytes.Clone(good)
 		if bh == CorruptAlways || (bh == CorruptOnce && copyN == 1) {
@@ -664,12 +665,12 @@ func (s *Sim) sendAnswer(ctx context.Context, c *conn, data []byte, bh Behaviour
 			return nil
 		}
 		switch b {
-		case terminal.ACK:
-		case terminal.NAK:
+		case concert.ACK:
+		case concert.NAK:
 			s.count(func(st *Stats) { st.NAKsRecv++ })
 			if copyN >= 3 {
 				// Three sends, then EOT, as the ECR does with its own frame.
-				return c.write(terminal.EOT)
+				return c.write(concert.EOT)
 			}
 			continue
 		default: // EOT: the ECR gave up
@@ -683,11 +684,11 @@ func (s *Sim) sendAnswer(ctx context.Context, c *conn, data []byte, bh Behaviour
 	if bh == MissingEOT {
 		return nil
 	}
-	return c.write(terminal.EOT)
+	return c.write(concert.EOT)
 }
 
 // answer builds the terminal's answer to q for the behaviour.
-func answer(q terminal.Request, bh Behaviour) []byte {
+func answer(q concert.Request, bh Behaviour) []byte {
 	status, amount, mode, report, private := byte('0'), q.Amount, byte('1'), PAN, q.Private
 	switch bh {
 	case Refuse, SlowAbandon:

@@ -1,4 +1,4 @@
-package protocol
+package wire
 
 import (
 	"crypto/hmac"
@@ -162,29 +162,9 @@ func appendPayloadValue(dst []byte, v any, depth int) ([]byte, error) {
 		}
 		return out, nil
 	case []any:
-		dst = append(dst, '[')
-		for i, e := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var err error
-			if dst, err = appendPayloadValue(dst, e, depth+1); err != nil {
-				return dst, fmt.Errorf("[%d]: %w", i, err)
-			}
-		}
-		return append(dst, ']'), nil
+		return appendPayloadArray(dst, x, depth)
 	case []string:
-		dst = append(dst, '[')
-		for i, e := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var err error
-			if dst, err = appendPayloadValue(dst, e, depth+1); err != nil {
-				return dst, fmt.Errorf("[%d]: %w", i, err)
-			}
-		}
-		return append(dst, ']'), nil
+		return appendPayloadArray(dst, x, depth)
 	case Payload:
 		return appendPayloadValue(dst, map[string]any(x), depth)
 	case map[string]any:
@@ -213,4 +193,20 @@ func appendPayloadValue(dst []byte, v any, depth int) ([]byte, error) {
 		return append(dst, '}'), nil
 	}
 	return dst, fmt.Errorf("value of type %T: %w", v, ErrUnsupportedValue)
+}
+
+// appendPayloadArray appends xs as a JSON array, each element as
+// appendPayloadValue writes it.
+func appendPayloadArray[T any](dst []byte, xs []T, depth int) ([]byte, error) {
+	dst = append(dst, '[')
+	for i, e := range xs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		if dst, err = appendPayloadValue(dst, e, depth+1); err != nil {
+			return dst, fmt.Errorf("[%d]: %w", i, err)
+		}
+	}
+	return append(dst, ']'), nil
 }

@@ -1,11 +1,13 @@
-// Package terminal drives an unattended card terminal over a serial link
-// with the French Concert protocol (V2, protocol E and E+), as the
-// terminals behind HiPay's unattended ECR connector speak it.
+// Package concert is the codec of the French Concert serial protocol (V2,
+// protocol E and E+), as the card terminals behind HiPay's unattended ECR
+// connector speak it: the control bytes, frames with their LRC, the V2
+// payment request and the V2 answer, and the currencies' numeric codes.
 //
-// This file holds the wire format: control bytes, frames with their LRC,
-// the V2 request and the V2 answer. The session state machine and the
-// port handling build on it.
-package terminal
+// It holds no state and does no I/O beyond reading one frame from a
+// reader: the card terminal rail (package terminal) and the terminal
+// simulator (package termsim) both build on it, and the simulator imports
+// only this package, not the rail.
+package concert
 
 import (
 	"bytes"
