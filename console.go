@@ -153,7 +153,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	defer cancel()
 	// Every long-running part is started by renv.goRun and stopped, in
 	// reverse order, by renv.stop; see rails.go.
-	renv := &railEnv{ctx: ctx, bus: bus, log: log, file: file, demo: demo, dir: demoDir, journal: cfg.journal, maxMinor: cfg.maxMinor}
+	renv := &railEnv{bus: bus, log: log, file: file, demo: demo, dir: demoDir, journal: cfg.journal, maxMinor: cfg.maxMinor}
 	defer renv.stop()
 	renv.goRun("POS link", func(ctx context.Context) error { return srv.Serve(ctx, ln) }, func() { srv.Close() })
 	addr := ln.Addr().String()
@@ -184,7 +184,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	} else if tr != nil {
 		rails.Terminal = tr
 	}
-	if mr, err := mp.start(renv); err != nil {
+	if mr, err := mp.start(ctx, renv); err != nil {
 		return err
 	} else if mr != nil {
 		rails.MPesa = mr

@@ -53,7 +53,7 @@ func (m *mpesaSettings) register(fs *flag.FlagSet) {
 // start runs the M-Pesa rail and its callback server (in the demo,
 // against the fake Daraja started in-process), or returns nil when no
 // shortcode is configured. The settings' rules are mpesa.Settings'.
-func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
+func (m *mpesaSettings) start(ctx context.Context, e *railEnv) (*mpesa.Rail, error) {
 	s := m.Settings
 	for _, sec := range []struct {
 		name string
@@ -65,7 +65,7 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 		}
 		*sec.to = v
 	}
-	if e.demo && s.ShortCode == "" && s.BaseURL == "" && !demoDaraja(e, &s) {
+	if e.demo && s.ShortCode == "" && s.BaseURL == "" && !demoDaraja(ctx, e, &s) {
 		return nil, nil
 	}
 	if s.ShortCode == "" {
@@ -81,7 +81,7 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 		return nil, err
 	}
 	rail := o.Rail
-	if err := rail.Recover(e.ctx, e.bus.Journal()); err != nil {
+	if err := rail.Recover(ctx, e.bus.Journal()); err != nil {
 		o.Listener.Close()
 		rail.Close()
 		return nil, err
@@ -91,15 +91,15 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 	e.log.Info("M-Pesa rail started", "base_url", o.BaseURL, "shortcode", s.ShortCode, "type", s.Kind,
 		"callback_listen", addr, "public_url", o.PublicURL)
 	go func() {
-		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if err := o.Client.Ping(ctx); err != nil && e.ctx.Err() == nil {
+		if err := o.Client.Ping(pctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("Daraja refused the credentials or is unreachable", "err", err)
 		}
 	}()
 	if s.RegisterC2B {
-		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
-		_, err := rail.RegisterC2B(ctx, s.C2BVersion, s.ResponseType)
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := rail.RegisterC2B(rctx, s.C2BVersion, s.ResponseType)
 		cancel()
 		if err != nil {
 			e.log.Warn("C2B URL registration failed", "err", err)
@@ -114,9 +114,9 @@ func (m *mpesaSettings) start(e *railEnv) (*mpesa.Rail, error) {
 
 // demoDaraja starts the fake Daraja in-process and points s at it; it
 // reports false (with a note) when the fake could not start.
-func demoDaraja(e *railEnv, s *mpesa.Settings) bool {
+func demoDaraja(ctx context.Context, e *railEnv, s *mpesa.Settings) bool {
 	fake := sandbox.New(sandbox.Options{Logger: e.log, PromptDelay: 3 * time.Second, PromptTTL: 20 * time.Second, C2BVersion: "any"})
-	ctx, stop := context.WithCancel(e.ctx)
+	ctx, stop := context.WithCancel(ctx)
 	url, done, err := fake.Listen(ctx, "127.0.0.1:0")
 	if err != nil {
 		stop()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,10 +24,9 @@ func TestTerminalAPIKeepsTheConsoleRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus := payment.NewBus(j, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &railEnv{ctx: ctx, bus: bus, log: slog.New(slog.DiscardHandler), journal: filepath.Join(dir, "journal.db"),
+	e := &railEnv{bus: bus, log: slog.New(slog.DiscardHandler), journal: filepath.Join(dir, "journal.db"),
 		file: &fileConfig{values: map[string]string{"terminal-api-password": "pw"}}, maxMinor: 5_000_000}
-	defer func() { cancel(); e.stop(); bus.Close(); j.Close() }()
+	defer func() { e.stop(); bus.Close(); j.Close() }()
 	ts := terminalSettings{port: filepath.Join(dir, "no-such-tty"), baud: 9600, format: "8N1", pos: 1, currency: "EUR",
 		protocol: "E+", answer: "full", resultTimeout: time.Minute, apiListen: "127.0.0.1:0", apiLogin: "kiosk"}
 	if _, err := ts.start(e); err != nil {

@@ -20,9 +20,6 @@ import (
 // started one way, goRun, and stopped one way, stop: its context is made
 // by goRun and cancelled by stop, in reverse order of starting.
 type railEnv struct {
-	// ctx ends when the console exits. Known gap: only the M-Pesa wiring
-	// (rail_mpesa.go) still reads it; goRun does not.
-	ctx  context.Context
 	bus  *payment.Bus
 	log  *slog.Logger
 	file *fileConfig
