@@ -86,10 +86,14 @@ type Model struct {
 
 	width, height int
 	screen        screen
-	cursor        int
-	mode          payment.Mode
-	railName      string // the rail of the payment being entered or shown
-	amount        textinput.Model
+	// payScreen is the screen of the payment shown (waiting, plans or
+	// its result), scrMenu when there is none; the operator may look at
+	// another screen meanwhile and come back with the Payment key.
+	payScreen screen
+	cursor    int
+	mode      payment.Mode
+	railName  string // the rail of the payment being entered or shown
+	amount    textinput.Model
 	// phone is asked before the amount on rails that prompt a phone.
 	phone    textinput.Model
 	askPhone bool
@@ -158,10 +162,12 @@ func New(cfg Config, rail Rail, bus *payment.Bus) Model {
 	ph.Placeholder = "0712 345 678"
 	ph.CharLimit = 20
 	ph.Width = 20
+	hm := help.New()
+	hm.FullSeparator = "   " // four columns of keys fit 80 columns
 	sp := spinner.New()
 	sp.Spinner = spinner.Line
 	m := Model{cfg: cfg, rail: rail, bus: bus, sub: bus.Subscribe(0), keys: DefaultKeyMap(), styles: DefaultStyles(),
-		help: help.New(), amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView(), tillv: newTillView()}
+		help: hm, amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView(), tillv: newTillView()}
 	m.refresh()
 	return m
 }
@@ -253,7 +259,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.txn, m.txnAmount, m.started = msg.id, msg.amount, m.cfg.Now()
 		m.steps, m.sentPlaceholder = []string{"request sent"}, true
-		m.screen = scrWaiting
+		m.screen, m.payScreen = scrWaiting, scrWaiting
 		early := m.early
 		m.early = nil
 		for _, ev := range early {
@@ -398,11 +404,32 @@ func (m *Model) apply(ev payment.Event) {
 	}
 	switch {
 	case ev.Status == payment.StatusPlansOffered:
-		m.plans, m.planCursor, m.screen = ev.Plans, 0, scrPlans
+		m.plans, m.planCursor = ev.Plans, 0
+		m.showPay(scrPlans)
 	case ev.Status.Final() || ev.Status == payment.StatusUnknown:
-		m.result, m.screen, m.confirmCanc = ev, scrResult, false
+		m.result, m.confirmCanc = ev, false
+		m.showPay(scrResult)
 		m.refresh()
 	}
+}
+
+// showPay moves the payment to screen s; the operator sees it at once
+// when they are on the payment, else when they come back to it.
+func (m *Model) showPay(s screen) {
+	if m.screen == m.payScreen {
+		m.screen = s
+	}
+	m.payScreen = s
+}
+
+// away is set while a payment is shown on a screen the operator left.
+func (m Model) away() bool {
+	return m.payScreen != scrMenu && m.screen != m.payScreen
+}
+
+// paying is set while the payment shown has not ended.
+func (m Model) paying() bool {
+	return m.payScreen == scrWaiting || m.payScreen == scrPlans
 }
 
 // applyUnrecorded shows on the payment's screen that one of its writes
@@ -417,12 +444,13 @@ func (m *Model) applyUnrecorded(ev payment.Event) {
 	}
 	m.result = payment.Event{Kind: payment.KindUnrecorded, TxnID: ev.TxnID, Rail: ev.Rail, Status: payment.StatusUnknown,
 		Detail: ev.Detail, Result: &payment.Result{Reason: "outcome not recorded in the journal"}}
-	m.screen, m.confirmCanc = scrResult, false
+	m.confirmCanc = false
+	m.showPay(scrResult)
 	m.refresh()
 }
 
 func (m Model) inFlight() bool {
-	return len(m.flights) > 0 || m.screen == scrWaiting || m.screen == scrPlans
+	return len(m.flights) > 0 || m.paying()
 }
 
 // key handles a key press on the current screen.
@@ -437,12 +465,21 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	}
-	if key.Matches(k, km.Help) && m.screen != scrAmount {
+	typing := m.screen == scrAmount || (m.screen == scrTill && m.tillv.assigning)
+	if key.Matches(k, km.Help) && !typing {
 		m.help.ShowAll = !m.help.ShowAll
+		return m, nil
+	}
+	if m.help.ShowAll && key.Matches(k, km.Back) {
+		m.help.ShowAll = false
 		return m, nil
 	}
 	if k.Type == tea.KeyCtrlC {
 		return m.quit()
+	}
+	if m.away() && !typing && key.Matches(k, km.Payment) {
+		m.screen, m.errLine = m.payScreen, ""
+		return m, nil
 	}
 	switch m.screen {
 	case scrMenu:
@@ -454,7 +491,7 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case scrPlans:
 		return m.plansKey(k)
 	case scrResult:
-		m.screen, m.txn, m.notice = scrMenu, "", ""
+		m.screen, m.payScreen, m.txn, m.notice = scrMenu, scrMenu, "", ""
 		return m, nil
 	case scrStatus:
 		if key.Matches(k, km.Back, km.Status, km.Enter) {
@@ -544,7 +581,7 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		pick = m.cursor
 	default:
 		for i, it := range items {
-			if k.String() == it.key {
+			if key.Matches(k, km.menu(it.act)) {
 				pick = i
 			}
 		}
@@ -556,10 +593,16 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	m.cursor = pick
-	it := items[pick]
+	return m.choose(items[pick])
+}
+
+// choose does what a menu item does.
+func (m Model) choose(it menuItem) (tea.Model, tea.Cmd) {
 	switch {
 	case m.disabled(it) != "":
 		m.errLine = it.label + ": " + m.disabled(it)
+	case it.mode != "" && m.paying():
+		m.errLine = "a payment is in flight: " + label(m.keys.Payment) + " goes back to it"
 	case it.mode != "":
 		m.mode, m.railName, m.screen, m.amountErr = it.mode, it.rail, scrAmount, ""
 		m.amount.SetValue("")
@@ -573,28 +616,30 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 		m.askPhone = false
 		return m, m.amount.Focus()
-	case it.key == "5":
+	case it.act == actCancel && m.payScreen == scrWaiting:
+		m.screen, m.confirmCanc = scrWaiting, true
+	case it.act == actCancel:
 		m.errLine = "no payment in flight to cancel"
-	case it.key == "6":
+	case it.act == actStatus:
 		m.refresh()
 		m.screen = scrStatus
-	case it.key == "7":
+	case it.act == actQuit:
 		return m.quit()
-	case it.key == "j":
+	case it.act == actJournal:
 		if err := m.journal.load(m.bus.Journal()); err != nil {
 			m.errLine = err.Error()
 			return m, nil
 		}
 		m.journal.open = nil
 		m.screen = scrJournal
-	case it.key == "l":
+	case it.act == actLog:
 		m.screen = scrLog
-	case it.key == "w":
+	case it.act == actConnect:
 		m.screen = scrConnect
-	case it == displayItem:
+	case it.act == actDisplays:
 		m.refresh()
 		m.displayCursor, m.screen = 0, scrDisplays
-	case it.key == tillItem.key:
+	case it.act == actTill:
 		m.refresh()
 		m.tillv.cursor, m.tillv.assigning = 0, false
 		m.screen = scrTill
@@ -719,6 +764,15 @@ func (m Model) waitingKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.confirmCanc = true
 	case key.Matches(k, km.Quit):
 		return m.quit()
+	case key.Matches(k, km.Back):
+		// Look away; the payment runs on, and the Payment key comes back.
+		m.screen = scrMenu
+	case key.Matches(k, km.Journal):
+		return m.choose(menuItem{act: actJournal})
+	case key.Matches(k, km.Log):
+		return m.choose(menuItem{act: actLog})
+	case key.Matches(k, km.Status):
+		return m.choose(menuItem{act: actStatus})
 	}
 	return m, nil
 }
@@ -732,15 +786,15 @@ func (m Model) plansKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.planCursor = (m.planCursor + 1) % len(m.plans)
 	case key.Matches(k, km.Enter):
 		rail, id, plan := m.rail, m.txn, m.plans[m.planCursor].ID
-		m.screen = scrWaiting
+		m.screen, m.payScreen = scrWaiting, scrWaiting
 		return m, func() tea.Msg {
 			if err := rail.SelectPlan(id, plan); err != nil {
 				return errMsg{err}
 			}
 			return nil
 		}
-	case key.Matches(k, km.Back), k.String() == "q":
-		m.screen = scrWaiting
+	case key.Matches(k, km.Back, km.Quit):
+		m.screen, m.payScreen = scrWaiting, scrWaiting
 		return m, m.cancelCmd()
 	}
 	return m, nil

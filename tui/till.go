@@ -13,7 +13,7 @@ import (
 
 // tillItem opens the till payments view; it is listed only when the
 // M-Pesa rail reports till payments (payment.Till).
-var tillItem = menuItem{"m", "Till payments (M-Pesa)", "", ""}
+var tillItem = menuItem{actTill, "Till payments (M-Pesa)", "", ""}
 
 // tillView is the state of the till payments screen: the selected
 // payment, and the sale reference typed to assign it.

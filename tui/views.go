@@ -14,25 +14,26 @@ import (
 // menuItem is one line of the menu: a hot key, and either a payment mode
 // on a rail or an action.
 type menuItem struct {
-	key, label string
-	mode       payment.Mode
+	act   action
+	label string
+	mode  payment.Mode
 	// rail runs the item's payments: railPOS, railTerminal or railMPesa.
 	rail string
 }
 
 var menuItems = []menuItem{
-	{"1", "Card Payment", payment.ModeCard, railPOS},
-	{"2", "Buy Now Pay Later (BNPL)", payment.ModeBNPL, railPOS},
-	{"3", "DuitNow QR", payment.ModeDuitNowQR, railPOS},
-	{"4", "Installment Payment (IPP)", payment.ModeIPP, railPOS},
-	{"5", "Cancel Transaction", "", ""},
-	{"6", "Show Status", "", ""},
-	{"7", "Exit", "", ""},
-	{"8", "Card on unattended terminal", payment.ModeCard, railTerminal},
-	{"9", "M-Pesa STK Push", payment.ModeSTKPush, railMPesa},
-	{"j", "Journal", "", ""},
-	{"l", "Event log", "", ""},
-	{"w", "Where POS terminals connect (QR code)", "", ""},
+	{actCard, "Card Payment", payment.ModeCard, railPOS},
+	{actBNPL, "Buy Now Pay Later (BNPL)", payment.ModeBNPL, railPOS},
+	{actQR, "DuitNow QR", payment.ModeDuitNowQR, railPOS},
+	{actIPP, "Installment Payment (IPP)", payment.ModeIPP, railPOS},
+	{actCancel, "Cancel Transaction", "", ""},
+	{actStatus, "Show Status", "", ""},
+	{actQuit, "Exit", "", ""},
+	{actTerminal, "Card on unattended terminal", payment.ModeCard, railTerminal},
+	{actMPesa, "M-Pesa STK Push", payment.ModeSTKPush, railMPesa},
+	{actJournal, "Journal", "", ""},
+	{actLog, "Event log", "", ""},
+	{actConnect, "Where POS terminals connect (QR code)", "", ""},
 }
 
 // disabled says why an item cannot be used now; "" when it can.
@@ -86,7 +87,49 @@ func (m Model) View() string {
 	if w := m.writesView(); w != "" && m.screen != scrStatus {
 		footer = w + "\n" + footer
 	}
-	return clip(lipgloss.JoinVertical(lipgloss.Left, m.headerView(), "", body, "", footer), m.width)
+	header := m.headerView()
+	if m.height > 0 {
+		body = fitBody(body, m.height-lipgloss.Height(header)-lipgloss.Height(footer)-2, m.bodyFocus())
+	}
+	return clip(lipgloss.JoinVertical(lipgloss.Left, header, "", body, "", footer), m.width)
+}
+
+// bodyFocus is the line of the body that must stay in view: the selected
+// item.
+func (m Model) bodyFocus() int {
+	switch m.screen {
+	case scrMenu:
+		return m.cursor
+	case scrPlans:
+		return m.planCursor + 1
+	}
+	return 0
+}
+
+// fitBody cuts the body to rows lines around line focus, so a small
+// window scrolls the body and keeps the header and the footer; an arrow
+// marks where lines were left out.
+func fitBody(body string, rows, focus int) string {
+	lines := strings.Split(body, "\n")
+	if len(lines) <= rows {
+		return body
+	}
+	if rows <= 0 {
+		return ""
+	}
+	start := 0
+	if focus >= rows {
+		start = focus - rows + 1
+	}
+	end := start + rows
+	lines = lines[start:end:end]
+	if start > 0 && focus != start && rows > 1 {
+		lines[0] = "  ↑ more"
+	}
+	if end < len(strings.Split(body, "\n")) && focus != end-1 && rows > 1 {
+		lines[rows-1] = "  ↓ more"
+	}
+	return strings.Join(lines, "\n")
 }
 
 // clip cuts every line to the window's width. A line that wrapped would
@@ -122,10 +165,27 @@ const devSecretWarning = "! public development secret: set PAYDESK_SECRET or --s
 // warnLines is how many lines the development secret's warning takes in
 // the header, for the screens that fit a list to the window.
 func (m Model) warnLines() int {
+	n := 0
 	if m.cfg.DevSecret {
-		return 1
+		n++
 	}
-	return 0
+	if m.away() {
+		n++
+	}
+	return n
+}
+
+// awayLine is the header's line while the operator looks away from a
+// payment: which one, how it stands, and the key that goes back to it.
+func (m Model) awayLine() string {
+	state := "in flight"
+	switch m.payScreen {
+	case scrPlans:
+		state = "plans offered"
+	case scrResult:
+		state = strings.ToUpper(strings.ReplaceAll(string(m.result.Status), "_", " "))
+	}
+	return fmt.Sprintf("%s: back to %s %s %s, %s", label(m.keys.Payment), m.txn, modeNames[m.mode], m.txnAmount, state)
 }
 
 func (m Model) headerView() string {
@@ -141,6 +201,9 @@ func (m Model) headerView() string {
 	}
 	if m.cfg.DevSecret {
 		h += "\n" + s.ErrorText.Render(devSecretWarning)
+	}
+	if m.away() {
+		h += "\n" + s.Pending.Render(m.awayLine())
 	}
 	// The other rails' health goes on a line of its own, so the header
 	// fits 80 columns however many rails there are.
@@ -170,7 +233,7 @@ func (m Model) menuView() string {
 	s := m.styles
 	var b strings.Builder
 	for i, it := range m.items() {
-		line := fmt.Sprintf("%s. %s", it.key, it.label)
+		line := fmt.Sprintf("%s. %s", label(m.keys.menu(it.act)), it.label)
 		why := m.disabled(it)
 		switch {
 		case why != "":
@@ -459,6 +522,14 @@ func (m Model) statusView() string {
 // helpFor adapts the model's screen to bubbles/help.
 type helpFor struct{ m Model }
 
+// payment is the Payment binding, listed only while the operator looks
+// away from a payment.
+func (h helpFor) payment() key.Binding {
+	b := h.m.keys.Payment
+	b.SetEnabled(h.m.away())
+	return b
+}
+
 // ShortHelp lists the keys that do something on the current screen.
 func (h helpFor) ShortHelp() []key.Binding {
 	km := h.m.keys
@@ -469,13 +540,13 @@ func (h helpFor) ShortHelp() []key.Binding {
 		}
 		return []key.Binding{km.Enter, km.Back}
 	case scrWaiting:
-		return []key.Binding{km.Cancel, km.Help, km.Quit}
+		return []key.Binding{km.Cancel, withHelp(km.Back, "look away"), km.Help, km.Quit}
 	case scrPlans:
-		return []key.Binding{km.Up, km.Down, km.Enter, key.NewBinding(key.WithKeys("q", "esc"), key.WithHelp("q/esc", "cancel payment"))}
+		return []key.Binding{km.Up, km.Down, km.Enter, withHelp(bothKeys(km.Quit, km.Back), "cancel payment")}
 	case scrResult:
 		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
 	case scrStatus:
-		return []key.Binding{km.Back, km.Quit}
+		return []key.Binding{km.Back, h.payment(), km.Quit}
 	case scrJournal:
 		if j := h.m.journal; j.open != nil {
 			var keys []key.Binding
@@ -485,29 +556,52 @@ func (h helpFor) ShortHelp() []key.Binding {
 			if j.open.Status == payment.StatusUnknown {
 				keys = append(keys, km.Approve, km.Decline)
 			}
-			return append(keys, km.Back)
+			return append(keys, km.Back, h.payment())
 		}
-		return []key.Binding{km.Up, km.Down, km.Enter, km.Back}
+		return []key.Binding{km.Up, km.Down, km.Enter, km.Back, h.payment()}
 	case scrLog:
-		return []key.Binding{km.Up, km.Down, km.Back}
+		return []key.Binding{km.Up, km.Down, km.Back, h.payment()}
 	case scrConnect:
 		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
 	case scrDisplays:
-		return []key.Binding{km.Up, km.Down, km.Enter, km.ResetDisplay, km.Back}
+		return []key.Binding{km.Up, km.Down, km.Enter, km.ResetDisplay, km.Back, h.payment()}
 	case scrTill:
 		if h.m.tillv.assigning {
 			return []key.Binding{km.Enter, km.Back}
 		}
-		return []key.Binding{km.Up, km.Down, km.Assign, km.Back}
+		return []key.Binding{km.Up, km.Down, km.Assign, km.Back, h.payment()}
 	}
-	return []key.Binding{km.Card, km.BNPL, km.QR, km.IPP, km.Status, km.Journal, km.Log, km.Help, km.Quit}
+	return []key.Binding{h.payment(), km.Card, km.BNPL, km.QR, km.IPP, km.Status, km.Journal, km.Log, km.Help, km.Quit}
 }
 
-// FullHelp lists every key of the screen, grouped.
+// only is b, listed only when on is set (its screen exists).
+func (h helpFor) only(b key.Binding, on bool) key.Binding {
+	b.SetEnabled(on)
+	return b
+}
+
+// withHelp is b described as desc on one screen.
+func withHelp(b key.Binding, desc string) key.Binding {
+	b.SetHelp(b.Help().Key, desc)
+	return b
+}
+
+// bothKeys is a binding for the keys of a and b, shown as "a/b".
+func bothKeys(a, b key.Binding) key.Binding {
+	return key.NewBinding(key.WithKeys(append(a.Keys(), b.Keys()...)...), key.WithHelp(a.Help().Key+"/"+b.Help().Key, ""))
+}
+
+// FullHelp lists every key of the screen, grouped; on the menu it lists
+// every key of the console, with the other screens' keys under them.
 func (h helpFor) FullHelp() [][]key.Binding {
 	km := h.m.keys
 	if h.m.screen == scrMenu {
-		return [][]key.Binding{{km.Card, km.BNPL, km.QR, km.IPP}, {km.Cancel, km.Status, km.Journal, km.Log, km.Quit}, {km.Up, km.Down, km.Enter, km.Help}}
+		return [][]key.Binding{
+			{km.Card, km.BNPL, km.QR, km.IPP, km.Terminal, km.MPesa, km.Cancel},
+			{km.Status, km.Journal, km.Log, km.Connect, h.only(km.Till, h.m.till() != nil), h.only(km.Displays, h.m.cfg.Displays != nil), h.payment()},
+			{km.Up, km.Down, km.Enter, km.Back, km.Help, km.Target, km.Quit},
+			{km.Yes, km.No, km.Ask, km.Approve, km.Decline, km.Assign, km.ResetDisplay},
+		}
 	}
 	return [][]key.Binding{h.ShortHelp()}
 }
