@@ -155,11 +155,11 @@ func New(cfg Config, rail Rail, bus *payment.Bus) Model {
 		cfg.Currency = payment.DefaultCurrency
 	}
 	ti := textinput.New()
-	ti.Placeholder = "25.50"
+	ti.Placeholder = "e.g. 25.50"
 	ti.CharLimit = 16
 	ti.Width = 16
 	ph := textinput.New()
-	ph.Placeholder = "0712 345 678"
+	ph.Placeholder = "e.g. 0712 345 678"
 	ph.CharLimit = 20
 	ph.Width = 20
 	hm := help.New()
@@ -309,6 +309,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		for i, t := range m.journal.txns {
 			if t.ID == msg.id {
 				m.journal.tbl.SetCursor(i)
+				m.journal.mark()
 				m.journal.openSelected(m.bus.Journal())
 			}
 		}
@@ -553,6 +554,7 @@ func (m Model) journalKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	default:
 		var cmd tea.Cmd
 		j.tbl, cmd = j.tbl.Update(k)
+		j.mark()
 		return m, cmd
 	}
 	return m, nil
@@ -607,9 +609,9 @@ func (m Model) choose(it menuItem) (tea.Model, tea.Cmd) {
 		m.mode, m.railName, m.screen, m.amountErr = it.mode, it.rail, scrAmount, ""
 		m.amount.SetValue("")
 		// M-Pesa takes whole shillings: the example says so.
-		m.amount.Placeholder = "25.50"
+		m.amount.Placeholder = "e.g. 25.50"
 		if it.rail == railMPesa {
-			m.amount.Placeholder = "150"
+			m.amount.Placeholder = "e.g. 150"
 			m.askPhone = true
 			m.phone.SetValue("")
 			return m, m.phone.Focus()

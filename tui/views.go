@@ -297,7 +297,7 @@ func (m Model) amountView() string {
 	}
 	v := s.Title.Render(title) + "\n\n"
 	if m.railName == railMPesa {
-		v += "Customer's phone: " + m.phone.View() + "\n"
+		v += "Customer's phone: " + m.inputView(m.phone) + "\n"
 		if m.askPhone {
 			if m.amountErr != "" {
 				v += s.ErrorText.Render(m.amountErr) + "\n"
@@ -305,7 +305,7 @@ func (m Model) amountView() string {
 			return strings.TrimRight(v, "\n")
 		}
 	}
-	v += "Amount (" + cur + "): " + m.amount.View()
+	v += "Amount (" + cur + "): " + m.inputView(m.amount)
 	if m.amountErr != "" {
 		v += "\n" + s.ErrorText.Render(m.amountErr)
 	}
