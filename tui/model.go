@@ -5,6 +5,7 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -253,8 +254,12 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, waitForEvent(m.sub.C())
 	case startedMsg:
 		if msg.err != nil {
-			m.screen = scrMenu
-			m.errLine = msg.err.Error()
+			// The form stays as typed, the refusal under it: the
+			// operator corrects it or goes back, nothing is retyped.
+			m.amountErr = msg.err.Error()
+			if m.screen == scrAmount && !m.askPhone {
+				return m, m.amount.Focus()
+			}
 			return m, nil
 		}
 		m.txn, m.txnAmount, m.started = msg.id, msg.amount, m.cfg.Now()
@@ -653,8 +658,12 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if m.askPhone {
 		return m.phoneKey(k)
 	}
-	cur := m.railCurrency(m.railName)
 	switch {
+	case key.Matches(k, m.keys.Back) && m.railName == railMPesa:
+		// One field back: the phone, as typed.
+		m.amount.Blur()
+		m.askPhone, m.amountErr = true, ""
+		return m, m.phone.Focus()
 	case key.Matches(k, m.keys.Back):
 		m.amount.Blur()
 		m.screen = scrMenu
@@ -663,7 +672,7 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.target = m.nextTarget()
 		return m, nil
 	case key.Matches(k, m.keys.Enter):
-		amt, err := payment.ParseAmount(m.amount.Value(), cur, m.cfg.MaxMinor)
+		amt, err := m.checkAmount(m.amount.Value())
 		if err != nil {
 			m.amountErr = err.Error()
 			return m, nil
@@ -683,11 +692,25 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	m.amount, cmd = m.amount.Update(k)
 	m.amountErr = ""
 	if v := m.amount.Value(); v != "" {
-		if _, err := payment.ParseAmount(v, cur, m.cfg.MaxMinor); err != nil {
+		if _, err := m.checkAmount(v); err != nil {
 			m.amountErr = err.Error()
 		}
 	}
 	return m, cmd
+}
+
+// checkAmount reads an amount for the rail of the form. M-Pesa STK Push
+// takes whole shillings, so a fraction is refused as it is typed.
+func (m Model) checkAmount(v string) (payment.Money, error) {
+	cur := m.railCurrency(m.railName)
+	amt, err := payment.ParseAmount(v, cur, m.cfg.MaxMinor)
+	if err != nil {
+		return amt, err
+	}
+	if unit := payment.MinorPerUnit(cur); m.railName == railMPesa && amt.Minor%unit != 0 {
+		return payment.Money{}, fmt.Errorf("M-Pesa takes whole shillings: enter %d, not %s", amt.Minor/unit, strings.TrimSpace(v))
+	}
+	return amt, nil
 }
 
 // phoneKey takes the customer's phone number before the amount. A rail
@@ -781,6 +804,17 @@ func (m Model) waitingKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 
 func (m Model) plansKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	km := m.keys
+	if m.confirmCanc {
+		switch {
+		case key.Matches(k, km.Yes):
+			m.confirmCanc = false
+			m.screen, m.payScreen = scrWaiting, scrWaiting
+			return m, m.cancelCmd()
+		case key.Matches(k, km.No):
+			m.confirmCanc = false
+		}
+		return m, nil
+	}
 	switch {
 	case key.Matches(k, km.Up):
 		m.planCursor = (m.planCursor + len(m.plans) - 1) % len(m.plans)
@@ -795,9 +829,10 @@ func (m Model) plansKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			}
 			return nil
 		}
-	case key.Matches(k, km.Back, km.Quit):
-		m.screen, m.payScreen = scrWaiting, scrWaiting
-		return m, m.cancelCmd()
+	case key.Matches(k, km.Back, km.Quit, km.Cancel):
+		// The customer's payment is cancelled only once the operator
+		// says so, as on the waiting view.
+		m.confirmCanc = true
 	}
 	return m, nil
 }

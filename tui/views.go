@@ -300,14 +300,15 @@ func (m Model) amountView() string {
 		v += "Customer's phone: " + m.inputView(m.phone) + "\n"
 		if m.askPhone {
 			if m.amountErr != "" {
-				v += s.ErrorText.Render(m.amountErr) + "\n"
+				v += s.ErrorText.Render(wrap("! "+m.amountErr, m.width)) + "\n"
 			}
 			return strings.TrimRight(v, "\n")
 		}
 	}
 	v += "Amount (" + cur + "): " + m.inputView(m.amount)
 	if m.amountErr != "" {
-		v += "\n" + s.ErrorText.Render(m.amountErr)
+		// "!" marks the refusal where colour does not show.
+		v += "\n" + s.ErrorText.Render(wrap("! "+m.amountErr, m.width))
 	}
 	if len(m.peers) > 1 && m.railName == railPOS {
 		v += "\n\nPOS: " + s.Selected.Render(m.targetLabel()) + s.Muted.Render(fmt.Sprintf("  (%d connected; tab: next)", len(m.peers)))
@@ -379,7 +380,14 @@ func (m Model) plansView() string {
 		}
 		d.WriteString("\n")
 	}
-	return lipgloss.JoinHorizontal(lipgloss.Top, list.String(), "  ", s.Box.Render(strings.TrimRight(d.String(), "\n")))
+	v := lipgloss.JoinHorizontal(lipgloss.Top, list.String(), "  ", s.Box.Render(strings.TrimRight(d.String(), "\n")))
+	if left, ok := m.flight(); ok {
+		v = s.Muted.Render(left) + "\n" + v
+	}
+	if m.confirmCanc {
+		v += "\n" + s.Pending.Render(wrap(cancelNote(m.railName), m.width))
+	}
+	return v
 }
 
 // maxUnrecordedShown is how many failed journal writes every screen lists
@@ -542,7 +550,7 @@ func (h helpFor) ShortHelp() []key.Binding {
 	case scrWaiting:
 		return []key.Binding{km.Cancel, withHelp(km.Back, "look away"), km.Help, km.Quit}
 	case scrPlans:
-		return []key.Binding{km.Up, km.Down, km.Enter, withHelp(bothKeys(km.Quit, km.Back), "cancel payment")}
+		return []key.Binding{km.Up, km.Down, km.Enter, withHelp(anyOf(km.Cancel, km.Quit, km.Back), "cancel payment")}
 	case scrResult:
 		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
 	case scrStatus:
@@ -586,9 +594,13 @@ func withHelp(b key.Binding, desc string) key.Binding {
 	return b
 }
 
-// bothKeys is a binding for the keys of a and b, shown as "a/b".
-func bothKeys(a, b key.Binding) key.Binding {
-	return key.NewBinding(key.WithKeys(append(a.Keys(), b.Keys()...)...), key.WithHelp(a.Help().Key+"/"+b.Help().Key, ""))
+// anyOf is a binding for the keys of bs, shown as "a/b/…".
+func anyOf(bs ...key.Binding) key.Binding {
+	var keys, help []string
+	for _, b := range bs {
+		keys, help = append(keys, b.Keys()...), append(help, b.Help().Key)
+	}
+	return key.NewBinding(key.WithKeys(keys...), key.WithHelp(strings.Join(help, "/"), ""))
 }
 
 // FullHelp lists every key of the screen, grouped; on the menu it lists
