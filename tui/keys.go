@@ -21,6 +21,8 @@ type KeyMap struct {
 	Terminal, MPesa, Connect, Displays key.Binding
 	// Payment returns to the payment in flight from another screen.
 	Payment key.Binding
+	// Notes shows the demo's notes; PageUp and PageDown scroll them.
+	Notes, PageUp, PageDown key.Binding
 }
 
 // DefaultKeyMap keeps kiosk.py's menu numbers as hot keys.
@@ -56,6 +58,9 @@ func DefaultKeyMap() *KeyMap {
 	km.Connect = key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "connect a POS"))
 	km.Displays = key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "displays"))
 	km.Payment = key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "back to payment"))
+	km.Notes = key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "demo notes"))
+	km.PageUp = key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "page up"))
+	km.PageDown = key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "page down"))
 	return km
 }
 
@@ -78,13 +83,14 @@ const (
 	actConnect
 	actTill
 	actDisplays
+	actNotes
 )
 
 // menu returns the binding of a menu item's action.
 func (km *KeyMap) menu(a action) key.Binding {
 	return [...]key.Binding{actCard: km.Card, actBNPL: km.BNPL, actQR: km.QR, actIPP: km.IPP, actCancel: km.Cancel,
 		actStatus: km.Status, actQuit: km.Quit, actTerminal: km.Terminal, actMPesa: km.MPesa, actJournal: km.Journal,
-		actLog: km.Log, actConnect: km.Connect, actTill: km.Till, actDisplays: km.Displays}[a]
+		actLog: km.Log, actConnect: km.Connect, actTill: km.Till, actDisplays: km.Displays, actNotes: km.Notes}[a]
 }
 
 // label is the key a binding shows in the menu: its first key.

@@ -14,7 +14,9 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/spinner"
 	"github.com/charmbracelet/bubbles/textinput"
+	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	"paydesk/payment"
 	"paydesk/protocol"
@@ -72,6 +74,7 @@ const (
 	scrConnect
 	scrDisplays
 	scrTill
+	scrNotes
 )
 
 // Model is the root model; it owns the screen state and delegates drawing
@@ -145,6 +148,8 @@ type Model struct {
 	displayCursor int
 	// tills are the M-Pesa till payments, newest first.
 	tills []payment.TillPayment
+	// notes shows the demo's notes, scrolled.
+	notes viewport.Model
 }
 
 // New returns the console. Run it with tea.NewProgram(m, tea.WithAltScreen()).
@@ -169,8 +174,20 @@ func New(cfg Config, rail Rail, bus *payment.Bus) Model {
 	sp.Spinner = spinner.Line
 	m := Model{cfg: cfg, rail: rail, bus: bus, sub: bus.Subscribe(0), keys: DefaultKeyMap(), styles: DefaultStyles(),
 		help: hm, amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView(), tillv: newTillView()}
+	m.notes = viewport.New(80, 10)
+	m.notes.SetContent(cfg.DemoNotes)
 	m.refresh()
+	m.resize()
 	return m
+}
+
+// resize fits the scrolled lists to the window: the journal's table and
+// the notes take the rows the header and the footer leave.
+func (m *Model) resize() {
+	rows := m.height - lipgloss.Height(m.headerView()) - 4 // blank, title, blank, footer
+	m.journal.tbl.SetHeight(max(rows, 3))
+	m.journal.tbl.SetWidth(m.width)
+	m.notes.Width, m.notes.Height = m.width, max(rows, 1)
 }
 
 // eventMsg carries one journaled event from the bus.
@@ -238,6 +255,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		m.help.Width = msg.Width
+		m.resize()
 		return m, nil
 	case tickMsg:
 		m.refresh()
@@ -515,6 +533,20 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m.displaysKey(k)
 	case scrTill:
 		return m.tillKey(k)
+	case scrNotes:
+		switch {
+		case key.Matches(k, km.Back, km.Notes):
+			m.screen = scrMenu
+		case key.Matches(k, km.Up):
+			m.notes.ScrollUp(1)
+		case key.Matches(k, km.Down):
+			m.notes.ScrollDown(1)
+		case key.Matches(k, km.PageUp):
+			m.notes.PageUp()
+		case key.Matches(k, km.PageDown):
+			m.notes.PageDown()
+		}
+		return m, nil
 	case scrLog:
 		if key.Matches(k, km.Back, km.Log) {
 			m.screen = scrMenu
@@ -595,6 +627,12 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		if key.Matches(k, km.Quit) && pick < 0 {
 			return m.quit()
 		}
+		if key.Matches(k, km.Notes) && m.cfg.DemoNotes != "" {
+			m.resize()
+			m.notes.GotoTop()
+			m.screen = scrNotes
+			return m, nil
+		}
 	}
 	if pick < 0 {
 		return m, nil
@@ -639,6 +677,7 @@ func (m Model) choose(it menuItem) (tea.Model, tea.Cmd) {
 		}
 		m.journal.open = nil
 		m.screen = scrJournal
+		m.resize()
 	case it.act == actLog:
 		m.screen = scrLog
 	case it.act == actConnect:

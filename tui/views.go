@@ -75,6 +75,8 @@ func (m Model) View() string {
 		body = m.displaysView()
 	case scrTill:
 		body = m.tillScreen()
+	case scrNotes:
+		body = m.styles.Title.Render("Demo notes") + "\n" + m.notes.View()
 	case scrLog:
 		body = m.styles.Title.Render("Event log") + "\n" + m.log.view(m.width, max(m.height-6-m.warnLines(), 3))
 	}
@@ -117,6 +119,21 @@ func fitBody(body string, rows, focus int) string {
 	if rows <= 0 {
 		return ""
 	}
+	// First the blank lines go, the focus moving up with the text.
+	var dense []string
+	f := focus
+	for i, l := range lines {
+		if strings.TrimSpace(l) != "" || i == focus {
+			dense = append(dense, l)
+		} else if i < focus {
+			f--
+		}
+	}
+	if len(dense) <= rows {
+		return strings.Join(dense, "\n")
+	}
+	lines, focus = dense, f
+	body = strings.Join(lines, "\n")
 	start := 0
 	if focus >= rows {
 		start = focus - rows + 1
@@ -195,9 +212,16 @@ func (m Model) headerView() string {
 	if n == 0 {
 		state = s.Pending.Render("waiting for a POS")
 	}
-	h := s.Header.Render("paydesk "+m.cfg.KioskID) + s.Muted.Render("  listening on "+m.cfg.Listen+"  ") + state
+	h := s.Header.Render("paydesk "+m.cfg.KioskID) + s.Muted.Render("  listening on "+m.cfg.Listen)
 	if m.cfg.Demo {
 		h = s.Demo.Render("DEMO ") + h
+	}
+	// A narrow window puts the POS state on a line of its own rather
+	// than cut it.
+	if m.width > 0 && lipgloss.Width(h)+2+lipgloss.Width(state) > m.width {
+		h = wrap(h, m.width) + "\n" + state
+	} else {
+		h += "  " + state
 	}
 	if m.cfg.DevSecret {
 		h += "\n" + s.ErrorText.Render(devSecretWarning)
@@ -452,7 +476,7 @@ func (m Model) resultView() string {
 		}
 	}
 	line := payment.ResultLine(m.txn, ev.Status, m.txnAmount, ev.Result)
-	return v + "\n" + s.Muted.Render(line)
+	return v + "\n" + s.Muted.Render(wrap(line, m.width))
 }
 
 // plural is "1 transaction", "2 transactions".
@@ -578,8 +602,24 @@ func (h helpFor) ShortHelp() []key.Binding {
 			return []key.Binding{km.Enter, km.Back}
 		}
 		return []key.Binding{km.Up, km.Down, km.Assign, km.Back, h.payment()}
+	case scrNotes:
+		return []key.Binding{km.Up, km.Down, km.PageUp, km.PageDown, km.Back}
 	}
-	return []key.Binding{h.payment(), km.Card, km.BNPL, km.QR, km.IPP, km.Status, km.Journal, km.Log, km.Help, km.Quit}
+	// The menu lists its own items: the footer keeps help and quit first,
+	// so a narrow window does not cut them.
+	return []key.Binding{h.payment(), km.Help, km.Quit, anyOfHelp("↑/↓", "move", km.Up, km.Down), km.Enter, h.notes()}
+}
+
+// notes is the Notes binding, listed when there are demo notes.
+func (h helpFor) notes() key.Binding {
+	return h.only(h.m.keys.Notes, h.m.cfg.DemoNotes != "")
+}
+
+// anyOfHelp is anyOf bs shown as k and desc.
+func anyOfHelp(k, desc string, bs ...key.Binding) key.Binding {
+	b := anyOf(bs...)
+	b.SetHelp(k, desc)
+	return b
 }
 
 // only is b, listed only when on is set (its screen exists).
@@ -609,9 +649,9 @@ func (h helpFor) FullHelp() [][]key.Binding {
 	km := h.m.keys
 	if h.m.screen == scrMenu {
 		return [][]key.Binding{
-			{km.Card, km.BNPL, km.QR, km.IPP, km.Terminal, km.MPesa, km.Cancel},
-			{km.Status, km.Journal, km.Log, km.Connect, h.only(km.Till, h.m.till() != nil), h.only(km.Displays, h.m.cfg.Displays != nil), h.payment()},
-			{km.Up, km.Down, km.Enter, km.Back, km.Help, km.Target, km.Quit},
+			{km.Card, km.BNPL, km.QR, km.IPP, km.Terminal, km.MPesa, km.Cancel, km.Status, km.Quit},
+			{km.Journal, km.Log, km.Connect, h.only(km.Till, h.m.till() != nil), h.only(km.Displays, h.m.cfg.Displays != nil), h.notes(), h.payment()},
+			{km.Up, km.Down, km.PageUp, km.PageDown, km.Enter, km.Back, km.Help, km.Target},
 			{km.Yes, km.No, km.Ask, km.Approve, km.Decline, km.Assign, km.ResetDisplay},
 		}
 	}
