@@ -77,8 +77,8 @@ func TestFullHelpListsEveryBinding(t *testing.T) {
 	// With a payment in flight and the operator away from it, so the key
 	// back to it is listed too.
 	next, _ := m.Update(startedMsg{id: "TXN1795340000000", amount: payment.Money{Minor: 2550, Currency: "MYR"}})
-	m = keys(next.(Model), "esc", "?")
-	m.height = 60
+	// 80 columns: the full help must fit them, not lose a column.
+	m = keys(sized(next.(Model), 80, 60), "esc", "?")
 	view := m.View()
 	km := reflect.ValueOf(*m.keys)
 	for i := range km.NumField() {
