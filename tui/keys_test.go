@@ -142,6 +142,16 @@ func TestLookAwayFromAPaymentInFlight(t *testing.T) {
 	if back := keys(a, "p"); back.screen != scrResult {
 		t.Errorf("p after the outcome came: screen %d, want the result", back.screen)
 	}
+	// 5 on the menu goes back to it and asks before cancelling; so it
+	// does when the plans came while the operator looked away.
+	if got := keys(m, "esc", "5"); got.screen != scrWaiting || !got.confirmCanc {
+		t.Errorf("5 while away: screen %d, asking %v; want the waiting view asking", got.screen, got.confirmCanc)
+	}
+	plans := send(keys(m, "j"), eventMsg{Kind: payment.KindTransition, TxnID: "TXN1795340000000", Status: payment.StatusPlansOffered,
+		Plans: []payment.Plan{{ID: "IPP_3M"}}})
+	if got := keys(plans, "esc", "5"); got.screen != scrPlans || !got.confirmCanc {
+		t.Errorf("5 while away from the plans: screen %d, asking %v; want the plans asking", got.screen, got.confirmCanc)
+	}
 	// A new payment is not started over the one in flight.
 	if got := keys(m, "esc", "2"); got.screen == scrAmount {
 		t.Error("a second payment was started while one is in flight")

@@ -661,8 +661,8 @@ func (m Model) choose(it menuItem) (tea.Model, tea.Cmd) {
 		}
 		m.askPhone = false
 		return m, m.amount.Focus()
-	case it.act == actCancel && m.payScreen == scrWaiting:
-		m.screen, m.confirmCanc = scrWaiting, true
+	case it.act == actCancel && m.paying():
+		m.screen, m.confirmCanc = m.payScreen, true
 	case it.act == actCancel:
 		m.errLine = "no payment in flight to cancel"
 	case it.act == actStatus:
