@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"context"
+	"fmt"
 	"reflect"
 	"regexp"
 	"strings"
@@ -155,5 +157,31 @@ func TestLookAwayFromAPaymentInFlight(t *testing.T) {
 	// A new payment is not started over the one in flight.
 	if got := keys(m, "esc", "2"); got.screen == scrAmount {
 		t.Error("a second payment was started while one is in flight")
+	}
+}
+
+// The journal list and the event log move with the keymap's keys only:
+// the bubbles table's and viewport's own keys (f, b, d, u, space, g)
+// are not in the help, so they do nothing.
+func TestListsMoveWithTheKeymapOnly(t *testing.T) {
+	bus := testBus(t)
+	for i := range 40 {
+		if _, err := bus.Publish(context.Background(), payment.Event{Time: clock, Kind: payment.KindTransition,
+			TxnID: fmt.Sprintf("TXN17953400000%02d", i), Rail: payment.RailPOS, Status: payment.StatusCreated, Mode: payment.ModeCard,
+			Amount: payment.Money{Minor: 100, Currency: "MYR"}, Peer: "POS001"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := keys(sized(New(testConfig(), &fakeRail{}, bus), 80, 24), "j")
+	for _, k := range []string{"f", "b", "d", "u", " ", "g", "G"} {
+		if got := keys(m, k).journal.tbl.Cursor(); got != 0 {
+			t.Errorf("%q moved the journal's selection to %d", k, got)
+		}
+	}
+	if got := send(m, tea.KeyMsg{Type: tea.KeyPgDown}).journal.tbl.Cursor(); got < 10 {
+		t.Errorf("pgdown moved the journal's selection to %d, want a page down", got)
+	}
+	if got := send(m, tea.KeyMsg{Type: tea.KeyDown}).journal.tbl.Cursor(); got != 1 {
+		t.Errorf("down moved the journal's selection to %d, want 1", got)
 	}
 }

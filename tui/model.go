@@ -552,9 +552,18 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.screen = scrMenu
 			return m, nil
 		}
-		var cmd tea.Cmd
-		m.log.vp, cmd = m.log.vp.Update(k)
-		return m, cmd
+		// The keymap's keys, which the help lists, not the viewport's own.
+		switch {
+		case key.Matches(k, km.Up):
+			m.log.vp.ScrollUp(1)
+		case key.Matches(k, km.Down):
+			m.log.vp.ScrollDown(1)
+		case key.Matches(k, km.PageUp):
+			m.log.vp.PageUp()
+		case key.Matches(k, km.PageDown):
+			m.log.vp.PageDown()
+		}
+		return m, nil
 	}
 	return m, nil
 }
@@ -588,12 +597,18 @@ func (m Model) journalKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		if err := j.openSelected(m.bus.Journal()); err != nil {
 			m.errLine = err.Error()
 		}
-	default:
-		var cmd tea.Cmd
-		j.tbl, cmd = j.tbl.Update(k)
-		j.mark()
-		return m, cmd
+	// The table moves with the keymap's keys, which the help lists, not
+	// with its own (f, d, G…).
+	case key.Matches(k, km.Up):
+		j.tbl.MoveUp(1)
+	case key.Matches(k, km.Down):
+		j.tbl.MoveDown(1)
+	case key.Matches(k, km.PageUp):
+		j.tbl.MoveUp(j.tbl.Height())
+	case key.Matches(k, km.PageDown):
+		j.tbl.MoveDown(j.tbl.Height())
 	}
+	j.mark()
 	return m, nil
 }
 

@@ -590,9 +590,9 @@ func (h helpFor) ShortHelp() []key.Binding {
 			}
 			return append(keys, km.Back, h.payment())
 		}
-		return []key.Binding{km.Up, km.Down, km.Enter, km.Back, h.payment()}
+		return []key.Binding{h.move(), h.page(), km.Enter, km.Back, h.payment()}
 	case scrLog:
-		return []key.Binding{km.Up, km.Down, km.Back, h.payment()}
+		return []key.Binding{h.move(), h.page(), km.Back, h.payment()}
 	case scrConnect:
 		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
 	case scrDisplays:
@@ -603,11 +603,21 @@ func (h helpFor) ShortHelp() []key.Binding {
 		}
 		return []key.Binding{km.Up, km.Down, km.Assign, km.Back, h.payment()}
 	case scrNotes:
-		return []key.Binding{km.Up, km.Down, km.PageUp, km.PageDown, km.Back}
+		return []key.Binding{h.move(), h.page(), km.Back}
 	}
 	// The menu lists its own items: the footer keeps help and quit first,
 	// so a narrow window does not cut them.
-	return []key.Binding{h.payment(), km.Help, km.Quit, anyOfHelp("↑/↓", "move", km.Up, km.Down), km.Enter, h.notes()}
+	return []key.Binding{h.payment(), km.Help, km.Quit, h.move(), km.Enter, h.notes()}
+}
+
+// move and page are the arrows and the page keys, in one entry each so
+// a footer fits a narrow window.
+func (h helpFor) move() key.Binding {
+	return anyOfHelp(h.m.keys.Up.Help().Key+"/"+h.m.keys.Down.Help().Key, "move", h.m.keys.Up, h.m.keys.Down)
+}
+
+func (h helpFor) page() key.Binding {
+	return anyOfHelp(h.m.keys.PageUp.Help().Key+"/"+h.m.keys.PageDown.Help().Key, "page", h.m.keys.PageUp, h.m.keys.PageDown)
 }
 
 // notes is the Notes binding, listed when there are demo notes.
