@@ -48,13 +48,20 @@ func (s *tmuxSession) run(args ...string) string {
 // waitFor polls the screen until it shows text, and returns that screen.
 func (s *tmuxSession) waitFor(text string) string {
 	s.t.Helper()
+	return s.waitUntil(fmt.Sprintf("%q", text), func(screen string) bool { return strings.Contains(screen, text) })
+}
+
+// waitUntil polls the screen until ok holds for it, and returns that
+// screen; what names the wait in the failure.
+func (s *tmuxSession) waitUntil(what string, ok func(screen string) bool) string {
+	s.t.Helper()
 	deadline := time.Now().Add(s.wait)
 	for time.Now().Before(deadline) {
-		if screen := s.run("capture-pane", "-p", "-t", "t"); strings.Contains(screen, text) {
+		if screen := s.run("capture-pane", "-p", "-t", "t"); ok(screen) {
 			return screen
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("no %q on screen:\n%s", text, s.run("capture-pane", "-p", "-t", "t"))
+	s.t.Fatalf("no %s on screen:\n%s", what, s.run("capture-pane", "-p", "-t", "t"))
 	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -101,4 +102,124 @@ func TestPlainQuitAtTheKeyboardWithATerminalPaymentInFlight(t *testing.T) {
 	if !strings.Contains(screen, "stays in the journal") {
 		t.Errorf("no word on the payment in flight:\n%s", screen)
 	}
+}
+
+// consoleKeys are the keys README.md documents for the full-screen
+// console: the single characters and named keys in backticks in its
+// section.
+func consoleKeys(t *testing.T) []string {
+	t.Helper()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "### The full-screen console")
+	if !ok {
+		t.Fatal("README.md has no section on the full-screen console")
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	named := map[string]bool{"tab": true, "esc": true, "enter": true, "pgup": true, "pgdn": true}
+	var keys []string
+	for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(section, -1) {
+		if k := m[1]; regexp.MustCompile(`^[0-9a-z?]$`).MatchString(k) || named[k] {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) < 10 {
+		t.Fatalf("only %d keys found in README.md's console section: %q", len(keys), keys)
+	}
+	return keys
+}
+
+// menuLine is a menu item as drawn: "> 1. Card Payment" or "  j. Journal".
+var menuLine = regexp.MustCompile(`^(> |  )\S\. `)
+
+// TestTUIEveryMenuItemAt80x24 walks every menu item of the demo at 80×24
+// in tmux: each screen keeps the header's first line, and the full help
+// (?) lists every key README.md documents for the console.
+func TestTUIEveryMenuItemAt80x24(t *testing.T) {
+	bin := binary(t)
+	journal := filepath.Join(t.TempDir(), "journal.db")
+	tm := startTmux(t, "walk", fmt.Sprintf("'%s' demo --journal '%s'; echo paydesk-exit=$?; sleep 30", bin, journal), 15*time.Second)
+	tmux, waitFor := tm.run, tm.waitFor
+	waitFor("1 POS connected")
+	// The other rails come up after the POS; wait for the card terminal.
+	waitFor("terminal ready")
+
+	tmux("send-keys", "-t", "t", "?")
+	help := fullHelp(waitFor("ask the rail")) // only the full help says it
+	for _, k := range consoleKeys(t) {
+		if k == "p" {
+			continue // listed while a payment runs: checked below
+		}
+		shown := map[string]string{"esc": "esc", "enter": "enter", "tab": "tab", "pgup": "pgup", "pgdn": "pgdn"}[k]
+		if shown == "" {
+			shown = k
+		}
+		// A key in the help stands before its description, alone or in
+		// a group such as 5/c.
+		if !regexp.MustCompile(`(^|\s|/)` + regexp.QuoteMeta(shown) + `(/\S+)?\s+\S`).MatchString(help) {
+			t.Errorf("README.md's key %q is not in the full help:\n%s", k, help)
+		}
+	}
+	// The menu's own footer: a screen reached from it no longer shows it,
+	// and text that is also a menu item (Journal) is only then its title.
+	const menuFooter = "? help • 7/q quit"
+	onMenu := func() string {
+		return tm.waitUntil("the menu", func(s string) bool { return strings.Contains(s, menuFooter) })
+	}
+	tmux("send-keys", "-t", "t", "Escape")
+	onMenu() // one key at a time: Escape then 1 would read as alt+1
+
+	for _, item := range []struct{ key, text, back string }{
+		{"1", "Amount (RM)", "Escape"}, {"2", "Amount (RM)", "Escape"}, {"3", "Amount (RM)", "Escape"},
+		{"4", "Amount (RM)", "Escape"}, {"5", "no payment in flight to cancel", ""}, {"6", "Connected POS", "Escape"},
+		{"8", "Amount (EUR)", "Escape"}, {"9", "Customer's phone", "Escape"}, {"j", "Journal", "Escape"},
+		{"l", "Event log", "Escape"}, {"w", "Connect a POS terminal", "x"}, {"m", "Till payments", "Escape"},
+		{"v", "Customer displays", "Escape"}, {"n", "Demo notes", "Escape"},
+	} {
+		tmux("send-keys", "-t", "t", item.key)
+		screen := tm.waitUntil(fmt.Sprintf("%q off the menu", item.text), func(s string) bool {
+			return strings.Contains(s, item.text) && (item.back == "" || !strings.Contains(s, menuFooter))
+		})
+		if first := strings.SplitN(screen, "\n", 2)[0]; !strings.Contains(first, "paydesk KIOSK001") {
+			t.Errorf("%s: the header's first line is gone at 80x24:\n%s", item.key, screen)
+		}
+		if item.back != "" {
+			tmux("send-keys", "-t", "t", item.back)
+		}
+		onMenu()
+	}
+
+	// A payment the terminal never answers: look away, and p comes back.
+	tmux("send-keys", "-t", "t", "8")
+	waitFor("Amount (EUR)")
+	tmux("send-keys", "-t", "t", "6.02", "Enter")
+	waitFor("terminal accepted the request")
+	tmux("send-keys", "-t", "t", "Escape")
+	waitFor("p: back to")
+	tmux("send-keys", "-t", "t", "?")
+	if help := fullHelp(waitFor("ask the rail")); !strings.Contains(help, "p back to payment") {
+		t.Errorf("no p in the full help while a payment runs:\n%s", help)
+	}
+	tmux("send-keys", "-t", "t", "Escape")
+	onMenu() // one key at a time: Escape then p would read as alt+p
+	tmux("send-keys", "-t", "t", "p")
+	waitFor("terminal accepted the request")
+	tmux("send-keys", "-t", "t", "q")
+	waitFor("Quit? y/n")
+	tmux("send-keys", "-t", "t", "y")
+	waitFor("paydesk-exit=0")
+}
+
+// fullHelp is the part of a menu screen under its items: the full help.
+func fullHelp(screen string) string {
+	lines := strings.Split(strings.TrimRight(screen, "\n"), "\n")
+	last := 0
+	for i, l := range lines {
+		if menuLine.MatchString(l) || strings.Contains(l, "↓ more") {
+			last = i
+		}
+	}
+	return strings.Join(lines[last+1:], "\n")
 }

@@ -21,7 +21,7 @@ type Displays interface {
 
 // displayItem is the menu item of the displays screen, listed only when a
 // display server runs.
-var displayItem = menuItem{key: "v", label: "Customer displays"}
+var displayItem = menuItem{act: actDisplays, label: "Customer displays"}
 
 // items are the menu's items: the fixed ones, then the M-Pesa till
 // payments when the rail lists them, and the displays when their server
@@ -153,7 +153,7 @@ func (m *Model) openTxn(id string) {
 	}
 	m.txn, m.txnAmount, m.mode, m.railName, m.started = t.ID, t.Amount, t.Mode, string(t.Rail), t.CreatedAt
 	m.steps, m.sentPlaceholder, m.confirmCanc = []string{"request sent"}, true, false
-	m.screen = scrWaiting
+	m.screen, m.payScreen = scrWaiting, scrWaiting
 	for _, ev := range hist {
 		m.apply(ev) // steps and transitions; the display's screens are not steps
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/teatest"
 
 	"paydesk/payment"
@@ -71,11 +72,13 @@ func TestJournalWriteFails(t *testing.T) {
 	}
 
 	// The console takes the next payment: refused at once, as its start
-	// cannot be written, rather than waiting.
+	// cannot be written, rather than waiting; the refusal shows on the
+	// form, as typed, and Esc goes back to the menu.
 	tm.Type("x") // any key: back to the menu
 	tm.Type("120.00")
 	enter(tm)
 	waitSeen(t, tm, "! start payment")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
 
 	// Status lists the payment needing attention.
 	tm.Type("6")

@@ -28,9 +28,15 @@ type journalView struct {
 }
 
 func newJournalView() journalView {
-	cols := []table.Column{{Title: "Time", Width: 8}, {Title: "Txn", Width: 16}, {Title: "Mode", Width: 10},
+	// The time column starts with the selection's mark ("> "), which
+	// shows without colour.
+	cols := []table.Column{{Title: "  Time", Width: 10}, {Title: "Txn", Width: 16}, {Title: "Mode", Width: 10},
 		{Title: "Amount", Width: 11}, {Title: "Status", Width: 12}, {Title: "Peer", Width: 11}}
-	t := table.New(table.WithColumns(cols), table.WithFocused(true), table.WithHeight(12))
+	// One space between columns, not two: six columns and the mark fit
+	// 80 columns.
+	st := table.DefaultStyles()
+	st.Header, st.Cell = st.Header.Padding(0, 1, 0, 0), st.Cell.Padding(0, 1, 0, 0)
+	t := table.New(table.WithColumns(cols), table.WithFocused(true), table.WithHeight(12), table.WithStyles(st))
 	return journalView{tbl: t}
 }
 
@@ -41,16 +47,26 @@ func (j *journalView) load(journal *payment.Journal) error {
 		return err
 	}
 	j.txns = txns
-	rows := make([]table.Row, 0, len(txns))
-	for _, t := range txns {
+	j.mark()
+	return nil
+}
+
+// mark sets the table's rows with the selected one marked "> ".
+func (j *journalView) mark() {
+	rows := make([]table.Row, 0, len(j.txns))
+	cur := j.tbl.Cursor()
+	for i, t := range j.txns {
 		st := string(t.Status)
 		if t.Status == payment.StatusUnknown {
 			st = "! UNKNOWN"
 		}
-		rows = append(rows, table.Row{t.CreatedAt.Format("15:04:05"), t.ID, string(t.Mode), t.Amount.String(), st, t.Peer})
+		mark := "  "
+		if i == cur {
+			mark = "> "
+		}
+		rows = append(rows, table.Row{mark + t.CreatedAt.Format("15:04:05"), t.ID, string(t.Mode), t.Amount.String(), st, t.Peer})
 	}
 	j.tbl.SetRows(rows)
-	return nil
 }
 
 func (j *journalView) openSelected(journal *payment.Journal) error {

@@ -15,6 +15,14 @@ type KeyMap struct {
 	ResetDisplay key.Binding
 	// Ask asks the rail behind an unknown payment for its outcome.
 	Ask key.Binding
+
+	// Terminal and MPesa start payments on the other rails; Connect shows
+	// where POS terminals connect; Displays lists the customer displays.
+	Terminal, MPesa, Connect, Displays key.Binding
+	// Payment returns to the payment in flight from another screen.
+	Payment key.Binding
+	// Notes shows the demo's notes; PageUp and PageDown scroll them.
+	Notes, PageUp, PageDown key.Binding
 }
 
 // DefaultKeyMap keeps kiosk.py's menu numbers as hot keys.
@@ -45,5 +53,50 @@ func DefaultKeyMap() *KeyMap {
 	}
 	km.ResetDisplay = key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset display"))
 	km.Ask = key.NewBinding(key.WithKeys("k"), key.WithHelp("k", "ask the rail"))
+	km.Terminal = key.NewBinding(key.WithKeys("8"), key.WithHelp("8", "terminal card"))
+	km.MPesa = key.NewBinding(key.WithKeys("9"), key.WithHelp("9", "M-Pesa"))
+	km.Connect = key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "connect a POS"))
+	km.Displays = key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "displays"))
+	km.Payment = key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "back to payment"))
+	km.Notes = key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "demo notes"))
+	km.PageUp = key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "page up"))
+	km.PageDown = key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "page down"))
 	return km
+}
+
+// action is what a menu item does; its key is the keymap's binding for
+// it, so rebinding a key changes the menu, not only the help.
+type action int
+
+const (
+	actCard action = iota
+	actBNPL
+	actQR
+	actIPP
+	actCancel
+	actStatus
+	actQuit
+	actTerminal
+	actMPesa
+	actJournal
+	actLog
+	actConnect
+	actTill
+	actDisplays
+	actNotes
+)
+
+// menu returns the binding of a menu item's action.
+func (km *KeyMap) menu(a action) key.Binding {
+	return [...]key.Binding{actCard: km.Card, actBNPL: km.BNPL, actQR: km.QR, actIPP: km.IPP, actCancel: km.Cancel,
+		actStatus: km.Status, actQuit: km.Quit, actTerminal: km.Terminal, actMPesa: km.MPesa, actJournal: km.Journal,
+		actLog: km.Log, actConnect: km.Connect, actTill: km.Till, actDisplays: km.Displays, actNotes: km.Notes}[a]
+}
+
+// label is the key a binding shows in the menu: its first key.
+func label(b key.Binding) string {
+	if ks := b.Keys(); len(ks) > 0 {
+		return ks[0]
+	}
+	return "?"
 }

@@ -5,6 +5,7 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -13,7 +14,9 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/spinner"
 	"github.com/charmbracelet/bubbles/textinput"
+	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	"paydesk/payment"
 	"paydesk/protocol"
@@ -71,6 +74,7 @@ const (
 	scrConnect
 	scrDisplays
 	scrTill
+	scrNotes
 )
 
 // Model is the root model; it owns the screen state and delegates drawing
@@ -86,10 +90,14 @@ type Model struct {
 
 	width, height int
 	screen        screen
-	cursor        int
-	mode          payment.Mode
-	railName      string // the rail of the payment being entered or shown
-	amount        textinput.Model
+	// payScreen is the screen of the payment shown (waiting, plans or
+	// its result), scrMenu when there is none; the operator may look at
+	// another screen meanwhile and come back with the Payment key.
+	payScreen screen
+	cursor    int
+	mode      payment.Mode
+	railName  string // the rail of the payment being entered or shown
+	amount    textinput.Model
 	// phone is asked before the amount on rails that prompt a phone.
 	phone    textinput.Model
 	askPhone bool
@@ -140,6 +148,8 @@ type Model struct {
 	displayCursor int
 	// tills are the M-Pesa till payments, newest first.
 	tills []payment.TillPayment
+	// notes shows the demo's notes, scrolled.
+	notes viewport.Model
 }
 
 // New returns the console. Run it with tea.NewProgram(m, tea.WithAltScreen()).
@@ -151,19 +161,33 @@ func New(cfg Config, rail Rail, bus *payment.Bus) Model {
 		cfg.Currency = payment.DefaultCurrency
 	}
 	ti := textinput.New()
-	ti.Placeholder = "25.50"
+	ti.Placeholder = "e.g. 25.50"
 	ti.CharLimit = 16
 	ti.Width = 16
 	ph := textinput.New()
-	ph.Placeholder = "0712 345 678"
+	ph.Placeholder = "e.g. 0712 345 678"
 	ph.CharLimit = 20
 	ph.Width = 20
+	hm := help.New()
+	hm.FullSeparator = "   " // four columns of keys fit 80 columns
 	sp := spinner.New()
 	sp.Spinner = spinner.Line
 	m := Model{cfg: cfg, rail: rail, bus: bus, sub: bus.Subscribe(0), keys: DefaultKeyMap(), styles: DefaultStyles(),
-		help: help.New(), amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView(), tillv: newTillView()}
+		help: hm, amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView(), tillv: newTillView()}
+	m.notes = viewport.New(80, 10)
+	m.notes.SetContent(cfg.DemoNotes)
 	m.refresh()
+	m.resize()
 	return m
+}
+
+// resize fits the scrolled lists to the window: the journal's table and
+// the notes take the rows the header and the footer leave.
+func (m *Model) resize() {
+	rows := m.height - lipgloss.Height(m.headerView()) - 4 // blank, title, blank, footer
+	m.journal.tbl.SetHeight(max(rows, 3))
+	m.journal.tbl.SetWidth(m.width)
+	m.notes.Width, m.notes.Height = m.width, max(rows, 1)
 }
 
 // eventMsg carries one journaled event from the bus.
@@ -231,6 +255,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		m.help.Width = msg.Width
+		m.resize()
 		return m, nil
 	case tickMsg:
 		m.refresh()
@@ -247,13 +272,17 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, waitForEvent(m.sub.C())
 	case startedMsg:
 		if msg.err != nil {
-			m.screen = scrMenu
-			m.errLine = msg.err.Error()
+			// The form stays as typed, the refusal under it: the
+			// operator corrects it or goes back, nothing is retyped.
+			m.amountErr = msg.err.Error()
+			if m.screen == scrAmount && !m.askPhone {
+				return m, m.amount.Focus()
+			}
 			return m, nil
 		}
 		m.txn, m.txnAmount, m.started = msg.id, msg.amount, m.cfg.Now()
 		m.steps, m.sentPlaceholder = []string{"request sent"}, true
-		m.screen = scrWaiting
+		m.screen, m.payScreen = scrWaiting, scrWaiting
 		early := m.early
 		m.early = nil
 		for _, ev := range early {
@@ -303,6 +332,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		for i, t := range m.journal.txns {
 			if t.ID == msg.id {
 				m.journal.tbl.SetCursor(i)
+				m.journal.mark()
 				m.journal.openSelected(m.bus.Journal())
 			}
 		}
@@ -398,11 +428,32 @@ func (m *Model) apply(ev payment.Event) {
 	}
 	switch {
 	case ev.Status == payment.StatusPlansOffered:
-		m.plans, m.planCursor, m.screen = ev.Plans, 0, scrPlans
+		m.plans, m.planCursor = ev.Plans, 0
+		m.showPay(scrPlans)
 	case ev.Status.Final() || ev.Status == payment.StatusUnknown:
-		m.result, m.screen, m.confirmCanc = ev, scrResult, false
+		m.result, m.confirmCanc = ev, false
+		m.showPay(scrResult)
 		m.refresh()
 	}
+}
+
+// showPay moves the payment to screen s; the operator sees it at once
+// when they are on the payment, else when they come back to it.
+func (m *Model) showPay(s screen) {
+	if m.screen == m.payScreen {
+		m.screen = s
+	}
+	m.payScreen = s
+}
+
+// away is set while a payment is shown on a screen the operator left.
+func (m Model) away() bool {
+	return m.payScreen != scrMenu && m.screen != m.payScreen
+}
+
+// paying is set while the payment shown has not ended.
+func (m Model) paying() bool {
+	return m.payScreen == scrWaiting || m.payScreen == scrPlans
 }
 
 // applyUnrecorded shows on the payment's screen that one of its writes
@@ -417,12 +468,13 @@ func (m *Model) applyUnrecorded(ev payment.Event) {
 	}
 	m.result = payment.Event{Kind: payment.KindUnrecorded, TxnID: ev.TxnID, Rail: ev.Rail, Status: payment.StatusUnknown,
 		Detail: ev.Detail, Result: &payment.Result{Reason: "outcome not recorded in the journal"}}
-	m.screen, m.confirmCanc = scrResult, false
+	m.confirmCanc = false
+	m.showPay(scrResult)
 	m.refresh()
 }
 
 func (m Model) inFlight() bool {
-	return len(m.flights) > 0 || m.screen == scrWaiting || m.screen == scrPlans
+	return len(m.flights) > 0 || m.paying()
 }
 
 // key handles a key press on the current screen.
@@ -437,12 +489,21 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	}
-	if key.Matches(k, km.Help) && m.screen != scrAmount {
+	typing := m.screen == scrAmount || (m.screen == scrTill && m.tillv.assigning)
+	if key.Matches(k, km.Help) && !typing {
 		m.help.ShowAll = !m.help.ShowAll
+		return m, nil
+	}
+	if m.help.ShowAll && key.Matches(k, km.Back) {
+		m.help.ShowAll = false
 		return m, nil
 	}
 	if k.Type == tea.KeyCtrlC {
 		return m.quit()
+	}
+	if m.away() && !typing && key.Matches(k, km.Payment) {
+		m.screen, m.errLine = m.payScreen, ""
+		return m, nil
 	}
 	switch m.screen {
 	case scrMenu:
@@ -454,7 +515,7 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case scrPlans:
 		return m.plansKey(k)
 	case scrResult:
-		m.screen, m.txn, m.notice = scrMenu, "", ""
+		m.screen, m.payScreen, m.txn, m.notice = scrMenu, scrMenu, "", ""
 		return m, nil
 	case scrStatus:
 		if key.Matches(k, km.Back, km.Status, km.Enter) {
@@ -472,14 +533,37 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m.displaysKey(k)
 	case scrTill:
 		return m.tillKey(k)
+	case scrNotes:
+		switch {
+		case key.Matches(k, km.Back, km.Notes):
+			m.screen = scrMenu
+		case key.Matches(k, km.Up):
+			m.notes.ScrollUp(1)
+		case key.Matches(k, km.Down):
+			m.notes.ScrollDown(1)
+		case key.Matches(k, km.PageUp):
+			m.notes.PageUp()
+		case key.Matches(k, km.PageDown):
+			m.notes.PageDown()
+		}
+		return m, nil
 	case scrLog:
 		if key.Matches(k, km.Back, km.Log) {
 			m.screen = scrMenu
 			return m, nil
 		}
-		var cmd tea.Cmd
-		m.log.vp, cmd = m.log.vp.Update(k)
-		return m, cmd
+		// The keymap's keys, which the help lists, not the viewport's own.
+		switch {
+		case key.Matches(k, km.Up):
+			m.log.vp.ScrollUp(1)
+		case key.Matches(k, km.Down):
+			m.log.vp.ScrollDown(1)
+		case key.Matches(k, km.PageUp):
+			m.log.vp.PageUp()
+		case key.Matches(k, km.PageDown):
+			m.log.vp.PageDown()
+		}
+		return m, nil
 	}
 	return m, nil
 }
@@ -513,11 +597,18 @@ func (m Model) journalKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		if err := j.openSelected(m.bus.Journal()); err != nil {
 			m.errLine = err.Error()
 		}
-	default:
-		var cmd tea.Cmd
-		j.tbl, cmd = j.tbl.Update(k)
-		return m, cmd
+	// The table moves with the keymap's keys, which the help lists, not
+	// with its own (f, d, G…).
+	case key.Matches(k, km.Up):
+		j.tbl.MoveUp(1)
+	case key.Matches(k, km.Down):
+		j.tbl.MoveDown(1)
+	case key.Matches(k, km.PageUp):
+		j.tbl.MoveUp(j.tbl.Height())
+	case key.Matches(k, km.PageDown):
+		j.tbl.MoveDown(j.tbl.Height())
 	}
+	j.mark()
 	return m, nil
 }
 
@@ -544,57 +635,72 @@ func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		pick = m.cursor
 	default:
 		for i, it := range items {
-			if k.String() == it.key {
+			if key.Matches(k, km.menu(it.act)) {
 				pick = i
 			}
 		}
 		if key.Matches(k, km.Quit) && pick < 0 {
 			return m.quit()
 		}
+		if key.Matches(k, km.Notes) && m.cfg.DemoNotes != "" {
+			m.resize()
+			m.notes.GotoTop()
+			m.screen = scrNotes
+			return m, nil
+		}
 	}
 	if pick < 0 {
 		return m, nil
 	}
 	m.cursor = pick
-	it := items[pick]
+	return m.choose(items[pick])
+}
+
+// choose does what a menu item does.
+func (m Model) choose(it menuItem) (tea.Model, tea.Cmd) {
 	switch {
 	case m.disabled(it) != "":
 		m.errLine = it.label + ": " + m.disabled(it)
+	case it.mode != "" && m.paying():
+		m.errLine = "a payment is in flight: " + label(m.keys.Payment) + " goes back to it"
 	case it.mode != "":
 		m.mode, m.railName, m.screen, m.amountErr = it.mode, it.rail, scrAmount, ""
 		m.amount.SetValue("")
 		// M-Pesa takes whole shillings: the example says so.
-		m.amount.Placeholder = "25.50"
+		m.amount.Placeholder = "e.g. 25.50"
 		if it.rail == railMPesa {
-			m.amount.Placeholder = "150"
+			m.amount.Placeholder = "e.g. 150"
 			m.askPhone = true
 			m.phone.SetValue("")
 			return m, m.phone.Focus()
 		}
 		m.askPhone = false
 		return m, m.amount.Focus()
-	case it.key == "5":
+	case it.act == actCancel && m.paying():
+		m.screen, m.confirmCanc = m.payScreen, true
+	case it.act == actCancel:
 		m.errLine = "no payment in flight to cancel"
-	case it.key == "6":
+	case it.act == actStatus:
 		m.refresh()
 		m.screen = scrStatus
-	case it.key == "7":
+	case it.act == actQuit:
 		return m.quit()
-	case it.key == "j":
+	case it.act == actJournal:
 		if err := m.journal.load(m.bus.Journal()); err != nil {
 			m.errLine = err.Error()
 			return m, nil
 		}
 		m.journal.open = nil
 		m.screen = scrJournal
-	case it.key == "l":
+		m.resize()
+	case it.act == actLog:
 		m.screen = scrLog
-	case it.key == "w":
+	case it.act == actConnect:
 		m.screen = scrConnect
-	case it == displayItem:
+	case it.act == actDisplays:
 		m.refresh()
 		m.displayCursor, m.screen = 0, scrDisplays
-	case it.key == tillItem.key:
+	case it.act == actTill:
 		m.refresh()
 		m.tillv.cursor, m.tillv.assigning = 0, false
 		m.screen = scrTill
@@ -606,8 +712,12 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if m.askPhone {
 		return m.phoneKey(k)
 	}
-	cur := m.railCurrency(m.railName)
 	switch {
+	case key.Matches(k, m.keys.Back) && m.railName == railMPesa:
+		// One field back: the phone, as typed.
+		m.amount.Blur()
+		m.askPhone, m.amountErr = true, ""
+		return m, m.phone.Focus()
 	case key.Matches(k, m.keys.Back):
 		m.amount.Blur()
 		m.screen = scrMenu
@@ -616,7 +726,7 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.target = m.nextTarget()
 		return m, nil
 	case key.Matches(k, m.keys.Enter):
-		amt, err := payment.ParseAmount(m.amount.Value(), cur, m.cfg.MaxMinor)
+		amt, err := m.checkAmount(m.amount.Value())
 		if err != nil {
 			m.amountErr = err.Error()
 			return m, nil
@@ -636,11 +746,25 @@ func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	m.amount, cmd = m.amount.Update(k)
 	m.amountErr = ""
 	if v := m.amount.Value(); v != "" {
-		if _, err := payment.ParseAmount(v, cur, m.cfg.MaxMinor); err != nil {
+		if _, err := m.checkAmount(v); err != nil {
 			m.amountErr = err.Error()
 		}
 	}
 	return m, cmd
+}
+
+// checkAmount reads an amount for the rail of the form. M-Pesa STK Push
+// takes whole shillings, so a fraction is refused as it is typed.
+func (m Model) checkAmount(v string) (payment.Money, error) {
+	cur := m.railCurrency(m.railName)
+	amt, err := payment.ParseAmount(v, cur, m.cfg.MaxMinor)
+	if err != nil {
+		return amt, err
+	}
+	if unit := payment.MinorPerUnit(cur); m.railName == railMPesa && amt.Minor%unit != 0 {
+		return payment.Money{}, fmt.Errorf("M-Pesa takes whole shillings: enter %d, not %s", amt.Minor/unit, strings.TrimSpace(v))
+	}
+	return amt, nil
 }
 
 // phoneKey takes the customer's phone number before the amount. A rail
@@ -719,12 +843,32 @@ func (m Model) waitingKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.confirmCanc = true
 	case key.Matches(k, km.Quit):
 		return m.quit()
+	case key.Matches(k, km.Back):
+		// Look away; the payment runs on, and the Payment key comes back.
+		m.screen = scrMenu
+	case key.Matches(k, km.Journal):
+		return m.choose(menuItem{act: actJournal})
+	case key.Matches(k, km.Log):
+		return m.choose(menuItem{act: actLog})
+	case key.Matches(k, km.Status):
+		return m.choose(menuItem{act: actStatus})
 	}
 	return m, nil
 }
 
 func (m Model) plansKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	km := m.keys
+	if m.confirmCanc {
+		switch {
+		case key.Matches(k, km.Yes):
+			m.confirmCanc = false
+			m.screen, m.payScreen = scrWaiting, scrWaiting
+			return m, m.cancelCmd()
+		case key.Matches(k, km.No):
+			m.confirmCanc = false
+		}
+		return m, nil
+	}
 	switch {
 	case key.Matches(k, km.Up):
 		m.planCursor = (m.planCursor + len(m.plans) - 1) % len(m.plans)
@@ -732,16 +876,17 @@ func (m Model) plansKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.planCursor = (m.planCursor + 1) % len(m.plans)
 	case key.Matches(k, km.Enter):
 		rail, id, plan := m.rail, m.txn, m.plans[m.planCursor].ID
-		m.screen = scrWaiting
+		m.screen, m.payScreen = scrWaiting, scrWaiting
 		return m, func() tea.Msg {
 			if err := rail.SelectPlan(id, plan); err != nil {
 				return errMsg{err}
 			}
 			return nil
 		}
-	case key.Matches(k, km.Back), k.String() == "q":
-		m.screen = scrWaiting
-		return m, m.cancelCmd()
+	case key.Matches(k, km.Back, km.Quit, km.Cancel):
+		// The customer's payment is cancelled only once the operator
+		// says so, as on the waiting view.
+		m.confirmCanc = true
 	}
 	return m, nil
 }

@@ -1,6 +1,10 @@
 package tui
 
-import "github.com/charmbracelet/lipgloss"
+import (
+	"github.com/charmbracelet/bubbles/textinput"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+)
 
 // Semantic colours: what a colour means, not which it is. NO_COLOR and
 // non-colour terminals are handled by lipgloss's colour profile.
@@ -36,4 +40,28 @@ func DefaultStyles() *Styles {
 		Box:       lipgloss.NewStyle().Border(lipgloss.NormalBorder()).BorderForeground(colorMuted).Padding(0, 1),
 		Unmatched: lipgloss.NewStyle().Bold(true).Reverse(true).Foreground(colorPending),
 	}
+}
+
+// noColour is set when the terminal shows no colour or attributes at all
+// (NO_COLOR, a dumb terminal): then marks are drawn as characters.
+func noColour() bool {
+	return lipgloss.ColorProfile() == termenv.Ascii
+}
+
+// cursorMark stands for the text cursor where no reverse video shows.
+const cursorMark = "|"
+
+// inputView draws a text field. Without colour its cursor would be
+// invisible (it is reverse video), so a bar marks where typing goes; the
+// placeholder reads as an example ("e.g. …") either way.
+func (m Model) inputView(ti textinput.Model) string {
+	if !noColour() || !ti.Focused() {
+		return ti.View()
+	}
+	v := []rune(ti.Value())
+	if len(v) == 0 {
+		return ti.Prompt + cursorMark + m.styles.Muted.Render(ti.Placeholder)
+	}
+	pos := min(ti.Position(), len(v))
+	return ti.Prompt + string(v[:pos]) + cursorMark + string(v[pos:])
 }

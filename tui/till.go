@@ -13,7 +13,7 @@ import (
 
 // tillItem opens the till payments view; it is listed only when the
 // M-Pesa rail reports till payments (payment.Till).
-var tillItem = menuItem{"m", "Till payments (M-Pesa)", "", ""}
+var tillItem = menuItem{actTill, "Till payments (M-Pesa)", "", ""}
 
 // tillView is the state of the till payments screen: the selected
 // payment, and the sale reference typed to assign it.
@@ -29,9 +29,9 @@ type tillView struct {
 
 func newTillView() tillView {
 	ti := textinput.New()
-	ti.Placeholder = "PD7K3M9QXA"
+	ti.Placeholder = "e.g. PD7K3M9QXA"
 	ti.CharLimit = 12
-	ti.Width = 14
+	ti.Width = 16
 	return tillView{input: ti}
 }
 
@@ -140,7 +140,7 @@ func (m Model) tillScreen() string {
 	}
 	b.WriteString(s.Muted.Render(fmt.Sprintf("%s, %d unmatched", plural(len(list), "payment"), unmatched)) + "\n")
 	if tv.assigning {
-		b.WriteString("\nAssign " + tv.assignID + " to sale: " + tv.input.View() + "\n")
+		b.WriteString("\nAssign " + tv.assignID + " to sale: " + m.inputView(tv.input) + "\n")
 	}
 	return b.String()
 }

@@ -14,25 +14,26 @@ import (
 // menuItem is one line of the menu: a hot key, and either a payment mode
 // on a rail or an action.
 type menuItem struct {
-	key, label string
-	mode       payment.Mode
+	act   action
+	label string
+	mode  payment.Mode
 	// rail runs the item's payments: railPOS, railTerminal or railMPesa.
 	rail string
 }
 
 var menuItems = []menuItem{
-	{"1", "Card Payment", payment.ModeCard, railPOS},
-	{"2", "Buy Now Pay Later (BNPL)", payment.ModeBNPL, railPOS},
-	{"3", "DuitNow QR", payment.ModeDuitNowQR, railPOS},
-	{"4", "Installment Payment (IPP)", payment.ModeIPP, railPOS},
-	{"5", "Cancel Transaction", "", ""},
-	{"6", "Show Status", "", ""},
-	{"7", "Exit", "", ""},
-	{"8", "Card on unattended terminal", payment.ModeCard, railTerminal},
-	{"9", "M-Pesa STK Push", payment.ModeSTKPush, railMPesa},
-	{"j", "Journal", "", ""},
-	{"l", "Event log", "", ""},
-	{"w", "Where POS terminals connect (QR code)", "", ""},
+	{actCard, "Card Payment", payment.ModeCard, railPOS},
+	{actBNPL, "Buy Now Pay Later (BNPL)", payment.ModeBNPL, railPOS},
+	{actQR, "DuitNow QR", payment.ModeDuitNowQR, railPOS},
+	{actIPP, "Installment Payment (IPP)", payment.ModeIPP, railPOS},
+	{actCancel, "Cancel Transaction", "", ""},
+	{actStatus, "Show Status", "", ""},
+	{actQuit, "Exit", "", ""},
+	{actTerminal, "Card on unattended terminal", payment.ModeCard, railTerminal},
+	{actMPesa, "M-Pesa STK Push", payment.ModeSTKPush, railMPesa},
+	{actJournal, "Journal", "", ""},
+	{actLog, "Event log", "", ""},
+	{actConnect, "Where POS terminals connect (QR code)", "", ""},
 }
 
 // disabled says why an item cannot be used now; "" when it can.
@@ -74,6 +75,8 @@ func (m Model) View() string {
 		body = m.displaysView()
 	case scrTill:
 		body = m.tillScreen()
+	case scrNotes:
+		body = m.styles.Title.Render("Demo notes") + "\n" + m.notes.View()
 	case scrLog:
 		body = m.styles.Title.Render("Event log") + "\n" + m.log.view(m.width, max(m.height-6-m.warnLines(), 3))
 	}
@@ -86,7 +89,64 @@ func (m Model) View() string {
 	if w := m.writesView(); w != "" && m.screen != scrStatus {
 		footer = w + "\n" + footer
 	}
-	return clip(lipgloss.JoinVertical(lipgloss.Left, m.headerView(), "", body, "", footer), m.width)
+	header := m.headerView()
+	if m.height > 0 {
+		body = fitBody(body, m.height-lipgloss.Height(header)-lipgloss.Height(footer)-2, m.bodyFocus())
+	}
+	return clip(lipgloss.JoinVertical(lipgloss.Left, header, "", body, "", footer), m.width)
+}
+
+// bodyFocus is the line of the body that must stay in view: the selected
+// item.
+func (m Model) bodyFocus() int {
+	switch m.screen {
+	case scrMenu:
+		return m.cursor
+	case scrPlans:
+		return m.planCursor + 1
+	}
+	return 0
+}
+
+// fitBody cuts the body to rows lines around line focus, so a small
+// window scrolls the body and keeps the header and the footer; an arrow
+// marks where lines were left out.
+func fitBody(body string, rows, focus int) string {
+	lines := strings.Split(body, "\n")
+	if len(lines) <= rows {
+		return body
+	}
+	if rows <= 0 {
+		return ""
+	}
+	// First the blank lines go, the focus moving up with the text.
+	var dense []string
+	f := focus
+	for i, l := range lines {
+		if strings.TrimSpace(l) != "" || i == focus {
+			dense = append(dense, l)
+		} else if i < focus {
+			f--
+		}
+	}
+	if len(dense) <= rows {
+		return strings.Join(dense, "\n")
+	}
+	lines, focus = dense, f
+	body = strings.Join(lines, "\n")
+	start := 0
+	if focus >= rows {
+		start = focus - rows + 1
+	}
+	end := start + rows
+	lines = lines[start:end:end]
+	if start > 0 && focus != start && rows > 1 {
+		lines[0] = "  ↑ more"
+	}
+	if end < len(strings.Split(body, "\n")) && focus != end-1 && rows > 1 {
+		lines[rows-1] = "  ↓ more"
+	}
+	return strings.Join(lines, "\n")
 }
 
 // clip cuts every line to the window's width. A line that wrapped would
@@ -122,10 +182,27 @@ const devSecretWarning = "! public development secret: set PAYDESK_SECRET or --s
 // warnLines is how many lines the development secret's warning takes in
 // the header, for the screens that fit a list to the window.
 func (m Model) warnLines() int {
+	n := 0
 	if m.cfg.DevSecret {
-		return 1
+		n++
 	}
-	return 0
+	if m.away() {
+		n++
+	}
+	return n
+}
+
+// awayLine is the header's line while the operator looks away from a
+// payment: which one, how it stands, and the key that goes back to it.
+func (m Model) awayLine() string {
+	state := "in flight"
+	switch m.payScreen {
+	case scrPlans:
+		state = "plans offered"
+	case scrResult:
+		state = strings.ToUpper(strings.ReplaceAll(string(m.result.Status), "_", " "))
+	}
+	return fmt.Sprintf("%s: back to %s %s %s, %s", label(m.keys.Payment), m.txn, modeNames[m.mode], m.txnAmount, state)
 }
 
 func (m Model) headerView() string {
@@ -135,12 +212,22 @@ func (m Model) headerView() string {
 	if n == 0 {
 		state = s.Pending.Render("waiting for a POS")
 	}
-	h := s.Header.Render("paydesk "+m.cfg.KioskID) + s.Muted.Render("  listening on "+m.cfg.Listen+"  ") + state
+	h := s.Header.Render("paydesk "+m.cfg.KioskID) + s.Muted.Render("  listening on "+m.cfg.Listen)
 	if m.cfg.Demo {
 		h = s.Demo.Render("DEMO ") + h
 	}
+	// A narrow window puts the POS state on a line of its own rather
+	// than cut it.
+	if m.width > 0 && lipgloss.Width(h)+2+lipgloss.Width(state) > m.width {
+		h = wrap(h, m.width) + "\n" + state
+	} else {
+		h += "  " + state
+	}
 	if m.cfg.DevSecret {
 		h += "\n" + s.ErrorText.Render(devSecretWarning)
+	}
+	if m.away() {
+		h += "\n" + s.Pending.Render(m.awayLine())
 	}
 	// The other rails' health goes on a line of its own, so the header
 	// fits 80 columns however many rails there are.
@@ -170,7 +257,7 @@ func (m Model) menuView() string {
 	s := m.styles
 	var b strings.Builder
 	for i, it := range m.items() {
-		line := fmt.Sprintf("%s. %s", it.key, it.label)
+		line := fmt.Sprintf("%s. %s", label(m.keys.menu(it.act)), it.label)
 		why := m.disabled(it)
 		switch {
 		case why != "":
@@ -234,17 +321,18 @@ func (m Model) amountView() string {
 	}
 	v := s.Title.Render(title) + "\n\n"
 	if m.railName == railMPesa {
-		v += "Customer's phone: " + m.phone.View() + "\n"
+		v += "Customer's phone: " + m.inputView(m.phone) + "\n"
 		if m.askPhone {
 			if m.amountErr != "" {
-				v += s.ErrorText.Render(m.amountErr) + "\n"
+				v += s.ErrorText.Render(wrap("! "+m.amountErr, m.width)) + "\n"
 			}
 			return strings.TrimRight(v, "\n")
 		}
 	}
-	v += "Amount (" + cur + "): " + m.amount.View()
+	v += "Amount (" + cur + "): " + m.inputView(m.amount)
 	if m.amountErr != "" {
-		v += "\n" + s.ErrorText.Render(m.amountErr)
+		// "!" marks the refusal where colour does not show.
+		v += "\n" + s.ErrorText.Render(wrap("! "+m.amountErr, m.width))
 	}
 	if len(m.peers) > 1 && m.railName == railPOS {
 		v += "\n\nPOS: " + s.Selected.Render(m.targetLabel()) + s.Muted.Render(fmt.Sprintf("  (%d connected; tab: next)", len(m.peers)))
@@ -316,7 +404,14 @@ func (m Model) plansView() string {
 		}
 		d.WriteString("\n")
 	}
-	return lipgloss.JoinHorizontal(lipgloss.Top, list.String(), "  ", s.Box.Render(strings.TrimRight(d.String(), "\n")))
+	v := lipgloss.JoinHorizontal(lipgloss.Top, list.String(), "  ", s.Box.Render(strings.TrimRight(d.String(), "\n")))
+	if left, ok := m.flight(); ok {
+		v = s.Muted.Render(left) + "\n" + v
+	}
+	if m.confirmCanc {
+		v += "\n" + s.Pending.Render(wrap(cancelNote(m.railName), m.width))
+	}
+	return v
 }
 
 // maxUnrecordedShown is how many failed journal writes every screen lists
@@ -381,7 +476,7 @@ func (m Model) resultView() string {
 		}
 	}
 	line := payment.ResultLine(m.txn, ev.Status, m.txnAmount, ev.Result)
-	return v + "\n" + s.Muted.Render(line)
+	return v + "\n" + s.Muted.Render(wrap(line, m.width))
 }
 
 // plural is "1 transaction", "2 transactions".
@@ -459,6 +554,14 @@ func (m Model) statusView() string {
 // helpFor adapts the model's screen to bubbles/help.
 type helpFor struct{ m Model }
 
+// payment is the Payment binding, listed only while the operator looks
+// away from a payment.
+func (h helpFor) payment() key.Binding {
+	b := h.m.keys.Payment
+	b.SetEnabled(h.m.away())
+	return b
+}
+
 // ShortHelp lists the keys that do something on the current screen.
 func (h helpFor) ShortHelp() []key.Binding {
 	km := h.m.keys
@@ -469,13 +572,13 @@ func (h helpFor) ShortHelp() []key.Binding {
 		}
 		return []key.Binding{km.Enter, km.Back}
 	case scrWaiting:
-		return []key.Binding{km.Cancel, km.Help, km.Quit}
+		return []key.Binding{km.Cancel, withHelp(km.Back, "look away"), km.Help, km.Quit}
 	case scrPlans:
-		return []key.Binding{km.Up, km.Down, km.Enter, key.NewBinding(key.WithKeys("q", "esc"), key.WithHelp("q/esc", "cancel payment"))}
+		return []key.Binding{km.Up, km.Down, km.Enter, withHelp(anyOf(km.Cancel, km.Quit, km.Back), "cancel payment")}
 	case scrResult:
 		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
 	case scrStatus:
-		return []key.Binding{km.Back, km.Quit}
+		return []key.Binding{km.Back, h.payment(), km.Quit}
 	case scrJournal:
 		if j := h.m.journal; j.open != nil {
 			var keys []key.Binding
@@ -485,29 +588,82 @@ func (h helpFor) ShortHelp() []key.Binding {
 			if j.open.Status == payment.StatusUnknown {
 				keys = append(keys, km.Approve, km.Decline)
 			}
-			return append(keys, km.Back)
+			return append(keys, km.Back, h.payment())
 		}
-		return []key.Binding{km.Up, km.Down, km.Enter, km.Back}
+		return []key.Binding{h.move(), h.page(), km.Enter, km.Back, h.payment()}
 	case scrLog:
-		return []key.Binding{km.Up, km.Down, km.Back}
+		return []key.Binding{h.move(), h.page(), km.Back, h.payment()}
 	case scrConnect:
 		return []key.Binding{key.NewBinding(key.WithKeys("any"), key.WithHelp("any key", "menu"))}
 	case scrDisplays:
-		return []key.Binding{km.Up, km.Down, km.Enter, km.ResetDisplay, km.Back}
+		return []key.Binding{km.Up, km.Down, km.Enter, km.ResetDisplay, km.Back, h.payment()}
 	case scrTill:
 		if h.m.tillv.assigning {
 			return []key.Binding{km.Enter, km.Back}
 		}
-		return []key.Binding{km.Up, km.Down, km.Assign, km.Back}
+		return []key.Binding{km.Up, km.Down, km.Assign, km.Back, h.payment()}
+	case scrNotes:
+		return []key.Binding{h.move(), h.page(), km.Back}
 	}
-	return []key.Binding{km.Card, km.BNPL, km.QR, km.IPP, km.Status, km.Journal, km.Log, km.Help, km.Quit}
+	// The menu lists its own items: the footer keeps help and quit first,
+	// so a narrow window does not cut them.
+	return []key.Binding{h.payment(), km.Help, km.Quit, h.move(), km.Enter, h.notes()}
 }
 
-// FullHelp lists every key of the screen, grouped.
+// move and page are the arrows and the page keys, in one entry each so
+// a footer fits a narrow window.
+func (h helpFor) move() key.Binding {
+	return anyOfHelp(h.m.keys.Up.Help().Key+"/"+h.m.keys.Down.Help().Key, "move", h.m.keys.Up, h.m.keys.Down)
+}
+
+func (h helpFor) page() key.Binding {
+	return anyOfHelp(h.m.keys.PageUp.Help().Key+"/"+h.m.keys.PageDown.Help().Key, "page", h.m.keys.PageUp, h.m.keys.PageDown)
+}
+
+// notes is the Notes binding, listed when there are demo notes.
+func (h helpFor) notes() key.Binding {
+	return h.only(h.m.keys.Notes, h.m.cfg.DemoNotes != "")
+}
+
+// anyOfHelp is anyOf bs shown as k and desc.
+func anyOfHelp(k, desc string, bs ...key.Binding) key.Binding {
+	b := anyOf(bs...)
+	b.SetHelp(k, desc)
+	return b
+}
+
+// only is b, listed only when on is set (its screen exists).
+func (h helpFor) only(b key.Binding, on bool) key.Binding {
+	b.SetEnabled(on)
+	return b
+}
+
+// withHelp is b described as desc on one screen.
+func withHelp(b key.Binding, desc string) key.Binding {
+	b.SetHelp(b.Help().Key, desc)
+	return b
+}
+
+// anyOf is a binding for the keys of bs, shown as "a/b/…".
+func anyOf(bs ...key.Binding) key.Binding {
+	var keys, help []string
+	for _, b := range bs {
+		keys, help = append(keys, b.Keys()...), append(help, b.Help().Key)
+	}
+	return key.NewBinding(key.WithKeys(keys...), key.WithHelp(strings.Join(help, "/"), ""))
+}
+
+// FullHelp lists every key of the screen, grouped; on the menu it lists
+// every key of the console, with the other screens' keys under them.
 func (h helpFor) FullHelp() [][]key.Binding {
 	km := h.m.keys
 	if h.m.screen == scrMenu {
-		return [][]key.Binding{{km.Card, km.BNPL, km.QR, km.IPP}, {km.Cancel, km.Status, km.Journal, km.Log, km.Quit}, {km.Up, km.Down, km.Enter, km.Help}}
+		return [][]key.Binding{
+			{km.Card, km.BNPL, km.QR, km.IPP, km.Terminal, km.MPesa, km.Cancel, km.Status, km.Quit},
+			{km.Journal, km.Log, km.Connect, h.only(km.Till, h.m.till() != nil), h.only(km.Displays, h.m.cfg.Displays != nil), h.notes(), h.payment()},
+			{km.Up, km.Down, km.PageUp, km.PageDown, km.Enter, km.Back, km.Help, km.Target},
+			{km.Yes, km.No, km.Ask, km.Approve, km.Decline, km.Assign, km.ResetDisplay},
+		}
 	}
 	return [][]key.Binding{h.ShortHelp()}
 }
