@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -79,7 +80,7 @@ func runSimFleet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("paydesk sim fleet", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("kiosks", 10, "how many simulated kiosks")
-	url := fs.String("hub", env("HUB_URL", ""), "the hub's URL, or several replicas' comma-separated (PAYDESK_HUB_URL)")
+	url := fs.String("hub", env("HUB_URL", ""), "the hub's URL, or several replicas' comma-separated: kiosk i tries replica i first (PAYDESK_HUB_URL)")
 	db := fs.String("db", env("HUB_DB", ""), "with --create-tokens: the hub's PostgreSQL URL (PAYDESK_HUB_DB)")
 	create := fs.Bool("create-tokens", false, "register the kiosks in the hub's database (--db) and use their new tokens: for a demo or a benchmark")
 	tokens := fs.String("tokens", "", "a file of lines 'KIOSK-ID TOKEN' (the first N are used), instead of --create-tokens")
@@ -163,8 +164,13 @@ func runSimFleet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			k.close()
 		}
 	}()
+	replicas := strings.Split(*url, ",")
 	for i, id := range ids {
-		k, err := newSimKiosk(dir, id, toks[i], *url, log)
+		// Kiosk i tries replica i first (mod their number), so the
+		// fleet spreads over them as a load balancer would spread it.
+		r := i % len(replicas)
+		urls := strings.Join(append(slices.Clone(replicas[r:]), replicas[:r]...), ",")
+		k, err := newSimKiosk(dir, id, toks[i], urls, log)
 		if err != nil {
 			return fmt.Errorf("sim fleet: %w", err)
 		}
