@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,7 +24,6 @@ import (
 	"golang.org/x/term"
 
 	"paydesk/hub"
-	"paydesk/hub/link"
 	"paydesk/hub/pgtemp"
 	"paydesk/payment"
 )
@@ -40,6 +38,8 @@ const hubUsage = `Usage:
   paydesk hub user remove NAME        remove an operator and end their sessions
   paydesk hub user list               the operators
   paydesk hub demo [--kiosks N]       a throwaway PostgreSQL, a hub and simulated kiosks
+  paydesk sim fleet --kiosks N --hub URL[,URL] --create-tokens --db DSN
+                                      N simulated kiosks replicating to a running hub (load)
 
 The database: --db or PAYDESK_HUB_DB, a PostgreSQL URL such as
 postgres://paydesk@db.example.com/paydesk?sslmode=verify-full (a password is
@@ -476,32 +476,21 @@ func runHubDemo(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	})
 
-	type kiosk struct {
-		id string
-		l  *link.Link
-	}
-	var kiosks []kiosk
+	var kiosks []*simKiosk
 	for i := range *n {
 		id := fmt.Sprintf("DEMO%03d", i+1)
 		token, err := store.AddKiosk(ctx, id)
 		if err != nil {
 			return err
 		}
-		j, _, err := payment.OpenJournal(filepath.Join(dir, id+".db"), payment.JournalOptions{})
+		k, err := newSimKiosk(dir, id, token, url, log)
 		if err != nil {
 			return err
 		}
-		bus := payment.NewBus(j, log)
-		closers = append(closers, j.Close, func() error { bus.Close(); return nil })
-		l, err := link.New(link.Options{URL: url, Token: token, KioskID: id, Journal: j, Bus: bus,
-			StatePath: link.StatePath(j.Path()), Logger: log.With("kiosk", id), Version: paydeskVersion(),
-			Health: func() map[string]string { return map[string]string{"pos": "ok", "mpesa": "ok"} }})
-		if err != nil {
-			return err
-		}
-		kiosks = append(kiosks, kiosk{id, l})
-		wg.Go(func() { l.Run(ctx) })
-		wg.Go(func() { simulateSales(ctx, bus, id, *every) })
+		closers = append(closers, func() error { k.close(); return nil })
+		kiosks = append(kiosks, k)
+		wg.Go(func() { k.l.Run(ctx) })
+		wg.Go(func() { simulateSales(ctx, k.bus, id, *every) })
 	}
 	password, err := randomPassword()
 	if err != nil {
@@ -559,37 +548,4 @@ func paydeskVersion() string {
 		}
 	}
 	return v
-}
-
-// simulateSales takes payments on a simulated kiosk: card sales in MYR
-// mostly approved, M-Pesa sales in KES, until ctx ends.
-func simulateSales(ctx context.Context, bus *payment.Bus, kiosk string, every time.Duration) {
-	for i := 1; ; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every/2 + rand.N(every)):
-		}
-		id := fmt.Sprintf("%s-%d", kiosk, i)
-		rail, mode, money := payment.RailPOS, payment.ModeCard, payment.Money{Minor: 100 * (5 + rand.Int64N(200)), Currency: "MYR"}
-		if rand.N(3) == 0 {
-			rail, mode, money = payment.RailMPesa, payment.ModeSTKPush, payment.Money{Minor: 100 * (10 + rand.Int64N(2000)), Currency: "KES"} // whole shillings
-		}
-		end := payment.StatusApproved
-		switch rand.N(24) {
-		case 0, 1, 2:
-			end = payment.StatusDeclined
-		case 3: // the answer never came: for the dashboard's list
-			end = payment.StatusUnknown
-		}
-		for _, ev := range []payment.Event{
-			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: payment.StatusCreated, Mode: mode, Amount: money, Peer: "SIM"},
-			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: payment.StatusSent},
-			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: end},
-		} {
-			if _, err := bus.Publish(ctx, ev); err != nil {
-				return
-			}
-		}
-	}
 }

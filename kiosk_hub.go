@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 
 	"paydesk/hub/link"
 	"paydesk/payment"
@@ -23,7 +24,7 @@ import (
 // config file's [hub] token, never a flag.
 //
 //	[hub]
-//	url = "https://hub.example.com"
+//	url = "https://hub.example.com"   # or a list of replicas: ["https://a…", "https://b…"]
 type hubSettings struct {
 	url string
 	ca  string
@@ -34,7 +35,7 @@ func init() {
 }
 
 func (h *hubSettings) register(f *flag.FlagSet) {
-	f.StringVar(&h.url, "hub-url", env("HUB_URL", ""), "the hub this kiosk's journal is replicated to, https://HOST[:PORT]; empty: no hub (PAYDESK_HUB_URL)")
+	f.StringVar(&h.url, "hub-url", env("HUB_URL", ""), "the hub this kiosk's journal is replicated to, https://HOST[:PORT]; several replicas comma-separated, tried in turn; empty: no hub (PAYDESK_HUB_URL)")
 	f.StringVar(&h.ca, "hub-ca", env("HUB_CA", ""), "PEM file of the CA that signed the hub's certificate, when not a public one (PAYDESK_HUB_CA)")
 }
 
@@ -68,9 +69,12 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 	if err != nil {
 		return err
 	}
-	if u, err := url.Parse(h.url); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		e.note("WARNING: the hub URL is not https: this kiosk's token and journal cross the network in clear")
-		e.log.Warn("hub URL is not https", "url", h.url)
+	for s := range strings.SplitSeq(h.url, ",") {
+		s = strings.TrimSpace(s)
+		if u, err := url.Parse(s); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			e.note("WARNING: the hub URL " + s + " is not https: this kiosk's token and journal cross the network in clear")
+			e.log.Warn("hub URL is not https", "url", s)
+		}
 	}
 	e.goRun("hub link", l.Run, nil)
 	e.note("Hub: this kiosk's journal is replicated to " + h.url + " ('paydesk journal' shows how far)")

@@ -32,6 +32,7 @@ Usage:
   paydesk sim pos [flags]      a simulated POS terminal that connects to a kiosk
   paydesk sim terminal [flags] a simulated serial card terminal on a pseudo-terminal
   paydesk sim daraja [flags]   a fake Safaricom Daraja for the M-Pesa rail
+  paydesk sim fleet [flags]    N simulated kiosks replicating their journals to a hub
   paydesk hub [flags]          the hub kiosks connect to; 'paydesk hub help' for its commands
   paydesk version              the version, commit and Go version of this binary
   paydesk help                 this text; 'paydesk <command> -h' for a command's flags

@@ -227,6 +227,13 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 		}
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The kiosk is told these events are stored once this commits:
+		// the commit must be on disk (in the write-ahead log) by then,
+		// whatever the server's or the role's synchronous_commit says. With
+		// it off, a crash of PostgreSQL lost events already acknowledged.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+			return err
+		}
 		// The kiosk's row, locked: one batch of a kiosk at a time, so
 		// acked_seq and its transactions move in step.
 		var revoked bool

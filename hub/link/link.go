@@ -31,7 +31,9 @@ import (
 // them.
 type Options struct {
 	// URL is the hub's base URL: https://hub.example.com (ws:// and
-	// wss:// are accepted too).
+	// wss:// are accepted too). Several hub replicas' URLs, separated by
+	// commas, are tried in turn: the link moves to the next when one
+	// fails.
 	URL string
 	// Token is this kiosk's token ('paydesk hub kiosk add').
 	Token string
@@ -91,6 +93,8 @@ type Status struct {
 	AckedAt time.Time
 	// LastError is why the last link ended or could not be made.
 	LastError string
+	// Hub is the URL of the hub replica the link uses or tries now.
+	Hub string
 }
 
 // Lag is how many journal events the hub does not have yet.
@@ -103,9 +107,10 @@ func (s Status) Lag() int64 {
 
 // Link replicates a kiosk's journal to the hub: Run(ctx) until ctx ends.
 type Link struct {
-	opts Options
-	base string // the hub's URL as configured
-	log  *slog.Logger
+	opts  Options
+	bases []string // the hub replicas' URLs as configured
+	urls  []string // their links' WebSocket URLs
+	log   *slog.Logger
 
 	mu     sync.Mutex
 	status Status
@@ -122,12 +127,21 @@ func New(opts Options) (*Link, error) {
 	if opts.URL == "" || opts.Token == "" || opts.KioskID == "" || opts.Journal == nil {
 		return nil, errors.New("hub link: needs the hub's URL, a token, the kiosk id and the journal")
 	}
-	base := strings.TrimRight(opts.URL, "/")
-	u, err := linkURL(opts.URL)
-	if err != nil {
-		return nil, err
+	var bases, urls []string
+	for b := range strings.SplitSeq(opts.URL, ",") {
+		b = strings.TrimRight(strings.TrimSpace(b), "/")
+		if b == "" {
+			continue
+		}
+		u, err := linkURL(b)
+		if err != nil {
+			return nil, err
+		}
+		bases, urls = append(bases, b), append(urls, u)
 	}
-	opts.URL = u
+	if len(urls) == 0 {
+		return nil, errors.New("hub link: needs the hub's URL")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -152,7 +166,8 @@ func New(opts Options) (*Link, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = http.DefaultClient
 	}
-	return &Link{opts: opts, base: base, log: opts.Logger, acked: make(chan struct{})}, nil
+	return &Link{opts: opts, bases: bases, urls: urls, log: opts.Logger, acked: make(chan struct{}),
+		status: Status{Hub: bases[0]}}, nil
 }
 
 // linkURL turns the hub's base URL into the link's WebSocket URL.
@@ -211,8 +226,11 @@ func (l *Link) Run(ctx context.Context) error {
 		wake = sub.C()
 	}
 	backoff := l.opts.MinBackoff
+	// cur is the replica in use; failed counts the replicas that failed
+	// one after another since the last welcome.
+	cur, failed := 0, 0
 	for {
-		welcomed, err := l.session(ctx, wake)
+		welcomed, err := l.session(ctx, wake, cur)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -221,18 +239,27 @@ func (l *Link) Run(ctx context.Context) error {
 			return err
 		}
 		if welcomed {
-			backoff = l.opts.MinBackoff
+			backoff, failed = l.opts.MinBackoff, 0
 		}
-		l.update(func(s *Status) { s.Connected, s.LastError = false, errText(err) })
+		// On to the next replica: at once (after the shortest wait)
+		// while some are untried, then with backoff once all failed.
+		failed++
+		from := l.bases[cur]
+		cur = (cur + 1) % len(l.urls)
+		step := l.opts.MinBackoff
+		if failed >= len(l.urls) {
+			step, failed = backoff, 0
+			backoff = min(backoff*2, l.opts.MaxBackoff)
+		}
+		l.update(func(s *Status) { s.Connected, s.LastError, s.Hub = false, errText(err), l.bases[cur] })
 		// Jitter spreads a fleet's reconnections after a hub restart.
-		wait := backoff/2 + rand.N(backoff/2+1)
-		l.log.Warn("hub link: down; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		wait := step/2 + rand.N(step/2+1)
+		l.log.Warn("hub link: down; retrying", "hub", from, "err", err, "next", l.bases[cur], "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, l.opts.MaxBackoff)
 	}
 }
 
@@ -244,14 +271,14 @@ func errText(err error) string {
 }
 
 // session makes one link and replicates over it until it fails.
-func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed bool, err error) {
+func (l *Link) session(ctx context.Context, wake <-chan payment.Event, cur int) (welcomed bool, err error) {
 	last, err := l.opts.Journal.LastSeq(ctx)
 	if err != nil {
 		return false, err
 	}
 	l.update(func(s *Status) { s.JournalSeq = last })
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	c, resp, err := websocket.Dial(dctx, l.opts.URL, &websocket.DialOptions{
+	c, resp, err := websocket.Dial(dctx, l.urls[cur], &websocket.DialOptions{
 		HTTPClient: l.opts.HTTPClient,
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + l.opts.Token}},
 	})
@@ -311,9 +338,9 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 		return true, fmt.Errorf("%w (hub: %d, journal: %d); use a new kiosk id for a new journal", ErrForeignHistory, acked, last)
 	}
 	// The state file first, so whoever sees the status finds it written.
-	l.saveState(acked, time.Time{})
-	l.update(func(s *Status) { s.Connected, s.AckedSeq, s.LastError = true, acked, "" })
-	l.log.Info("hub link: connected", "hub", l.opts.URL, "acked_seq", acked, "journal_seq", last)
+	l.saveState(cur, acked, time.Time{})
+	l.update(func(s *Status) { s.Connected, s.AckedSeq, s.LastError, s.Hub = true, acked, "", l.bases[cur] })
+	l.log.Info("hub link: connected", "hub", l.bases[cur], "acked_seq", acked, "journal_seq", last)
 
 	poll := time.NewTicker(l.opts.Poll)
 	defer poll.Stop()
@@ -408,7 +435,7 @@ func (l *Link) session(ctx context.Context, wake <-chan payment.Event) (welcomed
 				}
 				acked, inflight, ackBy = f.AckedSeq, 0, nil
 				now := time.Now()
-				l.saveState(acked, now)
+				l.saveState(cur, acked, now)
 				l.update(func(s *Status) { s.AckedSeq, s.AckedAt = acked, now })
 			case wire.TypeMessage:
 				if f.Message == nil || l.opts.OnMessage == nil {
@@ -487,14 +514,14 @@ func ReadState(path string) (State, error) {
 
 // saveState writes the state file (atomically: a reader never sees half).
 // A zero ackedAt keeps the time of the last acknowledgement.
-func (l *Link) saveState(acked int64, ackedAt time.Time) {
+func (l *Link) saveState(cur int, acked int64, ackedAt time.Time) {
 	if l.opts.StatePath == "" {
 		return
 	}
 	if ackedAt.IsZero() {
 		ackedAt = l.Status().AckedAt
 	}
-	b, _ := json.Marshal(State{Hub: l.base, KioskID: l.opts.KioskID,
+	b, _ := json.Marshal(State{Hub: l.bases[cur], KioskID: l.opts.KioskID,
 		AckedSeq: acked, AckedAt: ackedAt, Updated: time.Now()})
 	tmp := l.opts.StatePath + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {

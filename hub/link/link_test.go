@@ -41,7 +41,12 @@ func newFixture(t *testing.T) *fixture { return newFixtureTB(t) }
 
 func newFixtureTB(t testing.TB) *fixture {
 	t.Helper()
-	dsn := pgtest.DB(t)
+	return newFixtureOn(t, pgtest.DB(t))
+}
+
+// newFixtureOn is a fixture on the database dsn.
+func newFixtureOn(t testing.TB, dsn string) *fixture {
+	t.Helper()
 	st, err := hub.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,10 @@
 
 package pgtemp
 
-import "os/exec"
+import (
+	"os"
+	"os/exec"
+)
 
 type owner struct{}
 
@@ -11,3 +14,6 @@ func unprivileged() (owner, error) { return owner{}, nil }
 func (owner) own(string) error { return nil }
 
 func (owner) apply(*exec.Cmd) {}
+
+// immediateShutdown: without SIGQUIT, the process is killed.
+var immediateShutdown os.Signal = os.Kill

@@ -56,3 +56,6 @@ func (o owner) apply(cmd *exec.Cmd) {
 		cmd.Env = append(os.Environ(), "HOME="+cmd.Dir)
 	}
 }
+
+// immediateShutdown is PostgreSQL's immediate shutdown signal.
+var immediateShutdown os.Signal = syscall.SIGQUIT

@@ -40,11 +40,16 @@ const port = 5432
 // Cluster is a running throwaway cluster. Close stops it and removes its
 // directory.
 type Cluster struct {
-	dir     string // the temporary directory: data/ and the socket
+	dir    string // the temporary directory: data/ and the socket
+	bin    string // where postgres is
+	owner  owner
+	logBuf *lockedBuffer
+
+	// The running server: set by run, read by Stop and Close, which the
+	// caller does not call at the same time as Restart.
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
-	logBuf  *lockedBuffer
 
 	mu sync.Mutex
 	n  int // databases made by NewDatabase
@@ -91,7 +96,6 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtemp: temporary directory: %w", err)
 	}
-	c := &Cluster{dir: dir, exited: make(chan struct{}), logBuf: &lockedBuffer{}}
 	fail := func(err error) (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, err
@@ -100,6 +104,7 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return fail(err)
 	}
+	c := &Cluster{dir: dir, bin: bin, owner: owner, logBuf: &lockedBuffer{}}
 	if err := owner.own(dir); err != nil {
 		return fail(err)
 	}
@@ -111,19 +116,32 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("pgtemp: initdb: %w: %s", err, bytes.TrimSpace(out)))
 	}
+	if err := c.run(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+// run starts the server on the cluster's data directory and returns once
+// it accepts connections.
+func (c *Cluster) run(ctx context.Context) error {
+	data := filepath.Join(c.dir, "data")
 	// No TCP, a socket in dir; fsync off: the cluster is thrown away.
-	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-p", strconv.Itoa(port),
+	c.cmd = exec.Command(filepath.Join(c.bin, "postgres"), "-D", data, "-k", c.dir, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=200")
-	c.cmd.Dir = dir
+	c.cmd.Dir = c.dir
 	c.cmd.Stdout, c.cmd.Stderr = c.logBuf, c.logBuf
-	owner.apply(c.cmd)
+	c.owner.apply(c.cmd)
 	if err := c.cmd.Start(); err != nil {
-		return fail(fmt.Errorf("pgtemp: start postgres: %w", err))
+		return fmt.Errorf("pgtemp: start postgres: %w", err)
 	}
+	cmd, exited := c.cmd, make(chan struct{})
+	c.exited = exited
 	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.exited)
+		c.waitErr = cmd.Wait()
+		close(exited)
 	}()
 	// Wait for the server to accept a connection: the event we need.
 	// PostgreSQL starts in well under a second; 60 s covers a loaded
@@ -133,22 +151,59 @@ func Start(ctx context.Context) (*Cluster, error) {
 		conn, err := pgx.Connect(ctx, c.DSN("postgres"))
 		if err == nil {
 			conn.Close(ctx)
-			return c, nil
+			return nil
 		}
 		select {
-		case <-c.exited:
-			c.Close()
-			return nil, fmt.Errorf("pgtemp: postgres exited: %v: %s", c.waitErr, c.Log())
+		case <-exited:
+			return fmt.Errorf("pgtemp: postgres exited: %v: %s", c.waitErr, c.Log())
 		case <-ctx.Done():
-			c.Close()
-			return nil, ctx.Err()
+			c.Stop(false)
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			c.Close()
-			return nil, fmt.Errorf("pgtemp: postgres did not accept connections in 60s: %v: %s", err, c.Log())
+			c.Stop(false)
+			return fmt.Errorf("pgtemp: postgres did not accept connections in 60s: %v: %s", err, c.Log())
 		}
 	}
+}
+
+// Stop stops the server and keeps its data, for Restart: a fast shutdown
+// (clients disconnected, the data flushed), or with crash true an
+// immediate one (the server's processes quit at once, as in a crash, and
+// the next start recovers from the write-ahead log).
+func (c *Cluster) Stop(crash bool) {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	// SIGINT is PostgreSQL's fast shutdown, SIGQUIT its immediate one.
+	sig := os.Interrupt
+	if crash {
+		sig = immediateShutdown
+	}
+	_ = c.cmd.Process.Signal(sig)
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+// Restart starts the server again after Stop, on the same data and
+// socket: the DSNs given before work again.
+func (c *Cluster) Restart(ctx context.Context) error {
+	select {
+	case <-c.exited:
+	default:
+		return errors.New("pgtemp: Restart: the server is running")
+	}
+	return c.run(ctx)
 }
 
 // tempRoot is where the cluster's directory goes: the usual temporary
@@ -210,21 +265,7 @@ func (c *Cluster) Log() string { return c.logBuf.String() }
 
 // Close stops the server (a fast shutdown) and removes its directory.
 func (c *Cluster) Close() error {
-	if c.cmd != nil && c.cmd.Process != nil {
-		select {
-		case <-c.exited:
-		default:
-			// SIGINT is PostgreSQL's fast shutdown: clients are
-			// disconnected, nothing is waited for.
-			_ = c.cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-c.exited:
-			case <-time.After(30 * time.Second):
-				_ = c.cmd.Process.Kill()
-				<-c.exited
-			}
-		}
-	}
+	c.Stop(false)
 	return os.RemoveAll(c.dir)
 }
 

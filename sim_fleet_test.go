@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"paydesk/hub/pgtemp/pgtest"
+)
+
+// TestSimFleet runs 'paydesk sim fleet' against a running hub: kiosks
+// registered with --create-tokens take payments on every rail, and the
+// hub stores at least what the fleet's links say it acknowledged.
+func TestSimFleet(t *testing.T) {
+	cl := pgtest.Own(t)
+	dsn := cl.DSN("postgres")
+	ctx := context.Background()
+	hubCtx, stopHub := context.WithCancel(ctx)
+	hubOut := &lines{}
+	hubDone := make(chan error, 1)
+	go func() {
+		hubDone <- run(hubCtx, []string{"hub", "--db", dsn, "--listen", "127.0.0.1:0"}, nil, hubOut, io.Discard)
+	}()
+	t.Cleanup(func() {
+		stopHub()
+		if err := <-hubDone; err != nil {
+			t.Errorf("hub: %v", err)
+		}
+	})
+	url := hubOut.waitFor(t, regexp.MustCompile(`paydesk hub on (http://\S+)`))[1]
+
+	fleetCtx, stopFleet := context.WithCancel(ctx)
+	out := &lines{}
+	fleetDone := make(chan error, 1)
+	go func() {
+		fleetDone <- run(fleetCtx, []string{"sim", "fleet", "--kiosks", "3", "--hub", url, "--create-tokens", "--db", dsn,
+			"--every", "20ms", "--report", "50ms"}, nil, out, io.Discard)
+	}()
+	// 60 payments' events acknowledged across the fleet, all connected.
+	re := regexp.MustCompile(`connected 3/3, events journaled \d+, acknowledged (\d{3,})`)
+	m := out.waitFor(t, re)
+	stopFleet()
+	if err := <-fleetDone; err != nil {
+		t.Fatalf("sim fleet: %v\n%s", err, out)
+	}
+	acked, _ := strconv.Atoi(m[1])
+
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var kiosks, events, rails int
+	if err := conn.QueryRow(ctx, `SELECT count(DISTINCT kiosk_id), count(*), count(DISTINCT rail) FROM events
+		WHERE kiosk_id IN ('SIM00001', 'SIM00002', 'SIM00003')`).Scan(&kiosks, &events, &rails); err != nil {
+		t.Fatal(err)
+	}
+	if kiosks != 3 || events < acked || rails != 3 {
+		t.Fatalf("the hub holds %d events of %d kiosks on %d rails; want ≥ %d acknowledged, of 3 kiosks, on pos, terminal and mpesa\n%s",
+			events, kiosks, rails, acked, out)
+	}
+	// The journals were in a temporary directory, removed on exit.
+	dir := regexp.MustCompile(`journals in (\S+)`).FindStringSubmatch(out.String())
+	if dir == nil {
+		t.Fatalf("no journals' directory in:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Clean(dir[1])); !os.IsNotExist(err) {
+		t.Errorf("journals' directory %s left behind: %v", dir[1], err)
+	}
+
+	// The same ids again: refused, their journals would not be these.
+	err = run(ctx, []string{"sim", "fleet", "--kiosks", "1", "--hub", url, "--create-tokens", "--db", dsn}, nil, io.Discard, io.Discard)
+	if err == nil || !regexp.MustCompile(`SIM00001 is already registered`).MatchString(err.Error()) {
+		t.Fatalf("sim fleet with ids in use: %v", err)
+	}
+}
