@@ -211,7 +211,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 		// Last, so a short window, which shows the first lines of the
 		// brief, keeps the other rails' lines and the display's URL.
 		renv.brief("Demo POS by cents: .51 declined  .61 no answer  .62 no result  .81 POS error",
-			"  .91 wrong amount  .92 reconnects  other: approved (full tables: taller window)")
+			"  .91 wrong amount  .92 reconnects  other: approved (every outcome: n)")
 	}
 	banner = append(banner, renv.notes...)
 

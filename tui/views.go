@@ -292,7 +292,7 @@ func (m Model) menuView() string {
 			brief := m.cfg.DemoBrief
 			if brief == "" {
 				brief = "Demo POS by cents: .51 declined  .61 no answer  .62 no result  .81 POS error\n" +
-					"  .91 wrong amount  .92 reconnects  other: approved (full table: taller window)"
+					"  .91 wrong amount  .92 reconnects  other: approved (every outcome: n)"
 			}
 			// The brief's first lines matter most: keep those that fit.
 			// None fits when the window is full (the full help is
