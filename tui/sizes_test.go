@@ -205,3 +205,16 @@ func TestSizeGoldens(t *testing.T) {
 		}
 	}
 }
+
+func TestDisabledReasonsWrapInANarrowWindow(t *testing.T) {
+	// At 60 columns a disabled item's reason ran off the edge ("set
+	// --ter"): the operator must read it whole, flag unbroken.
+	m := sized(New(testConfig(), &fakeRail{}, testBus(t)), 60, 40)
+	v := m.View()
+	fits(t, v, 60, 40)
+	for _, want := range []string{"(set", "--terminal-port)", "the M-Pesa", "settings)"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the menu at 60 columns lacks %q:\n%s", want, v)
+		}
+	}
+}

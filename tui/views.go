@@ -175,6 +175,26 @@ func wrap(text string, width int) string {
 	return ansi.Wrap(text, width, " ")
 }
 
+// wrapAtSpaces breaks text into lines of at most width cells at spaces
+// only, so a flag such as --terminal-port is never split at its hyphen; a
+// word longer than width has a line of its own.
+func wrapAtSpaces(text string, width int) []string {
+	var lines []string
+	cur := ""
+	for _, w := range strings.Fields(text) {
+		switch {
+		case cur == "":
+			cur = w
+		case ansi.StringWidth(cur)+1+ansi.StringWidth(w) <= width:
+			cur += " " + w
+		default:
+			lines = append(lines, cur)
+			cur = w
+		}
+	}
+	return append(lines, cur)
+}
+
 // devSecretWarning is the header's line while the POS link uses the
 // public development secret, which anyone can sign POS messages with.
 const devSecretWarning = "! public development secret: set PAYDESK_SECRET or --secret-file"
@@ -261,7 +281,13 @@ func (m Model) menuView() string {
 		why := m.disabled(it)
 		switch {
 		case why != "":
-			line = "  " + s.Disabled.Render(line+" — "+why)
+			// The reason is read whole: in a narrow window it wraps under
+			// the item instead of running off the edge.
+			text := line + " — " + why
+			if m.width > 0 && ansi.StringWidth(text)+2 > m.width {
+				text = strings.Join(wrapAtSpaces(text, m.width-5), "\n     ")
+			}
+			line = "  " + s.Disabled.Render(text)
 		case i == m.cursor:
 			line = s.Selected.Render("> " + line)
 		default:
