@@ -259,6 +259,14 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 		if err := upsertTxns(ctx, tx, kiosk, evs, fresh); err != nil {
 			return err
 		}
+		isNew := make(map[int64]bool, len(fresh))
+		for _, s := range fresh {
+			isNew[s] = true
+		}
+		checkouts, refs := routingKeys(evs, isNew)
+		if err := routeWaiting(ctx, tx, kiosk, checkouts, refs); err != nil {
+			return err
+		}
 		return tx.QueryRow(ctx, `UPDATE kiosks SET acked_seq = greatest(acked_seq, $2), last_seen = now()
 			WHERE id = $1 RETURNING acked_seq`, kiosk, evs[n-1].Seq).Scan(&acked)
 	})
