@@ -287,6 +287,13 @@ func TestSTKPushViaTheHubEndsApproved(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM mpesa_callbacks WHERE kiosk_id = 'K1' AND key = $1 AND body IS NULL`, checkout); n != 1 {
 		t.Fatalf("callback %s not routed to K1 (or its body kept): %d", checkout, n)
 	}
+	// Delivered, the payer's number is nowhere at the hub in full.
+	if n := f.count(`SELECT count(*) FROM messages WHERE position($1 in body::text) > 0`, sandbox.TestPhone); n != 0 {
+		t.Fatalf("%d acknowledged messages keep the payer's number", n)
+	}
+	if n := f.count(`SELECT count(*) FROM mpesa_callbacks WHERE position($1::bytea in raw) > 0`, []byte(sandbox.TestPhone)); n != 0 {
+		t.Fatalf("%d stored callbacks keep the payer's number", n)
+	}
 }
 
 func TestC2BPaymentReachesTheKioskOfItsReference(t *testing.T) {
@@ -542,5 +549,95 @@ func (k *rawKiosk) send(f wire.Frame) {
 	defer cancel()
 	if err := k.c.Write(ctx, websocket.MessageText, b); err != nil {
 		k.t.Fatal(err)
+	}
+}
+
+// serveHub serves a hub with opts on store and returns its URL.
+func serveHub(t *testing.T, store *Store, opts Options) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(store, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+func postBody(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+const stkBody = `{"Body":{"stkCallback":{"MerchantRequestID":"m-1","CheckoutRequestID":"ws_CO_HARDEN1","ResultCode":1032,"ResultDesc":"Request cancelled by user"}}}`
+
+func TestCallbackHardening(t *testing.T) {
+	st, _ := openStore(t)
+	// 127.0.0.1 is not Safaricom's: refused when the allow-list is
+	// enforced, and nothing stored.
+	enforced := serveHub(t, st, Options{MessagePoll: noPoll, MpesaEnforceAllow: true, Logger: quiet()})
+	if code, _ := postBody(t, enforced+PathSTK, stkBody); code != http.StatusForbidden {
+		t.Fatalf("a callback from outside the allow-list answered %d, want 403", code)
+	}
+	open := serveHub(t, st, Options{MessagePoll: noPoll, Logger: quiet()})
+	big := `{"Body":{"stkCallback":{"CheckoutRequestID":"x","ResultCode":0,"ResultDesc":"` + strings.Repeat("a", 17<<10) + `"}}}`
+	if code, _ := postBody(t, open+PathSTK, big); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a 17 KiB body answered %d, want 413", code)
+	}
+	if code, _ := postBody(t, open+PathSTK, `{"Body":{}}`); code != http.StatusBadRequest {
+		t.Fatalf("a malformed STK callback answered %d, want 400", code)
+	}
+	var n int
+	if err := st.pool.QueryRow(context.Background(), `SELECT count(*) FROM mpesa_callbacks`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d callbacks stored from refused requests (%v)", n, err)
+	}
+	// Not enforced: stored, marked as from outside the list (the kiosk
+	// flags it), answered.
+	if code, body := postBody(t, open+PathSTK, stkBody); code != http.StatusOK || !strings.Contains(body, `"ResultCode":0`) {
+		t.Fatalf("answered %d %s", code, body)
+	}
+	var allowed bool
+	if err := st.pool.QueryRow(context.Background(), `SELECT allowed FROM mpesa_callbacks WHERE key = 'ws_CO_HARDEN1'`).Scan(&allowed); err != nil || allowed {
+		t.Fatalf("stored allowed=%v (%v), want false", allowed, err)
+	}
+}
+
+func TestNoAnswer200WithoutTheDatabase(t *testing.T) {
+	st, _ := openStore(t)
+	url := serveHub(t, st, Options{MessagePoll: noPoll, MpesaAllow: mustAllow(t, "127.0.0.0/8"), Logger: quiet()})
+	st.pool.Close() // the database is gone
+	for _, p := range []string{PathSTK, PathC2BConfirmation, PathC2BValidation} {
+		body := stkBody
+		if p != PathSTK {
+			body = `{"TransactionType":"Pay Bill","TransID":"TXDOWN1","TransAmount":"10.00","BillRefNumber":"ABC"}`
+		}
+		if code, answer := postBody(t, url+p, body); code == http.StatusOK {
+			t.Fatalf("%s answered 200 (%s) with nothing stored", p, answer)
+		}
+	}
+}
+
+func TestDashboardListsUnmatchedMpesaPayments(t *testing.T) {
+	d := newDash(t, Options{MpesaAllow: mustAllow(t, "127.0.0.0/8"), Logger: quiet()})
+	body := `{"TransactionType":"Pay Bill","TransID":"UNM4TCH3D1","TransTime":"20261204120000","TransAmount":"75.00","BusinessShortCode":"174379","BillRefNumber":"WRONGREF","MSISDN":"2547 ***** 149"}`
+	if code, answer := postBody(t, d.ts.URL+PathC2BConfirmation, body); code != http.StatusOK {
+		t.Fatalf("confirmation answered %d %s", code, answer)
+	}
+	c := d.client()
+	c.mustLogin()
+	_, page := c.get("/payments")
+	for _, want := range []string{`id="unmatched"`, "UNM4TCH3D1", mpesa.NormalizeReference("WRONGREF"), "KES 75.00"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("the payments page lacks %q:\n%s", want, page)
+		}
 	}
 }

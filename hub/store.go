@@ -412,11 +412,16 @@ func (s *Store) Pending(ctx context.Context, kiosk string, after int64, limit in
 	return out, nil
 }
 
-// AckMessage marks kiosk's message id delivered. A message of another
+// AckMessage marks kiosk's message id delivered (an M-Pesa callback's
+// body is then dropped: the callback is kept masked). A message of another
 // kiosk is refused with ErrNoMessage and stays pending for its kiosk.
 // Acknowledging twice is not an error.
 func (s *Store) AckMessage(ctx context.Context, kiosk string, id int64) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE messages SET acked_at = coalesce(acked_at, now()) WHERE id = $1 AND kiosk_id = $2`, id, kiosk)
+	// A delivered M-Pesa callback holds the payer's number: once the
+	// kiosk has journaled it (masked), the hub keeps only its masked copy
+	// in mpesa_callbacks.
+	tag, err := s.pool.Exec(ctx, `UPDATE messages SET acked_at = coalesce(acked_at, now()),
+		body = CASE WHEN kind = $3 THEN '{}'::jsonb ELSE body END WHERE id = $1 AND kiosk_id = $2`, id, kiosk, MessageMpesa)
 	if err != nil {
 		return fmt.Errorf("acknowledge message %d of %s: %w", id, kiosk, err)
 	}
