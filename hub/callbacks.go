@@ -134,7 +134,9 @@ func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string) (string, err
 }
 
 // route queues callback id's message for kiosk and notifies the replicas
-// (the notification leaves at commit).
+// (the notification leaves at commit). Its caller holds routeLock to the
+// commit, so routed messages commit in the order of their ids, and a link
+// that has sent up to id N never misses a lower one committed later.
 func route(ctx context.Context, tx pgx.Tx, id int64, kiosk string, m MpesaMessage) error {
 	body, err := json.Marshal(m)
 	if err != nil {
@@ -160,9 +162,7 @@ func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs 
 	if len(checkouts) == 0 && len(refs) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, routeLock); err != nil {
-		return err
-	}
+	// Ingest holds routeLock already.
 	rows, err := tx.Query(ctx, `SELECT id, kind, key, ref FROM mpesa_callbacks
 		WHERE kiosk_id IS NULL AND (kind = 'stk' AND key = ANY($1) OR kind = 'c2b_confirmation' AND ref = ANY($2))
 		ORDER BY id`, checkouts, refs)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"paydesk/mpesa"
@@ -90,7 +91,7 @@ func unreadable(body []byte) string {
 
 func (s *Server) keep(in inbound, c Callback) (StoredCallback, error) {
 	c.Body, c.Raw, c.Source, c.Allowed = in.body, mpesa.MaskRaw(in.body), in.source, in.allowed
-	if !json.Valid(in.body) {
+	if !json.Valid(in.body) || strings.HasPrefix(c.Key, "unreadable:") {
 		c.Body = nil // never queued: kept masked for the record
 	}
 	ctx, cancel := context.WithTimeout(in.ctx, 20*time.Second)

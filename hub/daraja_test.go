@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -639,5 +640,51 @@ func TestDashboardListsUnmatchedMpesaPayments(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Fatalf("the payments page lacks %q:\n%s", want, page)
 		}
+	}
+}
+
+// Callbacks routed while the same kiosk's batches that route callbacks
+// are stored: neither waits for the other in a cycle (PostgreSQL would
+// abort one as a deadlock, and Daraja or the kiosk would have to retry).
+func TestRoutingAndIngestDoNotDeadlock(t *testing.T) {
+	st, _ := openStore(t)
+	ctx := context.Background()
+	if _, err := st.AddKiosk(ctx, "K1"); err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 40
+	at := time.Now()
+	if _, _, err := st.Ingest(ctx, "K1", []wire.Event{{Seq: 1, Time: at, Kind: payment.KindTransition, Rail: payment.RailMPesa,
+		TxnID: "PDSALE", Status: payment.StatusCreated, Mode: payment.ModeC2B, Minor: 100, Currency: "KES"}}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*rounds)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := range rounds {
+			ev := wire.Event{Seq: int64(i + 2), Time: at, Kind: payment.KindTransition, Rail: payment.RailMPesa,
+				TxnID: "PDSALE", Status: payment.StatusAcknowledged, Result: &payment.Result{RemoteID: fmt.Sprintf("ws_CO_%d", i)}}
+			if _, _, err := st.Ingest(ctx, "K1", []wire.Event{ev}); err != nil {
+				errs <- err
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := range rounds {
+			key := fmt.Sprintf("T%d", i)
+			body := []byte(`{"TransID":"` + key + `","TransAmount":"1.00","BillRefNumber":"PDSALE"}`)
+			if _, err := st.StoreCallback(ctx, Callback{Kind: CallbackC2BConfirm, Key: key, Ref: "PDSALE",
+				Body: body, Raw: body, Source: "127.0.0.1", Allowed: true}); err != nil {
+				errs <- err
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

@@ -226,7 +226,21 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 			plans[i], _ = json.Marshal(ev.Plans)
 		}
 	}
+	all := make(map[int64]bool, n)
+	for _, ev := range evs {
+		all[ev.Seq] = true
+	}
+	checkouts, refs := routingKeys(evs, all)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A batch that may route M-Pesa callbacks takes the routing
+		// lock before the kiosk's row: a callback being routed holds
+		// the lock and then needs the row (its message's kiosk), so the
+		// other order could deadlock.
+		if len(checkouts) > 0 || len(refs) > 0 {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, routeLock); err != nil {
+				return err
+			}
+		}
 		// The kiosk's row, locked: one batch of a kiosk at a time, so
 		// acked_seq and its transactions move in step.
 		var revoked bool
