@@ -184,10 +184,18 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 	} else if tr != nil {
 		rails.Terminal = tr
 	}
-	if mr, err := mp.start(ctx, renv); err != nil {
+	mp.HubURL = hubs.url
+	mr, err := mp.start(ctx, renv)
+	if err != nil {
 		return err
-	} else if mr != nil {
+	}
+	if mr != nil {
 		rails.MPesa = mr
+	}
+	if mp.ViaHub {
+		hubs.railsStarted(mr)
+	} else {
+		hubs.railsStarted(nil)
 	}
 	// The customer display takes payments on the same rails.
 	displayRails := map[string]payment.Starter{"pos": posRail{srv}}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -25,6 +26,7 @@ import (
 
 	"paydesk/hub"
 	"paydesk/hub/pgtemp"
+	"paydesk/mpesa"
 	"paydesk/payment"
 )
 
@@ -93,6 +95,9 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	behindTLS := fs.Bool("behind-tls-proxy", env("HUB_BEHIND_TLS_PROXY", "") == "true", "operators reach the dashboard through a proxy that terminates TLS: mark session cookies Secure (PAYDESK_HUB_BEHIND_TLS_PROXY=true)")
 	tz := fs.String("tz", env("HUB_TZ", "Local"), "time zone of the dashboard's days, e.g. Africa/Nairobi (PAYDESK_HUB_TZ)")
 	sessionTTL := fs.Duration("session", 12*time.Hour, "how long an operator's dashboard session lasts")
+	mpAllow := fs.String("mpesa-allow", env("HUB_MPESA_ALLOW", ""), "Daraja callback sources allowed, comma-separated addresses or CIDRs (PAYDESK_HUB_MPESA_ALLOW; default: the 14 addresses reported for Safaricom)")
+	mpProxies := fs.String("mpesa-trusted-proxies", env("HUB_MPESA_TRUSTED_PROXIES", ""), "proxies whose X-Forwarded-For is believed for Daraja's callbacks, comma-separated (PAYDESK_HUB_MPESA_TRUSTED_PROXIES)")
+	mpEnforce := fs.Bool("mpesa-enforce-allow", env("HUB_MPESA_ENFORCE_ALLOW", "") != "", "refuse Daraja callbacks from outside the allow-list (default: store them, and the kiosk flags them) (PAYDESK_HUB_MPESA_ENFORCE_ALLOW)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, hubUsage+"\nFlags of 'paydesk hub':\n")
 		fs.PrintDefaults()
@@ -107,6 +112,16 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	loc, err := time.LoadLocation(*tz)
 	if err != nil {
 		return fmt.Errorf("hub: --tz: %w", err)
+	}
+	var allow []netip.Prefix // nil: Safaricom's reported addresses
+	if *mpAllow != "" {
+		if allow, err = mpesa.ParsePrefixes(*mpAllow); err != nil {
+			return fmt.Errorf("hub: --mpesa-allow: %w", err)
+		}
+	}
+	proxies, err := mpesa.ParsePrefixes(*mpProxies)
+	if err != nil {
+		return fmt.Errorf("hub: --mpesa-trusted-proxies: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if *logPath != "" {
@@ -137,7 +152,8 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer store.Close()
-	srv := hub.NewServer(store, hub.Options{Logger: log, Location: loc, SessionTTL: *sessionTTL, BehindTLSProxy: *behindTLS})
+	srv := hub.NewServer(store, hub.Options{Logger: log, Location: loc, SessionTTL: *sessionTTL, BehindTLSProxy: *behindTLS,
+		MpesaAllow: allow, MpesaTrustedProxies: proxies, MpesaEnforceAllow: *mpEnforce})
 	log.Info("hub started", "listen", ln.Addr().String(), "tls", scheme == "https")
 	fmt.Fprintf(stdout, "paydesk hub on %s://%s (kiosks: [hub] url = \"%s://HOST:%s\")\n", scheme, ln.Addr(), scheme, portOf(ln.Addr()))
 	return srv.Serve(ctx, ln)

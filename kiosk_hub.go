@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,8 +14,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
+	"paydesk/hub"
 	"paydesk/hub/link"
+	"paydesk/hub/wire"
+	"paydesk/mpesa"
 	"paydesk/payment"
 )
 
@@ -28,6 +33,23 @@ import (
 type hubSettings struct {
 	url string
 	ca  string
+	// mpesa takes the M-Pesa callbacks the hub routes to this kiosk
+	// (with --mpesa-via-hub); until it is set they stay at the hub.
+	mpesa atomic.Pointer[mpesa.Rail]
+	// railsUp is closed once the rails have started (mpesa set or not):
+	// a message arriving before waits for it.
+	railsUp chan struct{}
+}
+
+// railsStarted says the rails have started, mr being the M-Pesa rail
+// that takes callbacks via the hub (nil: none).
+func (h *hubSettings) railsStarted(mr *mpesa.Rail) {
+	if mr != nil {
+		h.mpesa.Store(mr)
+	}
+	if h.railsUp != nil {
+		close(h.railsUp)
+	}
 }
 
 func init() {
@@ -45,6 +67,7 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 	if h.url == "" {
 		return nil
 	}
+	h.railsUp = make(chan struct{})
 	token, err := e.file.secret("hub-token")
 	if err != nil {
 		return err
@@ -65,7 +88,8 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 	}
 	l, err := link.New(link.Options{URL: h.url, Token: token, KioskID: kioskID, Journal: e.bus.Journal(), Bus: e.bus,
-		StatePath: link.StatePath(e.journal), HTTPClient: client, Logger: e.log, Version: paydeskVersion()})
+		StatePath: link.StatePath(e.journal), HTTPClient: client, Logger: e.log, Version: paydeskVersion(),
+		OnMessage: h.onMessage})
 	if err != nil {
 		return err
 	}
@@ -79,6 +103,28 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 	e.goRun("hub link", l.Run, nil)
 	e.note("Hub: this kiosk's journal is replicated to " + h.url + " ('paydesk journal' shows how far)")
 	return nil
+}
+
+// onMessage hands a message from the hub to whom it is for; the link
+// acknowledges it to the hub when this returns nil.
+func (h *hubSettings) onMessage(ctx context.Context, m wire.Message) error {
+	if m.Kind != hub.MessageMpesa {
+		return fmt.Errorf("a message of kind %q, which this kiosk does not take", m.Kind)
+	}
+	select {
+	case <-h.railsUp:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	rail := h.mpesa.Load()
+	if rail == nil {
+		return errors.New("an M-Pesa callback, and M-Pesa is not running (yet) with --mpesa-via-hub")
+	}
+	var cb hub.MpesaMessage
+	if err := json.Unmarshal(m.Body, &cb); err != nil {
+		return fmt.Errorf("an M-Pesa callback from the hub: %w", err)
+	}
+	return rail.HubCallback(ctx, cb.Kind, cb.Body, cb.Source, cb.Allowed)
 }
 
 // hubLag describes how far the hub has this journal, from the state the

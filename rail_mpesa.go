@@ -46,6 +46,7 @@ func (m *mpesaSettings) register(fs *flag.FlagSet) {
 	fs.BoolVar(&m.RegisterC2B, "mpesa-register-c2b", env("MPESA_REGISTER_C2B", "") != "", "register the C2B confirmation and validation URLs at start (one-shot in production) (PAYDESK_MPESA_REGISTER_C2B)")
 	fs.StringVar(&m.ResponseType, "mpesa-c2b-response-type", env("MPESA_C2B_RESPONSE_TYPE", "Completed"), "what Daraja does when validation does not answer: Completed or Cancelled (PAYDESK_MPESA_C2B_RESPONSE_TYPE)")
 	fs.StringVar(&m.Desc, "mpesa-desc", env("MPESA_DESC", "Kiosk sale"), "TransactionDesc of each push, at most 13 characters (PAYDESK_MPESA_DESC)")
+	fs.BoolVar(&m.ViaHub, "mpesa-via-hub", env("MPESA_VIA_HUB", "") != "", "Daraja posts results and C2B payments to the hub (--hub-url), which passes them to this kiosk; the kiosk still calls Daraja (PAYDESK_MPESA_VIA_HUB)")
 	fs.DurationVar(&m.Wait, "mpesa-wait", envDuration("MPESA_WAIT", mpesa.DefaultPoll.Budget), "how long the console waits for the customer's PIN (PAYDESK_MPESA_WAIT)")
 	fs.DurationVar(&m.C2BWait, "mpesa-c2b-wait", envDuration("MPESA_C2B_WAIT", mpesa.DefaultC2BWait), "how long a customer display's M-Pesa sale waits for the customer's paybill or till payment (PAYDESK_MPESA_C2B_WAIT)")
 }
@@ -106,7 +107,10 @@ func (m *mpesaSettings) start(ctx context.Context, e *railEnv) (*mpesa.Rail, err
 			e.note("M-Pesa: C2B URLs not registered: " + err.Error())
 		}
 	}
-	if !e.demo {
+	switch {
+	case s.ViaHub:
+		e.note("M-Pesa callbacks via the hub: " + rail.STKCallbackURL())
+	case !e.demo:
 		e.note("M-Pesa callbacks on " + addr + " (public " + o.PublicURL + ")")
 	}
 	return rail, nil

@@ -3,10 +3,15 @@ package hub
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"paydesk/hub/wire"
+	"paydesk/mpesa"
 	"paydesk/payment"
 )
 
@@ -51,4 +56,58 @@ func BenchmarkIngest(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDarajaCallback posts STK results to the hub over HTTP, one at
+// a time, as Daraja does: each is stored in PostgreSQL, routed by its
+// CheckoutRequestID among 20 000 journaled pushes to its kiosk's message
+// queue and notified, before the hub answers. The figure is the time
+// Daraja waits for the hub's answer (fsync off in the throwaway cluster).
+//
+//	go test -run '^$' -bench DarajaCallback -benchtime 2000x ./hub/
+func BenchmarkDarajaCallback(b *testing.B) {
+	s, _ := openStoreTB(b)
+	ctx := context.Background()
+	if _, err := s.AddKiosk(ctx, "K1"); err != nil {
+		b.Fatal(err)
+	}
+	const pushes = 20000
+	at := time.Now()
+	var evs []wire.Event
+	for i := range pushes {
+		evs = append(evs, wire.Event{Seq: int64(i + 1), Time: at, Kind: payment.KindTransition, Rail: payment.RailMPesa,
+			TxnID: fmt.Sprintf("PD%08d", i), Status: payment.StatusAcknowledged, Result: &payment.Result{RemoteID: fmt.Sprintf("ws_CO_%d", i)}})
+		if len(evs) == wire.MaxBatch || i == pushes-1 {
+			if _, _, err := s.Ingest(ctx, "K1", evs); err != nil {
+				b.Fatal(err)
+			}
+			evs = evs[:0]
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	allow, _ := mpesa.ParsePrefixes("127.0.0.0/8")
+	srv := NewServer(s, Options{MpesaAllow: allow})
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, ln) }()
+	defer func() { cancel(); <-done }()
+	url := "http://" + ln.Addr().String() + PathSTK
+	i := 0
+	b.ResetTimer()
+	for b.Loop() {
+		body := fmt.Sprintf(`{"Body":{"stkCallback":{"MerchantRequestID":"m","CheckoutRequestID":"ws_CO_%d","ResultCode":0,"ResultDesc":"ok","CallbackMetadata":{"Item":[{"Name":"Amount","Value":1},{"Name":"MpesaReceiptNumber","Value":"R%08d"},{"Name":"PhoneNumber","Value":254708374149}]}}}}`, i%pushes, i)
+		i++
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("answered %d", resp.StatusCode)
+		}
+	}
 }

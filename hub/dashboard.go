@@ -270,8 +270,14 @@ func (s *Server) paymentsPage(w http.ResponseWriter, r *http.Request, sess Sessi
 		s.fail(w, err)
 		return
 	}
+	un, err := s.store.UnmatchedCallbacks(r.Context(), 500)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	d := page(sess, "Unknown and flagged payments")
 	d["Payments"] = att
+	d["Unmatched"] = un
 	s.render(w, "payments.html", d)
 }
 

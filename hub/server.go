@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"paydesk/hub/wire"
+	"paydesk/mpesa"
 )
 
 // Options configure a Server. Zero values take the defaults written beside
@@ -47,6 +49,16 @@ type Options struct {
 	// Location is the time zone the dashboard's days are in. The default
 	// is time.Local.
 	Location *time.Location
+	// MpesaAllow are the addresses Daraja's callbacks may come from; nil
+	// means mpesa.DefaultAllowList. MpesaTrustedProxies are the proxies
+	// whose X-Forwarded-For is believed.
+	MpesaAllow, MpesaTrustedProxies []netip.Prefix
+	// MpesaEnforceAllow refuses (403) a callback from outside the
+	// allow-list; by default it is stored, flagged for its kiosk and
+	// answered, as a kiosk's own callback server does.
+	MpesaEnforceAllow bool
+	// MpesaMaxBody caps a callback's body. The default is 16 KiB.
+	MpesaMaxBody int64
 }
 
 // Server serves kiosks' links: Serve(ctx, ln) until ctx ends or Close.
@@ -61,6 +73,7 @@ type Server struct {
 	closed   bool
 	stopping bool // Serve is waiting for the links: no new ones
 	links    sync.WaitGroup
+	wakers   map[string]map[chan struct{}]bool // per kiosk, its links on this replica
 }
 
 // NewServer returns a server of the kiosks' links on store.
@@ -86,6 +99,12 @@ func NewServer(store *Store, opts Options) *Server {
 	if opts.Location == nil {
 		opts.Location = time.Local
 	}
+	if opts.MpesaAllow == nil {
+		opts.MpesaAllow = mpesa.DefaultAllowList
+	}
+	if opts.MpesaMaxBody <= 0 {
+		opts.MpesaMaxBody = 16 << 10
+	}
 	return &Server{store: store, opts: opts, log: opts.Logger, rej: &limiter{per: opts.RejectLogs}}
 }
 
@@ -103,8 +122,17 @@ func (s *Server) Handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	s.dashboard(mux)
-	// A body is read only by the link and the login and logout forms.
-	return http.MaxBytesHandler(mux, 4<<10)
+	// A body is read only by the link and the login and logout forms,
+	// and by Daraja's callbacks, which have their own cap.
+	small := http.MaxBytesHandler(mux, 4<<10)
+	cb := s.darajaHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/daraja/") {
+			cb.ServeHTTP(w, r)
+			return
+		}
+		small.ServeHTTP(w, r)
+	})
 }
 
 // Serve serves the links on ln until ctx ends or Close is called, then
@@ -129,6 +157,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	listening := make(chan struct{})
+	go func() { defer close(listening); s.listen(ctx) }()
+	defer func() { <-listening }()
 	var err error
 	select {
 	case <-ctx.Done():
@@ -362,12 +393,14 @@ func (l *link) run(ctx context.Context) error {
 }
 
 // deliver sends the kiosk's pending messages, then looks for new ones
-// every MessagePoll. A message sent and not yet acknowledged is sent again
+// when a replica notifies one is queued, or every MessagePoll. A message sent and not yet acknowledged is sent again
 // on the kiosk's next link.
 func (l *link) deliver(ctx context.Context) error {
 	var after int64
 	t := time.NewTicker(l.s.opts.MessagePoll)
 	defer t.Stop()
+	woken, done := l.s.waiter(l.kiosk)
+	defer done()
 	for {
 		msgs, err := l.s.store.Pending(ctx, l.kiosk, after, 100)
 		if err != nil && ctx.Err() == nil {
@@ -383,6 +416,7 @@ func (l *link) deliver(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-woken: // a replica queued a message for this kiosk
 		}
 	}
 }

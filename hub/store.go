@@ -226,6 +226,11 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 			plans[i], _ = json.Marshal(ev.Plans)
 		}
 	}
+	all := make(map[int64]bool, n)
+	for _, ev := range evs {
+		all[ev.Seq] = true
+	}
+	checkouts, refs := routingKeys(evs, all)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The kiosk is told these events are stored once this commits:
 		// the commit must be on disk (in the write-ahead log) by then,
@@ -233,6 +238,15 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 		// it off, a crash of PostgreSQL lost events already acknowledged.
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
 			return err
+		}
+		// A batch that may route M-Pesa callbacks takes the routing
+		// lock before the kiosk's row: a callback being routed holds
+		// the lock and then needs the row (its message's kiosk), so the
+		// other order could deadlock.
+		if len(checkouts) > 0 || len(refs) > 0 {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, routeLock); err != nil {
+				return err
+			}
 		}
 		// The kiosk's row, locked: one batch of a kiosk at a time, so
 		// acked_seq and its transactions move in step.
@@ -264,6 +278,14 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 		}
 		added = len(fresh)
 		if err := upsertTxns(ctx, tx, kiosk, evs, fresh); err != nil {
+			return err
+		}
+		isNew := make(map[int64]bool, len(fresh))
+		for _, s := range fresh {
+			isNew[s] = true
+		}
+		checkouts, refs := routingKeys(evs, isNew)
+		if err := routeWaiting(ctx, tx, kiosk, checkouts, refs); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `UPDATE kiosks SET acked_seq = greatest(acked_seq, $2), last_seen = now()
@@ -411,11 +433,16 @@ func (s *Store) Pending(ctx context.Context, kiosk string, after int64, limit in
 	return out, nil
 }
 
-// AckMessage marks kiosk's message id delivered. A message of another
+// AckMessage marks kiosk's message id delivered (an M-Pesa callback's
+// body is then dropped: the callback is kept masked). A message of another
 // kiosk is refused with ErrNoMessage and stays pending for its kiosk.
 // Acknowledging twice is not an error.
 func (s *Store) AckMessage(ctx context.Context, kiosk string, id int64) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE messages SET acked_at = coalesce(acked_at, now()) WHERE id = $1 AND kiosk_id = $2`, id, kiosk)
+	// A delivered M-Pesa callback holds the payer's number: once the
+	// kiosk has journaled it (masked), the hub keeps only its masked copy
+	// in mpesa_callbacks.
+	tag, err := s.pool.Exec(ctx, `UPDATE messages SET acked_at = coalesce(acked_at, now()),
+		body = CASE WHEN kind = $3 THEN '{}'::jsonb ELSE body END WHERE id = $1 AND kiosk_id = $2`, id, kiosk, MessageMpesa)
 	if err != nil {
 		return fmt.Errorf("acknowledge message %d of %s: %w", id, kiosk, err)
 	}

@@ -120,6 +120,13 @@ func pathKind(p string) string {
 // peer is a trusted proxy, the right-most untrusted X-Forwarded-For
 // address; and whether the allow-list holds it.
 func (r *Rail) source(q *http.Request) (string, bool) {
+	return CallbackSource(q, r.opt.AllowList, r.opt.TrustedProxies)
+}
+
+// CallbackSource is where a callback came from: the peer address, or,
+// when the peer is one of trusted (proxies), the right-most untrusted
+// X-Forwarded-For address; and whether allow holds it.
+func CallbackSource(q *http.Request, allow, trusted []netip.Prefix) (string, bool) {
 	host, _, err := net.SplitHostPort(q.RemoteAddr)
 	if err != nil {
 		host = q.RemoteAddr
@@ -129,7 +136,7 @@ func (r *Rail) source(q *http.Request) (string, bool) {
 		return host, false
 	}
 	addr = addr.Unmap()
-	if contains(r.opt.TrustedProxies, addr) {
+	if contains(trusted, addr) {
 		hops := strings.Split(strings.Join(q.Header.Values("X-Forwarded-For"), ","), ",")
 		for i := len(hops) - 1; i >= 0; i-- {
 			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
@@ -137,12 +144,12 @@ func (r *Rail) source(q *http.Request) (string, bool) {
 				return strings.TrimSpace(hops[i]), false
 			}
 			addr = a.Unmap()
-			if !contains(r.opt.TrustedProxies, addr) {
+			if !contains(trusted, addr) {
 				break
 			}
 		}
 	}
-	return addr.String(), contains(r.opt.AllowList, addr)
+	return addr.String(), contains(allow, addr)
 }
 
 func contains(ps []netip.Prefix, a netip.Addr) bool {

@@ -95,6 +95,10 @@ type Options struct {
 	// PublicURL is where Daraja reaches the callback server, without the
 	// path: "https://kiosk.example.com" (HTTPS in production).
 	PublicURL string
+	// HubURL, when set, is the hub's base URL: Daraja posts this rail's
+	// callbacks there (HubPathSTK and the C2B paths), and the hub hands
+	// them to HubCallback.
+	HubURL string
 	// PathSecret is the unguessable first segment of every callback path;
 	// empty means a random one (then the callback URLs change on each
 	// start; LoadPathSecret keeps one in a file).
@@ -280,6 +284,7 @@ func NewRail(opt Options) (*Rail, error) {
 		opt.AllowList = DefaultAllowList
 	}
 	opt.PublicURL = strings.TrimRight(opt.PublicURL, "/")
+	opt.HubURL = strings.TrimRight(opt.HubURL, "/")
 	secret := opt.PathSecret
 	if secret == "" {
 		secret = NewPathSecret()
@@ -310,15 +315,28 @@ func NewPathSecret() string {
 }
 
 // STKCallbackURL is the CallBackURL sent with every push.
-func (r *Rail) STKCallbackURL() string { return r.opt.PublicURL + "/" + r.secret + "/stk/result" }
+func (r *Rail) STKCallbackURL() string {
+	if r.opt.HubURL != "" {
+		return r.opt.HubURL + HubPathSTK
+	}
+	return r.opt.PublicURL + "/" + r.secret + "/stk/result"
+}
 
 // ConfirmationURL is the C2B confirmation URL to register.
 func (r *Rail) ConfirmationURL() string {
+	if r.opt.HubURL != "" {
+		return r.opt.HubURL + HubPathC2BConfirmation
+	}
 	return r.opt.PublicURL + "/" + r.secret + "/c2b/confirmation"
 }
 
 // ValidationURL is the C2B validation URL to register.
-func (r *Rail) ValidationURL() string { return r.opt.PublicURL + "/" + r.secret + "/c2b/validation" }
+func (r *Rail) ValidationURL() string {
+	if r.opt.HubURL != "" {
+		return r.opt.HubURL + HubPathC2BValidation
+	}
+	return r.opt.PublicURL + "/" + r.secret + "/c2b/validation"
+}
 
 // ShutdownGrace is how long Serve lets callbacks in flight finish when it
 // stops.

@@ -56,6 +56,12 @@ type Settings struct {
 	// Local lets the callbacks reach the listen address itself when no
 	// CallbackURL is given (the demo).
 	Local bool
+	// ViaHub has Daraja post callbacks to the hub at HubURL (the kiosk's
+	// [hub] url), which routes them to this kiosk over its link: the
+	// push's CallBackURL and the C2B URLs are the hub's. The kiosk still
+	// calls Daraja itself.
+	ViaHub bool
+	HubURL string
 }
 
 // Validate checks s: the environment and type offered, the address
@@ -87,7 +93,14 @@ func (s Settings) resolve() (resolved, error) {
 			return v, fmt.Errorf("--mpesa-env must be sandbox or production, not %q", s.Env)
 		}
 	}
-	if s.Env == "production" && s.BaseURL == "" {
+	if s.ViaHub && s.HubURL == "" {
+		return v, errors.New("--mpesa-via-hub needs the hub's URL (--hub-url)")
+	}
+	if s.Env == "production" && s.BaseURL == "" && s.ViaHub {
+		if !strings.HasPrefix(s.HubURL, "https://") {
+			return v, fmt.Errorf("--mpesa-via-hub: the hub's URL must be https:// in production, not %q", s.HubURL)
+		}
+	} else if s.Env == "production" && s.BaseURL == "" {
 		if !strings.HasPrefix(s.CallbackURL, "https://") {
 			return v, fmt.Errorf("--mpesa-callback-url must be an https:// URL in production, not %q", s.CallbackURL)
 		}
@@ -167,7 +180,7 @@ func (s Settings) Open(bus *payment.Bus, log *slog.Logger, journalDir string) (*
 func (s Settings) openRail(v resolved, client *daraja.Client, ln net.Listener, bus *payment.Bus, log *slog.Logger, journalDir string) (*Rail, string, error) {
 	public := s.CallbackURL
 	if public == "" {
-		if !s.Local && s.BaseURL == "" {
+		if !s.Local && s.BaseURL == "" && !s.ViaHub {
 			return nil, "", errors.New("M-Pesa needs --mpesa-callback-url: the public base URL Daraja posts results to (HTTPS in production)")
 		}
 		public = "http://" + ln.Addr().String()
@@ -184,7 +197,11 @@ func (s Settings) openRail(v resolved, client *daraja.Client, ln net.Listener, b
 			log.Info("M-Pesa callback path secret made and kept", "file", file)
 		}
 	}
-	r, err := NewRail(Options{Client: client, Bus: bus, PublicURL: public, PathSecret: pathSecret, AllowList: v.allow,
+	hubURL := ""
+	if s.ViaHub {
+		hubURL = s.HubURL
+	}
+	r, err := NewRail(Options{Client: client, Bus: bus, PublicURL: public, HubURL: hubURL, PathSecret: pathSecret, AllowList: v.allow,
 		TrustedProxies: v.proxies, EnforceAllowList: s.EnforceAllow, Poll: v.poll, Desc: s.Desc, C2BWait: s.C2BWait, Logger: log})
 	if err != nil {
 		return nil, "", fmt.Errorf("M-Pesa: %w", err)

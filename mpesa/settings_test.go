@@ -38,6 +38,9 @@ func TestSettingsValidate(t *testing.T) {
 		{"proxies", func(s *mpesa.Settings) { s.TrustedProxies = "10.0.0.0/33" }, "--mpesa-trusted-proxies"},
 		{"wait", func(s *mpesa.Settings) { s.Wait = 0 }, "--mpesa-wait must be positive"},
 		{"c2b wait", func(s *mpesa.Settings) { s.C2BWait = -time.Second }, "--mpesa-c2b-wait must be positive"},
+		{"via hub without one", func(s *mpesa.Settings) { s.ViaHub = true }, "--mpesa-via-hub needs the hub's URL"},
+		{"via hub production http", func(s *mpesa.Settings) { s.Env, s.ViaHub, s.HubURL = "production", true, "http://hub.example.com" },
+			"the hub's URL must be https:// in production"},
 	} {
 		s := validSettings()
 		c.edit(&s)
@@ -102,5 +105,34 @@ func TestSettingsOpen(t *testing.T) {
 	local := open(s)
 	if want := "http://" + local.Listener.Addr().String(); local.PublicURL != want {
 		t.Errorf("local public URL %s, want %s", local.PublicURL, want)
+	}
+}
+
+// Via the hub, the rail gives Daraja the hub's URLs, and needs no
+// callback URL of its own.
+func TestSettingsViaHub(t *testing.T) {
+	dir := t.TempDir()
+	j, _, err := payment.OpenJournal(filepath.Join(dir, "j.db"), payment.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	bus := payment.NewBus(j, quietLog())
+	t.Cleanup(bus.Close)
+	s := validSettings()
+	s.Env, s.CallbackURL, s.ViaHub, s.HubURL = "production", "", true, "https://hub.example.com/"
+	o, err := s.Open(bus, quietLog(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Listener.Close(); o.Rail.Close() })
+	for got, want := range map[string]string{
+		o.Rail.STKCallbackURL():  "https://hub.example.com" + mpesa.HubPathSTK,
+		o.Rail.ConfirmationURL(): "https://hub.example.com" + mpesa.HubPathC2BConfirmation,
+		o.Rail.ValidationURL():   "https://hub.example.com" + mpesa.HubPathC2BValidation,
+	} {
+		if got != want {
+			t.Errorf("URL %s, want %s", got, want)
+		}
 	}
 }

@@ -1,0 +1,281 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"paydesk/hub/wire"
+	"paydesk/mpesa"
+	"paydesk/payment"
+)
+
+// Kinds of M-Pesa callback the hub stores, and the kinds of the messages
+// it routes them to kiosks in.
+const (
+	CallbackSTK           = mpesa.HubSTK
+	CallbackC2BConfirm    = mpesa.HubC2BConfirmation
+	CallbackC2BValidation = "c2b_validation"
+
+	// MessageMpesa is the kind of a message carrying a Daraja callback
+	// to the kiosk that owns it; its body is a MpesaMessage.
+	MessageMpesa = "mpesa.callback"
+)
+
+// notifyChannel is the PostgreSQL channel a replica that queues a message
+// notifies, with the kiosk's id as payload; every replica listens, and the
+// one holding the kiosk's link sends it at once.
+const notifyChannel = "paydesk_messages"
+
+// routeLock serialises routing callbacks with storing the events that
+// route them, so a callback and the event naming its kiosk, arriving
+// together on two replicas, cannot miss each other.
+const routeLock = 0x70647270 // "pdrp"
+
+// MpesaMessage is a Daraja callback as the hub hands it to a kiosk: the
+// body as Daraja posted it, where from, and whether the allow-list holds
+// that address.
+type MpesaMessage struct {
+	Kind    string          `json:"kind"` // CallbackSTK or CallbackC2BConfirm
+	Body    json.RawMessage `json:"body"`
+	Source  string          `json:"source"`
+	Allowed bool            `json:"allowed"`
+}
+
+// Callback is one Daraja callback as the hub received it.
+type Callback struct {
+	Kind    string
+	Key     string // CheckoutRequestID or TransID
+	Ref     string // normalised bill reference (C2B)
+	Minor   int64  // amount paid, 0 if none
+	Code    string // ResultCode (STK)
+	Body    []byte // as received, for the kiosk
+	Raw     []byte // phone numbers masked, for the record
+	Source  string
+	Allowed bool
+}
+
+// StoredCallback is the outcome of StoreCallback.
+type StoredCallback struct {
+	ID        int64
+	Duplicate bool   // stored before: nothing new queued
+	Kiosk     string // the kiosk it was routed to, "" if none
+}
+
+// StoreCallback stores a callback once per kind and key (a repeat only
+// counts as a duplicate) and, for an STK result or a C2B confirmation,
+// routes it to the kiosk that reported its sale: a message is queued for
+// that kiosk and the replicas are notified, all in one transaction. It
+// returns once the callback is durable.
+func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, error) {
+	var out StoredCallback
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Daraja is answered 200 once this commits: the commit must be in
+		// the write-ahead log by then, whatever synchronous_commit the
+		// server or role has (as Ingest does for the kiosks' events).
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, routeLock); err != nil {
+			return err
+		}
+		var inserted bool
+		err := tx.QueryRow(ctx, `INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (kind, key) DO UPDATE SET duplicates = mpesa_callbacks.duplicates + 1
+			RETURNING id, xmax = 0`, c.Kind, c.Key, c.Ref, c.Minor, c.Code, c.Raw, c.Source, c.Allowed, c.Body).Scan(&out.ID, &inserted)
+		if err != nil {
+			return err
+		}
+		if !inserted {
+			out.Duplicate = true
+			return tx.QueryRow(ctx, `SELECT coalesce(kiosk_id, '') FROM mpesa_callbacks WHERE id = $1`, out.ID).Scan(&out.Kiosk)
+		}
+		if c.Kind == CallbackC2BValidation {
+			return nil
+		}
+		kiosk, err := routeOf(ctx, tx, c.Kind, c.Key, c.Ref)
+		if err != nil || kiosk == "" {
+			return err
+		}
+		out.Kiosk = kiosk
+		return route(ctx, tx, out.ID, kiosk, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed})
+	})
+	if err != nil {
+		return StoredCallback{}, fmt.Errorf("store %s callback %s: %w", c.Kind, c.Key, err)
+	}
+	return out, nil
+}
+
+// routeOf finds the kiosk a callback belongs to: for an STK result, the
+// kiosk that journaled its CheckoutRequestID; for a C2B payment, the
+// kiosk that journaled a sale with its bill reference. "" when none, or
+// when more than one kiosk claims it (left for head office).
+func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string) (string, error) {
+	var q string
+	var arg string
+	switch kind {
+	case CallbackSTK:
+		q, arg = `SELECT DISTINCT kiosk_id FROM events WHERE rail = 'mpesa' AND result ? 'remote_id' AND result->>'remote_id' = $1 LIMIT 2`, key
+	case CallbackC2BConfirm:
+		if ref == "" {
+			return "", nil
+		}
+		q, arg = `SELECT kiosk_id FROM txns WHERE rail = 'mpesa' AND txn_id = $1 LIMIT 2`, ref
+	default:
+		return "", nil
+	}
+	rows, err := tx.Query(ctx, q, arg)
+	if err != nil {
+		return "", err
+	}
+	ks, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(ks) != 1 {
+		return "", err
+	}
+	return ks[0], nil
+}
+
+// route queues callback id's message for kiosk and notifies the replicas
+// (the notification leaves at commit). Its caller holds routeLock to the
+// commit, so routed messages commit in the order of their ids, and a link
+// that has sent up to id N never misses a lower one committed later.
+func route(ctx context.Context, tx pgx.Tx, id int64, kiosk string, m MpesaMessage) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var msg int64
+	if err := tx.QueryRow(ctx, `INSERT INTO messages (kiosk_id, kind, body) VALUES ($1, $2, $3) RETURNING id`,
+		kiosk, MessageMpesa, body).Scan(&msg); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE mpesa_callbacks SET kiosk_id = $2, message_id = $3, routed_at = now(), body = NULL WHERE id = $1`,
+		id, kiosk, msg); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, kiosk)
+	return err
+}
+
+// routeWaiting routes the callbacks waiting for no kiosk that the new
+// events of kiosk claim: STK results by CheckoutRequestID, C2B payments by
+// a new sale's reference. Called inside Ingest's transaction.
+func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs []string) error {
+	if len(checkouts) == 0 && len(refs) == 0 {
+		return nil
+	}
+	// Ingest holds routeLock already.
+	rows, err := tx.Query(ctx, `SELECT id, kind, key, ref FROM mpesa_callbacks
+		WHERE kiosk_id IS NULL AND (kind = 'stk' AND key = ANY($1) OR kind = 'c2b_confirmation' AND ref = ANY($2))
+		ORDER BY id`, checkouts, refs)
+	if err != nil {
+		return err
+	}
+	type waiting struct {
+		id             int64
+		kind, key, ref string
+	}
+	ws, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (waiting, error) {
+		var w waiting
+		return w, r.Scan(&w.id, &w.kind, &w.key, &w.ref)
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		// The whole fleet is asked again: a reference two kiosks claim
+		// stays unmatched.
+		owner, err := routeOf(ctx, tx, w.kind, w.key, w.ref)
+		if err != nil {
+			return err
+		}
+		if owner != kiosk {
+			continue
+		}
+		var m MpesaMessage
+		var raw []byte
+		if err := tx.QueryRow(ctx, `SELECT body, source, allowed FROM mpesa_callbacks WHERE id = $1`,
+			w.id).Scan(&raw, &m.Source, &m.Allowed); err != nil {
+			return err
+		}
+		m.Kind, m.Body = w.kind, raw
+		if err := route(ctx, tx, w.id, kiosk, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routingKeys are what a batch's events tell the router: the
+// CheckoutRequestIDs and the sale references of M-Pesa transactions.
+func routingKeys(evs []wire.Event, fresh map[int64]bool) (checkouts, refs []string) {
+	for _, ev := range evs {
+		if !fresh[ev.Seq] || ev.Rail != payment.RailMPesa || ev.Kind != payment.KindTransition {
+			continue
+		}
+		if ev.Result != nil && ev.Result.RemoteID != "" {
+			checkouts = append(checkouts, ev.Result.RemoteID)
+		}
+		if ev.Status == payment.StatusCreated {
+			refs = append(refs, ev.TxnID)
+		}
+	}
+	return checkouts, refs
+}
+
+// Unmatched is a Daraja payment that no kiosk's sale claims, for head
+// office to settle.
+type Unmatched struct {
+	ID       int64
+	Kind     string
+	Key      string // CheckoutRequestID or receipt (TransID)
+	Ref      string
+	Amount   payment.Money
+	Code     string
+	Source   string
+	Allowed  bool
+	Received time.Time
+}
+
+// UnmatchedCallbacks lists, newest first, at most limit STK results and
+// C2B confirmations routed to no kiosk.
+func (s *Store) UnmatchedCallbacks(ctx context.Context, limit int) ([]Unmatched, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, kind, key, ref, amount_minor, result_code, source, allowed, received_at
+		FROM mpesa_callbacks WHERE kiosk_id IS NULL AND kind <> 'c2b_validation'
+		ORDER BY received_at DESC, id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("unmatched M-Pesa payments: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Unmatched, error) {
+		var u Unmatched
+		err := r.Scan(&u.ID, &u.Kind, &u.Key, &u.Ref, &u.Amount.Minor, &u.Code, &u.Source, &u.Allowed, &u.Received)
+		u.Amount.Currency = "KES"
+		return u, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("unmatched M-Pesa payments: %w", err)
+	}
+	return out, nil
+}
+
+// SaleOpen answers a C2B validation from what the kiosks reported: known
+// is whether exactly one kiosk reported an M-Pesa sale with reference ref,
+// closed whether that sale has a final status.
+func (s *Store) SaleOpen(ctx context.Context, ref string) (known, closed bool, err error) {
+	rows, err := s.pool.Query(ctx, `SELECT status FROM txns WHERE rail = 'mpesa' AND txn_id = $1 LIMIT 2`, ref)
+	if err != nil {
+		return false, false, fmt.Errorf("look up sale %s: %w", ref, err)
+	}
+	sts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return false, false, fmt.Errorf("look up sale %s: %w", ref, err)
+	}
+	if len(sts) != 1 {
+		return false, false, nil
+	}
+	return true, payment.Status(sts[0]).Final(), nil
+}
