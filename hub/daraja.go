@@ -90,7 +90,11 @@ func unreadable(body []byte) string {
 }
 
 func (s *Server) keep(in inbound, c Callback) (StoredCallback, error) {
-	c.Body, c.Raw, c.Source, c.Allowed = in.body, mpesa.MaskRaw(in.body), in.source, in.allowed
+	// What the kiosk is given is masked too: a callback may wait here for
+	// good (no kiosk claims it), and the rail needs the receipt, the
+	// amount and the reference, not the payer's whole number.
+	masked := mpesa.MaskRaw(in.body)
+	c.Body, c.Raw, c.Source, c.Allowed = masked, masked, in.source, in.allowed
 	if !json.Valid(in.body) || strings.HasPrefix(c.Key, "unreadable:") {
 		c.Body = nil // never queued: kept masked for the record
 	}

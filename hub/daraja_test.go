@@ -688,3 +688,29 @@ func TestRoutingAndIngestDoNotDeadlock(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAnUnroutedCallbackKeepsNoPhoneNumber(t *testing.T) {
+	// A callback no kiosk has claimed yet waits at the hub, perhaps for
+	// good (an unmatched payment): what waits must not hold the payer's
+	// number in full, as nothing at rest does.
+	f := newDarajaFixture(t)
+	hubURL := f.replica(f.store)
+	body := `{"Body":{"stkCallback":{"MerchantRequestID":"29115-1","CheckoutRequestID":"ws_CO_NOBODYS","ResultCode":0,` +
+		`"ResultDesc":"ok","CallbackMetadata":{"Item":[{"Name":"Amount","Value":150.00},{"Name":"MpesaReceiptNumber","Value":"NLJ7RT61SV"},` +
+		`{"Name":"TransactionDate","Value":20261204102115},{"Name":"PhoneNumber","Value":254708374149}]}}}}`
+	resp, err := http.Post(hubURL+"/v1/daraja/stk/result", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	if n := f.count(`SELECT count(*) FROM mpesa_callbacks WHERE key = 'ws_CO_NOBODYS'`); n != 1 {
+		t.Fatalf("%d stored callbacks, want 1", n)
+	}
+	if n := f.count(`SELECT count(*) FROM mpesa_callbacks WHERE position('254708374149'::bytea in coalesce(body, ''::bytea)) > 0
+		OR position('254708374149'::bytea in raw) > 0`); n != 0 {
+		t.Fatalf("%d stored callbacks keep the payer's number in full", n)
+	}
+}
