@@ -2,6 +2,7 @@ package mpesa_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -96,6 +97,20 @@ func TestSlowJournalWriteBlocksOnlyItsSale(t *testing.T) {
 	within(t, "Instructions of the hung paybill sale", func() {
 		if in, ok := h.rail.Instructions(c); !ok || in.Until.IsZero() {
 			t.Errorf("Instructions(%s) = %+v, %v", c, in, ok)
+		}
+	})
+	within(t, "C2B validation of the hung paybill sale", func() {
+		body := `{"TransactionType":"Pay Bill","TransID":"TLC0000003","TransTime":"20261204102115","TransAmount":"30",` +
+			`"BusinessShortCode":"` + sandbox.DefaultShortCode + `","BillRefNumber":"` + c + `","MSISDN":"2547 ***** 149","FirstName":"A"}`
+		resp, err := http.Post(h.rail.ValidationURL(), "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(got), "Accepted") {
+			t.Errorf("validation for %s: %d %s, want it accepted (its approval is not journaled yet)", c, resp.StatusCode, got)
 		}
 	})
 	within(t, "Deadline of another sale", func() {
