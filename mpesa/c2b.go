@@ -47,19 +47,19 @@ func (r *Rail) startC2B(req payment.Request) (string, error) {
 	if kind == "till" {
 		where = "till " + number + " (Buy Goods: no account; matched by amount)"
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, err = r.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated,
-		Mode: payment.ModeC2B, Amount: payment.Money{Minor: sh * 100, Currency: "KES"},
-		Detail: fmt.Sprintf("%s payment of KES %d to %s", kind, sh, where)})
-	if err == nil {
-		s.status = payment.StatusCreated
-		s.deadline = now.Add(r.opt.C2BWait)
-		if !r.transition(s, payment.StatusSent, fmt.Sprintf("waiting for a %s payment to %s, KES %d, until %s", kind, where, sh,
-			s.deadline.Format("15:04:05")), nil, "") {
-			err = fmt.Errorf("the wait was not journaled")
+	s.run(func() {
+		_, err = r.publishStep(s, payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated,
+			Mode: payment.ModeC2B, Amount: payment.Money{Minor: sh * 100, Currency: "KES"},
+			Detail: fmt.Sprintf("%s payment of KES %d to %s", kind, sh, where)})
+		if err == nil {
+			s.status = payment.StatusCreated
+			s.deadline = now.Add(r.opt.C2BWait)
+			if !r.transition(s, payment.StatusSent, fmt.Sprintf("waiting for a %s payment to %s, KES %d, until %s", kind, where, sh,
+				s.deadline.Format("15:04:05")), nil, "") {
+				err = fmt.Errorf("the wait was not journaled")
+			}
 		}
-	}
+	})
 	if err != nil {
 		r.dropSale(id)
 		return "", fmt.Errorf("M-Pesa payment: %w", err)
@@ -75,8 +75,11 @@ func (r *Rail) waitC2B(ctx context.Context, s *sale) {
 	if !r.sleep(ctx, s.done, r.opt.C2BWait) {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.run(func() { r.timeOutC2B(s) })
+}
+
+// timeOutC2B is waitC2B's step.
+func (r *Rail) timeOutC2B(s *sale) {
 	if s.status.Final() {
 		return
 	}

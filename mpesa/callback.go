@@ -463,39 +463,42 @@ func (r *Rail) unmatched(tp payment.TillPayment, raw []byte) {
 // A payment from outside the allow-list is flagged (flag) on the sale's
 // outcome.
 func (r *Rail) applyC2B(s *sale, p daraja.C2BPayment, tp payment.TillPayment, raw []byte, flag string) {
-	s.mu.Lock()
-	if s.status.Final() {
-		st := s.status
-		if st != payment.StatusApproved {
-			// Money for a sale that stopped waiting: journaled on the
-			// sale like any late result, and listed for the operator to
-			// complete the sale or refund.
-			r.note(s, payment.KindLate, fmt.Sprintf("paid after the console stopped waiting (%s, by till/paybill): receipt %s KES %s; refund due or complete the sale",
-				st, p.TransID, p.Amount.Raw), FlagLateSuccess, &payment.Result{RemoteID: p.TransID})
+	var ended payment.Status
+	s.run(func() {
+		if s.status.Final() {
+			ended = s.status
+			if ended != payment.StatusApproved {
+				// Money for a sale that stopped waiting: journaled on
+				// the sale like any late result, and listed for the
+				// operator to complete the sale or refund.
+				r.note(s, payment.KindLate, fmt.Sprintf("paid after the console stopped waiting (%s, by till/paybill): receipt %s KES %s; refund due or complete the sale",
+					ended, p.TransID, p.Amount.Raw), FlagLateSuccess, &payment.Result{RemoteID: p.TransID})
+			}
+			return
 		}
-		s.mu.Unlock()
-		tp.Note = fmt.Sprintf("sale %s is already %s", s.id, st)
+		r.mu.Lock()
+		r.putReceipt(p.TransID, s.id)
+		r.mu.Unlock()
+		if p.Amount.Fractional() {
+			s.fraction = true
+			r.note(s, payment.KindStep, "C2B amount "+p.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
+		}
+		tp.TxnID = s.id
+		tp.Note = r.credit(s, p.Amount.Minor(), p.TransID, "till payment "+p.TransID,
+			"paid by till/paybill: M-Pesa receipt "+p.TransID, flag)
+	})
+	if ended != "" {
+		tp.Note = fmt.Sprintf("sale %s is already %s", s.id, ended)
 		r.unmatched(tp, raw)
 		return
 	}
-	r.mu.Lock()
-	r.putReceipt(p.TransID, s.id)
-	r.mu.Unlock()
-	if p.Amount.Fractional() {
-		s.fraction = true
-		r.note(s, payment.KindStep, "C2B amount "+p.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
-	}
-	tp.TxnID = s.id
-	tp.Note = r.credit(s, p.Amount.Minor(), p.TransID, "till payment "+p.TransID,
-		"paid by till/paybill: M-Pesa receipt "+p.TransID, flag)
-	s.mu.Unlock()
 	r.mu.Lock()
 	r.till = append(r.till, tillEntry{TillPayment: tp, at: r.opt.Now()})
 	r.mu.Unlock()
 }
 
 // credit adds minor units, paid by till payment receipt (named what in
-// the journal), to open sale s; call with s.mu held. Short of the amount
+// the journal), to open sale s; call from a step of s. Short of the amount
 // asked, the sale stays open with the shortfall noted; reaching it, the
 // sale is approved with the receipt (detail and flag on that
 // transition); over it, the excess is flagged for a refund. It returns
@@ -562,20 +565,24 @@ func (r *Rail) AssignTill(id, txnID string) error {
 	if s == nil {
 		return fmt.Errorf("sale %s: not an M-Pesa sale of this session: %w", txnID, payment.ErrNotFound)
 	}
-	s.mu.Lock()
-	if s.status == payment.StatusApproved {
-		st := s.receipt
-		s.mu.Unlock()
-		return fmt.Errorf("sale %s is already paid (receipt %s): this payment is a refund to make, not a payment of it", txnID, orDash(st))
+	var paidBy string
+	paid := false
+	s.run(func() {
+		if s.status == payment.StatusApproved {
+			paid, paidBy = true, s.receipt
+			return
+		}
+		if s.status.Final() {
+			r.note(s, payment.KindStep, fmt.Sprintf("till payment %s (%s) assigned by the operator after the sale was %s", id, tp.Amount, s.status),
+				payment.FlagResolved, &payment.Result{RemoteID: id})
+		} else {
+			r.credit(s, tp.Amount.Minor, id, "till payment "+id+" assigned by the operator",
+				fmt.Sprintf("paid by till payment %s, assigned by the operator", id), payment.FlagResolved)
+		}
+	})
+	if paid {
+		return fmt.Errorf("sale %s is already paid (receipt %s): this payment is a refund to make, not a payment of it", txnID, orDash(paidBy))
 	}
-	if s.status.Final() {
-		r.note(s, payment.KindStep, fmt.Sprintf("till payment %s (%s) assigned by the operator after the sale was %s", id, tp.Amount, s.status),
-			payment.FlagResolved, &payment.Result{RemoteID: id})
-	} else {
-		r.credit(s, tp.Amount.Minor, id, "till payment "+id+" assigned by the operator",
-			fmt.Sprintf("paid by till payment %s, assigned by the operator", id), payment.FlagResolved)
-	}
-	s.mu.Unlock()
 	r.publish(payment.Event{Kind: payment.KindNotice, Flag: FlagAssigned, Amount: tp.Amount,
 		Result: &payment.Result{RemoteID: id}, Detail: fmt.Sprintf("till payment %s assigned to %s by the operator", id, txnID)})
 	r.mu.Lock()

@@ -199,7 +199,16 @@ func (l *limiter) allow(now time.Time) (int, bool) {
 
 // sale is one STK Push payment (its txn id is its AccountReference).
 type sale struct {
-	mu       sync.Mutex // serialises this sale's transitions
+	// mu guards the fields below. A step of the sale (see do) holds it
+	// while it decides, and releases it around every journal write
+	// (outside), so a view of the sale never waits for the disk.
+	mu sync.Mutex
+	// qmu guards jobs and working: the steps queued, and whether a
+	// goroutine is running them.
+	qmu     sync.Mutex
+	jobs    []func()
+	working bool
+
 	id       string
 	phone    string // normalised MSISDN; "" after a restart
 	amount   int64  // shillings
@@ -221,6 +230,68 @@ type sale struct {
 	done    chan struct{} // closed when final
 	ended   atomic.Bool   // final, readable without the lock
 	endedAt atomic.Int64  // when it became final (or was recalled), Unix ns
+}
+
+// do queues f as a step of s. The steps of a sale run one at a time, in
+// the order they were queued, on one goroutine that exists only while
+// steps are queued; each runs with s.mu held, except around its journal
+// writes (outside). So a sale's transitions are journaled in order, each
+// before it is shown, and its callbacks, queries and timers are applied
+// one after the other, while another sale, or a view of this one, never
+// waits for its journal write.
+func (s *sale) do(f func()) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	s.jobs = append(s.jobs, f)
+	if !s.working {
+		s.working = true
+		go s.work()
+	}
+}
+
+// run is do, then waits until f has run. A step never calls it (it
+// would wait on itself).
+func (s *sale) run(f func()) {
+	done := make(chan struct{})
+	s.do(func() { defer close(done); f() })
+	<-done
+}
+
+// work runs the queued steps in order until the queue is empty.
+func (s *sale) work() {
+	for {
+		s.qmu.Lock()
+		if len(s.jobs) == 0 {
+			s.working = false
+			s.qmu.Unlock()
+			return
+		}
+		f := s.jobs[0]
+		s.jobs[0] = nil
+		s.jobs = s.jobs[1:]
+		s.qmu.Unlock()
+		s.mu.Lock()
+		f()
+		s.mu.Unlock()
+	}
+}
+
+// outside runs f, a journal write of the running step, with s.mu
+// released. The step keeps its turn: no other step of s runs meanwhile,
+// so f uses values the step read before, and the step goes on from where
+// it was.
+func (s *sale) outside(f func()) {
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	f()
+}
+
+// publishStep journals ev for the running step of s, with s.mu released.
+func (r *Rail) publishStep(s *sale, ev payment.Event) (payment.Event, error) {
+	var out payment.Event
+	var err error
+	s.outside(func() { out, err = r.publish(ev) })
+	return out, err
 }
 
 // DefaultRetention is how long a finished sale stays in memory by
@@ -509,14 +580,14 @@ func (r *Rail) Start(ctx context.Context, req payment.Request) (string, error) {
 	if !daraja.LikelySafaricom(phone) {
 		r.log.Info("phone number outside Safaricom's ranges (it may have been ported)", "phone", daraja.MaskPhone(phone))
 	}
-	s.mu.Lock()
-	_, err = r.publish(payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated,
-		Mode: payment.ModeSTKPush, Amount: payment.Money{Minor: sh * 100, Currency: "KES"}, Peer: daraja.MaskPhone(phone),
-		Detail: fmt.Sprintf("STK Push of KES %d to %s, reference %s", sh, daraja.MaskPhone(phone), id)})
-	if err == nil {
-		s.status = payment.StatusCreated
-	}
-	s.mu.Unlock()
+	s.run(func() {
+		_, err = r.publishStep(s, payment.Event{Kind: payment.KindTransition, TxnID: id, Status: payment.StatusCreated,
+			Mode: payment.ModeSTKPush, Amount: payment.Money{Minor: sh * 100, Currency: "KES"}, Peer: daraja.MaskPhone(phone),
+			Detail: fmt.Sprintf("STK Push of KES %d to %s, reference %s", sh, daraja.MaskPhone(phone), id)})
+		if err == nil {
+			s.status = payment.StatusCreated
+		}
+	})
 	if err != nil {
 		r.dropSale(id)
 		return "", fmt.Errorf("M-Pesa payment: %w", err)
@@ -574,12 +645,13 @@ func (r *Rail) dropSale(id string) {
 	r.mu.Unlock()
 }
 
-// transition publishes a status change of s; call with s.mu held.
+// transition publishes a status change of s, and then makes it; call
+// from a step of s.
 func (r *Rail) transition(s *sale, st payment.Status, detail string, res *payment.Result, flag string) bool {
 	ev := payment.Event{Kind: payment.KindTransition, TxnID: s.id, Status: st, Detail: detail,
 		Result: res, Flag: flag, Peer: daraja.MaskPhone(s.phone)}
 	ev.Raw, s.raw = s.raw, nil
-	_, err := r.publish(ev)
+	_, err := r.publishStep(s, ev)
 	if err != nil {
 		r.log.Error("M-Pesa transition not journaled", "txn", s.id, "to", st, "err", err)
 		return false
@@ -593,20 +665,19 @@ func (r *Rail) transition(s *sale, st payment.Status, detail string, res *paymen
 	return true
 }
 
-// note publishes a step about s with a flag.
+// note publishes a step about s with a flag; call from a step of s.
 func (r *Rail) note(s *sale, kind payment.Kind, detail, flag string, res *payment.Result) {
 	ev := payment.Event{Kind: kind, TxnID: s.id, Detail: detail, Flag: flag, Result: res}
 	if s.raw != nil {
 		ev.Raw, ev.Peer, s.raw = s.raw, s.peer, nil
 	}
-	r.publish(ev)
+	r.publishStep(s, ev)
 }
 
 // push sends the STK Push and waits for its outcome.
 func (r *Rail) push(ctx context.Context, s *sale) {
-	s.mu.Lock()
-	ok := r.transition(s, payment.StatusSent, "prompt sent to "+daraja.MaskPhone(s.phone), nil, "")
-	s.mu.Unlock()
+	var ok bool
+	s.run(func() { ok = r.transition(s, payment.StatusSent, "prompt sent to "+daraja.MaskPhone(s.phone), nil, "") })
 	if !ok {
 		return
 	}
@@ -618,18 +689,19 @@ func (r *Rail) push(ctx context.Context, s *sale) {
 		r.pushFailed(s, err)
 		return
 	}
-	s.mu.Lock()
-	r.mu.Lock()
-	s.checkout = resp.CheckoutRequestID
-	r.byCheckout[s.checkout] = s
-	early := r.takeEarly(s.checkout)
-	r.mu.Unlock()
-	if !s.status.Final() {
-		s.deadline = r.opt.Now().Add(r.opt.Poll.Budget)
-		r.transition(s, payment.StatusAcknowledged, "waiting for the customer to enter the M-Pesa PIN",
-			&payment.Result{RemoteID: resp.CheckoutRequestID}, "")
-	}
-	s.mu.Unlock()
+	var early *earlyCallbacks
+	s.run(func() {
+		r.mu.Lock()
+		s.checkout = resp.CheckoutRequestID
+		r.byCheckout[s.checkout] = s
+		early = r.takeEarly(s.checkout)
+		r.mu.Unlock()
+		if !s.status.Final() {
+			s.deadline = r.opt.Now().Add(r.opt.Poll.Budget)
+			r.transition(s, payment.StatusAcknowledged, "waiting for the customer to enter the M-Pesa PIN",
+				&payment.Result{RemoteID: resp.CheckoutRequestID}, "")
+		}
+	})
 	r.log.Info("STK Push accepted", "txn", s.id, "checkout", resp.CheckoutRequestID, "early_callbacks", len(early.results))
 	for i, res := range early.results {
 		r.resolveRaw(s, res, "callback (arrived before the push answer)", nil, "", early.flags[i])
@@ -641,8 +713,11 @@ func (r *Rail) push(ctx context.Context, s *sale) {
 // unknown when the answer never came (the push may have reached the
 // phone; it is never re-sent).
 func (r *Rail) pushFailed(s *sale, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.run(func() { r.pushFailedStep(s, err) })
+}
+
+// pushFailedStep is pushFailed's step.
+func (r *Rail) pushFailedStep(s *sale, err error) {
 	if s.status.Final() {
 		return
 	}
@@ -684,8 +759,8 @@ func (r *Rail) pushFailed(s *sale, err error) {
 
 // unanswered makes s unknown after a push Daraja gave no verdict on
 // (what happened): the prompt may have reached the phone, so it is never
-// re-sent; a callback, a receipt or the operator settles it. Call with
-// s.mu held.
+// re-sent; a callback, a receipt or the operator settles it. Call from a
+// step of s.
 func (r *Rail) unanswered(s *sale, what string) {
 	r.markLost(s)
 	r.transition(s, payment.StatusUnknown, what+": the prompt may have been sent; not re-sent, waiting for a callback or receipt",
@@ -770,12 +845,12 @@ func (r *Rail) timeOut(ctx context.Context, s *sale, left time.Duration) {
 	if left > 0 && !r.sleep(ctx, s.done, left) {
 		return
 	}
-	s.mu.Lock()
-	if !s.status.Final() {
-		r.transition(s, payment.StatusTimedOut, fmt.Sprintf("no result from M-Pesa within %s (unconfirmed): a late payment is still recorded", r.opt.Poll.Budget),
-			&payment.Result{Reason: "no answer from M-Pesa"}, "")
-	}
-	s.mu.Unlock()
+	s.run(func() {
+		if !s.status.Final() {
+			r.transition(s, payment.StatusTimedOut, fmt.Sprintf("no result from M-Pesa within %s (unconfirmed): a late payment is still recorded", r.opt.Poll.Budget),
+				&payment.Result{Reason: "no answer from M-Pesa"}, "")
+		}
+	})
 	r.reconcileLater(ctx, s)
 }
 
@@ -821,23 +896,27 @@ func (r *Rail) Cancel(id string) error {
 	if s == nil {
 		return fmt.Errorf("M-Pesa payment %s: %w", id, payment.ErrNotFound)
 	}
-	s.mu.Lock()
-	if s.status.Final() {
-		st := s.status
-		s.mu.Unlock()
-		return fmt.Errorf("M-Pesa payment %s is already %s", id, st)
+	var final payment.Status
+	var ok bool
+	s.run(func() {
+		if s.status.Final() {
+			final = s.status
+			return
+		}
+		detail := "stopped waiting at the console: the prompt cannot be withdrawn; a late payment is still recorded"
+		if s.c2b {
+			detail = "stopped waiting at the console: a payment the customer still makes with reference " + s.id + " is recorded and flagged late"
+		}
+		reason := "stopped waiting"
+		if s.paid > 0 {
+			detail += fmt.Sprintf("; KES %s of %d was paid: refund KES %s due", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(s.paid))
+			reason = partPaidReason
+		}
+		ok = r.transition(s, payment.StatusCancelled, detail, &payment.Result{Reason: reason}, "")
+	})
+	if final != "" {
+		return fmt.Errorf("M-Pesa payment %s is already %s", id, final)
 	}
-	detail := "stopped waiting at the console: the prompt cannot be withdrawn; a late payment is still recorded"
-	if s.c2b {
-		detail = "stopped waiting at the console: a payment the customer still makes with reference " + s.id + " is recorded and flagged late"
-	}
-	reason := "stopped waiting"
-	if s.paid > 0 {
-		detail += fmt.Sprintf("; KES %s of %d was paid: refund KES %s due", payment.FormatMinor(s.paid), s.amount, payment.FormatMinor(s.paid))
-		reason = partPaidReason
-	}
-	ok := r.transition(s, payment.StatusCancelled, detail, &payment.Result{Reason: reason}, "")
-	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("M-Pesa payment %s: cancel not journaled", id)
 	}
@@ -865,19 +944,23 @@ func (r *Rail) resolve(s *sale, res daraja.STKResult, source string) {
 // flag, when not "", marks the outcome for the operator (the callback
 // came from outside the allow-list).
 func (r *Rail) resolveRaw(s *sale, res daraja.STKResult, source string, raw []byte, peer, flag string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.raw, s.peer = raw, peer
-	r.resolveLocked(s, res, source, flag)
-	if s.raw == nil {
-		return true
-	}
-	_, err := r.publish(payment.Event{Kind: payment.KindMessage, TxnID: s.id, Peer: peer, Raw: s.raw,
-		Detail: fmt.Sprintf("STK %s %s: ResultCode %s %s", source, res.CheckoutRequestID, res.Code, res.Desc)})
-	s.raw = nil
-	return err == nil
+	ok := true
+	s.run(func() {
+		s.raw, s.peer = raw, peer
+		r.resolveLocked(s, res, source, flag)
+		if s.raw == nil {
+			return
+		}
+		ev := payment.Event{Kind: payment.KindMessage, TxnID: s.id, Peer: peer, Raw: s.raw,
+			Detail: fmt.Sprintf("STK %s %s: ResultCode %s %s", source, res.CheckoutRequestID, res.Code, res.Desc)}
+		s.raw = nil
+		_, err := r.publishStep(s, ev)
+		ok = err == nil
+	})
+	return ok
 }
 
+// resolveLocked applies res to s; call from a step of s.
 func (r *Rail) resolveLocked(s *sale, res daraja.STKResult, source, extra string) {
 	if res.Success() && res.Receipt != "" {
 		r.mu.Lock()
@@ -964,7 +1047,7 @@ func flags(f string) []string {
 }
 
 // noteFraction flags an amount with a fraction of a shilling on s; call
-// with s.mu held.
+// from a step of s.
 func (r *Rail) noteFraction(s *sale, res daraja.STKResult) {
 	if res.Amount != nil && res.Amount.Fractional() {
 		r.note(s, payment.KindStep, "amount "+res.Amount.Raw+" has a fraction of a shilling", FlagFractional, nil)
@@ -972,7 +1055,7 @@ func (r *Rail) noteFraction(s *sale, res daraja.STKResult) {
 }
 
 // resolveFinal handles an outcome for a payment that has already ended;
-// call with s.mu held.
+// call from a step of s.
 func (r *Rail) resolveFinal(s *sale, res daraja.STKResult, source, extra string) {
 	m := daraja.Meaning(res.Code, res.Desc)
 	switch {
