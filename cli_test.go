@@ -154,3 +154,20 @@ func TestSimHelp(t *testing.T) {
 		}
 	}
 }
+
+// A PAYDESK_* value that is not a number is said on the command's own
+// stderr (the writer run was given), not on the process's.
+func TestBadEnvNumberWarnsOnInjectedStderr(t *testing.T) {
+	t.Setenv("PAYDESK_TERMINAL_BAUD", "fast")
+	t.Setenv("PAYDESK_ACK_TIMEOUT", "soon")
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, nil, &out, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("paydesk -h: err = %v", err)
+	}
+	for _, want := range []string{`ignoring PAYDESK_TERMINAL_BAUD="fast"`, `ignoring PAYDESK_ACK_TIMEOUT="soon"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stderr does not say %s:\n%s", want, out.String())
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,12 +49,26 @@ func env(name, def string) string {
 	return def
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
+// envDuration returns PAYDESK_<name> as a duration, or def; a value that
+// is not one is said on w (the command's stderr) and ignored.
+func envDuration(w io.Writer, name string, def time.Duration) time.Duration {
 	if v := env(name, ""); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			return d
 		}
-		fmt.Fprintf(os.Stderr, "paydesk: ignoring PAYDESK_%s=%q: not a duration like 10s\n", name, v)
+		fmt.Fprintf(w, "paydesk: ignoring PAYDESK_%s=%q: not a duration like 10s\n", name, v)
+	}
+	return def
+}
+
+// envInt returns PAYDESK_<name> as a whole number, or def; a value that
+// is not one is said on w (the command's stderr) and ignored.
+func envInt(w io.Writer, name string, def int) int {
+	if v := env(name, ""); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		fmt.Fprintf(w, "paydesk: ignoring PAYDESK_%s=%q: not a whole number\n", name, v)
 	}
 	return def
 }
@@ -70,10 +85,10 @@ func (c *config) register(fs *flag.FlagSet, listenDefault string) {
 	fs.StringVar(&c.tlsCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file for the POS link (PAYDESK_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("TLS_KEY", ""), "TLS key file for the POS link (PAYDESK_TLS_KEY)")
 	fs.StringVar(&c.maxAmount, "max-amount", env("MAX_AMOUNT", payment.FormatMinor(payment.DefaultMaxMinor)), "largest amount accepted (PAYDESK_MAX_AMOUNT)")
-	fs.DurationVar(&c.ackTimeout, "ack-timeout", envDuration("ACK_TIMEOUT", protocol.DefaultAckTimeout), "wait for the POS's ack (PAYDESK_ACK_TIMEOUT)")
-	fs.DurationVar(&c.resultTimeout, "result-timeout", envDuration("RESULT_TIMEOUT", protocol.DefaultResultTimeout), "wait for the result (PAYDESK_RESULT_TIMEOUT)")
-	fs.DurationVar(&c.window, "window", envDuration("WINDOW", protocol.DefaultWindow), "timestamp window for POS messages (PAYDESK_WINDOW)")
-	fs.DurationVar(&c.idleTimeout, "idle-timeout", envDuration("IDLE_TIMEOUT", 0), "close a POS connection silent this long, 0 = never (PAYDESK_IDLE_TIMEOUT)")
+	fs.DurationVar(&c.ackTimeout, "ack-timeout", envDuration(fs.Output(), "ACK_TIMEOUT", protocol.DefaultAckTimeout), "wait for the POS's ack (PAYDESK_ACK_TIMEOUT)")
+	fs.DurationVar(&c.resultTimeout, "result-timeout", envDuration(fs.Output(), "RESULT_TIMEOUT", protocol.DefaultResultTimeout), "wait for the result (PAYDESK_RESULT_TIMEOUT)")
+	fs.DurationVar(&c.window, "window", envDuration(fs.Output(), "WINDOW", protocol.DefaultWindow), "timestamp window for POS messages (PAYDESK_WINDOW)")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", envDuration(fs.Output(), "IDLE_TIMEOUT", 0), "close a POS connection silent this long, 0 = never (PAYDESK_IDLE_TIMEOUT)")
 	fs.BoolVar(&c.plain, "plain", env("PLAIN", "") != "", "line-oriented console (automatic when stdin is not a terminal)")
 }
 
@@ -145,6 +160,10 @@ func openLog(path string) (*slog.Logger, io.Closer, error) {
 		return nil, nil, fmt.Errorf("open log %s: %w", path, err)
 	}
 	log := slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The logger is passed to every part; SetDefault stays only because it
+	// also sends the standard log package to the file: an http.Server
+	// without an ErrorLog (the in-process fake Daraja's) writes there, and
+	// on the terminal it would tear the console's screen.
 	slog.SetDefault(log)
 	return log, f, nil
 }

@@ -47,8 +47,8 @@ func (m *mpesaSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.ResponseType, "mpesa-c2b-response-type", env("MPESA_C2B_RESPONSE_TYPE", "Completed"), "what Daraja does when validation does not answer: Completed or Cancelled (PAYDESK_MPESA_C2B_RESPONSE_TYPE)")
 	fs.StringVar(&m.Desc, "mpesa-desc", env("MPESA_DESC", "Kiosk sale"), "TransactionDesc of each push, at most 13 characters (PAYDESK_MPESA_DESC)")
 	fs.BoolVar(&m.ViaHub, "mpesa-via-hub", env("MPESA_VIA_HUB", "") != "", "Daraja posts results and C2B payments to the hub (--hub-url), which passes them to this kiosk; the kiosk still calls Daraja (PAYDESK_MPESA_VIA_HUB)")
-	fs.DurationVar(&m.Wait, "mpesa-wait", envDuration("MPESA_WAIT", mpesa.DefaultPoll.Budget), "how long the console waits for the customer's PIN (PAYDESK_MPESA_WAIT)")
-	fs.DurationVar(&m.C2BWait, "mpesa-c2b-wait", envDuration("MPESA_C2B_WAIT", mpesa.DefaultC2BWait), "how long a customer display's M-Pesa sale waits for the customer's paybill or till payment (PAYDESK_MPESA_C2B_WAIT)")
+	fs.DurationVar(&m.Wait, "mpesa-wait", envDuration(fs.Output(), "MPESA_WAIT", mpesa.DefaultPoll.Budget), "how long the console waits for the customer's PIN (PAYDESK_MPESA_WAIT)")
+	fs.DurationVar(&m.C2BWait, "mpesa-c2b-wait", envDuration(fs.Output(), "MPESA_C2B_WAIT", mpesa.DefaultC2BWait), "how long a customer display's M-Pesa sale waits for the customer's paybill or till payment (PAYDESK_MPESA_C2B_WAIT)")
 }
 
 // start runs the M-Pesa rail and its callback server (in the demo,
