@@ -60,7 +60,7 @@ func runConsole(ctx context.Context, args []string, demo bool, stdin io.Reader, 
 			fmt.Fprint(stderr, "Usage: paydesk demo [flags]\n\nThe console with every peer simulated (POS, card terminal, M-Pesa, customer\n"+
 				"display). The journal and log are in a temporary directory, removed on exit,\nunless --journal or --log names a file.\n\nFlags:\n")
 		} else {
-			fmt.Fprint(stderr, usage+"\nFlags of the console:\n")
+			fmt.Fprint(stderr, usage()+"\nFlags of the console:\n")
 		}
 		fs.PrintDefaults()
 	}

@@ -27,7 +27,6 @@ type mpesaSettings struct {
 
 func init() {
 	secretSettings = append(secretSettings, "mpesa-consumer-key", "mpesa-consumer-secret", "mpesa-passkey", "mpesa-path-secret")
-	simulators["daraja"] = runSimDaraja
 }
 
 // register adds the M-Pesa flags to fs, with defaults from PAYDESK_MPESA_*.
@@ -164,7 +163,7 @@ func runSimDaraja(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			sandbox.DefaultKey, sandbox.DefaultSecret, sandbox.DefaultShortCode, sandbox.Outcomes)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log, logf, err := openSimLog("daraja", stdout)

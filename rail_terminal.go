@@ -272,8 +272,6 @@ func (r *terminalRail) Deadline(id string) (string, time.Time, bool) {
 // Currency is what the terminal's amounts are in.
 func (r *terminalRail) Currency() string { return r.currency }
 
-func init() { simulators["terminal"] = runSimTerminal }
-
 // runSimTerminal runs a simulated Concert card terminal on a new
 // pseudo-terminal and prints the device to give paydesk.
 func runSimTerminal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -289,7 +287,7 @@ func runSimTerminal(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "Usage: paydesk sim terminal [flags]\n\nA simulated Concert V2 card terminal on a pseudo-terminal. It prints the device\npath; run paydesk with --terminal-port set to it (or to --link).\n\n%s\nFlags:\n", termsim.Outcomes)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log, logf, err := openSimLog("terminal", stdout)
