@@ -171,3 +171,24 @@ func TestBadEnvNumberWarnsOnInjectedStderr(t *testing.T) {
 		}
 	}
 }
+
+// Every row of the table 'paydesk help' is printed from runs: asked for
+// its help, each answers with its own usage, not the console's or an error.
+func TestEveryHelpRowRuns(t *testing.T) {
+	for _, c := range commands() {
+		args := append(strings.Fields(c.name), "-h")
+		var out bytes.Buffer
+		err := run(context.Background(), args, nil, &out, &out)
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("paydesk %s: %v", strings.Join(args, " "), err)
+			continue
+		}
+		want := strings.TrimSpace("paydesk " + c.name)
+		if c.name == "version" {
+			want = "paydesk " // the version line
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("paydesk %s does not say %q:\n%s", strings.Join(args, " "), want, out.String())
+		}
+	}
+}

@@ -73,23 +73,34 @@ func envInt(w io.Writer, name string, def int) int {
 	return def
 }
 
-// register adds the console's flags to fs, with defaults from the
-// environment.
+// register adds the console's flags to fs, the POS link's among them,
+// with defaults from the environment.
 func (c *config) register(fs *flag.FlagSet, listenDefault string) {
+	c.registerConsole(fs)
+	c.registerPOSLink(fs, listenDefault)
+}
+
+// registerConsole adds the flags of the console itself: its config file,
+// journal, log, identity, amount limit and screen.
+func (c *config) registerConsole(fs *flag.FlagSet) {
 	fs.StringVar(&c.configPath, "config", env("CONFIG", ""), "config file, TOML (PAYDESK_CONFIG; default: paydesk/paydesk.toml in the user's config directory, if it exists)")
-	fs.StringVar(&c.listen, "listen", env("LISTEN", listenDefault), "address POS terminals connect to (PAYDESK_LISTEN)")
 	fs.StringVar(&c.journal, "journal", env("JOURNAL", payment.DefaultJournalPath()), "journal database file (PAYDESK_JOURNAL)")
 	fs.StringVar(&c.logPath, "log", env("LOG", ""), "log file, JSON lines (PAYDESK_LOG; default: paydesk.log next to the journal)")
 	fs.StringVar(&c.kioskID, "kiosk-id", env("KIOSK_ID", protocol.DefaultKioskID), "kiosk_id sent to the POS (PAYDESK_KIOSK_ID)")
+	fs.StringVar(&c.maxAmount, "max-amount", env("MAX_AMOUNT", payment.FormatMinor(payment.DefaultMaxMinor)), "largest amount accepted (PAYDESK_MAX_AMOUNT)")
+	fs.BoolVar(&c.plain, "plain", env("PLAIN", "") != "", "line-oriented console (automatic when stdin is not a terminal)")
+}
+
+// registerPOSLink adds the MobyPay POS link's flags.
+func (c *config) registerPOSLink(fs *flag.FlagSet, listenDefault string) {
+	fs.StringVar(&c.listen, "listen", env("LISTEN", listenDefault), "address POS terminals connect to (PAYDESK_LISTEN)")
 	fs.StringVar(&c.secretFile, "secret-file", env("SECRET_FILE", ""), "file holding the shared POS secret (PAYDESK_SECRET_FILE; or PAYDESK_SECRET)")
 	fs.StringVar(&c.tlsCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file for the POS link (PAYDESK_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("TLS_KEY", ""), "TLS key file for the POS link (PAYDESK_TLS_KEY)")
-	fs.StringVar(&c.maxAmount, "max-amount", env("MAX_AMOUNT", payment.FormatMinor(payment.DefaultMaxMinor)), "largest amount accepted (PAYDESK_MAX_AMOUNT)")
 	fs.DurationVar(&c.ackTimeout, "ack-timeout", envDuration(fs.Output(), "ACK_TIMEOUT", protocol.DefaultAckTimeout), "wait for the POS's ack (PAYDESK_ACK_TIMEOUT)")
 	fs.DurationVar(&c.resultTimeout, "result-timeout", envDuration(fs.Output(), "RESULT_TIMEOUT", protocol.DefaultResultTimeout), "wait for the result (PAYDESK_RESULT_TIMEOUT)")
 	fs.DurationVar(&c.window, "window", envDuration(fs.Output(), "WINDOW", protocol.DefaultWindow), "timestamp window for POS messages (PAYDESK_WINDOW)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", envDuration(fs.Output(), "IDLE_TIMEOUT", 0), "close a POS connection silent this long, 0 = never (PAYDESK_IDLE_TIMEOUT)")
-	fs.BoolVar(&c.plain, "plain", env("PLAIN", "") != "", "line-oriented console (automatic when stdin is not a terminal)")
 }
 
 // load validates the settings and reads the secret (from --secret-file,
@@ -185,8 +196,3 @@ func openSimLog(name string, stdout io.Writer) (*slog.Logger, io.Closer, error) 
 	fmt.Fprintf(stdout, "sim %s: log: %s\n", name, path)
 	return log, f, nil
 }
-
-// secretSettings are the config file's keys that hold secrets: they have
-// no flag, and each is also read from PAYDESK_<KEY> or the file named by
-// PAYDESK_<KEY>_FILE (see fileConfig.secret). Rails add theirs.
-var secretSettings = []string{"secret"}

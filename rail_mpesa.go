@@ -25,8 +25,26 @@ type mpesaSettings struct {
 	mpesa.Settings
 }
 
-func init() {
-	secretSettings = append(secretSettings, "mpesa-consumer-key", "mpesa-consumer-secret", "mpesa-passkey", "mpesa-path-secret")
+func (m *mpesaSettings) secrets() []string {
+	return []string{"mpesa-consumer-key", "mpesa-consumer-secret", "mpesa-passkey", "mpesa-path-secret"}
+}
+
+// startRail starts the M-Pesa rail (see start), a rail of the console and
+// of the customer display (paybill/till only, MPESA=mpesa:c2b: the display
+// collects no phone number for a push); with --mpesa-via-hub it takes the
+// callbacks the hub link passes on.
+func (m *mpesaSettings) startRail(ctx context.Context, e *railEnv) error {
+	m.HubURL = e.hubURL
+	mr, err := m.start(ctx, e)
+	if err != nil || mr == nil {
+		return err
+	}
+	e.rails.MPesa = mr
+	e.displayRails["mpesa"] = mr
+	if m.ViaHub {
+		e.viaHub = mr
+	}
+	return nil
 }
 
 // register adds the M-Pesa flags to fs, with defaults from PAYDESK_MPESA_*.

@@ -42,7 +42,18 @@ type screensSettings struct {
 // a card payment, and "pay by bank" as DuitNow QR.
 const defaultScreenMethods = "DEBIT_CARD=pos:card,PAY_BY_BANK=pos:duitnow_qr"
 
-func init() { secretSettings = append(secretSettings, "screens-token") }
+func (s *screensSettings) secrets() []string { return []string{"screens-token"} }
+
+// startRail starts the customer display (see start) on the rails started
+// before it.
+func (s *screensSettings) startRail(_ context.Context, e *railEnv) error {
+	d, err := s.start(e, e.displayRails)
+	if err != nil || d == nil {
+		return err
+	}
+	e.displays = d
+	return nil
+}
 
 // register adds the customer display's flags to fs, with defaults from
 // PAYDESK_SCREENS_*.

@@ -43,8 +43,20 @@ type terminalSettings struct {
 	outboxDir   string
 }
 
-func init() {
-	secretSettings = append(secretSettings, "terminal-api-password", "terminal-notify-password")
+func (t *terminalSettings) secrets() []string {
+	return []string{"terminal-api-password", "terminal-notify-password"}
+}
+
+// startRail starts the terminal (see start), a rail of the console and of
+// the customer display.
+func (t *terminalSettings) startRail(_ context.Context, e *railEnv) error {
+	tr, err := t.start(e)
+	if err != nil || tr == nil {
+		return err
+	}
+	e.rails.Terminal = tr
+	e.displayRails["terminal"] = tr
+	return nil
 }
 
 // register adds the terminal's flags to fs, with defaults from PAYDESK_*.
