@@ -154,3 +154,41 @@ func TestSimHelp(t *testing.T) {
 		}
 	}
 }
+
+// A PAYDESK_* value that is not a number is said on the command's own
+// stderr (the writer run was given), not on the process's.
+func TestBadEnvNumberWarnsOnInjectedStderr(t *testing.T) {
+	t.Setenv("PAYDESK_TERMINAL_BAUD", "fast")
+	t.Setenv("PAYDESK_ACK_TIMEOUT", "soon")
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, nil, &out, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("paydesk -h: err = %v", err)
+	}
+	for _, want := range []string{`ignoring PAYDESK_TERMINAL_BAUD="fast"`, `ignoring PAYDESK_ACK_TIMEOUT="soon"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stderr does not say %s:\n%s", want, out.String())
+		}
+	}
+}
+
+// Every row of the table 'paydesk help' is printed from runs: asked for
+// its help, each answers with its own usage, not the console's or an error.
+func TestEveryHelpRowRuns(t *testing.T) {
+	for _, c := range commands() {
+		args := append(strings.Fields(c.name), "-h")
+		var out bytes.Buffer
+		err := run(context.Background(), args, nil, &out, &out)
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("paydesk %s: %v", strings.Join(args, " "), err)
+			continue
+		}
+		want := strings.TrimSpace("paydesk " + c.name)
+		if c.name == "version" {
+			want = "paydesk " // the version line
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("paydesk %s does not say %q:\n%s", strings.Join(args, " "), want, out.String())
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -281,27 +280,20 @@ func orDash(s string) string {
 	return s
 }
 
-// simulators are the peers paydesk can simulate for a real kiosk, by the
-// name given to 'paydesk sim'. Each rail adds its own.
-var simulators = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
-	"pos": runSimPOS,
-}
-
-// runSim runs the simulator args[0] names.
-func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	names := make([]string, 0, len(simulators))
-	for n := range simulators {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	if len(args) == 0 || simulators[args[0]] == nil {
-		fmt.Fprintf(stderr, "Usage: paydesk sim {%s} [flags]  ('paydesk sim NAME -h' for its flags)\n", strings.Join(names, "|"))
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-			return flag.ErrHelp
+// runSimUsage answers 'paydesk sim' without a simulator's name (or with
+// one that is not a row of commands): it lists the simulators.
+func runSimUsage(args []string, stderr io.Writer) error {
+	var names []string
+	for _, c := range commands() {
+		if n, ok := strings.CutPrefix(c.name, "sim "); ok {
+			names = append(names, n)
 		}
-		return fmt.Errorf("sim: name a simulator: %s", strings.Join(names, ", "))
 	}
-	return simulators[args[0]](ctx, args, stdout, stderr)
+	fmt.Fprintf(stderr, "Usage: paydesk sim {%s} [flags]  ('paydesk sim NAME -h' for its flags)\n", strings.Join(names, "|"))
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		return flag.ErrHelp
+	}
+	return fmt.Errorf("sim: name a simulator: %s", strings.Join(names, ", "))
 }
 
 // runSimPOS runs a simulated MobyPay POS terminal that connects to a kiosk.
@@ -322,7 +314,7 @@ func runSimPOS(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "Usage: paydesk sim pos --connect HOST:PORT [flags]\n\nA simulated MobyPay POS terminal.\n\n%s\n\nFlags:\n", possim.Outcomes)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch possim.WriteMode(*mode) {

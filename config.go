@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,33 +49,58 @@ func env(name, def string) string {
 	return def
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
+// envDuration returns PAYDESK_<name> as a duration, or def; a value that
+// is not one is said on w (the command's stderr) and ignored.
+func envDuration(w io.Writer, name string, def time.Duration) time.Duration {
 	if v := env(name, ""); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			return d
 		}
-		fmt.Fprintf(os.Stderr, "paydesk: ignoring PAYDESK_%s=%q: not a duration like 10s\n", name, v)
+		fmt.Fprintf(w, "paydesk: ignoring PAYDESK_%s=%q: not a duration like 10s\n", name, v)
 	}
 	return def
 }
 
-// register adds the console's flags to fs, with defaults from the
-// environment.
+// envInt returns PAYDESK_<name> as a whole number, or def; a value that
+// is not one is said on w (the command's stderr) and ignored.
+func envInt(w io.Writer, name string, def int) int {
+	if v := env(name, ""); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		fmt.Fprintf(w, "paydesk: ignoring PAYDESK_%s=%q: not a whole number\n", name, v)
+	}
+	return def
+}
+
+// register adds the console's flags to fs, the POS link's among them,
+// with defaults from the environment.
 func (c *config) register(fs *flag.FlagSet, listenDefault string) {
+	c.registerConsole(fs)
+	c.registerPOSLink(fs, listenDefault)
+}
+
+// registerConsole adds the flags of the console itself: its config file,
+// journal, log, identity, amount limit and screen.
+func (c *config) registerConsole(fs *flag.FlagSet) {
 	fs.StringVar(&c.configPath, "config", env("CONFIG", ""), "config file, TOML (PAYDESK_CONFIG; default: paydesk/paydesk.toml in the user's config directory, if it exists)")
-	fs.StringVar(&c.listen, "listen", env("LISTEN", listenDefault), "address POS terminals connect to (PAYDESK_LISTEN)")
 	fs.StringVar(&c.journal, "journal", env("JOURNAL", payment.DefaultJournalPath()), "journal database file (PAYDESK_JOURNAL)")
 	fs.StringVar(&c.logPath, "log", env("LOG", ""), "log file, JSON lines (PAYDESK_LOG; default: paydesk.log next to the journal)")
 	fs.StringVar(&c.kioskID, "kiosk-id", env("KIOSK_ID", protocol.DefaultKioskID), "kiosk_id sent to the POS (PAYDESK_KIOSK_ID)")
+	fs.StringVar(&c.maxAmount, "max-amount", env("MAX_AMOUNT", payment.FormatMinor(payment.DefaultMaxMinor)), "largest amount accepted (PAYDESK_MAX_AMOUNT)")
+	fs.BoolVar(&c.plain, "plain", env("PLAIN", "") != "", "line-oriented console (automatic when stdin is not a terminal)")
+}
+
+// registerPOSLink adds the MobyPay POS link's flags.
+func (c *config) registerPOSLink(fs *flag.FlagSet, listenDefault string) {
+	fs.StringVar(&c.listen, "listen", env("LISTEN", listenDefault), "address POS terminals connect to (PAYDESK_LISTEN)")
 	fs.StringVar(&c.secretFile, "secret-file", env("SECRET_FILE", ""), "file holding the shared POS secret (PAYDESK_SECRET_FILE; or PAYDESK_SECRET)")
 	fs.StringVar(&c.tlsCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file for the POS link (PAYDESK_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("TLS_KEY", ""), "TLS key file for the POS link (PAYDESK_TLS_KEY)")
-	fs.StringVar(&c.maxAmount, "max-amount", env("MAX_AMOUNT", payment.FormatMinor(payment.DefaultMaxMinor)), "largest amount accepted (PAYDESK_MAX_AMOUNT)")
-	fs.DurationVar(&c.ackTimeout, "ack-timeout", envDuration("ACK_TIMEOUT", protocol.DefaultAckTimeout), "wait for the POS's ack (PAYDESK_ACK_TIMEOUT)")
-	fs.DurationVar(&c.resultTimeout, "result-timeout", envDuration("RESULT_TIMEOUT", protocol.DefaultResultTimeout), "wait for the result (PAYDESK_RESULT_TIMEOUT)")
-	fs.DurationVar(&c.window, "window", envDuration("WINDOW", protocol.DefaultWindow), "timestamp window for POS messages (PAYDESK_WINDOW)")
-	fs.DurationVar(&c.idleTimeout, "idle-timeout", envDuration("IDLE_TIMEOUT", 0), "close a POS connection silent this long, 0 = never (PAYDESK_IDLE_TIMEOUT)")
-	fs.BoolVar(&c.plain, "plain", env("PLAIN", "") != "", "line-oriented console (automatic when stdin is not a terminal)")
+	fs.DurationVar(&c.ackTimeout, "ack-timeout", envDuration(fs.Output(), "ACK_TIMEOUT", protocol.DefaultAckTimeout), "wait for the POS's ack (PAYDESK_ACK_TIMEOUT)")
+	fs.DurationVar(&c.resultTimeout, "result-timeout", envDuration(fs.Output(), "RESULT_TIMEOUT", protocol.DefaultResultTimeout), "wait for the result (PAYDESK_RESULT_TIMEOUT)")
+	fs.DurationVar(&c.window, "window", envDuration(fs.Output(), "WINDOW", protocol.DefaultWindow), "timestamp window for POS messages (PAYDESK_WINDOW)")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", envDuration(fs.Output(), "IDLE_TIMEOUT", 0), "close a POS connection silent this long, 0 = never (PAYDESK_IDLE_TIMEOUT)")
 }
 
 // load validates the settings and reads the secret (from --secret-file,
@@ -145,6 +171,10 @@ func openLog(path string) (*slog.Logger, io.Closer, error) {
 		return nil, nil, fmt.Errorf("open log %s: %w", path, err)
 	}
 	log := slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The logger is passed to every part; SetDefault stays only because it
+	// also sends the standard log package to the file: an http.Server
+	// without an ErrorLog (the in-process fake Daraja's) writes there, and
+	// on the terminal it would tear the console's screen.
 	slog.SetDefault(log)
 	return log, f, nil
 }
@@ -166,8 +196,3 @@ func openSimLog(name string, stdout io.Writer) (*slog.Logger, io.Closer, error) 
 	fmt.Fprintf(stdout, "sim %s: log: %s\n", name, path)
 	return log, f, nil
 }
-
-// secretSettings are the config file's keys that hold secrets: they have
-// no flag, and each is also read from PAYDESK_<KEY> or the file named by
-// PAYDESK_<KEY>_FILE (see fileConfig.secret). Rails add theirs.
-var secretSettings = []string{"secret"}

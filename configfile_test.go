@@ -42,7 +42,7 @@ delay = "250ms"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fc.apply(fs, secretSettings...); err != nil {
+	if err := fc.apply(fs, secretsOf(consoleRails(&cfg, ""))...); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.kioskID != "KIOSK007" {

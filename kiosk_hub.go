@@ -52,8 +52,14 @@ func (h *hubSettings) railsStarted(mr *mpesa.Rail) {
 	}
 }
 
-func init() {
-	secretSettings = append(secretSettings, "hub-token")
+func (h *hubSettings) secrets() []string { return []string{"hub-token"} }
+
+// startRail runs the link to the hub (see start); M-Pesa learns the hub's
+// URL, and the hub link the M-Pesa rail once every rail has started.
+func (h *hubSettings) startRail(_ context.Context, e *railEnv) error {
+	e.hubURL = h.url
+	e.railsUp = append(e.railsUp, func() { h.railsStarted(e.viaHub) })
+	return h.start(e, e.kioskID)
 }
 
 func (h *hubSettings) register(f *flag.FlagSet) {

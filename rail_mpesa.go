@@ -25,9 +25,26 @@ type mpesaSettings struct {
 	mpesa.Settings
 }
 
-func init() {
-	secretSettings = append(secretSettings, "mpesa-consumer-key", "mpesa-consumer-secret", "mpesa-passkey", "mpesa-path-secret")
-	simulators["daraja"] = runSimDaraja
+func (m *mpesaSettings) secrets() []string {
+	return []string{"mpesa-consumer-key", "mpesa-consumer-secret", "mpesa-passkey", "mpesa-path-secret"}
+}
+
+// startRail starts the M-Pesa rail (see start), a rail of the console and
+// of the customer display (paybill/till only, MPESA=mpesa:c2b: the display
+// collects no phone number for a push); with --mpesa-via-hub it takes the
+// callbacks the hub link passes on.
+func (m *mpesaSettings) startRail(ctx context.Context, e *railEnv) error {
+	m.HubURL = e.hubURL
+	mr, err := m.start(ctx, e)
+	if err != nil || mr == nil {
+		return err
+	}
+	e.rails.MPesa = mr
+	e.displayRails["mpesa"] = mr
+	if m.ViaHub {
+		e.viaHub = mr
+	}
+	return nil
 }
 
 // register adds the M-Pesa flags to fs, with defaults from PAYDESK_MPESA_*.
@@ -47,8 +64,8 @@ func (m *mpesaSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.ResponseType, "mpesa-c2b-response-type", env("MPESA_C2B_RESPONSE_TYPE", "Completed"), "what Daraja does when validation does not answer: Completed or Cancelled (PAYDESK_MPESA_C2B_RESPONSE_TYPE)")
 	fs.StringVar(&m.Desc, "mpesa-desc", env("MPESA_DESC", "Kiosk sale"), "TransactionDesc of each push, at most 13 characters (PAYDESK_MPESA_DESC)")
 	fs.BoolVar(&m.ViaHub, "mpesa-via-hub", env("MPESA_VIA_HUB", "") != "", "Daraja posts results and C2B payments to the hub (--hub-url), which passes them to this kiosk; the kiosk still calls Daraja (PAYDESK_MPESA_VIA_HUB)")
-	fs.DurationVar(&m.Wait, "mpesa-wait", envDuration("MPESA_WAIT", mpesa.DefaultPoll.Budget), "how long the console waits for the customer's PIN (PAYDESK_MPESA_WAIT)")
-	fs.DurationVar(&m.C2BWait, "mpesa-c2b-wait", envDuration("MPESA_C2B_WAIT", mpesa.DefaultC2BWait), "how long a customer display's M-Pesa sale waits for the customer's paybill or till payment (PAYDESK_MPESA_C2B_WAIT)")
+	fs.DurationVar(&m.Wait, "mpesa-wait", envDuration(fs.Output(), "MPESA_WAIT", mpesa.DefaultPoll.Budget), "how long the console waits for the customer's PIN (PAYDESK_MPESA_WAIT)")
+	fs.DurationVar(&m.C2BWait, "mpesa-c2b-wait", envDuration(fs.Output(), "MPESA_C2B_WAIT", mpesa.DefaultC2BWait), "how long a customer display's M-Pesa sale waits for the customer's paybill or till payment (PAYDESK_MPESA_C2B_WAIT)")
 }
 
 // start runs the M-Pesa rail and its callback server (in the demo,
@@ -164,7 +181,7 @@ func runSimDaraja(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			sandbox.DefaultKey, sandbox.DefaultSecret, sandbox.DefaultShortCode, sandbox.Outcomes)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log, logf, err := openSimLog("daraja", stdout)

@@ -42,7 +42,18 @@ type screensSettings struct {
 // a card payment, and "pay by bank" as DuitNow QR.
 const defaultScreenMethods = "DEBIT_CARD=pos:card,PAY_BY_BANK=pos:duitnow_qr"
 
-func init() { secretSettings = append(secretSettings, "screens-token") }
+func (s *screensSettings) secrets() []string { return []string{"screens-token"} }
+
+// startRail starts the customer display (see start) on the rails started
+// before it.
+func (s *screensSettings) startRail(_ context.Context, e *railEnv) error {
+	d, err := s.start(e, e.displayRails)
+	if err != nil || d == nil {
+		return err
+	}
+	e.displays = d
+	return nil
+}
 
 // register adds the customer display's flags to fs, with defaults from
 // PAYDESK_SCREENS_*.
@@ -52,15 +63,15 @@ func (s *screensSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.tlsKey, "screens-tls-key", env("SCREENS_TLS_KEY", ""), "TLS key for wss:// (PAYDESK_SCREENS_TLS_KEY)")
 	fs.StringVar(&s.presets, "screens-presets", env("SCREENS_PRESETS", "20,40,60,80,100"), "preset amounts on the display, whole units, comma-separated (PAYDESK_SCREENS_PRESETS)")
 	fs.StringVar(&s.currency, "screens-currency", env("SCREENS_CURRENCY", payment.DefaultCurrency), "currency of the display's amounts, ISO 4217 (PAYDESK_SCREENS_CURRENCY)")
-	fs.IntVar(&s.min, "screens-min", envInt("SCREENS_MIN", screens.DefaultMin), "smallest amount a customer may pay, whole units (PAYDESK_SCREENS_MIN)")
-	fs.IntVar(&s.max, "screens-max", envInt("SCREENS_MAX", screens.DefaultMax), "largest amount a customer may pay, whole units (PAYDESK_SCREENS_MAX)")
-	fs.IntVar(&s.dailyLimit, "screens-daily-limit", envInt("SCREENS_DAILY_LIMIT", 0), "the day's takings on the display's rails above which the display shows LIMIT_ERROR, whole units; 0 = no limit (PAYDESK_SCREENS_DAILY_LIMIT)")
+	fs.IntVar(&s.min, "screens-min", envInt(fs.Output(), "SCREENS_MIN", screens.DefaultMin), "smallest amount a customer may pay, whole units (PAYDESK_SCREENS_MIN)")
+	fs.IntVar(&s.max, "screens-max", envInt(fs.Output(), "SCREENS_MAX", screens.DefaultMax), "largest amount a customer may pay, whole units (PAYDESK_SCREENS_MAX)")
+	fs.IntVar(&s.dailyLimit, "screens-daily-limit", envInt(fs.Output(), "SCREENS_DAILY_LIMIT", 0), "the day's takings on the display's rails above which the display shows LIMIT_ERROR, whole units; 0 = no limit (PAYDESK_SCREENS_DAILY_LIMIT)")
 	fs.BoolVar(&s.noOther, "screens-no-other", env("SCREENS_NO_OTHER", "") != "", "offer only the preset amounts, no keypad (PAYDESK_SCREENS_NO_OTHER)")
 	fs.BoolVar(&s.receipt, "screens-receipt-question", env("SCREENS_RECEIPT_QUESTION", "") != "", "after SUCCESS ask RECEIPT_QUESTION and wait for the customer's answer before PRINT_TICKET (PAYDESK_SCREENS_RECEIPT_QUESTION)")
-	fs.DurationVar(&s.idle, "screens-idle-timeout", envDuration("SCREENS_IDLE_TIMEOUT", screens.DefaultIdleTimeout), "a customer idle this long mid-flow gets ERROR/TIMEOUT (PAYDESK_SCREENS_IDLE_TIMEOUT)")
-	fs.DurationVar(&s.step, "screens-step", envDuration("SCREENS_STEP", screens.DefaultStepDelay), "how long SUCCESS, PRINT_TICKET, COLLECT_TICKET and THANK_YOU each stay up (PAYDESK_SCREENS_STEP)")
+	fs.DurationVar(&s.idle, "screens-idle-timeout", envDuration(fs.Output(), "SCREENS_IDLE_TIMEOUT", screens.DefaultIdleTimeout), "a customer idle this long mid-flow gets ERROR/TIMEOUT (PAYDESK_SCREENS_IDLE_TIMEOUT)")
+	fs.DurationVar(&s.step, "screens-step", envDuration(fs.Output(), "SCREENS_STEP", screens.DefaultStepDelay), "how long SUCCESS, PRINT_TICKET, COLLECT_TICKET and THANK_YOU each stay up (PAYDESK_SCREENS_STEP)")
 	fs.StringVar(&s.provider, "screens-payment-provider", env("SCREENS_PAYMENT_PROVIDER", screens.DefaultPaymentProvider), "the terminal the Android app drives for the methods it pays itself (DEBIT_CARD, PAY_BY_BANK): integra, nnsmart, newland or mock; sent in DEVICE_INFO (PAYDESK_SCREENS_PAYMENT_PROVIDER)")
-	fs.DurationVar(&s.localWait, "screens-local-timeout", envDuration("SCREENS_LOCAL_TIMEOUT", screens.DefaultLocalTimeout), "how long the Android app may pay on its own terminal, from the method tap to its card check and from the card check to its PAYMENT_RESULT, before the payment is marked unknown (PAYDESK_SCREENS_LOCAL_TIMEOUT)")
+	fs.DurationVar(&s.localWait, "screens-local-timeout", envDuration(fs.Output(), "SCREENS_LOCAL_TIMEOUT", screens.DefaultLocalTimeout), "how long the Android app may pay on its own terminal, from the method tap to its card check and from the card check to its PAYMENT_RESULT, before the payment is marked unknown (PAYDESK_SCREENS_LOCAL_TIMEOUT)")
 	fs.StringVar(&s.methods, "screens-methods", env("SCREENS_METHODS", defaultScreenMethods), "payment methods offered and their rails: NAME=RAIL[:MODE][@POS], RAIL pos, terminal, mpesa or display (the Android app's own terminal: use DEBIT_CARD=display,PAY_BY_BANK=display with the app), MODE card, bnpl or duitnow_qr (pos), c2b (mpesa: paybill/till with the reference shown; needs --screens-currency KES) (PAYDESK_SCREENS_METHODS)")
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,38 +43,40 @@ type terminalSettings struct {
 	outboxDir   string
 }
 
-func init() {
-	secretSettings = append(secretSettings, "terminal-api-password", "terminal-notify-password")
+func (t *terminalSettings) secrets() []string {
+	return []string{"terminal-api-password", "terminal-notify-password"}
 }
 
-func envInt(name string, def int) int {
-	if v := env(name, ""); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
-		fmt.Fprintf(os.Stderr, "paydesk: ignoring PAYDESK_%s=%q: not a whole number\n", name, v)
+// startRail starts the terminal (see start), a rail of the console and of
+// the customer display.
+func (t *terminalSettings) startRail(_ context.Context, e *railEnv) error {
+	tr, err := t.start(e)
+	if err != nil || tr == nil {
+		return err
 	}
-	return def
+	e.rails.Terminal = tr
+	e.displayRails["terminal"] = tr
+	return nil
 }
 
 // register adds the terminal's flags to fs, with defaults from PAYDESK_*.
 func (t *terminalSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.port, "terminal-port", env("TERMINAL_PORT", ""), "serial port of the card terminal, e.g. /dev/ttyACM0 or COM8; empty turns the terminal off (PAYDESK_TERMINAL_PORT)")
-	fs.IntVar(&t.baud, "terminal-baud", envInt("TERMINAL_BAUD", terminal.DefaultBaud), "the terminal's line speed (PAYDESK_TERMINAL_BAUD)")
+	fs.IntVar(&t.baud, "terminal-baud", envInt(fs.Output(), "TERMINAL_BAUD", terminal.DefaultBaud), "the terminal's line speed (PAYDESK_TERMINAL_BAUD)")
 	fs.StringVar(&t.format, "terminal-format", env("TERMINAL_FORMAT", terminal.DefaultFormat), "data bits, parity, stop bits: 8N1 for USB, 7E1 for RS-232 (PAYDESK_TERMINAL_FORMAT)")
-	fs.IntVar(&t.pos, "terminal-pos", envInt("TERMINAL_POS", terminal.DefaultPOS), "cash register number sent to the terminal, 1-99 (PAYDESK_TERMINAL_POS)")
+	fs.IntVar(&t.pos, "terminal-pos", envInt(fs.Output(), "TERMINAL_POS", terminal.DefaultPOS), "cash register number sent to the terminal, 1-99 (PAYDESK_TERMINAL_POS)")
 	fs.StringVar(&t.currency, "terminal-currency", env("TERMINAL_CURRENCY", terminal.DefaultCurrency), "currency the terminal is set up for, ISO 4217 (PAYDESK_TERMINAL_CURRENCY)")
 	fs.StringVar(&t.protocol, "terminal-protocol", env("TERMINAL_PROTOCOL", "E+"), "Concert protocol: E+ (V2 E+, the default) or E for older terminals (PAYDESK_TERMINAL_PROTOCOL)")
 	fs.StringVar(&t.answer, "terminal-answer", env("TERMINAL_ANSWER", "full"), "answer asked of the terminal: full (80 bytes, with the card report) or short (25) (PAYDESK_TERMINAL_ANSWER)")
 	fs.BoolVar(&t.forceOnline, "terminal-force-online", env("TERMINAL_FORCE_ONLINE", "") != "", "ask online authorisation for every payment (B011) (PAYDESK_TERMINAL_FORCE_ONLINE)")
-	fs.DurationVar(&t.probe, "terminal-probe", envDuration("TERMINAL_PROBE", terminal.DefaultProbeInterval), "how often an idle terminal is checked with ENQ/EOT; 0 turns it off (PAYDESK_TERMINAL_PROBE)")
+	fs.DurationVar(&t.probe, "terminal-probe", envDuration(fs.Output(), "TERMINAL_PROBE", terminal.DefaultProbeInterval), "how often an idle terminal is checked with ENQ/EOT; 0 turns it off (PAYDESK_TERMINAL_PROBE)")
 	fs.StringVar(&t.configTxt, "terminal-config-txt", env("TERMINAL_CONFIG_TXT", ""), "a HiPay ECR connector config.txt whose keys fill the terminal settings left unset (PAYDESK_TERMINAL_CONFIG_TXT)")
 	fs.StringVar(&t.apiListen, "terminal-api-listen", env("TERMINAL_API_LISTEN", ""), "address of the local HTTP API for kiosk software, e.g. 127.0.0.1:8081; empty turns it off unless config.txt has LOCAL_PORT (PAYDESK_TERMINAL_API_LISTEN)")
 	fs.StringVar(&t.apiLogin, "terminal-api-login", env("TERMINAL_API_LOGIN", ""), "Basic Auth login of the local HTTP API, TERMINAL_MANAGER_LOGIN; the password is the secret PAYDESK_TERMINAL_API_PASSWORD (PAYDESK_TERMINAL_API_LOGIN)")
 	fs.StringVar(&t.notifyURL, "terminal-notify-url", env("TERMINAL_NOTIFY_URL", ""), "URL each API payment's result is POSTed to, through a durable outbox; empty sends none (PAYDESK_TERMINAL_NOTIFY_URL)")
 	fs.StringVar(&t.notifyLogin, "terminal-notify-login", env("TERMINAL_NOTIFY_LOGIN", ""), "Basic Auth login for the notifications, HIPAY_LOGIN; the password is the secret PAYDESK_TERMINAL_NOTIFY_PASSWORD (PAYDESK_TERMINAL_NOTIFY_LOGIN)")
 	fs.StringVar(&t.outboxDir, "terminal-outbox", env("TERMINAL_OUTBOX", ""), "directory of the notification outbox (PAYDESK_TERMINAL_OUTBOX; default: terminal-outbox next to the journal)")
-	fs.DurationVar(&t.resultTimeout, "terminal-result-timeout", envDuration("TERMINAL_RESULT_TIMEOUT", terminal.DefaultResultTimeout), "wait for the terminal's result once it has the request (PAYDESK_TERMINAL_RESULT_TIMEOUT)")
+	fs.DurationVar(&t.resultTimeout, "terminal-result-timeout", envDuration(fs.Output(), "TERMINAL_RESULT_TIMEOUT", terminal.DefaultResultTimeout), "wait for the terminal's result once it has the request (PAYDESK_TERMINAL_RESULT_TIMEOUT)")
 }
 
 // options checks the settings and turns them into the driver's options.
@@ -283,8 +284,6 @@ func (r *terminalRail) Deadline(id string) (string, time.Time, bool) {
 // Currency is what the terminal's amounts are in.
 func (r *terminalRail) Currency() string { return r.currency }
 
-func init() { simulators["terminal"] = runSimTerminal }
-
 // runSimTerminal runs a simulated Concert card terminal on a new
 // pseudo-terminal and prints the device to give paydesk.
 func runSimTerminal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -300,7 +299,7 @@ func runSimTerminal(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "Usage: paydesk sim terminal [flags]\n\nA simulated Concert V2 card terminal on a pseudo-terminal. It prints the device\npath; run paydesk with --terminal-port set to it (or to --link).\n\n%s\nFlags:\n", termsim.Outcomes)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log, logf, err := openSimLog("terminal", stdout)

@@ -2,9 +2,16 @@ package main
 
 import (
 	"context"
+	"flag"
 	"log/slog"
+	"strings"
+	"time"
 
+	"paydesk/mpesa"
 	"paydesk/payment"
+	"paydesk/protocol"
+	"paydesk/protocol/possim"
+	"paydesk/tui"
 )
 
 // railEnv is what each rail's start-up gets from the console: the bus to
@@ -12,8 +19,8 @@ import (
 // demo, and ways to add notes for the operator and clean-ups for exit.
 //
 // A rail's setup lives in a file of its own (rail_<name>.go): a settings
-// struct with register(fs) for its flags (each defaulting from PAYDESK_*),
-// and start(env) returning the rail, or nil when it is not configured.
+// struct that is a railSettings (register, secrets, startRail), one row of
+// consoleRails.
 //
 // Every long-running part (the POS link, its simulator, the card terminal's
 // driver, simulator and HTTP API, the customer display, the hub link) is
@@ -30,6 +37,17 @@ type railEnv struct {
 	journal string
 	// maxMinor is --max-amount: every entry point of a rail refuses more.
 	maxMinor int64
+	kioskID  string
+
+	// What the rails started, for the console and the rails after them.
+	pos          *protocol.Server           // the POS link
+	addr         string                     // where it listens
+	hubURL       string                     // --hub-url, for M-Pesa via the hub
+	viaHub       *mpesa.Rail                // the M-Pesa rail taking callbacks via the hub
+	rails        tui.Rails                  // the console's rails besides the POS
+	displayRails map[string]payment.Starter // the rails the customer display may take payments on
+	displays     tui.Displays               // the customer display; a nil interface when off
+	railsUp      []func()                   // run once every rail has started
 
 	notes  []string
 	briefs []string
@@ -76,4 +94,102 @@ func (e *railEnv) stop() {
 		e.stops[i]()
 	}
 	e.stops = nil
+}
+
+// railSettings is one row of the console's rails: the settings of a rail
+// register its flags (each defaulting from PAYDESK_*), name the config
+// file's keys that hold its secrets, and start the rail (doing nothing
+// when it is not configured), putting what the console and the other
+// rails need into the railEnv.
+type railSettings interface {
+	register(fs *flag.FlagSet)
+	secrets() []string
+	startRail(ctx context.Context, e *railEnv) error
+}
+
+// consoleRails is the console's one list of rails, in the order they
+// start: the POS link first (the customer display takes payments on it),
+// the hub link before M-Pesa (which may take its callbacks via the hub),
+// the customer display last (it takes payments on every rail before it).
+// listen is --listen's default.
+func consoleRails(cfg *config, listen string) []railSettings {
+	return []railSettings{&posLinkSettings{cfg: cfg, listen: listen}, &hubSettings{}, &terminalSettings{}, &mpesaSettings{}, &screensSettings{}}
+}
+
+// secretsOf is the config file's keys that hold secrets, the rails'
+// together: they have no flag, and each is also read from PAYDESK_<KEY> or
+// the file named by PAYDESK_<KEY>_FILE (see fileConfig.secret).
+func secretsOf(rails []railSettings) []string {
+	var keys []string
+	for _, r := range rails {
+		keys = append(keys, r.secrets()...)
+	}
+	return keys
+}
+
+// startRails starts every rail of the list, in order, then says so to
+// those waiting for all of them (the hub link's M-Pesa callbacks).
+func startRails(ctx context.Context, e *railEnv, rails []railSettings) error {
+	for _, r := range rails {
+		if err := r.startRail(ctx, e); err != nil {
+			return err
+		}
+	}
+	for _, f := range e.railsUp {
+		f()
+	}
+	return nil
+}
+
+// posLinkSettings is the MobyPay POS link as a row of the rails: its
+// settings are the console's config (--listen, --secret-file, --tls-*,
+// the timeouts), its secret the config file's "secret".
+type posLinkSettings struct {
+	cfg    *config
+	listen string
+}
+
+func (p *posLinkSettings) register(fs *flag.FlagSet) { p.cfg.registerPOSLink(fs, p.listen) }
+
+func (p *posLinkSettings) secrets() []string { return []string{"secret"} }
+
+// startRail serves the POS link (in the demo, with a simulated POS
+// connected to it).
+func (p *posLinkSettings) startRail(ctx context.Context, e *railEnv) error {
+	cfg := p.cfg
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return err
+	}
+	srv, err := protocol.NewServer(e.bus, protocol.Options{
+		Addr: cfg.listen, TLS: tlsCfg, Secret: cfg.secret, KioskID: cfg.kioskID, Window: cfg.window,
+		AckTimeout: cfg.ackTimeout, ResultTimeout: cfg.resultTimeout, IdleTimeout: cfg.idleTimeout, Logger: e.log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	e.goRun("POS link", func(ctx context.Context) error { return srv.Serve(ctx, ln) }, func() { srv.Close() })
+	e.pos, e.addr = srv, ln.Addr().String()
+	e.displayRails["pos"] = posRail{srv}
+	e.log.Info("paydesk started", "kiosk_id", cfg.kioskID, "listen", e.addr, "journal", cfg.journal, "demo", e.demo)
+	if !e.demo {
+		return nil
+	}
+	sim := possim.New(possim.Options{Addr: e.addr, Secret: cfg.secret, PosID: "POS001", Reconnect: true, Logger: e.log})
+	e.goRun("POS simulator", sim.Run, nil)
+	// Show the menu once the simulated POS is there, so the first
+	// payment (or a piped script) does not find the kiosk empty.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(srv.Peers()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.note("Simulated POS001 answers by the amount's cents:")
+	for _, l := range strings.Split(possim.Outcomes, "\n") {
+		e.note("  " + l)
+	}
+	return nil
 }

@@ -21,8 +21,6 @@ import (
 	"paydesk/payment"
 )
 
-func init() { simulators["fleet"] = runSimFleet }
-
 // simKiosk is a simulated kiosk: its own journal, its bus and its link to
 // the hub. 'paydesk hub demo' and 'paydesk sim fleet' run them.
 type simKiosk struct {
@@ -95,7 +93,7 @@ func runSimFleet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			"replicating their journals to the hub over the kiosk's link.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch {
