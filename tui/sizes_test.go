@@ -8,8 +8,10 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
+	"github.com/muesli/termenv"
 
 	"paydesk/payment"
 )
@@ -194,14 +196,30 @@ func TestSizeGoldens(t *testing.T) {
 		{"status", func(t *testing.T, m Model) Model { return keys(m, "6") }},
 		{"notes", func(t *testing.T, m Model) Model { return keys(m, "n") }},
 	}
-	for _, size := range [][2]int{{80, 24}, {60, 15}, {200, 60}} {
-		for _, vw := range views {
-			t.Run(fmt.Sprintf("%s %dx%d", vw.name, size[0], size[1]), func(t *testing.T) {
-				m := vw.drive(t, sized(New(testConfig(), &fakeRail{}, testBus(t)), size[0], size[1]))
-				v := m.View()
-				fits(t, v, size[0], size[1])
-				golden.RequireEqual(t, []byte(v))
-			})
+	// Without colour (the tests' ASCII profile, as NO_COLOR gives) and
+	// with it: neither may lose what the other shows.
+	for _, colour := range []bool{false, true} {
+		suffix := ""
+		if colour {
+			suffix = " colour"
+		}
+		for _, size := range [][2]int{{80, 24}, {60, 15}, {200, 60}} {
+			for _, vw := range views {
+				t.Run(fmt.Sprintf("%s %dx%d%s", vw.name, size[0], size[1], suffix), func(t *testing.T) {
+					if colour {
+						lipgloss.SetColorProfile(termenv.TrueColor)
+						lipgloss.SetHasDarkBackground(true)
+						t.Cleanup(func() { lipgloss.SetColorProfile(termenv.Ascii) })
+					}
+					m := vw.drive(t, sized(New(testConfig(), &fakeRail{}, testBus(t)), size[0], size[1]))
+					v := m.View()
+					fits(t, v, size[0], size[1])
+					if colour && ansi.Strip(v) == v {
+						t.Errorf("no colour in the coloured view:\n%s", v)
+					}
+					golden.RequireEqual(t, []byte(v))
+				})
+			}
 		}
 	}
 }
