@@ -35,17 +35,9 @@ func runJournal(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			"  paydesk journal [flags] totals     totals per rail and status for a day\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	// Flags may come before or after the sub-command.
-	var rest []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if *asJSON && *asCSV {
 		return fmt.Errorf("journal: choose one of --json and --csv")

@@ -196,3 +196,20 @@ func openSimLog(name string, stdout io.Writer) (*slog.Logger, io.Closer, error) 
 	fmt.Fprintf(stdout, "sim %s: log: %s\n", name, path)
 	return log, f, nil
 }
+
+// parseInterspersed parses fs from args where flags may come before, between
+// or after the sub-command's words, and returns those words in order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return rest, nil
+}

@@ -171,16 +171,9 @@ func runHubKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprint(stderr, "Usage: paydesk hub kiosk {add ID|revoke ID|list} [--db URL]\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	var rest []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	ok := len(rest) == 2 && (rest[0] == "add" || rest[0] == "revoke") || len(rest) == 1 && rest[0] == "list"
 	if !ok {
@@ -245,16 +238,9 @@ func runHubUser(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			"add reads the password from the terminal, or from the first line of standard input.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	var rest []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	ok := len(rest) == 2 && (rest[0] == "add" || rest[0] == "remove") || len(rest) == 1 && rest[0] == "list"
 	if !ok {
