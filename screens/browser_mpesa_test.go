@@ -52,7 +52,7 @@ func TestBrowserShowsMPesaInstructions(t *testing.T) {
 		Methods: []Method{{Name: "MPESA", Rail: rail, RailName: payment.RailMPesa, Mode: payment.ModeC2B}}})
 	shots := screenshotDir(t)
 
-	page.call("Page.navigate", map[string]any{"url": srv.URL() + "?device=tablet-ke"}, nil)
+	page.Call("Page.navigate", map[string]any{"url": srv.URL() + "?device=tablet-ke"}, nil)
 	page.waitScreen("AMOUNT_SELECT")
 	page.click(`#amounts button[data-amount="100"]`)
 	page.waitScreen("PAYMENT_METHOD")
@@ -63,7 +63,7 @@ func TestBrowserShowsMPesaInstructions(t *testing.T) {
 	page.waitScreen("PROCESSING")
 	var shown bool
 	for deadline := time.Now().Add(10 * time.Second); !shown && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		page.eval(`!document.getElementById("pay").hidden && document.getElementById("pay-account").textContent !== ""`, &shown)
+		page.Eval(`!document.getElementById("pay").hidden && document.getElementById("pay-account").textContent !== ""`, &shown)
 	}
 	if !shown {
 		t.Fatal("the page never showed where to pay")
@@ -73,7 +73,7 @@ func TestBrowserShowsMPesaInstructions(t *testing.T) {
 		t.Errorf("instructions: number %q account %q amount %q menu %q", page.text("pay-number"), account, page.text("pay-amount"), page.text("pay-menu"))
 	}
 	var spinnerHidden bool
-	page.eval(`document.getElementById("processing-wait").hidden`, &spinnerHidden)
+	page.Eval(`document.getElementById("processing-wait").hidden`, &spinnerHidden)
 	if !spinnerHidden {
 		t.Error("the terminal's 'follow the instructions' text is shown beside M-Pesa's")
 	}

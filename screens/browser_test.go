@@ -1,22 +1,16 @@
 package screens
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"paydesk/internal/chromiumtest"
 
 	"paydesk/payment"
 	"paydesk/protocol"
@@ -24,186 +18,16 @@ import (
 	"paydesk/protocol/postest"
 )
 
-// devtools drives one Chromium page over the DevTools protocol, on the
-// same WebSocket library the server uses.
+// devtools is a Chromium page with this test's helpers on it.
 type devtools struct {
-	t       testing.TB
-	ws      *websocket.Conn
-	next    atomic.Int64
-	mu      sync.Mutex
-	pending map[int64]chan devtoolsReply
-}
-
-type devtoolsReply struct {
-	Result json.RawMessage `json:"result"`
-	Error  *struct {
-		Message string `json:"message"`
-	} `json:"error"`
+	*chromiumtest.Page
+	t testing.TB
 }
 
 // chromium starts headless Chromium and returns its first page. It skips
 // when Chromium is not installed, unless CI=true, where that fails.
 func chromium(t *testing.T) *devtools {
-	t.Helper()
-	var bin string
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium is not installed (CI installs it: apt-get install chromium)")
-		}
-		t.Skip("chromium is not installed")
-	}
-	// Chromium's helper processes may still write to their profile just
-	// after the browser exits, so the profile is removed with retries.
-	profile, err := os.MkdirTemp("", "paydesk-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for range 50 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--user-data-dir="+profile, "--remote-debugging-port=0", "--window-size=1024,768", "about:blank")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() { cancel(); cmd.Wait() })
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if _, url, ok := strings.Cut(sc.Text(), "DevTools listening on "); ok {
-				found <- url
-			}
-		}
-	}()
-	var browserURL string
-	select {
-	case browserURL = <-found:
-	case <-time.After(30 * time.Second):
-		t.Fatal("chromium did not report its DevTools address within 30 s")
-	}
-	host := strings.TrimPrefix(browserURL, "ws://")
-	host = host[:strings.Index(host, "/")]
-	var pageURL string
-	for deadline := time.Now().Add(10 * time.Second); pageURL == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get("http://" + host + "/json/list")
-		if err != nil {
-			continue
-		}
-		var targets []struct{ Type, WebSocketDebuggerURL string }
-		json.NewDecoder(resp.Body).Decode(&targets)
-		resp.Body.Close()
-		for _, tg := range targets {
-			if tg.Type == "page" {
-				pageURL = tg.WebSocketDebuggerURL
-			}
-		}
-	}
-	if pageURL == "" {
-		t.Fatal("no page target in chromium")
-	}
-	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer dcancel()
-	ws, _, err := websocket.Dial(dctx, pageURL, nil)
-	if err != nil {
-		t.Fatalf("devtools: %v", err)
-	}
-	ws.SetReadLimit(64 << 20) // screenshots
-	d := &devtools{t: t, ws: ws, pending: map[int64]chan devtoolsReply{}}
-	go d.read()
-	t.Cleanup(func() { ws.CloseNow() })
-	return d
-}
-
-func (d *devtools) read() {
-	for {
-		_, b, err := d.ws.Read(context.Background())
-		if err != nil {
-			return
-		}
-		var m struct {
-			ID int64 `json:"id"`
-			devtoolsReply
-		}
-		if json.Unmarshal(b, &m) != nil || m.ID == 0 {
-			continue // an event
-		}
-		d.mu.Lock()
-		c := d.pending[m.ID]
-		delete(d.pending, m.ID)
-		d.mu.Unlock()
-		if c != nil {
-			c <- m.devtoolsReply
-		}
-	}
-}
-
-// call sends one DevTools command and decodes its result into out.
-func (d *devtools) call(method string, params any, out any) {
-	d.t.Helper()
-	id := d.next.Add(1)
-	c := make(chan devtoolsReply, 1)
-	d.mu.Lock()
-	d.pending[id] = c
-	d.mu.Unlock()
-	b, _ := json.Marshal(map[string]any{"id": id, "method": method, "params": params})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		d.t.Fatalf("%s: %v", method, err)
-	}
-	select {
-	case r := <-c:
-		if r.Error != nil {
-			d.t.Fatalf("%s: %s", method, r.Error.Message)
-		}
-		if out != nil {
-			if err := json.Unmarshal(r.Result, out); err != nil {
-				d.t.Fatalf("%s: %v", method, err)
-			}
-		}
-	case <-ctx.Done():
-		d.t.Fatalf("%s: no answer", method)
-	}
-}
-
-// eval evaluates a JavaScript expression in the page and returns its value.
-func (d *devtools) eval(expr string, out any) {
-	d.t.Helper()
-	var r struct {
-		Result struct {
-			Value json.RawMessage `json:"value"`
-		} `json:"result"`
-		ExceptionDetails *struct {
-			Text string `json:"text"`
-		} `json:"exceptionDetails"`
-	}
-	d.call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &r)
-	if r.ExceptionDetails != nil {
-		d.t.Fatalf("eval %s: %s", expr, r.ExceptionDetails.Text)
-	}
-	if out != nil {
-		if err := json.Unmarshal(r.Result.Value, out); err != nil {
-			d.t.Fatalf("eval %s: %v (%s)", expr, err, r.Result.Value)
-		}
-	}
+	return &devtools{Page: chromiumtest.Start(t, 1024, 768), t: t}
 }
 
 // waitScreen waits until the page shows screen.
@@ -211,7 +35,7 @@ func (d *devtools) waitScreen(screen string) {
 	d.t.Helper()
 	var got string
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		d.eval(`(document.body && document.body.dataset.screen) || ""`, &got)
+		d.Eval(`(document.body && document.body.dataset.screen) || ""`, &got)
 		if got == screen {
 			return
 		}
@@ -224,12 +48,12 @@ func (d *devtools) waitScreen(screen string) {
 func (d *devtools) click(selector string) {
 	d.t.Helper()
 	var box []float64
-	d.eval(fmt.Sprintf(`(function(){var e=document.querySelector(%q); if(!e||e.offsetParent===null) return []; e.scrollIntoView({block:"center"}); var r=e.getBoundingClientRect(); return [r.x+r.width/2, r.y+r.height/2];})()`, selector), &box)
+	d.Eval(fmt.Sprintf(`(function(){var e=document.querySelector(%q); if(!e||e.offsetParent===null) return []; e.scrollIntoView({block:"center"}); var r=e.getBoundingClientRect(); return [r.x+r.width/2, r.y+r.height/2];})()`, selector), &box)
 	if len(box) != 2 {
 		d.t.Fatalf("no visible %s on the page", selector)
 	}
 	for _, typ := range []string{"mousePressed", "mouseReleased"} {
-		d.call("Input.dispatchMouseEvent", map[string]any{"type": typ, "x": box[0], "y": box[1], "button": "left", "clickCount": 1}, nil)
+		d.Call("Input.dispatchMouseEvent", map[string]any{"type": typ, "x": box[0], "y": box[1], "button": "left", "clickCount": 1}, nil)
 	}
 }
 
@@ -237,7 +61,7 @@ func (d *devtools) click(selector string) {
 func (d *devtools) text(id string) string {
 	d.t.Helper()
 	var s string
-	d.eval(fmt.Sprintf(`document.getElementById(%q).textContent`, id), &s)
+	d.Eval(fmt.Sprintf(`document.getElementById(%q).textContent`, id), &s)
 	return s
 }
 
@@ -256,7 +80,7 @@ func (d *devtools) screenshot(dir, name string) string {
 	var r struct {
 		Data string `json:"data"`
 	}
-	d.call("Page.captureScreenshot", map[string]any{"format": "png"}, &r)
+	d.Call("Page.captureScreenshot", map[string]any{"format": "png"}, &r)
 	png, err := base64.StdEncoding.DecodeString(r.Data)
 	if err != nil || len(png) < 8 || string(png[1:4]) != "PNG" {
 		d.t.Fatalf("screenshot is not a PNG (%v)", err)
@@ -277,10 +101,10 @@ func TestBrowserDisplayInChromium(t *testing.T) {
 	shots := screenshotDir(t)
 
 	// No ?device=: the page names itself when the server asks (INFO_SCREEN).
-	page.call("Page.navigate", map[string]any{"url": srv.URL()}, nil)
+	page.Call("Page.navigate", map[string]any{"url": srv.URL()}, nil)
 	page.waitScreen("AMOUNT_SELECT")
 	var labels []string
-	page.eval(`Array.from(document.querySelectorAll("#amounts button")).map(function(b){return b.textContent})`, &labels)
+	page.Eval(`Array.from(document.querySelectorAll("#amounts button")).map(function(b){return b.textContent})`, &labels)
 	if strings.Join(labels, " ") != "RM20 RM40 RM60 RM80 RM100" {
 		t.Fatalf("amount buttons %q", labels)
 	}
@@ -322,11 +146,11 @@ func TestBrowserDisplayInChromium(t *testing.T) {
 	// A reload reconnects with the session id the server issued: the same
 	// display, not a second one.
 	page.waitScreen("AMOUNT_SELECT")
-	page.eval(`window.beforeReload = true`, nil)
-	page.call("Page.reload", map[string]any{}, nil)
+	page.Eval(`window.beforeReload = true`, nil)
+	page.Call("Page.reload", map[string]any{}, nil)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var fresh bool
-		page.eval(`!window.beforeReload && (document.body && document.body.dataset.screen) === "AMOUNT_SELECT"`, &fresh)
+		page.Eval(`!window.beforeReload && (document.body && document.body.dataset.screen) === "AMOUNT_SELECT"`, &fresh)
 		if fresh {
 			break
 		}
@@ -363,7 +187,7 @@ func TestBrowserShowsEveryScreen(t *testing.T) {
 		page.click(fmt.Sprintf(`#amounts button[data-amount="%d"]`, amount))
 	}
 
-	page.call("Page.navigate", map[string]any{"url": srv.URL() + "?device=tablet-2"}, nil)
+	page.Call("Page.navigate", map[string]any{"url": srv.URL() + "?device=tablet-2"}, nil)
 	pay(40)
 	page.waitScreen("PAYMENT_METHOD")
 	if got := page.text("method-amount"); got != "£40" {
