@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"paydesk/hub"
 	"paydesk/hub/pgtemp/pgtest"
 	"paydesk/protocol"
 )
@@ -81,7 +82,32 @@ func TestHubWithAKiosk(t *testing.T) {
 	if got := journalOut(); !strings.Contains(got, "Hub "+url+": up to date") {
 		t.Fatalf("journal:\n%s", got)
 	}
+	// The console's status (6) says so too, and the kiosk's hello gave
+	// the hub each running rail's health (the demo runs them all).
+	io.WriteString(stdin, "6\n")
+	out.waitFor(t, regexp.MustCompile(`Hub: up to date`))
 	stdin.Close()
+	store, err := hub.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ks, err := store.Kiosks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ks) != 1 {
+		t.Fatalf("%d kiosks at the hub, want 1", len(ks))
+	}
+	t.Logf("rails at the hub: %v", ks[0].Rails)
+	for _, rail := range []string{"pos", "terminal", "mpesa", "display"} {
+		if ks[0].Rails[rail] == "" {
+			t.Errorf("the hub has no health of the %s rail: %v", rail, ks[0].Rails)
+		}
+	}
+	if p := ks[0].Rails["pos"]; p != "no POS connected" && !regexp.MustCompile(`^ok \(\d+ POS connected\)$`).MatchString(p) {
+		t.Errorf("pos health %q", p)
+	}
 
 	report := hubCmd("report", "--db", dsn)
 	for _, want := range []string{`KIOSK001 +pos +MYR +approved +1 +25\.50`, `KIOSK001 +pos +MYR +declined +1 +80\.51`, `Approved, all kiosks: RM25\.50`} {

@@ -95,7 +95,7 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 	}
 	l, err := link.New(link.Options{URL: h.url, Token: token, KioskID: kioskID, Journal: e.bus.Journal(), Bus: e.bus,
 		StatePath: link.StatePath(e.journal), HTTPClient: client, Logger: e.log, Version: paydeskVersion(),
-		OnMessage: h.onMessage})
+		OnMessage: h.onMessage, Health: e.railHealth})
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,10 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 			e.log.Warn("hub URL is not https", "url", s)
 		}
 	}
-	e.goRun("hub link", l.Run, nil)
+	e.hub = func() string { return l.Status().Summary() }
+	// The link starts once every rail has: its hello reports their
+	// health, which reads what they left in e.
+	e.railsUp = append(e.railsUp, func() { e.goRun("hub link", l.Run, nil) })
 	e.note("Hub: this kiosk's journal is replicated to " + h.url + " ('paydesk journal' shows how far)")
 	return nil
 }
@@ -157,6 +160,57 @@ func hubLag(ctx context.Context, j *payment.Journal) (string, error) {
 	}
 	return fmt.Sprintf("Hub %s: %d events not yet replicated (the hub has up to %d of %d; last acknowledged %s)",
 		st.Hub, lag, st.AckedSeq, last, when), nil
+}
+
+// railHealth is each running rail's health as the hub's dashboard shows
+// it: "ok" (with a detail: "ok (2 POS connected)"), or what is wrong. It
+// reads only what the rails keep in memory; it is called from the hub
+// link once every rail has started.
+func (e *railEnv) railHealth() map[string]string {
+	out := map[string]string{}
+	if e.pos != nil {
+		switch n := len(e.pos.Peers()); n {
+		case 0:
+			out["pos"] = "no POS connected"
+		default:
+			out["pos"] = fmt.Sprintf("ok (%d POS connected)", n)
+		}
+	}
+	for name, r := range map[string]payment.Starter{"terminal": e.rails.Terminal, "mpesa": e.rails.MPesa} {
+		if r == nil {
+			continue
+		}
+		hr, ok := r.(payment.HealthReporter)
+		if !ok {
+			out[name] = "running"
+			continue
+		}
+		switch h := hr.Health(); {
+		case !h.Up:
+			out[name] = h.Detail
+		case h.Detail == "checking":
+			out[name] = "checking" // not known yet: not "ok"
+		default:
+			out[name] = "ok"
+		}
+	}
+	if e.displays != nil {
+		n := 0
+		for _, d := range e.displays.Displays() {
+			if d.Connected {
+				n++
+			}
+		}
+		switch n {
+		case 0:
+			out["display"] = "no display connected"
+		case 1:
+			out["display"] = "ok (1 display connected)"
+		default:
+			out["display"] = fmt.Sprintf("ok (%d displays connected)", n)
+		}
+	}
+	return out
 }
 
 func isLoopback(host string) bool {

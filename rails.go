@@ -48,6 +48,7 @@ type railEnv struct {
 	displayRails map[string]payment.Starter // the rails the customer display may take payments on
 	displays     tui.Displays               // the customer display; a nil interface when off
 	railsUp      []func()                   // run once every rail has started
+	hub          func() string              // the hub link's state in a few words; nil without a hub
 
 	notes  []string
 	briefs []string

@@ -19,6 +19,11 @@ import (
 //go:embed dashboard/*.html
 var dashboardFiles embed.FS
 
+// railHealthy says whether a rail's health, as a kiosk reports it, is
+// good: "ok", or "ok" and a detail ("ok (2 POS connected)"); anything
+// else says what is wrong.
+func railHealthy(h string) bool { return h == "ok" || strings.HasPrefix(h, "ok ") }
+
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"when": func(t *time.Time) string {
 		if t == nil {
@@ -26,7 +31,8 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return t.Local().Format("2006-01-02 15:04:05")
 	},
-	"join": strings.Join,
+	"join":    strings.Join,
+	"healthy": railHealthy,
 	"dict": func(kv ...any) map[string]any {
 		m := map[string]any{}
 		for i := 0; i+1 < len(kv); i += 2 {

@@ -58,7 +58,10 @@ type Config struct {
 	// payment in flight in the journal as it stands. A script's lines act
 	// in order instead: its 7 waits for the payment before it.
 	Interactive bool
-	Now         func() time.Time
+	// Hub, when set (a hub is configured), says how far the hub has this
+	// kiosk's journal in a few words; status (6) shows it.
+	Hub func() string
+	Now func() time.Time
 }
 
 // Console runs the menu. Build it with New and call Run.
@@ -627,6 +630,9 @@ func (c *Console) status(ctx context.Context) {
 		c.printf("Secret: the public development secret; anyone can sign POS messages. Set PAYDESK_SECRET or --secret-file (the POS needs the same secret).\n")
 	}
 	c.printf("Connected POS terminals: %d\n", len(peers))
+	if c.cfg.Hub != nil {
+		c.printf("Hub: %s\n", c.cfg.Hub())
+	}
 	def := c.rail.DefaultTarget()
 	for _, p := range peers {
 		last := "never"

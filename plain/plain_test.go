@@ -245,3 +245,16 @@ func TestMenu(t *testing.T) {
 		}
 	})
 }
+
+// Status (6) says how far the hub has the journal when a hub is
+// configured, and nothing of a hub otherwise.
+func TestStatusShowsHubLag(t *testing.T) {
+	k := newKiosk(t, protocol.Options{})
+	cfg := plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Hub: func() string { return "42 events behind" }}
+	if out := k.runWith(t, cfg, "6\n7\n"); !strings.Contains(out, "Hub: 42 events behind\n") {
+		t.Errorf("status lacks the hub's lag:\n%s", out)
+	}
+	if out := k.run(t, "6\n7\n"); strings.Contains(out, "Hub:") {
+		t.Errorf("status without a hub mentions one:\n%s", out)
+	}
+}

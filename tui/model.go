@@ -54,6 +54,10 @@ type Config struct {
 	Displays Displays
 	// Unresolved are transactions an earlier run left unknown.
 	Unresolved []payment.Txn
+	// Hub, when set (a hub is configured), says how far the hub has this
+	// kiosk's journal in a few words ("up to date", "42 events behind",
+	// "not connected (retrying)"); read on each refresh, it must not block.
+	Hub func() string
 	// Now is the clock; View never reads the time any other way.
 	Now func() time.Time
 	// StillSpinner draws a fixed spinner frame (for golden tests).
@@ -123,6 +127,7 @@ type Model struct {
 	health      []namedHealth
 	peers       []protocol.Peer
 	flights     []protocol.Flight
+	hub         string // the hub link's state, from Config.Hub
 	counts      map[payment.Status]int
 	totals      []payment.Total
 	confirmQuit bool
@@ -235,6 +240,9 @@ func (m Model) Init() tea.Cmd {
 func (m *Model) refresh() {
 	m.peers = m.rail.Peers()
 	m.health = m.railHealth()
+	if m.cfg.Hub != nil {
+		m.hub = m.cfg.Hub()
+	}
 	m.flights = m.rail.InFlight()
 	if m.cfg.Displays != nil {
 		m.displays = m.cfg.Displays.Displays()
@@ -259,6 +267,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tickMsg:
 		m.refresh()
+		m.resize() // the header's height follows the hub's state
 		return m, tick()
 	case spinner.TickMsg:
 		if m.cfg.StillSpinner {

@@ -238,7 +238,23 @@ func (m Model) headerView() string {
 	}
 	// A narrow window puts the POS state on a line of its own rather
 	// than cut it.
-	if m.width > 0 && lipgloss.Width(h)+2+lipgloss.Width(state) > m.width {
+	// The hub's state follows the POS state on the same line when the
+	// window is wide enough, else on a line of its own.
+	if m.cfg.Hub != nil {
+		hs := "hub: " + m.hub
+		if m.hub == "up to date" {
+			hs = s.Approved.Render(hs)
+		} else {
+			hs = s.Pending.Render(hs)
+		}
+		if m.width > 0 && lipgloss.Width(h)+2+lipgloss.Width(state)+2+lipgloss.Width(hs) > m.width {
+			state += "\n" + hs
+		} else {
+			state += "  " + hs
+		}
+	}
+	first, _, _ := strings.Cut(state, "\n")
+	if m.width > 0 && lipgloss.Width(h)+2+lipgloss.Width(first) > m.width {
 		h = wrap(h, m.width) + "\n" + state
 	} else {
 		h += "  " + state

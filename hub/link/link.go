@@ -105,6 +105,21 @@ func (s Status) Lag() int64 {
 	return 0
 }
 
+// Summary is the link's state in a few words, for a console's header:
+// "up to date", "42 events behind" or "not connected (retrying)".
+func (s Status) Summary() string {
+	switch lag := s.Lag(); {
+	case !s.Connected:
+		return "not connected (retrying)"
+	case lag == 0:
+		return "up to date"
+	case lag == 1:
+		return "1 event behind"
+	default:
+		return fmt.Sprintf("%d events behind", lag)
+	}
+}
+
 // Link replicates a kiosk's journal to the hub: Run(ctx) until ctx ends.
 type Link struct {
 	opts  Options
