@@ -423,7 +423,7 @@ func (j *Journal) recover(ctx context.Context) (Recovery, error) {
 				Status: StatusUnknown,
 				Peer:   t.Peer,
 				Flag:   FlagRecovered,
-				Detail: fmt.Sprintf("was %s when paydesk stopped: check the %s and resolve", t.Status, peerNoun(t.Rail)),
+				Detail: fmt.Sprintf("was %s when paydesk stopped: check %s and resolve", t.Status, WhereToCheck(t.Rail)),
 			}
 			if err := j.apply(ctx, tx, &ev, map[string]Status{t.ID: t.Status}); err != nil {
 				tx.Rollback()
@@ -445,18 +445,6 @@ func (j *Journal) recover(ctx context.Context) (Recovery, error) {
 		j.open[t.ID] = t.Status
 	}
 	return rec, nil
-}
-
-func peerNoun(r Rail) string {
-	switch r {
-	case RailPOS:
-		return "POS"
-	case RailTerminal:
-		return "card terminal"
-	case RailMPesa:
-		return "M-Pesa statement"
-	}
-	return "peer"
 }
 
 // Append writes ev durably and returns it with Seq (and Time, if it was
@@ -687,8 +675,8 @@ func unrecorded(ev Event, now time.Time, why string, kept bool) Event {
 	}
 	unwritten := ev
 	return Event{Time: now, Kind: KindUnrecorded, Rail: ev.Rail, TxnID: ev.TxnID, Peer: ev.Peer, Unwritten: &unwritten,
-		Detail: fmt.Sprintf("%s: journal write failed%s (%s): outcome not recorded: check the %s; %s",
-			ev.TxnID, step, why, peerNoun(ev.Rail), after)}
+		Detail: fmt.Sprintf("%s: journal write failed%s (%s): outcome not recorded: check %s; %s",
+			ev.TxnID, step, why, WhereToCheck(ev.Rail), after)}
 }
 
 // writeTx is one write transaction with the journal's prepared statements
