@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"paydesk/payment"
-	"paydesk/protocol"
 )
 
 // Rail is what the console needs of the POS link.
@@ -31,9 +30,9 @@ type Rail interface {
 	Start(ctx context.Context, req payment.Request) (string, error)
 	Cancel(id string) error
 	SelectPlan(id, planID string) error
-	Peers() []protocol.Peer
+	Peers() []payment.Peer
 	DefaultTarget() string
-	InFlight() []protocol.Flight
+	InFlight() []payment.Flight
 }
 
 // Config is what the console shows and how it reads amounts.
@@ -529,7 +528,7 @@ func (c *Console) chooseTarget(line string) {
 	}
 	if n, err := strconv.Atoi(line); err == nil && n >= 1 && n <= len(peers) {
 		c.target = peers[n-1].Label()
-	} else if slices.ContainsFunc(peers, func(p protocol.Peer) bool { return p.ID == line || p.Addr == line }) {
+	} else if slices.ContainsFunc(peers, func(p payment.Peer) bool { return p.ID == line || p.Addr == line }) {
 		c.target = line
 	} else {
 		c.printf("ERROR no connected POS %q\n", line)

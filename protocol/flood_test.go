@@ -70,7 +70,7 @@ func (h *harness) countConnected(n int) {
 	})
 }
 
-func peerFrom(peers []protocol.Peer, addr string) bool {
+func peerFrom(peers []payment.Peer, addr string) bool {
 	for _, p := range peers {
 		if p.Addr == addr {
 			return true

@@ -47,7 +47,7 @@ func TestSlowJournalAppendOfOneTxnDoesNotDelayAnother(t *testing.T) {
 
 	// A's append now hangs.
 	began := time.Now()
-	listed := make(chan []protocol.Flight, 1)
+	listed := make(chan []payment.Flight, 1)
 	go func() { listed <- h.srv.InFlight() }()
 	select {
 	case fs := <-listed:

@@ -346,35 +346,14 @@ func (c *conn) label() string {
 	return c.addr
 }
 
-// Peer describes a connected POS for the console.
-type Peer struct {
-	// ID is the pos_id the POS sent, empty until it sent one.
-	ID      string
-	Addr    string
-	Since   time.Time
-	LastMsg time.Time
-	// Busy is the id of the transaction in flight on this POS, if any.
-	Busy string
-	// Rejected is how many frames from this connection were refused.
-	Rejected int64
-}
-
-// Label is how the console names the POS: its id, else its address.
-func (p Peer) Label() string {
-	if p.ID != "" {
-		return p.ID
-	}
-	return p.Addr
-}
-
 // Peers lists the open connections in the order they connected.
-func (s *Server) Peers() []Peer {
+func (s *Server) Peers() []payment.Peer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Peer, 0, len(s.conns))
+	out := make([]payment.Peer, 0, len(s.conns))
 	for _, c := range s.conns {
 		c.mu.Lock()
-		p := Peer{ID: c.posID, Addr: c.addr, Since: c.since, LastMsg: c.lastMsg, Rejected: c.rejected.Load()}
+		p := payment.Peer{ID: c.posID, Addr: c.addr, Since: c.since, LastMsg: c.lastMsg, Rejected: c.rejected.Load()}
 		c.mu.Unlock()
 		for _, t := range s.txns {
 			if t.active() && (t.conn == c || (p.ID != "" && t.posID == p.ID)) {

@@ -136,40 +136,25 @@ func (t *txn) sendLocked(c *conn, p wire.Payload) (raw []byte, err error) {
 // active reports whether t still occupies its POS.
 func (t *txn) active() bool { return !t.ended.Load() }
 
-// Flight describes a transaction in flight, for the console's status.
-type Flight struct {
-	ID       string
-	Mode     payment.Mode
-	Amount   payment.Money
-	Status   payment.Status
-	Peer     string
-	Deadline time.Time
-	// Waiting says what the transaction waits for ("ack", "result",
-	// "plan choice", "cancel confirmation").
-	Waiting         string
-	CancelRequested bool
-	Plans           []payment.Plan
-}
-
 // InFlight lists the transactions in flight, oldest first.
-func (s *Server) InFlight() []Flight {
+func (s *Server) InFlight() []payment.Flight {
 	s.mu.Lock()
 	ts := make([]*txn, 0, len(s.txns))
 	for _, t := range s.txns {
 		ts = append(ts, t)
 	}
 	s.mu.Unlock()
-	out := make([]Flight, 0, len(ts))
+	out := make([]payment.Flight, 0, len(ts))
 	for _, t := range ts {
 		if !t.active() {
 			continue
 		}
 		t.mu.Lock()
-		out = append(out, Flight{ID: t.id, Mode: t.mode, Amount: t.amount, Status: t.status, Peer: t.peerLabel(),
+		out = append(out, payment.Flight{ID: t.id, Mode: t.mode, Amount: t.amount, Status: t.status, Peer: t.peerLabel(),
 			Deadline: t.deadline, Waiting: t.waiting, CancelRequested: t.cancelReq, Plans: t.plans})
 		t.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b Flight) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b payment.Flight) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"paydesk/payment"
-	"paydesk/protocol"
 )
 
 // Rail is what the console needs of the POS link (*protocol.Server).
@@ -27,9 +26,9 @@ type Rail interface {
 	Start(ctx context.Context, req payment.Request) (string, error)
 	Cancel(id string) error
 	SelectPlan(id, planID string) error
-	Peers() []protocol.Peer
+	Peers() []payment.Peer
 	DefaultTarget() string
-	InFlight() []protocol.Flight
+	InFlight() []payment.Flight
 }
 
 // Config is what the console shows and how it reads amounts.
@@ -125,8 +124,8 @@ type Model struct {
 	errLine    string
 
 	health      []namedHealth
-	peers       []protocol.Peer
-	flights     []protocol.Flight
+	peers       []payment.Peer
+	flights     []payment.Flight
 	hub         string // the hub link's state, from Config.Hub
 	counts      map[payment.Status]int
 	totals      []payment.Total

@@ -45,16 +45,16 @@ func (f *fakeRail) SelectPlan(id, plan string) error {
 	f.selected = append(f.selected, plan)
 	return nil
 }
-func (f *fakeRail) Peers() []protocol.Peer {
-	return []protocol.Peer{{ID: "POS001", Addr: "127.0.0.1:50000", Since: clock.Add(-time.Hour), LastMsg: clock.Add(-time.Minute)}}
+func (f *fakeRail) Peers() []payment.Peer {
+	return []payment.Peer{{ID: "POS001", Addr: "127.0.0.1:50000", Since: clock.Add(-time.Hour), LastMsg: clock.Add(-time.Minute)}}
 }
 
 // InFlight reports the started payment waiting for its ack, 8 s left.
-func (f *fakeRail) InFlight() []protocol.Flight {
+func (f *fakeRail) InFlight() []payment.Flight {
 	if !f.started.Load() {
 		return nil
 	}
-	return []protocol.Flight{{ID: "TXN1795340000000", Mode: payment.ModeCard, Amount: payment.Money{Minor: 2550, Currency: "MYR"},
+	return []payment.Flight{{ID: "TXN1795340000000", Mode: payment.ModeCard, Amount: payment.Money{Minor: 2550, Currency: "MYR"},
 		Status: payment.StatusSent, Peer: "POS001", Deadline: clock.Add(8 * time.Second), Waiting: "ack"}}
 }
 func (f *fakeRail) DefaultTarget() string { return "POS001" }
