@@ -194,7 +194,7 @@ func runUI(ctx context.Context, cfg *config, e *railEnv, rec payment.Recovery, b
 		}
 		m := tui.New(tui.Config{KioskID: cfg.kioskID, Listen: e.addr, MaxMinor: cfg.maxMinor, Demo: e.demo,
 			DemoNotes: strings.Join(e.notes, "\n"), DemoBrief: strings.Join(e.briefs, "\n"), DevSecret: devSecret,
-			Rails: e.rails, Displays: e.displays, Unresolved: rec.Unresolved, Hub: e.hub}, e.pos, e.bus)
+			Rails: tui.Rails{Terminal: e.rails[payment.RailTerminal], MPesa: e.rails[payment.RailMPesa]}, Displays: e.displays, Unresolved: rec.Unresolved, Hub: e.hub}, e.pos, e.bus)
 		_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx)).Run()
 		if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 			return nil
@@ -202,7 +202,7 @@ func runUI(ctx context.Context, cfg *config, e *railEnv, rec payment.Recovery, b
 		return err
 	}
 	con := plain.New(plain.Config{KioskID: cfg.kioskID, Listen: e.addr, MaxMinor: cfg.maxMinor,
-		Banner: banner, DevSecret: devSecret, Terminal: e.rails.Terminal, MPesa: e.rails.MPesa, Unresolved: rec.Unresolved,
+		Banner: banner, DevSecret: devSecret, Terminal: e.rails[payment.RailTerminal], MPesa: e.rails[payment.RailMPesa], Unresolved: rec.Unresolved,
 		Interactive: isTerminal(stdin), Hub: e.hub}, e.pos, e.bus, stdout)
 	err := con.Run(ctx, stdin)
 	if errors.Is(err, context.Canceled) {

@@ -176,7 +176,7 @@ func (e *railEnv) railHealth() map[string]string {
 			out["pos"] = fmt.Sprintf("ok (%d POS connected)", n)
 		}
 	}
-	for name, r := range map[string]payment.Starter{"terminal": e.rails.Terminal, "mpesa": e.rails.MPesa} {
+	for name, r := range map[string]payment.Starter{"terminal": e.rails[payment.RailTerminal], "mpesa": e.rails[payment.RailMPesa]} {
 		if r == nil {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 
 	"paydesk/mpesa"
 	"paydesk/mpesa/sandbox"
+	"paydesk/payment"
 )
 
 // mpesaSettings bind mpesa.Settings to flags. The rail is off unless a
@@ -39,7 +40,7 @@ func (m *mpesaSettings) startRail(ctx context.Context, e *railEnv) error {
 	if err != nil || mr == nil {
 		return err
 	}
-	e.rails.MPesa = mr
+	e.offer(payment.RailMPesa, mr)
 	e.displayRails["mpesa"] = mr
 	if m.ViaHub {
 		e.viaHub = mr

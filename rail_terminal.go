@@ -54,7 +54,7 @@ func (t *terminalSettings) startRail(_ context.Context, e *railEnv) error {
 	if err != nil || tr == nil {
 		return err
 	}
-	e.rails.Terminal = tr
+	e.offer(payment.RailTerminal, tr)
 	e.displayRails["terminal"] = tr
 	return nil
 }

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"paydesk/desk"
 	"paydesk/mpesa"
 	"paydesk/payment"
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
-	"paydesk/tui"
 )
 
 // railEnv is what each rail's start-up gets from the console: the bus to
@@ -40,19 +40,27 @@ type railEnv struct {
 	kioskID  string
 
 	// What the rails started, for the console and the rails after them.
-	pos          *protocol.Server           // the POS link
-	addr         string                     // where it listens
-	hubURL       string                     // --hub-url, for M-Pesa via the hub
-	viaHub       *mpesa.Rail                // the M-Pesa rail taking callbacks via the hub
-	rails        tui.Rails                  // the console's rails besides the POS
-	displayRails map[string]payment.Starter // the rails the customer display may take payments on
-	displays     tui.Displays               // the customer display; a nil interface when off
-	railsUp      []func()                   // run once every rail has started
-	hub          func() string              // the hub link's state in a few words; nil without a hub
+	pos          *protocol.Server                 // the POS link
+	addr         string                           // where it listens
+	hubURL       string                           // --hub-url, for M-Pesa via the hub
+	viaHub       *mpesa.Rail                      // the M-Pesa rail taking callbacks via the hub
+	rails        map[payment.Rail]payment.Starter // the console's rails besides the POS, by name
+	displayRails map[string]payment.Starter       // the rails the customer display may take payments on
+	displays     desk.Displays                    // the customer display; a nil interface when off
+	railsUp      []func()                         // run once every rail has started
+	hub          func() string                    // the hub link's state in a few words; nil without a hub
 
 	notes  []string
 	briefs []string
 	stops  []func()
+}
+
+// offer makes rail r, named name, one the consoles offer.
+func (e *railEnv) offer(name payment.Rail, r payment.Starter) {
+	if e.rails == nil {
+		e.rails = map[payment.Rail]payment.Starter{}
+	}
+	e.rails[name] = r
 }
 
 // note adds lines shown to the operator under the menu (the demo peers'
