@@ -176,8 +176,10 @@ type Server struct {
 
 	// done is closed when Close has told the displays it is going away:
 	// the server's work (reads, writes, journal calls, rail calls, timers)
-	// stops with it. Each call gets its own context from life.
-	done chan struct{}
+	// stops with it. Each call gets its own context from life, registered
+	// with closing (no goroutine per context).
+	done    chan struct{}
+	closing *closeHooks
 
 	// rejects bounds the refusals journaled.
 	rejects rejectBucket
@@ -300,7 +302,9 @@ func NewServer(bus *payment.Bus, opts Options) (*Server, error) {
 		}
 	}
 	s := &Server{opts: opts, bus: bus, log: opts.Logger.With("component", "screens"), symbol: Symbol(opts.Currency), unit: payment.MinorPerUnit(opts.Currency),
-		web: webHandler(), done: make(chan struct{}), sessions: map[string]*display{}, byTxn: map[string]*display{}, flows: map[string]*display{}}
+		web: webHandler(), sessions: map[string]*display{}, byTxn: map[string]*display{}, flows: map[string]*display{}}
+	s.closing = newCloseHooks()
+	s.done = s.closing.done
 	return s, nil
 }
 
@@ -440,22 +444,14 @@ func (s *Server) Close() error {
 	case <-said:
 	case <-time.After(goingAwayWait):
 	}
-	close(s.done)
+	s.closing.close()
 	return err
 }
 
 // life returns a context for one call of the server's own work that ends
 // when the server closes (or cancel is called, which the caller must do).
 func (s *Server) life() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
+	return context.WithCancel(lifetime{s.closing})
 }
 
 // isClosed reports whether the server has closed.
