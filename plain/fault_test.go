@@ -3,16 +3,15 @@ package plain_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"paydesk/payment"
+	"paydesk/payment/journaltest"
 	"paydesk/plain"
 	"paydesk/protocol"
 )
@@ -96,30 +95,10 @@ func (l *live) exited() {
 	}
 }
 
-var errDiskFull = errors.New("database or disk is full")
-
-// fillAfterSent fills the disk as soon as a request has gone out: the
-// sent transition is written, nothing after it is, until space comes back.
-func fillAfterSent(j *payment.Journal) (spaceBack func()) {
-	var full, back atomic.Bool
-	j.SetWriteFault(func(evs []payment.Event) error {
-		if full.Load() && !back.Load() {
-			return errDiskFull
-		}
-		for _, ev := range evs {
-			if ev.Kind == payment.KindTransition && ev.Status == payment.StatusSent {
-				full.Store(true)
-			}
-		}
-		return nil
-	})
-	return func() { back.Store(true) }
-}
-
 func TestJournalWriteFails(t *testing.T) {
 	t.Run("the outcome that cannot be written is shown at once, never as approved, and lands when space comes back", func(t *testing.T) {
 		k := newKiosk(t, protocol.Options{}, "POS001")
-		spaceBack := fillAfterSent(k.bus.Journal())
+		spaceBack := journaltest.FillAfterSent(k.bus.Journal())
 		l := startLive(t, k)
 		l.typeLine("1")
 		at := l.typeLine("10.00")
@@ -163,7 +142,7 @@ func TestJournalWriteFails(t *testing.T) {
 
 	t.Run("a payment in flight can still be cancelled, and the console quits with the disk still full", func(t *testing.T) {
 		k := newKiosk(t, protocol.Options{}, "POS001")
-		fillAfterSent(k.bus.Journal())
+		journaltest.FillAfterSent(k.bus.Journal())
 		l := startLive(t, k)
 		l.typeLine("1")
 		at := l.typeLine("10.62") // the simulated POS acks and never answers

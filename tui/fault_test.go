@@ -2,39 +2,17 @@ package tui
 
 import (
 	"bytes"
-	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/teatest"
 
-	"paydesk/payment"
+	"paydesk/payment/journaltest"
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
 	"paydesk/protocol/postest"
 )
-
-var errDiskFull = errors.New("database or disk is full")
-
-// fillAfterSent fills the disk as soon as a request has gone out: the
-// sent transition is written, nothing after it is, until space comes back.
-func fillAfterSent(j *payment.Journal) (spaceBack func()) {
-	var full, back atomic.Bool
-	j.SetWriteFault(func(evs []payment.Event) error {
-		if full.Load() && !back.Load() {
-			return errDiskFull
-		}
-		for _, ev := range evs {
-			if ev.Kind == payment.KindTransition && ev.Status == payment.StatusSent {
-				full.Store(true)
-			}
-		}
-		return nil
-	})
-	return func() { back.Store(true) }
-}
 
 // waitSeen waits until the output read by this call holds every text and
 // returns it. The limit is generous for a loaded machine: each step is a
@@ -57,7 +35,7 @@ func waitSeen(t *testing.T, tm *teatest.TestModel, texts ...string) []byte {
 func TestJournalWriteFails(t *testing.T) {
 	k := postest.New(t, protocol.Options{})
 	k.AddSim(t, possim.Options{})
-	spaceBack := fillAfterSent(k.Journal)
+	spaceBack := journaltest.FillAfterSent(k.Journal)
 	cfg := testConfig()
 	cfg.Now = time.Now
 	tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(100, 30))
