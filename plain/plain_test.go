@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"paydesk/desk"
 	"paydesk/payment"
 	"paydesk/plain"
 	"paydesk/protocol"
@@ -32,17 +33,37 @@ func newKiosk(t *testing.T, opts protocol.Options, posIDs ...string) *kiosk {
 	return &kiosk{bus: k.Bus, srv: k.Server, ctx: k.Ctx}
 }
 
+// desk is the kiosk's desk over its POS link and the other rails of dc
+// (dc.Rails; a missing one is not configured).
+func (k *kiosk) desk(dc desk.Config) *desk.Desk {
+	dc.KioskID, dc.Listen, dc.POS = "KIOSK001", "127.0.0.1:8080", k.srv
+	return desk.New(dc, k.bus)
+}
+
+// rails are the desk's rails besides the POS link, by name.
+func rails(terminal, mpesa payment.Starter) map[payment.Rail]payment.Starter {
+	m := map[payment.Rail]payment.Starter{}
+	if terminal != nil {
+		m[payment.RailTerminal] = terminal
+	}
+	if mpesa != nil {
+		m[payment.RailMPesa] = mpesa
+	}
+	return m
+}
+
 // run feeds script to a console on stdin and returns everything it printed.
 func (k *kiosk) run(t *testing.T, script string) string {
 	t.Helper()
-	return k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080"}, script)
+	return k.runWith(t, plain.Config{}, desk.Config{}, script)
 }
 
-// runWith is run with a console configured by cfg (its other rails).
-func (k *kiosk) runWith(t *testing.T, cfg plain.Config, script string) string {
+// runWith is run with a console configured by cfg over a desk configured
+// by dc (its other rails, its hub).
+func (k *kiosk) runWith(t *testing.T, cfg plain.Config, dc desk.Config, script string) string {
 	t.Helper()
 	var out bytes.Buffer
-	con := plain.New(cfg, k.srv, k.bus, &out)
+	con := plain.New(cfg, k.desk(dc), &out)
 	ctx, cancel := context.WithTimeout(k.ctx, 20*time.Second)
 	defer cancel()
 	if err := con.Run(ctx, strings.NewReader(script)); err != nil {
@@ -250,8 +271,8 @@ func TestMenu(t *testing.T) {
 // configured, and nothing of a hub otherwise.
 func TestStatusShowsHubLag(t *testing.T) {
 	k := newKiosk(t, protocol.Options{})
-	cfg := plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Hub: func() string { return "42 events behind" }}
-	if out := k.runWith(t, cfg, "6\n7\n"); !strings.Contains(out, "Hub: 42 events behind\n") {
+	dc := desk.Config{Hub: func() string { return "42 events behind" }}
+	if out := k.runWith(t, plain.Config{}, dc, "6\n7\n"); !strings.Contains(out, "Hub: 42 events behind\n") {
 		t.Errorf("status lacks the hub's lag:\n%s", out)
 	}
 	if out := k.run(t, "6\n7\n"); strings.Contains(out, "Hub:") {
