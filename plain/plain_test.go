@@ -3,6 +3,7 @@ package plain_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"regexp"
 	"strings"
@@ -277,5 +278,40 @@ func TestStatusShowsHubLag(t *testing.T) {
 	}
 	if out := k.run(t, "6\n7\n"); strings.Contains(out, "Hub:") {
 		t.Errorf("status without a hub mentions one:\n%s", out)
+	}
+}
+
+// The menu is kiosk.py's, byte for byte, with paydesk's items 8 and 9: QA
+// scripts written for kiosk.py wait for its lines. A rail that is off
+// says so briefly; choosing it says what configures it.
+func TestMenuText(t *testing.T) {
+	const menu = `
+Available Commands:
+1. Card Payment
+2. Buy Now Pay Later (BNPL)
+3. DuitNow QR
+4. Installment Payment (IPP)
+5. Cancel Transaction
+6. Show Status
+7. Exit
+8. Card on unattended terminal (not configured)
+9. M-Pesa STK Push%s
+t. Choose target POS   r. Resolve an unknown transaction   h. Help
+Select option (1-9): `
+	k := newKiosk(t, protocol.Options{})
+	off := k.run(t, "8\n1\n\n7\n")
+	if want := "paydesk KIOSK001 listening for POS terminals on 127.0.0.1:8080\n" + fmt.Sprintf(menu, " (not configured)"); !strings.HasPrefix(off, want) {
+		t.Errorf("menu:\n%q\nwant:\n%q", off, want)
+	}
+	if !strings.Contains(off, "Select option (1-9): ERROR option 8: not configured (set --terminal-port)\n") {
+		t.Errorf("item 8 does not say what configures it:\n%s", off)
+	}
+	if !strings.Contains(off, "Select option (1-9): Enter amount (RM): ERROR enter an amount") {
+		t.Errorf("item 1's prompt:\n%s", off)
+	}
+	mp := &approvingRail{bus: k.bus, rail: payment.RailMPesa, id: "TXN9"}
+	on := k.runWith(t, plain.Config{}, desk.Config{Rails: rails(nil, mp)}, "9\n0712345678\n1\n7\n")
+	if !strings.Contains(on, fmt.Sprintf(menu, "")+"Customer's phone number (07…, 01…, +254…): Enter amount (KES, whole shillings): ") {
+		t.Errorf("menu and prompts with M-Pesa on:\n%s", on)
 	}
 }
