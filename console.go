@@ -16,6 +16,7 @@ import (
 	"github.com/muesli/termenv"
 	"golang.org/x/term"
 
+	"paydesk/desk"
 	"paydesk/payment"
 	"paydesk/plain"
 	"paydesk/protocol"
@@ -188,6 +189,7 @@ func (s *store) close() {
 // terminal (and --plain is not set), else the line-oriented one.
 func runUI(ctx context.Context, cfg *config, e *railEnv, rec payment.Recovery, banner []string, stdin io.Reader, stdout io.Writer) error {
 	devSecret := cfg.devSec && !e.demo
+	d := desk.New(desk.Config{KioskID: cfg.kioskID, Listen: e.addr, MaxMinor: cfg.maxMinor, POS: e.pos, Rails: e.rails, Displays: e.displays, Hub: e.hub}, e.bus)
 	if !cfg.plain && isTerminal(stdin) && isTerminal(stdout) {
 		if os.Getenv("NO_COLOR") != "" {
 			lipgloss.SetColorProfile(termenv.Ascii) // https://no-color.org
@@ -201,9 +203,7 @@ func runUI(ctx context.Context, cfg *config, e *railEnv, rec payment.Recovery, b
 		}
 		return err
 	}
-	con := plain.New(plain.Config{KioskID: cfg.kioskID, Listen: e.addr, MaxMinor: cfg.maxMinor,
-		Banner: banner, DevSecret: devSecret, Terminal: e.rails[payment.RailTerminal], MPesa: e.rails[payment.RailMPesa], Unresolved: rec.Unresolved,
-		Interactive: isTerminal(stdin), Hub: e.hub}, e.pos, e.bus, stdout)
+	con := plain.New(plain.Config{Banner: banner, DevSecret: devSecret, Unresolved: rec.Unresolved, Interactive: isTerminal(stdin)}, d, stdout)
 	err := con.Run(ctx, stdin)
 	if errors.Is(err, context.Canceled) {
 		return nil

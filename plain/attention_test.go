@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"paydesk/desk"
 	"paydesk/payment"
 	"paydesk/plain"
 	"paydesk/protocol"
@@ -44,7 +45,7 @@ func TestAttentionShown(t *testing.T) {
 	}
 	mp := &underpayingRail{approvingRail{bus: k.bus, rail: payment.RailMPesa, id: "TXN9"}}
 	unknown := payment.Txn{ID: "TXN5", Rail: payment.RailMPesa, Mode: payment.ModeSTKPush, Amount: payment.Money{Minor: 5000, Currency: "KES"}, Status: payment.StatusUnknown}
-	got := k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", MPesa: mp, Unresolved: []payment.Txn{unknown}},
+	got := k.runWith(t, plain.Config{Unresolved: []payment.Txn{unknown}}, desk.Config{Rails: rails(nil, mp)},
 		"9\n0712345678\n150\n7\n")
 	for _, s := range []string{
 		"UNKNOWN TXN5 stk_push 50.00",

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"paydesk/desk"
 	"paydesk/plain"
 	"paydesk/protocol"
 )
@@ -13,7 +14,7 @@ import (
 // counts one transaction in the singular.
 func TestStatusWarnsOfDevSecret(t *testing.T) {
 	k := newKiosk(t, protocol.Options{}, "POS001")
-	out := k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", DevSecret: true}, "1\n25.50\n6\n7\n")
+	out := k.runWith(t, plain.Config{DevSecret: true}, desk.Config{}, "1\n25.50\n6\n7\n")
 	if !strings.Contains(out, "Secret: the public development secret") {
 		t.Errorf("status does not warn of the development secret:\n%s", out)
 	}
@@ -21,7 +22,7 @@ func TestStatusWarnsOfDevSecret(t *testing.T) {
 	if !regexp.MustCompile(`Journal: 1 transaction \(\w+ 1\)`).MatchString(out) {
 		t.Errorf("status does not count one transaction:\n%s", out)
 	}
-	out = k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080"}, "6\n7\n")
+	out = k.runWith(t, plain.Config{}, desk.Config{}, "6\n7\n")
 	if strings.Contains(out, "development secret") {
 		t.Errorf("a real secret is warned of:\n%s", out)
 	}

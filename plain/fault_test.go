@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"paydesk/desk"
 	"paydesk/payment"
 	"paydesk/payment/journaltest"
 	"paydesk/plain"
@@ -47,7 +48,7 @@ func startLive(t *testing.T, k *kiosk) *live {
 	t.Helper()
 	pr, pw := io.Pipe()
 	l := &live{t: t, out: &syncBuffer{}, in: pw, done: make(chan error, 1)}
-	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080"}, k.srv, k.bus, l.out)
+	con := plain.New(plain.Config{}, k.desk(desk.Config{}), l.out)
 	ctx, cancel := context.WithCancel(k.ctx)
 	go func() { l.done <- con.Run(ctx, pr) }()
 	t.Cleanup(func() { cancel(); pw.Close() })

@@ -9,6 +9,10 @@
 // A journal write that fails prints NOT RECORDED <txn_id>: ... at once; an
 // outcome that could not be written ends the payment as unknown, and a
 // RECORDED line follows if the journal's retry writes it.
+//
+// The console is a presenter over a *desk.Desk: the ways to pay, their
+// rails and what each rail takes come from the desk, and every action
+// (start, cancel, plan choice, ask, resolve) is one of its use-cases.
 package plain
 
 import (
@@ -22,34 +26,17 @@ import (
 	"strings"
 	"time"
 
+	"paydesk/desk"
 	"paydesk/payment"
 )
 
-// Rail is what the console needs of the POS link.
-type Rail interface {
-	Start(ctx context.Context, req payment.Request) (string, error)
-	Cancel(id string) error
-	SelectPlan(id, planID string) error
-	Peers() []payment.Peer
-	DefaultTarget() string
-	InFlight() []payment.Flight
-}
-
-// Config is what the console shows and how it reads amounts.
+// Config is how the console presents the desk.
 type Config struct {
-	KioskID  string
-	Listen   string
-	Currency string
-	MaxMinor int64
 	// Banner lines printed before the menu (warnings, demo outcomes).
 	Banner []string
 	// DevSecret is set while the POS link uses the public development
 	// secret; status (6) says so.
 	DevSecret bool
-	// Terminal (item 8) and MPesa (item 9) are the other rails; nil ones
-	// are not configured and their items say so.
-	Terminal payment.Starter
-	MPesa    payment.Starter
 	// Unresolved are transactions left unknown by an earlier run.
 	Unresolved []payment.Txn
 	// Interactive is set when a person types the lines (stdin is a
@@ -57,18 +44,15 @@ type Config struct {
 	// payment in flight in the journal as it stands. A script's lines act
 	// in order instead: its 7 waits for the payment before it.
 	Interactive bool
-	// Hub, when set (a hub is configured), says how far the hub has this
-	// kiosk's journal in a few words; status (6) shows it.
-	Hub func() string
+	// Now is the clock of the status' countdowns; time.Now when nil.
 	Now func() time.Time
 }
 
 // Console runs the menu. Build it with New and call Run.
 type Console struct {
-	cfg  Config
-	rail Rail
-	bus  *payment.Bus
-	out  *bufio.Writer
+	cfg Config
+	d   *desk.Desk
+	out *bufio.Writer
 
 	target   string // operator's choice; "" means the rail's default
 	current  string // txn in flight started here
@@ -76,9 +60,8 @@ type Console struct {
 	plans    []payment.Plan
 	pending  []string // lines held while a payment is in flight
 	state    state
-	mode     payment.Mode
-	active   payment.Starter // the rail of the payment being entered or in flight
-	phone    string          // the phone typed for an M-Pesa payment
+	item     desk.Item // the way to pay being entered or in flight
+	phone    string    // the phone typed for a rail that takes one (M-Pesa)
 	finished map[string]bool
 	// unrecorded are the payments with a journal write that failed and
 	// has not landed yet, by id, in the order they failed (order).
@@ -97,73 +80,52 @@ const (
 	stPhone
 )
 
-// New returns a console writing to out.
-func New(cfg Config, rail Rail, bus *payment.Bus, out io.Writer) *Console {
+// New returns a console over the desk d writing to out.
+func New(cfg Config, d *desk.Desk, out io.Writer) *Console {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Currency == "" {
-		cfg.Currency = payment.DefaultCurrency
-	}
-	return &Console{cfg: cfg, rail: rail, bus: bus, out: bufio.NewWriter(out), finished: make(map[string]bool),
+	return &Console{cfg: cfg, d: d, out: bufio.NewWriter(out), finished: make(map[string]bool),
 		unrecorded: make(map[string]payment.Event)}
 }
 
-var menuItems = []struct {
-	key, label string
-	mode       payment.Mode
-}{
-	{"1", "Card Payment", payment.ModeCard},
-	{"2", "Buy Now Pay Later (BNPL)", payment.ModeBNPL},
-	{"3", "DuitNow QR", payment.ModeDuitNowQR},
-	{"4", "Installment Payment (IPP)", payment.ModeIPP},
-	{"5", "Cancel Transaction", ""},
-	{"6", "Show Status", ""},
-	{"7", "Exit", ""},
-	{"8", "Card on unattended terminal", payment.ModeCard},
-	{"9", "M-Pesa STK Push", payment.ModeSTKPush},
+// commands are kiosk.py's menu lines that are not ways to pay; the desk's
+// items (desk.Desk.Items) fill in the other numbers.
+var commands = []struct{ key, label string }{
+	{"5", "Cancel Transaction"},
+	{"6", "Show Status"},
+	{"7", "Exit"},
 }
 
-// railFor returns the rail behind a payment item.
-func (c *Console) railFor(item string) payment.Starter {
-	switch item {
-	case "8":
-		return c.cfg.Terminal
-	case "9":
-		return c.cfg.MPesa
+// brief is the menu's word for why an item is off: the desk's reason
+// without its parenthesised remedy ("not configured"), which choosing
+// the item prints whole.
+func brief(why string) string {
+	if i := strings.Index(why, " ("); i > 0 {
+		return why[:i]
 	}
-	return c.rail
-}
-
-// unavailable says why a payment item cannot be used; "" when it can.
-func (c *Console) unavailable(item string) string {
-	if (item == "8" || item == "9") && c.railFor(item) == nil {
-		return "not configured"
-	}
-	return ""
-}
-
-// currency is what amounts are typed in for the payment being entered.
-func (c *Console) currency() string {
-	if cr, ok := c.active.(payment.Currencier); ok && cr.Currency() != "" {
-		return cr.Currency()
-	}
-	if c.mode == payment.ModeSTKPush {
-		return "KES"
-	}
-	return c.cfg.Currency
+	return why
 }
 
 func (c *Console) printf(format string, args ...any) { fmt.Fprintf(c.out, format, args...) }
 
 func (c *Console) menu() {
+	type line struct{ key, label, off string }
+	var lines []line
+	for _, it := range c.d.Items() {
+		lines = append(lines, line{it.Key, it.Label, brief(c.d.Unavailable(it))})
+	}
+	for _, cm := range commands {
+		lines = append(lines, line{cm.key, cm.label, ""})
+	}
+	slices.SortStableFunc(lines, func(a, b line) int { return strings.Compare(a.key, b.key) })
 	c.printf("\nAvailable Commands:\n")
-	for _, it := range menuItems {
-		if why := c.unavailable(it.key); why != "" {
-			c.printf("%s. %s (%s)\n", it.key, it.label, why)
+	for _, l := range lines {
+		if l.off != "" {
+			c.printf("%s. %s (%s)\n", l.key, l.label, l.off)
 			continue
 		}
-		c.printf("%s. %s\n", it.key, it.label)
+		c.printf("%s. %s\n", l.key, l.label)
 	}
 	c.printf("t. Choose target POS   r. Resolve an unknown transaction   h. Help\n")
 	c.printf("Select option (1-9): ")
@@ -176,7 +138,7 @@ func (c *Console) menu() {
 // journal as it stands.
 func (c *Console) Run(ctx context.Context, in io.Reader) error {
 	defer c.out.Flush()
-	sub := c.bus.Subscribe(0)
+	sub := c.d.Bus().Subscribe(0)
 	defer sub.Close()
 	lines := make(chan string)
 	go func() {
@@ -192,7 +154,8 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 		}
 	}()
 
-	c.printf("paydesk %s listening for POS terminals on %s\n", c.cfg.KioskID, c.cfg.Listen)
+	dc := c.d.Config()
+	c.printf("paydesk %s listening for POS terminals on %s\n", dc.KioskID, dc.Listen)
 	for _, b := range c.cfg.Banner {
 		c.printf("%s\n", b)
 	}
@@ -253,40 +216,39 @@ func (c *Console) Run(ctx context.Context, in io.Reader) error {
 	}
 }
 
-// starting is a rail that starts in the background (the card terminal
-// opens its port and checks the terminal first): Ready is closed once it
-// takes payments, or knows and says why it cannot.
-type starting interface {
-	Ready() <-chan struct{}
-}
-
 // waitRails waits, before the first line is acted on, for the configured
 // rails that start in the background, saying which one it waits for, so
 // a piped script never finds a rail still starting.
 func (c *Console) waitRails(ctx context.Context) error {
-	for _, r := range []struct {
-		name string
-		rail payment.Starter
-	}{{"the card terminal (item 8)", c.cfg.Terminal}, {"M-Pesa (item 9)", c.cfg.MPesa}} {
-		s, ok := r.rail.(starting)
-		if !ok || r.rail == nil {
-			continue
-		}
-		select {
-		case <-s.Ready():
-			continue
-		default:
-		}
-		c.printf("\nwaiting for %s to start...\n", r.name)
-		c.out.Flush()
-		select {
-		case <-s.Ready():
-			c.printf("%s is up\n", r.name)
-		case <-ctx.Done():
-			return ctx.Err()
+	var waited string // the rail waited for last, up once the next is waited for
+	up := func() {
+		if waited != "" {
+			c.printf("%s is up\n", waited)
 		}
 	}
+	err := c.d.WaitReady(ctx, func(r desk.Rail) {
+		up()
+		waited = railName(r)
+		c.printf("\nwaiting for %s to start...\n", waited)
+		c.out.Flush()
+	})
+	if err != nil {
+		return err
+	}
+	up()
 	return nil
+}
+
+// railName names a rail with its menu items: "the card terminal (item 8)".
+func railName(r desk.Rail) string {
+	keys := make([]string, len(r.Items))
+	for i, it := range r.Items {
+		keys[i] = it.Key
+	}
+	if len(keys) == 1 {
+		return fmt.Sprintf("%s (item %s)", r.Title, keys[0])
+	}
+	return fmt.Sprintf("%s (items %s)", r.Title, strings.Join(keys, ", "))
 }
 
 // hold reports whether a line must wait: while a payment is in flight,
@@ -364,37 +326,22 @@ func (c *Console) handle(ctx context.Context, line string) bool {
 			c.menu()
 			return false
 		}
-		if pc, ok := c.active.(payment.PhoneChecker); ok {
-			if err := pc.CheckPhone(line); err != nil {
-				c.state = stMenu
-				c.printf("ERROR phone number refused: %v: payment not started\n", err)
-				c.menu()
-				return false
-			}
+		if err := c.d.CheckPhone(c.item.Rail, line); err != nil {
+			c.state = stMenu
+			c.printf("ERROR %v: payment not started\n", err)
+			c.menu()
+			return false
 		}
 		c.phone = line
 		c.state = stAmount
-		c.printf("Enter amount (%s, whole shillings): ", c.currency())
+		c.amountPrompt()
+		return false
+	}
+	if it, ok := c.d.Item(line); ok {
+		c.choose(it)
 		return false
 	}
 	switch line {
-	case "1", "2", "3", "4", "8", "9":
-		if why := c.unavailable(line); why != "" {
-			c.printf("ERROR option %s: %s\n", line, why)
-			c.menu()
-			break
-		}
-		i, _ := strconv.Atoi(line)
-		c.mode = menuItems[i-1].mode
-		c.active = c.railFor(line)
-		c.phone = ""
-		if line == "9" {
-			c.state = stPhone
-			c.printf("Customer's phone number (07…, 01…, +254…): ")
-			break
-		}
-		c.state = stAmount
-		c.printf("Enter amount (%s): ", currencyLabel(c.currency()))
 	case "5":
 		c.cancel()
 		c.prompt()
@@ -429,6 +376,35 @@ func (c *Console) prompt() {
 	}
 }
 
+// choose takes the way to pay it: the next line is the customer's phone
+// on a rail that takes one, else the amount.
+func (c *Console) choose(it desk.Item) {
+	if why := c.d.Unavailable(it); why != "" {
+		c.printf("ERROR option %s: %s\n", it.Key, why)
+		c.menu()
+		return
+	}
+	c.item, c.phone = it, ""
+	if r, _ := c.d.Rail(it.Rail); r.Phone {
+		c.state = stPhone
+		c.printf("Customer's phone number (07…, 01…, +254…): ")
+		return
+	}
+	c.state = stAmount
+	c.amountPrompt()
+}
+
+// amountPrompt asks for the amount in the chosen rail's currency, saying
+// when it takes whole units only.
+func (c *Console) amountPrompt() {
+	cur := currencyLabel(c.d.Currency(c.item.Rail))
+	if r, _ := c.d.Rail(c.item.Rail); r.WholeUnits != "" {
+		c.printf("Enter amount (%s, whole %s): ", cur, r.WholeUnits)
+		return
+	}
+	c.printf("Enter amount (%s): ", cur)
+}
+
 func currencyLabel(cur string) string {
 	if cur == "MYR" {
 		return "RM"
@@ -437,22 +413,18 @@ func currencyLabel(cur string) string {
 }
 
 func (c *Console) startPayment(ctx context.Context, line string) {
-	amt, err := payment.ParseAmount(line, c.currency(), c.cfg.MaxMinor)
+	amt, err := c.d.ParseAmount(c.item.Rail, line)
 	if err != nil {
 		c.printf("ERROR %v\n", err)
 		return
 	}
-	req := payment.Request{Mode: c.mode, Amount: amt, Phone: c.phone}
-	if c.active == payment.Starter(c.rail) {
-		req.Target = c.target
-	}
-	id, err := c.active.Start(ctx, req)
+	id, err := c.d.Start(ctx, c.item, payment.Request{Amount: amt, Phone: c.phone}, c.target)
 	if err != nil {
 		c.printf("ERROR %v\n", err)
 		return
 	}
 	c.current = id
-	c.printf("Sending %s payment request for %s\nTransaction ID: %s\n", c.mode, amt, id)
+	c.printf("Sending %s payment request for %s\nTransaction ID: %s\n", c.item.Mode, amt, id)
 }
 
 func (c *Console) cancel() {
@@ -460,7 +432,7 @@ func (c *Console) cancel() {
 		c.printf("ERROR no transaction in flight to cancel\n")
 		return
 	}
-	if err := c.active.Cancel(c.current); err != nil {
+	if err := c.d.Cancel(c.item.Rail, c.current); err != nil {
 		c.printf("ERROR cancel %s: %v\n", c.current, err)
 		return
 	}
@@ -472,7 +444,7 @@ func (c *Console) choosePlan(line string) {
 	if line == "q" || line == "Q" {
 		c.state = stMenu
 		c.plansFor = ""
-		if err := c.rail.Cancel(id); err != nil {
+		if err := c.d.Cancel(c.item.Rail, id); err != nil {
 			c.printf("ERROR cancel %s: %v\n", id, err)
 		} else {
 			c.printf("Plan choice abandoned: cancel sent for %s\n", id)
@@ -491,7 +463,7 @@ func (c *Console) choosePlan(line string) {
 	}
 	c.state = stMenu
 	c.plansFor = ""
-	if err := c.rail.SelectPlan(id, plan); err != nil {
+	if err := c.d.SelectPlan(id, plan); err != nil {
 		c.printf("ERROR %v\n", err)
 	} else {
 		c.printf("Plan %s selected\n", plan)
@@ -500,17 +472,16 @@ func (c *Console) choosePlan(line string) {
 }
 
 func (c *Console) listTargets() {
-	peers := c.rail.Peers()
-	if len(peers) == 0 {
+	s := c.d.Live()
+	if len(s.Peers) == 0 {
 		c.printf("No POS terminals connected.\n")
 		c.menu()
 		return
 	}
-	def := c.rail.DefaultTarget()
 	c.printf("Connected POS terminals:\n")
-	for i, p := range peers {
+	for i, p := range s.Peers {
 		mark := ""
-		if (c.target == "" && p.Label() == def) || c.target == p.Label() {
+		if c.targeted(p, s.Default) {
 			mark = "  <- target"
 		}
 		c.printf("  %d. %-10s %-22s since %s%s\n", i+1, orDash(p.ID), p.Addr, p.Since.Format("15:04:05"), mark)
@@ -519,11 +490,18 @@ func (c *Console) listTargets() {
 	c.state = stTarget
 }
 
+// targeted reports whether payments go to p: the operator's choice, or
+// the default def when there is none.
+func (c *Console) targeted(p payment.Peer, def string) bool {
+	return (c.target == "" && p.Label() == def) || c.target == p.Label()
+}
+
 func (c *Console) chooseTarget(line string) {
-	peers := c.rail.Peers()
+	s := c.d.Live()
+	peers := s.Peers
 	if line == "" {
 		c.target = ""
-		c.printf("Target: default (%s)\n", orDash(c.rail.DefaultTarget()))
+		c.printf("Target: default (%s)\n", orDash(s.Default))
 		return
 	}
 	if n, err := strconv.Atoi(line); err == nil && n >= 1 && n <= len(peers) {
@@ -538,7 +516,7 @@ func (c *Console) chooseTarget(line string) {
 }
 
 func (c *Console) listUnknown(ctx context.Context) {
-	ts, err := c.bus.Journal().Unresolved(ctx)
+	ts, err := c.d.Journal().Unresolved(ctx)
 	if err != nil {
 		c.printf("ERROR %v\n", err)
 		c.menu()
@@ -566,7 +544,7 @@ func (c *Console) resolve(ctx context.Context, line string) {
 		c.printf("ERROR expected '<txn_id> approved', '<txn_id> declined' or '<txn_id> ask'\n")
 		return
 	}
-	t, err := c.bus.Journal().Txn(ctx, f[0])
+	t, err := c.d.Journal().Txn(ctx, f[0])
 	if err != nil {
 		c.printf("ERROR %v\n", err)
 		return
@@ -575,10 +553,7 @@ func (c *Console) resolve(ctx context.Context, line string) {
 		c.ask(ctx, t)
 		return
 	}
-	_, err = c.bus.Publish(ctx, payment.Event{Kind: payment.KindTransition, Rail: t.Rail, TxnID: t.ID,
-		Status: payment.Status(f[1]), Flag: payment.FlagResolved, Detail: "resolved by operator as " + f[1],
-		Result: &payment.Result{Reason: "resolved by operator"}})
-	if err != nil {
+	if _, err := c.d.Resolve(ctx, t.ID, payment.Status(f[1])); err != nil {
 		c.printf("ERROR %v\n", err)
 		return
 	}
@@ -588,28 +563,14 @@ func (c *Console) resolve(ctx context.Context, line string) {
 // ask asks the rail of payment t for its outcome; the rail journals what
 // it learns, and the payment's status is printed as the journal has it.
 func (c *Console) ask(ctx context.Context, t payment.Txn) {
-	var r payment.Starter
-	switch t.Rail {
-	case payment.RailTerminal:
-		r = c.cfg.Terminal
-	case payment.RailMPesa:
-		r = c.cfg.MPesa
+	if c.d.CanAsk(t.Rail) {
+		c.printf("Asking %s about %s...\n", t.Rail, t.ID)
+		c.out.Flush()
 	}
-	ch, ok := r.(payment.Checker)
-	if !ok || r == nil {
-		c.printf("ERROR %s is a %s payment; that rail cannot be asked: check the peer, then resolve it approved or declined\n", t.ID, t.Rail)
-		return
-	}
-	c.printf("Asking %s about %s...\n", t.Rail, t.ID)
-	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	words, err := ch.CheckOutcome(actx, t.ID)
+	words, t, err := c.d.Ask(ctx, t)
 	if err != nil {
-		c.printf("ERROR could not ask: %v\n", err)
+		c.printf("ERROR %v\n", err)
 		return
-	}
-	if now, err := c.bus.Journal().Txn(ctx, t.ID); err == nil {
-		t = now
 	}
 	c.printf("ASKED %s %s; now %s\n", t.ID, words, t.Status)
 }
@@ -623,23 +584,23 @@ func orDash(s string) string {
 
 func (c *Console) status(ctx context.Context) {
 	now := c.cfg.Now()
-	peers := c.rail.Peers()
-	c.printf("\nKiosk %s, listening on %s\n", c.cfg.KioskID, c.cfg.Listen)
+	s := c.d.Snapshot(ctx)
+	dc := c.d.Config()
+	c.printf("\nKiosk %s, listening on %s\n", dc.KioskID, dc.Listen)
 	if c.cfg.DevSecret {
 		c.printf("Secret: the public development secret; anyone can sign POS messages. Set PAYDESK_SECRET or --secret-file (the POS needs the same secret).\n")
 	}
-	c.printf("Connected POS terminals: %d\n", len(peers))
-	if c.cfg.Hub != nil {
-		c.printf("Hub: %s\n", c.cfg.Hub())
+	c.printf("Connected POS terminals: %d\n", len(s.Peers))
+	if dc.Hub != nil {
+		c.printf("Hub: %s\n", s.Hub)
 	}
-	def := c.rail.DefaultTarget()
-	for _, p := range peers {
+	for _, p := range s.Peers {
 		last := "never"
 		if !p.LastMsg.IsZero() {
 			last = p.LastMsg.Format("15:04:05")
 		}
 		mark := ""
-		if (c.target == "" && p.Label() == def) || c.target == p.Label() {
+		if c.targeted(p, s.Default) {
 			mark = " (target)"
 		}
 		if p.Rejected > 0 {
@@ -647,11 +608,10 @@ func (c *Console) status(ctx context.Context) {
 		}
 		c.printf("  %-10s %-22s connected since %s, last message %s%s\n", orDash(p.ID), p.Addr, p.Since.Format("15:04:05"), last, mark)
 	}
-	flights := c.rail.InFlight()
-	if len(flights) == 0 {
+	if len(s.Flights) == 0 {
 		c.printf("Current transaction: none\n")
 	}
-	for _, f := range flights {
+	for _, f := range s.Flights {
 		wait := ""
 		if !f.Deadline.IsZero() {
 			wait = fmt.Sprintf(", waiting for %s (%ds left)", f.Waiting, max(0, int(f.Deadline.Sub(now).Seconds()+0.5)))
@@ -664,16 +624,15 @@ func (c *Console) status(ctx context.Context) {
 	for _, id := range c.order {
 		c.printf("  %s\n", c.unrecorded[id].Detail)
 	}
-	counts, err := c.bus.Journal().Counts(ctx)
-	if err != nil {
-		c.printf("ERROR journal: %v\n", err)
+	if s.Err != nil {
+		c.printf("ERROR %v\n", s.Err)
 		return
 	}
 	var parts []string
 	total := 0
-	for _, s := range payment.Statuses {
-		if n := counts[s]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", s, n))
+	for _, st := range payment.Statuses {
+		if n := s.Counts[st]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", st, n))
 			total += n
 		}
 	}
@@ -768,7 +727,7 @@ func (c *Console) event(ev payment.Event) {
 
 // amount is the amount of ev's payment, as the journal has it.
 func (c *Console) amount(ev payment.Event) payment.Money {
-	if t, err := c.bus.Journal().Txn(context.Background(), ev.TxnID); err == nil {
+	if t, err := c.d.Journal().Txn(context.Background(), ev.TxnID); err == nil {
 		return t.Amount
 	}
 	return ev.Amount
@@ -880,12 +839,10 @@ func (c *Console) showPlans(ev payment.Event) {
 }
 
 func (c *Console) amountOf(id string) payment.Money {
-	for _, f := range c.rail.InFlight() {
-		if f.ID == id {
-			return f.Amount
-		}
+	if f, ok := c.d.Live().Flight(id); ok {
+		return f.Amount
 	}
-	if t, err := c.bus.Journal().Txn(context.Background(), id); err == nil {
+	if t, err := c.d.Journal().Txn(context.Background(), id); err == nil {
 		return t.Amount
 	}
 	return payment.Money{}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"paydesk/desk"
 	"paydesk/payment"
 	"paydesk/plain"
 	"paydesk/protocol"
@@ -48,7 +49,7 @@ func TestOtherRailItems(t *testing.T) {
 	k := newKiosk(t, protocol.Options{})
 	term := &approvingRail{bus: k.bus, rail: payment.RailTerminal, id: "TXN8"}
 	mp := &approvingRail{bus: k.bus, rail: payment.RailMPesa, id: "TXN9"}
-	got := k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Terminal: term, MPesa: mp},
+	got := k.runWith(t, plain.Config{}, desk.Config{Rails: rails(term, mp)},
 		"8\n12.34\n9\n\n9\n0712345678\n150\n7\n")
 	for _, s := range []string{
 		"RESULT TXN8 approved 12.34 pos_txn=REFTXN8",
@@ -86,7 +87,7 @@ func (r *phoneRail) CheckPhone(phone string) error {
 func TestPhoneRefusedBeforeTheAmount(t *testing.T) {
 	k := newKiosk(t, protocol.Options{})
 	mp := &phoneRail{approvingRail{bus: k.bus, rail: payment.RailMPesa, id: "TXN9"}}
-	got := k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", MPesa: mp}, "9\n123\n9\n0712345678\n150\n7\n")
+	got := k.runWith(t, plain.Config{}, desk.Config{Rails: rails(nil, mp)}, "9\n123\n9\n0712345678\n150\n7\n")
 	for _, s := range []string{
 		"ERROR phone number refused: not a Kenyan mobile number: payment not started",
 		"RESULT TXN9 approved 150.00 pos_txn=REFTXN9",
@@ -131,7 +132,7 @@ func TestAskTheRailAboutAnUnknownPayment(t *testing.T) {
 		}
 	}
 	mp := &askingRail{approvingRail{bus: k.bus, rail: payment.RailMPesa}}
-	got := k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", MPesa: mp}, "r\nTXN7 ask\nr\n7\n")
+	got := k.runWith(t, plain.Config{}, desk.Config{Rails: rails(nil, mp)}, "r\nTXN7 ask\nr\n7\n")
 	for _, s := range []string{
 		"TXN7 stk_push 150.00",
 		"'<txn_id> ask' to ask its rail",
@@ -181,7 +182,7 @@ func TestScriptWaitsForTheRailsToStart(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Terminal: term}, k.srv, k.bus, out)
+	con := plain.New(plain.Config{}, k.desk(desk.Config{Rails: rails(term, nil)}), out)
 	ctx, cancel := context.WithTimeout(k.ctx, 20*time.Second)
 	defer cancel()
 	if err := con.Run(ctx, strings.NewReader("8\n12.00\n7\n")); err != nil {
@@ -219,7 +220,7 @@ func TestInteractiveQuitDoesNotWaitForThePayment(t *testing.T) {
 	k := newKiosk(t, protocol.Options{})
 	term := &silentRail{bus: k.bus, id: "TRM0000000001"}
 	out := &syncBuffer{}
-	con := plain.New(plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Terminal: term, Interactive: true}, k.srv, k.bus, out)
+	con := plain.New(plain.Config{Interactive: true}, k.desk(desk.Config{Rails: rails(term, nil)}), out)
 	ctx, cancel := context.WithTimeout(k.ctx, 20*time.Second)
 	defer cancel()
 	begin := time.Now()
@@ -236,5 +237,19 @@ func TestInteractiveQuitDoesNotWaitForThePayment(t *testing.T) {
 	tx, err := k.bus.Journal().Txn(context.Background(), "TRM0000000001")
 	if err != nil || tx.Status != payment.StatusCreated {
 		t.Errorf("journal: %+v %v, want created as it stood", tx, err)
+	}
+}
+
+// M-Pesa takes whole shillings: an amount with cents is refused when it
+// is typed, as the desk reads it, and no payment starts.
+func TestMPesaAmountInWholeShillings(t *testing.T) {
+	k := newKiosk(t, protocol.Options{})
+	mp := &approvingRail{bus: k.bus, rail: payment.RailMPesa, id: "TXN9"}
+	got := k.runWith(t, plain.Config{}, desk.Config{Rails: rails(nil, mp)}, "9\n0712345678\n150.50\n7\n")
+	if !strings.Contains(got, "ERROR M-Pesa takes whole shillings: enter 150, not 150.50\n") {
+		t.Errorf("output lacks the refusal:\n%s", got)
+	}
+	if len(mp.reqs) != 0 || len(results(got)) != 0 {
+		t.Errorf("M-Pesa got %+v for 150.50, want no payment:\n%s", mp.reqs, got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"paydesk/desk"
 	"paydesk/payment"
 	"paydesk/plain"
 	"paydesk/protocol"
@@ -18,7 +19,7 @@ func TestUnknownSaysWhyAndWhere(t *testing.T) {
 	mismatch := payment.Txn{ID: "TXN1", Rail: payment.RailPOS, Mode: payment.ModeCard, Amount: payment.Money{Minor: 2591, Currency: "MYR"},
 		Peer: "POS001", Status: payment.StatusUnknown, Flags: []string{payment.FlagAmountMismatch},
 		Result: payment.Result{Reason: "POS approved 25.00, not the 25.91 requested: check the POS, then resolve"}}
-	out := k.runWith(t, plain.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Unresolved: []payment.Txn{mismatch}}, "7\n")
+	out := k.runWith(t, plain.Config{Unresolved: []payment.Txn{mismatch}}, desk.Config{}, "7\n")
 	if strings.Contains(out, "in flight when paydesk stopped") || !strings.Contains(out,
 		"UNKNOWN TXN1 card 25.91 POS001: POS approved 25.00, not the 25.91 requested; check the POS, then 'r' to resolve") {
 		t.Errorf("start of a console with an amount mismatch left unknown:\n%s", out)
@@ -43,5 +44,28 @@ func TestUnknownSaysWhyAndWhere(t *testing.T) {
 	}
 	if strings.Contains(out, "checking its POS") {
 		t.Errorf("r sends the operator to the POS:\n%s", out)
+	}
+}
+
+// r resolves only a payment that is unknown: a payment its rail ended is
+// not rewritten by a resolve typed against it.
+func TestResolveRefusesAPaymentThatIsNotUnknown(t *testing.T) {
+	k := newKiosk(t, protocol.Options{}, "POS001")
+	out := k.run(t, "1\n25.50\n1\n10.91\n7\n") // the second: the POS approves another amount
+	r := results(out)
+	if len(r) != 2 || r[0][2] != "approved" || r[1][2] != "unknown" {
+		t.Fatalf("results = %q\n%s", r, out)
+	}
+	approved, unknown := r[0][1], r[1][1]
+	out = k.run(t, "r\n"+approved+" declined\nr\n"+unknown+" approved\n7\n")
+	if !strings.Contains(out, "ERROR resolve "+approved+": it is approved, not unknown") || strings.Contains(out, "Resolved "+approved) {
+		t.Errorf("r on an approved payment:\n%s", out)
+	}
+	if !strings.Contains(out, "Resolved "+unknown+" as approved (journaled)") {
+		t.Errorf("r on the unknown payment:\n%s", out)
+	}
+	tx, err := k.bus.Journal().Txn(context.Background(), approved)
+	if err != nil || tx.Status != payment.StatusApproved || tx.HasFlag(payment.FlagResolved) {
+		t.Errorf("journal has %+v, %v; want approved, not resolved", tx, err)
 	}
 }
