@@ -107,7 +107,7 @@ type kiosk struct {
 	current *hublink.Link
 }
 
-func (f *darajaFixture) kiosk(id, darajaHub string) *kiosk {
+func (f *darajaFixture) kiosk(id, darajaHub string, configure ...func(*daraja.Config)) *kiosk {
 	t := f.t
 	t.Helper()
 	tok, err := f.store.AddKiosk(context.Background(), id)
@@ -119,9 +119,13 @@ func (f *darajaFixture) kiosk(id, darajaHub string) *kiosk {
 		t.Fatal(err)
 	}
 	bus := payment.NewBus(j, quiet())
-	c, err := daraja.NewClient(daraja.Config{BaseURL: f.daraj, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+	cfg := daraja.Config{BaseURL: f.daraj, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 		ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Logger: quiet(),
-		HTTP: &http.Client{Timeout: 10 * time.Second}})
+		HTTP: &http.Client{Timeout: 10 * time.Second}}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	c, err := daraja.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
