@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -114,10 +113,12 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 	return nil
 }
 
-// onMessage hands a message from the hub to whom it is for; the link
-// acknowledges it to the hub when this returns nil.
+// onMessage hands a message from the hub to whom it is for (the M-Pesa
+// rail: a callback routed to this kiosk, or a payment head office
+// assigned to one of its sales); the link acknowledges it to the hub
+// when this returns nil.
 func (h *hubSettings) onMessage(ctx context.Context, m wire.Message) error {
-	if m.Kind != hub.MessageMpesa {
+	if m.Kind != hub.MessageMpesa && m.Kind != hub.MessageMpesaAssign {
 		return fmt.Errorf("a message of kind %q, which this kiosk does not take", m.Kind)
 	}
 	select {
@@ -127,13 +128,9 @@ func (h *hubSettings) onMessage(ctx context.Context, m wire.Message) error {
 	}
 	rail := h.mpesa.Load()
 	if rail == nil {
-		return errors.New("an M-Pesa callback, and M-Pesa is not running (yet) with --mpesa-via-hub")
+		return errors.New("an M-Pesa message, and M-Pesa is not running (yet) with --mpesa-via-hub")
 	}
-	var cb hub.MpesaMessage
-	if err := json.Unmarshal(m.Body, &cb); err != nil {
-		return fmt.Errorf("an M-Pesa callback from the hub: %w", err)
-	}
-	return rail.HubCallback(ctx, cb.Kind, cb.Body, cb.Source, cb.Allowed)
+	return hub.ApplyMessage(ctx, rail, m)
 }
 
 // hubLag describes how far the hub has this journal, from the state the

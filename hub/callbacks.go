@@ -110,7 +110,7 @@ func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, 
 			return err
 		}
 		out.Kiosk = kiosk
-		return route(ctx, tx, out.ID, kiosk, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed})
+		return route(ctx, tx, out.ID, kiosk, MessageMpesa, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed})
 	})
 	if err != nil {
 		return StoredCallback{}, fmt.Errorf("store %s callback %s: %w", c.Kind, c.Key, err)
@@ -181,18 +181,18 @@ func tillOwner(ctx context.Context, tx pgx.Tx, minor int64, paid *time.Time) (st
 	return ks[0], nil
 }
 
-// route queues callback id's message for kiosk and notifies the replicas
+// route queues callback id's message (of kind, body m) for kiosk and notifies the replicas
 // (the notification leaves at commit). Its caller holds routeLock to the
 // commit, so routed messages commit in the order of their ids, and a link
 // that has sent up to id N never misses a lower one committed later.
-func route(ctx context.Context, tx pgx.Tx, id int64, kiosk string, m MpesaMessage) error {
+func route(ctx context.Context, tx pgx.Tx, id int64, kiosk, kind string, m any) error {
 	body, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
 	var msg int64
 	if err := tx.QueryRow(ctx, `INSERT INTO messages (kiosk_id, kind, body) VALUES ($1, $2, $3) RETURNING id`,
-		kiosk, MessageMpesa, body).Scan(&msg); err != nil {
+		kiosk, kind, body).Scan(&msg); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE mpesa_callbacks SET kiosk_id = $2, message_id = $3, routed_at = now(), body = NULL WHERE id = $1`,
@@ -251,7 +251,7 @@ func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs 
 			return err
 		}
 		m.Kind, m.Body = w.kind, raw
-		if err := route(ctx, tx, w.id, kiosk, m); err != nil {
+		if err := route(ctx, tx, w.id, kiosk, MessageMpesa, m); err != nil {
 			return err
 		}
 	}

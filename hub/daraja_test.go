@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -102,9 +101,10 @@ type kiosk struct {
 	bus   *payment.Bus
 	rail  *mpesa.Rail
 
-	mu      sync.Mutex
-	stop    func()
-	current *hublink.Link
+	mu         sync.Mutex
+	stop       func()
+	current    *hublink.Link
+	lastAssign wire.Message // the last assignment its link received
 }
 
 func (f *darajaFixture) kiosk(id, darajaHub string, configure ...func(*daraja.Config)) *kiosk {
@@ -160,14 +160,12 @@ func (k *kiosk) connect(url string) *hublink.Link {
 	l, err := hublink.New(hublink.Options{URL: url, Token: k.token, KioskID: k.id, Journal: k.j, Bus: k.bus,
 		Poll: 50 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: quiet(),
 		OnMessage: func(ctx context.Context, m wire.Message) error {
-			if m.Kind != MessageMpesa {
-				return errors.New("not an M-Pesa callback")
+			if m.Kind == MessageMpesaAssign {
+				k.mu.Lock()
+				k.lastAssign = m
+				k.mu.Unlock()
 			}
-			var cb MpesaMessage
-			if err := json.Unmarshal(m.Body, &cb); err != nil {
-				return err
-			}
-			return k.rail.HubCallback(ctx, cb.Kind, cb.Body, cb.Source, cb.Allowed)
+			return ApplyMessage(ctx, k.rail, m)
 		}})
 	if err != nil {
 		k.f.t.Fatal(err)
