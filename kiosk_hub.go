@@ -8,12 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"paydesk/hub"
 	"paydesk/hub/link"
@@ -32,6 +35,10 @@ import (
 type hubSettings struct {
 	url string
 	ca  string
+	// retain, when set, prunes the journal of what the hub has
+	// confirmed once it is older than that ("30d", "720h"; see
+	// parseRetain). Off by default.
+	retain string
 	// mpesa takes the M-Pesa callbacks the hub routes to this kiosk
 	// (with --mpesa-via-hub); until it is set they stay at the hub.
 	mpesa atomic.Pointer[mpesa.Rail]
@@ -64,6 +71,7 @@ func (h *hubSettings) startRail(_ context.Context, e *railEnv) error {
 func (h *hubSettings) register(f *flag.FlagSet) {
 	f.StringVar(&h.url, "hub-url", env("HUB_URL", ""), "the hub this kiosk's journal is replicated to, https://HOST[:PORT]; several replicas comma-separated, tried in turn; empty: no hub (PAYDESK_HUB_URL)")
 	f.StringVar(&h.ca, "hub-ca", env("HUB_CA", ""), "PEM file of the CA that signed the hub's certificate, when not a public one (PAYDESK_HUB_CA)")
+	f.StringVar(&h.retain, "hub-retain", env("HUB_RETAIN", ""), "prune from the journal the events the hub has confirmed once they are this old, e.g. 30d or 720h (at least 7d); empty: keep everything (PAYDESK_HUB_RETAIN)")
 }
 
 // start runs the link to the hub until the console exits, or does nothing
@@ -73,6 +81,10 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 		return nil
 	}
 	h.railsUp = make(chan struct{})
+	retain, err := parseRetain(h.retain)
+	if err != nil {
+		return err
+	}
 	token, err := e.file.secret("hub-token")
 	if err != nil {
 		return err
@@ -110,7 +122,88 @@ func (h *hubSettings) start(e *railEnv, kioskID string) error {
 	// health, which reads what they left in e.
 	e.railsUp = append(e.railsUp, func() { e.goRun("hub link", l.Run, nil) })
 	e.note("Hub: this kiosk's journal is replicated to " + h.url + " ('paydesk journal' shows how far)")
+	if retain > 0 {
+		p := hubPruner{j: e.bus.Journal(), status: l.Status, retain: retain, log: e.log}
+		e.railsUp = append(e.railsUp, func() { e.goRun("journal pruning", p.run, nil) })
+		e.note(fmt.Sprintf("Hub: events the hub has confirmed are pruned from the journal after %s", h.retain))
+	}
 	return nil
+}
+
+// minRetain is the shortest retention --hub-retain takes: the M-Pesa
+// rail looks that far back in the journal for till payments left
+// unmatched (mpesa.TillMemory), and receipts are recognised as
+// duplicates from it.
+const minRetain = mpesa.TillMemory
+
+// parseRetain reads --hub-retain: "" (or "0", "off": no pruning), a
+// number of days ("30d") or a Go duration ("720h"), at least minRetain.
+func parseRetain(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" || s == "off" {
+		return 0, nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("--hub-retain %q: want a whole number of days (30d) or a duration (720h)", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("--hub-retain %q: want a whole number of days (30d) or a duration (720h)", s)
+		}
+	}
+	if d < minRetain {
+		return 0, fmt.Errorf("--hub-retain %q: at least 7d (the M-Pesa rail reads the last 7 days of the journal)", s)
+	}
+	return d, nil
+}
+
+// pruneEvery is how often the kiosk prunes its journal.
+const pruneEvery = time.Hour
+
+// hubPruner prunes the journal of the events the hub has confirmed
+// once they are older than retain (payment.Journal.Prune: never an event
+// the hub lacks, never one of a payment unknown or in flight).
+type hubPruner struct {
+	j      *payment.Journal
+	status func() link.Status
+	retain time.Duration
+	log    *slog.Logger
+}
+
+// once prunes what the hub the link is connected to has acknowledged. A
+// link not connected prunes nothing: the acknowledged sequence it holds
+// may come from an earlier run, from another hub.
+func (p hubPruner) once(ctx context.Context) (int, error) {
+	st := p.status()
+	if !st.Connected || st.AckedSeq <= 0 {
+		return 0, nil
+	}
+	n, err := p.j.Prune(ctx, st.AckedSeq, time.Now().Add(-p.retain))
+	if n > 0 {
+		p.log.Info("journal pruned of events the hub confirmed", "events", n, "hub", st.Hub, "up_to_seq", st.AckedSeq, "older_than", p.retain.String())
+	}
+	return n, err
+}
+
+// run prunes every pruneEvery until ctx ends.
+func (p hubPruner) run(ctx context.Context) error {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		if _, err := p.once(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("pruning the journal", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // onMessage hands a message from the hub to whom it is for (the M-Pesa
