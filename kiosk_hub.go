@@ -58,14 +58,39 @@ func (h *hubSettings) railsStarted(mr *mpesa.Rail) {
 	}
 }
 
-func (h *hubSettings) secrets() []string { return []string{"hub-token"} }
+func (h *hubSettings) secrets() []string { return []string{"hub-token", "hub-mpesa-path-secret"} }
 
 // startRail runs the link to the hub (see start); M-Pesa learns the hub's
 // URL, and the hub link the M-Pesa rail once every rail has started.
 func (h *hubSettings) startRail(_ context.Context, e *railEnv) error {
-	e.hubURL = h.url
+	if h.url != "" {
+		secret, err := e.file.secret("hub-mpesa-path-secret")
+		if err != nil {
+			return err
+		}
+		if secret != "" {
+			if err := mpesa.CheckPathSecret(secret); err != nil {
+				return fmt.Errorf("hub: PAYDESK_HUB_MPESA_PATH_SECRET: %w", err)
+			}
+		}
+		e.hubURL = mpesaHubBase(h.url, secret)
+	}
 	e.railsUp = append(e.railsUp, func() { h.railsStarted(e.viaHub) })
 	return h.start(e, e.kioskID)
+}
+
+// mpesaHubBase is the base of the URLs Daraja is given for callbacks via
+// the hub: the first of the hub's URLs (Daraja takes one URL: with
+// several replicas, put a load balancer's first), and the hub's callback
+// path secret after it when the hub has one (the hub serves
+// /SECRET/v1/daraja/…).
+func mpesaHubBase(urls, secret string) string {
+	first, _, _ := strings.Cut(urls, ",")
+	base := strings.TrimRight(strings.TrimSpace(first), "/")
+	if secret != "" {
+		base += "/" + secret
+	}
+	return base
 }
 
 func (h *hubSettings) register(f *flag.FlagSet) {

@@ -71,3 +71,18 @@ func TestHubPrunerPrunesOnlyWhatTheLinkedHubConfirmed(t *testing.T) {
 		t.Fatalf("within a 50-day window, pruned %d (%v)", n, err)
 	}
 }
+
+// Daraja is given one hub URL: the first of a list of replicas, with the
+// hub's callback path secret when there is one.
+func TestMpesaHubBase(t *testing.T) {
+	for _, c := range []struct{ urls, secret, want string }{
+		{"https://hub.example.com", "", "https://hub.example.com"},
+		{"https://hub.example.com/", "", "https://hub.example.com"},
+		{" https://a.example.com , https://b.example.com", "", "https://a.example.com"},
+		{"https://a.example.com,https://b.example.com", "k3y", "https://a.example.com/k3y"},
+	} {
+		if got := mpesaHubBase(c.urls, c.secret); got != c.want {
+			t.Errorf("mpesaHubBase(%q, %q) = %q, want %q", c.urls, c.secret, got, c.want)
+		}
+	}
+}

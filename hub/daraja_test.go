@@ -63,11 +63,19 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // second Store on the same database) and returns its URL.
 func (f *darajaFixture) replica(store *Store) string {
 	f.t.Helper()
+	return f.replicaWith(store, Options{})
+}
+
+// replicaWith is replica with opts (the test's message poll, allow-list
+// and logger set).
+func (f *darajaFixture) replicaWith(store *Store, opts Options) string {
+	f.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	srv := NewServer(store, Options{MessagePoll: noPoll, MpesaAllow: mustAllow(f.t, "127.0.0.0/8"), Logger: quiet()})
+	opts.MessagePoll, opts.MpesaAllow, opts.Logger = noPoll, mustAllow(f.t, "127.0.0.0/8"), quiet()
+	srv := NewServer(store, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
