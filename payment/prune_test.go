@@ -101,3 +101,47 @@ func TestPruneKeepsWhatTheHubLacksAndOpenPayments(t *testing.T) {
 		t.Errorf("next event's sequence %d, want %d", ev.Seq, last.Seq+1)
 	}
 }
+
+// BenchmarkPrune prunes a journal of 20,000 ended payments of five events
+// each (100,000 events, 200 bytes of raw message each), all acknowledged
+// and past the window: the time per event pruned, and per transaction of
+// pruneChunk events (how long an append may wait for one).
+func BenchmarkPrune(b *testing.B) {
+	ctx := context.Background()
+	const txns, per = 20000, 5
+	old := time.Now().Add(-40 * 24 * time.Hour).UnixMilli()
+	raw := make([]byte, 200)
+	for b.Loop() {
+		b.StopTimer()
+		j, _ := openTestJournal(b)
+		tx, err := j.db.BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range txns {
+			id := fmt.Sprintf("T%06d", i)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO txns (id, rail, status, created_at, updated_at) VALUES (?, 'pos', 'approved', ?, ?)`, id, old, old); err != nil {
+				b.Fatal(err)
+			}
+			for range per {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO events (at, kind, rail, txn_id, status, raw) VALUES (?, 'step', 'pos', ?, 'approved', ?)`, old, id, raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		last, _ := j.LastSeq(ctx)
+		b.StartTimer()
+		n, err := j.Prune(ctx, last, time.Now().Add(-30*24*time.Hour))
+		if err != nil || n != txns*per-1 {
+			b.Fatalf("pruned %d (%v), want %d", n, err, txns*per-1)
+		}
+		b.StopTimer()
+		j.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(txns*per), "ns/event")
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/float64((txns*per+pruneChunk-1)/pruneChunk), "ms/chunk")
+}
