@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -179,5 +180,70 @@ func TestAssignUnmatchedPaymentFromTheDashboard(t *testing.T) {
 	}
 	if assigned, _ := k2.j.Flagged(ctx, payment.RailMPesa, mpesa.FlagAssigned, time.Time{}); len(assigned) != 1 {
 		t.Fatalf("delivered again, %d assignments journaled", len(assigned))
+	}
+}
+
+// An STK result for a push no kiosk journaled (its answer lost) is a
+// payment too: assigned, the kiosk's rail pays the sale with its receipt.
+// A failed STK result is no payment and is refused. Without a session an
+// assignment is refused.
+func TestAssignAnUnmatchedSTKPayment(t *testing.T) {
+	ctx := context.Background()
+	f := newDarajaFixture(t)
+	f.store.bcryptCost = bcrypt.MinCost
+	if err := f.store.AddOperator(ctx, "ann", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	hubURL := f.replica(f.store)
+	k := f.kiosk("K1", hubURL)
+	k.connect(hubURL)
+	k.registerC2B()
+	sale := k.c2bSale(150)
+	k.replicated()
+	paid := `{"Body":{"stkCallback":{"MerchantRequestID":"m1","CheckoutRequestID":"ws_CO_LOST0001","ResultCode":0,` +
+		`"ResultDesc":"ok","CallbackMetadata":{"Item":[{"Name":"Amount","Value":150.00},{"Name":"MpesaReceiptNumber","Value":"STKL0ST001"},` +
+		`{"Name":"TransactionDate","Value":20261204120000},{"Name":"PhoneNumber","Value":254708374149}]}}}}`
+	failed := `{"Body":{"stkCallback":{"MerchantRequestID":"m2","CheckoutRequestID":"ws_CO_LOST0002","ResultCode":1032,"ResultDesc":"Request cancelled by user"}}}`
+	for _, b := range []string{paid, failed} {
+		if code, answer := postBody(t, hubURL+PathSTK, b); code != http.StatusOK {
+			t.Fatalf("STK result answered %d %s", code, answer)
+		}
+	}
+	paidID, failedID := f.unmatchedID("ws_CO_LOST0001"), f.unmatchedID("ws_CO_LOST0002")
+
+	anon := newClient(t, hubURL)
+	if resp, body := anon.get(fmt.Sprintf("/unmatched/%d", paidID)); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" ||
+		strings.Contains(body, "ws_CO_LOST0001") {
+		t.Fatalf("the payment's page without a session: %s to %q", resp.Status, resp.Header.Get("Location"))
+	}
+	if resp, _ := anon.post(fmt.Sprintf("/unmatched/%d/assign", paidID), url.Values{"kiosk": {"K1"}, "sale": {sale}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an assignment without a session: %s", resp.Status)
+	}
+	c := newClient(t, hubURL)
+	csrf := c.mustLogin()
+	resp, body := c.post(fmt.Sprintf("/unmatched/%d/assign", failedID), url.Values{"csrf": {csrf}, "kiosk": {"K1"}, "sale": {sale}})
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "is no payment (result code 1032)") {
+		t.Fatalf("a failed STK result assigned: %s\n%s", resp.Status, body)
+	}
+	resp, body = c.post(fmt.Sprintf("/unmatched/%d/assign", paidID), url.Values{"csrf": {csrf}, "kiosk": {"K1"}, "sale": {sale}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("assign: %s\n%s", resp.Status, body)
+	}
+	tx := k.waitStatus(sale, payment.StatusApproved)
+	if tx.Result.RemoteID != "STKL0ST001" {
+		t.Fatalf("approved without the STK receipt: %+v", tx.Result)
+	}
+	waitFor(t, "the assignment acknowledged", func() bool {
+		return f.count(`SELECT count(*) FROM messages WHERE kiosk_id = 'K1' AND acked_at IS NULL`) == 0
+	})
+	// The kiosk's journal keeps no full phone number of it either.
+	evs, err := k.j.ByRemoteID(ctx, payment.RailMPesa, "STKL0ST001")
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("the receipt is not in the kiosk's journal: %v", err)
+	}
+	for _, e := range evs {
+		if strings.Contains(string(e.Raw), "254708374149") {
+			t.Fatalf("the kiosk journaled the payer's number: %s", e.Raw)
+		}
 	}
 }
