@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -84,5 +85,37 @@ func TestMpesaHubBase(t *testing.T) {
 		if got := mpesaHubBase(c.urls, c.secret); got != c.want {
 			t.Errorf("mpesaHubBase(%q, %q) = %q, want %q", c.urls, c.secret, got, c.want)
 		}
+	}
+}
+
+// [hub] retain and [hub] mpesa-path-secret are settings of the config
+// file: the one a flag's, the other a secret's.
+func TestHubConfigFileRetainAndPathSecret(t *testing.T) {
+	path := writeConfig(t, `
+[hub]
+url = "https://hub.example.com"
+retain = "30d"
+mpesa-path-secret = "fleetsecret0123456"
+`)
+	t.Setenv("PAYDESK_HUB_RETAIN", "")
+	t.Setenv("PAYDESK_HUB_MPESA_PATH_SECRET", "")
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var h hubSettings
+	h.register(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	fc, err := loadFileConfig(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.apply(fs, h.secrets()...); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := parseRetain(h.retain); err != nil || d != 30*24*time.Hour {
+		t.Errorf("[hub] retain = %q: %v, %v", h.retain, d, err)
+	}
+	if s, err := fc.secret("hub-mpesa-path-secret"); err != nil || s != "fleetsecret0123456" {
+		t.Errorf("[hub] mpesa-path-secret = %q, %v", s, err)
 	}
 }
