@@ -76,3 +76,23 @@ func TestTillPaymentMatchedByAmountAtTheHub(t *testing.T) {
 		t.Fatalf("%d messages, want only the one for K2's sale", n)
 	}
 }
+
+// A till payment that reaches the hub before its sale (the kiosk's events
+// not replicated yet) waits unmatched and is routed when the sale arrives.
+func TestTillPaymentBeforeItsSaleIsRoutedWhenTheSaleArrives(t *testing.T) {
+	f := newDarajaFixture(t)
+	hubURL := f.replica(f.store)
+	k := f.kiosk("K1", hubURL, till)
+	k.registerC2B()
+	sale := k.c2bSale(410) // journaled, not replicated: no link yet
+	id, status, err := f.fake.SimulateC2B(context.Background(), sandbox.C2B{Amount: "410", Till: true})
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("till payment: status %d, %v", status, err)
+	}
+	f.unmatchedID(id)
+	k.connect(hubURL)
+	k.waitStatus(sale, payment.StatusApproved)
+	if n := f.count(`SELECT count(*) FROM mpesa_callbacks WHERE key = $1 AND kiosk_id = 'K1'`, id); n != 1 {
+		t.Fatalf("payment %s not routed to K1", id)
+	}
+}
