@@ -123,6 +123,16 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("hub: --mpesa-trusted-proxies: %w", err)
 	}
+	// A secret: from the environment or a file it names, never a flag.
+	pathSecret, err := (*fileConfig)(nil).secret("hub-mpesa-path-secret")
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	if pathSecret != "" {
+		if err := mpesa.CheckPathSecret(pathSecret); err != nil {
+			return fmt.Errorf("hub: PAYDESK_HUB_MPESA_PATH_SECRET: %w", err)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if *logPath != "" {
 		l, f, err := openLog(*logPath)
@@ -153,7 +163,7 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer store.Close()
 	srv := hub.NewServer(store, hub.Options{Logger: log, Location: loc, SessionTTL: *sessionTTL, BehindTLSProxy: *behindTLS,
-		MpesaAllow: allow, MpesaTrustedProxies: proxies, MpesaEnforceAllow: *mpEnforce})
+		MpesaAllow: allow, MpesaTrustedProxies: proxies, MpesaEnforceAllow: *mpEnforce, MpesaPathSecret: pathSecret})
 	log.Info("hub started", "listen", ln.Addr().String(), "tls", scheme == "https")
 	fmt.Fprintf(stdout, "paydesk hub on %s://%s (kiosks: [hub] url = \"%s://HOST:%s\")\n", scheme, ln.Addr(), scheme, portOf(ln.Addr()))
 	return srv.Serve(ctx, ln)

@@ -1,15 +1,21 @@
 package hub
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"paydesk/internal/chromiumtest"
+	"paydesk/mpesa/sandbox"
+	"paydesk/payment"
 )
 
 // devtools is a Chromium page with this test's helpers on it.
@@ -50,6 +56,18 @@ func (d *devtools) click(selector string) {
 	for _, typ := range []string{"mousePressed", "mouseReleased"} {
 		d.Call("Input.dispatchMouseEvent", map[string]any{"type": typ, "x": box[0], "y": box[1], "button": "left", "clickCount": 1}, nil)
 	}
+}
+
+// waitText waits until the element matched by selector says want.
+func (d *devtools) waitText(selector, want string) {
+	d.t.Helper()
+	var got string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if got = d.text(selector); strings.Contains(got, want) {
+			return
+		}
+	}
+	d.t.Fatalf("%s says %q, want %q", selector, got, want)
 }
 
 func (d *devtools) text(selector string) string {
@@ -135,4 +153,64 @@ func TestDashboardInChromium(t *testing.T) {
 	b.waitPage("/login", "Log in")
 	b.Call("Page.navigate", map[string]any{"url": d.ts.URL + "/payments"}, nil)
 	b.waitPage("/login", "Log in")
+}
+
+// TestAssignInChromium clicks through assigning an M-Pesa payment no
+// kiosk claimed: from the payments page to the payment, a click on the
+// kiosk's unpaid sale of its amount, and the payment shown assigned, then
+// delivered once the kiosk's rail has paid the sale with it.
+func TestAssignInChromium(t *testing.T) {
+	b := chromium(t)
+	ctx := context.Background()
+	f := newDarajaFixture(t)
+	f.store.bcryptCost = bcrypt.MinCost
+	if err := f.store.AddOperator(ctx, "ann", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	hubURL := f.replica(f.store)
+	k := f.kiosk("K2", hubURL)
+	k.connect(hubURL)
+	k.registerC2B()
+	sale := k.c2bSale(120)
+	k.replicated()
+	receipt, status, err := f.fake.SimulateC2B(ctx, sandbox.C2B{Amount: "120", BillRef: "WRONGREF"})
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("C2B payment: status %d, %v", status, err)
+	}
+	id := f.unmatchedID(receipt)
+	path := fmt.Sprintf("/unmatched/%d", id)
+
+	b.Call("Page.navigate", map[string]any{"url": hubURL + "/payments"}, nil)
+	b.waitPage("/login", "Log in")
+	b.Eval(fmt.Sprintf(`document.getElementById("name").value = "ann"; document.getElementById("password").value = %q; true`, testPassword), nil)
+	b.click("#login")
+	b.waitPage("/", "Kiosks")
+	b.click("#nav-payments")
+	b.waitPage("/payments", "Unknown and flagged payments")
+	if s := b.text("#unmatched"); !strings.Contains(s, receipt) || !strings.Contains(s, "KES 120.00") {
+		t.Fatalf("unmatched table: %q", s)
+	}
+	b.click("#assign-" + receipt)
+	b.waitPage(path, "M-Pesa payment "+receipt)
+	if s := b.text("#sales"); !strings.Contains(s, sale) || !strings.Contains(s, "KES 120.00") {
+		t.Fatalf("unpaid sales: %q", s)
+	}
+	b.click("#assign-K2-" + sale)
+	// The same path comes back, now saying so.
+	b.waitText("#assignment", "Assigned to K2 sale "+sale+" by ann")
+	b.waitPage(path, "M-Pesa payment "+receipt)
+	k.waitStatus(sale, payment.StatusApproved)
+	waitFor(t, "the assignment acknowledged", func() bool {
+		return f.count(`SELECT count(*) FROM messages WHERE kiosk_id = 'K2' AND acked_at IS NULL`) == 0
+	})
+	b.Call("Page.reload", map[string]any{}, nil)
+	b.waitText("#assignment", "delivered to K2")
+	b.click("#nav-payments")
+	b.waitPage("/payments", "Unknown and flagged payments")
+	if s := b.text("#assigned"); !strings.Contains(s, receipt) || !strings.Contains(s, sale) || !strings.Contains(s, "ann") {
+		t.Fatalf("assigned table: %q", s)
+	}
+	if b.text("#unmatched") != "" {
+		t.Fatalf("still listed as unmatched: %q", b.text("#unmatched"))
+	}
 }

@@ -48,12 +48,13 @@ type MpesaMessage struct {
 // Callback is one Daraja callback as the hub received it.
 type Callback struct {
 	Kind    string
-	Key     string // CheckoutRequestID or TransID
-	Ref     string // normalised bill reference (C2B)
-	Minor   int64  // amount paid, 0 if none
-	Code    string // ResultCode (STK)
-	Body    []byte // as received, for the kiosk
-	Raw     []byte // phone numbers masked, for the record
+	Key     string    // CheckoutRequestID or TransID
+	Ref     string    // normalised bill reference (C2B)
+	Minor   int64     // amount paid, 0 if none
+	Code    string    // ResultCode (STK)
+	Paid    time.Time // TransTime (C2B), zero if none
+	Body    []byte    // as received, for the kiosk
+	Raw     []byte    // phone numbers masked, for the record
 	Source  string
 	Allowed bool
 }
@@ -83,10 +84,14 @@ func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, 
 			return err
 		}
 		var inserted bool
-		err := tx.QueryRow(ctx, `INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		var paid *time.Time
+		if !c.Paid.IsZero() {
+			paid = &c.Paid
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body, paid_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (kind, key) DO UPDATE SET duplicates = mpesa_callbacks.duplicates + 1
-			RETURNING id, xmax = 0`, c.Kind, c.Key, c.Ref, c.Minor, c.Code, c.Raw, c.Source, c.Allowed, c.Body).Scan(&out.ID, &inserted)
+			RETURNING id, xmax = 0`, c.Kind, c.Key, c.Ref, c.Minor, c.Code, c.Raw, c.Source, c.Allowed, c.Body, paid).Scan(&out.ID, &inserted)
 		if err != nil {
 			return err
 		}
@@ -97,12 +102,15 @@ func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, 
 		if c.Kind == CallbackC2BValidation {
 			return nil
 		}
-		kiosk, err := routeOf(ctx, tx, c.Kind, c.Key, c.Ref)
+		if c.Body == nil {
+			return nil // unreadable: kept for the record, never routed
+		}
+		kiosk, err := routeOf(ctx, tx, c.Kind, c.Key, c.Ref, c.Minor, paid)
 		if err != nil || kiosk == "" {
 			return err
 		}
 		out.Kiosk = kiosk
-		return route(ctx, tx, out.ID, kiosk, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed})
+		return route(ctx, tx, out.ID, kiosk, MessageMpesa, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed})
 	})
 	if err != nil {
 		return StoredCallback{}, fmt.Errorf("store %s callback %s: %w", c.Kind, c.Key, err)
@@ -112,9 +120,11 @@ func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, 
 
 // routeOf finds the kiosk a callback belongs to: for an STK result, the
 // kiosk that journaled its CheckoutRequestID; for a C2B payment, the
-// kiosk that journaled a sale with its bill reference. "" when none, or
-// when more than one kiosk claims it (left for head office).
-func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string) (string, error) {
+// kiosk that journaled a sale with its bill reference, or, for one with
+// no reference (Buy Goods), the kiosk of the one open paybill/till sale
+// of its amount (see tillOwner). "" when none, or when more than one
+// kiosk or sale claims it (left for head office).
+func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string, minor int64, paid *time.Time) (string, error) {
 	var q string
 	var arg string
 	switch kind {
@@ -122,7 +132,7 @@ func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string) (string, err
 		q, arg = `SELECT DISTINCT kiosk_id FROM events WHERE rail = 'mpesa' AND result ? 'remote_id' AND result->>'remote_id' = $1 LIMIT 2`, key
 	case CallbackC2BConfirm:
 		if ref == "" {
-			return "", nil
+			return tillOwner(ctx, tx, minor, paid)
 		}
 		q, arg = `SELECT kiosk_id FROM txns WHERE rail = 'mpesa' AND txn_id = $1 LIMIT 2`, ref
 	default:
@@ -139,18 +149,50 @@ func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string) (string, err
 	return ks[0], nil
 }
 
-// route queues callback id's message for kiosk and notifies the replicas
+// tillSkew is how much earlier than its sale a till payment may be
+// stamped and still pay it, as a kiosk allows (mpesa's matchTill):
+// Daraja's TransTime has whole seconds and is another clock.
+const tillSkew = 2 * time.Minute
+
+// tillOwner matches a payment without an account reference (Buy Goods
+// has none; a paybill customer may leave it empty) as a kiosk matches
+// one to its own sales: the one open paybill/till sale across the fleet,
+// as the kiosks reported them, of exactly that amount, that existed when
+// it was paid. Two or more such sales (at one kiosk or at several) are
+// ambiguous and no sale of that amount names none: both leave it
+// unmatched for head office, never guessed. The kiosk matches it again
+// against its own sales when it arrives.
+func tillOwner(ctx context.Context, tx pgx.Tx, minor int64, paid *time.Time) (string, error) {
+	if minor <= 0 {
+		return "", nil
+	}
+	rows, err := tx.Query(ctx, `SELECT kiosk_id FROM txns
+		WHERE rail = 'mpesa' AND mode = 'c2b' AND amount_minor = $1
+		AND status NOT IN ('approved', 'declined', 'cancelled', 'timed_out', 'failed')
+		AND ($2::timestamptz IS NULL OR created_at IS NULL OR created_at - $3::interval <= $2)
+		LIMIT 2`, minor, paid, tillSkew)
+	if err != nil {
+		return "", err
+	}
+	ks, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(ks) != 1 {
+		return "", err
+	}
+	return ks[0], nil
+}
+
+// route queues callback id's message (of kind, body m) for kiosk and notifies the replicas
 // (the notification leaves at commit). Its caller holds routeLock to the
 // commit, so routed messages commit in the order of their ids, and a link
 // that has sent up to id N never misses a lower one committed later.
-func route(ctx context.Context, tx pgx.Tx, id int64, kiosk string, m MpesaMessage) error {
+func route(ctx context.Context, tx pgx.Tx, id int64, kiosk, kind string, m any) error {
 	body, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
 	var msg int64
 	if err := tx.QueryRow(ctx, `INSERT INTO messages (kiosk_id, kind, body) VALUES ($1, $2, $3) RETURNING id`,
-		kiosk, MessageMpesa, body).Scan(&msg); err != nil {
+		kiosk, kind, body).Scan(&msg); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE mpesa_callbacks SET kiosk_id = $2, message_id = $3, routed_at = now(), body = NULL WHERE id = $1`,
@@ -163,25 +205,31 @@ func route(ctx context.Context, tx pgx.Tx, id int64, kiosk string, m MpesaMessag
 
 // routeWaiting routes the callbacks waiting for no kiosk that the new
 // events of kiosk claim: STK results by CheckoutRequestID, C2B payments by
-// a new sale's reference. Called inside Ingest's transaction.
+// a new sale's reference, and a recent till payment without a reference
+// by a new paybill/till sale of its amount (when it is then the only
+// open one: see tillOwner). Called inside Ingest's transaction.
 func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs []string) error {
 	if len(checkouts) == 0 && len(refs) == 0 {
 		return nil
 	}
 	// Ingest holds routeLock already.
-	rows, err := tx.Query(ctx, `SELECT id, kind, key, ref FROM mpesa_callbacks
-		WHERE kiosk_id IS NULL AND (kind = 'stk' AND key = ANY($1) OR kind = 'c2b_confirmation' AND ref = ANY($2))
-		ORDER BY id`, checkouts, refs)
+	rows, err := tx.Query(ctx, `SELECT id, kind, key, ref, amount_minor, paid_at FROM mpesa_callbacks
+		WHERE kiosk_id IS NULL AND body IS NOT NULL AND (kind = 'stk' AND key = ANY($1) OR kind = 'c2b_confirmation' AND ref = ANY($2)
+			OR kind = 'c2b_confirmation' AND ref = '' AND received_at > now() - $4::interval AND amount_minor IN (
+				SELECT amount_minor FROM txns WHERE kiosk_id = $3 AND rail = 'mpesa' AND mode = 'c2b' AND txn_id = ANY($2)))
+		ORDER BY id`, checkouts, refs, kiosk, tillWaiting)
 	if err != nil {
 		return err
 	}
 	type waiting struct {
 		id             int64
 		kind, key, ref string
+		minor          int64
+		paid           *time.Time
 	}
 	ws, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (waiting, error) {
 		var w waiting
-		return w, r.Scan(&w.id, &w.kind, &w.key, &w.ref)
+		return w, r.Scan(&w.id, &w.kind, &w.key, &w.ref, &w.minor, &w.paid)
 	})
 	if err != nil {
 		return err
@@ -189,7 +237,7 @@ func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs 
 	for _, w := range ws {
 		// The whole fleet is asked again: a reference two kiosks claim
 		// stays unmatched.
-		owner, err := routeOf(ctx, tx, w.kind, w.key, w.ref)
+		owner, err := routeOf(ctx, tx, w.kind, w.key, w.ref, w.minor, w.paid)
 		if err != nil {
 			return err
 		}
@@ -203,12 +251,17 @@ func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs 
 			return err
 		}
 		m.Kind, m.Body = w.kind, raw
-		if err := route(ctx, tx, w.id, kiosk, m); err != nil {
+		if err := route(ctx, tx, w.id, kiosk, MessageMpesa, m); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// tillWaiting is how long a till payment no sale claimed is matched again
+// against the new sales kiosks report: a sale replicated after its payment
+// reached the hub. Later, head office assigns it.
+const tillWaiting = 10 * time.Minute
 
 // routingKeys are what a batch's events tell the router: the
 // CheckoutRequestIDs and the sale references of M-Pesa transactions.

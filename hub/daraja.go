@@ -134,7 +134,12 @@ func (s *Server) onConfirmation(in inbound) (int, []byte) {
 		s.reject(in.source, "", "C2B confirmation unreadable (kept in the unmatched list)", err)
 		c.Key = unreadable(in.body)
 	} else {
-		c.Key, c.Ref, c.Minor = p.TransID, mpesa.NormalizeReference(string(p.BillRefNumber)), p.Amount.Minor()
+		c.Key, c.Ref, c.Minor, c.Paid = p.TransID, mpesa.NormalizeReference(string(p.BillRefNumber)), p.Amount.Minor(), p.Time
+		if c.Ref == "" && p.BillRefNumber != "" {
+			// Only a payment with no account at all is matched by
+			// amount, as at the kiosk: "-" names no sale.
+			c.Ref = string(p.BillRefNumber)
+		}
 	}
 	if _, err := s.keep(in, c); err != nil {
 		return http.StatusInternalServerError, answerRetry

@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -64,11 +63,19 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // second Store on the same database) and returns its URL.
 func (f *darajaFixture) replica(store *Store) string {
 	f.t.Helper()
+	return f.replicaWith(store, Options{})
+}
+
+// replicaWith is replica with opts (the test's message poll, allow-list
+// and logger set).
+func (f *darajaFixture) replicaWith(store *Store, opts Options) string {
+	f.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	srv := NewServer(store, Options{MessagePoll: noPoll, MpesaAllow: mustAllow(f.t, "127.0.0.0/8"), Logger: quiet()})
+	opts.MessagePoll, opts.MpesaAllow, opts.Logger = noPoll, mustAllow(f.t, "127.0.0.0/8"), quiet()
+	srv := NewServer(store, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
@@ -102,12 +109,13 @@ type kiosk struct {
 	bus   *payment.Bus
 	rail  *mpesa.Rail
 
-	mu      sync.Mutex
-	stop    func()
-	current *hublink.Link
+	mu         sync.Mutex
+	stop       func()
+	current    *hublink.Link
+	lastAssign wire.Message // the last assignment its link received
 }
 
-func (f *darajaFixture) kiosk(id, darajaHub string) *kiosk {
+func (f *darajaFixture) kiosk(id, darajaHub string, configure ...func(*daraja.Config)) *kiosk {
 	t := f.t
 	t.Helper()
 	tok, err := f.store.AddKiosk(context.Background(), id)
@@ -119,9 +127,13 @@ func (f *darajaFixture) kiosk(id, darajaHub string) *kiosk {
 		t.Fatal(err)
 	}
 	bus := payment.NewBus(j, quiet())
-	c, err := daraja.NewClient(daraja.Config{BaseURL: f.daraj, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
+	cfg := daraja.Config{BaseURL: f.daraj, ConsumerKey: sandbox.DefaultKey, ConsumerSecret: sandbox.DefaultSecret,
 		ShortCode: sandbox.DefaultShortCode, Passkey: sandbox.DefaultPasskey, Logger: quiet(),
-		HTTP: &http.Client{Timeout: 10 * time.Second}})
+		HTTP: &http.Client{Timeout: 10 * time.Second}}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	c, err := daraja.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,14 +168,12 @@ func (k *kiosk) connect(url string) *hublink.Link {
 	l, err := hublink.New(hublink.Options{URL: url, Token: k.token, KioskID: k.id, Journal: k.j, Bus: k.bus,
 		Poll: 50 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: quiet(),
 		OnMessage: func(ctx context.Context, m wire.Message) error {
-			if m.Kind != MessageMpesa {
-				return errors.New("not an M-Pesa callback")
+			if m.Kind == MessageMpesaAssign {
+				k.mu.Lock()
+				k.lastAssign = m
+				k.mu.Unlock()
 			}
-			var cb MpesaMessage
-			if err := json.Unmarshal(m.Body, &cb); err != nil {
-				return err
-			}
-			return k.rail.HubCallback(ctx, cb.Kind, cb.Body, cb.Source, cb.Allowed)
+			return ApplyMessage(ctx, k.rail, m)
 		}})
 	if err != nil {
 		k.f.t.Fatal(err)

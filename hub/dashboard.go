@@ -74,6 +74,8 @@ func (s *Server) dashboard(mux *http.ServeMux) {
 	mux.HandleFunc("GET /payments", s.operator(s.paymentsPage))
 	mux.HandleFunc("GET /totals", s.operator(s.totalsPage))
 	mux.HandleFunc("GET /totals.csv", s.operator(s.totalsCSV))
+	mux.HandleFunc("GET /unmatched/{id}", s.operator(s.unmatchedPage))
+	mux.Handle("POST /unmatched/{id}/assign", post(s.operator(s.assign)))
 }
 
 type operatorHandler func(w http.ResponseWriter, r *http.Request, sess Session, token string)
@@ -281,9 +283,15 @@ func (s *Server) paymentsPage(w http.ResponseWriter, r *http.Request, sess Sessi
 		s.fail(w, err)
 		return
 	}
+	as, err := s.store.Assigned(r.Context(), 100)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	d := page(sess, "Unknown and flagged payments")
 	d["Payments"] = att
 	d["Unmatched"] = un
+	d["Assigned"] = as
 	s.render(w, "payments.html", d)
 }
 

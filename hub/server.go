@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +60,11 @@ type Options struct {
 	MpesaEnforceAllow bool
 	// MpesaMaxBody caps a callback's body. The default is 16 KiB.
 	MpesaMaxBody int64
+	// MpesaPathSecret, when set, is a secret first path segment Daraja's
+	// callbacks must carry: they are taken at /SECRET/v1/daraja/…, and
+	// the bare /v1/daraja/… paths answer 404. The kiosks give Daraja the
+	// hub's URL with the secret.
+	MpesaPathSecret string
 }
 
 // Server serves kiosks' links: Serve(ctx, ln) until ctx ends or Close.
@@ -128,11 +134,38 @@ func (s *Server) Handler() http.Handler {
 	cb := s.darajaHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v1/daraja/") {
+			if s.opts.MpesaPathSecret != "" {
+				s.reject(r.RemoteAddr, "", "Daraja callback without the path secret refused", nil)
+				http.NotFound(w, r)
+				return
+			}
 			cb.ServeHTTP(w, r)
+			return
+		}
+		if rest, ok := s.underSecret(r.URL.Path); ok {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path, r2.URL.RawPath = rest, ""
+			cb.ServeHTTP(w, r2)
 			return
 		}
 		small.ServeHTTP(w, r)
 	})
+}
+
+// underSecret reports whether path is a Daraja callback's under the
+// path secret (/SECRET/v1/daraja/…) and returns it without the secret.
+func (s *Server) underSecret(path string) (string, bool) {
+	if s.opts.MpesaPathSecret == "" {
+		return "", false
+	}
+	seg, rest, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !ok || !strings.HasPrefix("/"+rest, "/v1/daraja/") {
+		return "", false
+	}
+	if subtle.ConstantTimeCompare([]byte(seg), []byte(s.opts.MpesaPathSecret)) != 1 {
+		return "", false
+	}
+	return "/" + rest, true
 }
 
 // Serve serves the links on ln until ctx ends or Close is called, then

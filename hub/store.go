@@ -442,7 +442,8 @@ func (s *Store) AckMessage(ctx context.Context, kiosk string, id int64) error {
 	// kiosk has journaled it (masked), the hub keeps only its masked copy
 	// in mpesa_callbacks.
 	tag, err := s.pool.Exec(ctx, `UPDATE messages SET acked_at = coalesce(acked_at, now()),
-		body = CASE WHEN kind = $3 THEN '{}'::jsonb ELSE body END WHERE id = $1 AND kiosk_id = $2`, id, kiosk, MessageMpesa)
+		body = CASE WHEN kind = ANY($3) THEN '{}'::jsonb ELSE body END WHERE id = $1 AND kiosk_id = $2`, id, kiosk,
+		[]string{MessageMpesa, MessageMpesaAssign})
 	if err != nil {
 		return fmt.Errorf("acknowledge message %d of %s: %w", id, kiosk, err)
 	}

@@ -546,7 +546,11 @@ func (r *Rail) TillPayments() []payment.TillPayment {
 // AssignTill assigns an unmatched till payment to sale txnID. An open
 // sale is paid by it (the amount compared as for a matched payment); a
 // sale that already ended keeps its status and records the assignment.
-func (r *Rail) AssignTill(id, txnID string) error {
+func (r *Rail) AssignTill(id, txnID string) error { return r.assignTill(id, txnID, "the operator") }
+
+// assignTill is AssignTill, the assignment made by by ("the operator",
+// or head office at the hub), as the journal says.
+func (r *Rail) assignTill(id, txnID, by string) error {
 	r.mu.Lock()
 	i := slices.IndexFunc(r.till, func(p tillEntry) bool { return p.ID == id })
 	if i < 0 {
@@ -573,23 +577,23 @@ func (r *Rail) AssignTill(id, txnID string) error {
 			return
 		}
 		if s.status.Final() {
-			r.note(s, payment.KindStep, fmt.Sprintf("till payment %s (%s) assigned by the operator after the sale was %s", id, tp.Amount, s.status),
+			r.note(s, payment.KindStep, fmt.Sprintf("till payment %s (%s) assigned by %s after the sale was %s", id, tp.Amount, by, s.status),
 				payment.FlagResolved, &payment.Result{RemoteID: id})
 		} else {
-			r.credit(s, tp.Amount.Minor, id, "till payment "+id+" assigned by the operator",
-				fmt.Sprintf("paid by till payment %s, assigned by the operator", id), payment.FlagResolved)
+			r.credit(s, tp.Amount.Minor, id, "till payment "+id+" assigned by "+by,
+				fmt.Sprintf("paid by till payment %s, assigned by %s", id, by), payment.FlagResolved)
 		}
 	})
 	if paid {
 		return fmt.Errorf("sale %s is already paid (receipt %s): this payment is a refund to make, not a payment of it", txnID, orDash(paidBy))
 	}
 	r.publish(payment.Event{Kind: payment.KindNotice, Flag: FlagAssigned, Amount: tp.Amount,
-		Result: &payment.Result{RemoteID: id}, Detail: fmt.Sprintf("till payment %s assigned to %s by the operator", id, txnID)})
+		Result: &payment.Result{RemoteID: id}, Detail: fmt.Sprintf("till payment %s assigned to %s by %s", id, txnID, by)})
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for j := range r.till {
 		if r.till[j].ID == id {
-			r.till[j].TxnID, r.till[j].Note = txnID, "assigned by the operator"
+			r.till[j].TxnID, r.till[j].Note = txnID, "assigned by "+by
 		}
 	}
 	r.putReceipt(id, txnID)

@@ -70,6 +70,11 @@ func createPathSecret(file string) (string, bool, error) {
 	return secret, true, nil
 }
 
+// CheckPathSecret refuses a path secret too short to be unguessable, or
+// one that is not a single URL path segment Daraja accepts (the hub's
+// path secret is checked as a kiosk's is).
+func CheckPathSecret(s string) error { return checkPathSecret(s) }
+
 // checkPathSecret refuses a path secret too short to be unguessable, or
 // one that is not a single URL path segment Daraja accepts.
 func checkPathSecret(s string) error {
