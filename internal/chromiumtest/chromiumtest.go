@@ -81,20 +81,34 @@ func Start(t *testing.T, width, height int) *Page {
 		t.Fatalf("start %s: %v", bin, err)
 	}
 	t.Cleanup(func() { cancel(); cmd.Wait() })
+	// The address comes on stderr; if Chromium exits first, what it said
+	// is the reason, and the test says it rather than waiting.
 	found := make(chan string, 1)
+	exited := make(chan []string, 1)
 	go func() {
+		var said []string
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if _, url, ok := strings.Cut(sc.Text(), "DevTools listening on "); ok {
 				found <- url
+				for sc.Scan() { // keep draining, so Chromium never blocks on a full pipe
+				}
+				return
+			}
+			said = append(said, sc.Text())
+			if len(said) > 20 {
+				said = said[1:]
 			}
 		}
+		exited <- said
 	}()
 	var browserURL string
 	select {
 	case browserURL = <-found:
-	case <-time.After(30 * time.Second): // generous: a cold start on a loaded machine
-		t.Fatal("chromium did not report its DevTools address within 30 s")
+	case said := <-exited:
+		t.Fatalf("%s exited before it reported its DevTools address; it said:\n%s", bin, strings.Join(said, "\n"))
+	case <-time.After(90 * time.Second): // generous: a cold start on a machine running two test suites at once
+		t.Fatal("chromium did not report its DevTools address within 90 s")
 	}
 	host := strings.TrimPrefix(browserURL, "ws://")
 	host = host[:strings.Index(host, "/")]
