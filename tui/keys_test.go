@@ -184,3 +184,27 @@ func TestListsMoveWithTheKeymapOnly(t *testing.T) {
 		t.Errorf("down moved the journal's selection to %d, want 1", got)
 	}
 }
+
+// The desk's ways to pay are bound by their names: rebinding M-Pesa (a
+// rail's item, not the POS's) and the till payments moves what the keys
+// do, the old keys do nothing, and the menu shows the new ones.
+func TestRebindingAWayToPayByItsName(t *testing.T) {
+	m := fullModel(t)
+	m.c.keys.MPesa = key.NewBinding(key.WithKeys("P"), key.WithHelp("P", "M-Pesa"))
+	m.c.keys.Till = key.NewBinding(key.WithKeys("T"), key.WithHelp("T", "till payments"))
+	if got := keys(m, "9"); at(got) != scrMenu {
+		t.Errorf("9 after rebinding M-Pesa to P: screen %d, want the menu", at(got))
+	}
+	if got := keys(m, "P"); at(got) != scrAmount || got.form.item.Name != "mpesa" || !got.form.askPhone {
+		t.Errorf("P after rebinding M-Pesa to P: screen %d item %q, want the M-Pesa phone", at(got), got.form.item.Name)
+	}
+	if got := keys(m, "m"); at(got) != scrMenu {
+		t.Errorf("m after rebinding the till to T: screen %d, want the menu", at(got))
+	}
+	if got := keys(m, "T"); at(got) != scrTill {
+		t.Errorf("T after rebinding the till to T: screen %d, want the till payments", at(got))
+	}
+	if v := m.View(); !strings.Contains(v, "P. M-Pesa STK Push") || !strings.Contains(v, "T. Till payments") {
+		t.Errorf("the menu does not show the rebound keys:\n%s", v)
+	}
+}
