@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"paydesk/desk"
@@ -118,5 +119,28 @@ func act(f func() error) tea.Cmd {
 			return errMsg{err}
 		}
 		return nil
+	}
+}
+
+// cycle moves cursor i of a list of n up or down with k, round the ends.
+func cycle(i, n int, km *KeyMap, k tea.KeyMsg) int {
+	if key.Matches(k, km.Up) {
+		return (i + n - 1) % n
+	}
+	return (i + 1) % n
+}
+
+// scroll moves a viewport with the keymap's keys, which the help lists,
+// not with the viewport's own.
+func scroll(vp *viewport.Model, km *KeyMap, k tea.KeyMsg) {
+	switch {
+	case key.Matches(k, km.Up):
+		vp.ScrollUp(1)
+	case key.Matches(k, km.Down):
+		vp.ScrollDown(1)
+	case key.Matches(k, km.PageUp):
+		vp.PageUp()
+	case key.Matches(k, km.PageDown):
+		vp.PageDown()
 	}
 }

@@ -55,14 +55,8 @@ func (n *notesModel) update(msg tea.Msg) (intent, tea.Cmd) {
 	switch {
 	case key.Matches(k, km.Back, km.Notes):
 		return intent{back: true}, nil
-	case key.Matches(k, km.Up):
-		n.vp.ScrollUp(1)
-	case key.Matches(k, km.Down):
-		n.vp.ScrollDown(1)
-	case key.Matches(k, km.PageUp):
-		n.vp.PageUp()
-	case key.Matches(k, km.PageDown):
-		n.vp.PageDown()
+	default:
+		scroll(&n.vp, km, k)
 	}
 	return intent{}, nil
 }

@@ -50,10 +50,8 @@ func (m *displaysModel) key(k tea.KeyMsg) (intent, tea.Cmd) {
 	switch {
 	case key.Matches(k, km.Back):
 		return intent{back: true}, nil
-	case key.Matches(k, km.Up) && n > 0:
-		m.cursor = (m.cursor + n - 1) % n
-	case key.Matches(k, km.Down) && n > 0:
-		m.cursor = (m.cursor + 1) % n
+	case key.Matches(k, km.Up, km.Down) && n > 0:
+		m.cursor = cycle(m.cursor, n, km, k)
 	case key.Matches(k, km.ResetDisplay) && n > 0:
 		d, dk := m.displays[min(m.cursor, n-1)], m.c.desk
 		return intent{}, act(func() error { return dk.ResetDisplay(d.ID) })

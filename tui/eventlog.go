@@ -70,14 +70,8 @@ func (l *eventLog) update(msg tea.Msg) (intent, tea.Cmd) {
 		switch {
 		case key.Matches(msg, km.Back, km.Log):
 			return intent{back: true}, nil
-		case key.Matches(msg, km.Up):
-			l.vp.ScrollUp(1)
-		case key.Matches(msg, km.Down):
-			l.vp.ScrollDown(1)
-		case key.Matches(msg, km.PageUp):
-			l.vp.PageUp()
-		case key.Matches(msg, km.PageDown):
-			l.vp.PageDown()
+		default:
+			scroll(&l.vp, km, msg)
 		}
 	}
 	return intent{}, nil

@@ -28,7 +28,9 @@ type journalModel struct {
 	asking    bool
 	answer    string
 	answerErr bool
-	width     int
+	// loading is set from the journal's opening until its list comes.
+	loading bool
+	width   int
 }
 
 func newJournal(c *common) journalModel {
@@ -94,7 +96,7 @@ func history(ctx context.Context, c *common, id string) (*payment.Txn, []payment
 }
 
 // reset shows the list, to be loaded.
-func (j *journalModel) reset() { j.open, j.resolve = nil, "" }
+func (j *journalModel) reset() { j.open, j.resolve, j.loading = nil, "", true }
 
 func (j *journalModel) setSize(l layout) {
 	j.width = l.width
@@ -147,6 +149,7 @@ func (j *journalModel) loaded(msg journalMsg) intent {
 		j.asking = false
 		j.answer, j.answerErr = msg.words, msg.askErr
 	}
+	j.loading = false
 	if msg.err != nil {
 		// A list that cannot be read is not shown.
 		return intent{err: msg.err.Error(), back: msg.list, refresh: msg.changed}
@@ -263,7 +266,10 @@ func reread(ctx context.Context, c *common, id string) journalMsg {
 func (j *journalModel) view() string {
 	s := j.c.styles
 	if j.open == nil {
-		if len(j.txns) == 0 {
+		switch {
+		case j.loading && len(j.txns) == 0:
+			return s.Title.Render("Journal") + "\n\n  reading the journal…"
+		case len(j.txns) == 0:
 			return s.Title.Render("Journal") + "\n\n  no transactions yet"
 		}
 		return s.Title.Render("Journal") + s.Muted.Render("  (newest first; enter opens)") + "\n" + j.tbl.View()

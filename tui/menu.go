@@ -83,10 +83,8 @@ func (m *menuModel) update(msg tea.Msg) (intent, tea.Cmd) {
 	km := m.c.keys
 	pick := -1
 	switch {
-	case key.Matches(k, km.Up):
-		m.cursor = (m.cursor + len(m.items) - 1) % len(m.items)
-	case key.Matches(k, km.Down):
-		m.cursor = (m.cursor + 1) % len(m.items)
+	case key.Matches(k, km.Up, km.Down):
+		m.cursor = cycle(m.cursor, len(m.items), km, k)
 	case key.Matches(k, km.Enter):
 		pick = m.cursor
 	default:

@@ -128,7 +128,10 @@ func (p *payModel) update(msg tea.Msg) (intent, tea.Cmd) {
 		}
 		return intent{refresh: p.apply(ev)}, nil
 	case tea.KeyMsg:
-		if p.phase == phasePlans {
+		switch {
+		case p.confirmCanc:
+			return intent{}, p.confirmKey(msg)
+		case p.phase == phasePlans:
 			return p.plansKey(msg)
 		}
 		return p.waitingKey(msg)
@@ -201,18 +204,23 @@ func (p *payModel) cancel() tea.Cmd {
 	return act(func() error { return d.Cancel(rail, id) })
 }
 
+// confirmKey takes the answer to the question before a cancel: y cancels
+// (a payment choosing its plan goes back to waiting), n does not.
+func (p *payModel) confirmKey(k tea.KeyMsg) tea.Cmd {
+	km := p.c.keys
+	switch {
+	case key.Matches(k, km.Yes):
+		p.confirmCanc = false
+		p.phase = phaseWaiting
+		return p.cancel()
+	case key.Matches(k, km.No):
+		p.confirmCanc = false
+	}
+	return nil
+}
+
 func (p *payModel) waitingKey(k tea.KeyMsg) (intent, tea.Cmd) {
 	km := p.c.keys
-	if p.confirmCanc {
-		switch {
-		case key.Matches(k, km.Yes):
-			p.confirmCanc = false
-			return intent{}, p.cancel()
-		case key.Matches(k, km.No):
-			p.confirmCanc = false
-		}
-		return intent{}, nil
-	}
 	switch {
 	case key.Matches(k, km.Cancel):
 		p.confirmCanc = true
@@ -233,22 +241,9 @@ func (p *payModel) waitingKey(k tea.KeyMsg) (intent, tea.Cmd) {
 
 func (p *payModel) plansKey(k tea.KeyMsg) (intent, tea.Cmd) {
 	km := p.c.keys
-	if p.confirmCanc {
-		switch {
-		case key.Matches(k, km.Yes):
-			p.confirmCanc = false
-			p.phase = phaseWaiting
-			return intent{}, p.cancel()
-		case key.Matches(k, km.No):
-			p.confirmCanc = false
-		}
-		return intent{}, nil
-	}
 	switch {
-	case key.Matches(k, km.Up):
-		p.planCursor = (p.planCursor + len(p.plans) - 1) % len(p.plans)
-	case key.Matches(k, km.Down):
-		p.planCursor = (p.planCursor + 1) % len(p.plans)
+	case key.Matches(k, km.Up, km.Down):
+		p.planCursor = cycle(p.planCursor, len(p.plans), km, k)
 	case key.Matches(k, km.Enter):
 		d, id, plan := p.c.desk, p.txn, p.plans[p.planCursor].ID
 		p.phase = phaseWaiting
