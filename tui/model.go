@@ -11,7 +11,6 @@ package tui
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
@@ -421,40 +420,4 @@ func (m *Model) quit() tea.Cmd {
 		return nil
 	}
 	return tea.Quit
-}
-
-// writes are the journal writes that failed, shown on every screen until
-// they land: the payments with one (the latest notice of each, in the
-// order they failed), the journal's own word that writes fail, and a
-// passing note (a retried write landed).
-type writes struct {
-	unrecorded []payment.Event
-	fault      string
-	notice     string
-}
-
-// event takes what a bus event says of the journal's writes.
-func (w *writes) event(ev payment.Event) {
-	if ev.Retried {
-		// The journal's retry wrote it: say which outcome was written.
-		w.unrecorded = slices.DeleteFunc(slices.Clone(w.unrecorded), func(e payment.Event) bool { return e.TxnID == ev.TxnID })
-		if ev.Kind == payment.KindTransition && (ev.Status.Final() || ev.Status == payment.StatusUnknown) {
-			w.notice = ev.TxnID + " recorded after the retry: " + string(ev.Status)
-		}
-	}
-	switch ev.Kind {
-	case payment.KindUnrecorded:
-		if ev.TxnID == "" {
-			w.fault = ev.Detail
-			return
-		}
-		w.unrecorded = slices.DeleteFunc(slices.Clone(w.unrecorded), func(e payment.Event) bool { return e.TxnID == ev.TxnID })
-		w.unrecorded = append(w.unrecorded, ev)
-	case payment.KindRecorded:
-		// The outcomes it wrote (just before it) say more; else this.
-		w.fault = ""
-		if w.notice == "" {
-			w.notice = ev.Detail
-		}
-	}
 }

@@ -18,7 +18,7 @@ func (m Model) View() string {
 	} else if m.errLine != "" {
 		footer = m.c.styles.ErrorText.Render("! "+m.errLine) + "\n" + footer
 	}
-	if w := m.writesView(); w != "" && m.screen != scrStatus {
+	if w := m.writes.view(m.c.styles, m.width); w != "" && m.screen != scrStatus {
 		footer = w + "\n" + footer
 	}
 	header := m.headerView()
@@ -224,29 +224,4 @@ func (m *Model) headerView() string {
 		}
 	}
 	return h
-}
-
-// maxUnrecordedShown is how many failed journal writes every screen lists
-// above its help line; the status screen lists them all.
-const maxUnrecordedShown = 2
-
-// writesView says, on every screen, which payments have a journal write
-// that failed and has not landed yet, and what landed since.
-func (m *Model) writesView() string {
-	s, w := m.c.styles, &m.writes
-	var lines []string
-	if w.fault != "" && len(w.unrecorded) == 0 {
-		lines = append(lines, s.ErrorText.Render(wrap("! "+w.fault, m.width)))
-	}
-	for i, ev := range w.unrecorded {
-		if i == maxUnrecordedShown {
-			lines = append(lines, s.ErrorText.Render(fmt.Sprintf("! and %d more not recorded (6: status)", len(w.unrecorded)-i)))
-			break
-		}
-		lines = append(lines, s.ErrorText.Render(wrap("! NOT RECORDED "+ev.Detail, m.width)))
-	}
-	if w.notice != "" {
-		lines = append(lines, s.Approved.Render(wrap(w.notice, m.width)))
-	}
-	return strings.Join(lines, "\n")
 }
