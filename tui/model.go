@@ -248,7 +248,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.pay.begin(msg, m.form.item)
 		m.screen = scrPay
 		if msg.snap != nil {
-			// Newer than any refresh asked for before.
+			// Newer than any refresh asked for before (Init's too).
+			m.seq++
 			m.applied = m.seq
 			m.snapshot(*msg.snap)
 		}

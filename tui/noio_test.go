@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,5 +113,27 @@ func TestUpdateReadsNothing(t *testing.T) {
 	m.c.desk.Journal().Counts(context.Background())
 	if reads.Load() == before {
 		t.Fatal("the read hook does not count")
+	}
+}
+
+// A snapshot is read outside Update, so an older one (Init's, taken
+// before the payment started) may come after a newer one (the start's):
+// it must not replace it (the payment's countdown, the flights).
+func TestAnOlderSnapshotDoesNotReplaceANewerOne(t *testing.T) {
+	rail := &fakeRail{}
+	m := newModel(testConfig(), rail, testBus(t))
+	before := m.c.snapshot(context.Background(), 0, "", "") // as Init takes it
+	rail.started.Store(true)
+	after := m.c.snapshot(context.Background(), 0, payment.RailPOS, "TXN1795340000000")
+	m = send(keys(m, "1"), startedMsg{id: "TXN1795340000000", amount: payment.Money{Minor: 2550, Currency: "MYR"}, snap: &after})
+	if v := m.View(); !strings.Contains(v, "waiting for ack: 8s left") {
+		t.Fatalf("no countdown after the start:\n%s", v)
+	}
+	m = send(m, before)
+	if v := m.View(); !strings.Contains(v, "waiting for ack: 8s left") {
+		t.Errorf("Init's older snapshot took the countdown away:\n%s", v)
+	}
+	if _, ok := m.snap.Flight("TXN1795340000000"); !ok {
+		t.Errorf("Init's older snapshot replaced the start's: flights %v", m.snap.Flights)
 	}
 }
