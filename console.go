@@ -194,9 +194,8 @@ func runUI(ctx context.Context, cfg *config, e *railEnv, rec payment.Recovery, b
 		if os.Getenv("NO_COLOR") != "" {
 			lipgloss.SetColorProfile(termenv.Ascii) // https://no-color.org
 		}
-		m := tui.New(tui.Config{KioskID: cfg.kioskID, Listen: e.addr, MaxMinor: cfg.maxMinor, Demo: e.demo,
-			DemoNotes: strings.Join(e.notes, "\n"), DemoBrief: strings.Join(e.briefs, "\n"), DevSecret: devSecret,
-			Rails: tui.Rails{Terminal: e.rails[payment.RailTerminal], MPesa: e.rails[payment.RailMPesa]}, Displays: e.displays, Unresolved: rec.Unresolved, Hub: e.hub}, e.pos, e.bus)
+		m := tui.New(tui.Config{Demo: e.demo, DemoNotes: strings.Join(e.notes, "\n"), DemoBrief: strings.Join(e.briefs, "\n"),
+			DevSecret: devSecret, Unresolved: rec.Unresolved}, d)
 		_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx)).Run()
 		if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
 			return nil

@@ -50,8 +50,11 @@ type Item struct {
 	// "terminal", "mpesa".
 	Name  string
 	Label string
-	Mode  payment.Mode
-	Rail  payment.Rail
+	// Form is the title of the item's payment form: "Card payment on the
+	// unattended terminal".
+	Form string
+	Mode payment.Mode
+	Rail payment.Rail
 }
 
 // Rail is one rail the console offers, and what the consoles need to know
@@ -81,6 +84,9 @@ type Rail struct {
 	CancelNote string
 	// RemoteLabel names the rail's own reference on a result.
 	RemoteLabel string
+	// Peers is set when the rail's payments go to one of several peers,
+	// those of Snapshot.Peers (the POS link): Start's target names one.
+	Peers bool
 	// Items are the ways to pay on it, in menu order.
 	Items []Item
 }
@@ -99,22 +105,23 @@ func describe() []Rail {
 	return []Rail{
 		{Name: payment.RailPOS, Title: "the POS", Unset: "set --listen", Example: "e.g. 25.50",
 			CancelNote:  "Cancel this payment? The POS must confirm. y/n",
-			RemoteLabel: "POS transaction",
+			RemoteLabel: "POS transaction", Peers: true,
 			Items: []Item{
-				{Key: "1", Name: "card", Label: "Card Payment", Mode: payment.ModeCard},
-				{Key: "2", Name: "bnpl", Label: "Buy Now Pay Later (BNPL)", Mode: payment.ModeBNPL},
-				{Key: "3", Name: "qr", Label: "DuitNow QR", Mode: payment.ModeDuitNowQR},
-				{Key: "4", Name: "ipp", Label: "Installment Payment (IPP)", Mode: payment.ModeIPP},
+				{Key: "1", Name: "card", Label: "Card Payment", Form: "Card payment", Mode: payment.ModeCard},
+				{Key: "2", Name: "bnpl", Label: "Buy Now Pay Later (BNPL)", Form: "BNPL payment", Mode: payment.ModeBNPL},
+				{Key: "3", Name: "qr", Label: "DuitNow QR", Form: "DuitNow QR payment", Mode: payment.ModeDuitNowQR},
+				{Key: "4", Name: "ipp", Label: "Installment Payment (IPP)", Form: "IPP payment", Mode: payment.ModeIPP},
 			}},
 		{Name: payment.RailTerminal, Title: "the card terminal", Unset: "set --terminal-port", Example: "e.g. 25.50",
 			CancelNote:  "Cancel this payment? The terminal must confirm once it has the card. y/n",
 			RemoteLabel: "Terminal ref",
-			Items:       []Item{{Key: "8", Name: "terminal", Label: "Card on unattended terminal", Mode: payment.ModeCard}}},
+			Items: []Item{{Key: "8", Name: "terminal", Label: "Card on unattended terminal",
+				Form: "Card payment on the unattended terminal", Mode: payment.ModeCard}}},
 		{Name: payment.RailMPesa, Title: "M-Pesa", Unset: "set the M-Pesa settings", Currency: "KES", Phone: true,
 			WholeUnits: "shillings", Example: "e.g. 150",
 			CancelNote:  "Stop waiting for this M-Pesa payment? Daraja cannot withdraw the prompt; a late payment is still recorded. y/n",
 			RemoteLabel: "M-Pesa receipt",
-			Items:       []Item{{Key: "9", Name: "mpesa", Label: "M-Pesa STK Push", Mode: payment.ModeSTKPush}}},
+			Items:       []Item{{Key: "9", Name: "mpesa", Label: "M-Pesa STK Push", Form: "M-Pesa payment", Mode: payment.ModeSTKPush}}},
 	}
 }
 

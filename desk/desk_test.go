@@ -219,3 +219,22 @@ func TestSnapshotReadsRailsAndJournal(t *testing.T) {
 		t.Fatal("currencies")
 	}
 }
+
+// Every way to pay names its form, and only the POS link's payments go to
+// one of several peers.
+func TestItemsNameTheirFormAndOnlyThePOSHasPeers(t *testing.T) {
+	d := New(Config{POS: &fakePOS{}}, testBus(t))
+	for _, it := range d.Items() {
+		if it.Form == "" {
+			t.Errorf("item %s has no form title", it.Name)
+		}
+	}
+	if it, _ := d.Item("8"); it.Form != "Card payment on the unattended terminal" {
+		t.Errorf("terminal form %q", it.Form)
+	}
+	for _, r := range d.Rails() {
+		if r.Peers != (r.Name == payment.RailPOS) {
+			t.Errorf("rail %s: Peers %v", r.Name, r.Peers)
+		}
+	}
+}

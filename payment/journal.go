@@ -111,6 +111,9 @@ type Journal struct {
 	// appendHook, when set, is called by Append before it queues an
 	// event (see SetAppendHook).
 	appendHook atomic.Pointer[func(Event)]
+	// readHook, when set, is called by every read before it queries
+	// (see SetReadHook).
+	readHook atomic.Pointer[func(string)]
 }
 
 // SetAppendHook makes Append call f with each event, in the caller's
@@ -124,6 +127,27 @@ func (j *Journal) SetAppendHook(f func(ev Event)) {
 		return
 	}
 	j.appendHook.Store(&f)
+}
+
+// SetReadHook makes every read of the journal (Recent, Txn, Unresolved,
+// History, Counts, Totals, …) call f first, in the reader's goroutine,
+// with what it reads ("txns", "events", "counts" or "totals"): a test
+// counts the reads a piece of code makes, and so checks that a console's
+// event loop makes none. SetReadHook(nil) removes it. Nothing else calls
+// it.
+func (j *Journal) SetReadHook(f func(what string)) {
+	if f == nil {
+		j.readHook.Store(nil)
+		return
+	}
+	j.readHook.Store(&f)
+}
+
+// reading calls the read hook, if one is set, before a read of what.
+func (j *Journal) reading(what string) {
+	if f := j.readHook.Load(); f != nil {
+		(*f)(what)
+	}
 }
 
 // SetWriteFault makes the journal's commits fail as a full or failing disk
@@ -860,6 +884,7 @@ const txnCols = `id, rail, mode, amount_minor, currency, status, peer, created_a
 	auth_code, card, remote_id, plan_id, reason, flags`
 
 func (j *Journal) queryTxns(ctx context.Context, where string, args ...any) ([]Txn, error) {
+	j.reading("txns")
 	rows, err := j.db.QueryContext(ctx, `SELECT `+txnCols+` FROM txns `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query transactions: %w", err)
@@ -913,6 +938,7 @@ func (j *Journal) Unresolved(ctx context.Context) ([]Txn, error) {
 const eventCols = `seq, at, kind, rail, txn_id, status, peer, mode, amount_minor, currency, detail, flag, result, plans, raw`
 
 func (j *Journal) queryEvents(ctx context.Context, where string, args ...any) ([]Event, error) {
+	j.reading("events")
 	rows, err := j.db.QueryContext(ctx, `SELECT `+eventCols+` FROM events `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
@@ -989,6 +1015,7 @@ type Total struct {
 // Totals sums the transactions created in [from, to) per rail, status and
 // currency, in a stable order.
 func (j *Journal) Totals(ctx context.Context, from, to time.Time) ([]Total, error) {
+	j.reading("totals")
 	rows, err := j.db.QueryContext(ctx, totalsSQL, from.UnixMilli(), to.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("query totals: %w", err)
@@ -1017,6 +1044,7 @@ func (j *Journal) Counts(ctx context.Context) (map[Status]int, error) {
 }
 
 func (j *Journal) countsBy(ctx context.Context, q string) (map[Status]int, error) {
+	j.reading("counts")
 	rows, err := j.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("query counts: %w", err)

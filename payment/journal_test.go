@@ -353,3 +353,25 @@ func TestFlagged(t *testing.T) {
 		t.Errorf("Flagged's query does not use the flagged-events index:\n%s", plan)
 	}
 }
+
+// The read hook sees every kind of read, so a test can count them.
+func TestReadHookSeesEveryRead(t *testing.T) {
+	j, _ := openTestJournal(t)
+	mustAppend(t, j, created("TXN1", 100))
+	var seen []string
+	j.SetReadHook(func(what string) { seen = append(seen, what) })
+	ctx := context.Background()
+	j.Recent(ctx, 5)
+	j.History(ctx, "TXN1")
+	j.Counts(ctx)
+	from, to := Day(time.Now())
+	j.Totals(ctx, from, to)
+	if got := strings.Join(seen, " "); got != "txns events counts totals" {
+		t.Fatalf("reads seen: %q", got)
+	}
+	j.SetReadHook(nil)
+	j.Txn(ctx, "TXN1")
+	if len(seen) != 4 {
+		t.Fatalf("a removed hook still counts: %v", seen)
+	}
+}

@@ -13,7 +13,7 @@ import (
 func TestAttentionShown(t *testing.T) {
 	bus := testBus(t)
 	mp := &scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: true, Detail: "ready"}, sent: "prompt sent"}
-	tm := startWithRails(t, Rails{MPesa: mp}, bus)
+	tm := startWithRails(t, testRails{MPesa: mp}, bus)
 	typeText(tm, "9")
 	waitText(t, tm, "Customer's phone")
 	typeText(tm, "0712 345 678")

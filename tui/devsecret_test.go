@@ -12,8 +12,7 @@ import (
 )
 
 func press(m Model, k string) Model {
-	next, _ := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)})
-	return next.(Model)
+	return update(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)})
 }
 
 // The public development secret lets anyone sign POS messages: the
@@ -22,7 +21,7 @@ func TestDevSecretWarnedInHeaderAndStatus(t *testing.T) {
 	cfg := testConfig()
 	cfg.Demo = false
 	cfg.DevSecret = true
-	m := New(cfg, &fakeRail{}, testBus(t))
+	m := newModel(cfg, &fakeRail{}, testBus(t))
 	const warn = "development secret"
 	head := strings.Join(strings.Split(m.View(), "\n")[:3], "\n")
 	if !strings.Contains(head, warn) || !strings.Contains(head, "PAYDESK_SECRET") {
@@ -34,16 +33,16 @@ func TestDevSecretWarnedInHeaderAndStatus(t *testing.T) {
 		}
 	}
 	m = press(m, "6")
-	if m.screen != scrStatus {
+	if at(m) != scrStatus {
 		t.Fatalf("6 did not open the status screen")
 	}
-	body := m.statusView()
+	body := m.status.view()
 	if !strings.Contains(body, warn) {
 		t.Errorf("the status screen does not say the development secret is in use:\n%s", body)
 	}
 
 	cfg.DevSecret = false
-	m = New(cfg, &fakeRail{}, testBus(t))
+	m = newModel(cfg, &fakeRail{}, testBus(t))
 	if strings.Contains(m.View(), warn) || strings.Contains(press(m, "6").View(), warn) {
 		t.Errorf("a real secret is warned of:\n%s", m.View())
 	}
@@ -60,7 +59,7 @@ func TestStatusCountsOneTransaction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := press(New(testConfig(), &fakeRail{}, bus), "6")
+	m := press(newModel(testConfig(), &fakeRail{}, bus), "6")
 	if v := m.View(); !strings.Contains(v, "Journal: 1 transaction (approved 1)") {
 		t.Errorf("status screen:\n%s", v)
 	}
@@ -69,10 +68,10 @@ func TestStatusCountsOneTransaction(t *testing.T) {
 // A long reason (the POS's secret differs) is read whole at 80 columns,
 // not cut at the edge.
 func TestResultReasonWraps(t *testing.T) {
-	m := New(testConfig(), &fakeRail{}, testBus(t))
-	m.screen, m.txn, m.railName = scrResult, "TXN1795340000000", "pos"
+	m := newModel(testConfig(), &fakeRail{}, testBus(t))
+	m.screen, m.pay.phase, m.pay.txn = scrPay, phaseResult, "TXN1795340000000"
 	reason := "no ack from POS within 10s: the POS's messages fail the signature check: the POS and this kiosk have different secrets"
-	m.result = payment.Event{Kind: payment.KindTransition, Status: payment.StatusTimedOut, Result: &payment.Result{Reason: reason}}
+	m.pay.result = payment.Event{Kind: payment.KindTransition, Status: payment.StatusTimedOut, Result: &payment.Result{Reason: reason}}
 	v := m.View()
 	flat := strings.Join(strings.Fields(v), " ")
 	if !strings.Contains(flat, reason) {

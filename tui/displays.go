@@ -11,36 +11,75 @@ import (
 	"paydesk/payment"
 )
 
-// Displays is what the console needs of the customer-display server
-// (*screens.Server): the displays it knows and a way to reset one. tui
-// does not import screens; the server satisfies this interface.
-type Displays interface {
-	Displays() []payment.Display
-	ResetDisplay(id string) error
+// displaysModel lists the customer displays from the latest snapshot:
+// where each is connected from, its screen, the customer's amount and
+// method, and the payment's id. Enter shows that payment, r resets the
+// display.
+type displaysModel struct {
+	c        *common
+	displays []payment.Display
+	health   int // how many rails report their health (the header's line)
+	cursor   int
+	lay      layout
 }
 
-// displayItem is the menu item of the displays screen, listed only when a
-// display server runs.
-var displayItem = menuItem{act: actDisplays, label: "Customer displays"}
-
-// items are the menu's items: the fixed ones, then the M-Pesa till
-// payments when the rail lists them, and the displays when their server
-// runs.
-func (m Model) items() []menuItem {
-	items := menuItems[:len(menuItems):len(menuItems)]
-	if m.till() != nil {
-		items = append(items, tillItem)
-	}
-	if m.cfg.Displays != nil {
-		items = append(items, displayItem)
-	}
-	return items
+// shownMsg is a payment the console did not start, read from the journal
+// to be shown as the payment (a display's).
+type shownMsg struct {
+	txn     payment.Txn
+	history []payment.Event
+	err     error
 }
 
-// displaysView lists each display: where it is connected from, its
-// screen, the customer's amount and method, and the payment's id.
-func (m Model) displaysView() string {
-	s := m.styles
+func (m *displaysModel) setSize(l layout) { m.lay = l }
+
+func (m *displaysModel) update(msg tea.Msg) (intent, tea.Cmd) {
+	switch msg := msg.(type) {
+	case snapshotMsg:
+		m.displays, m.health = msg.snap.Displays, len(msg.snap.Health)
+	case tea.KeyMsg:
+		return m.key(msg)
+	}
+	return intent{}, nil
+}
+
+// key moves in the list, opens a display's payment and resets a display.
+func (m *displaysModel) key(k tea.KeyMsg) (intent, tea.Cmd) {
+	km := m.c.keys
+	n := len(m.displays)
+	switch {
+	case key.Matches(k, km.Back):
+		return intent{back: true}, nil
+	case key.Matches(k, km.Up, km.Down) && n > 0:
+		m.cursor = cycle(m.cursor, n, km, k)
+	case key.Matches(k, km.ResetDisplay) && n > 0:
+		d, dk := m.displays[min(m.cursor, n-1)], m.c.desk
+		return intent{}, act(func() error { return dk.ResetDisplay(d.ID) })
+	case key.Matches(k, km.Enter) && n > 0:
+		d := m.displays[min(m.cursor, n-1)]
+		if d.TxnID == "" {
+			return intent{err: d.Label + " has no payment yet (" + orDash(d.Screen) + ")"}, nil
+		}
+		return intent{}, showCmd(m.c, d.TxnID)
+	case key.Matches(k, km.Quit):
+		return intent{quit: true}, nil
+	}
+	return intent{}, nil
+}
+
+// showCmd reads payment id and its history, to show it as the payment.
+func showCmd(c *common, id string) tea.Cmd {
+	return c.read(func(ctx context.Context) tea.Msg {
+		t, hist, err := history(ctx, c, id)
+		if err != nil {
+			return shownMsg{err: err}
+		}
+		return shownMsg{txn: *t, history: hist}
+	})
+}
+
+func (m *displaysModel) view() string {
+	s := m.c.styles
 	var b strings.Builder
 	b.WriteString(s.Title.Render("Customer displays") + "\n")
 	if len(m.displays) == 0 {
@@ -50,10 +89,10 @@ func (m Model) displaysView() string {
 	}
 	// Show the rows that fit (below the headers), keeping the cursor in
 	// view.
-	rows := max(m.height-9-len(m.health)-m.warnLines(), 3)
+	rows := max(m.lay.height-9-m.health-m.lay.warn, 3)
 	first := 0
-	if m.displayCursor >= rows {
-		first = m.displayCursor - rows + 1
+	if m.cursor >= rows {
+		first = m.cursor - rows + 1
 	}
 	last := min(len(m.displays), first+rows)
 	for i := first; i < last; i++ {
@@ -67,7 +106,7 @@ func (m Model) displaysView() string {
 			amount = d.Amount.String()
 		}
 		line := fmt.Sprintf("%-12s %s %-14s %-10s %-11s %s", trimTo(d.Label, 12), state, orDash(d.Screen), amount, orDash(d.Method), orDash(d.TxnID))
-		if i == m.displayCursor {
+		if i == m.cursor {
 			b.WriteString(s.Selected.Render("> ") + line + "\n")
 		} else {
 			b.WriteString("  " + line + "\n")
@@ -81,18 +120,23 @@ func (m Model) displaysView() string {
 	return b.String()
 }
 
+func (m *displaysModel) shortHelp() []key.Binding {
+	km := m.c.keys
+	return []key.Binding{km.Up, km.Down, km.Enter, km.ResetDisplay, km.Back, km.Payment}
+}
+
 // displaysHeader counts the connected displays for the header.
-func (m Model) displaysHeader() string {
+func displaysHeader(s *Styles, displays []payment.Display) string {
 	n := 0
-	for _, d := range m.displays {
+	for _, d := range displays {
 		if d.Connected {
 			n++
 		}
 	}
 	if n == 0 {
-		return m.styles.Muted.Render("none")
+		return s.Muted.Render("none")
 	}
-	return m.styles.Approved.Render(fmt.Sprintf("%d connected", n))
+	return s.Approved.Render(fmt.Sprintf("%d connected", n))
 }
 
 // trimTo cuts s to n characters (the width fmt pads to), the last one an
@@ -102,59 +146,4 @@ func trimTo(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
-}
-
-// displaysKey moves in the list, opens a display's payment in the
-// waiting (or result) view, and resets a display.
-func (m Model) displaysKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	km := m.keys
-	n := len(m.displays)
-	switch {
-	case key.Matches(k, km.Back):
-		m.screen = scrMenu
-	case key.Matches(k, km.Up) && n > 0:
-		m.displayCursor = (m.displayCursor + n - 1) % n
-	case key.Matches(k, km.Down) && n > 0:
-		m.displayCursor = (m.displayCursor + 1) % n
-	case key.Matches(k, km.ResetDisplay) && n > 0:
-		d, disp := m.displays[min(m.displayCursor, n-1)], m.cfg.Displays
-		return m, func() tea.Msg {
-			if err := disp.ResetDisplay(d.ID); err != nil {
-				return errMsg{err}
-			}
-			return nil
-		}
-	case key.Matches(k, km.Enter) && n > 0:
-		d := m.displays[min(m.displayCursor, n-1)]
-		if d.TxnID == "" {
-			m.errLine = d.Label + " has no payment yet (" + orDash(d.Screen) + ")"
-			return m, nil
-		}
-		m.openTxn(d.TxnID)
-	case key.Matches(k, km.Quit):
-		return m.quit()
-	}
-	return m, nil
-}
-
-// openTxn shows a payment the console did not start (a display's) the way
-// it shows its own: the waiting view with its steps so far, or its result.
-func (m *Model) openTxn(id string) {
-	j := m.bus.Journal()
-	t, err := j.Txn(context.Background(), id)
-	if err != nil {
-		m.errLine = err.Error()
-		return
-	}
-	hist, err := j.History(context.Background(), id)
-	if err != nil {
-		m.errLine = err.Error()
-		return
-	}
-	m.txn, m.txnAmount, m.mode, m.railName, m.started = t.ID, t.Amount, t.Mode, string(t.Rail), t.CreatedAt
-	m.steps, m.sentPlaceholder, m.confirmCanc = []string{"request sent"}, true, false
-	m.screen, m.payScreen = scrWaiting, scrWaiting
-	for _, ev := range hist {
-		m.apply(ev) // steps and transitions; the display's screens are not steps
-	}
 }

@@ -60,7 +60,7 @@ func displaysTest(t *testing.T) (*teatest.TestModel, *fakeDisplays, *payment.Bus
 	}}
 	cfg := testConfig()
 	cfg.Displays = fd
-	tm := teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+	tm := teatest.NewTestModel(t, testModel{newModel(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
 	return tm, fd, bus
 }
 
@@ -122,7 +122,7 @@ func TestManyDisplaysFitTheWindow(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.Displays = fd
-	m := New(cfg, &fakeRail{}, testBus(t))
+	m := newModel(cfg, &fakeRail{}, testBus(t))
 	next, _ := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("v")})
 	m = next.(Model)
 	for range 30 {

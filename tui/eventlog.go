@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/viewport"
+	tea "github.com/charmbracelet/bubbletea"
 
 	"paydesk/payment"
 )
@@ -16,12 +18,15 @@ const maxLogLines = 1000
 // rejections and transitions. Lines are formatted once, when the event
 // arrives, so drawing never depends on how many events there were.
 type eventLog struct {
+	c     *common
 	lines []string
 	vp    viewport.Model
 	dirty bool
+	// width and height are the pane's, set by setSize.
+	width, height int
 }
 
-func newEventLog() eventLog { return eventLog{vp: viewport.New(80, 16)} }
+func newEventLog(c *common) eventLog { return eventLog{c: c, vp: viewport.New(80, 16)} }
 
 // add formats ev as one line and keeps the newest maxLogLines.
 func (l *eventLog) add(ev payment.Event) {
@@ -47,11 +52,36 @@ func (l *eventLog) add(ev payment.Event) {
 	l.dirty = true
 }
 
-// view draws the pane at the given size, following the newest line
-// unless the operator has scrolled up.
-func (l *eventLog) view(width, height int) string {
-	if l.vp.Width != width || l.vp.Height != height {
-		l.vp.Width, l.vp.Height = width, height
+// setSize gives the pane the window's width and the rows the header, the
+// title and the footer leave.
+func (l *eventLog) setSize(lay layout) {
+	l.width, l.height = lay.width, max(lay.height-6-lay.warn, 3)
+}
+
+// update adds each event and scrolls with the keymap's keys, which the
+// help lists, not the viewport's own.
+func (l *eventLog) update(msg tea.Msg) (intent, tea.Cmd) {
+	km := l.c.keys
+	switch msg := msg.(type) {
+	case eventMsg:
+		l.add(payment.Event(msg))
+	case tea.KeyMsg:
+		l.layout()
+		switch {
+		case key.Matches(msg, km.Back, km.Log):
+			return intent{back: true}, nil
+		default:
+			scroll(&l.vp, km, msg)
+		}
+	}
+	return intent{}, nil
+}
+
+// layout fits the viewport to the pane, following the newest line unless
+// the operator has scrolled up.
+func (l *eventLog) layout() {
+	if l.vp.Width != l.width || l.vp.Height != l.height {
+		l.vp.Width, l.vp.Height = l.width, l.height
 		l.dirty = true
 	}
 	if l.dirty {
@@ -66,5 +96,14 @@ func (l *eventLog) view(width, height int) string {
 		}
 		l.dirty = false
 	}
-	return l.vp.View()
+}
+
+func (l *eventLog) view() string {
+	l.layout()
+	return l.c.styles.Title.Render("Event log") + "\n" + l.vp.View()
+}
+
+func (l *eventLog) shortHelp() []key.Binding {
+	km := l.c.keys
+	return []key.Binding{move(km), page(km), km.Back, km.Payment}
 }

@@ -38,7 +38,7 @@ func TestJournalWriteFails(t *testing.T) {
 	spaceBack := journaltest.FillAfterSent(k.Journal)
 	cfg := testConfig()
 	cfg.Now = time.Now
-	tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(100, 30))
+	tm := teatest.NewTestModel(t, testModel{newModel(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(100, 30))
 
 	tm.Type("110.00")
 	enter(tm)

@@ -24,8 +24,8 @@ func (refusingRail) Cancel(string) error { return nil }
 func mpesaModel(t *testing.T, rail payment.Starter) Model {
 	t.Helper()
 	cfg := testConfig()
-	cfg.Rails = Rails{MPesa: rail}
-	return keys(New(cfg, &fakeRail{}, testBus(t)), "9")
+	cfg.Rails = testRails{MPesa: rail}
+	return keys(newModel(cfg, &fakeRail{}, testBus(t)), "9")
 }
 
 func typed(m Model, s string) Model {
@@ -42,17 +42,17 @@ func TestMPesaFractionRefusedAsTyped(t *testing.T) {
 	mp := &scriptRail{bus: bus, rail: payment.RailMPesa}
 	m := keys(typed(mpesaModel(t, mp), "0712345678"), "enter")
 	m = typed(m, "150.5")
-	if !strings.Contains(m.amountErr, "whole shillings") {
-		t.Errorf("150.5 typed: error %q, want whole shillings", m.amountErr)
+	if !strings.Contains(m.form.err, "whole shillings") {
+		t.Errorf("150.5 typed: error %q, want whole shillings", m.form.err)
 	}
 	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyEnter})
 	m = next.(Model)
-	if cmd != nil || m.screen != scrAmount || m.phone.Value() != "0712345678" || m.amount.Value() != "150.5" {
+	if cmd != nil || at(m) != scrAmount || m.form.phone.Value() != "0712345678" || m.form.amount.Value() != "150.5" {
 		t.Errorf("enter on 150.5: cmd %v, screen %d, phone %q, amount %q; want no start, the form as typed",
-			cmd != nil, m.screen, m.phone.Value(), m.amount.Value())
+			cmd != nil, at(m), m.form.phone.Value(), m.form.amount.Value())
 	}
-	if m = typed(keys(m, "backspace"), ""); strings.Contains(m.amountErr, "whole") {
-		t.Errorf("error %q stays", m.amountErr)
+	if m = typed(keys(m, "backspace"), ""); strings.Contains(m.form.err, "whole") {
+		t.Errorf("error %q stays", m.form.err)
 	}
 }
 
@@ -67,8 +67,8 @@ func TestStartRefusalKeepsTheForm(t *testing.T) {
 	}
 	next, _ = next.Update(cmd())
 	m = next.(Model)
-	if m.screen != scrAmount || m.phone.Value() != "0712345678" || m.amount.Value() != "150" {
-		t.Errorf("after the refusal: screen %d, phone %q, amount %q; want the form as typed", m.screen, m.phone.Value(), m.amount.Value())
+	if at(m) != scrAmount || m.form.phone.Value() != "0712345678" || m.form.amount.Value() != "150" {
+		t.Errorf("after the refusal: screen %d, phone %q, amount %q; want the form as typed", at(m), m.form.phone.Value(), m.form.amount.Value())
 	}
 	if v := m.View(); !strings.Contains(v, "Daraja is unreachable") {
 		t.Errorf("the refusal is not on the form:\n%s", v)
@@ -81,11 +81,11 @@ func TestEscStepsBackOneField(t *testing.T) {
 	bus := testBus(t)
 	m := keys(typed(mpesaModel(t, &scriptRail{bus: bus, rail: payment.RailMPesa}), "0712345678"), "enter")
 	m = keys(typed(m, "15"), "esc")
-	if m.screen != scrAmount || !m.askPhone || m.phone.Value() != "0712345678" || !m.phone.Focused() {
-		t.Fatalf("esc on the amount: screen %d, asking the phone %v, phone %q; want the phone, kept", m.screen, m.askPhone, m.phone.Value())
+	if at(m) != scrAmount || !m.form.askPhone || m.form.phone.Value() != "0712345678" || !m.form.phone.Focused() {
+		t.Fatalf("esc on the amount: screen %d, asking the phone %v, phone %q; want the phone, kept", at(m), m.form.askPhone, m.form.phone.Value())
 	}
-	if m = keys(m, "esc"); m.screen != scrMenu {
-		t.Errorf("esc on the phone: screen %d, want the menu", m.screen)
+	if m = keys(m, "esc"); at(m) != scrMenu {
+		t.Errorf("esc on the phone: screen %d, want the menu", at(m))
 	}
 }
 
@@ -94,13 +94,13 @@ func TestEscStepsBackOneField(t *testing.T) {
 func TestPlanPickerCountdownAndQuitAsks(t *testing.T) {
 	rail := &fakeRail{}
 	rail.started.Store(true) // its flight has 8 s left
-	m := New(testConfig(), rail, testBus(t))
+	m := newModel(testConfig(), rail, testBus(t))
 	next, _ := m.Update(startedMsg{id: "TXN1795340000000", amount: payment.Money{Minor: 10000, Currency: "MYR"}})
 	next, _ = next.Update(eventMsg{Kind: payment.KindTransition, TxnID: "TXN1795340000000", Status: payment.StatusPlansOffered,
 		Plans: []payment.Plan{{ID: "IPP_3M", Frequency: "Monthly", TotalInstallments: 3}, {ID: "pay-in-full"}}})
 	m = next.(Model)
-	if m.screen != scrPlans {
-		t.Fatalf("screen %d, want the plans", m.screen)
+	if at(m) != scrPlans {
+		t.Fatalf("screen %d, want the plans", at(m))
 	}
 	if v := m.View(); !strings.Contains(v, "8s left") {
 		t.Errorf("the picker shows no countdown:\n%s", v)
@@ -108,12 +108,12 @@ func TestPlanPickerCountdownAndQuitAsks(t *testing.T) {
 	for _, k := range []string{"q", "esc", "5"} {
 		next, cmd := m.Update(keyMsg(k))
 		a := next.(Model)
-		if cmd != nil || a.screen != scrPlans || !strings.Contains(a.View(), "y/n") {
-			t.Errorf("%s on the picker: cmd %v, screen %d; want a question, no cancel yet:\n%s", k, cmd != nil, a.screen, a.View())
+		if cmd != nil || at(a) != scrPlans || !strings.Contains(a.View(), "y/n") {
+			t.Errorf("%s on the picker: cmd %v, screen %d; want a question, no cancel yet:\n%s", k, cmd != nil, at(a), a.View())
 			continue
 		}
-		if n := keys(a, "n"); n.screen != scrPlans || n.confirmCanc {
-			t.Errorf("n after %s: screen %d, asking %v; want the picker", k, n.screen, n.confirmCanc)
+		if n := keys(a, "n"); at(n) != scrPlans || n.pay.confirmCanc {
+			t.Errorf("n after %s: screen %d, asking %v; want the picker", k, at(n), n.pay.confirmCanc)
 		}
 		if _, cmd := a.Update(keyMsg("y")); cmd == nil {
 			t.Errorf("y after %s did not cancel", k)

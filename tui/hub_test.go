@@ -19,7 +19,7 @@ func TestHeaderShowsHubLag(t *testing.T) {
 	for _, size := range [][2]int{{80, 24}, {60, 15}} {
 		w, h := size[0], size[1]
 		state.Store("up to date")
-		m := sized(New(cfg, &fakeRail{}, bus), w, h)
+		m := sized(newModel(cfg, &fakeRail{}, bus), w, h)
 		v := m.View()
 		fits(t, v, w, h)
 		if !strings.Contains(v, "hub: up to date") {
@@ -35,7 +35,7 @@ func TestHeaderShowsHubLag(t *testing.T) {
 			}
 		}
 	}
-	if v := sized(New(testConfig(), &fakeRail{}, bus), 80, 24).View(); strings.Contains(v, "hub:") {
+	if v := sized(newModel(testConfig(), &fakeRail{}, bus), 80, 24).View(); strings.Contains(v, "hub:") {
 		t.Errorf("a console without a hub mentions one:\n%s", v)
 	}
 }

@@ -1,6 +1,10 @@
 package tui
 
-import "github.com/charmbracelet/bubbles/key"
+import (
+	"github.com/charmbracelet/bubbles/key"
+
+	"paydesk/desk"
+)
 
 // KeyMap is the console's one set of key bindings; screens enable the ones
 // that do something there, so help never lists a dead key.
@@ -64,20 +68,37 @@ func DefaultKeyMap() *KeyMap {
 	return km
 }
 
-// action is what a menu item does; its key is the keymap's binding for
-// it, so rebinding a key changes the menu, not only the help.
+// item is the binding of a way to pay, by the desk's name for it
+// (desk.Item.Name), so rebinding Card or MPesa changes what the key does,
+// not only the help. An item the keymap has no field for (a rail added
+// to the desk) is bound to its menu number.
+func (km *KeyMap) item(it desk.Item) key.Binding {
+	switch it.Name {
+	case "card":
+		return km.Card
+	case "bnpl":
+		return km.BNPL
+	case "qr":
+		return km.QR
+	case "ipp":
+		return km.IPP
+	case "terminal":
+		return km.Terminal
+	case "mpesa":
+		return km.MPesa
+	}
+	return key.NewBinding(key.WithKeys(it.Key), key.WithHelp(it.Key, it.Name))
+}
+
+// action is what a menu item other than a way to pay does.
 type action int
 
 const (
-	actCard action = iota
-	actBNPL
-	actQR
-	actIPP
+	actNone action = iota
+	actPay         // a way to pay: the item's desk.Item
 	actCancel
 	actStatus
 	actQuit
-	actTerminal
-	actMPesa
 	actJournal
 	actLog
 	actConnect
@@ -88,8 +109,7 @@ const (
 
 // menu returns the binding of a menu item's action.
 func (km *KeyMap) menu(a action) key.Binding {
-	return [...]key.Binding{actCard: km.Card, actBNPL: km.BNPL, actQR: km.QR, actIPP: km.IPP, actCancel: km.Cancel,
-		actStatus: km.Status, actQuit: km.Quit, actTerminal: km.Terminal, actMPesa: km.MPesa, actJournal: km.Journal,
+	return [...]key.Binding{actCancel: km.Cancel, actStatus: km.Status, actQuit: km.Quit, actJournal: km.Journal,
 		actLog: km.Log, actConnect: km.Connect, actTill: km.Till, actDisplays: km.Displays, actNotes: km.Notes}[a]
 }
 

@@ -1,42 +1,31 @@
-// Package tui is paydesk's full-screen console, built with Bubble Tea. It
-// holds no payment logic: it asks a rail for payments and shows the
-// journaled events the bus delivers.
+// Package tui is paydesk's full-screen console, built with Bubble Tea: a
+// presenter over a *desk.Desk. It holds no payment logic and knows no
+// rail: it asks the desk for payments, shows the journaled events the bus
+// delivers, and reads the journal and the rails' state only in Cmds.
+//
+// The root Model draws the header and the footer (help, error line,
+// failed journal writes) and routes messages: keys to the active view,
+// the window's size to every view, snapshots to the views that show them.
+// Each view is a component with its own update, view and setSize.
 package tui
 
 import (
 	"context"
-	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/spinner"
-	"github.com/charmbracelet/bubbles/textinput"
-	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"paydesk/desk"
 	"paydesk/payment"
 )
 
-// Rail is what the console needs of the POS link (*protocol.Server).
-type Rail interface {
-	Start(ctx context.Context, req payment.Request) (string, error)
-	Cancel(id string) error
-	SelectPlan(id, planID string) error
-	Peers() []payment.Peer
-	DefaultTarget() string
-	InFlight() []payment.Flight
-}
-
-// Config is what the console shows and how it reads amounts.
+// Config is how the console presents the desk; what it drives (the
+// kiosk, the rails, the displays, the hub) is the desk's.
 type Config struct {
-	KioskID  string
-	Listen   string
-	Currency string
-	MaxMinor int64
 	// Demo marks simulated peers; DemoNotes explains their behaviour.
 	Demo      bool
 	DemoNotes string
@@ -47,30 +36,21 @@ type Config struct {
 	// secret: the header and the status screen warn until a real one is
 	// set.
 	DevSecret bool
-	// Rails are the other rails (terminal, M-Pesa); nil ones are off.
-	Rails Rails
-	// Displays is the customer-display server; nil when it is off.
-	Displays Displays
 	// Unresolved are transactions an earlier run left unknown.
 	Unresolved []payment.Txn
-	// Hub, when set (a hub is configured), says how far the hub has this
-	// kiosk's journal in a few words ("up to date", "42 events behind",
-	// "not connected (retrying)"); read on each refresh, it must not block.
-	Hub func() string
 	// Now is the clock; View never reads the time any other way.
 	Now func() time.Time
 	// StillSpinner draws a fixed spinner frame (for golden tests).
 	StillSpinner bool
 }
 
+// screen is the view the operator sees.
 type screen int
 
 const (
 	scrMenu screen = iota
 	scrAmount
-	scrWaiting
-	scrPlans
-	scrResult
+	scrPay // the payment: in flight, its plans or its result
 	scrStatus
 	scrJournal
 	scrLog
@@ -80,135 +60,58 @@ const (
 	scrNotes
 )
 
-// Model is the root model; it owns the screen state and delegates drawing
-// to one view function per screen.
+// Model is the root model: the views, which one is active, and what is
+// drawn around it.
 type Model struct {
-	cfg    Config
-	rail   Rail
-	bus    *payment.Bus
-	sub    *payment.Subscription
-	keys   *KeyMap
-	styles *Styles
-	help   help.Model
+	c   *common
+	sub *payment.Subscription
+	// snap is the latest snapshot; seq counts the refreshes asked for
+	// and applied the one snap is from.
+	snap         desk.Snapshot
+	seq, applied int
 
+	help          help.Model
 	width, height int
 	screen        screen
-	// payScreen is the screen of the payment shown (waiting, plans or
-	// its result), scrMenu when there is none; the operator may look at
-	// another screen meanwhile and come back with the Payment key.
-	payScreen screen
-	cursor    int
-	mode      payment.Mode
-	railName  string // the rail of the payment being entered or shown
-	amount    textinput.Model
-	// phone is asked before the amount on rails that prompt a phone.
-	phone    textinput.Model
-	askPhone bool
-	// sentPlaceholder is set while steps[0] is the console's own "request
-	// sent", shown until the rail's sent transition says it in its words.
-	sentPlaceholder bool
-	amountErr       string
-	spin            spinner.Model
+	errLine       string
+	confirmQuit   bool
+	writes        writes
 
-	txn       string // the payment shown in waiting/plans/result
-	txnAmount payment.Money
-	started   time.Time
-	steps     []string
-	// early holds the latest events of payments the console has not yet
-	// learnt the id of: a rail journals and publishes a payment's first
-	// steps, even its outcome, before Start returns that id.
-	early      []payment.Event
-	plans      []payment.Plan
-	planCursor int
-	result     payment.Event
-	errLine    string
-
-	health      []namedHealth
-	peers       []payment.Peer
-	flights     []payment.Flight
-	hub         string // the hub link's state, from Config.Hub
-	counts      map[payment.Status]int
-	totals      []payment.Total
-	confirmQuit bool
-	confirmCanc bool
-	connState   string
-
-	log     eventLog
-	journal journalView
-	tillv   tillView
-	// target is the POS the operator chose with tab; "" means the rail's
-	// default (the POS that last completed a payment, else the earliest).
-	target string
-
-	// unrecorded are the payments with a journal write that failed and
-	// has not landed yet (the latest notice of each, in the order they
-	// failed); journalFault is the journal's own word that writes fail,
-	// and notice a passing note (a retried write landed).
-	unrecorded   []payment.Event
-	journalFault string
-	notice       string
-
-	displays      []payment.Display
-	displayCursor int
-	// tills are the M-Pesa till payments, newest first.
-	tills []payment.TillPayment
-	// notes shows the demo's notes, scrolled.
-	notes viewport.Model
+	menu     menuModel
+	form     formModel
+	pay      payModel
+	status   statusModel
+	journal  journalModel
+	log      eventLog
+	connect  connectModel
+	displays displaysModel
+	till     tillModel
+	notes    notesModel
 }
 
-// New returns the console. Run it with tea.NewProgram(m, tea.WithAltScreen()).
-func New(cfg Config, rail Rail, bus *payment.Bus) Model {
+// New returns the console over d. It takes the rails' state at once (the
+// first frame shows it) and the journal's figures in Init's Cmd. Run it
+// with tea.NewProgram(m, tea.WithAltScreen()).
+func New(cfg Config, d *desk.Desk) Model {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Currency == "" {
-		cfg.Currency = payment.DefaultCurrency
-	}
-	ti := textinput.New()
-	ti.Placeholder = "e.g. 25.50"
-	ti.CharLimit = 16
-	ti.Width = 16
-	ph := textinput.New()
-	ph.Placeholder = "e.g. 0712 345 678"
-	ph.CharLimit = 20
-	ph.Width = 20
+	c := &common{desk: d, cfg: cfg, keys: DefaultKeyMap(), styles: DefaultStyles()}
 	hm := help.New()
 	hm.FullSeparator = "   " // four columns of keys fit 80 columns
-	sp := spinner.New()
-	sp.Spinner = spinner.Line
-	m := Model{cfg: cfg, rail: rail, bus: bus, sub: bus.Subscribe(0), keys: DefaultKeyMap(), styles: DefaultStyles(),
-		help: hm, amount: ti, phone: ph, spin: sp, width: 80, height: 24, log: newEventLog(), journal: newJournalView(), tillv: newTillView()}
-	m.notes = viewport.New(80, 10)
-	m.notes.SetContent(cfg.DemoNotes)
-	m.refresh()
+	m := Model{c: c, sub: d.Bus().Subscribe(0), help: hm, width: 80, height: 24,
+		menu: newMenu(c), form: newForm(c), pay: newPay(c), status: statusModel{c: c}, journal: newJournal(c),
+		log: newEventLog(c), connect: connectModel{c: c}, displays: displaysModel{c: c}, till: newTill(c), notes: newNotes(c)}
+	m.snapshot(snapshotMsg{snap: d.Live()})
 	m.resize()
 	return m
-}
-
-// resize fits the scrolled lists to the window: the journal's table and
-// the notes take the rows the header and the footer leave.
-func (m *Model) resize() {
-	rows := m.height - lipgloss.Height(m.headerView()) - 4 // blank, title, blank, footer
-	m.journal.tbl.SetHeight(max(rows, 3))
-	m.journal.tbl.SetWidth(m.width)
-	m.notes.Width, m.notes.Height = m.width, max(rows, 1)
 }
 
 // eventMsg carries one journaled event from the bus.
 type eventMsg payment.Event
 
-// tickMsg refreshes countdowns and the POS list once a second.
+// tickMsg refreshes countdowns and the snapshot once a second.
 type tickMsg time.Time
-
-// startedMsg reports the outcome of asking the rail for a payment.
-type startedMsg struct {
-	id     string
-	amount payment.Money
-	err    error
-}
-
-// errMsg reports a failed operation in the error line.
-type errMsg struct{ err error }
 
 // waitForEvent reads one event from the subscription; Update re-arms it
 // after each one, so rails never call Program.Send.
@@ -226,675 +129,296 @@ func tick() tea.Cmd {
 	return tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
 
-// Init starts listening to the bus and the clock.
+// Init starts listening to the bus and the clock, and takes the first
+// snapshot.
 func (m Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{waitForEvent(m.sub.C()), tick()}
-	if !m.cfg.StillSpinner {
-		cmds = append(cmds, m.spin.Tick)
+	cmds := []tea.Cmd{waitForEvent(m.sub.C()), tick(), m.c.read(m.snapshotRead(0))}
+	if !m.c.cfg.StillSpinner {
+		cmds = append(cmds, m.pay.spin.Tick)
 	}
 	return tea.Batch(cmds...)
 }
 
-// refresh takes a snapshot of the rail and the journal for the views.
-func (m *Model) refresh() {
-	m.peers = m.rail.Peers()
-	m.health = m.railHealth()
-	if m.cfg.Hub != nil {
-		m.hub = m.cfg.Hub()
+// refresh returns the Cmd that takes a new snapshot.
+func (m *Model) refresh() tea.Cmd {
+	m.seq++
+	return m.c.read(m.snapshotRead(m.seq))
+}
+
+// snapshotRead takes snapshot seq, with the deadline of the payment shown.
+func (m *Model) snapshotRead(seq int) func(ctx context.Context) tea.Msg {
+	c, rail, id := m.c, m.pay.rail.Name, ""
+	if m.pay.paying() {
+		id = m.pay.txn
 	}
-	m.flights = m.rail.InFlight()
-	if m.cfg.Displays != nil {
-		m.displays = m.cfg.Displays.Displays()
+	return func(ctx context.Context) tea.Msg { return c.snapshot(ctx, seq, rail, id) }
+}
+
+// snapshot stores a snapshot and hands it to the views that show it.
+func (m *Model) snapshot(msg snapshotMsg) {
+	if msg.snap.Err != nil {
+		// The journal's figures could not be read: the last ones stay.
+		msg.snap.Counts, msg.snap.Totals = m.snap.Counts, m.snap.Totals
 	}
-	m.tills = m.tillPayments()
-	if c, err := m.bus.Journal().Counts(context.Background()); err == nil {
-		m.counts = c
-	}
-	from, to := payment.Day(m.cfg.Now())
-	if t, err := m.bus.Journal().Totals(context.Background(), from, to); err == nil {
-		m.totals = t
+	m.snap = msg.snap
+	for _, v := range []component{&m.form, &m.pay, &m.status, &m.displays, &m.till} {
+		v.update(msg)
 	}
 }
 
-// Update handles one message.
+// active is the view the operator sees.
+func (m *Model) active() component {
+	switch m.screen {
+	case scrAmount:
+		return &m.form
+	case scrPay:
+		return &m.pay
+	case scrStatus:
+		return &m.status
+	case scrJournal:
+		return &m.journal
+	case scrLog:
+		return &m.log
+	case scrConnect:
+		return &m.connect
+	case scrDisplays:
+		return &m.displays
+	case scrTill:
+		return &m.till
+	case scrNotes:
+		return &m.notes
+	}
+	return &m.menu
+}
+
+// resize gives every view its room: the window less what the header and
+// the footer take now.
+func (m *Model) resize() {
+	m.help.Width = m.width
+	header := m.headerView()
+	l := layout{width: m.width, height: m.height, header: lipgloss.Height(header), warn: m.warnLines()}
+	if m.railsLine() {
+		l.rails = 1
+	}
+	l.footer = lipgloss.Height(m.help.View(helpFor{m}))
+	if m.errLine != "" {
+		l.footer++
+	}
+	for _, v := range []component{&m.menu, &m.form, &m.pay, &m.status, &m.journal, &m.log, &m.connect, &m.displays, &m.till, &m.notes} {
+		v.setSize(l)
+	}
+}
+
+// Update routes one message and then fits the views to the window.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	m.resize()
+	return m, cmd
+}
+
+func (m *Model) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
-		m.help.Width = msg.Width
-		m.resize()
-		return m, nil
+		return nil
 	case tickMsg:
-		m.refresh()
-		m.resize() // the header's height follows the hub's state
-		return m, tick()
+		return tea.Batch(tick(), m.refresh())
 	case spinner.TickMsg:
-		if m.cfg.StillSpinner {
-			return m, nil
+		if m.c.cfg.StillSpinner {
+			return nil
 		}
-		var cmd tea.Cmd
-		m.spin, cmd = m.spin.Update(msg)
-		return m, cmd
+		_, cmd := m.pay.update(msg)
+		return cmd
+	case snapshotMsg:
+		if msg.seq >= m.applied {
+			m.applied = msg.seq
+			m.snapshot(msg)
+		}
+		return nil
 	case eventMsg:
-		m.event(payment.Event(msg))
-		return m, waitForEvent(m.sub.C())
+		return tea.Batch(m.event(payment.Event(msg)), waitForEvent(m.sub.C()))
 	case startedMsg:
 		if msg.err != nil {
-			// The form stays as typed, the refusal under it: the
-			// operator corrects it or goes back, nothing is retyped.
-			m.amountErr = msg.err.Error()
-			if m.screen == scrAmount && !m.askPhone {
-				return m, m.amount.Focus()
+			if m.screen == scrAmount {
+				return m.form.refused(msg.err)
 			}
-			return m, nil
+			m.form.err = msg.err.Error()
+			return nil
 		}
-		m.txn, m.txnAmount, m.started = msg.id, msg.amount, m.cfg.Now()
-		m.steps, m.sentPlaceholder = []string{"request sent"}, true
-		m.screen, m.payScreen = scrWaiting, scrWaiting
-		early := m.early
-		m.early = nil
-		for _, ev := range early {
-			if ev.TxnID == m.txn {
-				m.apply(ev)
-			}
+		m.pay.begin(msg, m.form.item)
+		m.screen = scrPay
+		if msg.snap != nil {
+			// Newer than any refresh asked for before (Init's too).
+			m.seq++
+			m.applied = m.seq
+			m.snapshot(*msg.snap)
 		}
-		m.refresh()
-		return m, nil
+		return nil
 	case errMsg:
 		m.errLine = msg.err.Error()
-		return m, nil
+		return nil
 	case assignedMsg:
+		m.errLine = ""
 		if msg.err != nil {
 			m.errLine = msg.err.Error()
-		} else {
-			m.errLine = ""
 		}
-		m.refresh()
-		return m, nil
-	case askedMsg:
-		j := &m.journal
-		if j.open == nil || j.open.ID != msg.id {
-			return m, nil // the operator moved on
-		}
-		j.asking = false
-		j.answer, j.answerErr = msg.words, msg.err != nil
+		return m.refresh()
+	case journalMsg:
+		return m.follow(m.journal.update(msg))
+	case shownMsg:
 		if msg.err != nil {
-			j.answer = "could not ask: " + msg.err.Error()
+			m.errLine = msg.err.Error()
+			return nil
 		}
-		// What the rail learnt is journaled: show the payment as it is now.
-		if err := j.load(m.bus.Journal()); err != nil {
-			m.errLine = err.Error()
-		}
-		if t, err := m.bus.Journal().Txn(context.Background(), msg.id); err == nil {
-			j.open = &t
-		}
-		if hist, err := m.bus.Journal().History(context.Background(), msg.id); err == nil {
-			j.history = hist
-		}
-		m.refresh()
-		return m, nil
-	case resolvedMsg:
-		if err := m.journal.load(m.bus.Journal()); err != nil {
-			m.errLine = err.Error()
-		}
-		for i, t := range m.journal.txns {
-			if t.ID == msg.id {
-				m.journal.tbl.SetCursor(i)
-				m.journal.mark()
-				m.journal.openSelected(m.bus.Journal())
-			}
-		}
-		m.refresh()
-		return m, nil
+		m.pay.show(msg.txn, msg.history)
+		m.screen = scrPay
+		return nil
 	case tea.KeyMsg:
 		return m.key(msg)
 	}
-	return m, nil
+	return nil
 }
 
-// event applies a bus event to the screens.
-func (m *Model) event(ev payment.Event) {
-	m.log.add(ev)
-	if ev.Retried {
-		m.landed(ev)
-	}
+// event applies a bus event: to the log, to the failed writes shown on
+// every screen, and to the payment it belongs to.
+func (m *Model) event(ev payment.Event) tea.Cmd {
+	m.log.update(eventMsg(ev))
+	m.writes.event(ev)
+	m.status.unrecorded = m.writes.unrecorded
 	switch ev.Kind {
-	case payment.KindUnrecorded:
-		m.notRecorded(ev)
 	case payment.KindRecorded:
-		// The outcomes it wrote (just before it) say more; else this.
-		m.journalFault = ""
-		if m.notice == "" {
-			m.notice = ev.Detail
-		}
-		return
+		return nil
 	case payment.KindConnection, payment.KindRejected:
-		m.refresh()
-		if ev.Kind == payment.KindConnection {
-			m.connState = ev.Peer + " " + ev.Detail
-		}
-		return
+		return m.refresh()
 	}
 	if ev.TxnID == "" {
-		return
+		return nil
 	}
-	if ev.TxnID != m.txn {
-		m.keepEarly(ev)
-		return
-	}
-	m.apply(ev)
+	return m.follow(m.pay.update(eventMsg(ev)))
 }
 
-// notRecorded keeps a failed journal write in view until it lands.
-func (m *Model) notRecorded(ev payment.Event) {
-	if ev.TxnID == "" {
-		m.journalFault = ev.Detail
-		return
+// follow does what a view asked: go back to the menu, do what a menu item
+// does, show an error, take a snapshot, or quit.
+func (m *Model) follow(in intent, cmd tea.Cmd) tea.Cmd {
+	if in.err != "" {
+		m.errLine = in.err
 	}
-	m.unrecorded = slices.DeleteFunc(m.unrecorded, func(e payment.Event) bool { return e.TxnID == ev.TxnID })
-	m.unrecorded = append(m.unrecorded, ev)
-}
-
-// landed forgets a payment's failed write once the journal's retry wrote
-// it, and says which outcome was written.
-func (m *Model) landed(ev payment.Event) {
-	m.unrecorded = slices.DeleteFunc(m.unrecorded, func(e payment.Event) bool { return e.TxnID == ev.TxnID })
-	if ev.Kind == payment.KindTransition && (ev.Status.Final() || ev.Status == payment.StatusUnknown) {
-		m.notice = ev.TxnID + " recorded after the retry: " + string(ev.Status)
-	}
-}
-
-// maxEarly bounds the events kept for payments not yet shown.
-const maxEarly = 64
-
-// keepEarly remembers an event of a payment that is not the one shown, in
-// case it is the one whose start has not returned yet.
-func (m *Model) keepEarly(ev payment.Event) {
-	if len(m.early) >= maxEarly {
-		m.early = append([]payment.Event(nil), m.early[len(m.early)-maxEarly/2:]...)
-	}
-	m.early = append(m.early, ev)
-}
-
-// apply shows an event of the payment on screen.
-func (m *Model) apply(ev payment.Event) {
-	if ev.Kind == payment.KindUnrecorded {
-		m.applyUnrecorded(ev)
-		return
-	}
-	// The rail's own words for the sent transition ("prompt sent to
-	// 2547****678", "request sent to POS001") replace the console's
-	// placeholder first step.
-	if ev.Kind == payment.KindTransition && ev.Status == payment.StatusSent && ev.Detail != "" && m.sentPlaceholder {
-		m.steps[0], m.sentPlaceholder = ev.Detail, false
-	}
-	if ev.Kind == payment.KindStep || (ev.Kind == payment.KindTransition && ev.Status != payment.StatusCreated && ev.Status != payment.StatusSent) {
-		m.steps = append(m.steps, ev.Detail)
-	}
-	if ev.Kind != payment.KindTransition {
-		return
-	}
+	var more tea.Cmd
 	switch {
-	case ev.Status == payment.StatusPlansOffered:
-		m.plans, m.planCursor = ev.Plans, 0
-		m.showPay(scrPlans)
-	case ev.Status.Final() || ev.Status == payment.StatusUnknown:
-		m.result, m.confirmCanc = ev, false
-		m.showPay(scrResult)
-		m.refresh()
+	case in.quit:
+		more = m.quit()
+	case in.back:
+		m.screen = scrMenu
+	case in.choose != nil:
+		more = m.choose(*in.choose)
 	}
-}
-
-// showPay moves the payment to screen s; the operator sees it at once
-// when they are on the payment, else when they come back to it.
-func (m *Model) showPay(s screen) {
-	if m.screen == m.payScreen {
-		m.screen = s
+	if in.refresh {
+		more = tea.Batch(more, m.refresh())
 	}
-	m.payScreen = s
+	if more == nil {
+		return cmd
+	}
+	return tea.Batch(cmd, more)
 }
 
 // away is set while a payment is shown on a screen the operator left.
-func (m Model) away() bool {
-	return m.payScreen != scrMenu && m.screen != m.payScreen
+func (m *Model) away() bool { return m.pay.phase != phaseNone && m.screen != scrPay }
+
+func (m *Model) inFlight() bool { return len(m.snap.Flights) > 0 || m.pay.paying() }
+
+// typing is set while the active view takes text: its keys are not the
+// console's.
+func (m *Model) typing() bool {
+	return m.screen == scrAmount || (m.screen == scrTill && m.till.typing())
 }
 
-// paying is set while the payment shown has not ended.
-func (m Model) paying() bool {
-	return m.payScreen == scrWaiting || m.payScreen == scrPlans
-}
-
-// applyUnrecorded shows on the payment's screen that one of its writes
-// failed. When it was the outcome, the rail is done with the payment but
-// the journal does not know how it ended: the result screen says so, as
-// unknown, never as what the peer said.
-func (m *Model) applyUnrecorded(ev payment.Event) {
-	m.steps = append(m.steps, "journal write failed: not recorded (see below)")
-	u := ev.Unwritten
-	if u == nil || u.Kind != payment.KindTransition || !(u.Status.Final() || u.Status == payment.StatusUnknown) {
-		return
-	}
-	m.result = payment.Event{Kind: payment.KindUnrecorded, TxnID: ev.TxnID, Rail: ev.Rail, Status: payment.StatusUnknown,
-		Detail: ev.Detail, Result: &payment.Result{Reason: "outcome not recorded in the journal"}}
-	m.confirmCanc = false
-	m.showPay(scrResult)
-	m.refresh()
-}
-
-func (m Model) inFlight() bool {
-	return len(m.flights) > 0 || m.paying()
-}
-
-// key handles a key press on the current screen.
-func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	km := m.keys
+// key handles the console's own keys (quit, help, back to the payment)
+// and routes the others to the active view.
+func (m *Model) key(k tea.KeyMsg) tea.Cmd {
+	km := m.c.keys
 	if m.confirmQuit {
 		switch {
 		case key.Matches(k, km.Yes):
-			return m, tea.Quit
+			return tea.Quit
 		case key.Matches(k, km.No):
 			m.confirmQuit = false
 		}
-		return m, nil
+		return nil
 	}
-	typing := m.screen == scrAmount || (m.screen == scrTill && m.tillv.assigning)
+	typing := m.typing()
 	if key.Matches(k, km.Help) && !typing {
 		m.help.ShowAll = !m.help.ShowAll
-		return m, nil
+		return nil
 	}
 	if m.help.ShowAll && key.Matches(k, km.Back) {
 		m.help.ShowAll = false
-		return m, nil
+		return nil
 	}
 	if k.Type == tea.KeyCtrlC {
 		return m.quit()
 	}
 	if m.away() && !typing && key.Matches(k, km.Payment) {
-		m.screen, m.errLine = m.payScreen, ""
-		return m, nil
-	}
-	switch m.screen {
-	case scrMenu:
-		return m.menuKey(k)
-	case scrAmount:
-		return m.amountKey(k)
-	case scrWaiting:
-		return m.waitingKey(k)
-	case scrPlans:
-		return m.plansKey(k)
-	case scrResult:
-		m.screen, m.payScreen, m.txn, m.notice = scrMenu, scrMenu, "", ""
-		return m, nil
-	case scrStatus:
-		if key.Matches(k, km.Back, km.Status, km.Enter) {
-			m.screen = scrMenu
-		} else if key.Matches(k, km.Quit) {
-			return m.quit()
-		}
-		return m, nil
-	case scrConnect:
-		m.screen = scrMenu
-		return m, nil
-	case scrJournal:
-		return m.journalKey(k)
-	case scrDisplays:
-		return m.displaysKey(k)
-	case scrTill:
-		return m.tillKey(k)
-	case scrNotes:
-		switch {
-		case key.Matches(k, km.Back, km.Notes):
-			m.screen = scrMenu
-		case key.Matches(k, km.Up):
-			m.notes.ScrollUp(1)
-		case key.Matches(k, km.Down):
-			m.notes.ScrollDown(1)
-		case key.Matches(k, km.PageUp):
-			m.notes.PageUp()
-		case key.Matches(k, km.PageDown):
-			m.notes.PageDown()
-		}
-		return m, nil
-	case scrLog:
-		if key.Matches(k, km.Back, km.Log) {
-			m.screen = scrMenu
-			return m, nil
-		}
-		// The keymap's keys, which the help lists, not the viewport's own.
-		switch {
-		case key.Matches(k, km.Up):
-			m.log.vp.ScrollUp(1)
-		case key.Matches(k, km.Down):
-			m.log.vp.ScrollDown(1)
-		case key.Matches(k, km.PageUp):
-			m.log.vp.PageUp()
-		case key.Matches(k, km.PageDown):
-			m.log.vp.PageDown()
-		}
-		return m, nil
-	}
-	return m, nil
-}
-
-func (m Model) journalKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	km, j := m.keys, &m.journal
-	if j.open != nil {
-		switch {
-		case j.resolve != "" && key.Matches(k, km.Yes):
-			st := j.resolve
-			j.resolve = ""
-			return m, resolveCmd(m.bus, *j.open, st, m.cfg.Now())
-		case j.resolve != "" && key.Matches(k, km.No):
-			j.resolve = ""
-		case key.Matches(k, km.Back):
-			j.open = nil
-		case !j.open.Status.Final() && !j.asking && m.checker(*j.open) != nil && key.Matches(k, km.Ask):
-			j.asking, j.answer, j.answerErr = true, "", false
-			return m, askCmd(m.checker(*j.open), j.open.ID)
-		case j.open.Status == payment.StatusUnknown && key.Matches(k, km.Approve):
-			j.resolve = payment.StatusApproved
-		case j.open.Status == payment.StatusUnknown && key.Matches(k, km.Decline):
-			j.resolve = payment.StatusDeclined
-		}
-		return m, nil
+		m.screen, m.errLine = scrPay, ""
+		return nil
 	}
 	switch {
-	case key.Matches(k, km.Back, km.Journal):
-		m.screen = scrMenu
-	case key.Matches(k, km.Enter):
-		if err := j.openSelected(m.bus.Journal()); err != nil {
-			m.errLine = err.Error()
-		}
-	// The table moves with the keymap's keys, which the help lists, not
-	// with its own (f, d, G…).
-	case key.Matches(k, km.Up):
-		j.tbl.MoveUp(1)
-	case key.Matches(k, km.Down):
-		j.tbl.MoveDown(1)
-	case key.Matches(k, km.PageUp):
-		j.tbl.MoveUp(j.tbl.Height())
-	case key.Matches(k, km.PageDown):
-		j.tbl.MoveDown(j.tbl.Height())
+	case m.screen == scrMenu:
+		m.errLine, m.writes.notice = "", ""
+	case m.screen == scrPay && m.pay.phase == phaseResult:
+		// Any key: the operator has read the result.
+		m.pay.clear()
+		m.screen, m.writes.notice = scrMenu, ""
+		return nil
 	}
-	j.mark()
-	return m, nil
-}
-
-// quit leaves at once unless a payment is in flight, then asks first.
-func (m Model) quit() (tea.Model, tea.Cmd) {
-	if m.inFlight() {
-		m.confirmQuit = true
-		return m, nil
-	}
-	return m, tea.Quit
-}
-
-func (m Model) menuKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	km := m.keys
-	m.errLine, m.notice = "", ""
-	items := m.items()
-	pick := -1
-	switch {
-	case key.Matches(k, km.Up):
-		m.cursor = (m.cursor + len(items) - 1) % len(items)
-	case key.Matches(k, km.Down):
-		m.cursor = (m.cursor + 1) % len(items)
-	case key.Matches(k, km.Enter):
-		pick = m.cursor
-	default:
-		for i, it := range items {
-			if key.Matches(k, km.menu(it.act)) {
-				pick = i
-			}
-		}
-		if key.Matches(k, km.Quit) && pick < 0 {
-			return m.quit()
-		}
-		if key.Matches(k, km.Notes) && m.cfg.DemoNotes != "" {
-			m.resize()
-			m.notes.GotoTop()
-			m.screen = scrNotes
-			return m, nil
-		}
-	}
-	if pick < 0 {
-		return m, nil
-	}
-	m.cursor = pick
-	return m.choose(items[pick])
+	return m.follow(m.active().update(k))
 }
 
 // choose does what a menu item does.
-func (m Model) choose(it menuItem) (tea.Model, tea.Cmd) {
+func (m *Model) choose(it menuItem) tea.Cmd {
 	switch {
-	case m.disabled(it) != "":
-		m.errLine = it.label + ": " + m.disabled(it)
-	case it.mode != "" && m.paying():
-		m.errLine = "a payment is in flight: " + label(m.keys.Payment) + " goes back to it"
-	case it.mode != "":
-		m.mode, m.railName, m.screen, m.amountErr = it.mode, it.rail, scrAmount, ""
-		m.amount.SetValue("")
-		// M-Pesa takes whole shillings: the example says so.
-		m.amount.Placeholder = "e.g. 25.50"
-		if it.rail == railMPesa {
-			m.amount.Placeholder = "e.g. 150"
-			m.askPhone = true
-			m.phone.SetValue("")
-			return m, m.phone.Focus()
-		}
-		m.askPhone = false
-		return m, m.amount.Focus()
-	case it.act == actCancel && m.paying():
-		m.screen, m.confirmCanc = m.payScreen, true
+	case it.act == actPay && m.c.desk.Unavailable(it.pay) != "":
+		m.errLine = it.label + ": " + m.c.desk.Unavailable(it.pay)
+	case it.act == actPay && m.pay.paying():
+		m.errLine = "a payment is in flight: " + label(m.c.keys.Payment) + " goes back to it"
+	case it.act == actPay:
+		m.screen = scrAmount
+		return m.form.open(it.pay)
+	case it.act == actCancel && m.pay.paying():
+		m.screen, m.pay.confirmCanc = scrPay, true
 	case it.act == actCancel:
 		m.errLine = "no payment in flight to cancel"
 	case it.act == actStatus:
-		m.refresh()
 		m.screen = scrStatus
+		return m.refresh()
 	case it.act == actQuit:
 		return m.quit()
 	case it.act == actJournal:
-		if err := m.journal.load(m.bus.Journal()); err != nil {
-			m.errLine = err.Error()
-			return m, nil
-		}
-		m.journal.open = nil
+		m.journal.reset()
 		m.screen = scrJournal
-		m.resize()
+		return m.journal.load("")
 	case it.act == actLog:
 		m.screen = scrLog
 	case it.act == actConnect:
 		m.screen = scrConnect
 	case it.act == actDisplays:
-		m.refresh()
-		m.displayCursor, m.screen = 0, scrDisplays
+		m.displays.cursor, m.screen = 0, scrDisplays
+		return m.refresh()
 	case it.act == actTill:
-		m.refresh()
-		m.tillv.cursor, m.tillv.assigning = 0, false
+		m.till.reset()
 		m.screen = scrTill
+		return m.refresh()
+	case it.act == actNotes:
+		m.notes.vp.GotoTop()
+		m.screen = scrNotes
 	}
-	return m, nil
+	return nil
 }
 
-func (m Model) amountKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	if m.askPhone {
-		return m.phoneKey(k)
-	}
-	switch {
-	case key.Matches(k, m.keys.Back) && m.railName == railMPesa:
-		// One field back: the phone, as typed.
-		m.amount.Blur()
-		m.askPhone, m.amountErr = true, ""
-		return m, m.phone.Focus()
-	case key.Matches(k, m.keys.Back):
-		m.amount.Blur()
-		m.screen = scrMenu
-		return m, nil
-	case key.Matches(k, m.keys.Target) && len(m.peers) > 1 && m.railName == railPOS:
-		m.target = m.nextTarget()
-		return m, nil
-	case key.Matches(k, m.keys.Enter):
-		amt, err := m.checkAmount(m.amount.Value())
-		if err != nil {
-			m.amountErr = err.Error()
-			return m, nil
-		}
-		m.amount.Blur()
-		rail := m.starter(m.railName)
-		req := payment.Request{Mode: m.mode, Amount: amt, Phone: m.phone.Value()}
-		if m.railName == railPOS {
-			req.Target = m.target
-		}
-		return m, func() tea.Msg {
-			id, err := rail.Start(context.Background(), req)
-			return startedMsg{id: id, amount: amt, err: err}
-		}
-	}
-	var cmd tea.Cmd
-	m.amount, cmd = m.amount.Update(k)
-	m.amountErr = ""
-	if v := m.amount.Value(); v != "" {
-		if _, err := m.checkAmount(v); err != nil {
-			m.amountErr = err.Error()
-		}
-	}
-	return m, cmd
-}
-
-// checkAmount reads an amount for the rail of the form. M-Pesa STK Push
-// takes whole shillings, so a fraction is refused as it is typed.
-func (m Model) checkAmount(v string) (payment.Money, error) {
-	cur := m.railCurrency(m.railName)
-	amt, err := payment.ParseAmount(v, cur, m.cfg.MaxMinor)
-	if err != nil {
-		return amt, err
-	}
-	if unit := payment.MinorPerUnit(cur); m.railName == railMPesa && amt.Minor%unit != 0 {
-		return payment.Money{}, fmt.Errorf("M-Pesa takes whole shillings: enter %d, not %s", amt.Minor/unit, strings.TrimSpace(v))
-	}
-	return amt, nil
-}
-
-// phoneKey takes the customer's phone number before the amount. A rail
-// that checks numbers (payment.PhoneChecker) refuses a bad one here;
-// otherwise its refusal shows when the payment starts.
-func (m Model) phoneKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	switch {
-	case key.Matches(k, m.keys.Back):
-		m.phone.Blur()
-		m.screen = scrMenu
-		return m, nil
-	case key.Matches(k, m.keys.Enter):
-		if len(strings.TrimSpace(m.phone.Value())) == 0 {
-			m.amountErr = "enter the customer's phone number"
-			return m, nil
-		}
-		if pc, ok := m.starter(m.railName).(payment.PhoneChecker); ok {
-			if err := pc.CheckPhone(m.phone.Value()); err != nil {
-				m.amountErr = "phone number refused: " + err.Error()
-				return m, nil
-			}
-		}
-		m.phone.Blur()
-		m.askPhone, m.amountErr = false, ""
-		return m, m.amount.Focus()
-	}
-	var cmd tea.Cmd
-	m.phone, cmd = m.phone.Update(k)
-	m.amountErr = ""
-	return m, cmd
-}
-
-// targetLabel is the POS the next payment goes to.
-func (m Model) targetLabel() string {
-	if m.target != "" {
-		return m.target
-	}
-	return m.rail.DefaultTarget()
-}
-
-// nextTarget is the connected POS after the current target.
-func (m Model) nextTarget() string {
-	cur := m.targetLabel()
-	for i, p := range m.peers {
-		if p.Label() == cur {
-			return m.peers[(i+1)%len(m.peers)].Label()
-		}
-	}
-	return m.peers[0].Label()
-}
-
-func (m Model) cancelCmd() tea.Cmd {
-	rail, id := m.starter(m.railName), m.txn
-	return func() tea.Msg {
-		if err := rail.Cancel(id); err != nil {
-			return errMsg{err}
-		}
+// quit leaves at once unless a payment is in flight, then asks first.
+func (m *Model) quit() tea.Cmd {
+	if m.inFlight() {
+		m.confirmQuit = true
 		return nil
 	}
-}
-
-func (m Model) waitingKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	km := m.keys
-	if m.confirmCanc {
-		switch {
-		case key.Matches(k, km.Yes):
-			m.confirmCanc = false
-			return m, m.cancelCmd()
-		case key.Matches(k, km.No):
-			m.confirmCanc = false
-		}
-		return m, nil
-	}
-	switch {
-	case key.Matches(k, km.Cancel):
-		m.confirmCanc = true
-	case key.Matches(k, km.Quit):
-		return m.quit()
-	case key.Matches(k, km.Back):
-		// Look away; the payment runs on, and the Payment key comes back.
-		m.screen = scrMenu
-	case key.Matches(k, km.Journal):
-		return m.choose(menuItem{act: actJournal})
-	case key.Matches(k, km.Log):
-		return m.choose(menuItem{act: actLog})
-	case key.Matches(k, km.Status):
-		return m.choose(menuItem{act: actStatus})
-	}
-	return m, nil
-}
-
-func (m Model) plansKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	km := m.keys
-	if m.confirmCanc {
-		switch {
-		case key.Matches(k, km.Yes):
-			m.confirmCanc = false
-			m.screen, m.payScreen = scrWaiting, scrWaiting
-			return m, m.cancelCmd()
-		case key.Matches(k, km.No):
-			m.confirmCanc = false
-		}
-		return m, nil
-	}
-	switch {
-	case key.Matches(k, km.Up):
-		m.planCursor = (m.planCursor + len(m.plans) - 1) % len(m.plans)
-	case key.Matches(k, km.Down):
-		m.planCursor = (m.planCursor + 1) % len(m.plans)
-	case key.Matches(k, km.Enter):
-		rail, id, plan := m.rail, m.txn, m.plans[m.planCursor].ID
-		m.screen, m.payScreen = scrWaiting, scrWaiting
-		return m, func() tea.Msg {
-			if err := rail.SelectPlan(id, plan); err != nil {
-				return errMsg{err}
-			}
-			return nil
-		}
-	case key.Matches(k, km.Back, km.Quit, km.Cancel):
-		// The customer's payment is cancelled only once the operator
-		// says so, as on the waiting view.
-		m.confirmCanc = true
-	}
-	return m, nil
+	return tea.Quit
 }

@@ -25,7 +25,7 @@ func lineWith(view, text string) string {
 func TestNoColourJournalSelection(t *testing.T) {
 	bus := testBus(t)
 	seed(t, bus)
-	m := keys(New(testConfig(), &fakeRail{}, bus), "j")
+	m := keys(newModel(testConfig(), &fakeRail{}, bus), "j")
 	if l := lineWith(m.View(), "TXN1795340000001"); !strings.HasPrefix(strings.TrimSpace(l), ">") {
 		t.Errorf("the selected row is not marked: %q", l)
 	}
@@ -45,7 +45,7 @@ func TestNoColourJournalSelection(t *testing.T) {
 // Without colour a placeholder does not read as typed text, and the
 // cursor of a field being typed in shows where it is.
 func TestNoColourPlaceholderAndCursor(t *testing.T) {
-	m := keys(New(testConfig(), &fakeRail{}, testBus(t)), "1")
+	m := keys(newModel(testConfig(), &fakeRail{}, testBus(t)), "1")
 	if l := lineWith(m.View(), "Amount (RM)"); !strings.Contains(l, "e.g. 25.50") || !strings.Contains(l, "|") {
 		t.Errorf("empty amount: want an example that reads as one and a cursor, got %q", l)
 	}
@@ -77,7 +77,7 @@ func TestNoColourGoldens(t *testing.T) {
 	})
 	t.Run("phone empty", func(t *testing.T) {
 		bus := testBus(t)
-		tm := startWithRails(t, Rails{MPesa: &scriptRail{bus: bus, rail: "mpesa"}}, bus)
+		tm := startWithRails(t, testRails{MPesa: &scriptRail{bus: bus, rail: "mpesa"}}, bus)
 		tm.Type("9")
 		waitText(t, tm, "phone")
 		golden.RequireEqual(t, []byte(final(t, tm)))
@@ -92,6 +92,6 @@ func TestColourJournalGolden(t *testing.T) {
 	t.Cleanup(func() { lipgloss.SetColorProfile(termenv.Ascii) })
 	bus := testBus(t)
 	seed(t, bus)
-	m := keys(New(testConfig(), &fakeRail{}, bus), "j")
+	m := keys(newModel(testConfig(), &fakeRail{}, bus), "j")
 	golden.RequireEqual(t, []byte(m.View()))
 }

@@ -98,7 +98,7 @@ func TestOtherRails(t *testing.T) {
 	mp := &scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: false, Detail: "token refused"},
 		sent: "prompt sent to 2547****678"}
 	term.sent = "request sent (37 bytes)"
-	tm := startWithRails(t, Rails{Terminal: term, MPesa: mp}, bus)
+	tm := startWithRails(t, testRails{Terminal: term, MPesa: mp}, bus)
 
 	// The header shows each rail's health; items 8 and 9 are enabled.
 	waitText(t, tm, "rails:  terminal ready  mpesa: token refused")
@@ -198,8 +198,8 @@ func TestOutcomeBeforeStartReturns(t *testing.T) {
 	term := &instantRail{scriptRail: scriptRail{bus: bus, rail: payment.RailTerminal, health: payment.Health{Up: true, Detail: "ready"}},
 		seen: make(chan struct{})}
 	cfg := testConfig()
-	cfg.Rails = Rails{Terminal: term}
-	tm := teatest.NewTestModel(t, seenModel{testModel{New(cfg, &fakeRail{}, bus)}, term.seen, &sync.Once{}}, teatest.WithInitialTermSize(80, 24))
+	cfg.Rails = testRails{Terminal: term}
+	tm := teatest.NewTestModel(t, seenModel{testModel{newModel(cfg, &fakeRail{}, bus)}, term.seen, &sync.Once{}}, teatest.WithInitialTermSize(80, 24))
 	waitText(t, tm, "terminal ready")
 	typeText(tm, "8")
 	waitText(t, tm, "on the unattended terminal")
@@ -227,7 +227,7 @@ func (r *checkingRail) CheckPhone(phone string) error {
 func TestPhoneRefusedAsTyped(t *testing.T) {
 	bus := testBus(t)
 	mp := &checkingRail{scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: true, Detail: "ready"}}}
-	tm := startWithRails(t, Rails{MPesa: mp}, bus)
+	tm := startWithRails(t, testRails{MPesa: mp}, bus)
 	typeText(tm, "9")
 	waitText(t, tm, "Customer's phone")
 	typeText(tm, "123")
@@ -277,7 +277,7 @@ func TestAskTheRailAboutAnUnknownPayment(t *testing.T) {
 	}
 	mp := &askingRail{scriptRail: scriptRail{bus: bus, rail: payment.RailMPesa, health: payment.Health{Up: true, Detail: "ready"}},
 		asked: make(chan string, 1)}
-	tm := startWithRails(t, Rails{MPesa: mp}, bus)
+	tm := startWithRails(t, testRails{MPesa: mp}, bus)
 	typeText(tm, "j")
 	waitText(t, tm, "UNKNOWN")
 	enter(tm)

@@ -18,14 +18,10 @@ import (
 
 // sized is m after the window takes w×h.
 func sized(m Model, w, h int) Model {
-	next, _ := m.Update(tea.WindowSizeMsg{Width: w, Height: h})
-	return next.(Model)
+	return update(m, tea.WindowSizeMsg{Width: w, Height: h})
 }
 
-func send(m Model, msg tea.Msg) Model {
-	next, _ := m.Update(msg)
-	return next.(Model)
-}
+func send(m Model, msg tea.Msg) Model { return update(m, msg) }
 
 // fits checks that a view is no taller and no wider than the window and
 // keeps the header's first line.
@@ -51,7 +47,7 @@ func flat(v string) string { return strings.Join(strings.Fields(v), " ") }
 
 // At 80×24 the menu's footer keeps "? help" and "q quit".
 func TestFooterKeepsHelpAndQuit(t *testing.T) {
-	for _, m := range []Model{sized(fullModel(t), 80, 24), sized(New(testConfig(), &fakeRail{}, testBus(t)), 80, 24)} {
+	for _, m := range []Model{sized(fullModel(t), 80, 24), sized(newModel(testConfig(), &fakeRail{}, testBus(t)), 80, 24)} {
 		v := m.View()
 		lines := strings.Split(v, "\n")
 		last := lines[len(lines)-1]
@@ -67,13 +63,13 @@ const longReason = "the issuer declined the card: the customer's bank reports th
 func TestLongLinesWrap(t *testing.T) {
 	for _, size := range [][2]int{{80, 24}, {60, 15}} {
 		w, h := size[0], size[1]
-		m := sized(New(testConfig(), &fakeRail{}, testBus(t)), w, h)
+		m := sized(newModel(testConfig(), &fakeRail{}, testBus(t)), w, h)
 		m = send(keys(m, "1"), startedMsg{id: "TXN1795340000000", amount: payment.Money{Minor: 2550, Currency: "MYR"}})
 		m = send(m, eventMsg{Kind: payment.KindTransition, TxnID: "TXN1795340000000", Status: payment.StatusDeclined,
 			Result: &payment.Result{Reason: longReason, RemoteID: "000410"}})
 		v := m.View()
 		fits(t, v, w, h)
-		line := payment.ResultLine(m.txn, payment.StatusDeclined, m.txnAmount, m.result.Result)
+		line := payment.ResultLine(m.pay.txn, payment.StatusDeclined, m.pay.amount, m.pay.result.Result)
 		for _, want := range []string{longReason, flat(line)} {
 			if !strings.Contains(flat(v), want) {
 				t.Errorf("%dx%d: the result screen cuts %q:\n%s", w, h, want, v)
@@ -90,7 +86,7 @@ func TestLongLinesWrap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := keys(sized(New(testConfig(), &fakeRail{}, bus), 60, 15), "j", "enter")
+	m := keys(sized(newModel(testConfig(), &fakeRail{}, bus), 60, 15), "j", "enter")
 	v := m.View()
 	fits(t, v, 60, 15)
 	for _, want := range []string{longReason, "TXN1795340000009 pos card RM25.50 on POS001: declined"} {
@@ -108,8 +104,8 @@ func TestSmallWindowKeepsHeaderAndSelection(t *testing.T) {
 		m = send(m, move)
 		v := m.View()
 		fits(t, v, 60, 15)
-		it := m.items()[m.cursor]
-		if !strings.Contains(v, "> "+label(m.keys.menu(it.act))+". ") {
+		it := m.menu.items[m.menu.cursor]
+		if !strings.Contains(v, "> "+label(m.menu.binding(it))+". ") {
 			t.Errorf("the selected item %q is not in view:\n%s", it.label, v)
 		}
 		if !strings.Contains(v, "POS connected") {
@@ -131,7 +127,7 @@ func TestJournalListUsesTheHeight(t *testing.T) {
 	}
 	for _, size := range [][2]int{{200, 60}, {80, 24}, {60, 15}} {
 		w, h := size[0], size[1]
-		m := keys(sized(New(testConfig(), &fakeRail{}, bus), w, h), "j")
+		m := keys(sized(newModel(testConfig(), &fakeRail{}, bus), w, h), "j")
 		v := m.View()
 		fits(t, v, w, h)
 		rows := strings.Count(v, "TXN17953400000")
@@ -153,7 +149,7 @@ func TestDemoNotesScreen(t *testing.T) {
 	}
 	notes = append(notes, "A customer paying the till: curl -d amount=100 http://127.0.0.1:1/sandbox/c2b")
 	cfg.DemoNotes = strings.Join(notes, "\n")
-	m := sized(New(cfg, &fakeRail{}, testBus(t)), 80, 24)
+	m := sized(newModel(cfg, &fakeRail{}, testBus(t)), 80, 24)
 	if v := m.View(); !strings.Contains(v, "n demo notes") {
 		t.Errorf("the menu does not offer the notes:\n%s", v)
 	}
@@ -169,8 +165,8 @@ func TestDemoNotesScreen(t *testing.T) {
 	if v := m.View(); !strings.Contains(v, "sandbox/c2b") {
 		t.Errorf("the end of the notes is not reachable:\n%s", v)
 	}
-	if m = keys(m, "esc"); m.screen != scrMenu {
-		t.Errorf("esc on the notes: screen %d, want the menu", m.screen)
+	if m = keys(m, "esc"); at(m) != scrMenu {
+		t.Errorf("esc on the notes: screen %d, want the menu", at(m))
 	}
 }
 
@@ -191,8 +187,8 @@ func TestSizeGoldens(t *testing.T) {
 			return send(m, eventMsg{Kind: payment.KindTransition, TxnID: "TXN1795340000000", Status: payment.StatusDeclined,
 				Result: &payment.Result{Reason: longReason, RemoteID: "000410"}})
 		}},
-		{"journal", func(t *testing.T, m Model) Model { seed(t, m.bus); return keys(m, "j") }},
-		{"journal detail", func(t *testing.T, m Model) Model { seed(t, m.bus); return keys(m, "j", "enter") }},
+		{"journal", func(t *testing.T, m Model) Model { seed(t, m.c.desk.Bus()); return keys(m, "j") }},
+		{"journal detail", func(t *testing.T, m Model) Model { seed(t, m.c.desk.Bus()); return keys(m, "j", "enter") }},
 		{"status", func(t *testing.T, m Model) Model { return keys(m, "6") }},
 		{"notes", func(t *testing.T, m Model) Model { return keys(m, "n") }},
 	}
@@ -211,7 +207,7 @@ func TestSizeGoldens(t *testing.T) {
 						lipgloss.SetHasDarkBackground(true)
 						t.Cleanup(func() { lipgloss.SetColorProfile(termenv.Ascii) })
 					}
-					m := vw.drive(t, sized(New(testConfig(), &fakeRail{}, testBus(t)), size[0], size[1]))
+					m := vw.drive(t, sized(newModel(testConfig(), &fakeRail{}, testBus(t)), size[0], size[1]))
 					v := m.View()
 					fits(t, v, size[0], size[1])
 					if colour && ansi.Strip(v) == v {
@@ -227,7 +223,7 @@ func TestSizeGoldens(t *testing.T) {
 func TestDisabledReasonsWrapInANarrowWindow(t *testing.T) {
 	// At 60 columns a disabled item's reason ran off the edge ("set
 	// --ter"): the operator must read it whole, flag unbroken.
-	m := sized(New(testConfig(), &fakeRail{}, testBus(t)), 60, 40)
+	m := sized(newModel(testConfig(), &fakeRail{}, testBus(t)), 60, 40)
 	v := m.View()
 	fits(t, v, 60, 40)
 	for _, want := range []string{"(set", "--terminal-port)", "the M-Pesa", "settings)"} {

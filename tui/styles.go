@@ -54,13 +54,13 @@ const cursorMark = "|"
 // inputView draws a text field. Without colour its cursor would be
 // invisible (it is reverse video), so a bar marks where typing goes; the
 // placeholder reads as an example ("e.g. …") either way.
-func (m Model) inputView(ti textinput.Model) string {
+func inputView(s *Styles, ti textinput.Model) string {
 	if !noColour() || !ti.Focused() {
 		return ti.View()
 	}
 	v := []rune(ti.Value())
 	if len(v) == 0 {
-		return ti.Prompt + cursorMark + m.styles.Muted.Render(ti.Placeholder)
+		return ti.Prompt + cursorMark + s.Muted.Render(ti.Placeholder)
 	}
 	pos := min(ti.Position(), len(v))
 	return ti.Prompt + string(v[:pos]) + cursorMark + string(v[pos:])

@@ -11,13 +11,14 @@ import (
 	"paydesk/payment"
 )
 
-// tillItem opens the till payments view; it is listed only when the
-// M-Pesa rail reports till payments (payment.Till).
-var tillItem = menuItem{actTill, "Till payments (M-Pesa)", "", ""}
-
-// tillView is the state of the till payments screen: the selected
-// payment, and the sale reference typed to assign it.
-type tillView struct {
+// tillModel lists the payments customers made on their own (an M-Pesa
+// till), newest first, from the latest snapshot; an unmatched one is
+// assigned to a sale by the sale's reference.
+type tillModel struct {
+	c     *common
+	tills []payment.TillPayment
+	// cursor is the selected payment; assigning is set while the sale's
+	// reference is typed.
 	cursor    int
 	assigning bool
 	// assignID is the payment being assigned, fixed when the operator
@@ -25,85 +26,85 @@ type tillView struct {
 	// moves the others under the cursor.
 	assignID string
 	input    textinput.Model
+	lay      layout
 }
 
-func newTillView() tillView {
+func newTill(c *common) tillModel {
 	ti := textinput.New()
 	ti.Placeholder = "e.g. PD7K3M9QXA"
 	ti.CharLimit = 12
 	ti.Width = 16
-	return tillView{input: ti}
+	return tillModel{c: c, input: ti}
 }
 
 // assignedMsg reports the outcome of assigning a till payment.
 type assignedMsg struct{ err error }
 
-// till returns the rail that lists till payments, or nil.
-func (m Model) till() payment.Till {
-	if m.cfg.Rails.MPesa == nil {
-		return nil
+// reset puts the cursor on the newest payment.
+func (t *tillModel) reset() { t.cursor, t.assigning = 0, false }
+
+// typing is set while the sale's reference is typed: keys are text.
+func (t *tillModel) typing() bool { return t.assigning }
+
+func (t *tillModel) setSize(l layout) { t.lay = l }
+
+func (t *tillModel) update(msg tea.Msg) (intent, tea.Cmd) {
+	switch msg := msg.(type) {
+	case snapshotMsg:
+		t.tills = msg.snap.Tills
+	case tea.KeyMsg:
+		return t.key(msg)
 	}
-	t, _ := m.cfg.Rails.MPesa.(payment.Till)
-	return t
+	return intent{}, nil
 }
 
-// tillPayments asks the rail for its till payments; refresh keeps them
-// in m.tills for the view and its keys.
-func (m Model) tillPayments() []payment.TillPayment {
-	if t := m.till(); t != nil {
-		return t.TillPayments()
-	}
-	return nil
-}
-
-func (m Model) tillKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	km, tv := m.keys, &m.tillv
-	list := m.tills
-	if tv.assigning {
+func (t *tillModel) key(k tea.KeyMsg) (intent, tea.Cmd) {
+	km := t.c.keys
+	if t.assigning {
 		switch {
 		case key.Matches(k, km.Back):
-			tv.assigning = false
-			tv.input.Blur()
-			return m, nil
+			t.assigning = false
+			t.input.Blur()
+			return intent{}, nil
 		case key.Matches(k, km.Enter):
-			txn := strings.ToUpper(strings.TrimSpace(tv.input.Value()))
-			tv.assigning = false
-			tv.input.Blur()
+			txn := strings.ToUpper(strings.TrimSpace(t.input.Value()))
+			t.assigning = false
+			t.input.Blur()
 			if txn == "" {
-				return m, nil
+				return intent{}, nil
 			}
-			id, t := tv.assignID, m.till()
-			return m, func() tea.Msg { return assignedMsg{t.AssignTill(id, txn)} }
+			id, d := t.assignID, t.c.desk
+			return intent{}, func() tea.Msg { return assignedMsg{d.AssignTill(id, txn)} }
 		}
 		var cmd tea.Cmd
-		tv.input, cmd = tv.input.Update(k)
-		return m, cmd
+		t.input, cmd = t.input.Update(k)
+		return intent{}, cmd
 	}
 	switch {
 	case key.Matches(k, km.Back, km.Till):
-		m.screen = scrMenu
+		return intent{back: true}, nil
 	case key.Matches(k, km.Up):
-		tv.cursor = max(tv.cursor-1, 0)
+		t.cursor = max(t.cursor-1, 0)
 	case key.Matches(k, km.Down):
-		tv.cursor = min(tv.cursor+1, max(len(list)-1, 0))
+		t.cursor = min(t.cursor+1, max(len(t.tills)-1, 0))
 	case key.Matches(k, km.Assign):
-		if tv.cursor < len(list) && list[tv.cursor].Unmatched() {
-			tv.assigning, tv.assignID = true, list[tv.cursor].ID
-			tv.input.SetValue("")
-			return m, tv.input.Focus()
+		if t.cursor < len(t.tills) && t.tills[t.cursor].Unmatched() {
+			t.assigning, t.assignID = true, t.tills[t.cursor].ID
+			t.input.SetValue("")
+			return intent{}, t.input.Focus()
 		}
-		m.errLine = "choose an unmatched payment to assign"
+		return intent{err: "choose an unmatched payment to assign"}, nil
 	case key.Matches(k, km.Quit):
-		return m.quit()
+		return intent{quit: true}, nil
 	}
-	return m, nil
+	return intent{}, nil
 }
 
-// tillScreen lists the till/paybill payments as they arrive, newest
-// first; unmatched ones are highlighted and can be assigned to a sale.
-func (m Model) tillScreen() string {
-	s, tv := m.styles, m.tillv
-	list := m.tills
+// view lists the till/paybill payments as they arrive, newest first;
+// unmatched ones are highlighted and can be assigned to a sale.
+func (t *tillModel) view() string {
+	s := t.c.styles
+	list := t.tills
 	var b strings.Builder
 	b.WriteString(s.Title.Render("Till payments (M-Pesa C2B)") + "\n")
 	if len(list) == 0 {
@@ -111,8 +112,8 @@ func (m Model) tillScreen() string {
 		return b.String()
 	}
 	unmatched := 0
-	rows := max((m.height-12-m.warnLines())/2, 2) // two lines per payment
-	start := max(0, min(tv.cursor-rows+1, len(list)-rows))
+	rows := max((t.lay.height-12-t.lay.warn)/2, 2) // two lines per payment
+	start := max(0, min(t.cursor-rows+1, len(list)-rows))
 	for i, p := range list {
 		if p.Unmatched() {
 			unmatched++
@@ -126,21 +127,29 @@ func (m Model) tillScreen() string {
 			status = "    UNMATCHED: " + p.Note
 		}
 		cursor := "  "
-		if i == tv.cursor {
+		if i == t.cursor {
 			cursor = "> "
 		}
 		switch {
 		case p.Unmatched():
 			b.WriteString(cursor + s.Unmatched.Render(line) + "\n  " + s.Unmatched.Render(status) + "\n")
-		case i == tv.cursor:
+		case i == t.cursor:
 			b.WriteString(cursor + s.Selected.Render(line) + "\n  " + status + "\n")
 		default:
 			b.WriteString(cursor + line + "\n  " + s.Muted.Render(status) + "\n")
 		}
 	}
 	b.WriteString(s.Muted.Render(fmt.Sprintf("%s, %d unmatched", plural(len(list), "payment"), unmatched)) + "\n")
-	if tv.assigning {
-		b.WriteString("\nAssign " + tv.assignID + " to sale: " + m.inputView(tv.input) + "\n")
+	if t.assigning {
+		b.WriteString("\nAssign " + t.assignID + " to sale: " + inputView(s, t.input) + "\n")
 	}
 	return b.String()
+}
+
+func (t *tillModel) shortHelp() []key.Binding {
+	km := t.c.keys
+	if t.assigning {
+		return []key.Binding{km.Enter, km.Back}
+	}
+	return []key.Binding{km.Up, km.Down, km.Assign, km.Back, km.Payment}
 }

@@ -49,7 +49,7 @@ func TestTillPayments(t *testing.T) {
 		{ID: "RKTQDM7W6S", Reference: "NOSUCH", Amount: payment.Money{Minor: 5000, Currency: "KES"}, Payer: "John 2547****126", Time: at, Note: "no sale with this reference"},
 		{ID: "RKTQDM7W6T", Reference: "PD00000001", Amount: payment.Money{Minor: 2000, Currency: "KES"}, Payer: "2547****149", Time: at, TxnID: "PD00000001", Note: "paid"},
 	}
-	tm := startWithRails(t, Rails{MPesa: mp}, bus)
+	tm := startWithRails(t, testRails{MPesa: mp}, bus)
 	waitText(t, tm, "m. Till payments (M-Pesa)")
 	typeText(tm, "m")
 	waitAll(t, tm, "Till payments (M-Pesa C2B)", "UNMATCHED: no sale with this reference", "→ PD00000001 paid", "2 payments, 1 unmatched")
@@ -80,7 +80,7 @@ func TestTillAssignWhileAPaymentArrives(t *testing.T) {
 	mp.payments = []payment.TillPayment{
 		{ID: "RKTQDM7W6S", Reference: "NOSUCH", Amount: payment.Money{Minor: 5000, Currency: "KES"}, Payer: "2547****126", Time: at, Note: "no sale with this reference"},
 	}
-	tm := startWithRails(t, Rails{MPesa: mp}, bus)
+	tm := startWithRails(t, testRails{MPesa: mp}, bus)
 	typeText(tm, "m")
 	waitText(t, tm, "1 payment, 1 unmatched")
 	typeText(tm, "a")

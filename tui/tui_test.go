@@ -17,6 +17,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
+	"paydesk/desk"
 	"paydesk/payment"
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
@@ -70,9 +71,67 @@ func testBus(t *testing.T) *payment.Bus {
 	return bus
 }
 
-func testConfig() Config {
-	return Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", Demo: true, DemoNotes: possim.Outcomes,
-		Now: func() time.Time { return clock }, StillSpinner: true}
+// testCfg is what a test sets: the console's settings and its desk's
+// rails, displays and hub.
+type testCfg struct {
+	Config
+	Rails    testRails
+	Displays desk.Displays
+	Hub      func() string
+}
+
+// testRails are the rails a test's desk offers beside the POS.
+type testRails struct{ Terminal, MPesa payment.Starter }
+
+func testConfig() testCfg {
+	return testCfg{Config: Config{Demo: true, DemoNotes: possim.Outcomes, Now: func() time.Time { return clock }, StillSpinner: true}}
+}
+
+// newModel is the console over a desk of pos and cfg's rails on bus.
+func newModel(cfg testCfg, pos desk.POS, bus *payment.Bus) Model {
+	rails := map[payment.Rail]payment.Starter{}
+	if cfg.Rails.Terminal != nil {
+		rails[payment.RailTerminal] = cfg.Rails.Terminal
+	}
+	if cfg.Rails.MPesa != nil {
+		rails[payment.RailMPesa] = cfg.Rails.MPesa
+	}
+	d := desk.New(desk.Config{KioskID: "KIOSK001", Listen: "127.0.0.1:8080", POS: pos, Rails: rails,
+		Displays: cfg.Displays, Hub: cfg.Hub, Now: cfg.Now}, bus)
+	return New(cfg.Config, d)
+}
+
+// The payment's phases, as the screens the tests look for.
+const (
+	scrWaiting screen = 100 + iota
+	scrPlans
+	scrResult
+)
+
+// at is the screen the operator sees; the payment's by its phase.
+func at(m Model) screen {
+	if m.screen != scrPay {
+		return m.screen
+	}
+	return map[phase]screen{phaseWaiting: scrWaiting, phasePlans: scrPlans, phaseResult: scrResult}[m.pay.phase]
+}
+
+// update hands msg to the model as the program would, with the reads it
+// asks for (its Cmds that read the journal or the rails): each is run and
+// its message handed back, until none is left. Other Cmds are dropped.
+func update(m Model, msg tea.Msg) Model {
+	var reads []tea.Cmd
+	m.c.onRead = func(c tea.Cmd) { reads = append(reads, c) }
+	defer func() { m.c.onRead = nil }()
+	next, _ := m.Update(msg)
+	m = next.(Model)
+	for len(reads) > 0 {
+		r := reads[0]
+		reads = reads[1:]
+		next, _ = m.Update(r())
+		m = next.(Model)
+	}
+	return m
 }
 
 func waitText(t *testing.T, tm *teatest.TestModel, text string) {
@@ -103,17 +162,17 @@ func (m testModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 type testModel struct{ Model }
 
-func startTest(t *testing.T, rail Rail, bus *payment.Bus) *teatest.TestModel {
+func startTest(t *testing.T, rail desk.POS, bus *payment.Bus) *teatest.TestModel {
 	t.Helper()
-	return teatest.NewTestModel(t, testModel{New(testConfig(), rail, bus)}, teatest.WithInitialTermSize(80, 24))
+	return teatest.NewTestModel(t, testModel{newModel(testConfig(), rail, bus)}, teatest.WithInitialTermSize(80, 24))
 }
 
 // startWithRails is startTest with the other rails (terminal, M-Pesa).
-func startWithRails(t *testing.T, rails Rails, bus *payment.Bus) *teatest.TestModel {
+func startWithRails(t *testing.T, rails testRails, bus *payment.Bus) *teatest.TestModel {
 	t.Helper()
 	cfg := testConfig()
 	cfg.Rails = rails
-	return teatest.NewTestModel(t, testModel{New(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
+	return teatest.NewTestModel(t, testModel{newModel(cfg, &fakeRail{}, bus)}, teatest.WithInitialTermSize(80, 24))
 }
 
 func (m testModel) View() string { return m.Model.View() }
@@ -215,7 +274,7 @@ func flow(t *testing.T, k *postest.Kiosk, keys string, want string) Model {
 	t.Helper()
 	cfg := testConfig()
 	cfg.Now = time.Now
-	tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
+	tm := teatest.NewTestModel(t, testModel{newModel(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
 	tm.Type(keys)
 	enter(tm)
 	waitText(t, tm, want)
@@ -226,22 +285,22 @@ func flow(t *testing.T, k *postest.Kiosk, keys string, want string) Model {
 func TestFlows(t *testing.T) {
 	t.Run("a card payment is approved", func(t *testing.T) {
 		m := flow(t, kiosk(t, protocol.Options{}), "125.50", "APPROVED")
-		if m.result.Status != payment.StatusApproved || m.result.Result.Card != "4242" {
-			t.Errorf("result = %+v", m.result)
+		if m.pay.result.Status != payment.StatusApproved || m.pay.result.Result.Card != "4242" {
+			t.Errorf("result = %+v", m.pay.result)
 		}
 	})
 
 	t.Run("a declined payment shows the reason", func(t *testing.T) {
 		m := flow(t, kiosk(t, protocol.Options{}), "180.51", "DECLINED")
-		if m.result.Result.Reason != "USER_ABORT" {
-			t.Errorf("result = %+v", m.result.Result)
+		if m.pay.result.Result.Reason != "USER_ABORT" {
+			t.Errorf("result = %+v", m.pay.result.Result)
 		}
 	})
 
 	t.Run("a payment with no answer times out", func(t *testing.T) {
 		m := flow(t, kiosk(t, protocol.Options{AckTimeout: 300 * time.Millisecond}), "110.61", "TIMED OUT")
-		if m.result.Status != payment.StatusTimedOut {
-			t.Errorf("result = %+v", m.result)
+		if m.pay.result.Status != payment.StatusTimedOut {
+			t.Errorf("result = %+v", m.pay.result)
 		}
 	})
 
@@ -249,7 +308,7 @@ func TestFlows(t *testing.T) {
 		k := kiosk(t, protocol.Options{})
 		cfg := testConfig()
 		cfg.Now = time.Now
-		tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
+		tm := teatest.NewTestModel(t, testModel{newModel(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
 		tm.Type("4100")
 		enter(tm)
 		waitText(t, tm, "IPP_6M")
@@ -258,8 +317,8 @@ func TestFlows(t *testing.T) {
 		waitText(t, tm, "APPROVED")
 		tm.Send(finishMsg{})
 		m := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(testModel).Model
-		if m.result.Result.PlanID != "IPP_6M" {
-			t.Errorf("plan = %q", m.result.Result.PlanID)
+		if m.pay.result.Result.PlanID != "IPP_6M" {
+			t.Errorf("plan = %q", m.pay.result.Result.PlanID)
 		}
 	})
 
@@ -267,7 +326,7 @@ func TestFlows(t *testing.T) {
 		k := kiosk(t, protocol.Options{})
 		cfg := testConfig()
 		cfg.Now = time.Now
-		tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
+		tm := teatest.NewTestModel(t, testModel{newModel(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
 		tm.Type("110.62")
 		enter(tm)
 		waitText(t, tm, "ack processing")
@@ -277,8 +336,8 @@ func TestFlows(t *testing.T) {
 		waitText(t, tm, "CANCELLED")
 		tm.Send(finishMsg{})
 		m := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(testModel).Model
-		if m.result.Status != payment.StatusCancelled {
-			t.Errorf("result = %+v", m.result)
+		if m.pay.result.Status != payment.StatusCancelled {
+			t.Errorf("result = %+v", m.pay.result)
 		}
 	})
 }
@@ -364,8 +423,7 @@ func TestEventLog(t *testing.T) {
 //	go test -run '^$' -bench ViewWithManyEvents ./tui
 func BenchmarkViewWithManyEvents(b *testing.B) {
 	bus := testBus(&testing.T{})
-	m := New(testConfig(), &fakeRail{}, bus)
-	m.width, m.height = 80, 24
+	m := newModel(testConfig(), &fakeRail{}, bus)
 	var tm tea.Model = m
 	for i := range 100_000 {
 		tm, _ = tm.Update(eventMsg{Time: clock, Kind: payment.KindMessage, Peer: "POS001", Detail: fmt.Sprintf("message %d", i)})
@@ -386,7 +444,7 @@ func TestSeveralPOS(t *testing.T) {
 	k.AddSim(t, possim.Options{PosID: "POS002"})
 	cfg := testConfig()
 	cfg.Now = time.Now
-	tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
+	tm := teatest.NewTestModel(t, testModel{newModel(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
 	tm.Send(tickMsg(time.Now())) // take the POS list
 	tm.Type("1")
 	waitText(t, tm, "2 connected; tab: next")
@@ -410,7 +468,7 @@ func TestDisconnectInHeader(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.Now = time.Now
-	tm := teatest.NewTestModel(t, testModel{New(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
+	tm := teatest.NewTestModel(t, testModel{newModel(cfg, k.Server, k.Bus)}, teatest.WithInitialTermSize(80, 24))
 	waitText(t, tm, "1 POS connected")
 	c.Close()
 	waitText(t, tm, "waiting for a POS")

@@ -19,7 +19,7 @@ func TestUnresolvedSaysWhy(t *testing.T) {
 		{ID: "TXN2", Rail: payment.RailTerminal, Mode: payment.ModeCard, Amount: payment.Money{Minor: 500, Currency: "EUR"}, Peer: "terminal",
 			Status: payment.StatusUnknown, Flags: []string{payment.FlagRecovered}},
 	}
-	v := New(cfg, &fakeRail{}, testBus(t)).View()
+	v := newModel(cfg, &fakeRail{}, testBus(t)).View()
 	flat := strings.Join(strings.Fields(v), " ")
 	if strings.Contains(flat, "TXN1 card RM25.91 on POS001: in flight") {
 		t.Errorf("an amount mismatch is said to have been in flight when paydesk stopped:\n%s", v)

@@ -26,7 +26,7 @@ func TestJournalShowsPhoneWhole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := New(testConfig(), &fakeRail{}, bus)
+	m := newModel(testConfig(), &fakeRail{}, bus)
 	m = press(m, "j")
 	v := m.View()
 	if !strings.Contains(v, "2547****149") || strings.Contains(v, "2547***…") {
@@ -35,9 +35,7 @@ func TestJournalShowsPhoneWhole(t *testing.T) {
 	if strings.Contains(v, " POS \n") || !strings.Contains(v, "Peer") {
 		t.Errorf("the journal list's peer column is headed POS:\n%s", v)
 	}
-	if err := m.journal.openSelected(bus.Journal()); err != nil {
-		t.Fatal(err)
-	}
+	m = keys(m, "enter")
 	v = m.View()
 	if flat := strings.Join(strings.Fields(v), " "); !strings.Contains(flat, detail) {
 		t.Errorf("the history cuts a detail:\n%s", v)
@@ -54,7 +52,7 @@ func TestDisplaysListHasHeaders(t *testing.T) {
 	cfg := testConfig()
 	cfg.Displays = &fakeDisplays{list: []payment.Display{{ID: "a1", Label: "SN-0042", Connected: true, Screen: "PROCESSING",
 		TxnID: "TXN1795340000777", Amount: payment.Money{Minor: 6000, Currency: "MYR"}, Method: "DEBIT_CARD"}}}
-	m := press(New(cfg, &fakeRail{}, testBus(t)), "v")
+	m := press(newModel(cfg, &fakeRail{}, testBus(t)), "v")
 	lines := strings.Split(m.View(), "\n")
 	for i, l := range lines {
 		if !strings.Contains(l, "SN-0042") {
@@ -92,7 +90,7 @@ func TestStatusTotalsAligned(t *testing.T) {
 			}
 		}
 	}
-	v := press(New(testConfig(), &fakeRail{}, bus), "6").View()
+	v := press(newModel(testConfig(), &fakeRail{}, bus), "6").View()
 	var cols []int
 	for _, l := range strings.Split(v, "\n") {
 		if strings.HasPrefix(l, "  pos ") || strings.HasPrefix(l, "  terminal ") {
@@ -106,7 +104,7 @@ func TestStatusTotalsAligned(t *testing.T) {
 
 // A transition whose detail is its status says it once in the event log.
 func TestEventLogSaysApprovedOnce(t *testing.T) {
-	l := newEventLog()
+	l := newEventLog(nil)
 	l.add(payment.Event{Time: clock, Kind: payment.KindTransition, TxnID: "TXN1", Peer: "POS001", Status: payment.StatusApproved, Detail: "approved"})
 	if got := l.lines[0]; strings.Contains(got, "approved approved") || !strings.HasSuffix(got, "TXN1 POS001 → approved") {
 		t.Errorf("event log line %q", got)
@@ -121,7 +119,7 @@ func TestFullHelpKeepsHeader(t *testing.T) {
 	// 23 rows leave no line for the notes: the demo's menu has one item
 	// more (m) than this one.
 	for _, rows := range []int{24, 23} {
-		m := New(cfg, &fakeRail{}, testBus(t))
+		m := newModel(cfg, &fakeRail{}, testBus(t))
 		next, _ := m.Update(tea.WindowSizeMsg{Width: 80, Height: rows})
 		m = press(next.(Model), "?")
 		if !m.help.ShowAll {
@@ -136,9 +134,9 @@ func TestFullHelpKeepsHeader(t *testing.T) {
 
 // A plan without instalments is not listed as "(-, 0)".
 func TestPayInFullPlanLabel(t *testing.T) {
-	m := New(testConfig(), &fakeRail{}, testBus(t))
-	m.screen, m.txnAmount = scrPlans, payment.Money{Minor: 10000, Currency: "MYR"}
-	m.plans = []payment.Plan{{ID: "IPP_3M", Frequency: "Monthly", TotalInstallments: 3}, {ID: "pay-in-full"}}
+	m := newModel(testConfig(), &fakeRail{}, testBus(t))
+	m.screen, m.pay.phase, m.pay.amount = scrPay, phasePlans, payment.Money{Minor: 10000, Currency: "MYR"}
+	m.pay.plans = []payment.Plan{{ID: "IPP_3M", Frequency: "Monthly", TotalInstallments: 3}, {ID: "pay-in-full"}}
 	v := m.View()
 	if strings.Contains(v, "(-, 0)") || !strings.Contains(v, "pay-in-full (one payment)") || !strings.Contains(v, "IPP_3M (Monthly, 3)") {
 		t.Errorf("plan labels:\n%s", v)
