@@ -138,8 +138,7 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	scheme := "http"
 	if *certFile != "" || *keyFile != "" {
-		c := config{tlsCert: *certFile, tlsKey: *keyFile}
-		tlsCfg, err := c.tlsConfig()
+		tlsCfg, err := loadTLS(*certFile, *keyFile)
 		if err != nil {
 			ln.Close()
 			return err

@@ -35,6 +35,7 @@ func (m *mpesaSettings) secrets() []string {
 // callbacks the hub link passes on.
 func (m *mpesaSettings) startRail(ctx context.Context, e *railEnv) error {
 	m.HubURL = e.hubURL
+	e.displayRails["mpesa"] = nil // known to the display, off unless it starts
 	mr, err := m.start(ctx, e)
 	if err != nil || mr == nil {
 		return err

@@ -4,13 +4,10 @@ import (
 	"context"
 	"flag"
 	"log/slog"
-	"strings"
-	"time"
 
 	"paydesk/mpesa"
 	"paydesk/payment"
 	"paydesk/protocol"
-	"paydesk/protocol/possim"
 	"paydesk/tui"
 )
 
@@ -138,59 +135,6 @@ func startRails(ctx context.Context, e *railEnv, rails []railSettings) error {
 	}
 	for _, f := range e.railsUp {
 		f()
-	}
-	return nil
-}
-
-// posLinkSettings is the MobyPay POS link as a row of the rails: its
-// settings are the console's config (--listen, --secret-file, --tls-*,
-// the timeouts), its secret the config file's "secret".
-type posLinkSettings struct {
-	cfg    *config
-	listen string
-}
-
-func (p *posLinkSettings) register(fs *flag.FlagSet) { p.cfg.registerPOSLink(fs, p.listen) }
-
-func (p *posLinkSettings) secrets() []string { return []string{"secret"} }
-
-// startRail serves the POS link (in the demo, with a simulated POS
-// connected to it).
-func (p *posLinkSettings) startRail(ctx context.Context, e *railEnv) error {
-	cfg := p.cfg
-	tlsCfg, err := cfg.tlsConfig()
-	if err != nil {
-		return err
-	}
-	srv, err := protocol.NewServer(e.bus, protocol.Options{
-		Addr: cfg.listen, TLS: tlsCfg, Secret: cfg.secret, KioskID: cfg.kioskID, Window: cfg.window,
-		AckTimeout: cfg.ackTimeout, ResultTimeout: cfg.resultTimeout, IdleTimeout: cfg.idleTimeout, Logger: e.log,
-	})
-	if err != nil {
-		return err
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
-	e.goRun("POS link", func(ctx context.Context) error { return srv.Serve(ctx, ln) }, func() { srv.Close() })
-	e.pos, e.addr = srv, ln.Addr().String()
-	e.displayRails["pos"] = posRail{srv}
-	e.log.Info("paydesk started", "kiosk_id", cfg.kioskID, "listen", e.addr, "journal", cfg.journal, "demo", e.demo)
-	if !e.demo {
-		return nil
-	}
-	sim := possim.New(possim.Options{Addr: e.addr, Secret: cfg.secret, PosID: "POS001", Reconnect: true, Logger: e.log})
-	e.goRun("POS simulator", sim.Run, nil)
-	// Show the menu once the simulated POS is there, so the first
-	// payment (or a piped script) does not find the kiosk empty.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(srv.Peers()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	e.note("Simulated POS001 answers by the amount's cents:")
-	for _, l := range strings.Split(possim.Outcomes, "\n") {
-		e.note("  " + l)
 	}
 	return nil
 }
