@@ -28,13 +28,13 @@ const (
 // not decode, its rejection), so the hub may forget it; an error means
 // nothing was journaled and the hub should deliver it again.
 func (r *Rail) HubCallback(ctx context.Context, kind string, body []byte, source string, allowed bool) error {
-	in := inbound{ctx: context.WithoutCancel(ctx), body: body, raw: MaskRaw(body), source: source, allowed: allowed}
+	ctx, in := context.WithoutCancel(ctx), inbound{body: body, raw: MaskRaw(body), source: source, allowed: allowed}
 	var status int
 	switch kind {
 	case HubSTK:
-		status, _ = r.onSTK(in)
+		status, _ = r.onSTK(ctx, in)
 	case HubC2BConfirmation:
-		status, _ = r.onConfirmation(in)
+		status, _ = r.onConfirmation(ctx, in)
 	default:
 		return fmt.Errorf("M-Pesa via the hub: unknown callback kind %q", truncate(kind, 40))
 	}
