@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -116,22 +114,6 @@ func readSecret(file string) (secret []byte, dev bool, err error) {
 		return []byte(s), false, nil
 	}
 	return []byte(protocol.DevSecret), true, nil
-}
-
-// loadTLS is the hub's TLS from --tls-cert and --tls-key: both or
-// neither (nil).
-func loadTLS(certFile, keyFile string) (*tls.Config, error) {
-	if certFile == "" && keyFile == "" {
-		return nil, nil
-	}
-	if certFile == "" || keyFile == "" {
-		return nil, errors.New("TLS needs both --tls-cert and --tls-key")
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load TLS certificate: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // openLog sends slog (and the standard log package) to a JSON file, so

@@ -26,6 +26,7 @@ import (
 
 	"paydesk/hub"
 	"paydesk/hub/pgtemp"
+	"paydesk/internal/tlsfiles"
 	"paydesk/mpesa"
 	"paydesk/payment"
 )
@@ -138,7 +139,7 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	scheme := "http"
 	if *certFile != "" || *keyFile != "" {
-		tlsCfg, err := loadTLS(*certFile, *keyFile)
+		tlsCfg, err := tlsfiles.Load(*certFile, *keyFile, "--tls-cert", "--tls-key")
 		if err != nil {
 			ln.Close()
 			return err

@@ -19,6 +19,7 @@ import (
 	"paydesk/payment"
 	"paydesk/protocol"
 	"paydesk/screens"
+	"paydesk/terminal"
 )
 
 // displayClient is a customer display on a websocket: it reads the
@@ -176,7 +177,7 @@ func TestCustomerDisplayFromConfigFile(t *testing.T) {
 // and their tests are the rails': protocol, terminal, mpesa, screens).
 func TestScreenMethodsOnTheConsoleRails(t *testing.T) {
 	var pos payment.Starter = (*protocol.Server)(nil)
-	var term payment.Starter = &terminalRail{}
+	var term payment.Starter = &terminal.Rail{}
 	var mr payment.Starter = (*mpesa.Rail)(nil)
 	for name, r := range map[string]payment.Starter{"pos": pos, "terminal": term, "mpesa": mr} {
 		if _, ok := r.(payment.DisplayOffer); !ok {

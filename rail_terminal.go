@@ -8,9 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"paydesk/payment"
 	"paydesk/terminal"
 	"paydesk/terminal/ecr"
 	"paydesk/terminal/termsim"
@@ -68,7 +66,7 @@ func (t *terminalSettings) startRail(_ context.Context, e *railEnv) error {
 // terminal on a pseudo-terminal) and its HTTP API when configured, and
 // returns it as the console's rail, or nil when no port is configured.
 // The settings' rules are terminal.Settings' and ecr.Settings'.
-func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
+func (t *terminalSettings) start(e *railEnv) (*terminal.Rail, error) {
 	s, api := t.Settings, t.api
 	for _, sec := range []struct {
 		name string
@@ -122,7 +120,7 @@ func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
 			return nil, err
 		}
 	}
-	return &terminalRail{d}, nil
+	return &terminal.Rail{Driver: d}, nil
 }
 
 // startAPI serves HiPay's unattended ECR connector API locally for kiosk
@@ -147,38 +145,6 @@ func startAPI(e *railEnv, d *terminal.Driver, api ecr.Settings) error {
 		e.note("Terminal HTTP API on " + url)
 	}
 	return nil
-}
-
-// terminalRail is the driver as the consoles see it: a payment.Starter
-// that also reports its health, its countdown and its currency.
-type terminalRail struct{ *terminal.Driver }
-
-// Health is the terminal's state in the consoles' header.
-func (r *terminalRail) Health() payment.Health {
-	h := r.Driver.Health()
-	switch h.State {
-	case terminal.HealthOK:
-		if h.Busy != "" {
-			return payment.Health{Up: true, Detail: "busy"}
-		}
-		return payment.Health{Up: true, Detail: "ready"}
-	case terminal.HealthUnknown:
-		return payment.Health{Up: true, Detail: "checking"}
-	}
-	detail := string(h.State)
-	if h.Detail != "" {
-		detail += ": " + h.Detail
-	}
-	return payment.Health{Up: false, Detail: detail}
-}
-
-// Deadline is what the driver waits for on txn id, and until when.
-func (r *terminalRail) Deadline(id string) (string, time.Time, bool) {
-	f, ok := r.Current()
-	if !ok || f.ID != id || f.Deadline.IsZero() {
-		return "", time.Time{}, false
-	}
-	return f.Waiting, f.Deadline, true
 }
 
 // runSimTerminal runs a simulated Concert card terminal on a new

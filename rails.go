@@ -15,14 +15,16 @@ import (
 // report on, the log, the config file (for secrets), whether this is the
 // demo, and ways to add notes for the operator and clean-ups for exit.
 //
-// A rail's setup lives in a file of its own (rail_<name>.go): a settings
-// struct that is a railSettings (register, secrets, startRail), one row of
-// consoleRails.
+// A rail's setup lives in a file of its own (rail_<name>.go): a
+// railSettings that binds the rail package's Settings to flags, reads its
+// secrets and calls its Open; and one row of consoleRails. See "Adding a
+// rail" in docs/architecture.md.
 //
-// Every long-running part (the POS link, its simulator, the card terminal's
-// driver, simulator and HTTP API, the customer display, the hub link) is
-// started one way, goRun, and stopped one way, stop: its context is made
-// by goRun and cancelled by stop, in reverse order of starting.
+// Every long-running part (the POS link and its simulator, the hub link,
+// the card terminal's driver, simulator and HTTP API, the M-Pesa rail and
+// the demo's fake Daraja, the customer display) is started one way,
+// goRun, and stopped one way, stop: its context is made by goRun and
+// cancelled by stop, in reverse order of starting.
 type railEnv struct {
 	bus  *payment.Bus
 	log  *slog.Logger
@@ -42,7 +44,7 @@ type railEnv struct {
 	hubURL       string                     // --hub-url, for M-Pesa via the hub
 	viaHub       *mpesa.Rail                // the M-Pesa rail taking callbacks via the hub
 	rails        tui.Rails                  // the console's rails besides the POS
-	displayRails map[string]payment.Starter // the rails the customer display may take payments on
+	displayRails map[string]payment.Starter // the rails the customer display may take payments on; nil: known, not configured
 	displays     tui.Displays               // the customer display; a nil interface when off
 	railsUp      []func()                   // run once every rail has started
 	hub          func() string              // the hub link's state in a few words; nil without a hub
@@ -98,7 +100,8 @@ func (e *railEnv) stop() {
 // register its flags (each defaulting from PAYDESK_*), name the config
 // file's keys that hold its secrets, and start the rail (doing nothing
 // when it is not configured), putting what the console and the other
-// rails need into the railEnv.
+// rails need into the railEnv: a rail the customer display may take
+// payments on is in displayRails under its name (nil when it is off).
 type railSettings interface {
 	register(fs *flag.FlagSet)
 	secrets() []string
@@ -111,7 +114,13 @@ type railSettings interface {
 // the customer display last (it takes payments on every rail before it).
 // listen is --listen's default.
 func consoleRails(cfg *config, listen string) []railSettings {
-	return []railSettings{&posLinkSettings{cfg: cfg, listen: listen}, &hubSettings{}, &terminalSettings{}, &mpesaSettings{}, &screensSettings{}}
+	return []railSettings{
+		&posLinkSettings{cfg: cfg, listen: listen}, // rail_pos.go
+		&hubSettings{},      // kiosk_hub.go
+		&terminalSettings{}, // rail_terminal.go
+		&mpesaSettings{},    // rail_mpesa.go
+		&screensSettings{},  // rail_screens.go
+	}
 }
 
 // secretsOf is the config file's keys that hold secrets, the rails'

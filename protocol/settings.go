@@ -1,13 +1,12 @@
 package protocol
 
 import (
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
+	"paydesk/internal/tlsfiles"
 	"paydesk/payment"
 )
 
@@ -50,18 +49,9 @@ func (s Settings) options() (Options, error) {
 	}
 	o := Options{Addr: s.Listen, Secret: s.Secret, KioskID: s.KioskID, Window: s.Window,
 		AckTimeout: s.AckTimeout, ResultTimeout: s.ResultTimeout, IdleTimeout: s.IdleTimeout}
-	if s.CertFile == "" && s.KeyFile == "" {
-		return o, nil
-	}
-	if s.CertFile == "" || s.KeyFile == "" {
-		return o, errors.New("TLS needs both --tls-cert and --tls-key")
-	}
-	cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
-	if err != nil {
-		return o, fmt.Errorf("load TLS certificate: %w", err)
-	}
-	o.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	return o, nil
+	var err error
+	o.TLS, err = tlsfiles.Load(s.CertFile, s.KeyFile, "--tls-cert", "--tls-key")
+	return o, err
 }
 
 // Open validates s and returns the server with its listener bound (a

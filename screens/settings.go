@@ -1,7 +1,6 @@
 package screens
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"paydesk/internal/tlsfiles"
 	"paydesk/payment"
 )
 
@@ -116,15 +116,8 @@ func (s Settings) Options() (Options, error) {
 	}
 	o.Methods = methods
 	o.Addr, o.Token = s.Listen, s.Token
-	if s.CertFile != "" || s.KeyFile != "" {
-		if s.CertFile == "" || s.KeyFile == "" {
-			return o, errors.New("the customer display's TLS needs both --screens-tls-cert and --screens-tls-key")
-		}
-		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
-		if err != nil {
-			return o, fmt.Errorf("customer display TLS: %w", err)
-		}
-		o.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if o.TLS, err = tlsfiles.Load(s.CertFile, s.KeyFile, "--screens-tls-cert", "--screens-tls-key"); err != nil {
+		return o, fmt.Errorf("customer display: %w", err)
 	}
 	return o, nil
 }

@@ -137,7 +137,7 @@ func TestSettingsRules(t *testing.T) {
 		{func(s *Settings) { s.DailyLimit = -1 }, "--screens-daily-limit"},
 		{func(s *Settings) { s.LocalTimeout = -time.Second }, "--screens-local-timeout must not be negative"},
 		{func(s *Settings) { s.CertFile = "x.pem" }, "needs both --screens-tls-cert and --screens-tls-key"},
-		{func(s *Settings) { s.CertFile, s.KeyFile = "/nonexistent/c.pem", "/nonexistent/k.pem" }, "customer display TLS"},
+		{func(s *Settings) { s.CertFile, s.KeyFile = "/nonexistent/c.pem", "/nonexistent/k.pem" }, "customer display: load TLS certificate"},
 	} {
 		s := good
 		c.set(&s)

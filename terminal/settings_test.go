@@ -64,3 +64,42 @@ func TestDisplayMode(t *testing.T) {
 		t.Errorf("bnpl: %v", err)
 	}
 }
+
+// The driver's health in the consoles' words, and its countdown.
+func TestRail(t *testing.T) {
+	d, err := goodSettings().Open(nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Rail{d}
+	var _ interface {
+		payment.Starter
+		payment.HealthReporter
+		payment.Deadliner
+		payment.Currencier
+		payment.DisplayOffer
+	} = r
+	for _, c := range []struct {
+		h    Health
+		want payment.Health
+	}{
+		{Health{State: HealthUnknown}, payment.Health{Up: true, Detail: "checking"}},
+		{Health{State: HealthOK}, payment.Health{Up: true, Detail: "ready"}},
+		{Health{State: HealthOK, Busy: "TRM1"}, payment.Health{Up: true, Detail: "busy"}},
+		{Health{State: HealthNoAnswer, Detail: "no ACK to ENQ within 3s"}, payment.Health{Up: false, Detail: "not answering: no ACK to ENQ within 3s"}},
+		{Health{State: HealthPortClosed}, payment.Health{Up: false, Detail: "port closed"}},
+	} {
+		d.mu.Lock()
+		d.health = c.h
+		d.mu.Unlock()
+		if got := r.Health(); got != c.want {
+			t.Errorf("%+v: %+v, want %+v", c.h, got, c.want)
+		}
+	}
+	if r.Currency() != "EUR" {
+		t.Errorf("currency %q", r.Currency())
+	}
+	if _, _, ok := r.Deadline("TRM1"); ok {
+		t.Error("a deadline with no payment in flight")
+	}
+}
