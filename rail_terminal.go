@@ -70,13 +70,13 @@ func (t *terminalSettings) start(e *railEnv) (*terminal.Rail, error) {
 	s, api := t.Settings, t.api
 	for _, sec := range []struct {
 		name string
-		to   *string
+		to   *ecr.Secret
 	}{{"terminal-api-password", &api.Password}, {"terminal-notify-password", &api.NotifyPassword}} {
 		v, err := e.file.secret(sec.name)
 		if err != nil {
 			return nil, err
 		}
-		*sec.to = v
+		*sec.to = ecr.Secret(v)
 	}
 	port, warnings, err := api.LoadConfigTxt()
 	if err != nil {

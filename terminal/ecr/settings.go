@@ -27,13 +27,15 @@ type Settings struct {
 	// Login and Password protect the API with Basic Auth
 	// (--terminal-api-login; the password is a secret,
 	// PAYDESK_TERMINAL_API_PASSWORD).
-	Login, Password string
+	Login    string
+	Password Secret
 	// NotifyURL receives each API payment's result through a durable
 	// outbox kept in OutboxDir (--terminal-notify-url, --terminal-outbox;
 	// default: terminal-outbox beside the journal), with NotifyLogin and
 	// NotifyPassword (--terminal-notify-login; the password is a secret,
 	// PAYDESK_TERMINAL_NOTIFY_PASSWORD).
-	NotifyURL, OutboxDir, NotifyLogin, NotifyPassword string
+	NotifyURL, OutboxDir, NotifyLogin string
+	NotifyPassword                    Secret
 	// SerialPort, Currency and MaxMinor are the terminal's: its port
 	// (shown at /config), the currency it is set up for and the kiosk's
 	// --max-amount, which the API's requests must keep to.
@@ -61,9 +63,9 @@ func (s *Settings) LoadConfigTxt() (serialPort string, warnings []string, err er
 		s.Listen = net.JoinHostPort(DefaultHost, strconv.Itoa(txt.LocalPort))
 	}
 	s.Login = cmp.Or(s.Login, txt.TerminalManagerLogin)
-	s.Password = cmp.Or(s.Password, txt.TerminalManagerPassword.Reveal())
+	s.Password = cmp.Or(s.Password, txt.TerminalManagerPassword)
 	s.NotifyLogin = cmp.Or(s.NotifyLogin, txt.HiPayLogin)
-	s.NotifyPassword = cmp.Or(s.NotifyPassword, txt.HiPayPassword.Reveal())
+	s.NotifyPassword = cmp.Or(s.NotifyPassword, txt.HiPayPassword)
 	return txt.SerialPort, warnings, nil
 }
 
@@ -108,7 +110,7 @@ func (s Settings) Open(t Terminal, bus *payment.Bus, log *slog.Logger, journalDi
 	}
 	st := s.File
 	st.SerialPort, st.LocalPort, st.TerminalManagerLogin, st.HiPayLogin = s.SerialPort, port, s.Login, s.NotifyLogin
-	st.TerminalManagerPassword, st.HiPayPassword = Secret(s.Password), Secret(s.NotifyPassword)
+	st.TerminalManagerPassword, st.HiPayPassword = s.Password, s.NotifyPassword
 	var outbox *Outbox
 	if s.NotifyURL != "" {
 		dir := cmp.Or(s.OutboxDir, filepath.Join(journalDir, "terminal-outbox"))
