@@ -109,13 +109,14 @@ func (m *mpesaSettings) start(ctx context.Context, e *railEnv) (*mpesa.Rail, err
 	addr := o.Listener.Addr().String()
 	e.log.Info("M-Pesa rail started", "base_url", o.BaseURL, "shortcode", s.ShortCode, "type", s.Kind,
 		"callback_listen", addr, "public_url", o.PublicURL)
-	go func() {
+	e.goRun("Daraja credentials check", func(ctx context.Context) error {
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		if err := o.Client.Ping(pctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("Daraja refused the credentials or is unreachable", "err", err)
 		}
-	}()
+		return nil
+	}, nil)
 	if s.RegisterC2B {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err := rail.RegisterC2B(rctx, s.C2BVersion, s.ResponseType)
