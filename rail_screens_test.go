@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -201,6 +202,11 @@ func TestScreenMethodsOnTheConsoleRails(t *testing.T) {
 			t.Errorf("%q: %v, want %q", spec, err, want)
 		}
 	}
+	rails["terminal"] = nil // off: the terminal's row leaves it known
+	set.Methods = "X=terminal"
+	if err := set.Validate(); err == nil || !strings.Contains(err.Error(), "terminal rail is not configured") {
+		t.Errorf("terminal off: %v", err)
+	}
 	rails["mpesa"] = mr
 	set.Methods = "DEBIT_CARD=pos,MPESA=mpesa"
 	if err := set.Validate(); err == nil || !strings.Contains(err.Error(), "MPESA is paid by M-Pesa in Kenyan shillings, but the display is in MYR: set --screens-currency KES") {
@@ -220,3 +226,19 @@ type stubStarter struct{}
 
 func (stubStarter) Start(context.Context, payment.Request) (string, error) { return "", nil }
 func (stubStarter) Cancel(string) error                                    { return nil }
+
+// A rail that is off stays known to the display, so a method naming it is
+// told it is not configured rather than unknown.
+func TestRailsOffStayKnownToTheDisplay(t *testing.T) {
+	e := &railEnv{log: slog.New(slog.DiscardHandler), displayRails: map[string]payment.Starter{}}
+	for _, r := range []railSettings{&terminalSettings{}, &mpesaSettings{}} {
+		if err := r.startRail(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"terminal", "mpesa"} {
+		if r, known := e.displayRails[name]; !known || r != nil {
+			t.Errorf("%s off: %v (known %v), want a nil rail", name, r, known)
+		}
+	}
+}
