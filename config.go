@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,20 +18,16 @@ import (
 // config is everything the console needs, from flags, PAYDESK_* variables
 // and defaults (flags win over the environment).
 type config struct {
-	configPath    string
-	listen        string
-	journal       string
-	logPath       string
-	kioskID       string
-	secretFile    string
-	tlsCert       string
-	tlsKey        string
-	maxAmount     string
-	ackTimeout    time.Duration
-	resultTimeout time.Duration
-	window        time.Duration
-	idleTimeout   time.Duration
-	plain         bool
+	configPath string
+	journal    string
+	logPath    string
+	kioskID    string
+	maxAmount  string
+	plain      bool
+	// secretFile is --secret-file, the POS link's (bound by
+	// posLinkSettings): the console reads the secret before the rails
+	// start, to warn when it is the public development one.
+	secretFile string
 
 	// filled by load
 	secret   []byte
@@ -73,13 +67,6 @@ func envInt(w io.Writer, name string, def int) int {
 	return def
 }
 
-// register adds the console's flags to fs, the POS link's among them,
-// with defaults from the environment.
-func (c *config) register(fs *flag.FlagSet, listenDefault string) {
-	c.registerConsole(fs)
-	c.registerPOSLink(fs, listenDefault)
-}
-
 // registerConsole adds the flags of the console itself: its config file,
 // journal, log, identity, amount limit and screen.
 func (c *config) registerConsole(fs *flag.FlagSet) {
@@ -91,19 +78,7 @@ func (c *config) registerConsole(fs *flag.FlagSet) {
 	fs.BoolVar(&c.plain, "plain", env("PLAIN", "") != "", "line-oriented console (automatic when stdin is not a terminal)")
 }
 
-// registerPOSLink adds the MobyPay POS link's flags.
-func (c *config) registerPOSLink(fs *flag.FlagSet, listenDefault string) {
-	fs.StringVar(&c.listen, "listen", env("LISTEN", listenDefault), "address POS terminals connect to (PAYDESK_LISTEN)")
-	fs.StringVar(&c.secretFile, "secret-file", env("SECRET_FILE", ""), "file holding the shared POS secret (PAYDESK_SECRET_FILE; or PAYDESK_SECRET)")
-	fs.StringVar(&c.tlsCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file for the POS link (PAYDESK_TLS_CERT)")
-	fs.StringVar(&c.tlsKey, "tls-key", env("TLS_KEY", ""), "TLS key file for the POS link (PAYDESK_TLS_KEY)")
-	fs.DurationVar(&c.ackTimeout, "ack-timeout", envDuration(fs.Output(), "ACK_TIMEOUT", protocol.DefaultAckTimeout), "wait for the POS's ack (PAYDESK_ACK_TIMEOUT)")
-	fs.DurationVar(&c.resultTimeout, "result-timeout", envDuration(fs.Output(), "RESULT_TIMEOUT", protocol.DefaultResultTimeout), "wait for the result (PAYDESK_RESULT_TIMEOUT)")
-	fs.DurationVar(&c.window, "window", envDuration(fs.Output(), "WINDOW", protocol.DefaultWindow), "timestamp window for POS messages (PAYDESK_WINDOW)")
-	fs.DurationVar(&c.idleTimeout, "idle-timeout", envDuration(fs.Output(), "IDLE_TIMEOUT", 0), "close a POS connection silent this long, 0 = never (PAYDESK_IDLE_TIMEOUT)")
-}
-
-// load validates the settings and reads the secret (from --secret-file,
+// load validates the console's settings and reads the POS link's secret (from --secret-file,
 // PAYDESK_SECRET or the config file's secret).
 func (c *config) load(fc *fileConfig) error {
 	max, err := payment.ParseAmount(c.maxAmount, payment.DefaultCurrency, 1<<62)
@@ -111,11 +86,6 @@ func (c *config) load(fc *fileConfig) error {
 		return fmt.Errorf("--max-amount: %w", err)
 	}
 	c.maxMinor = max.Minor
-	for name, d := range map[string]time.Duration{"--ack-timeout": c.ackTimeout, "--result-timeout": c.resultTimeout, "--window": c.window} {
-		if d <= 0 {
-			return fmt.Errorf("%s must be positive, got %s", name, d)
-		}
-	}
 	if c.logPath == "" {
 		c.logPath = filepath.Join(filepath.Dir(c.journal), "paydesk.log")
 	}
@@ -144,20 +114,6 @@ func readSecret(file string) (secret []byte, dev bool, err error) {
 		return []byte(s), false, nil
 	}
 	return []byte(protocol.DevSecret), true, nil
-}
-
-func (c *config) tlsConfig() (*tls.Config, error) {
-	if c.tlsCert == "" && c.tlsKey == "" {
-		return nil, nil
-	}
-	if c.tlsCert == "" || c.tlsKey == "" {
-		return nil, errors.New("TLS needs both --tls-cert and --tls-key")
-	}
-	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
-	if err != nil {
-		return nil, fmt.Errorf("load TLS certificate: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // openLog sends slog (and the standard log package) to a JSON file, so

@@ -20,6 +20,17 @@ func writeConfig(t *testing.T, text string) string {
 	return path
 }
 
+// registerConsole adds to fs the console's flags and its rails', as
+// parseConsoleFlags does, and returns the rails.
+func registerConsole(fs *flag.FlagSet, cfg *config) []railSettings {
+	cfg.registerConsole(fs)
+	rails := consoleRails(cfg, "127.0.0.1:0")
+	for _, r := range rails {
+		r.register(fs)
+	}
+	return rails
+}
+
 func TestConfigFileFillsUnsetFlags(t *testing.T) {
 	path := writeConfig(t, `
 kiosk-id = "KIOSK007"
@@ -32,7 +43,7 @@ delay = "250ms"
 `)
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	var cfg config
-	cfg.register(fs, "127.0.0.1:0")
+	rails := registerConsole(fs, &cfg)
 	delay := fs.Duration("sim-delay", 0, "a table's key is its flag without the prefix")
 	t.Setenv("PAYDESK_MAX_AMOUNT", "") // unset: the file decides
 	if err := fs.Parse([]string{"--ack-timeout", "7s"}); err != nil {
@@ -42,14 +53,14 @@ delay = "250ms"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fc.apply(fs, secretsOf(consoleRails(&cfg, ""))...); err != nil {
+	if err := fc.apply(fs, secretsOf(rails)...); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.kioskID != "KIOSK007" {
 		t.Errorf("kiosk id = %q, want the file's KIOSK007", cfg.kioskID)
 	}
-	if cfg.ackTimeout != 7*time.Second {
-		t.Errorf("ack timeout = %s, want the flag's 7s over the file's 3s", cfg.ackTimeout)
+	if pos := rails[0].(*posLinkSettings); pos.AckTimeout != 7*time.Second {
+		t.Errorf("ack timeout = %s, want the flag's 7s over the file's 3s", pos.AckTimeout)
 	}
 	if cfg.maxAmount != "100" {
 		t.Errorf("max amount = %q, want the file's 100", cfg.maxAmount)
@@ -71,7 +82,7 @@ func TestConfigFileEnvironmentWins(t *testing.T) {
 	t.Setenv("PAYDESK_KIOSK_ID", "FROMENV")
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	var cfg config
-	cfg.register(fs, "127.0.0.1:0")
+	registerConsole(fs, &cfg)
 	fs.Parse(nil)
 	fc, err := loadFileConfig(path, true)
 	if err != nil {

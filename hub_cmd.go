@@ -26,6 +26,7 @@ import (
 
 	"paydesk/hub"
 	"paydesk/hub/pgtemp"
+	"paydesk/internal/tlsfiles"
 	"paydesk/mpesa"
 	"paydesk/payment"
 )
@@ -148,8 +149,7 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	scheme := "http"
 	if *certFile != "" || *keyFile != "" {
-		c := config{tlsCert: *certFile, tlsKey: *keyFile}
-		tlsCfg, err := c.tlsConfig()
+		tlsCfg, err := tlsfiles.Load(*certFile, *keyFile, "--tls-cert", "--tls-key")
 		if err != nil {
 			ln.Close()
 			return err

@@ -291,7 +291,8 @@ func (e *railEnv) railHealth() map[string]string {
 			out["pos"] = fmt.Sprintf("ok (%d POS connected)", n)
 		}
 	}
-	for name, r := range map[string]payment.Starter{"terminal": e.rails[payment.RailTerminal], "mpesa": e.rails[payment.RailMPesa]} {
+	for rail, r := range e.rails { // every rail offered to the consoles
+		name := string(rail)
 		if r == nil {
 			continue
 		}

@@ -64,9 +64,9 @@ func newKenyaKiosk(t *testing.T, wait time.Duration) *kenyaKiosk {
 	if _, err := rail.RegisterC2B(context.Background(), "v2", "Completed"); err != nil {
 		t.Fatal(err)
 	}
-	set := screensSettings{presets: "50,100,200", currency: "kes", min: 10, max: 1000, idle: time.Minute, step: 20 * time.Millisecond,
-		methods: "MPESA=mpesa"}
-	o, err := set.options(map[string]payment.Starter{"pos": stubStarter{}, "mpesa": rail})
+	set := screens.Settings{Presets: "50,100,200", Currency: "kes", Min: 10, Max: 1000, IdleTimeout: time.Minute, StepDelay: 20 * time.Millisecond,
+		Methods: "MPESA=mpesa", Rails: map[string]payment.Starter{"pos": stubStarter{}, "mpesa": rail}}
+	o, err := set.Options()
 	if err != nil {
 		t.Fatal(err)
 	}

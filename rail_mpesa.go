@@ -36,6 +36,7 @@ func (m *mpesaSettings) secrets() []string {
 // callbacks the hub link passes on.
 func (m *mpesaSettings) startRail(ctx context.Context, e *railEnv) error {
 	m.HubURL = e.hubURL
+	e.displayRails["mpesa"] = nil // known to the display, off unless it starts
 	mr, err := m.start(ctx, e)
 	if err != nil || mr == nil {
 		return err
@@ -84,7 +85,7 @@ func (m *mpesaSettings) start(ctx context.Context, e *railEnv) (*mpesa.Rail, err
 		}
 		*sec.to = v
 	}
-	if e.demo && s.ShortCode == "" && s.BaseURL == "" && !demoDaraja(ctx, e, &s) {
+	if e.demo && s.ShortCode == "" && s.BaseURL == "" && !demoDaraja(e, &s) {
 		return nil, nil
 	}
 	if s.ShortCode == "" {
@@ -109,13 +110,14 @@ func (m *mpesaSettings) start(ctx context.Context, e *railEnv) (*mpesa.Rail, err
 	addr := o.Listener.Addr().String()
 	e.log.Info("M-Pesa rail started", "base_url", o.BaseURL, "shortcode", s.ShortCode, "type", s.Kind,
 		"callback_listen", addr, "public_url", o.PublicURL)
-	go func() {
+	e.goRun("Daraja credentials check", func(ctx context.Context) error {
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		if err := o.Client.Ping(pctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("Daraja refused the credentials or is unreachable", "err", err)
 		}
-	}()
+		return nil
+	}, nil)
 	if s.RegisterC2B {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err := rail.RegisterC2B(rctx, s.C2BVersion, s.ResponseType)
@@ -136,16 +138,15 @@ func (m *mpesaSettings) start(ctx context.Context, e *railEnv) (*mpesa.Rail, err
 
 // demoDaraja starts the fake Daraja in-process and points s at it; it
 // reports false (with a note) when the fake could not start.
-func demoDaraja(ctx context.Context, e *railEnv, s *mpesa.Settings) bool {
-	fake := sandbox.New(sandbox.Options{Logger: e.log, PromptDelay: 3 * time.Second, PromptTTL: 20 * time.Second, C2BVersion: "any"})
-	ctx, stop := context.WithCancel(ctx)
-	url, done, err := fake.Listen(ctx, "127.0.0.1:0")
+func demoDaraja(e *railEnv, s *mpesa.Settings) bool {
+	fake := sandbox.New(sandbox.Options{Addr: "127.0.0.1:0", Logger: e.log, PromptDelay: 3 * time.Second, PromptTTL: 20 * time.Second, C2BVersion: "any"})
+	ln, err := fake.Listen()
 	if err != nil {
-		stop()
 		e.note("No fake Daraja: " + err.Error())
 		return false
 	}
-	e.onStop(func() { stop(); <-done })
+	e.goRun("fake Daraja", func(ctx context.Context) error { return fake.Serve(ctx, ln) }, nil)
+	url := "http://" + ln.Addr().String()
 	s.BaseURL, s.ShortCode, s.ConsumerKey, s.ConsumerSecret, s.Passkey = url, sandbox.DefaultShortCode, sandbox.DefaultKey, sandbox.DefaultSecret, sandbox.DefaultPasskey
 	s.Listen, s.CallbackURL, s.RegisterC2B = "127.0.0.1:0", "", true
 	if s.Allow == "" {
@@ -167,7 +168,7 @@ func demoDaraja(ctx context.Context, e *railEnv, s *mpesa.Settings) bool {
 func runSimDaraja(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("paydesk sim daraja", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8090", "address to serve the fake Daraja on")
+	listen := fs.String("listen", sandbox.DefaultAddr, "address to serve the fake Daraja on")
 	delay := fs.Duration("delay", 2*time.Second, "how long the virtual customer takes to answer a prompt")
 	promptTTL := fs.Duration("prompt-ttl", 30*time.Second, "when an unanswered prompt ends (phones ending 1037)")
 	tokenTTL := fs.Duration("token-ttl", 3599*time.Second, "life of an access token")
@@ -190,12 +191,13 @@ func runSimDaraja(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer logf.Close()
-	fake := sandbox.New(sandbox.Options{PromptDelay: *delay, PromptTTL: *promptTTL, TokenTTL: *tokenTTL, InvalidateOld: *invalidate,
+	fake := sandbox.New(sandbox.Options{Addr: *listen, PromptDelay: *delay, PromptTTL: *promptTTL, TokenTTL: *tokenTTL, InvalidateOld: *invalidate,
 		QueryRate: *queryRate, C2BVersion: *c2b, Validation: *validation, RetryOnNon200: *retry, Production: *production, Logger: log})
-	url, done, err := fake.Listen(ctx, *listen)
+	ln, err := fake.Listen()
 	if err != nil {
 		return err
 	}
+	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "daraja on %s\n", url)
 	fmt.Fprintf(stdout, "run: PAYDESK_MPESA_CONSUMER_KEY=%s PAYDESK_MPESA_CONSUMER_SECRET=%s PAYDESK_MPESA_PASSKEY=%s paydesk --mpesa-base-url %s --mpesa-shortcode %s --mpesa-allow 127.0.0.1 --mpesa-register-c2b\n",
 		sandbox.DefaultKey, sandbox.DefaultSecret, sandbox.DefaultPasskey, url, sandbox.DefaultShortCode)
@@ -219,11 +221,5 @@ func runSimDaraja(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			fmt.Fprintf(stdout, "c2b %s sent: confirmation answered %d\n", id, status)
 		}
 	}()
-	select {
-	case <-ctx.Done():
-		<-done
-		return nil
-	case err := <-done:
-		return err
-	}
+	return fake.Serve(ctx, ln)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,8 +16,11 @@ import (
 
 	"github.com/coder/websocket"
 
+	"paydesk/mpesa"
 	"paydesk/payment"
+	"paydesk/protocol"
 	"paydesk/screens"
+	"paydesk/terminal"
 )
 
 // displayClient is a customer display on a websocket: it reads the
@@ -169,24 +173,22 @@ func TestCustomerDisplayFromConfigFile(t *testing.T) {
 	cmd.Wait()
 }
 
-func TestScreenMethodsSetting(t *testing.T) {
-	pos, term := &stubStarter{"pos"}, &stubStarter{"terminal"}
-	rails := map[string]payment.Starter{"pos": pos, "terminal": term}
-	ms, err := parseScreenMethods("debit_card=terminal, PAY_BY_BANK=pos:duitnow_qr, BNPL=pos:bnpl@POS002", rails)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := []string{}
-	for _, m := range ms {
-		got = append(got, fmt.Sprintf("%s %s %s %s", m.Name, m.RailName, m.Mode, m.Target))
-		if m.Rail != rails[string(m.RailName)] {
-			t.Errorf("%s is paid on %v, want the %s rail", m.Name, m.Rail, m.RailName)
+// The display's methods name the rails main starts, each of which says
+// which modes a display may use on it (payment.DisplayOffer; the rules
+// and their tests are the rails': protocol, terminal, mpesa, screens).
+func TestScreenMethodsOnTheConsoleRails(t *testing.T) {
+	var pos payment.Starter = (*protocol.Server)(nil)
+	var term payment.Starter = &terminal.Rail{}
+	var mr payment.Starter = (*mpesa.Rail)(nil)
+	for name, r := range map[string]payment.Starter{"pos": pos, "terminal": term, "mpesa": mr} {
+		if _, ok := r.(payment.DisplayOffer); !ok {
+			t.Errorf("the %s rail does not say which modes a display may use", name)
 		}
 	}
-	if strings.Join(got, "|") != "DEBIT_CARD terminal card |PAY_BY_BANK pos duitnow_qr |BNPL pos bnpl POS002" {
-		t.Fatalf("methods %q", got)
-	}
+	rails := map[string]payment.Starter{"pos": pos, "terminal": term, "mpesa": nil}
+	set := screens.Settings{Presets: "20", Currency: "MYR", Min: 10, Max: 300, IdleTimeout: time.Minute, StepDelay: time.Second, Rails: rails}
 	for spec, want := range map[string]string{
+		"debit_card=terminal, PAY_BY_BANK=pos:duitnow_qr, BNPL=pos:bnpl@POS002": "",
 		"DEBIT_CARD":             "want NAME=RAIL",
 		"X=pos:ipp":              "ipp needs a plan choice",
 		"X=terminal:bnpl":        "terminal takes only card",
@@ -195,71 +197,48 @@ func TestScreenMethodsSetting(t *testing.T) {
 		"":                       "no methods",
 		"X=terminal,Y=nowhere:x": "unknown rail",
 	} {
-		if _, err := parseScreenMethods(spec, rails); err == nil || !strings.Contains(err.Error(), want) {
+		set.Methods = spec
+		if err := set.Validate(); want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
 			t.Errorf("%q: %v, want %q", spec, err, want)
 		}
 	}
-	if _, err := parseScreenMethods("X=terminal", map[string]payment.Starter{"pos": pos}); err == nil || !strings.Contains(err.Error(), "terminal rail is not configured") {
+	rails["terminal"] = nil // off: the terminal's row leaves it known
+	set.Methods = "X=terminal"
+	if err := set.Validate(); err == nil || !strings.Contains(err.Error(), "terminal rail is not configured") {
 		t.Errorf("terminal off: %v", err)
 	}
-	// M-Pesa on the display is paybill/till (c2b): no phone is collected
-	// for a push.
-	rails["mpesa"] = &stubStarter{"mpesa"}
-	for _, spec := range []string{"mpesa=mpesa", "MPESA=mpesa:c2b", "MPESA=MPESA:C2B"} {
-		ms, err := parseScreenMethods(spec, rails)
-		if err != nil || len(ms) != 1 || ms[0].Name != "MPESA" || ms[0].RailName != payment.RailMPesa || ms[0].Mode != payment.ModeC2B || ms[0].Rail != rails["mpesa"] {
-			t.Errorf("%q: %+v %v", spec, ms, err)
-		}
-	}
-	for spec, want := range map[string]string{
-		"MPESA=mpesa:stk_push":  "STK Push needs the customer's phone number",
-		"MPESA=mpesa:card":      `mode "card" on M-Pesa must be c2b`,
-		"MPESA=mpesa:c2b@POS01": "M-Pesa has no terminal",
-	} {
-		if _, err := parseScreenMethods(spec, rails); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: %v, want %q", spec, err, want)
-		}
-	}
-	// Its display must be in shillings.
-	set := screensSettings{presets: "20", currency: "MYR", min: 10, max: 300, idle: time.Minute, step: time.Second, methods: "DEBIT_CARD=pos,MPESA=mpesa"}
-	if _, err := set.options(rails); err == nil || !strings.Contains(err.Error(), "MPESA is paid by M-Pesa in Kenyan shillings, but the display is in MYR: set --screens-currency KES") {
+	rails["mpesa"] = mr
+	set.Methods = "DEBIT_CARD=pos,MPESA=mpesa"
+	if err := set.Validate(); err == nil || !strings.Contains(err.Error(), "MPESA is paid by M-Pesa in Kenyan shillings, but the display is in MYR: set --screens-currency KES") {
 		t.Errorf("M-Pesa on a ringgit display: %v", err)
 	}
-	set.currency = "KES"
-	if o, err := set.options(rails); err != nil || len(o.Methods) != 2 || o.Currency != "KES" {
-		t.Errorf("M-Pesa on a shilling display: %+v %v", o, err)
+	set.Currency = "KES"
+	for _, spec := range []string{"DEBIT_CARD=pos,MPESA=mpesa", "MPESA=mpesa:c2b"} {
+		set.Methods = spec
+		if err := set.Validate(); err != nil {
+			t.Errorf("%q on a shilling display: %v", spec, err)
+		}
 	}
 }
 
-// stubStarter is a rail that does nothing; name tells stubs apart (a
-// pointer to an empty struct may equal another).
-type stubStarter struct{ name string }
+// stubStarter is a rail that does nothing.
+type stubStarter struct{}
 
 func (stubStarter) Start(context.Context, payment.Request) (string, error) { return "", nil }
 func (stubStarter) Cancel(string) error                                    { return nil }
 
-// The settings the Android app reads: its paymentProvider, and a daily
-// limit that fits its 32-bit Int, refused at start with the reason.
-func TestScreensSettingsForTheApp(t *testing.T) {
-	rails := map[string]payment.Starter{"pos": &stubStarter{"pos"}}
-	set := screensSettings{presets: "20", currency: "GBP", min: 10, max: 300, idle: time.Minute, step: time.Second, methods: "DEBIT_CARD=pos", provider: "NNSmart"}
-	o, err := set.options(rails)
-	if err != nil || o.PaymentProvider != "nnsmart" {
-		t.Fatalf("provider nnsmart: %+v %v", o.PaymentProvider, err)
+// A rail that is off stays known to the display, so a method naming it is
+// told it is not configured rather than unknown.
+func TestRailsOffStayKnownToTheDisplay(t *testing.T) {
+	e := &railEnv{log: slog.New(slog.DiscardHandler), displayRails: map[string]payment.Starter{}}
+	for _, r := range []railSettings{&terminalSettings{}, &mpesaSettings{}} {
+		if err := r.startRail(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
 	}
-	set.provider = "planet"
-	if _, err := set.options(rails); err == nil || !strings.Contains(err.Error(), "--screens-payment-provider") {
-		t.Errorf("provider planet: %v", err)
-	}
-	ms, err := parseScreenMethods("DEBIT_CARD=display,PAY_BY_BANK=display", rails)
-	if err != nil || len(ms) != 2 || ms[0].RailName != payment.RailScreen || ms[0].Rail != nil || ms[1].Mode != payment.ModeCard {
-		t.Errorf("methods on the display's own terminal: %+v %v", ms, err)
-	}
-	if _, err := parseScreenMethods("X=display:bnpl", rails); err == nil {
-		t.Error("bnpl on the display's own terminal accepted")
-	}
-	set.provider, set.dailyLimit = "integra", 3_000_000_000
-	if _, err := set.options(rails); err == nil || !strings.Contains(err.Error(), "--screens-daily-limit") || !strings.Contains(err.Error(), "2147483647") {
-		t.Errorf("daily limit 3,000,000,000: %v", err)
+	for _, name := range []string{"terminal", "mpesa"} {
+		if r, known := e.displayRails[name]; !known || r != nil {
+			t.Errorf("%s off: %v (known %v), want a nil rail", name, r, known)
+		}
 	}
 }

@@ -3,53 +3,57 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"paydesk/payment"
 	"paydesk/terminal"
-	"paydesk/terminal/concert"
 	"paydesk/terminal/ecr"
 	"paydesk/terminal/termsim"
 )
 
-// terminalSettings configure the unattended card terminal on a serial
-// port (the Concert protocol). The rail is off unless a port is named.
+// terminalSettings bind terminal.Settings and its HTTP API's
+// ecr.Settings to flags. The rail is off unless a port is named (or
+// config.txt names one; the demo simulates one). The API's passwords are
+// secrets: PAYDESK_TERMINAL_API_PASSWORD, PAYDESK_TERMINAL_NOTIFY_PASSWORD
+// (or their _FILE forms, or the config file's [terminal] table), never
+// flags.
 type terminalSettings struct {
-	port          string
-	baud          int
-	format        string
-	pos           int
-	currency      string
-	protocol      string
-	answer        string
-	forceOnline   bool
-	probe         time.Duration
-	resultTimeout time.Duration
-
-	// HiPay's unattended ECR connector API, served locally, and its notifications.
-	configTxt   string
-	apiListen   string
-	apiLogin    string
-	notifyURL   string
-	notifyLogin string
-	outboxDir   string
+	terminal.Settings
+	api ecr.Settings
 }
 
 func (t *terminalSettings) secrets() []string {
 	return []string{"terminal-api-password", "terminal-notify-password"}
 }
 
+// register adds the terminal's flags to fs, with defaults from PAYDESK_*.
+func (t *terminalSettings) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.Port, "terminal-port", env("TERMINAL_PORT", ""), "serial port of the card terminal, e.g. /dev/ttyACM0 or COM8; empty turns the terminal off (PAYDESK_TERMINAL_PORT)")
+	fs.IntVar(&t.Baud, "terminal-baud", envInt(fs.Output(), "TERMINAL_BAUD", terminal.DefaultBaud), "the terminal's line speed (PAYDESK_TERMINAL_BAUD)")
+	fs.StringVar(&t.Format, "terminal-format", env("TERMINAL_FORMAT", terminal.DefaultFormat), "data bits, parity, stop bits: 8N1 for USB, 7E1 for RS-232 (PAYDESK_TERMINAL_FORMAT)")
+	fs.IntVar(&t.POS, "terminal-pos", envInt(fs.Output(), "TERMINAL_POS", terminal.DefaultPOS), "cash register number sent to the terminal, 1-99 (PAYDESK_TERMINAL_POS)")
+	fs.StringVar(&t.Currency, "terminal-currency", env("TERMINAL_CURRENCY", terminal.DefaultCurrency), "currency the terminal is set up for, ISO 4217 (PAYDESK_TERMINAL_CURRENCY)")
+	fs.StringVar(&t.Protocol, "terminal-protocol", env("TERMINAL_PROTOCOL", "E+"), "Concert protocol: E+ (V2 E+, the default) or E for older terminals (PAYDESK_TERMINAL_PROTOCOL)")
+	fs.StringVar(&t.Answer, "terminal-answer", env("TERMINAL_ANSWER", "full"), "answer asked of the terminal: full (80 bytes, with the card report) or short (25) (PAYDESK_TERMINAL_ANSWER)")
+	fs.BoolVar(&t.ForceOnline, "terminal-force-online", env("TERMINAL_FORCE_ONLINE", "") != "", "ask online authorisation for every payment (B011) (PAYDESK_TERMINAL_FORCE_ONLINE)")
+	fs.DurationVar(&t.Probe, "terminal-probe", envDuration(fs.Output(), "TERMINAL_PROBE", terminal.DefaultProbeInterval), "how often an idle terminal is checked with ENQ/EOT; 0 turns it off (PAYDESK_TERMINAL_PROBE)")
+	fs.StringVar(&t.api.ConfigTxt, "terminal-config-txt", env("TERMINAL_CONFIG_TXT", ""), "a HiPay ECR connector config.txt whose keys fill the terminal settings left unset (PAYDESK_TERMINAL_CONFIG_TXT)")
+	fs.StringVar(&t.api.Listen, "terminal-api-listen", env("TERMINAL_API_LISTEN", ""), "address of the local HTTP API for kiosk software, e.g. 127.0.0.1:8081; empty turns it off unless config.txt has LOCAL_PORT (PAYDESK_TERMINAL_API_LISTEN)")
+	fs.StringVar(&t.api.Login, "terminal-api-login", env("TERMINAL_API_LOGIN", ""), "Basic Auth login of the local HTTP API, TERMINAL_MANAGER_LOGIN; the password is the secret PAYDESK_TERMINAL_API_PASSWORD (PAYDESK_TERMINAL_API_LOGIN)")
+	fs.StringVar(&t.api.NotifyURL, "terminal-notify-url", env("TERMINAL_NOTIFY_URL", ""), "URL each API payment's result is POSTed to, through a durable outbox; empty sends none (PAYDESK_TERMINAL_NOTIFY_URL)")
+	fs.StringVar(&t.api.NotifyLogin, "terminal-notify-login", env("TERMINAL_NOTIFY_LOGIN", ""), "Basic Auth login for the notifications, HIPAY_LOGIN; the password is the secret PAYDESK_TERMINAL_NOTIFY_PASSWORD (PAYDESK_TERMINAL_NOTIFY_LOGIN)")
+	fs.StringVar(&t.api.OutboxDir, "terminal-outbox", env("TERMINAL_OUTBOX", ""), "directory of the notification outbox (PAYDESK_TERMINAL_OUTBOX; default: terminal-outbox next to the journal)")
+	fs.DurationVar(&t.ResultTimeout, "terminal-result-timeout", envDuration(fs.Output(), "TERMINAL_RESULT_TIMEOUT", terminal.DefaultResultTimeout), "wait for the terminal's result once it has the request (PAYDESK_TERMINAL_RESULT_TIMEOUT)")
+}
+
 // startRail starts the terminal (see start), a rail of the console and of
 // the customer display.
 func (t *terminalSettings) startRail(_ context.Context, e *railEnv) error {
+	e.displayRails["terminal"] = nil // known to the display, off unless it starts
 	tr, err := t.start(e)
 	if err != nil || tr == nil {
 		return err
@@ -59,185 +63,83 @@ func (t *terminalSettings) startRail(_ context.Context, e *railEnv) error {
 	return nil
 }
 
-// register adds the terminal's flags to fs, with defaults from PAYDESK_*.
-func (t *terminalSettings) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.port, "terminal-port", env("TERMINAL_PORT", ""), "serial port of the card terminal, e.g. /dev/ttyACM0 or COM8; empty turns the terminal off (PAYDESK_TERMINAL_PORT)")
-	fs.IntVar(&t.baud, "terminal-baud", envInt(fs.Output(), "TERMINAL_BAUD", terminal.DefaultBaud), "the terminal's line speed (PAYDESK_TERMINAL_BAUD)")
-	fs.StringVar(&t.format, "terminal-format", env("TERMINAL_FORMAT", terminal.DefaultFormat), "data bits, parity, stop bits: 8N1 for USB, 7E1 for RS-232 (PAYDESK_TERMINAL_FORMAT)")
-	fs.IntVar(&t.pos, "terminal-pos", envInt(fs.Output(), "TERMINAL_POS", terminal.DefaultPOS), "cash register number sent to the terminal, 1-99 (PAYDESK_TERMINAL_POS)")
-	fs.StringVar(&t.currency, "terminal-currency", env("TERMINAL_CURRENCY", terminal.DefaultCurrency), "currency the terminal is set up for, ISO 4217 (PAYDESK_TERMINAL_CURRENCY)")
-	fs.StringVar(&t.protocol, "terminal-protocol", env("TERMINAL_PROTOCOL", "E+"), "Concert protocol: E+ (V2 E+, the default) or E for older terminals (PAYDESK_TERMINAL_PROTOCOL)")
-	fs.StringVar(&t.answer, "terminal-answer", env("TERMINAL_ANSWER", "full"), "answer asked of the terminal: full (80 bytes, with the card report) or short (25) (PAYDESK_TERMINAL_ANSWER)")
-	fs.BoolVar(&t.forceOnline, "terminal-force-online", env("TERMINAL_FORCE_ONLINE", "") != "", "ask online authorisation for every payment (B011) (PAYDESK_TERMINAL_FORCE_ONLINE)")
-	fs.DurationVar(&t.probe, "terminal-probe", envDuration(fs.Output(), "TERMINAL_PROBE", terminal.DefaultProbeInterval), "how often an idle terminal is checked with ENQ/EOT; 0 turns it off (PAYDESK_TERMINAL_PROBE)")
-	fs.StringVar(&t.configTxt, "terminal-config-txt", env("TERMINAL_CONFIG_TXT", ""), "a HiPay ECR connector config.txt whose keys fill the terminal settings left unset (PAYDESK_TERMINAL_CONFIG_TXT)")
-	fs.StringVar(&t.apiListen, "terminal-api-listen", env("TERMINAL_API_LISTEN", ""), "address of the local HTTP API for kiosk software, e.g. 127.0.0.1:8081; empty turns it off unless config.txt has LOCAL_PORT (PAYDESK_TERMINAL_API_LISTEN)")
-	fs.StringVar(&t.apiLogin, "terminal-api-login", env("TERMINAL_API_LOGIN", ""), "Basic Auth login of the local HTTP API, TERMINAL_MANAGER_LOGIN; the password is the secret PAYDESK_TERMINAL_API_PASSWORD (PAYDESK_TERMINAL_API_LOGIN)")
-	fs.StringVar(&t.notifyURL, "terminal-notify-url", env("TERMINAL_NOTIFY_URL", ""), "URL each API payment's result is POSTed to, through a durable outbox; empty sends none (PAYDESK_TERMINAL_NOTIFY_URL)")
-	fs.StringVar(&t.notifyLogin, "terminal-notify-login", env("TERMINAL_NOTIFY_LOGIN", ""), "Basic Auth login for the notifications, HIPAY_LOGIN; the password is the secret PAYDESK_TERMINAL_NOTIFY_PASSWORD (PAYDESK_TERMINAL_NOTIFY_LOGIN)")
-	fs.StringVar(&t.outboxDir, "terminal-outbox", env("TERMINAL_OUTBOX", ""), "directory of the notification outbox (PAYDESK_TERMINAL_OUTBOX; default: terminal-outbox next to the journal)")
-	fs.DurationVar(&t.resultTimeout, "terminal-result-timeout", envDuration(fs.Output(), "TERMINAL_RESULT_TIMEOUT", terminal.DefaultResultTimeout), "wait for the terminal's result once it has the request (PAYDESK_TERMINAL_RESULT_TIMEOUT)")
-}
-
-// options checks the settings and turns them into the driver's options.
-func (t *terminalSettings) options() (terminal.Options, error) {
-	var o terminal.Options
-	if _, err := terminal.ParseFormat(t.format); err != nil {
-		return o, fmt.Errorf("--terminal-format: %w", err)
-	}
-	if t.baud <= 0 {
-		return o, fmt.Errorf("--terminal-baud must be positive, got %d", t.baud)
-	}
-	if t.pos < 1 || t.pos > 99 {
-		return o, fmt.Errorf("--terminal-pos must be 1-99, got %d", t.pos)
-	}
-	cur, err := concert.LookupCurrency(t.currency)
-	if err != nil {
-		return o, fmt.Errorf("--terminal-currency: %w", err)
-	}
-	switch strings.ToUpper(t.protocol) {
-	case "E+", "EPLUS", "E_PLUS":
-	case "E":
-		o.ProtocolE = true
-	default:
-		return o, fmt.Errorf("--terminal-protocol must be E+ or E, not %q", t.protocol)
-	}
-	switch strings.ToLower(t.answer) {
-	case "full":
-	case "short":
-		o.ShortAnswer = true
-	default:
-		return o, fmt.Errorf("--terminal-answer must be full or short, not %q", t.answer)
-	}
-	if t.resultTimeout <= 0 {
-		return o, fmt.Errorf("--terminal-result-timeout must be positive, got %s", t.resultTimeout)
-	}
-	o.Port = terminal.PortOptions{Path: t.port, Baud: t.baud, Format: strings.ToUpper(t.format)}
-	o.POS, o.Currency, o.ForceOnline = t.pos, cur.Alpha, t.forceOnline
-	o.Timers.Result = t.resultTimeout
-	o.ProbeInterval = t.probe
-	if t.probe == 0 {
-		o.ProbeInterval = -1
-	}
-	return o, nil
-}
-
 // start runs the terminal driver (in the demo, against a simulated
-// terminal on a pseudo-terminal) and returns it as the console's rail, or
-// nil when no port is configured.
-func (t *terminalSettings) start(e *railEnv) (*terminalRail, error) {
-	apiPass, err := e.file.secret("terminal-api-password")
-	if err != nil {
-		return nil, err
-	}
-	notifyPass, err := e.file.secret("terminal-notify-password")
-	if err != nil {
-		return nil, err
-	}
-	var txt ecr.Settings
-	if t.configTxt != "" {
-		var warnings []string
-		txt, warnings, err = ecr.LoadConfig(t.configTxt)
+// terminal on a pseudo-terminal) and its HTTP API when configured, and
+// returns it as the console's rail, or nil when no port is configured.
+// The settings' rules are terminal.Settings' and ecr.Settings'.
+func (t *terminalSettings) start(e *railEnv) (*terminal.Rail, error) {
+	s, api := t.Settings, t.api
+	for _, sec := range []struct {
+		name string
+		to   *ecr.Secret
+	}{{"terminal-api-password", &api.Password}, {"terminal-notify-password", &api.NotifyPassword}} {
+		v, err := e.file.secret(sec.name)
 		if err != nil {
 			return nil, err
 		}
-		for _, w := range warnings {
-			e.log.Warn("config.txt", "file", t.configTxt, "warning", w)
-			e.note("config.txt: " + w)
-		}
-		t.port = cmp.Or(t.port, txt.SerialPort)
-		if t.apiListen == "" && txt.LocalPort != 0 {
-			t.apiListen = net.JoinHostPort(ecr.DefaultHost, strconv.Itoa(txt.LocalPort))
-		}
-		t.apiLogin = cmp.Or(t.apiLogin, txt.TerminalManagerLogin)
-		apiPass = cmp.Or(apiPass, txt.TerminalManagerPassword.Reveal())
-		t.notifyLogin = cmp.Or(t.notifyLogin, txt.HiPayLogin)
-		notifyPass = cmp.Or(notifyPass, txt.HiPayPassword.Reveal())
+		*sec.to = ecr.Secret(v)
 	}
-	if e.demo && t.apiListen == "" {
-		t.apiListen = "127.0.0.1:0"
-		t.apiLogin, apiPass = cmp.Or(t.apiLogin, "demo"), cmp.Or(apiPass, "demo")
+	port, warnings, err := api.LoadConfigTxt()
+	if err != nil {
+		return nil, err
 	}
-	if e.demo && t.port == "" {
-		sim := termsim.New(termsim.Options{Baud: t.baud, Link: filepath.Join(e.dir, "terminal"), Logger: e.log})
+	for _, w := range warnings {
+		e.log.Warn("config.txt", "file", api.ConfigTxt, "warning", w)
+		e.note("config.txt: " + w)
+	}
+	s.Port = cmp.Or(s.Port, port)
+	if e.demo && api.Listen == "" {
+		api.Listen = "127.0.0.1:0"
+		api.Login, api.Password = cmp.Or(api.Login, "demo"), cmp.Or(api.Password, "demo")
+	}
+	if e.demo && s.Port == "" {
+		sim := termsim.New(termsim.Options{Baud: s.Baud, Link: filepath.Join(e.dir, "terminal"), Logger: e.log})
 		if _, err := sim.Open(); err != nil {
 			e.note("No simulated card terminal: " + err.Error())
 			return nil, nil
 		}
 		e.goRun("terminal simulator", sim.Run, nil)
-		t.port = sim.DevicePath()
-		e.note("Simulated card terminal (item 8) on " + t.port + "; amounts in " + t.currency + ":")
-		e.brief("Demo terminal (8, " + t.currency + "): 6.01 refused  6.02 no answer  6.03 slow  6.12 unplugged")
+		s.Port = sim.DevicePath()
+		e.note("Simulated card terminal (item 8) on " + s.Port + "; amounts in " + s.Currency + ":")
+		e.brief("Demo terminal (8, " + s.Currency + "): 6.01 refused  6.02 no answer  6.03 slow  6.12 unplugged")
 		for _, l := range strings.Split(strings.TrimRight(termsim.Outcomes, "\n"), "\n")[1:] {
 			e.note(l)
 		}
 	}
-	if t.port == "" {
+	if s.Port == "" {
 		return nil, nil
 	}
-	opts, err := t.options()
+	s.MaxMinor = e.maxMinor
+	d, err := s.Open(e.bus, e.log)
 	if err != nil {
 		return nil, err
 	}
-	opts.Logger = e.log
-	opts.MaxMinor = e.maxMinor
-	d, err := terminal.NewDriver(e.bus, opts)
-	if err != nil {
-		return nil, fmt.Errorf("card terminal: %w", err)
-	}
 	e.goRun("card terminal driver", d.Run, nil)
-	if t.apiListen != "" {
-		txt.SerialPort, txt.TerminalManagerLogin, txt.HiPayLogin = t.port, t.apiLogin, t.notifyLogin
-		txt.TerminalManagerPassword, txt.HiPayPassword = ecr.Secret(apiPass), ecr.Secret(notifyPass)
-		if err := t.startAPI(e, d, txt); err != nil {
+	if api.Listen != "" {
+		api.SerialPort, api.Currency, api.MaxMinor = s.Port, s.Currency, e.maxMinor
+		if err := startAPI(e, d, api); err != nil {
 			return nil, err
 		}
 	}
-	return &terminalRail{Driver: d, currency: opts.Currency}, nil
+	return &terminal.Rail{Driver: d}, nil
 }
 
 // startAPI serves HiPay's unattended ECR connector API locally for kiosk
 // software, with its notification outbox when a URL is set.
-func (t *terminalSettings) startAPI(e *railEnv, d *terminal.Driver, st ecr.Settings) error {
-	if st.TerminalManagerLogin == "" || st.TerminalManagerPassword == "" {
-		return errors.New("the terminal's HTTP API needs a login and a password: --terminal-api-login and PAYDESK_TERMINAL_API_PASSWORD (or TERMINAL_MANAGER_LOGIN and TERMINAL_MANAGER_PWD in config.txt)")
-	}
-	host, portStr, err := net.SplitHostPort(t.apiListen)
-	if err != nil {
-		return fmt.Errorf("--terminal-api-listen %q: %w (want host:port, e.g. 127.0.0.1:8081)", t.apiListen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return fmt.Errorf("--terminal-api-listen %q: port %q is not 0-65535", t.apiListen, portStr)
-	}
-	st.LocalPort = port
-	var outbox *ecr.Outbox
-	if t.notifyURL != "" {
-		dir := cmp.Or(t.outboxDir, filepath.Join(filepath.Dir(e.journal), "terminal-outbox"))
-		outbox, err = ecr.OpenOutbox(ecr.OutboxOptions{Dir: dir, URL: t.notifyURL, Login: st.HiPayLogin,
-			Password: st.HiPayPassword, Logger: e.log})
-		if err != nil {
-			return fmt.Errorf("terminal notifications: %w", err)
-		}
-	}
-	h, err := ecr.NewHandler(ecr.Options{Terminal: d, Bus: e.bus, Login: st.TerminalManagerLogin,
-		Password: st.TerminalManagerPassword, Settings: st, Currency: t.currency, MaxMinor: e.maxMinor, Outbox: outbox, Logger: e.log})
+func startAPI(e *railEnv, d *terminal.Driver, api ecr.Settings) error {
+	o, err := api.Open(d, e.bus, e.log, filepath.Dir(e.journal))
 	if err != nil {
 		return err
 	}
-	srv := &ecr.Server{Host: host, Port: port, AnyPort: port == 0, Handler: h, Logger: e.log}
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
-	e.goRun("terminal HTTP API", func(ctx context.Context) error { return srv.Serve(ctx, ln) }, func() {
+	srv := o.Server
+	e.goRun("terminal HTTP API", func(ctx context.Context) error { return srv.Serve(ctx, o.Listener) }, func() {
 		srv.Close()
-		if outbox != nil {
-			outbox.Close()
+		if o.Outbox != nil {
+			o.Outbox.Close()
 		}
 	})
 	url := "http://" + srv.Addr().String()
-	e.log.Info("terminal HTTP API listening", "url", url, "notify", t.notifyURL != "")
+	e.log.Info("terminal HTTP API listening", "url", url, "notify", api.NotifyURL != "")
 	if e.demo {
 		e.note("Terminal HTTP API (HiPay ECR connector): curl -u demo:demo " + url + "/check")
 	} else {
@@ -245,44 +147,6 @@ func (t *terminalSettings) startAPI(e *railEnv, d *terminal.Driver, st ecr.Setti
 	}
 	return nil
 }
-
-// terminalRail is the driver as the consoles see it: a payment.Starter
-// that also reports its health, its countdown and its currency.
-type terminalRail struct {
-	*terminal.Driver
-	currency string
-}
-
-// Health is the terminal's state in the consoles' header.
-func (r *terminalRail) Health() payment.Health {
-	h := r.Driver.Health()
-	switch h.State {
-	case terminal.HealthOK:
-		if h.Busy != "" {
-			return payment.Health{Up: true, Detail: "busy"}
-		}
-		return payment.Health{Up: true, Detail: "ready"}
-	case terminal.HealthUnknown:
-		return payment.Health{Up: true, Detail: "checking"}
-	}
-	detail := string(h.State)
-	if h.Detail != "" {
-		detail += ": " + h.Detail
-	}
-	return payment.Health{Up: false, Detail: detail}
-}
-
-// Deadline is what the driver waits for on txn id, and until when.
-func (r *terminalRail) Deadline(id string) (string, time.Time, bool) {
-	f, ok := r.Current()
-	if !ok || f.ID != id || f.Deadline.IsZero() {
-		return "", time.Time{}, false
-	}
-	return f.Waiting, f.Deadline, true
-}
-
-// Currency is what the terminal's amounts are in.
-func (r *terminalRail) Currency() string { return r.currency }
 
 // runSimTerminal runs a simulated Concert card terminal on a new
 // pseudo-terminal and prints the device to give paydesk.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"paydesk/payment"
+	"paydesk/terminal"
+	"paydesk/terminal/ecr"
 )
 
 // The terminal's HTTP API applies the console's rules: the currency the
@@ -27,8 +29,8 @@ func TestTerminalAPIKeepsTheConsoleRules(t *testing.T) {
 	e := &railEnv{bus: bus, log: slog.New(slog.DiscardHandler), journal: filepath.Join(dir, "journal.db"),
 		file: &fileConfig{values: map[string]string{"terminal-api-password": "pw"}}, maxMinor: 5_000_000}
 	defer func() { e.stop(); bus.Close(); j.Close() }()
-	ts := terminalSettings{port: filepath.Join(dir, "no-such-tty"), baud: 9600, format: "8N1", pos: 1, currency: "EUR",
-		protocol: "E+", answer: "full", resultTimeout: time.Minute, apiListen: "127.0.0.1:0", apiLogin: "kiosk"}
+	ts := terminalSettings{Settings: terminal.Settings{Port: filepath.Join(dir, "no-such-tty"), Baud: 9600, Format: "8N1", POS: 1, Currency: "EUR",
+		Protocol: "E+", Answer: "full", ResultTimeout: time.Minute}, api: ecr.Settings{Listen: "127.0.0.1:0", Login: "kiosk"}}
 	if _, err := ts.start(e); err != nil {
 		t.Fatal(err)
 	}

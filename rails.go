@@ -4,28 +4,27 @@ import (
 	"context"
 	"flag"
 	"log/slog"
-	"strings"
-	"time"
 
 	"paydesk/desk"
 	"paydesk/mpesa"
 	"paydesk/payment"
 	"paydesk/protocol"
-	"paydesk/protocol/possim"
 )
 
 // railEnv is what each rail's start-up gets from the console: the bus to
 // report on, the log, the config file (for secrets), whether this is the
 // demo, and ways to add notes for the operator and clean-ups for exit.
 //
-// A rail's setup lives in a file of its own (rail_<name>.go): a settings
-// struct that is a railSettings (register, secrets, startRail), one row of
-// consoleRails.
+// A rail's setup lives in a file of its own (rail_<name>.go): a
+// railSettings that binds the rail package's Settings to flags, reads its
+// secrets and calls its Open; and one row of consoleRails. See "Adding a
+// rail" in docs/architecture.md.
 //
-// Every long-running part (the POS link, its simulator, the card terminal's
-// driver, simulator and HTTP API, the customer display, the hub link) is
-// started one way, goRun, and stopped one way, stop: its context is made
-// by goRun and cancelled by stop, in reverse order of starting.
+// Every long-running part (the POS link and its simulator, the hub link,
+// the card terminal's driver, simulator and HTTP API, the M-Pesa rail and
+// the demo's fake Daraja, the customer display) is started one way,
+// goRun, and stopped one way, stop: its context is made by goRun and
+// cancelled by stop, in reverse order of starting.
 type railEnv struct {
 	bus  *payment.Bus
 	log  *slog.Logger
@@ -45,7 +44,7 @@ type railEnv struct {
 	hubURL       string                           // --hub-url, for M-Pesa via the hub
 	viaHub       *mpesa.Rail                      // the M-Pesa rail taking callbacks via the hub
 	rails        map[payment.Rail]payment.Starter // the console's rails besides the POS, by name
-	displayRails map[string]payment.Starter       // the rails the customer display may take payments on
+	displayRails map[string]payment.Starter       // the rails the customer display may take payments on; nil: known, not configured
 	displays     desk.Displays                    // the customer display; a nil interface when off
 	railsUp      []func()                         // run once every rail has started
 	hub          func() string                    // the hub link's state in a few words; nil without a hub
@@ -109,7 +108,8 @@ func (e *railEnv) stop() {
 // register its flags (each defaulting from PAYDESK_*), name the config
 // file's keys that hold its secrets, and start the rail (doing nothing
 // when it is not configured), putting what the console and the other
-// rails need into the railEnv.
+// rails need into the railEnv: a rail the customer display may take
+// payments on is in displayRails under its name (nil when it is off).
 type railSettings interface {
 	register(fs *flag.FlagSet)
 	secrets() []string
@@ -122,7 +122,13 @@ type railSettings interface {
 // the customer display last (it takes payments on every rail before it).
 // listen is --listen's default.
 func consoleRails(cfg *config, listen string) []railSettings {
-	return []railSettings{&posLinkSettings{cfg: cfg, listen: listen}, &hubSettings{}, &terminalSettings{}, &mpesaSettings{}, &screensSettings{}}
+	return []railSettings{
+		&posLinkSettings{cfg: cfg, listen: listen}, // rail_pos.go
+		&hubSettings{},      // kiosk_hub.go
+		&terminalSettings{}, // rail_terminal.go
+		&mpesaSettings{},    // rail_mpesa.go
+		&screensSettings{},  // rail_screens.go
+	}
 }
 
 // secretsOf is the config file's keys that hold secrets, the rails'
@@ -146,59 +152,6 @@ func startRails(ctx context.Context, e *railEnv, rails []railSettings) error {
 	}
 	for _, f := range e.railsUp {
 		f()
-	}
-	return nil
-}
-
-// posLinkSettings is the MobyPay POS link as a row of the rails: its
-// settings are the console's config (--listen, --secret-file, --tls-*,
-// the timeouts), its secret the config file's "secret".
-type posLinkSettings struct {
-	cfg    *config
-	listen string
-}
-
-func (p *posLinkSettings) register(fs *flag.FlagSet) { p.cfg.registerPOSLink(fs, p.listen) }
-
-func (p *posLinkSettings) secrets() []string { return []string{"secret"} }
-
-// startRail serves the POS link (in the demo, with a simulated POS
-// connected to it).
-func (p *posLinkSettings) startRail(ctx context.Context, e *railEnv) error {
-	cfg := p.cfg
-	tlsCfg, err := cfg.tlsConfig()
-	if err != nil {
-		return err
-	}
-	srv, err := protocol.NewServer(e.bus, protocol.Options{
-		Addr: cfg.listen, TLS: tlsCfg, Secret: cfg.secret, KioskID: cfg.kioskID, Window: cfg.window,
-		AckTimeout: cfg.ackTimeout, ResultTimeout: cfg.resultTimeout, IdleTimeout: cfg.idleTimeout, Logger: e.log,
-	})
-	if err != nil {
-		return err
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
-	e.goRun("POS link", func(ctx context.Context) error { return srv.Serve(ctx, ln) }, func() { srv.Close() })
-	e.pos, e.addr = srv, ln.Addr().String()
-	e.displayRails["pos"] = posRail{srv}
-	e.log.Info("paydesk started", "kiosk_id", cfg.kioskID, "listen", e.addr, "journal", cfg.journal, "demo", e.demo)
-	if !e.demo {
-		return nil
-	}
-	sim := possim.New(possim.Options{Addr: e.addr, Secret: cfg.secret, PosID: "POS001", Reconnect: true, Logger: e.log})
-	e.goRun("POS simulator", sim.Run, nil)
-	// Show the menu once the simulated POS is there, so the first
-	// payment (or a piped script) does not find the kiosk empty.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(srv.Peers()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	e.note("Simulated POS001 answers by the amount's cents:")
-	for _, l := range strings.Split(possim.Outcomes, "\n") {
-		e.note("  " + l)
 	}
 	return nil
 }

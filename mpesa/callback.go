@@ -64,11 +64,10 @@ func (r *Rail) unknownPath(w http.ResponseWriter, q *http.Request) {
 }
 
 // inbound is one callback as received: body to decode, raw (the body
-// with phone numbers masked) to journal, and the context to read the
-// journal with (the request's, not cancelled when Daraja hangs up: what
-// was received is still journaled).
+// with phone numbers masked) to journal. Its handler is given, beside it,
+// the context to read the journal with (the request's, not cancelled when
+// Daraja hangs up: what was received is still journaled).
 type inbound struct {
-	ctx       context.Context
 	body, raw []byte
 	source    string
 	allowed   bool
@@ -76,7 +75,7 @@ type inbound struct {
 
 // serve reads the capped body, checks the source, and hands it to h,
 // which journals it and returns the answer.
-func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (int, []byte)) {
+func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(context.Context, inbound) (int, []byte)) {
 	src, allowed := r.source(q)
 	body, err := io.ReadAll(http.MaxBytesReader(w, q.Body, r.opt.MaxBody))
 	if err != nil {
@@ -100,7 +99,7 @@ func (r *Rail) serve(w http.ResponseWriter, q *http.Request, h func(inbound) (in
 	if !allowed {
 		r.log.Warn("callback from outside the allow-list (flagged)", "source", src)
 	}
-	status, answer := h(inbound{ctx: context.WithoutCancel(q.Context()), body: body, raw: MaskRaw(body), source: src, allowed: allowed})
+	status, answer := h(context.WithoutCancel(q.Context()), inbound{body: body, raw: MaskRaw(body), source: src, allowed: allowed})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(answer)
@@ -164,7 +163,7 @@ func sourceFlag(in inbound) string {
 }
 
 // onSTK journals an STK callback, then applies it.
-func (r *Rail) onSTK(in inbound) (int, []byte) {
+func (r *Rail) onSTK(ctx context.Context, in inbound) (int, []byte) {
 	res, err := daraja.DecodeSTKCallback(in.body)
 	if err != nil {
 		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in), Detail: err.Error()})
@@ -179,7 +178,7 @@ func (r *Rail) onSTK(in inbound) (int, []byte) {
 	if s == nil {
 		// A sale this process does not hold: one that finished before a
 		// restart, or was forgotten, is in the journal.
-		s = r.recall(in.ctx, res.CheckoutRequestID, res.Receipt)
+		s = r.recall(ctx, res.CheckoutRequestID, res.Receipt)
 	}
 	r.mu.Lock()
 	if s == nil {
@@ -281,7 +280,7 @@ func (r *Rail) matchLost(res daraja.STKResult) *sale {
 
 // onValidation accepts a C2B payment unless its reference names a sale
 // that is already paid or closed.
-func (r *Rail) onValidation(in inbound) (int, []byte) {
+func (r *Rail) onValidation(_ context.Context, in inbound) (int, []byte) {
 	p, err := daraja.DecodeC2B(in.body)
 	if err != nil {
 		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in), Detail: "C2B validation: " + err.Error()})
@@ -310,7 +309,7 @@ func (r *Rail) onValidation(in inbound) (int, []byte) {
 // onConfirmation journals a C2B payment and matches it: by receipt
 // (duplicates), then by bill reference to an open sale, comparing the
 // amount. What matches nothing is kept for the operator.
-func (r *Rail) onConfirmation(in inbound) (int, []byte) {
+func (r *Rail) onConfirmation(ctx context.Context, in inbound) (int, []byte) {
 	p, err := daraja.DecodeC2B(in.body)
 	if err != nil {
 		r.publish(payment.Event{Kind: payment.KindRejected, Peer: in.source, Raw: in.raw, Flag: sourceFlag(in),
@@ -320,9 +319,9 @@ func (r *Rail) onConfirmation(in inbound) (int, []byte) {
 	ref := NormalizeReference(string(p.BillRefNumber))
 	noRef := p.BillRefNumber == "" // Flex is trimmed as decoded
 	if !noRef && r.lookup(ref) == nil {
-		r.recallSale(in.ctx, ref) // a finished sale no longer held
+		r.recallSale(ctx, ref) // a finished sale no longer held
 	}
-	before, seenBefore := r.receiptOwner(in.ctx, p.TransID)
+	before, seenBefore := r.receiptOwner(ctx, p.TransID)
 	r.sweep()
 	r.mu.Lock()
 	rec, seen := r.receipts[p.TransID]

@@ -33,13 +33,13 @@ const (
 // not decode, its rejection), so the hub may forget it; an error means
 // nothing was journaled and the hub should deliver it again.
 func (r *Rail) HubCallback(ctx context.Context, kind string, body []byte, source string, allowed bool) error {
-	in := inbound{ctx: context.WithoutCancel(ctx), body: body, raw: MaskRaw(body), source: source, allowed: allowed}
+	ctx, in := context.WithoutCancel(ctx), inbound{body: body, raw: MaskRaw(body), source: source, allowed: allowed}
 	var status int
 	switch kind {
 	case HubSTK:
-		status, _ = r.onSTK(in)
+		status, _ = r.onSTK(ctx, in)
 	case HubC2BConfirmation:
-		status, _ = r.onConfirmation(in)
+		status, _ = r.onConfirmation(ctx, in)
 	default:
 		return fmt.Errorf("M-Pesa via the hub: unknown callback kind %q", truncate(kind, 40))
 	}
@@ -66,7 +66,7 @@ func (r *Rail) HubCallback(ctx context.Context, kind string, body []byte, source
 // operator. An error means nothing was journaled: deliver it again.
 func (r *Rail) HubAssign(ctx context.Context, kind string, body []byte, source string, allowed bool, txnID, by string) error {
 	ctx = context.WithoutCancel(ctx)
-	in := inbound{ctx: ctx, body: body, raw: MaskRaw(body), source: source, allowed: allowed}
+	in := inbound{body: body, raw: MaskRaw(body), source: source, allowed: allowed}
 	tp, what, err := hubPayment(kind, body)
 	if err != nil {
 		_, jerr := r.publish(payment.Event{Kind: payment.KindRejected, Peer: source, Raw: in.raw, Flag: sourceFlag(in),

@@ -208,3 +208,24 @@ func (s Settings) openRail(v resolved, client *daraja.Client, ln net.Listener, b
 	}
 	return r, public, nil
 }
+
+// DisplayMode is what a customer display may pay on M-Pesa: the paybill
+// or till (c2b, the default), the customer paying from their own phone
+// with the reference the display shows, in Kenyan shillings. No STK Push:
+// the display collects no phone number.
+func (*Rail) DisplayMode(m payment.DisplayMethod) (payment.Mode, error) {
+	switch m.Mode {
+	case "", payment.ModeC2B:
+	case payment.ModeSTKPush:
+		return "", fmt.Errorf("%s: STK Push needs the customer's phone number, which the display does not collect; use %s=mpesa:c2b (the customer pays the paybill or till with the reference shown)", m.Name, m.Name)
+	default:
+		return "", fmt.Errorf("%s: mode %q on M-Pesa must be c2b (paybill or till)", m.Name, m.Mode)
+	}
+	if m.Target != "" {
+		return "", fmt.Errorf("%s: M-Pesa has no terminal to name with @", m.Name)
+	}
+	if m.Currency != "KES" {
+		return "", fmt.Errorf("%s is paid by M-Pesa in Kenyan shillings, but the display is in %s: set --screens-currency KES (PAYDESK_SCREENS_CURRENCY), or drop %s", m.Name, m.Currency, m.Name)
+	}
+	return payment.ModeC2B, nil
+}

@@ -136,3 +136,24 @@ func TestSettingsViaHub(t *testing.T) {
 		}
 	}
 }
+
+// M-Pesa on a customer display is paybill/till (c2b), in shillings: the
+// display collects no phone number for a push.
+func TestDisplayMode(t *testing.T) {
+	var r *mpesa.Rail
+	for _, mode := range []payment.Mode{"", "c2b"} {
+		if m, err := r.DisplayMode(payment.DisplayMethod{Name: "MPESA", Mode: mode, Currency: "KES"}); err != nil || m != payment.ModeC2B {
+			t.Errorf("mode %q: %q %v", mode, m, err)
+		}
+	}
+	for m, want := range map[payment.DisplayMethod]string{
+		{Name: "MPESA", Mode: "stk_push", Currency: "KES"}:             "STK Push needs the customer's phone number",
+		{Name: "MPESA", Mode: "card", Currency: "KES"}:                 `mode "card" on M-Pesa must be c2b`,
+		{Name: "MPESA", Mode: "c2b", Target: "POS01", Currency: "KES"}: "M-Pesa has no terminal",
+		{Name: "MPESA", Currency: "MYR"}:                               "MPESA is paid by M-Pesa in Kenyan shillings, but the display is in MYR: set --screens-currency KES",
+	} {
+		if _, err := r.DisplayMode(m); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want %q", m, err, want)
+		}
+	}
+}

@@ -219,3 +219,26 @@ type PayInstructions struct {
 type Instructor interface {
 	Instructions(id string) (PayInstructions, bool)
 }
+
+// DisplayMethod is a payment method of a customer display as the
+// display's settings name it, NAME=RAIL[:MODE][@TARGET], with the
+// display's currency.
+type DisplayMethod struct {
+	// Name is what the display shows, e.g. DEBIT_CARD.
+	Name string
+	// Mode is as written, lower case; empty asks for the rail's default.
+	Mode Mode
+	// Target is the peer named with @ (a POS id); empty names none.
+	Target string
+	// Currency is the display's, ISO 4217 upper case.
+	Currency string
+}
+
+// DisplayOffer is implemented by rails a customer display may take
+// payments on: the rail says which of its modes a display's method may
+// use there (a display collects no phone number, offers no plan choice).
+// DisplayMode returns the mode the method's payments start in, or why
+// the method cannot be paid on this rail, naming the method.
+type DisplayOffer interface {
+	DisplayMode(m DisplayMethod) (Mode, error)
+}

@@ -673,3 +673,7 @@ func (s *Server) ResetDisplay(id string) error {
 	}
 	return d.operatorReset()
 }
+
+// Methods are the payment methods the display offers, in order, each with
+// its rail and mode.
+func (s *Server) Methods() []Method { return slices.Clone(s.opts.Methods) }

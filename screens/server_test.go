@@ -429,7 +429,9 @@ func TestDeviceErrorWhenTheRailIsDown(t *testing.T) {
 	k := postest.New(t, protocol.Options{}) // no POS connected
 	_, url := startServer(t, bus, quick(Options{Methods: []Method{
 		{Name: "DEBIT_CARD", Rail: rail, RailName: payment.RailTerminal, Mode: payment.ModeCard},
-		{Name: "PAY_BY_BANK", Rail: k.Server, RailName: payment.RailPOS, Mode: payment.ModeDuitNowQR},
+		// The POS link without its Health (which says down with no POS
+		// connected): a rail whose Start fails.
+		{Name: "PAY_BY_BANK", Rail: struct{ payment.Starter }{k.Server}, RailName: payment.RailPOS, Mode: payment.ModeDuitNowQR},
 	}}))
 	c := dial(t, url, nil)
 	for _, method := range []string{"DEBIT_CARD", "PAY_BY_BANK"} {

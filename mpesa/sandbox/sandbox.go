@@ -19,6 +19,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -115,8 +116,13 @@ func resultDesc(code string) string {
 	return "Result " + code
 }
 
+// DefaultAddr is where the fake listens unless Options.Addr says.
+const DefaultAddr = "127.0.0.1:8090"
+
 // Options configure the fake.
 type Options struct {
+	// Addr is what Listen binds. The default is DefaultAddr.
+	Addr                        string
 	ConsumerKey, ConsumerSecret string
 	ShortCode, Passkey          string
 	// TillNumber is the PartyB a Buy Goods push must name.
@@ -218,6 +224,9 @@ func New(opt Options) *Server {
 	if opt.C2BVersion == "" {
 		opt.C2BVersion = "v2"
 	}
+	if opt.Addr == "" {
+		opt.Addr = DefaultAddr
+	}
 	if opt.HTTP == nil {
 		opt.HTTP = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -254,8 +263,10 @@ func (s *Server) RevokeTokens() {
 	clear(s.tokens)
 }
 
-// Close waits for the callbacks in flight; later ones are not sent.
-func (s *Server) Close() {
+// Close stops a running Serve and waits for the callbacks in flight;
+// later ones are not sent. It may be called without Serve (a fake served
+// through Handler) and more than once.
+func (s *Server) Close() error {
 	s.mu.Lock()
 	select {
 	case <-s.closed:
@@ -264,6 +275,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	return nil
 }
 
 // Handler serves Daraja's endpoints.
@@ -866,20 +878,40 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"TransID": id, "ConfirmationStatus": status})
 }
 
-// Listen serves the fake on addr ("127.0.0.1:0" for any port) until ctx
-// ends, and returns its base URL once it listens.
-func (s *Server) Listen(ctx context.Context, addr string) (string, <-chan error, error) {
-	ln, err := net.Listen("tcp", addr)
+// Listen binds Options.Addr ("127.0.0.1:0" for any port; the default
+// is DefaultAddr), so a busy port is reported before anything starts.
+// The fake's base URL is "http://" and the listener's address.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.opt.Addr)
 	if err != nil {
-		return "", nil, fmt.Errorf("sandbox: %w", err)
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve serves the fake on ln until ctx ends or Close is called, then
+// closes ln and waits for the callbacks in flight (later ones are not
+// sent). After Close it returns at once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	select {
+	case <-s.closed:
+		ln.Close()
+		return net.ErrClosed
+	default:
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-		s.Close()
-	}()
-	return "http://" + ln.Addr().String(), done, nil
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-s.closed:
+	case err = <-errc:
+	}
+	srv.Close()
+	s.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
 }

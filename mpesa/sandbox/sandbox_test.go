@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -222,5 +223,47 @@ func TestNewTokenInvalidatesOld(t *testing.T) {
 	}
 	if st, _ := post(t, srv.URL+"/mpesa/stkpush/v1/processrequest", second, validPush()); st != 200 {
 		t.Errorf("the second token: %d", st)
+	}
+}
+
+// The fake has the one lifecycle: Listen, then Serve(ctx, ln) until ctx
+// ends or Close; a Serve after Close returns at once.
+func TestLifecycle(t *testing.T) {
+	for _, how := range []string{"ctx", "close"} {
+		s := sandbox.New(sandbox.Options{Addr: "127.0.0.1:0"})
+		ln, err := s.Listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(ctx, ln) }()
+		if tok, _ := oauth(t, "http://"+ln.Addr().String()); tok == "" {
+			t.Fatalf("%s: no token from the served fake", how)
+		}
+		if how == "ctx" {
+			cancel()
+		} else {
+			s.Close()
+		}
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("%s: Serve: %v", how, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Serve did not return", how)
+		}
+		cancel()
+		if _, err := http.Get("http://" + ln.Addr().String() + "/"); err == nil {
+			t.Errorf("%s: the fake still answers after Serve returned", how)
+		}
+		ln2, err := sandbox.New(sandbox.Options{Addr: "127.0.0.1:0"}).Listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Serve(context.Background(), ln2); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%s: Serve after Close: %v", how, err)
+		}
 	}
 }

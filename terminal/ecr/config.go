@@ -14,7 +14,7 @@ import (
 )
 
 // Secret is a password read from config.txt. It prints, logs and
-// marshals as a mask, so a Settings value can be logged or shown at
+// marshals as a mask, so a ConfigTxt value can be logged or shown at
 // /config without leaking it; Reveal gives the value to the code that
 // needs it (the Basic Auth check, the notification client).
 type Secret string
@@ -61,10 +61,11 @@ func ParseTimeOfDay(s string) (TimeOfDay, error) {
 	return TimeOfDay{Hour: hh, Minute: mm}, nil
 }
 
-// Settings are the keys of the HiPay connector's config.txt,
-// typed. A key absent from the file leaves its field zero; the lead maps
-// the same settings to flags and environment variables, which win.
-type Settings struct {
+// ConfigTxt is the keys of the HiPay connector's config.txt, typed. A
+// key absent from the file leaves its field zero. The operator's own
+// settings (Settings, and the terminal's) win over the file: see
+// Settings.LoadConfigTxt.
+type ConfigTxt struct {
 	// SerialPort is the terminal's serial port: COM8, /dev/ttyUSB0.
 	SerialPort string `json:"serialPort"`
 	// LocalPort is the TCP port of the local HTTP API, 1–65535.
@@ -85,8 +86,8 @@ type Settings struct {
 
 // MarshalJSON shows UpdateTime as "hh:mm" (or null) and the passwords
 // masked.
-func (s Settings) MarshalJSON() ([]byte, error) {
-	type plain Settings
+func (s ConfigTxt) MarshalJSON() ([]byte, error) {
+	type plain ConfigTxt
 	var ut *string
 	if s.HasUpdateTime {
 		v := s.UpdateTime.String()
@@ -152,8 +153,8 @@ const maxConfigLine = 4096
 //     UTF-8 is an error naming the line.
 //
 // name is used in messages. Warnings are returned for the caller to log.
-func ParseConfig(r io.Reader, name string) (Settings, []string, error) {
-	var s Settings
+func ParseConfig(r io.Reader, name string) (ConfigTxt, []string, error) {
+	var s ConfigTxt
 	var warnings []string
 	seen := map[string]int{}
 	sc := bufio.NewScanner(r)
@@ -165,8 +166,8 @@ func ParseConfig(r io.Reader, name string) (Settings, []string, error) {
 		if n == 1 {
 			line = bytes.TrimPrefix(line, []byte("\xEF\xBB\xBF"))
 		}
-		bad := func(format string, args ...any) (Settings, []string, error) {
-			return Settings{}, warnings, &ConfigError{File: name, Line: n, Reason: fmt.Sprintf(format, args...)}
+		bad := func(format string, args ...any) (ConfigTxt, []string, error) {
+			return ConfigTxt{}, warnings, &ConfigError{File: name, Line: n, Reason: fmt.Sprintf(format, args...)}
 		}
 		if !utf8.Valid(line) {
 			return bad("not valid UTF-8 text")
@@ -228,18 +229,18 @@ func ParseConfig(r io.Reader, name string) (Settings, []string, error) {
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return Settings{}, warnings, &ConfigError{File: name, Line: n + 1, Reason: fmt.Sprintf("line longer than %d bytes", maxConfigLine)}
+			return ConfigTxt{}, warnings, &ConfigError{File: name, Line: n + 1, Reason: fmt.Sprintf("line longer than %d bytes", maxConfigLine)}
 		}
-		return Settings{}, warnings, fmt.Errorf("read %s: %w", name, err)
+		return ConfigTxt{}, warnings, fmt.Errorf("read %s: %w", name, err)
 	}
 	return s, warnings, nil
 }
 
 // LoadConfig reads the config.txt file at path.
-func LoadConfig(path string) (Settings, []string, error) {
+func LoadConfig(path string) (ConfigTxt, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Settings{}, nil, fmt.Errorf("open config: %w", err)
+		return ConfigTxt{}, nil, fmt.Errorf("open config: %w", err)
 	}
 	defer f.Close()
 	return ParseConfig(f, path)

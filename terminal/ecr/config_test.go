@@ -21,7 +21,7 @@ const testdata = "testdata"
 // the settings as /config shows them (masked), the secrets' real values
 // (test data), and the warnings.
 type configGolden struct {
-	Settings  Settings          `json:"settings"`
+	Settings  ConfigTxt         `json:"settings"`
 	Revealed  map[string]string `json:"revealed"`
 	Warnings  []string          `json:"warnings"`
 	LogRecord string            `json:"logRecord"`

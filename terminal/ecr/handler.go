@@ -73,7 +73,7 @@ type Options struct {
 	Login    string
 	Password Secret
 	// Settings are shown (masked) at /config.
-	Settings Settings
+	Settings ConfigTxt
 	// Currency is the currency the terminal is set up for: a request
 	// without one is in it, and a request in another is refused (400).
 	// The default is EUR.
@@ -780,11 +780,11 @@ func (h *Handler) version(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) config(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, []any{struct {
 		versionBody
-		SerialNumber *string  `json:"serialNumber"`
-		Note         string   `json:"note"`
-		Settings     Settings `json:"settings"`
-		Currency     string   `json:"defaultCurrency"`
-		Notify       bool     `json:"notificationConfigured"`
+		SerialNumber *string   `json:"serialNumber"`
+		Note         string    `json:"note"`
+		Settings     ConfigTxt `json:"settings"`
+		Currency     string    `json:"defaultCurrency"`
+		Notify       bool      `json:"notificationConfigured"`
 	}{h.versionInfo(), nil, "the terminal's serial number is not available over Concert V2", h.opts.Settings, h.opts.Currency, h.opts.Outbox != nil}})
 }
 

@@ -87,7 +87,7 @@ type api struct {
 func newAPI(t *testing.T, r *rig, mod func(*Options)) *api {
 	t.Helper()
 	opts := Options{Terminal: r.drv, Bus: r.bus, Login: testUser, Password: testPass, Logger: r.log,
-		Settings: Settings{SerialPort: "/dev/ttyACM0", LocalPort: 8080, TerminalManagerLogin: testUser,
+		Settings: ConfigTxt{SerialPort: "/dev/ttyACM0", LocalPort: 8080, TerminalManagerLogin: testUser,
 			TerminalManagerPassword: testPass, HiPayLogin: "99999999.stage", HiPayPassword: "Test_hipay_secret"},
 		Location: time.UTC, SettleWait: 300 * time.Millisecond}
 	if mod != nil {

@@ -130,7 +130,7 @@ func TestServerHonoursLocalPortAndStops(t *testing.T) {
 	}
 	port := probe.Addr().(interface{ AddrPort() netipAddrPort }).AddrPort().Port()
 	pln.Close()
-	s := NewServer(h, Settings{LocalPort: int(port)})
+	s := NewServer(h, ConfigTxt{LocalPort: int(port)})
 	ln, err := s.Listen()
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func TestServerHonoursLocalPortAndStops(t *testing.T) {
 	bln, _ := busy.Listen()
 	defer bln.Close()
 	p2 := busy.Addr().(interface{ AddrPort() netipAddrPort }).AddrPort().Port()
-	if _, err := NewServer(h, Settings{LocalPort: int(p2)}).Listen(); err == nil || !strings.Contains(err.Error(), "LOCAL_PORT") {
+	if _, err := NewServer(h, ConfigTxt{LocalPort: int(p2)}).Listen(); err == nil || !strings.Contains(err.Error(), "LOCAL_PORT") {
 		t.Errorf("listen on a busy port: %v", err)
 	}
 }

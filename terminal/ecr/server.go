@@ -57,7 +57,7 @@ type Server struct {
 
 // NewServer returns a server for h on the settings' LOCAL_PORT (the
 // default when zero), listening on DefaultHost.
-func NewServer(h *Handler, s Settings) *Server {
+func NewServer(h *Handler, s ConfigTxt) *Server {
 	return &Server{Host: DefaultHost, Port: s.LocalPort, Handler: h}
 }
 
