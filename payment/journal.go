@@ -23,7 +23,7 @@ import (
 // hostile frame being rejected) is kept truncated, as evidence.
 const MaxRaw = 64 << 10
 
-// ErrClosed is returned by Append after Close.
+// ErrClosed is returned by Append and the reads after Close.
 var ErrClosed = errors.New("journal closed")
 
 // ErrNotRecorded is returned (wrapped, with the disk's error) by Append when
@@ -88,6 +88,10 @@ type Journal struct {
 	done      chan struct{}
 	mu        sync.RWMutex // guards closed against Append racing Close
 	closed    bool
+	// users counts the reads (and prunes) in progress, which use the
+	// database outside the writer goroutine: Close waits for them, so no
+	// file of the journal is touched once Close has returned.
+	users sync.WaitGroup
 
 	// open holds the status of transactions that are not final, so most
 	// transitions are checked without a read.
@@ -143,11 +147,30 @@ func (j *Journal) SetReadHook(f func(what string)) {
 	j.readHook.Store(&f)
 }
 
-// reading calls the read hook, if one is set, before a read of what.
-func (j *Journal) reading(what string) {
+// reading begins a read of what: it calls the read hook, if one is set,
+// and counts the read in progress until done is called. It fails with
+// ErrClosed once Close has begun.
+func (j *Journal) reading(what string) (done func(), err error) {
+	done, err = j.use()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
 	if f := j.readHook.Load(); f != nil {
 		(*f)(what)
 	}
+	return done, nil
+}
+
+// use begins a use of the database outside the writer goroutine (a read,
+// a prune); done ends it. Close waits for the uses in progress.
+func (j *Journal) use() (done func(), err error) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.closed {
+		return nil, ErrClosed
+	}
+	j.users.Add(1)
+	return j.users.Done, nil
 }
 
 // SetWriteFault makes the journal's commits fail as a full or failing disk
@@ -360,7 +383,7 @@ func OpenJournalReadOnly(path string) (*Journal, error) {
 		}
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, path: path, readOnly: true, closed: true, done: make(chan struct{}), open: map[string]Status{}, counts: countsSQL}
+	j := &Journal{db: db, path: path, readOnly: true, done: make(chan struct{}), open: map[string]Status{}, counts: countsSQL}
 	// A journal no paydesk of this version has written yet is read as
 	// it is: its counts are counted.
 	var v int
@@ -831,14 +854,18 @@ const insertEventSQL = `INSERT INTO events
 func (j *Journal) Close() error {
 	var err error
 	j.closeOnce.Do(func() {
+		j.mu.Lock()
+		j.closed = true
+		if !j.readOnly {
+			close(j.reqs)
+		}
+		j.mu.Unlock()
+		// The reads in progress finish first, on their own connections.
+		j.users.Wait()
 		if j.readOnly {
 			err = j.db.Close()
 			return
 		}
-		j.mu.Lock()
-		j.closed = true
-		close(j.reqs)
-		j.mu.Unlock()
 		<-j.done
 		if n := len(j.backlog); n > 0 {
 			err = fmt.Errorf("close journal: %d event(s) not recorded (the disk would not take them): their payments are unknown at the next start", n)
@@ -884,7 +911,11 @@ const txnCols = `id, rail, mode, amount_minor, currency, status, peer, created_a
 	auth_code, card, remote_id, plan_id, reason, flags`
 
 func (j *Journal) queryTxns(ctx context.Context, where string, args ...any) ([]Txn, error) {
-	j.reading("txns")
+	done, err := j.reading("txns")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	rows, err := j.db.QueryContext(ctx, `SELECT `+txnCols+` FROM txns `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query transactions: %w", err)
@@ -938,7 +969,11 @@ func (j *Journal) Unresolved(ctx context.Context) ([]Txn, error) {
 const eventCols = `seq, at, kind, rail, txn_id, status, peer, mode, amount_minor, currency, detail, flag, result, plans, raw`
 
 func (j *Journal) queryEvents(ctx context.Context, where string, args ...any) ([]Event, error) {
-	j.reading("events")
+	done, err := j.reading("events")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	rows, err := j.db.QueryContext(ctx, `SELECT `+eventCols+` FROM events `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
@@ -1015,7 +1050,11 @@ type Total struct {
 // Totals sums the transactions created in [from, to) per rail, status and
 // currency, in a stable order.
 func (j *Journal) Totals(ctx context.Context, from, to time.Time) ([]Total, error) {
-	j.reading("totals")
+	done, err := j.reading("totals")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	rows, err := j.db.QueryContext(ctx, totalsSQL, from.UnixMilli(), to.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("query totals: %w", err)
@@ -1044,7 +1083,11 @@ func (j *Journal) Counts(ctx context.Context) (map[Status]int, error) {
 }
 
 func (j *Journal) countsBy(ctx context.Context, q string) (map[Status]int, error) {
-	j.reading("counts")
+	done, err := j.reading("counts")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	rows, err := j.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("query counts: %w", err)

@@ -26,6 +26,11 @@ func (j *Journal) Prune(ctx context.Context, upTo int64, before time.Time) (int,
 	if j.readOnly {
 		return 0, ErrReadOnly
 	}
+	done, err := j.use()
+	if err != nil {
+		return 0, fmt.Errorf("prune the journal: %w", err)
+	}
+	defer done()
 	finals := make([]string, 0, len(Statuses))
 	args := []any{upTo, before.UnixMilli()}
 	for _, s := range Statuses {

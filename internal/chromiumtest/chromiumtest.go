@@ -55,60 +55,22 @@ func Start(t *testing.T, width, height int) *Page {
 		}
 		t.Skip("chromium is not installed: the browser tests need it (apt-get install chromium)")
 	}
-	// Chromium's helper processes may still write to their profile just
-	// after the browser exits, so the profile is removed with retries.
-	profile, err := os.MkdirTemp("", "paydesk-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for range 50 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--user-data-dir="+profile, "--remote-debugging-port=0", fmt.Sprintf("--window-size=%d,%d", width, height), "about:blank")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() { cancel(); cmd.Wait() })
-	// The address comes on stderr; if Chromium exits first, what it said
-	// is the reason, and the test says it rather than waiting.
-	found := make(chan string, 1)
-	exited := make(chan []string, 1)
-	go func() {
-		var said []string
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if _, url, ok := strings.Cut(sc.Text(), "DevTools listening on "); ok {
-				found <- url
-				for sc.Scan() { // keep draining, so Chromium never blocks on a full pipe
-				}
-				return
-			}
-			said = append(said, sc.Text())
-			if len(said) > 20 {
-				said = said[1:]
-			}
-		}
-		exited <- said
-	}()
+	// A headless Chromium now and then crashes as it starts on a machine
+	// running two test suites at once: a crash before it is up is retried
+	// with a fresh profile, and the third one fails the test with what
+	// Chromium said.
 	var browserURL string
-	select {
-	case browserURL = <-found:
-	case said := <-exited:
-		t.Fatalf("%s exited before it reported its DevTools address; it said:\n%s", bin, strings.Join(said, "\n"))
-	case <-time.After(90 * time.Second): // generous: a cold start on a machine running two test suites at once
-		t.Fatal("chromium did not report its DevTools address within 90 s")
+	for attempt := 1; browserURL == ""; attempt++ {
+		url, said := launch(t, bin, width, height)
+		switch {
+		case url != "":
+			browserURL = url
+		case attempt == 3:
+			t.Fatalf("%s exited %d times before it reported its DevTools address; the last time it said:\n%s",
+				bin, attempt, strings.Join(said, "\n"))
+		default:
+			t.Logf("%s exited before it reported its DevTools address (attempt %d); starting it again", bin, attempt)
+		}
 	}
 	host := strings.TrimPrefix(browserURL, "ws://")
 	host = host[:strings.Index(host, "/")]
@@ -216,5 +178,68 @@ func (d *Page) Eval(expr string, out any) {
 		if err := json.Unmarshal(r.Result.Value, out); err != nil {
 			d.t.Fatalf("eval %s: %v (%s)", expr, err, r.Result.Value)
 		}
+	}
+}
+
+// launch starts Chromium with a profile of its own and returns its
+// DevTools address, or "" and the last lines Chromium wrote if it exited
+// before it gave one. The browser is stopped when the test ends.
+func launch(t *testing.T, bin string, width, height int) (url string, said []string) {
+	t.Helper()
+	// Chromium's helper processes may still write to their profile just
+	// after the browser exits, so the profile is removed with retries.
+	profile, err := os.MkdirTemp("", "paydesk-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+		"--user-data-dir="+profile, "--remote-debugging-port=0", fmt.Sprintf("--window-size=%d,%d", width, height), "about:blank")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	t.Cleanup(func() { cancel(); cmd.Wait() })
+	// The address comes on stderr; if Chromium exits first, what it said
+	// is the reason.
+	found := make(chan string, 1)
+	exited := make(chan []string, 1)
+	go func() {
+		var said []string
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if _, url, ok := strings.Cut(sc.Text(), "DevTools listening on "); ok {
+				found <- url
+				for sc.Scan() { // keep draining, so Chromium never blocks on a full pipe
+				}
+				return
+			}
+			said = append(said, sc.Text())
+			if len(said) > 20 {
+				said = said[1:]
+			}
+		}
+		exited <- said
+	}()
+	select {
+	case url = <-found:
+		return url, nil
+	case said = <-exited:
+		return "", said
+	case <-time.After(90 * time.Second): // generous: a cold start on a machine running two test suites at once
+		t.Fatal("chromium did not report its DevTools address within 90 s")
+		return "", nil
 	}
 }
