@@ -126,13 +126,9 @@ func openLog(path string) (*slog.Logger, io.Closer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open log %s: %w", path, err)
 	}
-	log := slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	// The logger is passed to every part; SetDefault stays only because it
-	// also sends the standard log package to the file: an http.Server
-	// without an ErrorLog (the in-process fake Daraja's) writes there, and
-	// on the terminal it would tear the console's screen.
-	slog.SetDefault(log)
-	return log, f, nil
+	// The logger is passed to every part (and each HTTP server's ErrorLog
+	// is made from it); slog's default is left alone.
+	return slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})), f, nil
 }
 
 // simLogPath is where simulator name logs: PAYDESK_LOG, else
