@@ -3,12 +3,12 @@ package desk
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"paydesk/payment"
+	"paydesk/payment/journaltest"
 )
 
 // fakePOS stands for the MobyPay POS link: it records what it was asked.
@@ -60,16 +60,8 @@ func (f *fakeMPesa) CheckOutcome(ctx context.Context, id string) (string, error)
 	return "the query says paid", err
 }
 
-func testBus(t *testing.T) *payment.Bus {
-	t.Helper()
-	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "j.db"), payment.JournalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus := payment.NewBus(j, nil)
-	t.Cleanup(func() { bus.Close(); j.Close() })
-	return bus
-}
+// testBus is a journal and a bus on it for one test.
+func testBus(t *testing.T) *payment.Bus { return journaltest.Bus(t) }
 
 // unknownTxn journals a payment on rail that ends unknown.
 func unknownTxn(t *testing.T, bus *payment.Bus, rail payment.Rail, id string) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +18,7 @@ import (
 
 	"paydesk/desk"
 	"paydesk/payment"
+	"paydesk/payment/journaltest"
 	"paydesk/protocol"
 	"paydesk/protocol/possim"
 	"paydesk/protocol/postest"
@@ -60,16 +60,8 @@ func (f *fakeRail) InFlight() []payment.Flight {
 }
 func (f *fakeRail) DefaultTarget() string { return "POS001" }
 
-func testBus(t *testing.T) *payment.Bus {
-	t.Helper()
-	j, _, err := payment.OpenJournal(filepath.Join(t.TempDir(), "j.db"), payment.JournalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus := payment.NewBus(j, nil)
-	t.Cleanup(func() { bus.Close(); j.Close() })
-	return bus
-}
+// testBus is a journal and a bus on it for one test.
+func testBus(t *testing.T) *payment.Bus { return journaltest.Bus(t) }
 
 // testCfg is what a test sets: the console's settings and its desk's
 // rails, displays and hub.
