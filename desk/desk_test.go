@@ -31,6 +31,7 @@ func (f *fakePOS) Peers() []payment.Peer {
 	return []payment.Peer{{ID: "POS001", Addr: "10.0.0.5:4000"}}
 }
 func (f *fakePOS) DefaultTarget() string      { return "POS001" }
+func (f *fakePOS) Health() payment.Health     { return payment.Health{Up: true, Detail: "ready"} }
 func (f *fakePOS) InFlight() []payment.Flight { return nil }
 
 // fakeMPesa stands for a rail with every optional capability.

@@ -26,7 +26,7 @@ type Snapshot struct {
 	// Flights are the POS payments in flight, oldest first.
 	Flights []payment.Flight
 	// Health is each configured rail's own account of itself, for those
-	// that give one, in menu order.
+	// that give one, in menu order; not the POS link's (Peers say it).
 	Health []NamedHealth
 	// Hub is the hub link's state in a few words; "" without a hub.
 	Hub string
@@ -70,6 +70,9 @@ func (d *Desk) Live() Snapshot {
 		s.Peers, s.Default, s.Flights = p.Peers(), p.DefaultTarget(), p.InFlight()
 	}
 	for _, r := range d.rails {
+		if r.Name == payment.RailPOS {
+			continue // its state is its connected POS terminals, shown as such
+		}
 		if h, ok := r.Starter.(payment.HealthReporter); ok && r.Starter != nil {
 			s.Health = append(s.Health, NamedHealth{r.Name, h.Health()})
 		}
