@@ -137,6 +137,7 @@ func TestFleetLoad(t *testing.T) {
 		if m1[5] == "0" {
 			t.Logf("the backlog ran out after %.0f s: a bigger PAYDESK_LOAD_BACKLOG measures longer", el)
 		}
+		t.Logf("acknowledged events/s, second by second: %.0f", rates)
 		slices.Sort(rates)
 		t.Logf("all %d kiosks connected %s after the links started; per-second acknowledged rates: min %.0f, median %.0f, max %.0f events/s",
 			n, allAt.Round(time.Millisecond), rates[0], rates[len(rates)/2], rates[len(rates)-1])
