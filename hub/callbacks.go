@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,10 +32,50 @@ const (
 // one holding the kiosk's link sends it at once.
 const notifyChannel = "paydesk_messages"
 
-// routeLock serialises routing callbacks with storing the events that
-// route them, so a callback and the event naming its kiosk, arriving
-// together on two replicas, cannot miss each other.
+// Routing a callback and storing the events that route it lock the
+// callback's key (lockRoutes), so a callback and the event naming its
+// kiosk, arriving together on two replicas, cannot miss each other; those
+// of other keys do not wait for each other. Each takes routeLock shared
+// first: whatever must route with nothing else routing takes it
+// exclusively.
 const routeLock = 0x70647270 // "pdrp"
+
+// Advisory lock spaces (the first of pg_advisory_xact_lock's two keys):
+// a routing key's, and a kiosk's messages'.
+const (
+	routeKeySpace = 0x70647274 // "pdrt"
+	messageSpace  = 0x7064716d // "pdqm"
+)
+
+// lockKey is key's advisory lock within a space: its FNV-1a hash.
+// Two keys may share a lock, which costs a wait, never a miss.
+func lockKey(kind, key string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(kind))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return int32(h.Sum32())
+}
+
+// lockRoutes takes routeLock shared, then the locks of the CheckoutRequestIDs
+// and sale references, in ascending order (so two batches sharing keys
+// cannot deadlock), until the transaction ends.
+func lockRoutes(ctx context.Context, tx pgx.Tx, checkouts, refs []string) error {
+	keys := make([]int32, 0, len(checkouts)+len(refs))
+	for _, c := range checkouts {
+		keys = append(keys, lockKey(CallbackSTK, c))
+	}
+	for _, r := range refs {
+		keys = append(keys, lockKey("ref", r))
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock_shared($1)`, routeLock)
+	// unnest yields the array in its order: the locks are taken in it.
+	b.Queue(`SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int4[]) AS k`, routeKeySpace, keys)
+	return tx.SendBatch(ctx, b).Close()
+}
 
 // MpesaMessage is a Daraja callback as the hub hands it to a kiosk: the
 // body as Daraja posted it, where from, and whether the allow-list holds
@@ -72,18 +114,26 @@ type StoredCallback struct {
 // returns once the callback is durable.
 func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, error) {
 	var out StoredCallback
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
 		// Daraja is answered 200 once this commits: the commit must be in
 		// the write-ahead log by then, whatever synchronous_commit the
 		// server or role has (as Ingest does for the kiosks' events).
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, routeLock); err != nil {
+		switch {
+		case c.Kind == CallbackSTK:
+			err = lockRoutes(ctx, tx, []string{c.Key}, nil)
+		case c.Kind == CallbackC2BConfirm && c.Ref != "":
+			err = lockRoutes(ctx, tx, nil, []string{c.Ref})
+		default:
+			err = lockRoutes(ctx, tx, nil, nil)
+		}
+		if err != nil {
 			return err
 		}
 		var inserted bool
-		err := tx.QueryRow(ctx, `INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body)
+		err = tx.QueryRow(ctx, `INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (kind, key) DO UPDATE SET duplicates = mpesa_callbacks.duplicates + 1
 			RETURNING id, xmax = 0`, c.Kind, c.Key, c.Ref, c.Minor, c.Code, c.Raw, c.Source, c.Allowed, c.Body).Scan(&out.ID, &inserted)
@@ -140,12 +190,16 @@ func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string) (string, err
 }
 
 // route queues callback id's message for kiosk and notifies the replicas
-// (the notification leaves at commit). Its caller holds routeLock to the
-// commit, so routed messages commit in the order of their ids, and a link
-// that has sent up to id N never misses a lower one committed later.
+// (the notification leaves at commit). It holds the lock of the kiosk's
+// messages to the commit, so a kiosk's routed messages commit in the order
+// of their ids, and a link that has sent up to id N never misses a lower
+// one committed later.
 func route(ctx context.Context, tx pgx.Tx, id int64, kiosk string, m MpesaMessage) error {
 	body, err := json.Marshal(m)
 	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, messageSpace, lockKey("kiosk", kiosk)); err != nil {
 		return err
 	}
 	var msg int64
@@ -168,7 +222,7 @@ func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs 
 	if len(checkouts) == 0 && len(refs) == 0 {
 		return nil
 	}
-	// Ingest holds routeLock already.
+	// Ingest holds these keys' locks already.
 	rows, err := tx.Query(ctx, `SELECT id, kind, key, ref FROM mpesa_callbacks
 		WHERE kiosk_id IS NULL AND (kind = 'stk' AND key = ANY($1) OR kind = 'c2b_confirmation' AND ref = ANY($2))
 		ORDER BY id`, checkouts, refs)

@@ -55,7 +55,12 @@ const tokenPrefix = "pdh_"
 // Store is the hub's PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
-	now  func() time.Time
+	// ingest holds a token per batch being stored: at most half the
+	// pool's connections store kiosks' batches at once, so a fleet
+	// catching up never leaves a Daraja callback, a message's delivery or
+	// the dashboard waiting for a connection.
+	ingest chan struct{}
+	now    func() time.Time
 	// bcryptCost hashes operators' passwords (lowered by tests).
 	bcryptCost int
 }
@@ -67,6 +72,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		// pgx's message may quote the DSN, password included.
 		return nil, errors.New("hub: the database URL does not parse (postgres://user@host:port/db?sslmode=…)")
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgx's default, max(4, CPUs), is few for a hub: a link stores
+		// a batch while others' callbacks and messages wait.
+		cfg.MaxConns = max(cfg.MaxConns, 8)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -80,7 +90,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, now: time.Now, bcryptCost: bcrypt.DefaultCost}, nil
+	return &Store{pool: pool, ingest: make(chan struct{}, max(1, cfg.MaxConns/2)), now: time.Now, bcryptCost: bcrypt.DefaultCost}, nil
 }
 
 // Close closes the connections.
@@ -231,6 +241,12 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 		all[ev.Seq] = true
 	}
 	checkouts, refs := routingKeys(evs, all)
+	select {
+	case s.ingest <- struct{}{}:
+		defer func() { <-s.ingest }()
+	case <-ctx.Done():
+		return 0, 0, fmt.Errorf("store %d events of %s: %w", n, kiosk, ctx.Err())
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The kiosk is told these events are stored once this commits:
 		// the commit must be on disk (in the write-ahead log) by then,
@@ -239,19 +255,21 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
 			return err
 		}
-		// A batch that may route M-Pesa callbacks takes the routing
-		// lock before the kiosk's row: a callback being routed holds
-		// the lock and then needs the row (its message's kiosk), so the
-		// other order could deadlock.
+		// A batch that may route M-Pesa callbacks locks its routing
+		// keys (routeKeys) before the kiosk's row, as a callback being
+		// routed locks its own key; batches and callbacks of other
+		// keys go on side by side.
 		if len(checkouts) > 0 || len(refs) > 0 {
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, routeLock); err != nil {
+			if err := lockRoutes(ctx, tx, checkouts, refs); err != nil {
 				return err
 			}
 		}
 		// The kiosk's row, locked: one batch of a kiosk at a time, so
-		// acked_seq and its transactions move in step.
+		// acked_seq and its transactions move in step. (NO KEY UPDATE:
+		// a callback routed to this kiosk meanwhile, whose message
+		// refers to the row, does not wait for the batch.)
 		var revoked bool
-		err := tx.QueryRow(ctx, `SELECT revoked_at IS NOT NULL FROM kiosks WHERE id = $1 FOR UPDATE`, kiosk).Scan(&revoked)
+		err := tx.QueryRow(ctx, `SELECT revoked_at IS NOT NULL FROM kiosks WHERE id = $1 FOR NO KEY UPDATE`, kiosk).Scan(&revoked)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%s: %w", kiosk, ErrNoKiosk)
 		}
