@@ -75,7 +75,7 @@ type loadKiosk struct {
 
 // runCallbackLoad posts callbacks STK results at rate a second to kiosks
 // that hold their pushes; with traffic > 0 every kiosk meanwhile takes a
-// sale about every traffic (card and M-Pesa in turn), which its link
+// sale about every traffic, at random (card and M-Pesa in turn), which its link
 // replicates on the same link the callbacks arrive on.
 func runCallbackLoad(t *testing.T, kiosks, callbacks, rate int, traffic time.Duration) loadResult {
 	f := newDarajaFixture(t)
@@ -198,13 +198,13 @@ func runCallbackLoad(t *testing.T, kiosks, callbacks, rate int, traffic time.Dur
 	if traffic > 0 {
 		for _, k := range ks {
 			sales.Go(func() {
-				t := time.NewTicker(traffic)
-				defer t.Stop()
 				for i := 0; ; i++ {
+					// About every traffic, at random: a fleet's
+					// sales do not come in step.
 					select {
 					case <-sctx.Done():
 						return
-					case <-t.C:
+					case <-time.After(traffic/2 + rand.N(traffic)):
 					}
 					txn := fmt.Sprintf("BG-%s-%d", k.id, i)
 					rail, mode, amount := payment.RailPOS, payment.ModeCard, payment.Money{Minor: 2550, Currency: "MYR"}

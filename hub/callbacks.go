@@ -33,7 +33,7 @@ const (
 const notifyChannel = "paydesk_messages"
 
 // Routing a callback and storing the events that route it lock the
-// callback's key (lockRoutes), so a callback and the event naming its
+// callback's key (queueRouteLocks), so a callback and the event naming its
 // kiosk, arriving together on two replicas, cannot miss each other; those
 // of other keys do not wait for each other. Each takes routeLock shared
 // first: whatever must route with nothing else routing takes it
@@ -57,10 +57,10 @@ func lockKey(kind, key string) int32 {
 	return int32(h.Sum32())
 }
 
-// lockRoutes takes routeLock shared, then the locks of the CheckoutRequestIDs
-// and sale references, in ascending order (so two batches sharing keys
-// cannot deadlock), until the transaction ends.
-func lockRoutes(ctx context.Context, tx pgx.Tx, checkouts, refs []string) error {
+// queueRouteLocks queues the two statements that take routeLock shared,
+// then the locks of the CheckoutRequestIDs and sale references in
+// ascending order (so two transactions sharing keys cannot deadlock).
+func queueRouteLocks(b *pgx.Batch, checkouts, refs []string) {
 	keys := make([]int32, 0, len(checkouts)+len(refs))
 	for _, c := range checkouts {
 		keys = append(keys, lockKey(CallbackSTK, c))
@@ -70,11 +70,9 @@ func lockRoutes(ctx context.Context, tx pgx.Tx, checkouts, refs []string) error 
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock_shared($1)`, routeLock)
 	// unnest yields the array in its order: the locks are taken in it.
 	b.Queue(`SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int4[]) AS k`, routeKeySpace, keys)
-	return tx.SendBatch(ctx, b).Close()
 }
 
 // MpesaMessage is a Daraja callback as the hub hands it to a kiosk: the
@@ -114,29 +112,56 @@ type StoredCallback struct {
 // returns once the callback is durable.
 func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, error) {
 	var out StoredCallback
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// One round trip for all but the routing: under load every
+		// round trip to PostgreSQL is what Daraja and the kiosk wait for.
+		b := &pgx.Batch{}
 		// Daraja is answered 200 once this commits: the commit must be in
 		// the write-ahead log by then, whatever synchronous_commit the
 		// server or role has (as Ingest does for the kiosks' events).
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
-			return err
-		}
+		b.Queue(`SET LOCAL synchronous_commit = on`)
+		var checkouts, refs []string
 		switch {
 		case c.Kind == CallbackSTK:
-			err = lockRoutes(ctx, tx, []string{c.Key}, nil)
+			checkouts = []string{c.Key}
 		case c.Kind == CallbackC2BConfirm && c.Ref != "":
-			err = lockRoutes(ctx, tx, nil, []string{c.Ref})
-		default:
-			err = lockRoutes(ctx, tx, nil, nil)
+			refs = []string{c.Ref}
 		}
-		if err != nil {
-			return err
-		}
-		var inserted bool
-		err = tx.QueryRow(ctx, `INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body)
+		queueRouteLocks(b, checkouts, refs)
+		b.Queue(`INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (kind, key) DO UPDATE SET duplicates = mpesa_callbacks.duplicates + 1
-			RETURNING id, xmax = 0`, c.Kind, c.Key, c.Ref, c.Minor, c.Code, c.Raw, c.Source, c.Allowed, c.Body).Scan(&out.ID, &inserted)
+			RETURNING id, xmax = 0`, c.Kind, c.Key, c.Ref, c.Minor, c.Code, c.Raw, c.Source, c.Allowed, c.Body)
+		// Its kiosk, asked at once (a duplicate or a validation uses no
+		// answer).
+		q, arg, routable := routeQuery(c.Kind, c.Key, c.Ref)
+		if routable {
+			b.Queue(q, arg)
+		}
+		var inserted bool
+		var owners []string
+		err := func() error {
+			br := tx.SendBatch(ctx, b)
+			defer br.Close()
+			for range 3 { // the SET and the two locks
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
+			if err := br.QueryRow().Scan(&out.ID, &inserted); err != nil {
+				return err
+			}
+			if routable {
+				rows, err := br.Query()
+				if err != nil {
+					return err
+				}
+				if owners, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+					return err
+				}
+			}
+			return br.Close()
+		}()
 		if err != nil {
 			return err
 		}
@@ -144,15 +169,11 @@ func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, 
 			out.Duplicate = true
 			return tx.QueryRow(ctx, `SELECT coalesce(kiosk_id, '') FROM mpesa_callbacks WHERE id = $1`, out.ID).Scan(&out.Kiosk)
 		}
-		if c.Kind == CallbackC2BValidation {
+		if c.Kind == CallbackC2BValidation || len(owners) != 1 {
 			return nil
 		}
-		kiosk, err := routeOf(ctx, tx, c.Kind, c.Key, c.Ref)
-		if err != nil || kiosk == "" {
-			return err
-		}
-		out.Kiosk = kiosk
-		return route(ctx, tx, out.ID, kiosk, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed})
+		out.Kiosk = owners[0]
+		return route(ctx, tx, out.ID, out.Kiosk, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed})
 	})
 	if err != nil {
 		return StoredCallback{}, fmt.Errorf("store %s callback %s: %w", c.Kind, c.Key, err)
@@ -165,17 +186,8 @@ func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, 
 // kiosk that journaled a sale with its bill reference. "" when none, or
 // when more than one kiosk claims it (left for head office).
 func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string) (string, error) {
-	var q string
-	var arg string
-	switch kind {
-	case CallbackSTK:
-		q, arg = `SELECT DISTINCT kiosk_id FROM events WHERE rail = 'mpesa' AND result ? 'remote_id' AND result->>'remote_id' = $1 LIMIT 2`, key
-	case CallbackC2BConfirm:
-		if ref == "" {
-			return "", nil
-		}
-		q, arg = `SELECT kiosk_id FROM txns WHERE rail = 'mpesa' AND txn_id = $1 LIMIT 2`, ref
-	default:
+	q, arg, ok := routeQuery(kind, key, ref)
+	if !ok {
 		return "", nil
 	}
 	rows, err := tx.Query(ctx, q, arg)
@@ -189,6 +201,18 @@ func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string) (string, err
 	return ks[0], nil
 }
 
+// routeQuery is routeOf's query: the kiosks (two at most) that claim a
+// callback; ok is false for a callback nothing routes.
+func routeQuery(kind, key, ref string) (q, arg string, ok bool) {
+	switch {
+	case kind == CallbackSTK:
+		return `SELECT DISTINCT kiosk_id FROM events WHERE rail = 'mpesa' AND result ? 'remote_id' AND result->>'remote_id' = $1 LIMIT 2`, key, true
+	case kind == CallbackC2BConfirm && ref != "":
+		return `SELECT kiosk_id FROM txns WHERE rail = 'mpesa' AND txn_id = $1 LIMIT 2`, ref, true
+	}
+	return "", "", false
+}
+
 // route queues callback id's message for kiosk and notifies the replicas
 // (the notification leaves at commit). It holds the lock of the kiosk's
 // messages to the commit, so a kiosk's routed messages commit in the order
@@ -199,20 +223,15 @@ func route(ctx context.Context, tx pgx.Tx, id int64, kiosk string, m MpesaMessag
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, messageSpace, lockKey("kiosk", kiosk)); err != nil {
-		return err
-	}
-	var msg int64
-	if err := tx.QueryRow(ctx, `INSERT INTO messages (kiosk_id, kind, body) VALUES ($1, $2, $3) RETURNING id`,
-		kiosk, MessageMpesa, body).Scan(&msg); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `UPDATE mpesa_callbacks SET kiosk_id = $2, message_id = $3, routed_at = now(), body = NULL WHERE id = $1`,
-		id, kiosk, msg); err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, kiosk)
-	return err
+	// One round trip: the lock, the message and the callback's route,
+	// the notification.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1, $2)`, messageSpace, lockKey("kiosk", kiosk))
+	b.Queue(`WITH m AS (INSERT INTO messages (kiosk_id, kind, body) VALUES ($2, $3, $4) RETURNING id)
+		UPDATE mpesa_callbacks SET kiosk_id = $2, message_id = (SELECT id FROM m), routed_at = now(), body = NULL WHERE id = $1`,
+		id, kiosk, MessageMpesa, body)
+	b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, kiosk)
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // routeWaiting routes the callbacks waiting for no kiosk that the new
