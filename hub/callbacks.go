@@ -112,73 +112,96 @@ type StoredCallback struct {
 // returns once the callback is durable.
 func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, error) {
 	var out StoredCallback
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// One round trip for all but the routing: under load every
-		// round trip to PostgreSQL is what Daraja and the kiosk wait for.
-		b := &pgx.Batch{}
-		// Daraja is answered 200 once this commits: the commit must be in
-		// the write-ahead log by then, whatever synchronous_commit the
-		// server or role has (as Ingest does for the kiosks' events).
-		b.Queue(`SET LOCAL synchronous_commit = on`)
-		var checkouts, refs []string
-		switch {
-		case c.Kind == CallbackSTK:
-			checkouts = []string{c.Key}
-		case c.Kind == CallbackC2BConfirm && c.Ref != "":
-			refs = []string{c.Ref}
-		}
-		queueRouteLocks(b, checkouts, refs)
-		b.Queue(`INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (kind, key) DO UPDATE SET duplicates = mpesa_callbacks.duplicates + 1
-			RETURNING id, xmax = 0`, c.Kind, c.Key, c.Ref, c.Minor, c.Code, c.Raw, c.Source, c.Allowed, c.Body)
-		// Its kiosk, asked at once (a duplicate or a validation uses no
-		// answer).
-		q, arg, routable := routeQuery(c.Kind, c.Key, c.Ref)
-		if routable {
-			b.Queue(q, arg)
-		}
-		var inserted bool
-		var owners []string
-		err := func() error {
-			br := tx.SendBatch(ctx, b)
-			defer br.Close()
-			for range 3 { // the SET and the two locks
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
-			}
-			if err := br.QueryRow().Scan(&out.ID, &inserted); err != nil {
-				return err
-			}
-			if routable {
-				rows, err := br.Query()
-				if err != nil {
-					return err
-				}
-				if owners, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-					return err
-				}
-			}
-			return br.Close()
-		}()
-		if err != nil {
-			return err
-		}
-		if !inserted {
-			out.Duplicate = true
-			return tx.QueryRow(ctx, `SELECT coalesce(kiosk_id, '') FROM mpesa_callbacks WHERE id = $1`, out.ID).Scan(&out.Kiosk)
-		}
-		if c.Kind == CallbackC2BValidation || len(owners) != 1 {
-			return nil
-		}
-		out.Kiosk = owners[0]
-		return route(ctx, tx, out.ID, out.Kiosk, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed})
-	})
+	err := s.storeCallback(ctx, c, &out)
 	if err != nil {
 		return StoredCallback{}, fmt.Errorf("store %s callback %s: %w", c.Kind, c.Key, err)
 	}
 	return out, nil
+}
+
+// storeCallback is StoreCallback's transaction in two round trips to
+// PostgreSQL, under load what Daraja and the kiosk wait for: the BEGIN,
+// the locks, the insert and the question of its kiosk in one; the route
+// (or the duplicate's kiosk) and the COMMIT in the other.
+func (s *Store) storeCallback(ctx context.Context, c Callback, out *StoredCallback) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection left inside a transaction is closed by the pool on
+	// release, never reused.
+	defer conn.Release()
+	defer func() {
+		if err != nil {
+			conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+		}
+	}()
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	// Daraja is answered 200 once this commits: the commit must be in
+	// the write-ahead log by then, whatever synchronous_commit the
+	// server or role has (as Ingest does for the kiosks' events).
+	b.Queue(`SET LOCAL synchronous_commit = on`)
+	var checkouts, refs []string
+	switch {
+	case c.Kind == CallbackSTK:
+		checkouts = []string{c.Key}
+	case c.Kind == CallbackC2BConfirm && c.Ref != "":
+		refs = []string{c.Ref}
+	}
+	queueRouteLocks(b, checkouts, refs)
+	b.Queue(`INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (kind, key) DO UPDATE SET duplicates = mpesa_callbacks.duplicates + 1
+		RETURNING id, xmax = 0`, c.Kind, c.Key, c.Ref, c.Minor, c.Code, c.Raw, c.Source, c.Allowed, c.Body)
+	// Its kiosk, asked at once (a duplicate or a validation uses no
+	// answer).
+	q, arg, routable := routeQuery(c.Kind, c.Key, c.Ref)
+	if routable {
+		b.Queue(q, arg)
+	}
+	var inserted bool
+	var owners []string
+	err = func() error {
+		br := conn.SendBatch(ctx, b)
+		defer br.Close()
+		for range 4 { // the BEGIN, the SET and the two locks
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if err := br.QueryRow().Scan(&out.ID, &inserted); err != nil {
+			return err
+		}
+		if routable {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			if owners, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return err
+			}
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return err
+	}
+	b = &pgx.Batch{}
+	switch {
+	case !inserted:
+		out.Duplicate = true
+		b.Queue(`SELECT coalesce(kiosk_id, '') FROM mpesa_callbacks WHERE id = $1`, out.ID).QueryRow(func(r pgx.Row) error {
+			return r.Scan(&out.Kiosk)
+		})
+	case c.Kind != CallbackC2BValidation && len(owners) == 1:
+		out.Kiosk = owners[0]
+		if err := queueRoute(b, out.ID, out.Kiosk, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed}); err != nil {
+			return err
+		}
+	}
+	b.Queue(`COMMIT`)
+	return conn.SendBatch(ctx, b).Close()
 }
 
 // routeOf finds the kiosk a callback belongs to: for an STK result, the
@@ -219,19 +242,26 @@ func routeQuery(kind, key, ref string) (q, arg string, ok bool) {
 // of their ids, and a link that has sent up to id N never misses a lower
 // one committed later.
 func route(ctx context.Context, tx pgx.Tx, id int64, kiosk string, m MpesaMessage) error {
+	b := &pgx.Batch{}
+	if err := queueRoute(b, id, kiosk, m); err != nil {
+		return err
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// queueRoute queues route's statements: the lock, the message and the
+// callback's route, the notification (one round trip).
+func queueRoute(b *pgx.Batch, id int64, kiosk string, m MpesaMessage) error {
 	body, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	// One round trip: the lock, the message and the callback's route,
-	// the notification.
-	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock($1, $2)`, messageSpace, lockKey("kiosk", kiosk))
 	b.Queue(`WITH m AS (INSERT INTO messages (kiosk_id, kind, body) VALUES ($2, $3, $4) RETURNING id)
 		UPDATE mpesa_callbacks SET kiosk_id = $2, message_id = (SELECT id FROM m), routed_at = now(), body = NULL WHERE id = $1`,
 		id, kiosk, MessageMpesa, body)
 	b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, kiosk)
-	return tx.SendBatch(ctx, b).Close()
+	return nil
 }
 
 // routeWaiting routes the callbacks waiting for no kiosk that the new
