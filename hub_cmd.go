@@ -502,7 +502,7 @@ func runHubDemo(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		closers = append(closers, func() error { k.close(); return nil })
 		kiosks = append(kiosks, k)
 		wg.Go(func() { k.l.Run(ctx) })
-		wg.Go(func() { simulateSales(ctx, k.bus, id, *every) })
+		wg.Go(func() { simulateSales(ctx, k.bus, id, *every, 0) })
 	}
 	password, err := randomPassword()
 	if err != nil {

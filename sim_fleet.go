@@ -83,7 +83,8 @@ func runSimFleet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	create := fs.Bool("create-tokens", false, "register the kiosks in the hub's database (--db) and use their new tokens: for a demo or a benchmark")
 	tokens := fs.String("tokens", "", "a file of lines 'KIOSK-ID TOKEN' (the first N are used), instead of --create-tokens")
 	prefix := fs.String("prefix", "SIM", "kiosk ids are PREFIX00001, PREFIX00002, …")
-	every := fs.Duration("every", 2*time.Second, "about how often each kiosk takes a payment (three journal events)")
+	every := fs.Duration("every", 2*time.Second, "about how often each kiosk takes a payment (three journal events); 0 with --backlog: none")
+	backlog := fs.Int("backlog", 0, "sales (three journal events each) every kiosk's journal holds before its link starts, for the hub to catch up")
 	dur := fs.Duration("for", 0, "stop after this long (0: until interrupted)")
 	report := fs.Duration("report", 10*time.Second, "how often to print the fleet's status")
 	fs.Usage = func() {
@@ -104,8 +105,10 @@ func runSimFleet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errors.New("sim fleet: --kiosks must be 1 to 100000")
 	case *url == "":
 		return errors.New("sim fleet: give the hub's URL with --hub")
-	case *every <= 0:
-		return errors.New("sim fleet: --every must be positive")
+	case *every < 0 || *every == 0 && *backlog == 0:
+		return errors.New("sim fleet: --every must be positive (or 0 with --backlog)")
+	case *backlog < 0 || *backlog > 1000000:
+		return errors.New("sim fleet: --backlog must be 0 to 1000000")
 	case *create == (*tokens != ""):
 		return errors.New("sim fleet: give either --create-tokens (with --db) or --tokens FILE")
 	}
@@ -173,11 +176,27 @@ func runSimFleet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return fmt.Errorf("sim fleet: %w", err)
 		}
 		kiosks = append(kiosks, k)
-		wg.Go(func() { k.l.Run(ctx) })
-		wg.Go(func() { simulateSales(ctx, k.bus, id, *every) })
 	}
-	fmt.Fprintf(stdout, "fleet: %d simulated kiosks (%s … %s) to %s, a payment about every %s each; journals in %s\n",
-		len(kiosks), ids[0], ids[len(ids)-1], *url, *every, dir)
+	if *backlog > 0 {
+		began := time.Now()
+		if err := writeBacklogs(ctx, kiosks, *backlog); err != nil {
+			return fmt.Errorf("sim fleet: %w", err)
+		}
+		fmt.Fprintf(stdout, "fleet: %d events journaled as a backlog (%d sales a kiosk) in %s\n",
+			3*(*backlog)*len(kiosks), *backlog, time.Since(began).Round(time.Millisecond))
+	}
+	for _, k := range kiosks {
+		wg.Go(func() { k.l.Run(ctx) })
+		if *every > 0 {
+			wg.Go(func() { simulateSales(ctx, k.bus, k.id, *every, *backlog) })
+		}
+	}
+	pace := "no new payments"
+	if *every > 0 {
+		pace = fmt.Sprintf("a payment about every %s each", *every)
+	}
+	fmt.Fprintf(stdout, "fleet: %d simulated kiosks (%s … %s) to %s, %s; journals in %s\n",
+		len(kiosks), ids[0], ids[len(ids)-1], *url, pace, dir)
 	t := time.NewTicker(*report)
 	defer t.Stop()
 	line := func() {
@@ -225,39 +244,77 @@ func readTokenFile(path string, n int) (ids, tokens []string, err error) {
 	return ids, tokens, nil
 }
 
-// simulateSales takes payments on a simulated kiosk, on every rail: card
-// sales in MYR on the POS and the card terminal, M-Pesa sales in KES,
-// mostly approved, until ctx ends.
-func simulateSales(ctx context.Context, bus *payment.Bus, kiosk string, every time.Duration) {
-	for i := 1; ; i++ {
+// simulateSales takes payments on a simulated kiosk, on every rail, about
+// every every, until ctx ends; the first is sale number from+1.
+func simulateSales(ctx context.Context, bus *payment.Bus, kiosk string, every time.Duration, from int) {
+	for i := from + 1; ; i++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(every/2 + rand.N(every)):
 		}
-		id := fmt.Sprintf("%s-%d", kiosk, i)
-		rail, mode, money := payment.RailPOS, payment.ModeCard, payment.Money{Minor: 100 * (5 + rand.Int64N(200)), Currency: "MYR"}
-		switch rand.N(3) {
-		case 0:
-			rail, mode, money = payment.RailMPesa, payment.ModeSTKPush, payment.Money{Minor: 100 * (10 + rand.Int64N(2000)), Currency: "KES"} // whole shillings
-		case 1:
-			rail = payment.RailTerminal
-		}
-		end := payment.StatusApproved
-		switch rand.N(24) {
-		case 0, 1, 2:
-			end = payment.StatusDeclined
-		case 3: // the answer never came: for the dashboard's list
-			end = payment.StatusUnknown
-		}
-		for _, ev := range []payment.Event{
-			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: payment.StatusCreated, Mode: mode, Amount: money, Peer: "SIM"},
-			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: payment.StatusSent},
-			{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: end},
-		} {
+		for _, ev := range simSale(kiosk, i) {
 			if _, err := bus.Publish(ctx, ev); err != nil {
 				return
 			}
 		}
+	}
+}
+
+// writeBacklogs journals n sales on every kiosk before its link starts: a
+// kiosk's sales are appended together, so its journal commits them in a
+// few transactions (group commit) rather than one each; a few kiosks at a
+// time.
+func writeBacklogs(ctx context.Context, ks []*simKiosk, n int) error {
+	const together = 4 // kiosks written at once
+	sem := make(chan struct{}, together)
+	errc := make(chan error, len(ks))
+	var wg sync.WaitGroup
+	for _, k := range ks {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var kwg sync.WaitGroup
+			for i := 1; i <= n; i++ {
+				kwg.Go(func() {
+					for _, ev := range simSale(k.id, i) {
+						if _, err := k.j.Append(ctx, ev); err != nil {
+							errc <- fmt.Errorf("kiosk %s backlog: %w", k.id, err)
+							return
+						}
+					}
+				})
+			}
+			kwg.Wait()
+		})
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// simSale is sale number i of a simulated kiosk, on any rail: a card sale
+// in MYR on the POS or the card terminal, or an M-Pesa sale in KES, mostly
+// approved; three journal events.
+func simSale(kiosk string, i int) []payment.Event {
+	id := fmt.Sprintf("%s-%d", kiosk, i)
+	rail, mode, money := payment.RailPOS, payment.ModeCard, payment.Money{Minor: 100 * (5 + rand.Int64N(200)), Currency: "MYR"}
+	switch rand.N(3) {
+	case 0:
+		rail, mode, money = payment.RailMPesa, payment.ModeSTKPush, payment.Money{Minor: 100 * (10 + rand.Int64N(2000)), Currency: "KES"} // whole shillings
+	case 1:
+		rail = payment.RailTerminal
+	}
+	end := payment.StatusApproved
+	switch rand.N(24) {
+	case 0, 1, 2:
+		end = payment.StatusDeclined
+	case 3: // the answer never came: for the dashboard's list
+		end = payment.StatusUnknown
+	}
+	return []payment.Event{
+		{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: payment.StatusCreated, Mode: mode, Amount: money, Peer: "SIM"},
+		{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: payment.StatusSent},
+		{Kind: payment.KindTransition, Rail: rail, TxnID: id, Status: end},
 	}
 }

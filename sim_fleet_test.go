@@ -80,3 +80,53 @@ func TestSimFleet(t *testing.T) {
 		t.Fatalf("sim fleet with ids in use: %v", err)
 	}
 }
+
+// TestSimFleetBacklog: with --backlog the kiosks' journals hold their
+// sales before the links start, and the fleet catches the hub up with
+// them, every event once (--every 0: nothing new meanwhile).
+func TestSimFleetBacklog(t *testing.T) {
+	cl := pgtest.Own(t)
+	dsn := cl.DSN("postgres")
+	ctx := context.Background()
+	hubCtx, stopHub := context.WithCancel(ctx)
+	hubOut := &lines{}
+	hubDone := make(chan error, 1)
+	go func() {
+		hubDone <- run(hubCtx, []string{"hub", "--db", dsn, "--listen", "127.0.0.1:0"}, nil, hubOut, io.Discard)
+	}()
+	t.Cleanup(func() {
+		stopHub()
+		if err := <-hubDone; err != nil {
+			t.Errorf("hub: %v", err)
+		}
+	})
+	url := hubOut.waitFor(t, regexp.MustCompile(`paydesk hub on (http://\S+)`))[1]
+
+	fleetCtx, stopFleet := context.WithCancel(ctx)
+	out := &lines{}
+	fleetDone := make(chan error, 1)
+	go func() {
+		fleetDone <- run(fleetCtx, []string{"sim", "fleet", "--kiosks", "3", "--hub", url, "--create-tokens", "--db", dsn,
+			"--backlog", "40", "--every", "0", "--report", "50ms", "--prefix", "BL"}, nil, out, io.Discard)
+	}()
+	out.waitFor(t, regexp.MustCompile(`fleet: 360 events journaled as a backlog \(40 sales a kiosk\)`))
+	out.waitFor(t, regexp.MustCompile(`connected 3/3, events journaled 360, acknowledged 360, lag 0`))
+	stopFleet()
+	if err := <-fleetDone; err != nil {
+		t.Fatalf("sim fleet: %v\n%s", err, out)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var events, distinct, sales int
+	var maxSeq int64
+	if err := conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT (kiosk_id, seq)), max(seq), count(DISTINCT (kiosk_id, txn_id)) FROM events
+		WHERE kiosk_id LIKE 'BL%'`).Scan(&events, &distinct, &maxSeq, &sales); err != nil {
+		t.Fatal(err)
+	}
+	if events != 360 || distinct != 360 || maxSeq != 120 || sales != 120 {
+		t.Fatalf("the hub holds %d events (%d distinct, last seq %d) of %d sales; want 360 of 120, seqs 1…120 a kiosk\n%s", events, distinct, maxSeq, sales, out)
+	}
+}

@@ -172,7 +172,12 @@ func (s *Store) AssignPayment(ctx context.Context, id int64, kiosk, txn, operato
 			return err
 		}
 		// Serialised with routing: a kiosk's new sale cannot claim the
-		// payment meanwhile.
+		// payment meanwhile. routeLock taken exclusively (every other
+		// router takes it shared), not the payment's key: an operator's
+		// assignment is rare, and the key of an STK result, a reference
+		// or an amount need not be worked out again here. route takes
+		// the kiosk's message lock, so the kiosk's messages still commit
+		// in the order of their ids.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, routeLock); err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestCallbackDeliverySmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
-	r := runCallbackLoad(t, 4, 40, 200)
+	r := runCallbackLoad(t, 4, 40, 200, 50*time.Millisecond)
 	t.Logf("delivered p50 %v p99 %v max %v", r.p50, r.p99, r.max)
 }
 
@@ -60,6 +61,7 @@ func loadavg() string {
 type loadResult struct {
 	p50, p99, max        time.Duration
 	answerP50, answerP99 time.Duration
+	journaled            float64 // the kiosks' own events a second, replicated meanwhile
 }
 
 // loadKiosk is a kiosk reduced to what delivery needs: a journal the link
@@ -71,7 +73,11 @@ type loadKiosk struct {
 	l   *hublink.Link
 }
 
-func runCallbackLoad(t *testing.T, kiosks, callbacks, rate int) loadResult {
+// runCallbackLoad posts callbacks STK results at rate a second to kiosks
+// that hold their pushes; with traffic > 0 every kiosk meanwhile takes a
+// sale about every traffic, at random (card and M-Pesa in turn), which its link
+// replicates on the same link the callbacks arrive on.
+func runCallbackLoad(t *testing.T, kiosks, callbacks, rate int, traffic time.Duration) loadResult {
 	f := newDarajaFixture(t)
 	storeB, err := Open(context.Background(), f.dsn)
 	if err != nil {
@@ -184,8 +190,46 @@ func runCallbackLoad(t *testing.T, kiosks, callbacks, rate int) loadResult {
 		}
 	}
 
+	// The kiosks' own sales, replicated meanwhile.
+	var sales sync.WaitGroup
+	sctx, stopSales := context.WithCancel(ctx)
+	defer func() { stopSales(); sales.Wait() }()
+	var sold atomic.Int64
+	if traffic > 0 {
+		for _, k := range ks {
+			sales.Go(func() {
+				for i := 0; ; i++ {
+					// About every traffic, at random: a fleet's
+					// sales do not come in step.
+					select {
+					case <-sctx.Done():
+						return
+					case <-time.After(traffic/2 + rand.N(traffic)):
+					}
+					txn := fmt.Sprintf("BG-%s-%d", k.id, i)
+					rail, mode, amount := payment.RailPOS, payment.ModeCard, payment.Money{Minor: 2550, Currency: "MYR"}
+					if i%2 == 0 {
+						rail, mode, amount = payment.RailMPesa, payment.ModeSTKPush, payment.Money{Minor: 10000, Currency: "KES"}
+					}
+					for _, ev := range []payment.Event{
+						{Status: payment.StatusCreated, Mode: mode, Amount: amount},
+						{Status: payment.StatusSent},
+						{Status: payment.StatusApproved},
+					} {
+						ev.Kind, ev.Rail, ev.TxnID = payment.KindTransition, rail, txn
+						if _, err := k.bus.Publish(sctx, ev); err != nil {
+							return
+						}
+						sold.Add(1)
+					}
+				}
+			})
+		}
+	}
+
 	// Daraja posts the results at a steady rate, each to a replica picked
 	// at random (a load balancer in front of them).
+	began := time.Now()
 	rand.Shuffle(len(checkouts), func(a, b int) { checkouts[a], checkouts[b] = checkouts[b], checkouts[a] })
 	client := &http.Client{Timeout: darajaWait, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	answers := make([]time.Duration, callbacks)
@@ -231,6 +275,8 @@ func runCallbackLoad(t *testing.T, kiosks, callbacks, rate int) loadResult {
 		mu.Unlock()
 		t.Fatalf("%d of %d callbacks reached their kiosk within %v", n, callbacks, darajaWait)
 	}
+	stopSales()
+	sales.Wait()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(wrong) > 0 {
@@ -243,7 +289,8 @@ func runCallbackLoad(t *testing.T, kiosks, callbacks, rate int) loadResult {
 	slices.Sort(lat)
 	slices.Sort(answers)
 	return loadResult{p50: pct(lat, 50), p99: pct(lat, 99), max: lat[len(lat)-1],
-		answerP50: pct(answers, 50), answerP99: pct(answers, 99)}
+		answerP50: pct(answers, 50), answerP99: pct(answers, 99),
+		journaled: float64(sold.Load()) / time.Since(began).Seconds()}
 }
 
 // pct is the p-th percentile of sorted d (nearest rank).

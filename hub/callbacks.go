@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,10 +33,67 @@ const (
 // one holding the kiosk's link sends it at once.
 const notifyChannel = "paydesk_messages"
 
-// routeLock serialises routing callbacks with storing the events that
-// route them, so a callback and the event naming its kiosk, arriving
-// together on two replicas, cannot miss each other.
+// Routing a callback and storing the events that route it lock the
+// callback's key (queueRouteLocks: a CheckoutRequestID, a reference, or
+// a till payment's amount), so a callback and the event naming its kiosk,
+// arriving together on two replicas, cannot miss each other; those of
+// other keys do not wait for each other. Each takes routeLock shared
+// first: whatever must route with nothing else routing (an operator's
+// assignment, AssignPayment) takes it exclusively.
 const routeLock = 0x70647270 // "pdrp"
+
+// Advisory lock spaces (the first of pg_advisory_xact_lock's two keys):
+// a routing key's, and a kiosk's messages'.
+const (
+	routeKeySpace = 0x70647274 // "pdrt"
+	messageSpace  = 0x7064716d // "pdqm"
+)
+
+// lockKey is key's advisory lock within a space: its FNV-1a hash.
+// Two keys may share a lock, which costs a wait, never a miss.
+func lockKey(kind, key string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(kind))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return int32(h.Sum32())
+}
+
+// queueRouteLocks queues the two statements that take routeLock shared,
+// then the locks of the CheckoutRequestIDs, sale references and till
+// amounts in ascending order (so two transactions sharing keys cannot
+// deadlock).
+//
+// A till payment (no reference) is matched by amount (tillOwner), so its
+// key is its amount: lockKey("till", amount), taken by the callback and by
+// every batch that records a paybill/till sale of that amount. Without it
+// a payment and the sale it pays, stored together, each miss the other
+// (neither sees the other's uncommitted row), and two kiosks' sales of
+// one amount stored together both take a waiting payment (each sees only
+// its own sale). Not routeLock taken exclusively: in a fleet of tills
+// every payment is one of these, and it would stop every replica's
+// ingest while it waits.
+func queueRouteLocks(b *pgx.Batch, checkouts, refs []string, tills []int64) {
+	keys := make([]int32, 0, len(checkouts)+len(refs)+len(tills))
+	for _, c := range checkouts {
+		keys = append(keys, lockKey(CallbackSTK, c))
+	}
+	for _, r := range refs {
+		keys = append(keys, lockKey("ref", r))
+	}
+	for _, m := range tills {
+		keys = append(keys, tillLock(m))
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	b.Queue(`SELECT pg_advisory_xact_lock_shared($1)`, routeLock)
+	// unnest yields the array in its order: the locks are taken in it.
+	b.Queue(`SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int4[]) AS k`, routeKeySpace, keys)
+}
+
+// tillLock is the routing key of till payments and paybill/till sales of
+// amount minor.
+func tillLock(minor int64) int32 { return lockKey("till", strconv.FormatInt(minor, 10)) }
 
 // MpesaMessage is a Daraja callback as the hub hands it to a kiosk: the
 // body as Daraja posted it, where from, and whether the allow-list holds
@@ -73,49 +133,104 @@ type StoredCallback struct {
 // returns once the callback is durable.
 func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, error) {
 	var out StoredCallback
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// Daraja is answered 200 once this commits: the commit must be in
-		// the write-ahead log by then, whatever synchronous_commit the
-		// server or role has (as Ingest does for the kiosks' events).
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, routeLock); err != nil {
-			return err
-		}
-		var inserted bool
-		var paid *time.Time
-		if !c.Paid.IsZero() {
-			paid = &c.Paid
-		}
-		err := tx.QueryRow(ctx, `INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body, paid_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-			ON CONFLICT (kind, key) DO UPDATE SET duplicates = mpesa_callbacks.duplicates + 1
-			RETURNING id, xmax = 0`, c.Kind, c.Key, c.Ref, c.Minor, c.Code, c.Raw, c.Source, c.Allowed, c.Body, paid).Scan(&out.ID, &inserted)
-		if err != nil {
-			return err
-		}
-		if !inserted {
-			out.Duplicate = true
-			return tx.QueryRow(ctx, `SELECT coalesce(kiosk_id, '') FROM mpesa_callbacks WHERE id = $1`, out.ID).Scan(&out.Kiosk)
-		}
-		if c.Kind == CallbackC2BValidation {
-			return nil
-		}
-		if c.Body == nil {
-			return nil // unreadable: kept for the record, never routed
-		}
-		kiosk, err := routeOf(ctx, tx, c.Kind, c.Key, c.Ref, c.Minor, paid)
-		if err != nil || kiosk == "" {
-			return err
-		}
-		out.Kiosk = kiosk
-		return route(ctx, tx, out.ID, kiosk, MessageMpesa, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed})
-	})
+	err := s.storeCallback(ctx, c, &out)
 	if err != nil {
 		return StoredCallback{}, fmt.Errorf("store %s callback %s: %w", c.Kind, c.Key, err)
 	}
 	return out, nil
+}
+
+// storeCallback is StoreCallback's transaction in two round trips to
+// PostgreSQL, under load what Daraja and the kiosk wait for: the BEGIN,
+// the locks, the insert and the question of its kiosk in one; the route
+// (or the duplicate's kiosk) and the COMMIT in the other.
+func (s *Store) storeCallback(ctx context.Context, c Callback, out *StoredCallback) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection left inside a transaction is closed by the pool on
+	// release, never reused.
+	defer conn.Release()
+	defer func() {
+		if err != nil {
+			conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+		}
+	}()
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	// Daraja is answered 200 once this commits: the commit must be in
+	// the write-ahead log by then, whatever synchronous_commit the
+	// server or role has (as Ingest does for the kiosks' events).
+	b.Queue(`SET LOCAL synchronous_commit = on`)
+	var checkouts, refs []string
+	var tills []int64
+	switch {
+	case c.Kind == CallbackSTK:
+		checkouts = []string{c.Key}
+	case c.Kind == CallbackC2BConfirm && c.Ref != "":
+		refs = []string{c.Ref}
+	case c.Kind == CallbackC2BConfirm && c.Minor > 0:
+		tills = []int64{c.Minor} // matched by amount: see queueRouteLocks
+	}
+	queueRouteLocks(b, checkouts, refs, tills)
+	var paid *time.Time
+	if !c.Paid.IsZero() {
+		paid = &c.Paid
+	}
+	b.Queue(`INSERT INTO mpesa_callbacks (kind, key, ref, amount_minor, result_code, raw, source, allowed, body, paid_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (kind, key) DO UPDATE SET duplicates = mpesa_callbacks.duplicates + 1
+		RETURNING id, xmax = 0`, c.Kind, c.Key, c.Ref, c.Minor, c.Code, c.Raw, c.Source, c.Allowed, c.Body, paid)
+	// Its kiosk, asked at once (a duplicate uses no answer). An
+	// unreadable callback (no body) is kept for the record, never routed.
+	q, args, routable := routeQuery(c.Kind, c.Key, c.Ref, c.Minor, paid)
+	routable = routable && c.Body != nil
+	if routable {
+		b.Queue(q, args...)
+	}
+	var inserted bool
+	var owners []string
+	err = func() error {
+		br := conn.SendBatch(ctx, b)
+		defer br.Close()
+		for range 4 { // the BEGIN, the SET and the two locks
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if err := br.QueryRow().Scan(&out.ID, &inserted); err != nil {
+			return err
+		}
+		if routable {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			if owners, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return err
+			}
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return err
+	}
+	b = &pgx.Batch{}
+	switch {
+	case !inserted:
+		out.Duplicate = true
+		b.Queue(`SELECT coalesce(kiosk_id, '') FROM mpesa_callbacks WHERE id = $1`, out.ID).QueryRow(func(r pgx.Row) error {
+			return r.Scan(&out.Kiosk)
+		})
+	case routable && len(owners) == 1:
+		out.Kiosk = owners[0]
+		if err := queueRoute(b, out.ID, out.Kiosk, MessageMpesa, MpesaMessage{Kind: c.Kind, Body: c.Body, Source: c.Source, Allowed: c.Allowed}); err != nil {
+			return err
+		}
+	}
+	b.Queue(`COMMIT`)
+	return conn.SendBatch(ctx, b).Close()
 }
 
 // routeOf finds the kiosk a callback belongs to: for an STK result, the
@@ -125,20 +240,11 @@ func (s *Store) StoreCallback(ctx context.Context, c Callback) (StoredCallback, 
 // of its amount (see tillOwner). "" when none, or when more than one
 // kiosk or sale claims it (left for head office).
 func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string, minor int64, paid *time.Time) (string, error) {
-	var q string
-	var arg string
-	switch kind {
-	case CallbackSTK:
-		q, arg = `SELECT DISTINCT kiosk_id FROM events WHERE rail = 'mpesa' AND result ? 'remote_id' AND result->>'remote_id' = $1 LIMIT 2`, key
-	case CallbackC2BConfirm:
-		if ref == "" {
-			return tillOwner(ctx, tx, minor, paid)
-		}
-		q, arg = `SELECT kiosk_id FROM txns WHERE rail = 'mpesa' AND txn_id = $1 LIMIT 2`, ref
-	default:
+	q, args, ok := routeQuery(kind, key, ref, minor, paid)
+	if !ok {
 		return "", nil
 	}
-	rows, err := tx.Query(ctx, q, arg)
+	rows, err := tx.Query(ctx, q, args...)
 	if err != nil {
 		return "", err
 	}
@@ -147,6 +253,21 @@ func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string, minor int64,
 		return "", err
 	}
 	return ks[0], nil
+}
+
+// routeQuery is routeOf's query: the kiosks (two at most) that claim a
+// callback; ok is false for a callback nothing routes.
+func routeQuery(kind, key, ref string, minor int64, paid *time.Time) (q string, args []any, ok bool) {
+	switch {
+	case kind == CallbackSTK:
+		return `SELECT DISTINCT kiosk_id FROM events WHERE rail = 'mpesa' AND result ? 'remote_id' AND result->>'remote_id' = $1 LIMIT 2`, []any{key}, true
+	case kind == CallbackC2BConfirm && ref != "":
+		return `SELECT kiosk_id FROM txns WHERE rail = 'mpesa' AND txn_id = $1 LIMIT 2`, []any{ref}, true
+	case kind == CallbackC2BConfirm && minor > 0:
+		q, args := tillOwner(minor, paid)
+		return q, args, true
+	}
+	return "", nil, false
 }
 
 // tillSkew is how much earlier than its sale a till payment may be
@@ -154,53 +275,49 @@ func routeOf(ctx context.Context, tx pgx.Tx, kind, key, ref string, minor int64,
 // Daraja's TransTime has whole seconds and is another clock.
 const tillSkew = 2 * time.Minute
 
-// tillOwner matches a payment without an account reference (Buy Goods
-// has none; a paybill customer may leave it empty) as a kiosk matches
-// one to its own sales: the one open paybill/till sale across the fleet,
-// as the kiosks reported them, of exactly that amount, that existed when
-// it was paid. Two or more such sales (at one kiosk or at several) are
-// ambiguous and no sale of that amount names none: both leave it
-// unmatched for head office, never guessed. The kiosk matches it again
-// against its own sales when it arrives.
-func tillOwner(ctx context.Context, tx pgx.Tx, minor int64, paid *time.Time) (string, error) {
-	if minor <= 0 {
-		return "", nil
-	}
-	rows, err := tx.Query(ctx, `SELECT kiosk_id FROM txns
+// tillOwner is the query that matches a payment without an account
+// reference (Buy Goods has none; a paybill customer may leave it empty)
+// as a kiosk matches one to its own sales: the one open paybill/till sale
+// across the fleet, as the kiosks reported them, of exactly that amount,
+// that existed when it was paid. Two or more such sales (at one kiosk or
+// at several) are ambiguous and no sale of that amount names none: both
+// leave it unmatched for head office, never guessed. The kiosk matches it
+// again against its own sales when it arrives. Its caller holds the
+// amount's lock (tillLock).
+func tillOwner(minor int64, paid *time.Time) (string, []any) {
+	return `SELECT kiosk_id FROM txns
 		WHERE rail = 'mpesa' AND mode = 'c2b' AND amount_minor = $1
 		AND status NOT IN ('approved', 'declined', 'cancelled', 'timed_out', 'failed')
 		AND ($2::timestamptz IS NULL OR created_at IS NULL OR created_at - $3::interval <= $2)
-		LIMIT 2`, minor, paid, tillSkew)
-	if err != nil {
-		return "", err
-	}
-	ks, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(ks) != 1 {
-		return "", err
-	}
-	return ks[0], nil
+		LIMIT 2`, []any{minor, paid, tillSkew}
 }
 
-// route queues callback id's message (of kind, body m) for kiosk and notifies the replicas
-// (the notification leaves at commit). Its caller holds routeLock to the
-// commit, so routed messages commit in the order of their ids, and a link
-// that has sent up to id N never misses a lower one committed later.
+// route queues callback id's message (of kind, body m) for kiosk and
+// notifies the replicas (the notification leaves at commit). It holds the
+// lock of the kiosk's messages to the commit, so a kiosk's routed messages
+// commit in the order of their ids, and a link that has sent up to id N
+// never misses a lower one committed later.
 func route(ctx context.Context, tx pgx.Tx, id int64, kiosk, kind string, m any) error {
+	b := &pgx.Batch{}
+	if err := queueRoute(b, id, kiosk, kind, m); err != nil {
+		return err
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// queueRoute queues route's statements: the lock, the message and the
+// callback's route, the notification (one round trip).
+func queueRoute(b *pgx.Batch, id int64, kiosk, kind string, m any) error {
 	body, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	var msg int64
-	if err := tx.QueryRow(ctx, `INSERT INTO messages (kiosk_id, kind, body) VALUES ($1, $2, $3) RETURNING id`,
-		kiosk, kind, body).Scan(&msg); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `UPDATE mpesa_callbacks SET kiosk_id = $2, message_id = $3, routed_at = now(), body = NULL WHERE id = $1`,
-		id, kiosk, msg); err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, kiosk)
-	return err
+	b.Queue(`SELECT pg_advisory_xact_lock($1, $2)`, messageSpace, lockKey("kiosk", kiosk))
+	b.Queue(`WITH m AS (INSERT INTO messages (kiosk_id, kind, body) VALUES ($2, $3, $4) RETURNING id)
+		UPDATE mpesa_callbacks SET kiosk_id = $2, message_id = (SELECT id FROM m), routed_at = now(), body = NULL WHERE id = $1`,
+		id, kiosk, kind, body)
+	b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, kiosk)
+	return nil
 }
 
 // routeWaiting routes the callbacks waiting for no kiosk that the new
@@ -212,7 +329,8 @@ func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs 
 	if len(checkouts) == 0 && len(refs) == 0 {
 		return nil
 	}
-	// Ingest holds routeLock already.
+	// Ingest holds these keys' locks already (and the amounts' of its
+	// new paybill/till sales).
 	rows, err := tx.Query(ctx, `SELECT id, kind, key, ref, amount_minor, paid_at FROM mpesa_callbacks
 		WHERE kiosk_id IS NULL AND body IS NOT NULL AND (kind = 'stk' AND key = ANY($1) OR kind = 'c2b_confirmation' AND ref = ANY($2)
 			OR kind = 'c2b_confirmation' AND ref = '' AND received_at > now() - $4::interval AND amount_minor IN (
@@ -264,8 +382,9 @@ func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs 
 const tillWaiting = 10 * time.Minute
 
 // routingKeys are what a batch's events tell the router: the
-// CheckoutRequestIDs and the sale references of M-Pesa transactions.
-func routingKeys(evs []wire.Event, fresh map[int64]bool) (checkouts, refs []string) {
+// CheckoutRequestIDs and the sale references of M-Pesa transactions, and
+// the amounts of its paybill/till sales (which till payments match).
+func routingKeys(evs []wire.Event, fresh map[int64]bool) (checkouts, refs []string, tills []int64) {
 	for _, ev := range evs {
 		if !fresh[ev.Seq] || ev.Rail != payment.RailMPesa || ev.Kind != payment.KindTransition {
 			continue
@@ -275,9 +394,12 @@ func routingKeys(evs []wire.Event, fresh map[int64]bool) (checkouts, refs []stri
 		}
 		if ev.Status == payment.StatusCreated {
 			refs = append(refs, ev.TxnID)
+			if ev.Mode == payment.ModeC2B && ev.Minor > 0 {
+				tills = append(tills, ev.Minor)
+			}
 		}
 	}
-	return checkouts, refs
+	return checkouts, refs, tills
 }
 
 // Unmatched is a Daraja payment that no kiosk's sale claims, for head

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/jackc/pgx/v5"
 
 	hublink "paydesk/hub/link"
 	"paydesk/hub/wire"
@@ -722,5 +723,82 @@ func TestAnUnroutedCallbackKeepsNoPhoneNumber(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM mpesa_callbacks WHERE position('254708374149'::bytea in coalesce(body, ''::bytea)) > 0
 		OR position('254708374149'::bytea in raw) > 0`); n != 0 {
 		t.Fatalf("%d stored callbacks keep the payer's number in full", n)
+	}
+}
+
+// TestCallbackAndItsEventTogetherNeverMissEachOther: an STK result and
+// the journal event naming its CheckoutRequestID stored at the same time,
+// on two replicas: each callback ends routed to its kiosk, whichever
+// committed first, while batches and callbacks of other keys go on.
+func TestCallbackAndItsEventTogetherNeverMissEachOther(t *testing.T) {
+	st, dsn := openStore(t)
+	stB, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stB.Close)
+	ctx := context.Background()
+	for _, k := range []string{"K1", "K2"} {
+		if _, err := st.AddKiosk(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rounds = 60
+	at := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*rounds)
+	for _, k := range []string{"K1", "K2"} {
+		wg.Go(func() {
+			for i := range rounds {
+				ev := wire.Event{Seq: int64(i + 1), Time: at, Kind: payment.KindTransition, Rail: payment.RailMPesa,
+					TxnID: fmt.Sprintf("PD%s%d", k, i), Status: payment.StatusCreated, Mode: payment.ModeSTKPush, Minor: 100, Currency: "KES",
+					Result: &payment.Result{RemoteID: fmt.Sprintf("ws_CO_%s_%d", k, i)}}
+				if _, _, err := st.Ingest(ctx, k, []wire.Event{ev}); err != nil {
+					errs <- err
+				}
+			}
+		})
+		wg.Go(func() {
+			for i := range rounds {
+				key := fmt.Sprintf("ws_CO_%s_%d", k, i)
+				body := []byte(`{"Body":{"stkCallback":{"CheckoutRequestID":"` + key + `","ResultCode":0}}}`)
+				if _, err := stB.StoreCallback(ctx, Callback{Kind: CallbackSTK, Key: key, Code: "0",
+					Body: body, Raw: body, Source: "127.0.0.1", Allowed: true}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	rows, err := st.pool.Query(ctx, `SELECT key, coalesce(kiosk_id, '') FROM mpesa_callbacks ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type routed struct{ key, kiosk string }
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (routed, error) {
+		var x routed
+		return x, r.Scan(&x.key, &x.kiosk)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2*rounds {
+		t.Fatalf("%d callbacks stored, want %d", len(got), 2*rounds)
+	}
+	for _, x := range got {
+		if want := strings.Split(x.key, "_")[2]; x.kiosk != want {
+			t.Errorf("callback %s routed to %q, want %s", x.key, x.kiosk, want)
+		}
+	}
+	var msgs int
+	if err := st.pool.QueryRow(ctx, `SELECT count(*) FROM messages`).Scan(&msgs); err != nil {
+		t.Fatal(err)
+	}
+	if msgs != 2*rounds {
+		t.Errorf("%d messages queued, want %d (one per callback)", msgs, 2*rounds)
 	}
 }

@@ -55,7 +55,12 @@ const tokenPrefix = "pdh_"
 // Store is the hub's PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
-	now  func() time.Time
+	// ingest holds a token per batch being stored: at most a third of
+	// the pool's connections store kiosks' batches at once, so a fleet
+	// catching up never leaves a Daraja callback, a message's delivery or
+	// the dashboard waiting for a connection.
+	ingest chan struct{}
+	now    func() time.Time
 	// bcryptCost hashes operators' passwords (lowered by tests).
 	bcryptCost int
 }
@@ -67,6 +72,16 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		// pgx's message may quote the DSN, password included.
 		return nil, errors.New("hub: the database URL does not parse (postgres://user@host:port/db?sslmode=…)")
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgx's default, max(4, CPUs), is few for a hub: a link stores
+		// a batch while others' callbacks and messages wait.
+		cfg.MaxConns = max(cfg.MaxConns, 12)
+	}
+	if !strings.Contains(dsn, "pool_min_conns") {
+		// Connections made ahead: one made while a callback waits costs
+		// it a fork and a login at PostgreSQL, 100 ms on a busy server.
+		cfg.MinConns = cfg.MaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -80,7 +95,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, now: time.Now, bcryptCost: bcrypt.DefaultCost}, nil
+	return &Store{pool: pool, ingest: make(chan struct{}, max(1, cfg.MaxConns/3)), now: time.Now, bcryptCost: bcrypt.DefaultCost}, nil
 }
 
 // Close closes the connections.
@@ -230,38 +245,37 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 	for _, ev := range evs {
 		all[ev.Seq] = true
 	}
-	checkouts, refs := routingKeys(evs, all)
+	checkouts, refs, tills := routingKeys(evs, all)
+	select {
+	case s.ingest <- struct{}{}:
+		defer func() { <-s.ingest }()
+	case <-ctx.Done():
+		return 0, 0, fmt.Errorf("store %d events of %s: %w", n, kiosk, ctx.Err())
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Round trips are what a batch waits for under load: the
+		// statements go in two pipelined batches (and the routing of
+		// waiting callbacks, when the batch may route some).
+		b := &pgx.Batch{}
 		// The kiosk is told these events are stored once this commits:
 		// the commit must be on disk (in the write-ahead log) by then,
 		// whatever the server's or the role's synchronous_commit says. With
 		// it off, a crash of PostgreSQL lost events already acknowledged.
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
-			return err
-		}
-		// A batch that may route M-Pesa callbacks takes the routing
-		// lock before the kiosk's row: a callback being routed holds
-		// the lock and then needs the row (its message's kiosk), so the
-		// other order could deadlock.
-		if len(checkouts) > 0 || len(refs) > 0 {
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, routeLock); err != nil {
-				return err
-			}
+		b.Queue(`SET LOCAL synchronous_commit = on`)
+		// A batch that may route M-Pesa callbacks locks its routing
+		// keys (its paybill/till sales' amounts among them) before the
+		// kiosk's row, as a callback being routed locks its own key;
+		// batches and callbacks of other keys go on side by side.
+		routing := len(checkouts) > 0 || len(refs) > 0 || len(tills) > 0
+		if routing {
+			queueRouteLocks(b, checkouts, refs, tills)
 		}
 		// The kiosk's row, locked: one batch of a kiosk at a time, so
-		// acked_seq and its transactions move in step.
-		var revoked bool
-		err := tx.QueryRow(ctx, `SELECT revoked_at IS NOT NULL FROM kiosks WHERE id = $1 FOR UPDATE`, kiosk).Scan(&revoked)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%s: %w", kiosk, ErrNoKiosk)
-		}
-		if err != nil {
-			return err
-		}
-		if revoked {
-			return fmt.Errorf("%s: %w", kiosk, ErrRevoked)
-		}
-		rows, err := tx.Query(ctx, `INSERT INTO events (kiosk_id, seq, at, kind, rail, txn_id, status, peer, mode,
+		// acked_seq and its transactions move in step. (NO KEY UPDATE:
+		// a callback routed to this kiosk meanwhile, whose message
+		// refers to the row, does not wait for the batch.)
+		b.Queue(`SELECT revoked_at IS NOT NULL FROM kiosks WHERE id = $1 FOR NO KEY UPDATE`, kiosk)
+		b.Queue(`INSERT INTO events (kiosk_id, seq, at, kind, rail, txn_id, status, peer, mode,
 				amount_minor, currency, detail, flag, result, plans, raw)
 			SELECT $1, * FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
 				$8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::jsonb[], $16::bytea[])
@@ -269,27 +283,56 @@ func (s *Store) Ingest(ctx context.Context, kiosk string, evs []wire.Event) (ack
 			ON CONFLICT (kiosk_id, seq) DO NOTHING
 			RETURNING seq`,
 			kiosk, seqs, ats, kinds, rails, txns, statuses, peers, modes, minors, currencies, details, flags, results, plans, raws)
-		if err != nil {
-			return err
-		}
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		var fresh []int64
+		err := func() error {
+			br := tx.SendBatch(ctx, b)
+			defer br.Close()
+			execs := 1
+			if routing {
+				execs += 2
+			}
+			for range execs {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
+			var revoked bool
+			err := br.QueryRow().Scan(&revoked)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("%s: %w", kiosk, ErrNoKiosk)
+			}
+			if err != nil {
+				return err
+			}
+			if revoked {
+				return fmt.Errorf("%s: %w", kiosk, ErrRevoked)
+			}
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			if fresh, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+				return err
+			}
+			return br.Close()
+		}()
 		if err != nil {
 			return err
 		}
 		added = len(fresh)
-		if err := upsertTxns(ctx, tx, kiosk, evs, fresh); err != nil {
+		b = &pgx.Batch{}
+		queueTxns(b, kiosk, evs, fresh)
+		b.Queue(`UPDATE kiosks SET acked_seq = greatest(acked_seq, $2), last_seen = now()
+			WHERE id = $1 RETURNING acked_seq`, kiosk, evs[n-1].Seq).QueryRow(func(r pgx.Row) error { return r.Scan(&acked) })
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 		isNew := make(map[int64]bool, len(fresh))
 		for _, s := range fresh {
 			isNew[s] = true
 		}
-		checkouts, refs := routingKeys(evs, isNew)
-		if err := routeWaiting(ctx, tx, kiosk, checkouts, refs); err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, `UPDATE kiosks SET acked_seq = greatest(acked_seq, $2), last_seen = now()
-			WHERE id = $1 RETURNING acked_seq`, kiosk, evs[n-1].Seq).Scan(&acked)
+		checkouts, refs, _ := routingKeys(evs, isNew)
+		return routeWaiting(ctx, tx, kiosk, checkouts, refs)
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("store %d events of %s: %w", n, kiosk, err)
@@ -305,11 +348,11 @@ type txnRow struct {
 	updated                          time.Time
 }
 
-// upsertTxns applies the batch's new transitions (those whose seq is in
+// queueTxns queues the statement that applies the batch's new transitions (those whose seq is in
 // fresh) to the transactions table: the created transition fixes rail,
 // mode, amount and creation time; the latest transition by sequence sets
 // the status, whatever order batches came in.
-func upsertTxns(ctx context.Context, tx pgx.Tx, kiosk string, evs []wire.Event, fresh []int64) error {
+func queueTxns(b *pgx.Batch, kiosk string, evs []wire.Event, fresh []int64) {
 	isNew := make(map[int64]bool, len(fresh))
 	for _, s := range fresh {
 		isNew[s] = true
@@ -333,7 +376,7 @@ func upsertTxns(ctx context.Context, tx pgx.Tx, kiosk string, evs []wire.Event, 
 		r.status, r.seq, r.updated = string(ev.Status), ev.Seq, ev.Time
 	}
 	if len(order) == 0 {
-		return nil
+		return
 	}
 	k := len(order)
 	ids, rails, modes, currencies, statuses := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
@@ -344,7 +387,7 @@ func upsertTxns(ctx context.Context, tx pgx.Tx, kiosk string, evs []wire.Event, 
 		ids[i], rails[i], modes[i], currencies[i], statuses[i] = r.id, r.rail, r.mode, r.currency, r.status
 		minors[i], seqs[i], created[i], updated[i] = r.minor, r.seq, r.created, r.updated
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO txns AS t (kiosk_id, txn_id, rail, mode, amount_minor, currency, status, status_seq, created_at, updated_at)
+	b.Queue(`INSERT INTO txns AS t (kiosk_id, txn_id, rail, mode, amount_minor, currency, status, status_seq, created_at, updated_at)
 		SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[],
 			$9::timestamptz[], $10::timestamptz[])
 		ON CONFLICT (kiosk_id, txn_id) DO UPDATE SET
@@ -357,7 +400,6 @@ func upsertTxns(ctx context.Context, tx pgx.Tx, kiosk string, evs []wire.Event, 
 			updated_at   = CASE WHEN excluded.status_seq > t.status_seq THEN excluded.updated_at ELSE t.updated_at END,
 			status_seq   = greatest(excluded.status_seq, t.status_seq)`,
 		kiosk, ids, rails, modes, minors, currencies, statuses, seqs, created, updated)
-	return err
 }
 
 // ReportRow is one line of a day's report: the transactions of one kiosk,

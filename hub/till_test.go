@@ -2,8 +2,16 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"paydesk/hub/wire"
 
 	"paydesk/mpesa/daraja"
 	"paydesk/mpesa/sandbox"
@@ -94,5 +102,103 @@ func TestTillPaymentBeforeItsSaleIsRoutedWhenTheSaleArrives(t *testing.T) {
 	k.waitStatus(sale, payment.StatusApproved)
 	if n := f.count(`SELECT count(*) FROM mpesa_callbacks WHERE key = $1 AND kiosk_id = 'K1'`, id); n != 1 {
 		t.Fatalf("payment %s not routed to K1", id)
+	}
+}
+
+// TestTillCallbackAndItsSaleTogetherNeverMissEachOther: a till payment
+// (no reference, matched by amount) and the kiosk's sale of that amount
+// stored at the same time, on two replicas, never miss each other: each
+// payment ends routed to its sale's kiosk. And two kiosks' sales of one
+// amount stored beside a payment of it never both take it: it reaches one
+// kiosk at most, once.
+func TestTillCallbackAndItsSaleTogetherNeverMissEachOther(t *testing.T) {
+	st, dsn := openStore(t)
+	stB, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stB.Close)
+	ctx := context.Background()
+	kiosks := []string{"K1", "K2"}
+	for _, k := range kiosks {
+		if _, err := st.AddKiosk(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Now()
+	seq := map[string]int64{}
+	sale := func(k string, minor int64) func() error {
+		seq[k]++
+		ev := wire.Event{Seq: seq[k], Time: at, Kind: payment.KindTransition, Rail: payment.RailMPesa,
+			TxnID: fmt.Sprintf("PD%s%d", k, seq[k]), Status: payment.StatusCreated, Mode: payment.ModeC2B, Minor: minor, Currency: "KES"}
+		return func() error { _, _, err := st.Ingest(ctx, k, []wire.Event{ev}); return err }
+	}
+	pay := func(key string, minor int64) func() error {
+		body := []byte(`{"TransID":"` + key + `","TransAmount":"` + strconv.FormatInt(minor/100, 10) + `","BillRefNumber":""}`)
+		return func() error {
+			_, err := stB.StoreCallback(ctx, Callback{Kind: CallbackC2BConfirm, Key: key, Minor: minor, Paid: at,
+				Body: body, Raw: body, Source: "127.0.0.1", Allowed: true})
+			return err
+		}
+	}
+	together := func(fs ...func() error) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make([]error, len(fs))
+		for i, f := range fs {
+			wg.Go(func() { errs[i] = f() })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const rounds = 60
+	for i := range int64(rounds) {
+		// A sale and its payment at each kiosk, every amount its own.
+		a1, a2 := 100_000+200*i, 100_100+200*i
+		together(sale("K1", a1), pay(fmt.Sprintf("TA%dK1", i), a1), sale("K2", a2), pay(fmt.Sprintf("TA%dK2", i), a2))
+		// One amount, a sale at each kiosk and one payment.
+		a := 500_000 + 100*i
+		together(sale("K1", a), sale("K2", a), pay(fmt.Sprintf("TB%d", i), a))
+	}
+	for i := range rounds {
+		for _, k := range kiosks {
+			key := fmt.Sprintf("TA%d%s", i, k)
+			var owner string
+			if err := st.pool.QueryRow(ctx, `SELECT coalesce(kiosk_id, '') FROM mpesa_callbacks WHERE key = $1`, key).Scan(&owner); err != nil {
+				t.Fatal(err)
+			}
+			if owner != k {
+				t.Errorf("till payment %s routed to %q, want %s", key, owner, k)
+			}
+		}
+	}
+	rows, err := st.pool.Query(ctx, `SELECT c.key, coalesce(c.kiosk_id, ''), count(m.id), coalesce(min(m.kiosk_id), '')
+		FROM mpesa_callbacks c LEFT JOIN messages m ON m.body->'body'->>'TransID' = c.key
+		GROUP BY c.id ORDER BY c.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type routed struct {
+		key, kiosk, to string
+		msgs           int
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (routed, error) {
+		var x routed
+		return x, r.Scan(&x.key, &x.kiosk, &x.msgs, &x.to)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3*rounds {
+		t.Fatalf("%d payments stored, want %d", len(got), 3*rounds)
+	}
+	for _, x := range got {
+		if x.msgs > 1 || x.msgs == 1 && x.to != x.kiosk || x.msgs == 0 && x.kiosk != "" {
+			t.Errorf("till payment %s: routed to %q, %d messages (to %q)", x.key, x.kiosk, x.msgs, x.to)
+		}
 	}
 }
