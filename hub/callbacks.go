@@ -331,11 +331,7 @@ func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs 
 	}
 	// Ingest holds these keys' locks already (and the amounts' of its
 	// new paybill/till sales).
-	rows, err := tx.Query(ctx, `SELECT id, kind, key, ref, amount_minor, paid_at FROM mpesa_callbacks
-		WHERE kiosk_id IS NULL AND body IS NOT NULL AND (kind = 'stk' AND key = ANY($1) OR kind = 'c2b_confirmation' AND ref = ANY($2)
-			OR kind = 'c2b_confirmation' AND ref = '' AND received_at > now() - $4::interval AND amount_minor IN (
-				SELECT amount_minor FROM txns WHERE kiosk_id = $3 AND rail = 'mpesa' AND mode = 'c2b' AND txn_id = ANY($2)))
-		ORDER BY id`, checkouts, refs, kiosk, tillWaiting)
+	rows, err := tx.Query(ctx, waitingQuery, checkouts, refs, kiosk, tillWaiting)
 	if err != nil {
 		return err
 	}
@@ -375,6 +371,15 @@ func routeWaiting(ctx context.Context, tx pgx.Tx, kiosk string, checkouts, refs 
 	}
 	return nil
 }
+
+// waitingQuery is routeWaiting's: the unrouted, readable callbacks that
+// CheckoutRequestIDs $1 or references $2 name, and the recent till
+// payments of the amounts of kiosk $3's paybill/till sales $2.
+const waitingQuery = `SELECT id, kind, key, ref, amount_minor, paid_at FROM mpesa_callbacks
+	WHERE kiosk_id IS NULL AND body IS NOT NULL AND (kind = 'stk' AND key = ANY($1) OR kind = 'c2b_confirmation' AND ref = ANY($2)
+		OR kind = 'c2b_confirmation' AND ref = '' AND received_at > now() - $4::interval AND amount_minor IN (
+			SELECT amount_minor FROM txns WHERE kiosk_id = $3 AND rail = 'mpesa' AND mode = 'c2b' AND txn_id = ANY($2)))
+	ORDER BY id`
 
 // tillWaiting is how long a till payment no sale claimed is matched again
 // against the new sales kiosks report: a sale replicated after its payment
@@ -437,11 +442,15 @@ func (s *Store) UnmatchedCallbacks(ctx context.Context, limit int) ([]Unmatched,
 	return out, nil
 }
 
+// saleOpenQuery is SaleOpen's: the statuses of the M-Pesa sales (two at
+// most) of reference $1.
+const saleOpenQuery = `SELECT status FROM txns WHERE rail = 'mpesa' AND txn_id = $1 LIMIT 2`
+
 // SaleOpen answers a C2B validation from what the kiosks reported: known
 // is whether exactly one kiosk reported an M-Pesa sale with reference ref,
 // closed whether that sale has a final status.
 func (s *Store) SaleOpen(ctx context.Context, ref string) (known, closed bool, err error) {
-	rows, err := s.pool.Query(ctx, `SELECT status FROM txns WHERE rail = 'mpesa' AND txn_id = $1 LIMIT 2`, ref)
+	rows, err := s.pool.Query(ctx, saleOpenQuery, ref)
 	if err != nil {
 		return false, false, fmt.Errorf("look up sale %s: %w", ref, err)
 	}
