@@ -573,23 +573,37 @@ func isClosed(err error) bool {
 	return err != nil && !errors.Is(err, errTimeout) && strings.Contains(err.Error(), "line closed")
 }
 
-// ignoreUntilEOT reads and drops bytes until the ECR's EOT, waiting up to
-// four timeouts (at least 2 s) for each.
+// ignoreUntilEOT drops what the ECR sends until its EOT, waiting up to
+// four timeouts (at least 2 s) for each byte.
 func (s *Sim) ignoreUntilEOT(ctx context.Context, c *conn) {
-	wait := max(4*s.opts.Timeout, 2*time.Second)
-	for {
-		b, err := c.read(ctx, wait)
-		if err != nil || b == concert.EOT {
-			return
-		}
-	}
+	c.untilEOT(ctx, max(4*s.opts.Timeout, 2*time.Second))
 }
 
-func (s *Sim) waitEOT(ctx context.Context, c *conn) {
+// waitEOT drops what the ECR sends until its EOT, each byte within the
+// timeout.
+func (s *Sim) waitEOT(ctx context.Context, c *conn) { c.untilEOT(ctx, s.opts.Timeout) }
+
+// untilEOT reads and drops bytes until the ECR's EOT, each within wait.
+// A frame (a copy of the request resent because our ACK came late, or
+// never) is dropped whole, through its LRC: the LRC may be any byte, EOT
+// included, and is not the ECR's EOT.
+func (c *conn) untilEOT(ctx context.Context, wait time.Duration) {
+	inFrame, lrcNext := false, false
 	for {
-		b, err := c.read(ctx, s.opts.Timeout)
-		if err != nil || b == concert.EOT {
+		b, err := c.read(ctx, wait)
+		if err != nil {
 			return
+		}
+		switch {
+		case lrcNext:
+			lrcNext = false
+		case inFrame && b == concert.ETX:
+			inFrame, lrcNext = false, true
+		case b == concert.EOT:
+			// Inside a frame too: its data holds no control byte.
+			return
+		case b == concert.STX:
+			inFrame = true
 		}
 	}
 }
