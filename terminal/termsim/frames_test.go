@@ -128,3 +128,21 @@ func TestResentRequestWhoseLRCIsEOTIsNotTheECRsEOT(t *testing.T) {
 	e.send(concert.ACK)
 	e.expect(concert.STX)
 }
+
+// A copy of the request that reaches an idle terminal (its session ended
+// before the copy came) is dropped whole: its LRC, ENQ here, does not
+// open a session. Before, the terminal ACKed that LRC and took the ECR's
+// next health probe for the request it waited for, so the probe after it
+// went unanswered.
+func TestRequestCopyWhoseLRCIsENQDoesNotOpenASession(t *testing.T) {
+	at := time.Date(2026, 12, 5, 0, 30, 0, 0, time.UTC)
+	q := requestWithLRC(t, &at, 1250, concert.ENQ)
+	data, _ := q.Encode()
+	e := newECR(t, termsim.Options{Timeout: 10 * time.Second})
+	e.send(concert.Frame(data)...)
+	for range 2 { // two health probes: each ENQ is ACKed
+		e.send(concert.ENQ)
+		e.expect(concert.ACK)
+		e.send(concert.EOT)
+	}
+}

@@ -369,6 +369,9 @@ func (c *conn) write(b ...byte) error {
 func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 	c := s.newConn(rw)
 	defer close(c.stop)
+	// A frame while idle (a copy of the request that came after its
+	// session ended) is dropped whole: its LRC may be ENQ.
+	var stray frameSkip
 	for {
 		if err := s.deliverLate(ctx, c); err != nil {
 			return err
@@ -379,6 +382,10 @@ func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 		}
 		if err != nil {
 			return err
+		}
+		if stray.drop(b) {
+			s.log.Debug("sim: ignored frame byte in idle", "byte", fmt.Sprintf("%02x", b))
+			continue
 		}
 		if b != concert.ENQ {
 			s.log.Debug("sim: ignored byte in idle", "byte", fmt.Sprintf("%02x", b))
@@ -588,24 +595,38 @@ func (s *Sim) waitEOT(ctx context.Context, c *conn) { c.untilEOT(ctx, s.opts.Tim
 // never) is dropped whole, through its LRC: the LRC may be any byte, EOT
 // included, and is not the ECR's EOT.
 func (c *conn) untilEOT(ctx context.Context, wait time.Duration) {
-	inFrame, lrcNext := false, false
+	var f frameSkip
 	for {
 		b, err := c.read(ctx, wait)
-		if err != nil {
+		if err != nil || (!f.drop(b) && b == concert.EOT) {
 			return
-		}
-		switch {
-		case lrcNext:
-			lrcNext = false
-		case inFrame && b == concert.ETX:
-			inFrame, lrcNext = false, true
-		case b == concert.EOT:
-			// Inside a frame too: its data holds no control byte.
-			return
-		case b == concert.STX:
-			inFrame = true
 		}
 	}
+}
+
+// frameSkip follows a frame the simulator drops (STX, data, ETX, LRC), so
+// that its LRC, which may be any byte, is not taken for a control byte.
+type frameSkip struct{ inFrame, lrcNext bool }
+
+// drop reports whether b belongs to a frame being dropped. A control
+// byte inside the data (which holds none) ends a frame cut short, and is
+// not dropped.
+func (f *frameSkip) drop(b byte) bool {
+	switch {
+	case f.lrcNext:
+		f.lrcNext = false
+		return true
+	case f.inFrame && b == concert.ETX:
+		f.inFrame, f.lrcNext = false, true
+		return true
+	case f.inFrame && b >= 0x20:
+		return true
+	case b == concert.STX:
+		f.inFrame = true
+		return true
+	}
+	f.inFrame = false
+	return false
 }
 
 // phase2 opens the terminal's session: ENQ (retried), then the answer.
