@@ -18,7 +18,10 @@ func TestMPesaTUIInTmux(t *testing.T) {
 	tm := startTmux(t, "mpesa", fmt.Sprintf("'%s' demo --journal '%s' --log '%s'; echo paydesk-exit=$?; sleep 30",
 		bin, filepath.Join(dir, "journal.db"), filepath.Join(dir, "log")), 20*time.Second)
 	tmux, waitFor := tm.run, tm.waitFor
-	waitFor("rails:  terminal ready  mpesa ready")
+	// The rails' line lists the POS rail first since the rails describe
+	// themselves; the test needs the M-Pesa rail ready (and the terminal,
+	// as before).
+	waitFor("terminal ready  mpesa ready")
 	tmux("send-keys", "-t", "t", "9")
 	waitFor("Customer's phone")
 	tmux("send-keys", "-t", "t", "0708 374 149", "Enter")

@@ -50,14 +50,18 @@ func (s *Server) darajaHandler() http.Handler {
 	return mux
 }
 
+// inbound is one callback as received. Its handler is given, beside it,
+// the context to store it with (the request's, not cancelled when
+// Daraja hangs up: what arrived is still stored).
 type inbound struct {
-	ctx     context.Context
 	body    []byte
 	source  string
 	allowed bool
 }
 
-func (s *Server) callback(w http.ResponseWriter, r *http.Request, h func(inbound) (int, []byte)) {
+// callback reads the capped body, checks the source, and hands it to h,
+// which stores it and returns the answer.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request, h func(context.Context, inbound) (int, []byte)) {
 	src, allowed := mpesa.CallbackSource(r, s.opts.MpesaAllow, s.opts.MpesaTrustedProxies)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MpesaMaxBody))
 	if err != nil {
@@ -76,7 +80,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request, h func(inbound
 		return
 	}
 	// Stored even when Daraja hangs up meanwhile: what arrived is kept.
-	status, answer := h(inbound{ctx: context.WithoutCancel(r.Context()), body: body, source: src, allowed: allowed})
+	status, answer := h(context.WithoutCancel(r.Context()), inbound{body: body, source: src, allowed: allowed})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(answer)
@@ -89,7 +93,7 @@ func unreadable(body []byte) string {
 	return "unreadable:" + hex.EncodeToString(h[:12])
 }
 
-func (s *Server) keep(in inbound, c Callback) (StoredCallback, error) {
+func (s *Server) keep(ctx context.Context, in inbound, c Callback) (StoredCallback, error) {
 	// What the kiosk is given is masked too: a callback may wait here for
 	// good (no kiosk claims it), and the rail needs the receipt, the
 	// amount and the reference, not the payer's whole number.
@@ -98,7 +102,7 @@ func (s *Server) keep(in inbound, c Callback) (StoredCallback, error) {
 	if !json.Valid(in.body) || strings.HasPrefix(c.Key, "unreadable:") {
 		c.Body = nil // never queued: kept masked for the record
 	}
-	ctx, cancel := context.WithTimeout(in.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	st, err := s.store.StoreCallback(ctx, c)
 	if err != nil {
@@ -110,7 +114,7 @@ func (s *Server) keep(in inbound, c Callback) (StoredCallback, error) {
 	return st, nil
 }
 
-func (s *Server) onSTK(in inbound) (int, []byte) {
+func (s *Server) onSTK(ctx context.Context, in inbound) (int, []byte) {
 	res, err := daraja.DecodeSTKCallback(in.body)
 	if err != nil || !json.Valid(in.body) {
 		s.reject(in.source, "", "STK callback refused: malformed body", err)
@@ -120,13 +124,13 @@ func (s *Server) onSTK(in inbound) (int, []byte) {
 	if res.Amount != nil {
 		c.Minor = res.Amount.Minor()
 	}
-	if _, err := s.keep(in, c); err != nil {
+	if _, err := s.keep(ctx, in, c); err != nil {
 		return http.StatusInternalServerError, answerRetry
 	}
 	return http.StatusOK, answerSTK
 }
 
-func (s *Server) onConfirmation(in inbound) (int, []byte) {
+func (s *Server) onConfirmation(ctx context.Context, in inbound) (int, []byte) {
 	c := Callback{Kind: CallbackC2BConfirm}
 	p, err := daraja.DecodeC2B(in.body)
 	if err != nil {
@@ -141,7 +145,7 @@ func (s *Server) onConfirmation(in inbound) (int, []byte) {
 			c.Ref = string(p.BillRefNumber)
 		}
 	}
-	if _, err := s.keep(in, c); err != nil {
+	if _, err := s.keep(ctx, in, c); err != nil {
 		return http.StatusInternalServerError, answerRetry
 	}
 	return http.StatusOK, answerConfirmed
@@ -149,21 +153,20 @@ func (s *Server) onConfirmation(in inbound) (int, []byte) {
 
 // onValidation accepts a C2B payment unless its reference names a sale a
 // kiosk reported closed, as a kiosk's own callback server does.
-func (s *Server) onValidation(in inbound) (int, []byte) {
-	ctx, cancel := context.WithTimeout(in.ctx, validationBudget)
+func (s *Server) onValidation(ctx context.Context, in inbound) (int, []byte) {
+	ctx, cancel := context.WithTimeout(ctx, validationBudget)
 	defer cancel()
-	in.ctx = ctx
 	c := Callback{Kind: CallbackC2BValidation}
 	p, err := daraja.DecodeC2B(in.body)
 	if err != nil {
 		c.Key = unreadable(in.body)
-		if _, err := s.keep(in, c); err != nil {
+		if _, err := s.keep(ctx, in, c); err != nil {
 			return http.StatusInternalServerError, answerAccept
 		}
 		return http.StatusOK, answerAccept // money has not moved; Daraja's default applies to what cannot be read
 	}
 	c.Key, c.Ref, c.Minor = p.TransID, mpesa.NormalizeReference(string(p.BillRefNumber)), p.Amount.Minor()
-	if _, err := s.keep(in, c); err != nil {
+	if _, err := s.keep(ctx, in, c); err != nil {
 		return http.StatusInternalServerError, answerAccept
 	}
 	known, closed, err := s.store.SaleOpen(ctx, c.Ref)

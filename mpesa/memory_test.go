@@ -100,6 +100,11 @@ func TestFinishedSalesForgotten(t *testing.T) {
 	a := h.start("0708374149", 60)
 	tx := h.waitStatus(a, payment.StatusApproved)
 	receipt, checkout := tx.Result.RemoteID, h.checkoutOf(a)
+	// The approval is journaled before the rail's memory ends the sale
+	// and stamps its end on the rail's clock: the clock moves once the
+	// sale has ended there, or its end may be stamped two hours on and
+	// the sale kept.
+	h.waitFor("the first sale ended in the rail's memory", func() bool { return h.rail.Memory().Open == 0 })
 	clk.Add(2 * time.Hour)
 	b := h.start("0708374149", 61) // a start looks over what is held
 	h.waitStatus(b, payment.StatusApproved)

@@ -43,6 +43,13 @@ func TestOutcomesBeyondApproveAndRefuse(t *testing.T) {
 			if tc.b == termsim.NeverAnswer {
 				timers.Result = 800 * time.Millisecond
 			}
+			// Likewise the ACK timeout: short only where the terminal
+			// never ACKs the request (three sends, then unknown); where it
+			// does, an ACK later than three short timeouts would make the
+			// payment unknown.
+			if tc.b != termsim.NoAckFrame {
+				timers.Ack = 2 * time.Second
+			}
 			a := newAPI(t, newRigTimers(t, timers), nil)
 			waitFor(t, 3*time.Second, "the terminal to be free and answering", func() bool {
 				_, busy := a.drv.Current()

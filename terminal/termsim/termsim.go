@@ -369,6 +369,9 @@ func (c *conn) write(b ...byte) error {
 func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 	c := s.newConn(rw)
 	defer close(c.stop)
+	// A frame while idle (a copy of the request that came after its
+	// session ended) is dropped whole: its LRC may be ENQ.
+	var stray frameSkip
 	for {
 		if err := s.deliverLate(ctx, c); err != nil {
 			return err
@@ -379,6 +382,10 @@ func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 		}
 		if err != nil {
 			return err
+		}
+		if stray.drop(b) {
+			s.log.Debug("sim: ignored frame byte in idle", "byte", fmt.Sprintf("%02x", b))
+			continue
 		}
 		if b != concert.ENQ {
 			s.log.Debug("sim: ignored byte in idle", "byte", fmt.Sprintf("%02x", b))
@@ -573,25 +580,53 @@ func isClosed(err error) bool {
 	return err != nil && !errors.Is(err, errTimeout) && strings.Contains(err.Error(), "line closed")
 }
 
-// ignoreUntilEOT reads and drops bytes until the ECR's EOT, waiting up to
-// four timeouts (at least 2 s) for each.
+// ignoreUntilEOT drops what the ECR sends until its EOT, waiting up to
+// four timeouts (at least 2 s) for each byte.
 func (s *Sim) ignoreUntilEOT(ctx context.Context, c *conn) {
-	wait := max(4*s.opts.Timeout, 2*time.Second)
+	c.untilEOT(ctx, max(4*s.opts.Timeout, 2*time.Second))
+}
+
+// waitEOT drops what the ECR sends until its EOT, each byte within the
+// timeout.
+func (s *Sim) waitEOT(ctx context.Context, c *conn) { c.untilEOT(ctx, s.opts.Timeout) }
+
+// untilEOT reads and drops bytes until the ECR's EOT, each within wait.
+// A frame (a copy of the request resent because our ACK came late, or
+// never) is dropped whole, through its LRC: the LRC may be any byte, EOT
+// included, and is not the ECR's EOT.
+func (c *conn) untilEOT(ctx context.Context, wait time.Duration) {
+	var f frameSkip
 	for {
 		b, err := c.read(ctx, wait)
-		if err != nil || b == concert.EOT {
+		if err != nil || (!f.drop(b) && b == concert.EOT) {
 			return
 		}
 	}
 }
 
-func (s *Sim) waitEOT(ctx context.Context, c *conn) {
-	for {
-		b, err := c.read(ctx, s.opts.Timeout)
-		if err != nil || b == concert.EOT {
-			return
-		}
+// frameSkip follows a frame the simulator drops (STX, data, ETX, LRC), so
+// that its LRC, which may be any byte, is not taken for a control byte.
+type frameSkip struct{ inFrame, lrcNext bool }
+
+// drop reports whether b belongs to a frame being dropped. A control
+// byte inside the data (which holds none) ends a frame cut short, and is
+// not dropped.
+func (f *frameSkip) drop(b byte) bool {
+	switch {
+	case f.lrcNext:
+		f.lrcNext = false
+		return true
+	case f.inFrame && b == concert.ETX:
+		f.inFrame, f.lrcNext = false, true
+		return true
+	case f.inFrame && b >= 0x20:
+		return true
+	case b == concert.STX:
+		f.inFrame = true
+		return true
 	}
+	f.inFrame = false
+	return false
 }
 
 // phase2 opens the terminal's session: ENQ (retried), then the answer.
