@@ -91,12 +91,17 @@ type Rail struct {
 	Items []Item
 }
 
-// Off says why the rail cannot take payments; "" when it can.
+// NotConfigured is why a rail that is not configured is off, in a word
+// (a menu line); Off adds the setting that configures it.
+const NotConfigured = "not configured"
+
+// Off says why the rail cannot take payments, with the setting to use;
+// "" when it can.
 func (r Rail) Off() string {
 	if r.Starter != nil {
 		return ""
 	}
-	return "not configured (" + r.Unset + ")"
+	return NotConfigured + " (" + r.Unset + ")"
 }
 
 // The console's rails, described: main fills in each one's Starter. The

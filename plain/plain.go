@@ -97,14 +97,13 @@ var commands = []struct{ key, label string }{
 	{"7", "Exit"},
 }
 
-// brief is the menu's word for why an item is off: the desk's reason
-// without its parenthesised remedy ("not configured"), which choosing
-// the item prints whole.
+// brief is the menu's word for why an item is off ("not configured");
+// choosing the item prints the whole reason, with its remedy.
 func brief(why string) string {
-	if i := strings.Index(why, " ("); i > 0 {
-		return why[:i]
+	if why != "" {
+		return desk.NotConfigured
 	}
-	return why
+	return ""
 }
 
 func (c *Console) printf(format string, args ...any) { fmt.Fprintf(c.out, format, args...) }
