@@ -33,6 +33,10 @@ func TestFramesHeldAreBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	late, err := st.AddKiosk(ctx, "LATE")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The store writes nothing until the test says: every slot taken.
 	for range cap(st.ingest) {
 		st.ingest <- struct{}{}
@@ -108,6 +112,25 @@ func TestFramesHeldAreBounded(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("held %d, waiting %d of %d kiosks' batches", held, waiting, kiosks)
 		}
+	}
+
+	// Meanwhile a kiosk is welcomed, and its pings answered.
+	c, _, err := websocket.Dial(ctx, ts.URL+wire.Path, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + late}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	hello, _ := json.Marshal(wire.Frame{Type: wire.TypeHello, KioskID: "LATE", Version: "test"})
+	if err := c.Write(ctx, websocket.MessageText, hello); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := c.Read(ctx); err != nil || !bytes.Contains(b, []byte(`"welcome"`)) {
+		t.Fatalf("a kiosk's hello while the others' batches wait: %s, %v", b, err)
+	}
+	go c.Read(ctx) // reads the pong
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("a kiosk's ping while the others' batches wait: %v", err)
 	}
 
 	for range cap(st.ingest) { // the store writes again

@@ -80,8 +80,10 @@ type Server struct {
 	opts  Options
 	log   *slog.Logger
 	rej   *limiter
-	// frames bounds the kiosks' frames held at once (Options.FramesHeld).
-	frames *frameGate
+	// frames bounds the kiosks' frames held at once (Options.FramesHeld);
+	// hellos, their links' first frames, have as many again of their
+	// own, so a link is welcomed while the others' batches wait.
+	frames, hellos *frameGate
 
 	mu       sync.Mutex
 	cancel   context.CancelFunc // ends Serve; set while serving
@@ -123,7 +125,7 @@ func NewServer(store *Store, opts Options) *Server {
 	if opts.FramesHeld <= 0 {
 		opts.FramesHeld = 2 * cap(store.ingest)
 	}
-	return &Server{store: store, opts: opts, log: opts.Logger, rej: &limiter{per: opts.RejectLogs}, frames: newFrameGate(opts.FramesHeld)}
+	return &Server{store: store, opts: opts, log: opts.Logger, rej: &limiter{per: opts.RejectLogs}, frames: newFrameGate(opts.FramesHeld), hellos: newFrameGate(opts.FramesHeld)}
 }
 
 // Handler returns the hub's HTTP handler: the link at wire.Path (kiosk
@@ -349,14 +351,14 @@ func (l *link) send(ctx context.Context, f wire.Frame) error {
 const frameBody = 30 * time.Second
 
 // read reads the link's next frame. Its body is read only once the link
-// holds one of the server's frame tokens (Options.FramesHeld), taken when
-// the frame's first bytes have come: links waiting for one leave their
-// frames unread. The caller gives the token back by calling done once
-// the frame is handled; read gives it back itself when it returns an
-// error. When within is not 0, the frame's first bytes must come within
+// holds one of gate's tokens (Server.frames or, for a hello, hellos),
+// taken when the frame's first bytes have come: links waiting for one
+// leave their frames unread. The caller gives the token back by calling
+// done once the frame is handled; read gives it back itself when it
+// returns an error. When within is not 0, the frame's first bytes must come within
 // it, and its body within it again once the token is held (the wait for
 // the token is not the kiosk's, and does not count).
-func (l *link) read(ctx context.Context, within time.Duration) (f wire.Frame, done func(), err error) {
+func (l *link) read(ctx context.Context, gate *frameGate, within time.Duration) (f wire.Frame, done func(), err error) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	late := func(t *time.Timer, d time.Duration, what string, err error) error {
@@ -379,11 +381,11 @@ func (l *link) read(ctx context.Context, within time.Duration) (f wire.Frame, do
 	if err != nil {
 		return f, nil, err
 	}
-	if err := l.s.frames.acquire(ctx); err != nil {
+	if err := gate.acquire(ctx); err != nil {
 		return f, nil, err
 	}
 	var once sync.Once
-	done = func() { once.Do(l.s.frames.release) }
+	done = func() { once.Do(gate.release) }
 	// A link holding a token does not keep it by sending slowly.
 	t := time.AfterFunc(body, cancel)
 	b, err := io.ReadAll(r)
@@ -403,7 +405,7 @@ func (l *link) read(ctx context.Context, within time.Duration) (f wire.Frame, do
 }
 
 func (l *link) run(ctx context.Context) error {
-	hello, done, err := l.read(ctx, l.s.opts.HelloTimeout)
+	hello, done, err := l.read(ctx, l.s.hellos, l.s.opts.HelloTimeout)
 	if err != nil {
 		return err
 	}
@@ -438,7 +440,7 @@ func (l *link) run(ctx context.Context) error {
 	defer func() { stop(); <-msgDone }()
 
 	for {
-		f, done, err := l.read(ctx, 0)
+		f, done, err := l.read(ctx, l.s.frames, 0)
 		if err != nil {
 			return err
 		}
