@@ -355,9 +355,9 @@ const frameBody = 30 * time.Second
 // taken when the frame's first bytes have come: links waiting for one
 // leave their frames unread. The caller gives the token back by calling
 // done once the frame is handled; read gives it back itself when it
-// returns an error. When within is not 0, the frame's first bytes must come within
-// it, and its body within it again once the token is held (the wait for
-// the token is not the kiosk's, and does not count).
+// returns an error. When within is not 0, the frame's first bytes must
+// come within it, and its body within it again once the token is held
+// (the wait for the token is not the kiosk's, and does not count).
 func (l *link) read(ctx context.Context, gate *frameGate, within time.Duration) (f wire.Frame, done func(), err error) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
