@@ -165,12 +165,13 @@ func TestFleetLoad(t *testing.T) {
 	j1, _ := strconv.ParseInt(m1[3], 10, 64)
 	a1, _ := strconv.ParseInt(m1[4], 10, 64)
 	busy := []int64{rss(t, hubs[0].Process.Pid), rss(t, hubs[1].Process.Pid)}
+	peak := []int64{peakRSS(t, hubs[0].Process.Pid), peakRSS(t, hubs[1].Process.Pid)}
 	fleetRSS := rss(t, fleet.Process.Pid)
 	load, _ := os.ReadFile("/proc/loadavg")
 	t.Logf("over %.0f s: %.0f events/s journaled, %.0f events/s acknowledged; lag %s → %s; still connected %s/%d",
 		el, float64(j1-j0)/el, float64(a1-a0)/el, m0[5], m1[5], m1[2], n)
 	for i := range hubs {
-		t.Logf("replica %d: %d kiosks connected to it; RSS %d → %d KiB", i, connections(t, filepath.Join(dir, fmt.Sprintf("hub%d.log", i))), idle[i], busy[i])
+		t.Logf("replica %d: %d kiosks connected to it; RSS %d → %d KiB, at most %d KiB", i, connections(t, filepath.Join(dir, fmt.Sprintf("hub%d.log", i))), idle[i], busy[i], peak[i])
 	}
 	t.Logf("replicas: +%.1f KiB per connected kiosk; the fleet process (kiosks' journals and links): %d KiB, %.1f KiB per kiosk",
 		float64(busy[0]+busy[1]-idle[0]-idle[1])/float64(n), fleetRSS, float64(fleetRSS)/float64(n))
@@ -201,15 +202,20 @@ func envOr(k, def string) string {
 }
 
 // rss is a process's resident memory in KiB (Linux).
-func rss(t *testing.T, pid int) int64 {
+func rss(t *testing.T, pid int) int64 { return procStatus(t, pid, "VmRSS") }
+
+// peakRSS is the most a process has held resident, in KiB (Linux).
+func peakRSS(t *testing.T, pid int) int64 { return procStatus(t, pid, "VmHWM") }
+
+func procStatus(t *testing.T, pid int, field string) int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Skipf("no /proc: %v", err)
 	}
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	m := regexp.MustCompile(field + `:\s+(\d+) kB`).FindSubmatch(b)
 	if m == nil {
-		t.Fatalf("no VmRSS for %d", pid)
+		t.Fatalf("no %s for %d", field, pid)
 	}
 	v, _ := strconv.ParseInt(string(m[1]), 10, 64)
 	return v

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -65,6 +66,12 @@ type Options struct {
 	// the bare /v1/daraja/… paths answer 404. The kiosks give Daraja the
 	// hub's URL with the secret.
 	MpesaPathSecret string
+	// FramesHeld is how many of the kiosks' frames (a batch is up to
+	// wire.MaxFrame, held read and decoded until it is stored) the
+	// server holds at once; the other links wait for one of these
+	// before they read their frame. The default is twice the batches the
+	// store writes at once.
+	FramesHeld int
 }
 
 // Server serves kiosks' links: Serve(ctx, ln) until ctx ends or Close.
@@ -73,6 +80,10 @@ type Server struct {
 	opts  Options
 	log   *slog.Logger
 	rej   *limiter
+	// frames bounds the kiosks' frames held at once (Options.FramesHeld);
+	// hellos, their links' first frames, have as many again of their
+	// own, so a link is welcomed while the others' batches wait.
+	frames, hellos *frameGate
 
 	mu       sync.Mutex
 	cancel   context.CancelFunc // ends Serve; set while serving
@@ -111,7 +122,10 @@ func NewServer(store *Store, opts Options) *Server {
 	if opts.MpesaMaxBody <= 0 {
 		opts.MpesaMaxBody = 16 << 10
 	}
-	return &Server{store: store, opts: opts, log: opts.Logger, rej: &limiter{per: opts.RejectLogs}}
+	if opts.FramesHeld <= 0 {
+		opts.FramesHeld = 2 * cap(store.ingest)
+	}
+	return &Server{store: store, opts: opts, log: opts.Logger, rej: &limiter{per: opts.RejectLogs}, frames: newFrameGate(opts.FramesHeld), hellos: newFrameGate(opts.FramesHeld)}
 }
 
 // Handler returns the hub's HTTP handler: the link at wire.Path (kiosk
@@ -332,28 +346,70 @@ func (l *link) send(ctx context.Context, f wire.Frame) error {
 	return l.c.Write(ctx, websocket.MessageText, b)
 }
 
-func (l *link) read(ctx context.Context) (wire.Frame, error) {
-	typ, b, err := l.c.Read(ctx)
-	if err != nil {
-		return wire.Frame{}, err
+// frameBody is how long a frame's body may take to come once the link
+// holds a token for it: a kiosk's write gives up after 30 seconds.
+const frameBody = 30 * time.Second
+
+// read reads the link's next frame. Its body is read only once the link
+// holds one of gate's tokens (Server.frames or, for a hello, hellos),
+// taken when the frame's first bytes have come: links waiting for one
+// leave their frames unread. The caller gives the token back by calling
+// done once the frame is handled; read gives it back itself when it
+// returns an error. When within is not 0, the frame's first bytes must
+// come within it, and its body within it again once the token is held
+// (the wait for the token is not the kiosk's, and does not count).
+func (l *link) read(ctx context.Context, gate *frameGate, within time.Duration) (f wire.Frame, done func(), err error) {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	late := func(t *time.Timer, d time.Duration, what string, err error) error {
+		if fired := !t.Stop(); fired && err != nil && ctx.Err() == nil {
+			return fmt.Errorf("%s not in %s: %w", what, d, context.DeadlineExceeded)
+		}
+		return err
 	}
-	var f wire.Frame
+	body := frameBody
+	var typ websocket.MessageType
+	var r io.Reader
+	if within > 0 {
+		body = within
+		t := time.AfterFunc(within, cancel)
+		typ, r, err = l.c.Reader(rctx)
+		err = late(t, within, "a frame", err)
+	} else {
+		typ, r, err = l.c.Reader(rctx)
+	}
+	if err != nil {
+		return f, nil, err
+	}
+	if err := gate.acquire(ctx); err != nil {
+		return f, nil, err
+	}
+	var once sync.Once
+	done = func() { once.Do(gate.release) }
+	// A link holding a token does not keep it by sending slowly.
+	t := time.AfterFunc(body, cancel)
+	b, err := io.ReadAll(r)
+	if err := late(t, body, "the frame's body", err); err != nil {
+		done()
+		return f, nil, err
+	}
 	if typ != websocket.MessageText {
-		return f, &rejection{reason: "binary frame; the link speaks JSON text"}
+		done()
+		return f, nil, &rejection{reason: "binary frame; the link speaks JSON text"}
 	}
 	if err := json.Unmarshal(b, &f); err != nil {
-		return f, &rejection{reason: "frame is not JSON", err: err}
+		done()
+		return f, nil, &rejection{reason: "frame is not JSON", err: err}
 	}
-	return f, nil
+	return f, done, nil
 }
 
 func (l *link) run(ctx context.Context) error {
-	hctx, cancel := context.WithTimeout(ctx, l.s.opts.HelloTimeout)
-	hello, err := l.read(hctx)
-	cancel()
+	hello, done, err := l.read(ctx, l.s.hellos, l.s.opts.HelloTimeout)
 	if err != nil {
 		return err
 	}
+	done()
 	if hello.Type != wire.TypeHello {
 		return &rejection{reason: fmt.Sprintf("expected hello, got %q", truncate(hello.Type))}
 	}
@@ -384,13 +440,17 @@ func (l *link) run(ctx context.Context) error {
 	defer func() { stop(); <-msgDone }()
 
 	for {
-		f, err := l.read(ctx)
+		f, done, err := l.read(ctx, l.s.frames, 0)
 		if err != nil {
 			return err
+		}
+		if f.Type != wire.TypeEvents {
+			done() // what is kept of it is small
 		}
 		switch f.Type {
 		case wire.TypeEvents:
 			acked, added, err := l.s.store.Ingest(ctx, l.kiosk, f.Events)
+			done()
 			switch {
 			case errors.Is(err, wire.ErrBadBatch):
 				return &rejection{reason: err.Error(), err: err}
