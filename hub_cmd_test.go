@@ -40,19 +40,7 @@ func TestHubWithAKiosk(t *testing.T) {
 		t.Fatalf("kiosk list:\n%s", out)
 	}
 
-	hubCtx, stopHub := context.WithCancel(ctx)
-	hubOut := &lines{}
-	hubDone := make(chan error, 1)
-	go func() {
-		hubDone <- run(hubCtx, []string{"hub", "--db", dsn, "--listen", "127.0.0.1:0"}, nil, hubOut, io.Discard)
-	}()
-	t.Cleanup(func() {
-		stopHub()
-		if err := <-hubDone; err != nil {
-			t.Errorf("hub: %v", err)
-		}
-	})
-	url := hubOut.waitFor(t, regexp.MustCompile(`paydesk hub on (http://\S+)`))[1]
+	url := serveHub(t, dsn)
 
 	dir := t.TempDir()
 	journal := filepath.Join(dir, "journal.db")
@@ -124,4 +112,24 @@ func TestHubWithAKiosk(t *testing.T) {
 	if out := hubCmd("kiosk", "list", "--db", dsn); !strings.Contains(out, "KIOSK001  revoked") {
 		t.Errorf("kiosk list after revoke:\n%s", out)
 	}
+}
+
+// serveHub runs 'paydesk hub' on dsn (with extra flags) on a loopback
+// port until the test ends, and returns its URL. The hub must stop
+// cleanly.
+func serveHub(t *testing.T, dsn string, extra ...string) string {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	out := &lines{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"hub", "--db", dsn, "--listen", "127.0.0.1:0"}, extra...), nil, out, io.Discard)
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("hub: %v", err)
+		}
+	})
+	return out.waitFor(t, regexp.MustCompile(`paydesk hub on (http://\S+)`))[1]
 }

@@ -48,19 +48,7 @@ func TestHubOperators(t *testing.T) {
 		t.Fatalf("user list: %q, %v", out, err)
 	}
 
-	hubCtx, stopHub := context.WithCancel(ctx)
-	hubOut := &lines{}
-	hubDone := make(chan error, 1)
-	go func() {
-		hubDone <- run(hubCtx, []string{"hub", "--db", dsn, "--listen", "127.0.0.1:0", "--tz", "UTC"}, nil, hubOut, io.Discard)
-	}()
-	t.Cleanup(func() {
-		stopHub()
-		if err := <-hubDone; err != nil {
-			t.Errorf("hub: %v", err)
-		}
-	})
-	base := hubOut.waitFor(t, regexp.MustCompile(`paydesk hub on (http://\S+)`))[1]
+	base := serveHub(t, dsn, "--tz", "UTC")
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: time.Minute}
 	get := func(path string) (int, string) {

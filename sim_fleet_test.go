@@ -21,19 +21,7 @@ func TestSimFleet(t *testing.T) {
 	cl := pgtest.Own(t)
 	dsn := cl.DSN("postgres")
 	ctx := context.Background()
-	hubCtx, stopHub := context.WithCancel(ctx)
-	hubOut := &lines{}
-	hubDone := make(chan error, 1)
-	go func() {
-		hubDone <- run(hubCtx, []string{"hub", "--db", dsn, "--listen", "127.0.0.1:0"}, nil, hubOut, io.Discard)
-	}()
-	t.Cleanup(func() {
-		stopHub()
-		if err := <-hubDone; err != nil {
-			t.Errorf("hub: %v", err)
-		}
-	})
-	url := hubOut.waitFor(t, regexp.MustCompile(`paydesk hub on (http://\S+)`))[1]
+	url := serveHub(t, dsn)
 
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	out := &lines{}
@@ -88,19 +76,7 @@ func TestSimFleetBacklog(t *testing.T) {
 	cl := pgtest.Own(t)
 	dsn := cl.DSN("postgres")
 	ctx := context.Background()
-	hubCtx, stopHub := context.WithCancel(ctx)
-	hubOut := &lines{}
-	hubDone := make(chan error, 1)
-	go func() {
-		hubDone <- run(hubCtx, []string{"hub", "--db", dsn, "--listen", "127.0.0.1:0"}, nil, hubOut, io.Discard)
-	}()
-	t.Cleanup(func() {
-		stopHub()
-		if err := <-hubDone; err != nil {
-			t.Errorf("hub: %v", err)
-		}
-	})
-	url := hubOut.waitFor(t, regexp.MustCompile(`paydesk hub on (http://\S+)`))[1]
+	url := serveHub(t, dsn)
 
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	out := &lines{}
