@@ -234,9 +234,6 @@ func (d *Desk) Unavailable(it Item) string {
 	return r.Off()
 }
 
-// POS is the MobyPay POS link.
-func (d *Desk) POS() POS { return d.cfg.POS }
-
 // Displays is the customer-display server; nil when it is off.
 func (d *Desk) Displays() Displays { return d.cfg.Displays }
 

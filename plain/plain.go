@@ -97,22 +97,19 @@ var commands = []struct{ key, label string }{
 	{"7", "Exit"},
 }
 
-// brief is the menu's word for why an item is off ("not configured");
-// choosing the item prints the whole reason, with its remedy.
-func brief(why string) string {
-	if why != "" {
-		return desk.NotConfigured
-	}
-	return ""
-}
-
 func (c *Console) printf(format string, args ...any) { fmt.Fprintf(c.out, format, args...) }
 
 func (c *Console) menu() {
 	type line struct{ key, label, off string }
 	var lines []line
 	for _, it := range c.d.Items() {
-		lines = append(lines, line{it.Key, it.Label, brief(c.d.Unavailable(it))})
+		// The menu says only why in a word; choosing the item prints the
+		// whole reason, with the setting to use.
+		off := ""
+		if c.d.Unavailable(it) != "" {
+			off = desk.NotConfigured
+		}
+		lines = append(lines, line{it.Key, it.Label, off})
 	}
 	for _, cm := range commands {
 		lines = append(lines, line{cm.key, cm.label, ""})
