@@ -76,14 +76,16 @@ func hubFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	return fs, db
 }
 
-func openHubStore(ctx context.Context, dsn string) (*hub.Store, error) {
+// openHubStore opens the hub's database for a serving hub (open is
+// hub.Open) or for a one-shot command (hub.OpenForCommand).
+func openHubStore(ctx context.Context, dsn string, open func(context.Context, string) (*hub.Store, error)) (*hub.Store, error) {
 	if dsn == "" {
 		return nil, errors.New("hub: no database: give --db postgres://… or set PAYDESK_HUB_DB")
 	}
 	// Generous: a database across a network, or one just started.
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return hub.Open(ctx, dsn)
+	return open(ctx, dsn)
 }
 
 // runHubServer serves kiosks' links until ctx ends.
@@ -156,7 +158,7 @@ func runHubServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		ln, scheme = tls.NewListener(ln, tlsCfg), "https"
 	}
-	store, err := openHubStore(ctx, *db)
+	store, err := openHubStore(ctx, *db, hub.Open)
 	if err != nil {
 		ln.Close()
 		return err
@@ -193,7 +195,7 @@ func runHubKiosk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return fmt.Errorf("hub kiosk: unexpected arguments %q", strings.Join(rest, " "))
 	}
-	store, err := openHubStore(ctx, *db)
+	store, err := openHubStore(ctx, *db, hub.OpenForCommand)
 	if err != nil {
 		return err
 	}
@@ -267,7 +269,7 @@ func runHubUser(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			return err
 		}
 	}
-	store, err := openHubStore(ctx, *db)
+	store, err := openHubStore(ctx, *db, hub.OpenForCommand)
 	if err != nil {
 		return err
 	}
@@ -363,7 +365,7 @@ func runHubReport(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	from, to := payment.Day(when)
-	store, err := openHubStore(ctx, *db)
+	store, err := openHubStore(ctx, *db, hub.OpenForCommand)
 	if err != nil {
 		return err
 	}
@@ -460,7 +462,7 @@ func runHubDemo(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	log := slog.New(slog.NewJSONHandler(logf, nil))
 
 	dsn := cl.DSN("postgres")
-	store, err := openHubStore(ctx, dsn)
+	store, err := openHubStore(ctx, dsn, hub.Open)
 	if err != nil {
 		return err
 	}

@@ -119,7 +119,7 @@ func runSimFleet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 	} else {
-		store, err := openHubStore(ctx, *db)
+		store, err := openHubStore(ctx, *db, hub.OpenForCommand)
 		if err != nil {
 			return err
 		}

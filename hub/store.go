@@ -65,20 +65,29 @@ type Store struct {
 	bcryptCost int
 }
 
-// Open connects to the database at dsn and applies the embedded
-// migrations (under an advisory lock, so replicas may start together).
-func Open(ctx context.Context, dsn string) (*Store, error) {
+// Open connects a serving hub to the database at dsn and applies the
+// embedded migrations (under an advisory lock, so replicas may start
+// together). Its pool is made ahead: see serving.
+func Open(ctx context.Context, dsn string) (*Store, error) { return open(ctx, dsn, true) }
+
+// OpenForCommand is Open for a one-shot command ('hub report', 'hub
+// kiosk add', …): a pool of at most two connections, none made ahead.
+func OpenForCommand(ctx context.Context, dsn string) (*Store, error) { return open(ctx, dsn, false) }
+
+func open(ctx context.Context, dsn string, serving bool) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the DSN, password included.
 		return nil, errors.New("hub: the database URL does not parse (postgres://user@host:port/db?sslmode=…)")
 	}
-	if !strings.Contains(dsn, "pool_max_conns") {
+	if !serving {
+		cfg.MaxConns, cfg.MinConns = 2, 0
+	} else if !strings.Contains(dsn, "pool_max_conns") {
 		// pgx's default, max(4, CPUs), is few for a hub: a link stores
 		// a batch while others' callbacks and messages wait.
 		cfg.MaxConns = max(cfg.MaxConns, 12)
 	}
-	if !strings.Contains(dsn, "pool_min_conns") {
+	if serving && !strings.Contains(dsn, "pool_min_conns") {
 		// Connections made ahead: one made while a callback waits costs
 		// it a fork and a login at PostgreSQL, 100 ms on a busy server.
 		cfg.MinConns = cfg.MaxConns
