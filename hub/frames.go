@@ -45,8 +45,9 @@ func (g *frameGate) acquire(ctx context.Context) error {
 	}
 }
 
-// release gives a token back.
+// release gives a token back. It is uncounted first: a link that takes
+// it at once is counted after, so the count never exceeds the tokens.
 func (g *frameGate) release() {
-	<-g.tokens
 	g.count(-1, 0)
+	<-g.tokens
 }
